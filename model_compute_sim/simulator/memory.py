@@ -1,0 +1,113 @@
+"""Parameter counts and per-GPU memory: weights, KV cache, activations, and what fits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model_compute_sim.simulator.graph import Shard
+from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, ModelSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    attention: int
+    mlp: int
+    experts: int  # all routed experts
+    experts_active: int  # top-k routed experts of one token
+    router: int
+    shared: int
+    norms: int
+
+    @property
+    def total(self) -> int:
+        return self.attention + self.mlp + self.experts + self.router + self.shared + self.norms
+
+    @property
+    def active(self) -> int:
+        return self.attention + self.mlp + self.experts_active + self.router + self.shared + self.norms
+
+
+def attention_params(a: AttentionSpec, hidden: int, heads: int | None = None, kv_heads: int | None = None) -> int:
+    """Attention weights; `heads`/`kv_heads` default to the whole layer (pass local counts for a rank)."""
+    h = a.heads if heads is None else heads
+    if a.kind == "mla":
+        q = (hidden * a.q_lora_rank + a.q_lora_rank * h * a.head_dim) if a.q_lora_rank else hidden * h * a.head_dim
+        kv = hidden * (a.kv_lora_rank + a.qk_rope_dim) + a.kv_lora_rank * h * (a.qk_nope_dim + a.v_head_dim)
+        o = h * a.v_head_dim * hidden
+        ix = a.indexer
+        idx = (ix.q_lora_rank * ix.heads * ix.head_dim + hidden * ix.head_dim + hidden * ix.heads) if ix and ix.runs else 0
+        return q + kv + o + idx
+    kv = a.kv_heads if kv_heads is None else kv_heads
+    gate = hidden * h * a.output_gate_dim
+    return hidden * h * a.head_dim + hidden * kv * (a.head_dim + a.v_head_dim) + h * a.v_head_dim * hidden + gate
+
+
+def layer_params(layer: LayerSpec, hidden: int) -> LayerParams:
+    mats = 3
+    mlp = mats * hidden * layer.mlp.intermediate if layer.mlp else 0
+    experts = active = router = shared = 0
+    if layer.moe:
+        m = layer.moe
+        per = (3 if m.gated else 2) * hidden * m.intermediate
+        experts, active = m.experts * per, m.top_k * per
+        router = hidden * m.experts
+        shared = 3 * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
+    return LayerParams(attention_params(layer.attention, hidden), mlp, experts, active, router, shared,
+                       layer.norms * hidden)
+
+
+def model_params(spec: ModelSpec) -> tuple[int, int]:
+    """(total, active per token) parameters, embeddings and LM head included."""
+    emb = spec.vocab_size * spec.hidden_size
+    head = 0 if spec.tie_word_embeddings else emb
+    total = active = emb + head + spec.hidden_size
+    for layer in spec.layers:
+        p = layer_params(layer, spec.hidden_size)
+        total += p.total
+        active += p.active
+    return total, active
+
+
+def layer_weight_bytes_per_gpu(layer: LayerSpec, spec: ModelSpec, shard: Shard, weight_dtype: str,
+                               attention_dtype: str) -> float:
+    """Resident weights of one layer on one rank."""
+    hidden = spec.hidden_size
+    a = layer.attention
+    heads = a.heads // shard.tp
+    if a.kind == "mla":
+        attn = attention_params(a, hidden, heads=heads)  # q_a, kv_a and the indexer stay whole (replicated)
+    else:
+        attn = attention_params(a, hidden, heads=heads, kv_heads=shard.kv_heads(a.kv_heads))
+    total = attn * DTYPE_BYTES[attention_dtype]
+    wb = DTYPE_BYTES[weight_dtype]
+    if layer.mlp:
+        total += 3 * hidden * (layer.mlp.intermediate // shard.tp) * wb
+    if layer.moe:
+        m = layer.moe
+        per = (3 if m.gated else 2) * hidden * (m.intermediate // shard.moe_tp)
+        total += (m.experts // shard.ep) * per * wb
+        total += hidden * m.experts * DTYPE_BYTES["bf16"]
+        total += 3 * hidden * (m.shared_intermediate // shard.tp) * wb
+    total += layer.norms * hidden * DTYPE_BYTES["bf16"]
+    return total
+
+
+def kv_bytes_per_position(a: AttentionSpec, shard: Shard, kv_bytes: float) -> float:
+    """KV cache bytes one GPU stores per token position in one layer."""
+    if a.kind == "mla":
+        b = (a.kv_lora_rank + a.qk_rope_dim) * kv_bytes  # latent cache, replicated across tp ranks
+        if a.indexer is not None and a.indexer.runs:
+            b += a.indexer.head_dim * kv_bytes
+        return b
+    return shard.kv_heads(a.kv_heads) * (a.head_dim + a.v_head_dim) * kv_bytes
+
+
+def kv_cache_bytes(layers: list[LayerSpec], shard: Shard, kv_bytes: float, seqs: int, positions: int) -> float:
+    """Resident KV cache of `seqs` sequences holding `positions` tokens each (sliding layers keep W)."""
+    total = 0.0
+    for layer in layers:
+        a = layer.attention
+        pos = min(positions, a.window) if a.window else positions
+        total += kv_bytes_per_position(a, shard, kv_bytes) * pos
+    return total * seqs

@@ -1,0 +1,162 @@
+"""Result models of `simulate` (shared by the CLI and the MCP server). Units in every field name."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Number = int | float
+Bound = Literal["compute", "memory", "communication"]
+
+
+class CategoryCost(BaseModel):
+    flops: Number = Field(description="Tensor-core FLOPs (GEMM + attention) of the whole model, all GPUs, one forward")
+    flops_per_gpu: Number = Field(description="Tensor-core FLOPs on the busiest GPU after sharding")
+    vector_flops: Number = Field(0, description="Non-tensor-core FLOPs (norms, activations, softmax, rotary, ...)")
+    vector_flops_per_gpu: Number = 0
+    bytes_per_gpu: float = Field(description="HBM bytes read + written on one GPU")
+    communication_bytes_per_gpu: float = 0.0
+    roofline_time_us: float | None = Field(None, description="Sum of the category's op roofline times on one GPU")
+    ops: int = Field(0, description="Number of op instances (ops x layers)")
+
+
+class OpRow(BaseModel):
+    name: str
+    category: str
+    kind: str
+    shape_in: list[list[int]] = Field(description="Input shapes on one GPU ([tokens, in] and [in, out] for GEMMs)")
+    shape_out: list[int]
+    flops: Number = Field(description="Tensor-core FLOPs of this op in one layer, whole model")
+    flops_per_gpu: Number
+    vector_flops_per_gpu: Number = 0
+    bytes_read_per_gpu: float
+    bytes_written_per_gpu: float
+    weight_bytes_per_gpu: float
+    communication_bytes_per_gpu: float = 0.0
+    arithmetic_intensity_flops_per_byte: float | None = None
+    roofline_time_us: float | None = None
+    bound: Bound | None = None
+    peak_dtype: str = Field(description="Peak the op is measured against: a dtype, 'vector' or 'comm'")
+    sharding: str
+    note: str = ""
+
+
+class LayerGroup(BaseModel):
+    label: str = Field(description="Layer kind, e.g. 'full+dense', 'sliding+moe', 'mla+indexer+moe'")
+    layers: list[int] = Field(description="Layer indices in this group")
+    count: int
+    flops_per_layer: Number
+    flops_per_gpu_per_layer: Number
+    bytes_per_gpu_per_layer: float
+    roofline_time_us_per_layer: float | None = None
+    by_category_flops_per_layer: dict[str, Number]
+    ops: list[OpRow] | None = None
+
+
+class Totals(BaseModel):
+    flops: Number = Field(description="Tensor-core FLOPs, whole model, all GPUs, one forward pass")
+    flops_per_gpu: Number
+    vector_flops: Number
+    vector_flops_per_gpu: Number
+    bytes_per_gpu: float
+    weight_bytes_per_gpu: float
+    kv_cache_bytes_per_gpu: float = Field(description="KV cache bytes read + written on one GPU")
+    activation_bytes_per_gpu: float
+    communication_bytes_per_gpu: float
+    arithmetic_intensity_flops_per_byte: float
+    compute_time_us: float | None = None
+    memory_time_us: float | None = None
+    communication_time_us: float | None = None
+    roofline_time_us: float | None = Field(None, description="Sum over ops of max(compute, memory) + communication")
+    bound: Bound | None = None
+    measured_ms: float | None = None
+    mfu_pct: float | None = Field(None, description="flops_per_gpu / (measured time x dense peak of the compute dtype)")
+    mbu_pct: float | None = Field(None, description="bytes_per_gpu / (measured time x HBM bandwidth)")
+    roofline_fraction_pct: float | None = Field(None, description="roofline_time / measured time")
+    flags: list[str] = Field(default_factory=list, description="Warnings, e.g. MFU above 100% (wrong count or peak)")
+
+
+class MemoryReport(BaseModel):
+    weights_bytes_per_gpu: float
+    kv_cache_bytes_per_gpu: float = Field(description="KV cache resident for this batch after the step")
+    activation_bytes_per_gpu: float = Field(description="Peak transient activations (estimate)")
+    total_bytes_per_gpu: float
+    gpu_memory_bytes: float | None = None
+    usable_fraction: float = 0.9
+    fits: bool | None = None
+    max_batch_size: int | None = Field(None, description="Largest batch of this (seq_len, context_len) that fits")
+    max_context_len: int | None = Field(None, description="Largest context_len at this batch size that fits")
+    kv_cache_bytes_per_token_per_gpu: float
+    notes: list[str] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    name: str
+    hf_id: str | None
+    model_type: str
+    layers: int
+    hidden_size: int
+    vocab_size: int
+    params_total: int
+    params_active_per_token: int
+    weight_dtype: str
+    attention: str
+    moe: str | None
+    generic_path: bool
+
+
+class WorkloadInfo(BaseModel):
+    phase: str
+    batch_size: int
+    seq_len: int | None
+    context_len: int | None
+    tokens: int
+    requests: list[dict[str, int]] | None = None
+    tokens_per_gpu: int = Field(description="Tokens on the busiest data-parallel rank")
+
+
+class ParallelismInfo(BaseModel):
+    tp: int
+    dp: int
+    ep: int
+    pp: int
+    moe_tp: int
+    gpus: int
+    pp_stage_reported: int = 0
+    layers_per_stage: int
+
+
+class GpuInfo(BaseModel):
+    name: str
+    display_name: str
+    peak_tflops: float
+    peak_dtype: str
+    attention_peak_tflops: float
+    memory_bandwidth_gb_per_s: float
+    scale_up_bandwidth_gb_per_s: float
+    memory_gb: float
+    source: str
+
+
+class Page(BaseModel):
+    total_ops: int
+    offset: int
+    limit: int | None
+    returned_ops: int
+    truncated: bool
+    next_offset: int | None = None
+
+
+class SimResult(BaseModel):
+    model: ModelInfo
+    workload: WorkloadInfo
+    parallelism: ParallelismInfo
+    gpu: GpuInfo | None = None
+    totals: Totals
+    by_category: dict[str, CategoryCost]
+    layer_groups: list[LayerGroup] | None = None
+    head_tail_ops: list[OpRow] | None = Field(None, description="Embedding, final norm, LM head, pipeline send/recv")
+    memory: MemoryReport
+    page: Page | None = None
+    assumptions: list[str]

@@ -1,0 +1,245 @@
+"""`simulate`: orchestration only. config -> spec -> graph per layer group -> sharding -> cost -> views."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from model_compute_sim.errors import (
+    ConfigError,
+    ParallelismError,
+    ShapeError,
+    SimError,
+    UnknownGpuError,
+    UnknownModelError,
+)
+from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpus, load_models, suggest
+from model_compute_sim.simulator import views
+from model_compute_sim.simulator.config import load_config_file, normalize
+from model_compute_sim.simulator.graph import Builder, Op, Shard
+from model_compute_sim.simulator.result import SimResult
+from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
+from model_compute_sim.simulator.workload import (
+    COMPUTE_DTYPES,
+    KV_DTYPES,
+    WEIGHT_DTYPES,
+    AttentionFlops,
+    Logits,
+    MlaPath,
+    Options,
+    Workload,
+    from_requests,
+    uniform,
+)
+
+DEFAULT_SCALE_UP_GB_PER_S = 32.0  # PCIe Gen4 x16, one direction: for cards without a scale-up fabric
+
+
+@lru_cache(maxsize=128)
+def _index_spec(name: str) -> ModelSpec:
+    entry = find_model(name)
+    assert entry is not None
+    return normalize(entry.config, name=entry.name, hf_id=entry.hf_id)
+
+
+def resolve_spec(
+    model: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> ModelSpec:
+    """A model from the index (name, alias or HF id), an inline config dict, or a config file/dir."""
+    given = [x is not None for x in (model, config, config_path)]
+    if sum(given) != 1:
+        raise SimError("give exactly one of model (a name from list_models), config (a config.json object) "
+                       "or config_path (a config.json file or a directory holding one)")
+    if config is not None:
+        return normalize(config)
+    if config_path is not None:
+        raw = load_config_file(config_path)
+        return normalize(raw, name=os.path.basename(os.path.normpath(str(config_path))))
+    assert model is not None
+    entry = find_model(model)
+    if entry is None:
+        names = [m.name for m in load_models()]
+        aliases = [a for m in load_models() for a in (m.name, *m.aliases)]
+        close = suggest(model, aliases)
+        hint = f"; closest: {close}" if close else ""
+        raise UnknownModelError(
+            f"unknown model {model!r}{hint}; known models: {', '.join(sorted(names))}. "
+            "Or pass config / config_path with the model's config.json"
+        )
+    return _index_spec(entry.name)
+
+
+def resolve_gpu(name: str) -> GpuSpec:
+    gpu = find_gpu(name)
+    if gpu is None:
+        names = [g.name for g in load_gpus()]
+        close = suggest(name, [a for g in load_gpus() for a in (g.name, *g.aliases)])
+        hint = f"; closest: {close}" if close else ""
+        raise UnknownGpuError(f"unknown gpu {name!r}{hint}; known: {', '.join(names)} (see list_gpus)")
+    return gpu
+
+
+def _check_positive(**values: int) -> None:
+    for key, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ParallelismError(f"{key} must be an integer >= 1, got {v!r}")
+
+
+def validate_parallelism(spec: ModelSpec, tp: int, dp: int, ep: int, pp: int) -> None:
+    _check_positive(tp=tp, dp=dp, ep=ep, pp=pp)
+    n = spec.num_layers
+    if n % pp:
+        valid = [d for d in range(1, n + 1) if n % d == 0]
+        raise ParallelismError(f"pp={pp} does not divide num_hidden_layers={n}; valid pp: {valid}")
+    seen: set[tuple[str, int, int]] = set()
+    for layer in spec.layers:
+        a = layer.attention
+        key = (a.kind, a.heads, a.kv_heads)
+        if key not in seen:
+            seen.add(key)
+            if a.heads % tp:
+                raise ParallelismError(
+                    f"tp={tp} does not divide num_attention_heads={a.heads}; valid tp: "
+                    f"{[d for d in range(1, a.heads + 1) if a.heads % d == 0]}"
+                )
+            if a.kind == "gqa" and a.kv_heads % tp and tp % a.kv_heads:
+                raise ParallelismError(
+                    f"tp={tp} and num_key_value_heads={a.kv_heads}: one must divide the other "
+                    "(KV heads are split, or replicated once tp exceeds them)"
+                )
+        if layer.mlp and layer.mlp.intermediate % tp:
+            raise ParallelismError(f"tp={tp} does not divide the dense intermediate_size={layer.mlp.intermediate}")
+        if layer.moe:
+            m = layer.moe
+            if ep > tp * dp or (tp * dp) % ep:
+                raise ParallelismError(
+                    f"ep={ep} must divide tp*dp={tp * dp} (experts are spread over the tp*dp GPUs of a stage); "
+                    f"valid ep: {[d for d in range(1, tp * dp + 1) if (tp * dp) % d == 0]}"
+                )
+            if m.experts % ep:
+                raise ParallelismError(
+                    f"ep={ep} does not divide the number of routed experts ({m.experts}); valid ep: "
+                    f"{[d for d in range(1, tp * dp + 1) if m.experts % d == 0 and (tp * dp) % d == 0]}"
+                )
+            moe_tp = tp * dp // ep
+            if m.intermediate % moe_tp:
+                raise ParallelismError(
+                    f"moe_tp = tp*dp/ep = {moe_tp} does not divide the expert intermediate size {m.intermediate}"
+                )
+            if m.shared_intermediate % tp:
+                raise ParallelismError(f"tp={tp} does not divide the shared-expert width {m.shared_intermediate}")
+    if ep > 1 and not any(layer.moe for layer in spec.layers):
+        raise ParallelismError(f"ep={ep} was given but {spec.name} has no MoE layers; use ep=1")
+
+
+def _dtype(value: str, allowed: Sequence[str], what: str) -> str:
+    v = value.lower().replace("bfloat16", "bf16").replace("float16", "fp16").replace("float8", "fp8")
+    if v not in allowed:
+        raise SimError(f"unknown {what} {value!r}; valid: {list(allowed)}")
+    return v
+
+
+@dataclass
+class GroupOps:
+    layer: LayerSpec
+    indices: list[int]
+    whole: list[Op]  # whole-model view, one layer
+    local: list[Op]  # busiest GPU, one layer
+
+
+def simulate(
+    model: str | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    config_path: str | None = None,
+    batch_size: int = 1,
+    seq_len: int = 1,
+    context_len: int = 0,
+    requests: Sequence[Mapping[str, int] | tuple[int, int]] | None = None,
+    tp: int = 1,
+    dp: int = 1,
+    ep: int = 1,
+    pp: int = 1,
+    gpu: str | None = None,
+    dtype: str = "bf16",
+    kv_cache_dtype: str | None = None,
+    weight_dtype: str | None = None,
+    measured_ms: float | None = None,
+    attention_flops: AttentionFlops = "causal",
+    mla_path: MlaPath = "auto",
+    logits: Logits = "last",
+    detail: str = "summary",
+    limit: int | None = None,
+    offset: int = 0,
+    peak_tflops: float | None = None,
+    memory_bandwidth_gb_per_s: float | None = None,
+    scale_up_bandwidth_gb_per_s: float | None = None,
+) -> SimResult:
+    """Per-operator cost of one forward pass of `model` for one serving step. See README, Conventions."""
+    if attention_flops not in ("causal", "dense"):
+        raise SimError(f"attention_flops must be 'causal' or 'dense', got {attention_flops!r}")
+    if mla_path not in ("auto", "absorbed", "expanded"):
+        raise SimError(f"mla_path must be 'auto', 'absorbed' or 'expanded', got {mla_path!r}")
+    if logits not in ("last", "all"):
+        raise SimError(f"logits must be 'last' or 'all', got {logits!r}")
+    if detail not in ("summary", "layers", "ops"):
+        raise SimError(f"detail must be 'summary', 'layers' or 'ops', got {detail!r}")
+    if measured_ms is not None and not measured_ms > 0:
+        raise ShapeError(f"measured_ms must be > 0, got {measured_ms!r}")
+    spec = resolve_spec(model, config, config_path)
+    if requests:
+        pairs = []
+        for i, r in enumerate(requests):
+            if isinstance(r, Mapping):
+                try:
+                    pairs.append((int(r["new_tokens"]), int(r.get("cached_tokens", 0))))
+                except (KeyError, TypeError, ValueError) as e:
+                    raise ShapeError(f"requests[{i}] must be {{new_tokens, cached_tokens}}, got {r!r}") from e
+            else:
+                pairs.append((int(r[0]), int(r[1])))
+        wl = from_requests(pairs)
+    else:
+        wl = uniform(batch_size, seq_len, context_len)
+    validate_parallelism(spec, tp, dp, ep, pp)
+    dt = _dtype(dtype, COMPUTE_DTYPES, "dtype")
+    kv = _dtype(kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
+    wd = _dtype(weight_dtype, WEIGHT_DTYPES, "weight_dtype") if weight_dtype else spec.weight_dtype
+    attn_wd = wd if weight_dtype else (spec.attention_weight_dtype or spec.weight_dtype)
+    opts = Options(attention_flops=attention_flops, mla_path=mla_path, logits=logits, dtype=dt, kv_cache_dtype=kv,
+                   weight_dtype=wd, attention_weight_dtype=attn_wd, act_bytes=2.0)
+    gpu_spec = resolve_gpu(gpu) if gpu else None
+    if gpu_spec is None and (measured_ms is not None or peak_tflops or memory_bandwidth_gb_per_s):
+        if not (peak_tflops and memory_bandwidth_gb_per_s):
+            raise SimError("measured_ms needs a gpu (see list_gpus), or both peak_tflops and "
+                           "memory_bandwidth_gb_per_s for a custom device")
+    for key, v in (("peak_tflops", peak_tflops), ("memory_bandwidth_gb_per_s", memory_bandwidth_gb_per_s),
+                   ("scale_up_bandwidth_gb_per_s", scale_up_bandwidth_gb_per_s)):
+        if v is not None and not v > 0:
+            raise SimError(f"{key} must be > 0, got {v!r}")
+
+    local_wl = wl.split(dp)
+    whole = Builder(spec, wl, Shard(), opts)
+    local = Builder(spec, local_wl, Shard(tp=tp, dp=dp, ep=ep, expert_tokens=wl.tokens, per_gpu=True), opts)
+    index: dict[LayerSpec, list[int]] = {}
+    for i, layer in enumerate(spec.layers):
+        index.setdefault(layer, []).append(i)
+    groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in index.items()]
+    head_whole, head_local = whole.embedding(), local.embedding()
+    tail_whole, tail_local = whole.lm_head(), local.lm_head()
+    return views.build_result(
+        spec=spec, wl=wl, local_wl=local_wl, opts=opts, tp=tp, dp=dp, ep=ep, pp=pp, groups=groups,
+        head=(head_whole, head_local), tail=(tail_whole, tail_local), gpu=gpu_spec, measured_ms=measured_ms,
+        detail=detail, limit=limit, offset=offset, peak_tflops=peak_tflops,
+        memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
+        scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s, default_scale_up=DEFAULT_SCALE_UP_GB_PER_S,
+        batch_size=None if requests else batch_size, seq_len=None if requests else seq_len,
+        context_len=None if requests else context_len,
+    )
+
+
+__all__ = ["ConfigError", "Workload", "resolve_gpu", "resolve_spec", "simulate", "validate_parallelism"]

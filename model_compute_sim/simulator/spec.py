@@ -1,0 +1,105 @@
+"""Typed, normalized model description: what the graph builder needs, nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+NormKind = Literal["rmsnorm", "layernorm"]
+
+
+@dataclass(frozen=True)
+class IndexerSpec:
+    """DeepSeek sparse attention (lightning indexer) on one layer."""
+
+    heads: int
+    head_dim: int
+    topk: int
+    q_lora_rank: int
+    runs: bool = True  # False: a "shared" layer reuses the previous layer's top-k selection
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """One attention mixer. `kind="gqa"` covers MHA/GQA/MQA; `kind="mla"` is latent attention."""
+
+    kind: Literal["gqa", "mla"]
+    heads: int
+    kv_heads: int
+    head_dim: int  # d_qk for gqa; for mla, qk_nope + qk_rope
+    v_head_dim: int
+    window: int | None = None  # sliding window W (a query sees at most W keys)
+    chunk: int | None = None  # chunked local attention (a query sees the keys of its own chunk)
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False  # per-head RMSNorm on q and k
+    rotary_dim: int = 0  # rotated dims per head (0 = no rope on this layer)
+    sinks: bool = False  # learned per-head softmax sink (gpt-oss)
+    output_gate_dim: int = 0  # sigmoid output gate: 1 = one gate per head, head_dim = per element
+    # MLA only
+    q_lora_rank: int | None = None
+    kv_lora_rank: int = 0
+    qk_nope_dim: int = 0
+    qk_rope_dim: int = 0
+    indexer: IndexerSpec | None = None
+
+
+@dataclass(frozen=True)
+class MlpSpec:
+    intermediate: int
+    gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
+    bias: bool = False
+
+
+@dataclass(frozen=True)
+class MoeSpec:
+    experts: int
+    top_k: int
+    intermediate: int
+    gated: bool = True
+    expert_bias: bool = False
+    router_bias: bool = False
+    shared_intermediate: int = 0  # total width of the shared expert(s); 0 = none
+    shared_gate: bool = False  # sigmoid gate (H -> 1) on the shared expert output (Qwen2-MoE)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    attention: AttentionSpec
+    mlp: MlpSpec | None = None
+    moe: MoeSpec | None = None
+    norms: int = 2  # hidden-size norms per layer (gemma: 4)
+    norm_kind: NormKind = "rmsnorm"
+
+    @property
+    def label(self) -> str:
+        a = self.attention
+        parts = ["mla" if a.kind == "mla" else ("sliding" if a.window else "chunked" if a.chunk else "full")]
+        if a.kind == "mla" and a.window:
+            parts.append("sliding")
+        if a.indexer is not None:
+            parts.append("indexer" if a.indexer.runs else "shared-indexer")
+        parts.append("moe" if self.moe is not None else "dense")
+        return "+".join(parts)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model_type: str
+    hidden_size: int
+    vocab_size: int
+    layers: tuple[LayerSpec, ...]
+    tie_word_embeddings: bool = False
+    norm_kind: NormKind = "rmsnorm"
+    weight_dtype: str = "bf16"  # dtype of transformer-block linear weights
+    weight_dtype_source: str = "config torch_dtype"
+    attention_weight_dtype: str | None = None  # when attention stays unquantized (e.g. mxfp4 experts only)
+    embed_dtype: str = "bf16"
+    generic: bool = False  # unknown model_type run on the generic decoder path
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    hf_id: str | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)

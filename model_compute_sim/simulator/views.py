@@ -1,0 +1,440 @@
+"""Cost -> roofline -> result views (totals, categories, layer groups, memory, assumptions)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator import memory as M
+from model_compute_sim.simulator.graph import Number, Op, Shard
+from model_compute_sim.simulator.result import (
+    CategoryCost,
+    GpuInfo,
+    LayerGroup,
+    MemoryReport,
+    ModelInfo,
+    OpRow,
+    Page,
+    ParallelismInfo,
+    SimResult,
+    Totals,
+    WorkloadInfo,
+)
+from model_compute_sim.simulator.spec import ModelSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+
+if TYPE_CHECKING:
+    from model_compute_sim.references import GpuSpec
+    from model_compute_sim.simulator.simulate import GroupOps
+
+CATEGORY_ORDER = (
+    "attention_proj", "attention_core", "attention_indexer", "linear_attention_proj", "linear_attention_core",
+    "mlp", "moe_router", "moe_experts", "moe_shared", "lm_head", "norm", "elementwise", "embedding",
+    "communication",
+)
+USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
+
+
+class Device:
+    """Peaks and bandwidths used for the roofline (with per-call overrides)."""
+
+    def __init__(self, gpu: GpuSpec, opts: Options, peak_tflops: float | None, bw: float | None,
+                 scale_up: float | None, default_scale_up: float) -> None:
+        from model_compute_sim.errors import SimError
+
+        self.gpu = gpu
+        peaks = dict(gpu.peak_tflops)
+        supported = [k for k, v in peaks.items() if v]
+        p = peak_tflops or peaks.get(opts.dtype)
+        if not p:
+            raise SimError(f"gpu {gpu.name!r} has no dense {opts.dtype} peak; its dtypes: {supported} "
+                           "(or pass peak_tflops)")
+        self.peak_dtype = opts.dtype
+        self.peak_tflops = float(p)
+        attn_dtype = "fp16" if opts.dtype == "fp16" else "bf16"
+        self.attn_peak_tflops = float(peak_tflops or peaks.get(attn_dtype) or p)
+        self.bw_gb_s = float(bw or gpu.memory_bandwidth_gb_per_s)
+        self.scale_up_gb_s = float(scale_up or gpu.scale_up_bandwidth_gb_per_s or default_scale_up)
+        self.scale_up_defaulted = not (scale_up or gpu.scale_up_bandwidth_gb_per_s)
+
+    def peak_flops_per_s(self, peak_dtype: str) -> float:
+        if peak_dtype in ("bf16", "fp16") and peak_dtype != self.peak_dtype:
+            return self.attn_peak_tflops * 1e12
+        return self.peak_tflops * 1e12
+
+
+def _row(op: Op, whole_flops: Number, dev: Device | None) -> OpRow:
+    reads = op.weight_bytes + op.act_read_bytes + op.kv_read_bytes
+    writes = op.act_write_bytes + op.kv_write_bytes
+    total = reads + writes
+    row = OpRow(
+        name=op.name, category=op.category, kind=op.kind, shape_in=op.shape_in, shape_out=op.shape_out,
+        flops=whole_flops, flops_per_gpu=op.flops, vector_flops_per_gpu=op.vector_flops,
+        bytes_read_per_gpu=reads, bytes_written_per_gpu=writes, weight_bytes_per_gpu=op.weight_bytes,
+        communication_bytes_per_gpu=op.comm_bytes,
+        arithmetic_intensity_flops_per_byte=(op.flops / total) if total else None,
+        peak_dtype=op.peak_dtype, sharding=op.sharding, note=op.note,
+    )
+    if dev is not None:
+        t, bound = op_time_us(op, dev)
+        row.roofline_time_us, row.bound = t, bound
+    return row
+
+
+def op_time_us(op: Op, dev: Device) -> tuple[float, Any]:
+    if op.kind == "communication":
+        return op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
+    compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype),
+                                     dev.bw_gb_s * 1e9)
+    return max(compute, mem) * 1e6, ("compute" if compute >= mem else "memory")
+
+
+def _stage_layers(n: int, pp: int, stage: int) -> range:
+    per = n // pp
+    return range(stage * per, (stage + 1) * per)
+
+
+def build_result(
+    *, spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int,
+    groups: list[GroupOps], head: tuple[list[Op], list[Op]], tail: tuple[list[Op], list[Op]],
+    gpu: GpuSpec | None, measured_ms: float | None, detail: str, limit: int | None, offset: int,
+    peak_tflops: float | None, memory_bandwidth_gb_per_s: float | None, scale_up_bandwidth_gb_per_s: float | None,
+    default_scale_up: float, batch_size: int | None, seq_len: int | None, context_len: int | None,
+) -> SimResult:
+    dev = Device(gpu, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s, default_scale_up) \
+        if gpu is not None else None
+    if dev is None and peak_tflops and memory_bandwidth_gb_per_s:
+        from model_compute_sim.references import GpuSpec as _G
+
+        custom = _G(name="custom", display_name="custom device", vendor="custom", aliases=(), memory_gb=0.0,
+                    memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s, peak_tflops={opts.dtype: peak_tflops},
+                    scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s, interconnect="", source="per-call override",
+                    confidence="user", notes="")
+        dev = Device(custom, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s,
+                     default_scale_up)
+    n = spec.num_layers
+
+    # pipeline: pick the busiest stage (most per-GPU FLOPs, then bytes)
+    def stage_cost(s: int) -> tuple[float, float]:
+        rng = set(_stage_layers(n, pp, s))
+        f = b = 0.0
+        for g in groups:
+            c = sum(1 for i in g.indices if i in rng)
+            f += c * sum(float(o.flops) for o in g.local)
+            b += c * sum(o.bytes_total for o in g.local)
+        if s == 0:
+            b += sum(o.bytes_total for o in head[1])
+        if s == pp - 1:
+            f += sum(float(o.flops) for o in tail[1])
+            b += sum(o.bytes_total for o in tail[1])
+        return f, b
+
+    stage = max(range(pp), key=lambda s: (stage_cost(s), -s)) if pp > 1 else 0
+    in_stage = set(_stage_layers(n, pp, stage))
+
+    cats: dict[str, dict[str, float | int]] = defaultdict(lambda: defaultdict(int))
+    tot: dict[str, Any] = defaultdict(int)
+    rows_all: list[tuple[int, OpRow]] = []  # (group index or -1 for head/tail, row)
+    layer_groups: list[LayerGroup] = []
+
+    def add(op: Op, whole_flops: Number, whole_vector: Number, count_whole: int, count_local: int) -> float | None:
+        c = cats[op.category]
+        c["flops"] += _mul(whole_flops, count_whole)
+        c["vector_flops"] += _mul(whole_vector, count_whole)
+        c["flops_per_gpu"] += _mul(op.flops, count_local)
+        c["vector_flops_per_gpu"] += _mul(op.vector_flops, count_local)
+        c["bytes_per_gpu"] += op.bytes_total * count_local
+        c["communication_bytes_per_gpu"] += op.comm_bytes * count_local
+        c["ops"] += max(count_local, count_whole)
+        tot["weight"] += op.weight_bytes * count_local
+        tot["kv"] += (op.kv_read_bytes + op.kv_write_bytes) * count_local
+        tot["act"] += (op.act_read_bytes + op.act_write_bytes) * count_local
+        if dev is None or count_local == 0:
+            return None
+        t, bound = op_time_us(op, dev)
+        c["time_us"] += t * count_local
+        if op.kind == "communication":
+            tot["comm_us"] += t * count_local
+        else:
+            compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype),
+                                             dev.bw_gb_s * 1e9)
+            tot["compute_us"] += compute * 1e6 * count_local
+            tot["memory_us"] += mem * 1e6 * count_local
+            tot["roof_us"] += t * count_local
+        return t
+
+    for gi, g in enumerate(groups):
+        whole_by_name = {o.name: o for o in g.whole}
+        count_local = sum(1 for i in g.indices if i in in_stage)
+        cat_flops: dict[str, Number] = defaultdict(int)
+        t_layer = 0.0
+        rows: list[OpRow] = []
+        for o in g.local:
+            w = whole_by_name.get(o.name)
+            wf, wv = (w.flops, w.vector_flops) if w is not None else (0, 0)
+            t = add(o, wf, wv, len(g.indices) if w is not None else 0, count_local)
+            if t is not None:
+                t_layer += t
+            if w is not None:
+                cat_flops[o.category] = _mul(cat_flops[o.category], 1) + wf
+            if detail == "ops":
+                rows.append(_row(o, wf, dev))
+        if detail == "ops":
+            rows_all += [(gi, r) for r in rows]
+        layer_groups.append(LayerGroup(
+            label=g.layer.label, layers=g.indices, count=len(g.indices),
+            flops_per_layer=sum((o.flops for o in g.whole), 0), flops_per_gpu_per_layer=sum((o.flops for o in g.local), 0),
+            bytes_per_gpu_per_layer=sum(o.bytes_total for o in g.local),
+            roofline_time_us_per_layer=t_layer if dev is not None else None,
+            by_category_flops_per_layer={k: v for k, v in cat_flops.items() if v},
+        ))
+    head_tail_rows: list[OpRow] = []
+    for (whole_ops, local_ops), on_stage in ((head, stage == 0), (tail, stage == pp - 1)):
+        whole_by_name = {o.name: o for o in whole_ops}
+        for o in local_ops:
+            w = whole_by_name.get(o.name)
+            add(o, w.flops if w else 0, w.vector_flops if w else 0, 1 if w else 0, 1 if on_stage else 0)
+            if detail == "ops" and on_stage:
+                head_tail_rows.append(_row(o, w.flops if w else 0, dev))
+    if pp > 1:
+        send = Op(name="pp_send_recv", category="communication", kind="communication",
+                  comm_bytes=float(local_wl.tokens) * spec.hidden_size * opts.act_bytes,
+                  shape_in=[[local_wl.tokens, spec.hidden_size]], shape_out=[local_wl.tokens, spec.hidden_size],
+                  sharding=f"activations to the next of {pp} stages", peak_dtype="comm")
+        add(send, 0, 0, 0, 1)
+        if detail == "ops":
+            head_tail_rows.append(_row(send, 0, dev))
+
+    by_category: dict[str, CategoryCost] = {}
+    for key in CATEGORY_ORDER:
+        if key not in cats:
+            continue
+        c = cats[key]
+        if key == "communication" and tp * dp * pp == 1:
+            continue
+        by_category[key] = CategoryCost(
+            flops=c["flops"], flops_per_gpu=_clean(c["flops_per_gpu"]), vector_flops=_clean(c["vector_flops"]),
+            vector_flops_per_gpu=_clean(c["vector_flops_per_gpu"]), bytes_per_gpu=float(c["bytes_per_gpu"]),
+            communication_bytes_per_gpu=float(c["communication_bytes_per_gpu"]),
+            roofline_time_us=float(c["time_us"]) if dev is not None else None, ops=int(c["ops"]),
+        )
+    flops = sum((c.flops for c in by_category.values()), 0)
+    flops_gpu = sum((c.flops_per_gpu for c in by_category.values()), 0)
+    bytes_gpu = sum(c.bytes_per_gpu for c in by_category.values())
+    comm_bytes = sum(c.communication_bytes_per_gpu for c in by_category.values())
+    totals = Totals(
+        flops=flops, flops_per_gpu=_clean(flops_gpu),
+        vector_flops=_clean(sum((c.vector_flops for c in by_category.values()), 0)),
+        vector_flops_per_gpu=_clean(sum((c.vector_flops_per_gpu for c in by_category.values()), 0)),
+        bytes_per_gpu=bytes_gpu, weight_bytes_per_gpu=float(tot["weight"]), kv_cache_bytes_per_gpu=float(tot["kv"]),
+        activation_bytes_per_gpu=float(tot["act"]), communication_bytes_per_gpu=comm_bytes,
+        arithmetic_intensity_flops_per_byte=float(flops_gpu) / bytes_gpu if bytes_gpu else 0.0,
+    )
+    flags: list[str] = []
+    if dev is not None:
+        totals.compute_time_us = float(tot["compute_us"])
+        totals.memory_time_us = float(tot["memory_us"])
+        totals.communication_time_us = float(tot["comm_us"])
+        totals.roofline_time_us = float(tot["roof_us"]) + float(tot["comm_us"])
+        parts = {"compute": totals.compute_time_us, "memory": totals.memory_time_us,
+                 "communication": totals.communication_time_us}
+        totals.bound = max(parts, key=lambda k: parts[k])  # type: ignore[assignment]
+        if measured_ms is not None:
+            s = measured_ms / 1e3
+            totals.measured_ms = measured_ms
+            totals.mfu_pct = float(flops_gpu) / (s * dev.peak_tflops * 1e12) * 100
+            totals.mbu_pct = bytes_gpu / (s * dev.bw_gb_s * 1e9) * 100
+            totals.roofline_fraction_pct = totals.roofline_time_us / (measured_ms * 1e3) * 100
+            if totals.mfu_pct > 100:
+                flags.append(f"MFU {totals.mfu_pct:.1f}% is above 100%: the FLOP count, the peak or the measured "
+                             "time is wrong (is measured_ms the per-GPU forward time?)")
+            if totals.mbu_pct > 100:
+                flags.append(f"MBU {totals.mbu_pct:.1f}% is above 100%: bytes over-counted (e.g. weights cached "
+                             "across steps) or the measured time is not one forward pass")
+    totals.flags = flags
+
+    page = None
+    out_groups = layer_groups if detail in ("layers", "ops") else None
+    out_head_tail = head_tail_rows if detail == "ops" else None
+    if detail == "ops" and out_groups is not None:
+        flat = rows_all + [(-1, r) for r in head_tail_rows]
+        end = len(flat) if limit is None else offset + limit
+        chosen = flat[offset:end]
+        for gi, lg in enumerate(out_groups):
+            lg.ops = [r for g, r in chosen if g == gi]
+        out_head_tail = [r for g, r in chosen if g == -1]
+        page = Page(total_ops=len(flat), offset=offset, limit=limit, returned_ops=len(chosen),
+                    truncated=end < len(flat), next_offset=end if end < len(flat) else None)
+
+    return SimResult(
+        model=_model_info(spec),
+        workload=WorkloadInfo(
+            phase=wl.phase, batch_size=wl.sequences, seq_len=seq_len, context_len=context_len, tokens=wl.tokens,
+            requests=None if batch_size is not None else
+            [{"count": g.count, "new_tokens": g.q, "cached_tokens": g.c} for g in wl.groups],
+            tokens_per_gpu=local_wl.tokens,
+        ),
+        parallelism=ParallelismInfo(tp=tp, dp=dp, ep=ep, pp=pp, moe_tp=tp * dp // ep, gpus=tp * dp * pp,
+                                    pp_stage_reported=stage, layers_per_stage=n // pp),
+        gpu=_gpu_info(dev) if dev is not None else None,
+        totals=totals,
+        by_category=by_category,
+        layer_groups=out_groups,
+        head_tail_ops=out_head_tail,
+        memory=_memory(spec, wl, local_wl, opts, tp, dp, ep, pp, stage, dev, groups, tail[1]),
+        page=page,
+        assumptions=_assumptions(spec, wl, opts, tp, dp, ep, pp, stage, dev),
+    )
+
+
+def _mul(x: Number, k: int) -> Number:
+    return x * k
+
+
+def _clean(x: Number) -> Number:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 2**53:
+        return int(x)
+    return x
+
+
+def _gpu_info(dev: Device) -> GpuInfo:
+    g = dev.gpu
+    return GpuInfo(name=g.name, display_name=g.display_name, peak_tflops=dev.peak_tflops, peak_dtype=dev.peak_dtype,
+                   attention_peak_tflops=dev.attn_peak_tflops, memory_bandwidth_gb_per_s=dev.bw_gb_s,
+                   scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s, memory_gb=g.memory_gb, source=g.source)
+
+
+def _model_info(spec: ModelSpec) -> ModelInfo:
+    total, active = M.model_params(spec)
+    a0 = spec.layers[0].attention
+    kinds = sorted({layer.label for layer in spec.layers})
+    if a0.kind == "mla":
+        attn = (f"MLA: {a0.heads} heads, kv_lora_rank {a0.kv_lora_rank}, q_lora_rank {a0.q_lora_rank}, "
+                f"qk {a0.qk_nope_dim}+{a0.qk_rope_dim}, v {a0.v_head_dim}")
+        if a0.indexer:
+            attn += f"; DSA indexer {a0.indexer.heads}x{a0.indexer.head_dim}, top-k {a0.indexer.topk}"
+    else:
+        attn = f"GQA: {a0.heads} query / {a0.kv_heads} KV heads, head_dim {a0.head_dim}"
+        windows = sorted({layer.attention.window for layer in spec.layers if layer.attention.window})
+        if windows:
+            attn += f"; sliding window {windows} on {sum(1 for x in spec.layers if x.attention.window)} layers"
+    moe_layers = [layer.moe for layer in spec.layers if layer.moe]
+    moe = None
+    if moe_layers:
+        m = moe_layers[0]
+        moe = (f"{len(moe_layers)} MoE layers: {m.experts} experts, top-{m.top_k}, width {m.intermediate}"
+               + (f", shared width {m.shared_intermediate}" if m.shared_intermediate else ""))
+    return ModelInfo(name=spec.name, hf_id=spec.hf_id, model_type=spec.model_type, layers=spec.num_layers,
+                     hidden_size=spec.hidden_size, vocab_size=spec.vocab_size, params_total=total,
+                     params_active_per_token=active, weight_dtype=spec.weight_dtype,
+                     attention=attn + f" (layer kinds: {', '.join(kinds)})", moe=moe, generic_path=spec.generic)
+
+
+def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int,
+            stage: int, dev: Device | None, groups: list[GroupOps], tail_local: list[Op]) -> MemoryReport:
+    shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
+    n = spec.num_layers
+    layers = [spec.layers[i] for i in _stage_layers(n, pp, stage)]
+    attn_dtype = opts.attention_weight_dtype
+    weights = sum(M.layer_weight_bytes_per_gpu(layer, spec, shard, opts.weight_dtype, attn_dtype) for layer in layers)
+    emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
+    if stage == 0:
+        weights += emb
+    if stage == pp - 1 and (not spec.tie_word_embeddings or pp > 1):
+        weights += emb
+    kvb = opts.kv_bytes
+    per_pos = sum(M.kv_bytes_per_position(layer.attention, shard, kvb) for layer in layers)
+    kv = sum(g.count * M.kv_cache_bytes(layers, shard, kvb, 1, g.c + g.q) for g in local_wl.groups)
+    act_peak = 0.0
+    for g in groups:
+        for o in g.local:
+            act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
+    logits = sum(o.act_write_bytes for o in tail_local if o.name == "lm_head") * 2  # fp32 logits
+    act = act_peak + logits
+    total = weights + kv + act
+    rep = MemoryReport(weights_bytes_per_gpu=weights, kv_cache_bytes_per_gpu=kv, activation_bytes_per_gpu=act,
+                       total_bytes_per_gpu=total, kv_cache_bytes_per_token_per_gpu=per_pos,
+                       usable_fraction=USABLE_MEMORY_FRACTION)
+    rep.notes.append("weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)")
+    rep.notes.append("KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
+                     "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank")
+    rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
+    if dev is not None and dev.gpu.memory_gb:
+        cap = dev.gpu.memory_gb * 1e9
+        usable = cap * USABLE_MEMORY_FRACTION
+        rep.gpu_memory_bytes = cap
+        rep.fits = total <= usable
+        if len(wl.groups) == 1:
+            g = wl.groups[0]
+            per_seq_kv = M.kv_cache_bytes(layers, shard, kvb, 1, g.c + g.q)
+            local_seqs = local_wl.sequences
+            per_seq_act = act / max(local_seqs, 1)
+            room = usable - weights
+            if room <= 0:
+                rep.max_batch_size = 0
+                rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
+            else:
+                rep.max_batch_size = int(room // (per_seq_kv + per_seq_act)) * dp if (per_seq_kv + per_seq_act) else None
+                lo, hi = -1, 1 << 40
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    need = weights + act + local_seqs * M.kv_cache_bytes(layers, shard, kvb, 1, mid + g.q)
+                    if need <= usable:
+                        lo = mid
+                    else:
+                        hi = mid
+                rep.max_context_len = lo if lo >= 0 else None
+                if hi == 1 << 40:
+                    rep.max_context_len = None
+                    rep.notes.append("KV cache does not grow with context here (all layers windowed)")
+    return rep
+
+
+def _assumptions(spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int, stage: int,
+                 dev: Device | None) -> list[str]:
+    out = [
+        "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
+        "activations, softmax, rotary, residuals and top-k are reported as vector_flops; bias adds are free",
+        f"attention_flops={opts.attention_flops}: "
+        + ("causal pairs q*c + q(q+1)/2 per sequence (bottom-right aligned), windows and top-k capped"
+           if opts.attention_flops == "causal" else
+           "full rectangle q*S_kv (S_kv = c+q; sliding layers min(c, W-1)+q), as eager kernels compute"),
+        f"logits={opts.logits}: LM head on "
+        + ("the last token of each sequence" if opts.logits == "last" else "every token"),
+        f"compute dtype {opts.dtype}; weights {opts.weight_dtype} ({spec.weight_dtype_source})"
+        + (f", attention weights {opts.attention_weight_dtype}" if opts.attention_weight_dtype != opts.weight_dtype
+           else "")
+        + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
+        "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
+    ]
+    if any(layer.attention.kind == "mla" for layer in spec.layers):
+        if opts.mla_path == "auto":
+            out.append(f"mla_path=auto: absorbed for sequences with <= {MLA_ABSORB_MAX_NEW_TOKENS} new tokens "
+                       "(decode, short extends), expanded otherwise (as vLLM/SGLang do)")
+        else:
+            out.append(f"mla_path={opts.mla_path}")
+    if any(layer.attention.indexer for layer in spec.layers):
+        out.append("DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
+                   "on every tp rank); main attention pairs capped at top-k keys per query")
+    if any(layer.moe for layer in spec.layers):
+        out.append("MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
+                   "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)")
+    out.append(
+        f"parallelism: tp={tp} (column/row-parallel projections, KV heads / min(tp, n_kv)), dp={dp} (batch split, "
+        f"busiest rank reported), ep={ep} (experts over tp*dp GPUs, moe_tp={tp * dp // ep}), pp={pp} "
+        f"(reporting stage {stage}); router, norms, MLA down-projections and the indexer replicated; "
+        "SGLang `--tp 8 --dp 8 --enable-dp-attention` is tp=1 dp=8 here"
+    )
+    if tp * dp * pp > 1:
+        out.append("communication: ring all-reduce 2(n-1)/n after row-parallel layers; all-to-all dispatch and "
+                   "combine for ep; send/recv between pp stages; time = bytes / scale-up bandwidth (one "
+                   "direction), no overlap with compute")
+    if dev is not None:
+        out.append(f"peak: {dev.peak_tflops} TFLOP/s dense {dev.peak_dtype} for GEMMs, {dev.attn_peak_tflops} for "
+                   f"attention; HBM {dev.bw_gb_s} GB/s; source: {dev.gpu.source}")
+        out.append("roofline: each op max(FLOPs/peak, bytes/bandwidth); model time = sum over ops + communication")
+        if dev.scale_up_defaulted:
+            out.append("scale-up bandwidth unknown for this GPU: assumed 32 GB/s (PCIe Gen4 x16)")
+    out.extend(spec.notes)
+    return out

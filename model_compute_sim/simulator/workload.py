@@ -1,0 +1,113 @@
+"""Serving-step workload: sequences grouped by (new tokens, cached tokens), and the options."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from model_compute_sim.errors import ShapeError
+
+AttentionFlops = Literal["causal", "dense"]
+MlaPath = Literal["auto", "absorbed", "expanded"]
+Logits = Literal["last", "all"]
+
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5,
+}
+COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8")
+KV_DTYPES = ("bf16", "fp16", "fp8", "fp32")
+WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8", "fp32")
+
+# requests with at most this many new tokens take the absorbed MLA path under mla_path="auto"
+MLA_ABSORB_MAX_NEW_TOKENS = 16
+
+
+@dataclass(frozen=True, order=True)
+class SeqGroup:
+    """`count` sequences, each bringing `q` new tokens on top of `c` cached ones."""
+
+    count: int
+    q: int
+    c: int
+
+    @property
+    def tokens(self) -> int:
+        return self.count * self.q
+
+
+@dataclass(frozen=True)
+class Workload:
+    groups: tuple[SeqGroup, ...]
+
+    @property
+    def tokens(self) -> int:
+        return sum(g.tokens for g in self.groups)
+
+    @property
+    def sequences(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    @property
+    def phase(self) -> str:
+        qs = {g.q for g in self.groups}
+        cs = {g.c for g in self.groups}
+        if len(self.groups) > 1 and len(qs) > 1:
+            return "mixed"
+        if qs == {1} and cs != {0}:
+            return "decode"
+        if cs == {0}:
+            return "prefill"
+        return "extend"
+
+    def split(self, parts: int) -> Workload:
+        """The busiest of `parts` data-parallel shares: each group's remainder lands on rank 0."""
+        if parts == 1:
+            return self
+        groups = [SeqGroup(-(-g.count // parts), g.q, g.c) for g in self.groups]
+        return Workload(tuple(g for g in groups if g.count > 0))
+
+    def filter(self, keep: Iterable[SeqGroup]) -> Workload:
+        chosen = set(keep)
+        return Workload(tuple(g for g in self.groups if g in chosen))
+
+
+def uniform(batch_size: int, seq_len: int, context_len: int) -> Workload:
+    if batch_size < 1:
+        raise ShapeError(f"batch_size must be >= 1, got {batch_size}")
+    if seq_len < 1:
+        raise ShapeError(f"seq_len (new tokens per sequence) must be >= 1, got {seq_len}; use 1 for decode")
+    if context_len < 0:
+        raise ShapeError(f"context_len (cached tokens per sequence) must be >= 0, got {context_len}")
+    return Workload((SeqGroup(batch_size, seq_len, context_len),))
+
+
+def from_requests(requests: Iterable[tuple[int, int]]) -> Workload:
+    """Mixed step: (new_tokens, cached_tokens) per sequence, grouped by identical pairs."""
+    counts: Counter[tuple[int, int]] = Counter()
+    for i, (q, c) in enumerate(requests):
+        if q < 1:
+            raise ShapeError(f"requests[{i}].new_tokens must be >= 1, got {q}")
+        if c < 0:
+            raise ShapeError(f"requests[{i}].cached_tokens must be >= 0, got {c}")
+        counts[(q, c)] += 1
+    if not counts:
+        raise ShapeError("requests is empty; give at least one {new_tokens, cached_tokens} entry")
+    return Workload(tuple(SeqGroup(n, q, c) for (q, c), n in sorted(counts.items())))
+
+
+@dataclass(frozen=True)
+class Options:
+    attention_flops: AttentionFlops = "causal"
+    mla_path: MlaPath = "auto"
+    logits: Logits = "last"
+    dtype: str = "bf16"  # GEMM compute dtype
+    kv_cache_dtype: str = "bf16"
+    weight_dtype: str = "bf16"
+    attention_weight_dtype: str = "bf16"
+    act_bytes: float = 2.0
+
+    @property
+    def kv_bytes(self) -> float:
+        return DTYPE_BYTES[self.kv_cache_dtype]

@@ -1,0 +1,136 @@
+"""Category of each op in the simulator's vocabulary, from its module scope, name and shapes.
+
+Categories: attention_proj, attention_core, attention_indexer, mlp, moe_router, moe_experts,
+moe_shared, lm_head, norm, elementwise, embedding, communication, other.
+The scope is the chain of `nn.Module: <Class>_<n>` python scopes around the op (outermost first).
+"""
+
+from __future__ import annotations
+
+import re
+
+from model_compute_sim.trace.events import CpuOp
+from model_compute_sim.trace.kernels import kernel_category
+from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS
+from model_compute_sim.trace.tree import Scope, module_class
+
+CATEGORIES = (
+    "attention_proj",
+    "attention_core",
+    "attention_indexer",
+    "mlp",
+    "moe_router",
+    "moe_experts",
+    "moe_shared",
+    "lm_head",
+    "norm",
+    "elementwise",
+    "embedding",
+    "communication",
+    "other",
+)
+
+_COMM_OP = re.compile(r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"
+                      r"|all_to_all|alltoall", re.I)
+_NORM = re.compile(r"norm", re.I)
+_EMBED = re.compile(r"embedding", re.I)
+_ROTARY = re.compile(r"rotary|rope", re.I)
+_INDEXER = re.compile(r"indexer", re.I)
+_ROUTER = re.compile(r"(router|gate)$", re.I)
+_EXPERTS = re.compile(r"experts?$|naivemoe$", re.I)
+_SHARED = re.compile(r"shared", re.I)
+_MOE = re.compile(r"moe|sparse", re.I)
+_ATTN = re.compile(r"attention|attn", re.I)
+_MLP = re.compile(r"mlp|feedforward|ffn", re.I)
+_LM_HEAD = re.compile(r"lmhead|lm_head|logitsprocessor|forcausallm", re.I)
+_LINEAR = re.compile(r"linear$", re.I)
+_BATCHED = frozenset({"aten::bmm", "aten::baddbmm", "aten::matmul"})
+
+
+def _out_dim(op: CpuOp) -> int | None:
+    d = op.input_dims
+    if not d:
+        return None
+    if op.name in ("aten::linear", "vllm::rocm_unquantized_gemm", "aiter::gemm_a16w16"):
+        w = d[1] if len(d) > 1 else None
+        return w[0] if isinstance(w, list) and len(w) == 2 else None
+    b = d[2] if op.name == "aten::addmm" and len(d) > 2 else (d[1] if len(d) > 1 else None)
+    return b[-1] if isinstance(b, list) and b else None
+
+
+def _is_core_matmul(op: CpuOp) -> bool:
+    """An activation x activation matmul (scores / weighted values): both operands batched."""
+    if op.name in ATTENTION_OPS:
+        return True
+    if op.name not in _BATCHED or not op.input_dims:
+        return False
+    dims = op.input_dims[-2:] if op.name == "aten::baddbmm" else op.input_dims[:2]
+    return all(isinstance(x, list) and len(x) >= 3 for x in dims)
+
+
+def op_category(op: CpuOp, scope: Scope, layer: int | None) -> str:
+    """Category of a CPU op (see module docstring)."""
+    name = op.name
+    if _COMM_OP.search(name):
+        return "communication"
+    classes = [module_class(s) for s in scope]
+    if any(_INDEXER.search(c) for c in classes):
+        return "attention_indexer"
+    if name in ATTENTION_OPS:
+        return "attention_core"
+    is_gemm = name in GEMM_OPS
+    inner = classes[-1] if classes else ""
+    # innermost semantic scope (skip Linear leaves)
+    sem = [c for c in classes if not _LINEAR.search(c)]
+    inner_sem = sem[-1] if sem else ""
+    if is_gemm:
+        if any(_ROUTER.search(c) and not _ATTN.search(c) for c in classes):
+            return "moe_router"
+        if any(_EXPERTS.search(c) and not _SHARED.search(c) for c in classes):
+            return "moe_experts"
+        moe_at = [i for i, c in enumerate(classes) if _MOE.search(c) and not _MLP.search(c)]
+        if moe_at:
+            below = classes[moe_at[-1] + 1 :]
+            if any(_SHARED.search(c) or _MLP.search(c) for c in below):
+                return "moe_shared"
+            if not [c for c in below if not _LINEAR.search(c)]:
+                return "moe_shared" if _out_dim(op) == 1 else "moe_router"
+            return "moe_experts"
+        if _ATTN.search(inner_sem):
+            if _LINEAR.search(inner) or not _is_core_matmul(op):
+                return "attention_proj"
+            return "attention_core"
+        if any(_ATTN.search(c) for c in sem):
+            return "attention_proj"
+        if any(_MLP.search(c) for c in sem):
+            return "mlp"
+        if any(_LM_HEAD.search(c) for c in sem) and layer is None:
+            return "lm_head"
+        if layer is None and classes and _LINEAR.search(inner):
+            return "lm_head"
+        return "other"
+    if _EMBED.search(name) or (_EMBED.search(inner_sem) and not _ROTARY.search(inner_sem)):
+        return "embedding"
+    if _NORM.search(name) or _NORM.search(inner_sem):
+        return "norm"
+    if name.startswith(("aten::", "_C::", "sgl_kernel::", "aiter::", "triton_")):
+        return "elementwise"
+    return "other"
+
+
+# kernel category -> op category, for GPU time not linked to any op (graph replays, orphans)
+_KERNEL_FALLBACK = {
+    "communication": "communication",
+    "attention": "attention_core",
+    "norm": "norm",
+    "moe": "moe_experts",
+    "activation": "elementwise",
+    "rotary": "elementwise",
+    "elementwise": "elementwise",
+    "quantization": "elementwise",
+}
+
+
+def kernel_fallback_category(kernel_name: str, kind: str) -> str:
+    """Category of GPU time without an op, from the kernel name alone (`other` when ambiguous)."""
+    return _KERNEL_FALLBACK.get(kernel_category(kernel_name, kind), "other")

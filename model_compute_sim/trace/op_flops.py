@@ -1,0 +1,276 @@
+"""FLOPs of one CPU op from its recorded shapes (`Input Dims`, `Input type`, `Concrete Inputs`).
+
+Every formula comes from `model_compute_sim.simulator.formulas`. Ops modelled:
+
+- ATen GEMMs: `aten::mm`, `aten::addmm`, `aten::bmm`, `aten::baddbmm`, `aten::matmul` (torch.matmul
+  rules: 1-D operands, N-D broadcast batch), `aten::linear`, `aten::_scaled_mm`, `aten::addbmm`.
+- Attention: `aten::scaled_dot_product_attention`, `aten::_scaled_dot_product_flash_attention`,
+  `aten::_scaled_dot_product_flash_attention_for_cpu`, `aten::_scaled_dot_product_efficient_attention`,
+  `aten::_scaled_dot_product_cudnn_attention`, `aten::_flash_attention_forward`,
+  `aten::_efficient_attention_forward` (causal flag from `Concrete Inputs`, bottom-right aligned).
+- vLLM / SGLang / aiter custom GEMMs: `aiter::gemm_a16w16` (A[M,K], B[N,K]), `vllm::rocm_unquantized_gemm`
+  (x[...,K], W[N,K]), `_C::cutlass_scaled_mm` (out, a[M,K], b[K,N], ...).
+- Varlen / paged attention ops whose inputs are packed tokens `q[T, H, D]`:
+  `vllm::unified_attention_with_output`, `vllm::unified_attention`, `_vllm_fa3_C::fwd`,
+  `aiter::mha_batch_prefill`, `aiter::mha_varlen_fwd`, `sgl_kernel::fwd`. Their shapes do not give the
+  per-sequence lengths, so their pairs come from the step annotation (`StepPairs`, e.g. vLLM's
+  `execute_..._context_..(sq..sk..sqsq..sqsk..)`, SGLang's `step[EXTEND bs=.. toks=..]`); without one
+  they are UNMODELLED.
+
+An op is counted only where none of its descendants is counted (the leaf GEMM, never its
+`linear`/`matmul` parents). `op_kind` returns "gemm", "attention" or None.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, NamedTuple
+
+from model_compute_sim.simulator.formulas import attention_flops, bmm_flops, gemm_flops, sdpa_flops
+from model_compute_sim.trace.events import CpuOp
+
+
+class OpFlops(NamedTuple):
+    flops: int
+    kind: str  # "gemm" or "attention"
+    dtype: str | None  # dtype of the first tensor input, e.g. "c10::BFloat16"
+    detail: str  # e.g. "[888,2880]x[2880,640]"
+
+
+class StepPairs(NamedTuple):
+    """Query-key pairs of one serving step (summed over its sequences), from its annotation."""
+
+    pairs: int
+    source: str
+
+
+def _dims(op: CpuOp, i: int) -> list[int] | None:
+    d = op.input_dims
+    if d is None or i >= len(d):
+        return None
+    v = d[i]
+    if not isinstance(v, list) or any(not isinstance(x, int) for x in v):
+        return None
+    return v
+
+
+def _concrete(op: CpuOp, i: int) -> str:
+    c = op.concrete_inputs
+    if c is None or i >= len(c) or not isinstance(c[i], str):
+        return ""
+    return c[i]
+
+
+def _dtype(op: CpuOp, i: int = 0) -> str | None:
+    t = op.input_types
+    if t and i < len(t) and isinstance(t[i], str) and t[i]:
+        return t[i]
+    return None
+
+
+def _fmt(*shapes: list[int]) -> str:
+    return "x".join("[" + ",".join(str(x) for x in s) + "]" for s in shapes)
+
+
+def _mm(a: list[int] | None, b: list[int] | None) -> tuple[int, str] | None:
+    if a is None or b is None or len(a) != 2 or len(b) != 2:
+        return None
+    return gemm_flops(a[0], b[1], a[1]), _fmt(a, b)
+
+
+def _bmm(a: list[int] | None, b: list[int] | None) -> tuple[int, str] | None:
+    if a is None or b is None or len(a) != 3 or len(b) != 3:
+        return None
+    return bmm_flops(a[0], a[1], b[2], a[2]), _fmt(a, b)
+
+
+def _broadcast(x: list[int], y: list[int]) -> list[int] | None:
+    out: list[int] = []
+    for i in range(1, max(len(x), len(y)) + 1):
+        p = x[-i] if i <= len(x) else 1
+        q = y[-i] if i <= len(y) else 1
+        if p != q and p != 1 and q != 1:
+            return None
+        out.append(max(p, q))
+    return out[::-1]
+
+
+def matmul_flops(a: list[int] | None, b: list[int] | None) -> tuple[int, str] | None:
+    """torch.matmul: 1-D operands get a dim of 1 (removed after); N-D batch dims broadcast."""
+    if a is None or b is None or not a or not b:
+        return None
+    a2 = [1, *a] if len(a) == 1 else a
+    b2 = [*b, 1] if len(b) == 1 else b
+    m, k = a2[-2], a2[-1]
+    if b2[-2] != k:
+        return None
+    n = b2[-1]
+    batch = _broadcast(a2[:-2], b2[:-2])
+    if batch is None:
+        return None
+    return bmm_flops(math.prod(batch), m, n, k), _fmt(a, b)
+
+
+def _linear(x: list[int] | None, w: list[int] | None) -> tuple[int, str] | None:
+    """x[..., K] @ W[N, K]^T."""
+    if x is None or w is None or not x or len(w) != 2 or x[-1] != w[1]:
+        return None
+    return gemm_flops(math.prod(x[:-1]), w[0], w[1]), _fmt(x, w)
+
+
+def _truthy(s: str) -> bool:
+    return s.strip().lower() in ("true", "1")
+
+
+# name -> (q, k, v input index, layout "bhsd" or "bshd", index of is_causal in the arguments)
+_SDPA: dict[str, tuple[str, int]] = {
+    "aten::scaled_dot_product_attention": ("bhsd", 5),
+    "aten::_scaled_dot_product_flash_attention": ("bhsd", 4),
+    "aten::_scaled_dot_product_flash_attention_for_cpu": ("bhsd", 4),
+    "aten::_scaled_dot_product_efficient_attention": ("bhsd", 6),
+    "aten::_scaled_dot_product_cudnn_attention": ("bhsd", 6),
+    "aten::_flash_attention_forward": ("bshd", 8),
+    "aten::_efficient_attention_forward": ("bshd", 8),
+}
+
+_VARLEN_ATTENTION = frozenset(
+    {
+        "vllm::unified_attention_with_output",
+        "vllm::unified_attention",
+        "_vllm_fa3_C::fwd",
+        "aiter::mha_batch_prefill",
+        "aiter::mha_varlen_fwd",
+        "sgl_kernel::fwd",
+    }
+)
+
+
+def _sdpa(op: CpuOp, layout: str, causal_idx: int) -> tuple[int, str] | None:
+    q, k, v = _dims(op, 0), _dims(op, 1), _dims(op, 2)
+    if q is None or k is None or v is None or len(q) != 4 or len(k) != 4 or len(v) != 4:
+        return None
+    causal = _truthy(_concrete(op, causal_idx))
+    if layout == "bhsd":
+        b, h, sq, dqk = q
+        skv, dv = k[2], v[3]
+    else:
+        b, sq, h, dqk = q
+        skv, dv = k[1], v[3]
+    f = sdpa_flops(b, h, sq, skv, dqk, dv, causal)
+    return f, _fmt(q, k, v) + (" causal" if causal else "")
+
+
+def _varlen(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    q, v = _dims(op, 0), _dims(op, 2)
+    if step is None or q is None or len(q) != 3:
+        return None
+    dv = v[-1] if v is not None and len(v) == 3 else q[2]
+    return attention_flops(step.pairs, q[1], q[2], dv), _fmt(q) + f" pairs={step.pairs} ({step.source})"
+
+
+GEMM_OPS = frozenset(
+    {
+        "aten::mm",
+        "aten::addmm",
+        "aten::bmm",
+        "aten::baddbmm",
+        "aten::matmul",
+        "aten::linear",
+        "aten::_scaled_mm",
+        "aten::addbmm",
+        "aiter::gemm_a16w16",
+        "vllm::rocm_unquantized_gemm",
+        "_C::cutlass_scaled_mm",
+    }
+)
+ATTENTION_OPS = frozenset(_SDPA) | _VARLEN_ATTENTION
+MODELLED_OPS = GEMM_OPS | ATTENTION_OPS
+
+
+def op_kind(name: str) -> str | None:
+    if name in GEMM_OPS:
+        return "gemm"
+    if name in ATTENTION_OPS:
+        return "attention"
+    return None
+
+
+def op_flops(op: CpuOp, step: StepPairs | None = None) -> OpFlops | None:
+    """FLOPs of a modelled op, or None when it is not modelled or its shapes are missing."""
+    n = op.name
+    r: tuple[int, str] | None = None
+    kind = "gemm"
+    if n == "aten::mm" or n == "aten::_scaled_mm":
+        r = _mm(_dims(op, 0), _dims(op, 1))
+    elif n == "aten::addmm":
+        r = _mm(_dims(op, 1), _dims(op, 2))
+    elif n == "aten::bmm":
+        r = _bmm(_dims(op, 0), _dims(op, 1))
+    elif n == "aten::baddbmm":
+        r = _bmm(_dims(op, 1), _dims(op, 2))
+    elif n == "aten::addbmm":
+        r = _bmm(_dims(op, 1), _dims(op, 2))
+    elif n == "aten::matmul":
+        r = matmul_flops(_dims(op, 0), _dims(op, 1))
+    elif n == "aten::linear" or n == "vllm::rocm_unquantized_gemm" or n == "aiter::gemm_a16w16":
+        r = _linear(_dims(op, 0), _dims(op, 1))
+    elif n == "_C::cutlass_scaled_mm":
+        r = _mm(_dims(op, 1), _dims(op, 2))
+    elif n in _SDPA:
+        kind = "attention"
+        layout, ci = _SDPA[n]
+        r = _sdpa(op, layout, ci)
+    elif n in _VARLEN_ATTENTION:
+        kind = "attention"
+        r = _varlen(op, step)
+    if r is None:
+        return None
+    return OpFlops(r[0], kind, _dtype(op, 1 if n in ("aten::addmm", "aten::baddbmm", "aten::addbmm") else 0), r[1])
+
+
+_MATH_HINT = re.compile(r"moe|expert|gemm|matmul|_mm\b|attention|attn|mha|fmha|conv|einsum|linear", re.I)
+
+
+def does_math(name: str) -> bool:
+    """Ops that surely do tensor-core math even when their FLOPs cannot be known (listed as unmodelled)."""
+    return name in MODELLED_OPS or bool(_MATH_HINT.search(name))
+
+
+# --- step annotations -> attention pairs -------------------------------------------------------
+
+_VLLM_GROUP = re.compile(r"(context|generation)_\d+\(sq(\d+)sk(\d+)sqsq(\d+)sqsk(\d+)\)")
+_VLLM_OLD = re.compile(r"context_(\d+)\((\d+)_(\d+)\)")
+_SGLANG = re.compile(r"step\[(?:EXTEND|PREFILL)\s+bs=(\d+)\s+toks=(\d+)\]")
+
+
+def step_pairs(annotations: list[str]) -> StepPairs | None:
+    """Causal, bottom-right pairs of a serving step from its annotation, when it carries the sums.
+
+    vLLM `..(sq S sk K sqsq Q2 sqsk QK)`: sum over sequences of q*k - q*(q-1)/2 = QK - Q2/2 + S/2.
+    """
+    for a in annotations:
+        groups = _VLLM_GROUP.findall(a)
+        if groups:
+            twice = sum(2 * int(qk) - int(q2) + int(sq) for _, sq, _, q2, qk in groups)
+            return StepPairs(twice // 2, f"step annotation {a[:80]!r}")
+    for a in annotations:
+        m = _VLLM_OLD.search(a)
+        if m and int(m.group(1)) > 0 and "generation_0(" in a:
+            sq, q2 = int(m.group(2)), int(m.group(3))
+            return StepPairs((q2 + sq) // 2, f"step annotation {a[:80]!r} (prefill without cache assumed)")
+    for a in annotations:
+        m = _SGLANG.search(a)
+        if m:
+            bs, toks = int(m.group(1)), int(m.group(2))
+            if bs > 0 and toks % bs == 0:
+                q = toks // bs
+                return StepPairs(
+                    bs * (q * (q + 1) // 2),
+                    f"step annotation {a!r} (equal-length sequences without cache assumed)",
+                )
+    return None
+
+
+def concrete_value(op: CpuOp, i: int) -> Any:
+    return _concrete(op, i)
