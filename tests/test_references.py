@@ -25,6 +25,7 @@ from model_compute_sim.references import (
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
+# fmt: off
 REQUIRED_MODELS = [
     "deepseek-v3", "deepseek-r1", "deepseek-v3.2", "deepseek-v4-flash", "deepseek-v4-pro", "kimi-k2",
     "kimi-k2.5", "kimi-k3", "glm-5", "glm-5.1", "glm-5.2", "qwen3-235b-a22b", "qwen3-30b-a3b",
@@ -33,6 +34,7 @@ REQUIRED_MODELS = [
     "mixtral-8x22b", "gpt-oss-20b", "gpt-oss-120b", "gemma-4-31b", "step-3.7-flash",
     "nemotron-3-super-120b-a12b", "mimo-v2-flash",
 ]
+# fmt: on
 CORE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 CROSS_CHECK_KEYS = (*CORE_KEYS, "num_key_value_heads")
 
@@ -110,8 +112,17 @@ def test_supported_entries_have_core_keys() -> None:
 
 def test_hybrid_families_are_flagged() -> None:
     hybrid = {m.name for m in load_models() if not m.supported}
-    for name in ("qwen3-next-80b-a3b", "qwen3.5-397b-a17b", "kimi-k3", "deepseek-v4-flash",
-                 "deepseek-v4-pro", "nemotron-3-super-120b-a12b", "nemotron-3-nano-30b-a3b"):
+    for name in (
+        "qwen3-next-80b-a3b",
+        "qwen3.5-397b-a17b",
+        "kimi-k3",
+        "deepseek-v4-flash",
+        "deepseek-v4-pro",
+        "nemotron-3-super-120b-a12b",
+        "nemotron-3-nano-30b-a3b",
+        "minimax-m3",
+        "gemma-4-31b",
+    ):
         assert name in hybrid, name
     for name in ("deepseek-v3", "deepseek-v3.2", "glm-5", "kimi-k2", "gpt-oss-120b", "llama-3.1-8b"):
         assert name not in hybrid, name
@@ -120,15 +131,36 @@ def test_hybrid_families_are_flagged() -> None:
 def test_config_filtering() -> None:
     for m in load_models():
         cfg = to_plain(m.config)
-        for dropped in ("vision_config", "audio_config", "auto_map", "transformers_version", "use_cache",
-                        "initializer_range", "id2label", "bos_token_id", "eos_token_id"):
+        for dropped in (
+            "vision_config",
+            "audio_config",
+            "auto_map",
+            "transformers_version",
+            "use_cache",
+            "initializer_range",
+            "id2label",
+            "bos_token_id",
+            "eos_token_id",
+        ):
             assert dropped not in cfg, f"{m.name}: {dropped}"
             assert dropped not in cfg.get("text_config", {}), f"{m.name}: text_config.{dropped}"
     v3 = find_model("deepseek-v3")
     assert v3 is not None
-    for key in ("kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
-                "n_routed_experts", "num_experts_per_tok", "first_k_dense_replace", "moe_intermediate_size",
-                "num_nextn_predict_layers", "quantization_config", "tie_word_embeddings", "torch_dtype"):
+    for key in (
+        "kv_lora_rank",
+        "q_lora_rank",
+        "qk_rope_head_dim",
+        "qk_nope_head_dim",
+        "v_head_dim",
+        "n_routed_experts",
+        "num_experts_per_tok",
+        "first_k_dense_replace",
+        "moe_intermediate_size",
+        "num_nextn_predict_layers",
+        "quantization_config",
+        "tie_word_embeddings",
+        "torch_dtype",
+    ):
         assert key in v3.config, key
     oss = find_model("gpt-oss-20b")
     assert oss is not None and oss.config["sliding_window"] == 128 and "layer_types" in oss.config
@@ -146,12 +178,20 @@ def test_hf_quant_merged() -> None:
 
 def test_common_spellings() -> None:
     expect = {
-        "DeepSeek-V3": "deepseek-v3", "deepseek-ai/DeepSeek-V3": "deepseek-v3", "dsv3": "deepseek-v3",
-        "deepseek_v3": "deepseek-v3", "r1": "deepseek-r1", "k2": "kimi-k2",
-        "llama3.1-70b": "llama-3.1-70b", "llama-3.1-70b-instruct": "llama-3.1-70b",
-        "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b", "qwen3-235b": "qwen3-235b-a22b",
-        "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b-fp8", "QWEN3_8B": "qwen3-8b",
-        "some-mirror/Qwen3-32B": "qwen3-32b", "openai/gpt-oss-120b": "gpt-oss-120b",
+        "DeepSeek-V3": "deepseek-v3",
+        "deepseek-ai/DeepSeek-V3": "deepseek-v3",
+        "dsv3": "deepseek-v3",
+        "deepseek_v3": "deepseek-v3",
+        "r1": "deepseek-r1",
+        "k2": "kimi-k2",
+        "llama3.1-70b": "llama-3.1-70b",
+        "llama-3.1-70b-instruct": "llama-3.1-70b",
+        "meta-llama/Llama-3.1-8B-Instruct": "llama-3.1-8b",
+        "qwen3-235b": "qwen3-235b-a22b",
+        "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b-fp8",
+        "QWEN3_8B": "qwen3-8b",
+        "some-mirror/Qwen3-32B": "qwen3-32b",
+        "openai/gpt-oss-120b": "gpt-oss-120b",
     }
     for query, name in expect.items():
         entry = find_model(query)

@@ -30,7 +30,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ NESTED_MODEL_CONFIGS = ("text_config", "language_config", "llm_config")
 
 # Keys dropped from a model config (top level and nested model configs only; dicts such as
 # quantization_config, rope_scaling or linear_attn_config are kept verbatim).
+# fmt: off
 DROP_KEYS = frozenset(
     {
         # non-language towers
@@ -84,6 +85,7 @@ DROP_KEYS = frozenset(
         "time_step_max",
     }
 )
+# fmt: on
 # Any key with one of these suffixes is a token id (bos/eos/pad/image/... ids).
 DROP_SUFFIXES = ("_token_id", "_token_index", "_token_ids")
 
@@ -148,14 +150,18 @@ def compact_quant(obj: Any, path: str, notes: list[str]) -> Any:
                     break
                 compact[ckey] = setting
             if len(compact) < len(value):
-                notes.append(f"{where} compacted from {len(value)} to {len(compact)} entries (expert "
-                             "index replaced by '*'; all experts of a layer agree)")
+                notes.append(
+                    f"{where} compacted from {len(value)} to {len(compact)} entries (expert "
+                    "index replaced by '*'; all experts of a layer agree)"
+                )
             out[key] = compact
         elif key == "exclude_modules" and isinstance(value, list) and len(value) > COMPACT_THRESHOLD:
             seen = list(dict.fromkeys(EXPERT_INDEX.sub(".experts.*.", str(v)) for v in value))
             if len(seen) < len(value):
-                notes.append(f"{where} compacted from {len(value)} to {len(seen)} entries (expert "
-                             "index replaced by '*')")
+                notes.append(
+                    f"{where} compacted from {len(value)} to {len(seen)} entries (expert "
+                    "index replaced by '*')"
+                )
             out[key] = seen
         else:
             out[key] = compact_quant(value, where, notes)
@@ -199,6 +205,13 @@ def family_status(cfg: dict[str, Any]) -> str:
             parts.append("DeepSeek-V4 compressed attention (compress_ratios)")
         if "hc_mult" in view:
             parts.append("hyper-connections (hc_mult)")
+        if mt.startswith("minimax_m3") or "sparse_attention_config" in view:
+            parts.append("MiniMax-M3 block-sparse attention (sparse_attention_config)")
+        if mt.startswith("gemma4"):
+            parts.append(
+                "Gemma-4 attention variants (attention_k_eq_v, global_head_dim / num_global_key_value_heads,"
+                " per-layer inputs, KV sharing)"
+            )
         if "block_configs" in view:
             parts.append("NAS per-layer block_configs (attention-free and variable-width layers)")
     parts = list(dict.fromkeys(parts))
@@ -234,6 +247,7 @@ def _m(name: str, file: str, *aliases: str, notes: str = "", hf_id: str | None =
     return ModelSpec(name, file, tuple(aliases), notes, hf_id)
 
 
+# fmt: off
 MODELS: tuple[ModelSpec, ...] = (
     # ---- DeepSeek
     _m("deepseek-v3", "deepseek-ai--DeepSeek-V3.json", "dsv3", "ds-v3", "deepseek_v3", "deepseek-v3-0324",
@@ -334,7 +348,8 @@ MODELS: tuple[ModelSpec, ...] = (
        "llama3.1-70b-instruct", "meta-llama/Llama-3.1-70B", "meta-llama/Llama-3.1-70B-Instruct",
        "meta-llama/Meta-Llama-3.1-70B-Instruct", "Llama-3.1-70B-Instruct", "llama-3.3-70b",
        "llama3.3-70b", "llama-3.3-70b-instruct", "meta-llama/Llama-3.3-70B-Instruct",
-       notes="Base checkpoint's config; " + SAME_ARCH.format("Llama-3.1-70B-Instruct, Llama-3.3-70B-Instruct")),
+       notes="Base checkpoint's config; "
+       + SAME_ARCH.format("Llama-3.1-70B-Instruct, Llama-3.3-70B-Instruct")),
     _m("llama-3.1-405b", "meta-llama--Meta-Llama-3.1-405B.json", "llama3.1-405b", "llama-3.1-405b-instruct",
        "llama3.1-405b-instruct", "meta-llama/Llama-3.1-405B", "meta-llama/Llama-3.1-405B-Instruct",
        "meta-llama/Meta-Llama-3.1-405B-Instruct", "Llama-3.1-405B-Instruct",
@@ -394,6 +409,7 @@ MODELS: tuple[ModelSpec, ...] = (
     _m("nemotron-h-56b", "nvidia--Nemotron-H-56B-Base-8K.json", "nemotron-h-56b-base",
        "nemotron-h-56b-base-8k"),
 )
+# fmt: on
 
 # --------------------------------------------------------------------------------------------
 # Provenance helpers
@@ -462,16 +478,20 @@ def build_models(shared: Path) -> list[dict[str, Any]]:
 
         cfg = filter_config(raw)
         if any(k in raw for k in ("vision_config", "audio_config")):
-            notes.append("Multimodal checkpoint: vision/audio towers dropped; the language model is "
-                         + ("text_config." if "text_config" in cfg else "the top-level config."))
+            notes.append(
+                "Multimodal checkpoint: vision/audio towers dropped; the language model is "
+                + ("text_config." if "text_config" in cfg else "the top-level config.")
+            )
 
         quant_path = corpus / f"{stem}_hf_quant.json"
         if quant_path.exists():
             qbytes = quant_path.read_bytes()
             cfg["hf_quant_config"] = json.loads(qbytes)
-            source += (f"; hf_quant_config from {quant_path.relative_to(shared).as_posix()} "
-                       f"(git blob {git_blob_id(qbytes)[:12]}; upstream {AIC_SNAPSHOT} "
-                       f"{AIC_DIR}/{stem}_hf_quant_config.json)")
+            source += (
+                f"; hf_quant_config from {quant_path.relative_to(shared).as_posix()} "
+                f"(git blob {git_blob_id(qbytes)[:12]}; upstream {AIC_SNAPSHOT} "
+                f"{AIC_DIR}/{stem}_hf_quant_config.json)"
+            )
         cfg = sanitise(compact_quant(cfg, "config", notes), "config", notes)
 
         repo = hf_id.split("/", 1)[1]
@@ -537,15 +557,38 @@ class GpuCuration:
     extra_sources: tuple[str, ...] = ()
 
 
-def _g(key: str, name: str, display: str, aliases: Iterable[str], confidence: str, notes: str,
-       pcie: float | None, peaks: dict[str, float | None] | None = None, extra_sources: Iterable[str] = (),
-       **overrides: Any) -> GpuCuration:
-    return GpuCuration(key, name, display, tuple(aliases), confidence, notes, pcie, dict(peaks or {}),
-                       dict(overrides), tuple(extra_sources))
+def _g(
+    key: str,
+    name: str,
+    display: str,
+    aliases: Iterable[str],
+    confidence: str,
+    notes: str,
+    pcie: float | None,
+    peaks: Mapping[str, float | None] | None = None,
+    extra_sources: Iterable[str] = (),
+    **overrides: Any,
+) -> GpuCuration:
+    return GpuCuration(
+        key,
+        name,
+        display,
+        tuple(aliases),
+        confidence,
+        notes,
+        pcie,
+        dict(peaks or {}),
+        dict(overrides),
+        tuple(extra_sources),
+    )
 
 
-HOPPER_FP8 = {"fp8": 1979.0, "int8": 1979.0}  # datasheet 3,958 sparse / 2 (gpu-facts: 1978.9)
+HOPPER_FP8: dict[str, float | None] = {
+    "fp8": 1979.0,
+    "int8": 1979.0,
+}  # datasheet 3,958 sparse / 2 (gpu-facts: 1978.9)
 
+# fmt: off
 GPUS: tuple[GpuCuration, ...] = (
     _g("A100_SXM_80GB", "a100-sxm", "NVIDIA A100 SXM4 80GB",
        ["a100", "a100-sxm4", "a100-sxm4-80gb", "a100-80gb", "a100-sxm-80gb", "A100 SXM",
@@ -701,6 +744,7 @@ GPUS: tuple[GpuCuration, ...] = (
        "(GenZ's 144 GB disagrees). Scale-up: 21 of 24 x 200 GbE RoCE ports, 600 GB/s per direction, "
        "75 GB/s per peer.", PCIE5),
 )
+# fmt: on
 
 
 def _num(value: Any, where: str) -> float | None:
@@ -795,11 +839,10 @@ def build_gpus(shared: Path) -> list[dict[str, Any]]:
                 "scale_up_p2p_bandwidth_gb_per_s": p2p_bw,
                 "pcie_bandwidth_gb_per_s": cur.pcie_gb_per_s,
                 "interconnect": interconnect,
-                "source": f"{', '.join(cited)} (see reference/gpu-facts.json sources; accelerator "
-                          f"{cur.key})",
+                "source": f"{', '.join(cited)} (see reference/gpu-facts.json sources; accelerator {cur.key})",
                 "source_urls": dedupe(urls),
                 "confidence": cur.confidence,
-                "notes": cur.notes + ("" if not curated else " Curated peak values: " + "; ".join(curated) + "."),
+                "notes": cur.notes + (" Curated peak values: " + "; ".join(curated) + "." if curated else ""),
             }
         )
     entries.sort(key=lambda e: e["name"])
@@ -822,7 +865,9 @@ def dumps(obj: Any, indent: int = 0) -> str:
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
+        items = [
+            f"{inner}{json.dumps(k, ensure_ascii=False)}: {dumps(v, indent + 1)}" for k, v in obj.items()
+        ]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, list):
         if all(_is_scalar(v) for v in obj):

@@ -37,9 +37,8 @@ import warnings
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 import transformers
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModelForCausalLM
 
 warnings.filterwarnings("ignore")
@@ -102,6 +101,7 @@ def merge(*dicts, **kw):
     out.update(kw)
     return out
 
+
 # ----------------------------------------------------------------------------------------------
 # Family specs: model_type used with AutoConfig.for_model (or an explicit builder), the overrides
 # (exactly the keys we set), and notes describing what transformers executes.
@@ -134,7 +134,9 @@ FAMILIES: list[dict[str, Any]] = [
     dict(
         family="mixtral",
         model_type="mixtral",
-        overrides=merge(BASE, MOE, num_hidden_layers=2, intermediate_size=32, num_local_experts=8, sliding_window=None),
+        overrides=merge(
+            BASE, MOE, num_hidden_layers=2, intermediate_size=32, num_local_experts=8, sliding_window=None
+        ),
         notes="Every layer is MoE (router = mlp.gate linear H->E; experts use config.intermediate_size). "
         "Eager experts loop runs only routed tokens: T*top_k*(6*H*I).",
     ),
@@ -172,7 +174,9 @@ FAMILIES: list[dict[str, Any]] = [
     dict(
         family="qwen3_moe",
         model_type="qwen3_moe",
-        overrides=merge(BASE, MOE, num_hidden_layers=2, moe_intermediate_size=32, num_experts=8, mlp_only_layers=[0]),
+        overrides=merge(
+            BASE, MOE, num_hidden_layers=2, moe_intermediate_size=32, num_experts=8, mlp_only_layers=[0]
+        ),
         notes="Layer 0 dense (mlp_only_layers), layer 1 MoE (no shared expert).",
     ),
     dict(
@@ -186,7 +190,8 @@ FAMILIES: list[dict[str, Any]] = [
             q_lora_rank=None,
             topk_method="greedy",
         ),
-        notes="MLA with q_lora_rank=None: q_proj H->h*(d_nope+d_rope); kv_a_proj_with_mqa H->(kv_lora+d_rope); "
+        notes="MLA with q_lora_rank=None: q_proj H->h*(d_nope+d_rope); "
+        "kv_a_proj_with_mqa H->(kv_lora+d_rope); "
         "kv_b_proj kv_lora->h*(d_nope+d_v) is applied to ALL cached latents (C+S rows, 'expanded' MLA path); "
         "attention core uses d_qk=d_nope+d_rope, d_v=v_head_dim. first_k_dense_replace=1.",
     ),
@@ -194,7 +199,8 @@ FAMILIES: list[dict[str, Any]] = [
         family="deepseek_v3",
         model_type="deepseek_v3",
         overrides=merge(BASE, MLA, num_hidden_layers=3, num_key_value_heads=4, q_lora_rank=24),
-        notes="MLA with q_lora_rank: q_a_proj H->q_lora, q_b_proj q_lora->h*(d_nope+d_rope); kv_b_proj expands "
+        notes="MLA with q_lora_rank: q_a_proj H->q_lora, q_b_proj "
+        "q_lora->h*(d_nope+d_rope); kv_b_proj expands "
         "all C+S cached latents each forward (expanded path). Layer 0 dense, others MoE with shared experts "
         "(n_shared_experts*moe_I) and sigmoid group router.",
     ),
@@ -211,7 +217,8 @@ FAMILIES: list[dict[str, Any]] = [
             index_head_dim=16,
             index_topk=INDEX_TOPK,
         ),
-        notes="DSA: every layer runs the lightning indexer (wq_b q_lora->Hi*Di, wk H->Di, weights_proj H->Hi, "
+        notes="DSA: every layer runs the lightning indexer (wq_b "
+        "q_lora->Hi*Di, wk H->Di, weights_proj H->Hi, "
         "scores 2*B*S*Hi*Di*(C+S) and head-weighting 2*B*S*Hi*(C+S)); indexer keys are cached for all "
         "C+S tokens. The top-k selection is only folded into the mask: eager attention is still dense "
         "over S_kv = C + S.",
@@ -249,7 +256,8 @@ FAMILIES: list[dict[str, Any]] = [
             attention_bias=True,
             rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5),
         ),
-        notes="GLM-4.5 style: layer 0 dense, others MoE with shared experts; attention bias and partial rotary "
+        notes="GLM-4.5 style: layer 0 dense, others MoE with shared "
+        "experts; attention bias and partial rotary "
         "do not change matmul extents.",
     ),
     dict(
@@ -258,7 +266,8 @@ FAMILIES: list[dict[str, Any]] = [
         overrides=merge(BASE, MOE, num_hidden_layers=2, intermediate_size=32, num_local_experts=8),
         notes="All layers MoE (router mlp.gate H->E, sigmoid + e_score_correction_bias; experts use "
         "config.intermediate_size; no shared expert). q_norm/k_norm are RMSNorms over the full projected "
-        "width (no matmul). Released checkpoints use partial rotary (rotary_dim); not set here, no matmul effect.",
+        "width (no matmul). Released checkpoints use partial rotary "
+        "(rotary_dim); not set here, no matmul effect.",
     ),
     dict(
         family="gpt_oss",
@@ -277,12 +286,15 @@ FAMILIES: list[dict[str, Any]] = [
         "experts_implementation='eager' GptOssExperts loops over hit experts and runs only routed tokens "
         "(T*top_k*6*H*I); 'batched_mm' gives the same count; the default 'grouped_mm' is invisible to "
         "FlopCounterMode (0 FLOPs). Router is mlp.router (F.linear with bias, H->E). Sliding layers: "
-        "DynamicSlidingWindowLayer keeps the last W-1 tokens -> S_kv = S + min(C, W-1); prefill is dense SxS.",
+        "DynamicSlidingWindowLayer keeps the last W-1 tokens -> S_kv "
+        "= S + min(C, W-1); prefill is dense SxS.",
     ),
     dict(
         family="gemma2",
         model_type="gemma2",
-        overrides=merge(BASE, num_hidden_layers=4, head_dim=24, sliding_window=WINDOW, query_pre_attn_scalar=24),
+        overrides=merge(
+            BASE, num_hidden_layers=4, head_dim=24, sliding_window=WINDOW, query_pre_attn_scalar=24
+        ),
         notes="head_dim=24 != hidden/heads=16: q_proj H->h*24, o_proj h*24->H. Default layer_types alternate "
         "sliding (even) / full (odd). attn_logit_softcapping (tanh) and final_logit_softcapping add no "
         "matmul FLOPs. tie_word_embeddings=False here, but tying does not change lm_head FLOPs. Sliding "
@@ -291,7 +303,9 @@ FAMILIES: list[dict[str, Any]] = [
     dict(
         family="gemma3",
         model_type="gemma3_text",
-        overrides=merge(BASE, num_hidden_layers=6, head_dim=24, sliding_window=WINDOW, query_pre_attn_scalar=24),
+        overrides=merge(
+            BASE, num_hidden_layers=6, head_dim=24, sliding_window=WINDOW, query_pre_attn_scalar=24
+        ),
         notes="Gemma3ForCausalLM on a Gemma3TextConfig; default 5:1 pattern (layers 0-4 sliding, 5 full). "
         "q_norm/k_norm no matmul. Sliding layers: S_kv = S + min(C, W-1); prefill dense SxS.",
     ),
@@ -309,14 +323,16 @@ FAMILIES: list[dict[str, Any]] = [
             no_rope_layer_interval=4,
             attention_chunk_size=WINDOW,
         ),
-        notes="Llama4ForCausalLM on Llama4TextConfig. interleave_moe_layer_step=2 -> moe_layers=[1,3], layers "
+        notes="Llama4ForCausalLM on Llama4TextConfig. "
+        "interleave_moe_layer_step=2 -> moe_layers=[1,3], layers "
         "0,2 dense MLP (intermediate_size_mlp). no_rope_layers: layer 3 is NoPE -> full_attention, layers "
         "0-2 rope + chunked_attention. IMPORTANT: Llama4TextMoe runs ALL experts densely on ALL tokens "
         "(hidden states repeated num_experts times, non-selected ones scaled by sigmoid(-inf)=0, then bmm); "
         "there is no experts_implementation switch for this class, so moe_experts = T*num_experts*6*H*I "
         "independent of top_k (routed-equivalent would be T*top_k*6*H*I). Shared expert (intermediate_size) "
         "on all tokens. Router is feed_forward.router (nn.Linear H->E). Chunked layers use a "
-        "DynamicSlidingWindowLayer with window=attention_chunk_size, so with a cache S_kv = S + min(C, chunk-1) "
+        "DynamicSlidingWindowLayer with window=attention_chunk_size, "
+        "so with a cache S_kv = S + min(C, chunk-1) "
         "(keys outside the current chunk are masked, still multiplied); prefill is dense SxS.",
     ),
     dict(
@@ -334,8 +350,16 @@ FAMILIES: list[dict[str, Any]] = [
             layer_types=["full_attention", "sliding_attention", "sliding_attention", "full_attention"],
             mlp_layer_types=["dense", "sparse", "sparse", "sparse"],
             rope_parameters={
-                "full_attention": {"rope_type": "default", "rope_theta": 5000000.0, "partial_rotary_factor": 0.5},
-                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+                "full_attention": {
+                    "rope_type": "default",
+                    "rope_theta": 5000000.0,
+                    "partial_rotary_factor": 0.5,
+                },
+                "sliding_attention": {
+                    "rope_type": "default",
+                    "rope_theta": 10000.0,
+                    "partial_rotary_factor": 0.5,
+                },
             },
         ),
         notes="Sliding layers have 2*num_key_value_heads KV heads (and sinks); q heads are the same on both "
@@ -359,7 +383,8 @@ FAMILIES: list[dict[str, Any]] = [
             num_experts_per_tok=2,
             share_expert_dim=48,
         ),
-        notes="Step3p7ForConditionalGeneration (text path only; no pixel_values) with a tiny vision tower that "
+        notes="Step3p7ForConditionalGeneration (text path only; no "
+        "pixel_values) with a tiny vision tower that "
         "never runs. Config stored is Step3p7TextConfig (model_type 'step3p5', not registered in AutoConfig: "
         "reload with transformers.Step3p7TextConfig.from_dict). Sliding layers use "
         "num_sliding_attention_heads q heads (per_layer_config), full layers num_attention_heads; KV heads "
@@ -424,7 +449,7 @@ def exclusive_counts(counter: ExclusiveFlopCounter) -> dict[str, int]:
                 return p
         return "Global"
 
-    excl = {n: totals[n] for n in names + ["Global"]}
+    excl = {n: totals[n] for n in [*names, "Global"]}
     for n in names:
         excl[recorded_parent(n)] -= totals[n]
     assert all(v >= 0 for v in excl.values()), {k: v for k, v in excl.items() if v < 0}
@@ -452,7 +477,7 @@ def categorize(fqn: str, mods: dict[str, torch.nn.Module]) -> str:
         chain.append((parts[i - 1], type(mods[name]).__name__ if name in mods else "?"))
     classes = [c for _, c in chain]
     attrs = [a for a, _ in chain]
-    leaf_attr, leaf_cls = chain[-1]
+    leaf_attr = chain[-1][0]
     if any("Indexer" in c for c in classes):
         return "attention_indexer"
     if leaf_attr == "lm_head":
@@ -548,7 +573,9 @@ def build(spec, config_dict=None):
         from transformers import Step3p7Config, Step3p7ForConditionalGeneration
 
         # Tiny vision tower: required by the class, never run (no pixel_values).
-        vision = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)
+        vision = dict(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14
+        )
         cfg = Step3p7Config(text_config=text_cfg.to_dict(), vision_config=vision)
         model = Step3p7ForConditionalGeneration._from_config(
             cfg, attn_implementation="eager", experts_implementation="eager"
@@ -578,12 +605,21 @@ def to_jsonable(d):
 
 
 def config_dict(text_config) -> dict:
-    d = to_jsonable(text_config.to_dict())
+    # sort keys: some configs build dicts from set() iteration (e.g. step3p7 rope_parameters), whose order
+    # depends on PYTHONHASHSEED; sorting keeps the golden file byte-stable across runs.
+    d = json.loads(json.dumps(to_jsonable(text_config.to_dict()), sort_keys=True))
     d.pop("dtype", None)
     d.pop("torch_dtype", None)
     # round-trip check: loadable back with the same layer structure
     re_cfg = type(text_config).from_dict(json.loads(json.dumps(d)))
-    for k in ("layer_types", "sliding_window", "indexer_types", "mlp_layer_types", "num_hidden_layers", "moe_layers"):
+    for k in (
+        "layer_types",
+        "sliding_window",
+        "indexer_types",
+        "mlp_layer_types",
+        "num_hidden_layers",
+        "moe_layers",
+    ):
         if hasattr(text_config, k):
             assert to_jsonable(getattr(re_cfg, k)) == to_jsonable(getattr(text_config, k)), k
     return d
@@ -670,7 +706,7 @@ def run_family(spec, verbose=False):
     experts = find_experts(model)
     cases = []
     for phase, S, C in PHASES:
-        out, counter, rec = measure(model, modeling, S, C)
+        _, counter, rec = measure(model, modeling, S, C)
         total = int(counter.get_total_flops())
         excl = exclusive_counts(counter)
         cats = collections.Counter()
@@ -697,7 +733,14 @@ def run_family(spec, verbose=False):
             kind, skv = expected_s_kv(cfg, li, S, C)
             assert r["s_q"] == S and r["s_kv"] == skv, (fam, phase, li, kind, r, skv)
             core = 2 * B * r["h_q"] * S * r["s_kv"] * (r["d_qk"] + r["d_v"])
-            assert layers[li]["attention_core"] == core, (fam, phase, li, layers[li]["attention_core"], core, r)
+            assert layers[li]["attention_core"] == core, (
+                fam,
+                phase,
+                li,
+                layers[li]["attention_core"],
+                core,
+                r,
+            )
             attn[li] = dict(kind=kind, **{k: r[k] for k in ("h_q", "h_kv", "d_qk", "d_v", "s_kv")})
         checks.append("attention_core == sum 2*B*h_q*S*S_kv*(d_qk+d_v) with recorded shapes; S_kv rule ok")
         # --- routed experts
@@ -728,7 +771,13 @@ def run_family(spec, verbose=False):
                 + 2 * B * S * Hi * Di * t_idx
                 + 2 * B * S * Hi * t_idx
             )
-            assert layers[li]["attention_indexer"] == exp, (fam, phase, li, layers[li]["attention_indexer"], exp)
+            assert layers[li]["attention_indexer"] == exp, (
+                fam,
+                phase,
+                li,
+                layers[li]["attention_indexer"],
+                exp,
+            )
             attn[li]["indexer"] = "full"
             attn[li]["indexer_s_kv"] = t_idx
         if hasattr(cfg, "index_topk"):
@@ -744,7 +793,9 @@ def run_family(spec, verbose=False):
             assert isinstance(w, torch.Tensor) and w.dim() == 2, (fam, phase, "unverified FLOPs", fqn, cat, f)
             rows = B * (C + S) if fqn.endswith(".kv_b_proj") else T
             assert f == 2 * rows * w.numel(), (fam, phase, fqn, f, rows, tuple(w.shape))
-        checks.append("every linear (incl. functional routers) == 2*rows*in*out; rows=B*S, kv_b_proj rows=B*(C+S)")
+        checks.append(
+            "every linear (incl. functional routers) == 2*rows*in*out; rows=B*S, kv_b_proj rows=B*(C+S)"
+        )
         # --- lm head
         assert cats["lm_head"] == 2 * T * cfg.hidden_size * cfg.vocab_size
         checks.append("lm_head == 2*B*S*hidden*vocab")

@@ -67,6 +67,11 @@ class Op:
     sharding: str = "replicated"
     peak_dtype: str = "bf16"
     note: str = ""
+    # filled by the roofline pass (views.time_ops) when a device is known
+    compute_us: float = 0.0
+    memory_us: float = 0.0
+    time_us: float | None = None
+    bound: str | None = None
 
     @property
     def bytes_total(self) -> float:
@@ -108,8 +113,8 @@ class Builder:
     def vector(self, name: str, category: str, kind: str, elements: Number, per_element: int, *,
                reads: int = 1, writes: int = 1, weight_params: int = 0, width: int = 0, note: str = "") -> Op:
         return Op(
-            name=name, category=category, kind=kind, vector_flops=exact(Fraction(elements) * per_element)
-            if isinstance(elements, int) else float(elements) * per_element,
+            name=name, category=category, kind=kind,
+            vector_flops=elements * per_element if isinstance(elements, int) else float(elements) * per_element,
             weight_bytes=self.wbytes(weight_params, "bf16"),
             act_read_bytes=float(elements) * reads * self.a, act_write_bytes=float(elements) * writes * self.a,
             shape_in=[[self.T, width]] if width else [], shape_out=[self.T, width] if width else [],

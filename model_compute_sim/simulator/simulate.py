@@ -144,6 +144,24 @@ def _dtype(value: str, allowed: Sequence[str], what: str) -> str:
     return v
 
 
+_GROUP_CACHE: dict[int, tuple[ModelSpec, list[tuple[LayerSpec, list[int]]]]] = {}
+
+
+def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
+    """Identical layers grouped with their indices, in order of first appearance (cached per spec)."""
+    hit = _GROUP_CACHE.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    index: dict[LayerSpec, list[int]] = {}
+    for i, layer in enumerate(spec.layers):
+        index.setdefault(layer, []).append(i)
+    out = list(index.items())
+    if len(_GROUP_CACHE) > 256:
+        _GROUP_CACHE.clear()
+    _GROUP_CACHE[id(spec)] = (spec, out)
+    return out
+
+
 @dataclass
 class GroupOps:
     layer: LayerSpec
@@ -225,10 +243,7 @@ def simulate(
     local_wl = wl.split(dp)
     whole = Builder(spec, wl, Shard(), opts)
     local = Builder(spec, local_wl, Shard(tp=tp, dp=dp, ep=ep, expert_tokens=wl.tokens, per_gpu=True), opts)
-    index: dict[LayerSpec, list[int]] = {}
-    for i, layer in enumerate(spec.layers):
-        index.setdefault(layer, []).append(i)
-    groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in index.items()]
+    groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in layer_groups(spec)]
     head_whole, head_local = whole.embedding(), local.embedding()
     tail_whole, tail_local = whole.lm_head(), local.lm_head()
     return views.build_result(

@@ -76,18 +76,20 @@ def _row(op: Op, whole_flops: Number, dev: Device | None) -> OpRow:
         arithmetic_intensity_flops_per_byte=(op.flops / total) if total else None,
         peak_dtype=op.peak_dtype, sharding=op.sharding, note=op.note,
     )
-    if dev is not None:
-        t, bound = op_time_us(op, dev)
-        row.roofline_time_us, row.bound = t, bound
+    row.roofline_time_us, row.bound = op.time_us, op.bound  # type: ignore[assignment]
     return row
 
 
-def op_time_us(op: Op, dev: Device) -> tuple[float, Any]:
-    if op.kind == "communication":
-        return op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
-    compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype),
-                                     dev.bw_gb_s * 1e9)
-    return max(compute, mem) * 1e6, ("compute" if compute >= mem else "memory")
+def time_ops(ops: list[Op], dev: Device) -> None:
+    """Roofline pass: each op's compute and memory time and its bound, once."""
+    bw = dev.bw_gb_s * 1e9
+    for op in ops:
+        if op.kind == "communication":
+            op.time_us, op.bound = op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
+            continue
+        compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype), bw)
+        op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
+        op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
 
 
 def _stage_layers(n: int, pp: int, stage: int) -> range:
@@ -114,6 +116,11 @@ def build_result(
         dev = Device(custom, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s,
                      default_scale_up)
     n = spec.num_layers
+    if dev is not None:
+        for g in groups:
+            time_ops(g.local, dev)
+        time_ops(head[1], dev)
+        time_ops(tail[1], dev)
 
     # pipeline: pick the busiest stage (most per-GPU FLOPs, then bytes)
     def stage_cost(s: int) -> tuple[float, float]:
@@ -150,17 +157,15 @@ def build_result(
         tot["weight"] += op.weight_bytes * count_local
         tot["kv"] += (op.kv_read_bytes + op.kv_write_bytes) * count_local
         tot["act"] += (op.act_read_bytes + op.act_write_bytes) * count_local
-        if dev is None or count_local == 0:
-            return None
-        t, bound = op_time_us(op, dev)
+        if op.time_us is None or count_local == 0:
+            return op.time_us
+        t = op.time_us
         c["time_us"] += t * count_local
         if op.kind == "communication":
             tot["comm_us"] += t * count_local
         else:
-            compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype),
-                                             dev.bw_gb_s * 1e9)
-            tot["compute_us"] += compute * 1e6 * count_local
-            tot["memory_us"] += mem * 1e6 * count_local
+            tot["compute_us"] += op.compute_us * count_local
+            tot["memory_us"] += op.memory_us * count_local
             tot["roof_us"] += t * count_local
         return t
 
@@ -202,6 +207,8 @@ def build_result(
                   comm_bytes=float(local_wl.tokens) * spec.hidden_size * opts.act_bytes,
                   shape_in=[[local_wl.tokens, spec.hidden_size]], shape_out=[local_wl.tokens, spec.hidden_size],
                   sharding=f"activations to the next of {pp} stages", peak_dtype="comm")
+        if dev is not None:
+            time_ops([send], dev)
         add(send, 0, 0, 0, 1)
         if detail == "ops":
             head_tail_rows.append(_row(send, 0, dev))
@@ -305,7 +312,21 @@ def _gpu_info(dev: Device) -> GpuInfo:
                    scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s, memory_gb=g.memory_gb, source=g.source)
 
 
+_INFO_CACHE: dict[int, tuple[ModelSpec, ModelInfo]] = {}
+
+
 def _model_info(spec: ModelSpec) -> ModelInfo:
+    hit = _INFO_CACHE.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1].model_copy()
+    info = _model_info_uncached(spec)
+    if len(_INFO_CACHE) > 256:
+        _INFO_CACHE.clear()
+    _INFO_CACHE[id(spec)] = (spec, info)
+    return info.model_copy()
+
+
+def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
     total, active = M.model_params(spec)
     a0 = spec.layers[0].attention
     kinds = sorted({layer.label for layer in spec.layers})
@@ -335,9 +356,13 @@ def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp
             stage: int, dev: Device | None, groups: list[GroupOps], tail_local: list[Op]) -> MemoryReport:
     shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
     n = spec.num_layers
-    layers = [spec.layers[i] for i in _stage_layers(n, pp, stage)]
+    rng = _stage_layers(n, pp, stage)
+    layers = [spec.layers[i] for i in rng]
     attn_dtype = opts.attention_weight_dtype
-    weights = sum(M.layer_weight_bytes_per_gpu(layer, spec, shard, opts.weight_dtype, attn_dtype) for layer in layers)
+    weights = sum(
+        sum(1 for i in g.indices if i in rng)
+        * M.layer_weight_bytes_per_gpu(g.layer, spec, shard, opts.weight_dtype, attn_dtype) for g in groups
+    )
     emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
     if stage == 0:
         weights += emb

@@ -12,7 +12,7 @@ import re
 from model_compute_sim.trace.events import CpuOp
 from model_compute_sim.trace.kernels import kernel_category
 from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS
-from model_compute_sim.trace.tree import Scope, module_class
+from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
 CATEGORIES = (
     "attention_proj",
@@ -42,7 +42,8 @@ _SHARED = re.compile(r"shared", re.I)
 _MOE = re.compile(r"moe|sparse", re.I)
 _ATTN = re.compile(r"attention|attn", re.I)
 _MLP = re.compile(r"mlp|feedforward|ffn", re.I)
-_LM_HEAD = re.compile(r"lmhead|lm_head|logitsprocessor|forcausallm", re.I)
+_LM_HEAD = re.compile(r"lmhead|lm_head|logitsprocessor", re.I)
+_MOE_NAME = re.compile(r"moe|expert", re.I)
 _LINEAR = re.compile(r"linear$", re.I)
 _BATCHED = frozenset({"aten::bmm", "aten::baddbmm", "aten::matmul"})
 
@@ -68,6 +69,13 @@ def _is_core_matmul(op: CpuOp) -> bool:
     return all(isinstance(x, list) and len(x) >= 3 for x in dims)
 
 
+def _is_moe_block(cls: str) -> bool:
+    """`Qwen3MoeSparseMoeBlock`, `DeepseekV3MoE`, `MixtralSparseMoeBlock`; not `Qwen3MoeDecoderLayer`."""
+    if not _MOE.search(cls) or _MLP.search(cls) or _ATTN.search(cls) or is_layer_class(cls):
+        return False
+    return not cls.endswith(("Model", "ForCausalLM", "Norm", "Embedding", "RotaryEmbedding"))
+
+
 def op_category(op: CpuOp, scope: Scope, layer: int | None) -> str:
     """Category of a CPU op (see module docstring)."""
     name = op.name
@@ -88,7 +96,7 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None) -> str:
             return "moe_router"
         if any(_EXPERTS.search(c) and not _SHARED.search(c) for c in classes):
             return "moe_experts"
-        moe_at = [i for i, c in enumerate(classes) if _MOE.search(c) and not _MLP.search(c)]
+        moe_at = [i for i, c in enumerate(classes) if _is_moe_block(c)]
         if moe_at:
             below = classes[moe_at[-1] + 1 :]
             if any(_SHARED.search(c) or _MLP.search(c) for c in below):
@@ -109,6 +117,8 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None) -> str:
         if layer is None and classes and _LINEAR.search(inner):
             return "lm_head"
         return "other"
+    if _MOE_NAME.search(name) and not name.startswith(("aten::", "triton_")):
+        return "moe_experts"
     if _EMBED.search(name) or (_EMBED.search(inner_sem) and not _ROTARY.search(inner_sem)):
         return "embedding"
     if _NORM.search(name) or _NORM.search(inner_sem):
