@@ -16,7 +16,7 @@ from model_compute_sim.errors import (
     UnknownGpuError,
     UnknownModelError,
 )
-from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpus, load_models, suggest
+from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpus, load_models, suggest, to_plain
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.graph import Builder, Op, Shard
@@ -42,7 +42,7 @@ DEFAULT_SCALE_UP_GB_PER_S = 32.0  # PCIe Gen4 x16, one direction: for cards with
 def _index_spec(name: str) -> ModelSpec:
     entry = find_model(name)
     assert entry is not None
-    return normalize(entry.config, name=entry.name, hf_id=entry.hf_id)
+    return normalize(to_plain(entry.config), name=entry.name, hf_id=entry.hf_id)
 
 
 def resolve_spec(

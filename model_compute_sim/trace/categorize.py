@@ -76,8 +76,20 @@ def _is_moe_block(cls: str) -> bool:
     return not cls.endswith(("Model", "ForCausalLM", "Norm", "Embedding", "RotaryEmbedding"))
 
 
-def op_category(op: CpuOp, scope: Scope, layer: int | None) -> str:
-    """Category of a CPU op (see module docstring)."""
+def expert_counts(ops: list[CpuOp]) -> frozenset[int]:
+    """Numbers of experts seen in MoE ops (`vllm::moe_forward(hidden, router_logits[T, E], ...)`)."""
+    out: set[int] = set()
+    for o in ops:
+        if "moe_forward" in o.name or "fused_moe" in o.name:
+            d = o.input_dims
+            if d and len(d) > 1 and isinstance(d[1], list) and len(d[1]) == 2 and isinstance(d[1][1], int):
+                out.add(d[1][1])
+    return frozenset(out)
+
+
+def op_category(op: CpuOp, scope: Scope, layer: int | None, experts: frozenset[int] = frozenset()) -> str:
+    """Category of a CPU op (see module docstring). `experts`: expert counts seen in the trace's MoE
+    ops; a GEMM outside attention whose output width is one of them is the router."""
     name = op.name
     if _COMM_OP.search(name):
         return "communication"
@@ -93,6 +105,8 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None) -> str:
     inner_sem = sem[-1] if sem else ""
     if is_gemm:
         if any(_ROUTER.search(c) and not _ATTN.search(c) for c in classes):
+            return "moe_router"
+        if experts and _out_dim(op) in experts and not any(_ATTN.search(c) for c in sem):
             return "moe_router"
         if any(_EXPERTS.search(c) and not _SHARED.search(c) for c in classes):
             return "moe_experts"

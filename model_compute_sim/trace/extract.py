@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from model_compute_sim.errors import TraceError
-from model_compute_sim.trace.categorize import CATEGORIES, kernel_fallback_category, op_category
+from model_compute_sim.trace.categorize import CATEGORIES, expert_counts, kernel_fallback_category, op_category
 from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
@@ -49,8 +49,6 @@ def _op_status(flow: Flow, step: StepPairs | None, selected: set[int] | None) ->
     info = flow.op_info
     n = len(ops)
     math_below = [False] * n
-    for i in range(n - 1, -1, -1):  # children are later in time but not always later in index
-        pass
     # order by start time so a child always follows its parent
     order = sorted(range(n), key=lambda i: (ops[i].ts, -ops[i].dur))
     for i in reversed(order):
@@ -201,9 +199,11 @@ def extract_trace_flow(
     unm_count: dict[str, int] = defaultdict(int)
     unm_reason: dict[str, str] = {}
 
+    experts = expert_counts(ops) | (expert_counts(capture.ops) if capture is not None else frozenset())
+
     def _cat(fl: Flow, i: int) -> str:
         oi = fl.op_info[i]
-        return op_category(fl.trace.ops[i], oi.scope, oi.layer)
+        return op_category(fl.trace.ops[i], oi.scope, oi.layer, experts)
 
     # --- kernels ---------------------------------------------------------------------------------
     k_time = k_count = 0.0
