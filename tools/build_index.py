@@ -207,11 +207,8 @@ def family_status(cfg: dict[str, Any]) -> str:
             parts.append("hyper-connections (hc_mult)")
         if mt.startswith("minimax_m3") or "sparse_attention_config" in view:
             parts.append("MiniMax-M3 block-sparse attention (sparse_attention_config)")
-        if mt.startswith("gemma4"):
-            parts.append(
-                "Gemma-4 attention variants (attention_k_eq_v, global_head_dim / num_global_key_value_heads,"
-                " per-layer inputs, KV sharing)"
-            )
+        if mt.startswith("gemma4") and (view.get("hidden_size_per_layer_input") or view.get("num_kv_shared_layers")):
+            parts.append("Gemma-4 per-layer input embeddings / KV sharing")
         if "block_configs" in view:
             parts.append("NAS per-layer block_configs (attention-free and variable-width layers)")
     parts = list(dict.fromkeys(parts))

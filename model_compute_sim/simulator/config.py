@@ -25,6 +25,8 @@ from model_compute_sim.simulator.spec import (
 Config = Mapping[str, Any]
 
 STEP_TYPES = ("step3p7", "step3p5")  # transformers names Step-3.7's text config "step3p5"
+GEMMA_TYPES = ("gemma2", "gemma3", "gemma3_text", "gemma4", "gemma4_text")
+GEMMA4_TYPES = ("gemma4", "gemma4_text")
 
 NESTED_TEXT_KEYS = ("text_config", "language_config", "llm_config")
 
@@ -35,7 +37,7 @@ KNOWN_MODEL_TYPES = frozenset(
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "mimo",
         "deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa", "glm4_moe",
         "glm4_moe_lite", "minimax_m2", "gpt_oss", "gemma2", "gemma3", "gemma3_text", "llama4",
-        "llama4_text", "mimo_v2_flash", "step3p7", "step3p5", "qwen3_vl", "qwen3_vl_text", "qwen3_vl_moe",
+        "llama4_text", "mimo_v2_flash", "step3p7", "step3p5", "gemma4", "gemma4_text", "qwen3_vl", "qwen3_vl_text", "qwen3_vl_moe",
         "qwen3_vl_moe_text",
     }
 )
@@ -54,8 +56,6 @@ HYBRID_MODEL_TYPES: dict[str, str] = {
     "deepseek_ref": "DeepSeek-V4 compressed attention and hyper-connections",
     "minimax_m3": "MiniMax-M3 block-sparse attention",
     "minimax_m3_vl": "MiniMax-M3 block-sparse attention",
-    "gemma4": "Gemma-4 per-layer embeddings and KV sharing",
-    "gemma4_text": "Gemma-4 per-layer embeddings and KV sharing",
     "nemotron-nas": "per-layer heterogeneous (NAS) blocks",
 }
 
@@ -240,9 +240,9 @@ def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
 
 def _moe_spec(cfg: Config, model_type: str, hidden: int) -> MoeSpec | None:
     experts = _opt_int(cfg, "n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
-    if not experts:
+    if not experts or (model_type in GEMMA4_TYPES and not _bool(cfg, "enable_moe_block")):
         return None
-    top_k = _int(cfg, "num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k")
+    top_k = _int(cfg, "num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k", "top_k_experts")
     if top_k > experts:
         raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
     inter = _int(cfg, "moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
@@ -342,7 +342,7 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
     o_bias = bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
     if model_type == "gpt_oss":
         o_bias = True
-    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", *STEP_TYPES) or _bool(
+    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", *STEP_TYPES, *GEMMA4_TYPES) or _bool(
         cfg, "use_qk_norm"
     )
     if model_type in ("llama4", "llama4_text"):
@@ -359,6 +359,11 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
             dv = _int(cfg, "swa_v_head_dim", default=v_head_dim)
         if w is not None and model_type in STEP_TYPES:
             h = _int(cfg, "num_sliding_attention_heads", default=heads)
+        k_eq_v = False
+        if w is None and model_type in GEMMA4_TYPES:  # global layers: own head size and KV heads, K = V
+            d = dv = _int(cfg, "global_head_dim", default=head_dim)
+            kvh = _int(cfg, "num_global_key_value_heads", default=kv_heads)
+            k_eq_v = _bool(cfg, "attention_k_eq_v")
         use_rope = True if no_rope is None else bool(no_rope[i])
         specs.append(
             AttentionSpec(
@@ -367,6 +372,7 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
                 rotary_dim=_rotary_dim(cfg, d) if use_rope else 0,
                 sinks=model_type == "gpt_oss" or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
                 or (w is None and _bool(cfg, "add_full_attention_sink_bias")),
+                k_eq_v=k_eq_v,
                 output_gate_dim=_step_gate_dim(cfg, d) if model_type in STEP_TYPES else 0,
                 chunk=chunks[i],
             )
@@ -431,6 +437,11 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     types = cfg.get("layer_types")
     if isinstance(types, Sequence) and any(str(t) in ("linear_attention", "mamba", "ssm") for t in types):
         raise NotModelledError(f"config {name or ''} has linear-attention/SSM layers, which are not modelled yet")
+    if model_type in GEMMA4_TYPES and (cfg.get("hidden_size_per_layer_input") or cfg.get("num_kv_shared_layers")):
+        raise NotModelledError(
+            f"{name or 'this Gemma-4 config'} uses per-layer input embeddings (hidden_size_per_layer_input) or KV "
+            "sharing (num_kv_shared_layers), which are not modelled yet"
+        )
     missing = [k for k in REQUIRED_KEYS if _first(cfg, *_KEY_ALIASES[k]) is None]
     if missing:
         raise ConfigError(
@@ -446,9 +457,13 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     dense: MlpSpec | None = None
     if not all(moe_flags):
         dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=True, bias=_bool(cfg, "mlp_bias"))
-    norms = 4 if model_type in ("gemma2", "gemma3", "gemma3_text") else 2
+    norms = 4 if model_type in GEMMA_TYPES else 2
+    parallel_moe = model_type in GEMMA4_TYPES and moe is not None  # Gemma-4: MoE beside the dense MLP
+    if parallel_moe:
+        dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=True)
     layers = tuple(
-        LayerSpec(attention=attn[i], mlp=None if moe_flags[i] else dense, moe=moe if moe_flags[i] else None, norms=norms)
+        LayerSpec(attention=attn[i], mlp=dense if (parallel_moe or not moe_flags[i]) else None,
+                  moe=moe if moe_flags[i] else None, norms=norms)
         for i in range(n)
     )
     wdtype, wsource, attn_dtype = _weight_dtypes(cfg)
@@ -466,7 +481,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         hidden_size=hidden,
         vocab_size=vocab,
         layers=layers,
-        tie_word_embeddings=bool(tie) if tie is not None else model_type.startswith("gemma"),
+        tie_word_embeddings=bool(tie) if tie is not None else model_type in GEMMA_TYPES,
         weight_dtype=wdtype,
         weight_dtype_source=wsource,
         attention_weight_dtype=attn_dtype,

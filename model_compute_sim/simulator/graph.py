@@ -173,10 +173,10 @@ class Builder:
                                F.ADD_FLOPS_PER_ELEMENT, reads=2, width=self.H))
         ops.append(self.norm("pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm",
                              "norm", self.T, self.H))
+        if layer.mlp is not None:
+            ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
         if layer.moe is not None:
             ops += self.moe(layer.moe)
-        elif layer.mlp is not None:
-            ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
         if layer.norms == 4:
             ops.append(self.norm("post_feedforward_layernorm", "norm", self.T, self.H))
         ops.append(self.vector("mlp_residual_add", "elementwise", "elementwise", self.T * self.H,
@@ -196,8 +196,9 @@ class Builder:
         ops = [
             self.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col, weight_dtype=wd),
             self.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard, weight_dtype=wd),
-            self.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, weight_dtype=wd),
         ]
+        if not a.k_eq_v:
+            ops.append(self.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, weight_dtype=wd))
         if a.qk_norm:
             ops.append(self.norm("q_norm", "norm", T, h * a.head_dim))
             ops.append(self.norm("k_norm", "norm", T, kv * a.head_dim))
@@ -205,7 +206,7 @@ class Builder:
             ops.append(self.vector("rotary_emb", "elementwise", "elementwise", T * (h + kv) * a.rotary_dim,
                                    F.ROPE_FLOPS_PER_ELEMENT))
         ops.append(self.attention_core("attention", a, self.wl, h, kv, a.head_dim, a.v_head_dim,
-                                       kv_dims=a.head_dim + a.v_head_dim))
+                                       kv_dims=a.head_dim if a.k_eq_v else a.head_dim + a.v_head_dim))
         if a.output_gate_dim:
             ops.append(self.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, weight_dtype=wd))
             ops.append(self.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2))

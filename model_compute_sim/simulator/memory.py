@@ -40,7 +40,8 @@ def attention_params(a: AttentionSpec, hidden: int, heads: int | None = None, kv
         return q + kv + o + idx
     kv = a.kv_heads if kv_heads is None else kv_heads
     gate = hidden * h * a.output_gate_dim
-    return hidden * h * a.head_dim + hidden * kv * (a.head_dim + a.v_head_dim) + h * a.v_head_dim * hidden + gate
+    v = 0 if a.k_eq_v else hidden * kv * a.v_head_dim
+    return hidden * h * a.head_dim + hidden * kv * a.head_dim + v + h * a.v_head_dim * hidden + gate
 
 
 def layer_params(layer: LayerSpec, hidden: int) -> LayerParams:
@@ -100,7 +101,8 @@ def kv_bytes_per_position(a: AttentionSpec, shard: Shard, kv_bytes: float) -> fl
         if a.indexer is not None and a.indexer.runs:
             b += a.indexer.head_dim * kv_bytes
         return b
-    return shard.kv_heads(a.kv_heads) * (a.head_dim + a.v_head_dim) * kv_bytes
+    dims = a.head_dim if a.k_eq_v else a.head_dim + a.v_head_dim
+    return shard.kv_heads(a.kv_heads) * dims * kv_bytes
 
 
 def kv_cache_bytes(layers: list[LayerSpec], shard: Shard, kv_bytes: float, seqs: int, positions: int) -> float:

@@ -35,6 +35,7 @@ class AttentionSpec:
     qk_norm: bool = False  # per-head RMSNorm on q and k
     rotary_dim: int = 0  # rotated dims per head (0 = no rope on this layer)
     sinks: bool = False  # learned per-head softmax sink (gpt-oss)
+    k_eq_v: bool = False  # values are the keys (Gemma-4 global layers): no v_proj, K-only cache
     output_gate_dim: int = 0  # sigmoid output gate: 1 = one gate per head, head_dim = per element
     # MLA only
     q_lora_rank: int | None = None
@@ -79,7 +80,8 @@ class LayerSpec:
             parts.append("sliding")
         if a.indexer is not None:
             parts.append("indexer" if a.indexer.runs else "shared-indexer")
-        parts.append("moe" if self.moe is not None else "dense")
+        parts.append("dense+moe" if self.moe is not None and self.mlp is not None
+                     else "moe" if self.moe is not None else "dense")
         return "+".join(parts)
 
 
