@@ -26,8 +26,10 @@ def bench(n: int = 300) -> None:
             simulate("deepseek-v3", tp=8, ep=8, gpu="h100", detail="ops", **shape)
             times.append(time.perf_counter() - t0)
         times.sort()
-        print(f"deepseek-v3 tp8 ep8 detail=ops {label}: median {statistics.median(times) * 1e3:.3f} ms, "
-              f"p90 {times[int(0.9 * n)] * 1e3:.3f} ms, min {times[0] * 1e3:.3f} ms over {n} runs")
+        print(
+            f"deepseek-v3 tp8 ep8 detail=ops {label}: median {statistics.median(times) * 1e3:.3f} ms, "
+            f"p90 {times[int(0.9 * n)] * 1e3:.3f} ms, min {times[0] * 1e3:.3f} ms over {n} runs"
+        )
 
 
 if __name__ == "__main__":

@@ -69,25 +69,42 @@ def _model_row(entry: ModelEntry) -> ModelRow:
         total, active = model_params(spec)
     except SimError as e:
         status = status if status != "supported" else f"not modelled: {e}"
-    return ModelRow(name=entry.name, aliases=list(entry.aliases), hf_id=entry.hf_id, model_type=entry.model_type,
-                    status=status, layers=layers, hidden_size=hidden, params_total=total, params_active=active,
-                    weight_dtype=dtype, source=entry.source)
+    return ModelRow(
+        name=entry.name,
+        aliases=list(entry.aliases),
+        hf_id=entry.hf_id,
+        model_type=entry.model_type,
+        status=status,
+        layers=layers,
+        hidden_size=hidden,
+        params_total=total,
+        params_active=active,
+        weight_dtype=dtype,
+        source=entry.source,
+    )
 
 
 def list_models(filter: str | None = None) -> ModelList:
-    rows = [_model_row(m) for m in load_models()
-            if _matches(filter, m.name, m.hf_id, m.model_type, *m.aliases)]
+    rows = [_model_row(m) for m in load_models() if _matches(filter, m.name, m.hf_id, m.model_type, *m.aliases)]
     return ModelList(models=rows, total=len(rows))
 
 
 def _gpu_row(g: GpuSpec) -> GpuRow:
-    return GpuRow(name=g.name, display_name=g.display_name, aliases=list(g.aliases), vendor=g.vendor,
-                  memory_gb=g.memory_gb, memory_bandwidth_gb_per_s=g.memory_bandwidth_gb_per_s,
-                  peak_tflops=dict(g.peak_tflops), scale_up_bandwidth_gb_per_s=g.scale_up_bandwidth_gb_per_s,
-                  interconnect=g.interconnect, source=g.source, confidence=g.confidence)
+    return GpuRow(
+        name=g.name,
+        display_name=g.display_name,
+        aliases=list(g.aliases),
+        vendor=g.vendor,
+        memory_gb=g.memory_gb,
+        memory_bandwidth_gb_per_s=g.memory_bandwidth_gb_per_s,
+        peak_tflops=dict(g.peak_tflops),
+        scale_up_bandwidth_gb_per_s=g.scale_up_bandwidth_gb_per_s,
+        interconnect=g.interconnect,
+        source=g.source,
+        confidence=g.confidence,
+    )
 
 
 def list_gpus(filter: str | None = None) -> GpuList:
-    rows = [_gpu_row(g) for g in load_gpus()
-            if _matches(filter, g.name, g.display_name, g.vendor, *g.aliases)]
+    rows = [_gpu_row(g) for g in load_gpus() if _matches(filter, g.name, g.display_name, g.vendor, *g.aliases)]
     return GpuList(gpus=rows, total=len(rows))

@@ -35,8 +35,12 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="sequences in the step (default 1)")
     p.add_argument("--seq-len", type=int, default=1, help="new tokens per sequence (1 = decode; default 1)")
     p.add_argument("--context-len", type=int, default=0, help="tokens already cached per sequence (default 0)")
-    p.add_argument("--requests", type=_json_arg, default=None,
-                   help='mixed step as JSON or @file: [{"new_tokens": 512, "cached_tokens": 0}, ...]')
+    p.add_argument(
+        "--requests",
+        type=_json_arg,
+        default=None,
+        help='mixed step as JSON or @file: [{"new_tokens": 512, "cached_tokens": 0}, ...]',
+    )
     p.add_argument("--tp", type=int, default=1)
     p.add_argument("--dp", type=int, default=1, help="attention data-parallel groups")
     p.add_argument("--ep", type=int, default=1, help="expert parallel degree over tp*dp GPUs")
@@ -87,12 +91,29 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.model is None and args.config_path is None:
         raise SimError("give a MODEL name (see `model-compute-sim list-models`) or --config PATH")
     r = simulate(
-        args.model, config_path=args.config_path, batch_size=args.batch_size, seq_len=args.seq_len,
-        context_len=args.context_len, requests=args.requests, tp=args.tp, dp=args.dp, ep=args.ep, pp=args.pp,
-        gpu=args.gpu, dtype=args.dtype, kv_cache_dtype=args.kv_cache_dtype, weight_dtype=args.weight_dtype,
-        measured_ms=args.measured_ms, attention_flops=args.attention_flops, mla_path=args.mla_path,
-        logits=args.logits, detail=args.detail, limit=args.limit, offset=args.offset,
-        peak_tflops=args.peak_tflops, memory_bandwidth_gb_per_s=args.memory_bandwidth_gb_per_s,
+        args.model,
+        config_path=args.config_path,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        context_len=args.context_len,
+        requests=args.requests,
+        tp=args.tp,
+        dp=args.dp,
+        ep=args.ep,
+        pp=args.pp,
+        gpu=args.gpu,
+        dtype=args.dtype,
+        kv_cache_dtype=args.kv_cache_dtype,
+        weight_dtype=args.weight_dtype,
+        measured_ms=args.measured_ms,
+        attention_flops=args.attention_flops,
+        mla_path=args.mla_path,
+        logits=args.logits,
+        detail=args.detail,
+        limit=args.limit,
+        offset=args.offset,
+        peak_tflops=args.peak_tflops,
+        memory_bandwidth_gb_per_s=args.memory_bandwidth_gb_per_s,
     )
     if args.format == "json":
         print(r.model_dump_json())

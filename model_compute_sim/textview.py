@@ -27,22 +27,44 @@ def us(x: float | None) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in cells]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _op_rows(ops: list[OpRow]) -> list[list[Any]]:
-    return [[o.name, o.category, "x".join(map(str, o.shape_in[0])) if o.shape_in else "-",
-             "x".join(map(str, o.shape_out)) if o.shape_out else "-", si(o.flops_per_gpu),
-             si(o.bytes_read_per_gpu + o.bytes_written_per_gpu + o.communication_bytes_per_gpu, "B"),
-             "-" if o.arithmetic_intensity_flops_per_byte is None else f"{o.arithmetic_intensity_flops_per_byte:.1f}",
-             us(o.roofline_time_us), o.bound or "-", o.sharding] for o in ops]
+    return [
+        [
+            o.name,
+            o.category,
+            "x".join(map(str, o.shape_in[0])) if o.shape_in else "-",
+            "x".join(map(str, o.shape_out)) if o.shape_out else "-",
+            si(o.flops_per_gpu),
+            si(o.bytes_read_per_gpu + o.bytes_written_per_gpu + o.communication_bytes_per_gpu, "B"),
+            "-" if o.arithmetic_intensity_flops_per_byte is None else f"{o.arithmetic_intensity_flops_per_byte:.1f}",
+            us(o.roofline_time_us),
+            o.bound or "-",
+            o.sharding,
+        ]
+        for o in ops
+    ]
 
 
-OP_HEADERS = ["op", "category", "in (per GPU)", "out", "FLOPs/GPU", "bytes/GPU", "FLOP/B", "time us", "bound",
-              "sharding"]
+OP_HEADERS = [
+    "op",
+    "category",
+    "in (per GPU)",
+    "out",
+    "FLOPs/GPU",
+    "bytes/GPU",
+    "FLOP/B",
+    "time us",
+    "bound",
+    "sharding",
+]
 
 
 def render_simulation(r: SimResult) -> str:
@@ -57,32 +79,54 @@ def render_simulation(r: SimResult) -> str:
         f"layout  tp={p.tp} dp={p.dp} ep={p.ep} pp={p.pp} (moe_tp={p.moe_tp}, {p.gpus} GPUs)",
     ]
     if r.gpu:
-        out.append(f"gpu     {r.gpu.display_name}: {r.gpu.peak_tflops} TFLOP/s dense {r.gpu.peak_dtype}, "
-                   f"{r.gpu.memory_bandwidth_gb_per_s} GB/s HBM, {r.gpu.scale_up_bandwidth_gb_per_s} GB/s scale-up")
+        out.append(
+            f"gpu     {r.gpu.display_name}: {r.gpu.peak_tflops} TFLOP/s dense {r.gpu.peak_dtype}, "
+            f"{r.gpu.memory_bandwidth_gb_per_s} GB/s HBM, {r.gpu.scale_up_bandwidth_gb_per_s} GB/s scale-up"
+        )
     out.append("")
-    out.append(f"FLOPs   {si(t.flops)} whole model, {si(t.flops_per_gpu)} per GPU (+{si(t.vector_flops_per_gpu)} "
-               f"vector); bytes {si(t.bytes_per_gpu, 'B')} per GPU (weights {si(t.weight_bytes_per_gpu, 'B')}, "
-               f"KV {si(t.kv_cache_bytes_per_gpu, 'B')}); intensity {t.arithmetic_intensity_flops_per_byte:.1f} FLOP/B")
+    out.append(
+        f"FLOPs   {si(t.flops)} whole model, {si(t.flops_per_gpu)} per GPU (+{si(t.vector_flops_per_gpu)} "
+        f"vector); bytes {si(t.bytes_per_gpu, 'B')} per GPU (weights {si(t.weight_bytes_per_gpu, 'B')}, "
+        f"KV {si(t.kv_cache_bytes_per_gpu, 'B')}); intensity {t.arithmetic_intensity_flops_per_byte:.1f} FLOP/B"
+    )
     if t.roofline_time_us is not None:
-        out.append(f"roofline {us(t.roofline_time_us)} us ({t.bound}-bound): compute {us(t.compute_time_us)} us, "
-                   f"memory {us(t.memory_time_us)} us, communication {us(t.communication_time_us)} us")
+        out.append(
+            f"roofline {us(t.roofline_time_us)} us ({t.bound}-bound): compute {us(t.compute_time_us)} us, "
+            f"memory {us(t.memory_time_us)} us, communication {us(t.communication_time_us)} us"
+        )
     if t.mfu_pct is not None:
-        out.append(f"measured {t.measured_ms} ms: MFU {t.mfu_pct:.2f}%, MBU {t.mbu_pct:.2f}%, "
-                   f"roofline/measured {t.roofline_fraction_pct:.1f}%")
+        out.append(
+            f"measured {t.measured_ms} ms: MFU {t.mfu_pct:.2f}%, MBU {t.mbu_pct:.2f}%, "
+            f"roofline/measured {t.roofline_fraction_pct:.1f}%"
+        )
     out += [f"WARNING {f}" for f in t.flags]
     out.append("")
-    out.append(table(
-        ["category", "FLOPs", "FLOPs/GPU", "vector/GPU", "bytes/GPU", "time us", "share %"],
-        [[k, si(c.flops), si(c.flops_per_gpu), si(c.vector_flops_per_gpu),
-          si(c.bytes_per_gpu + c.communication_bytes_per_gpu, "B"), us(c.roofline_time_us),
-          "-" if not (c.roofline_time_us and t.roofline_time_us) else f"{100 * c.roofline_time_us / t.roofline_time_us:.1f}"]
-         for k, c in r.by_category.items()],
-    ))
+    out.append(
+        table(
+            ["category", "FLOPs", "FLOPs/GPU", "vector/GPU", "bytes/GPU", "time us", "share %"],
+            [
+                [
+                    k,
+                    si(c.flops),
+                    si(c.flops_per_gpu),
+                    si(c.vector_flops_per_gpu),
+                    si(c.bytes_per_gpu + c.communication_bytes_per_gpu, "B"),
+                    us(c.roofline_time_us),
+                    "-"
+                    if not (c.roofline_time_us and t.roofline_time_us)
+                    else f"{100 * c.roofline_time_us / t.roofline_time_us:.1f}",
+                ]
+                for k, c in r.by_category.items()
+            ],
+        )
+    )
     for g in r.layer_groups or []:
         idx = _ranges(g.layers)
         out.append("")
-        out.append(f"layers {idx} ({g.count} x {g.label}): {si(g.flops_per_gpu_per_layer)} FLOPs/GPU, "
-                   f"{si(g.bytes_per_gpu_per_layer, 'B')}/GPU, {us(g.roofline_time_us_per_layer)} us per layer")
+        out.append(
+            f"layers {idx} ({g.count} x {g.label}): {si(g.flops_per_gpu_per_layer)} FLOPs/GPU, "
+            f"{si(g.bytes_per_gpu_per_layer, 'B')}/GPU, {us(g.roofline_time_us_per_layer)} us per layer"
+        )
         if g.ops:
             out.append(table(OP_HEADERS, _op_rows(g.ops)))
     if r.head_tail_ops:
@@ -93,11 +137,17 @@ def render_simulation(r: SimResult) -> str:
         out.append(f"(showing {r.page.returned_ops} of {r.page.total_ops} ops; --offset {r.page.next_offset} for more)")
     mem = r.memory
     out.append("")
-    out.append(f"memory/GPU weights {si(mem.weights_bytes_per_gpu, 'B')}, KV cache {si(mem.kv_cache_bytes_per_gpu, 'B')}"
-               f", activations {si(mem.activation_bytes_per_gpu, 'B')} = {si(mem.total_bytes_per_gpu, 'B')}"
-               + (f" of {si(mem.gpu_memory_bytes, 'B')} ({'fits' if mem.fits else 'does NOT fit'} at "
-                  f"{int(mem.usable_fraction * 100)}% usable); max batch {mem.max_batch_size}, max context "
-                  f"{mem.max_context_len}" if mem.gpu_memory_bytes else ""))
+    out.append(
+        f"memory/GPU weights {si(mem.weights_bytes_per_gpu, 'B')}, KV cache {si(mem.kv_cache_bytes_per_gpu, 'B')}"
+        f", activations {si(mem.activation_bytes_per_gpu, 'B')} = {si(mem.total_bytes_per_gpu, 'B')}"
+        + (
+            f" of {si(mem.gpu_memory_bytes, 'B')} ({'fits' if mem.fits else 'does NOT fit'} at "
+            f"{int(mem.usable_fraction * 100)}% usable); max batch {mem.max_batch_size}, max context "
+            f"{mem.max_context_len}"
+            if mem.gpu_memory_bytes
+            else ""
+        )
+    )
     out.append("")
     out.append("assumptions:")
     out += [f"  - {a}" for a in r.assumptions]
@@ -107,7 +157,7 @@ def render_simulation(r: SimResult) -> str:
 def _ranges(xs: list[int]) -> str:
     parts: list[str] = []
     start = prev = xs[0]
-    for x in xs[1:] + [None]:  # type: ignore[list-item]
+    for x in [*xs[1:], None]:
         if x is not None and x == prev + 1:
             prev = x
             continue
@@ -119,16 +169,37 @@ def _ranges(xs: list[int]) -> str:
 
 def list_models_view(filter: str | None) -> tuple[dict[str, Any], str]:
     res = list_models(filter)
-    rows = [[m.name, m.hf_id, m.model_type, m.layers or "-", si(m.params_total), si(m.params_active),
-             m.weight_dtype or "-", "yes" if m.status == "supported" else m.status[:60]] for m in res.models]
+    rows = [
+        [
+            m.name,
+            m.hf_id,
+            m.model_type,
+            m.layers or "-",
+            si(m.params_total),
+            si(m.params_active),
+            m.weight_dtype or "-",
+            "yes" if m.status == "supported" else m.status[:60],
+        ]
+        for m in res.models
+    ]
     text = table(["name", "hf_id", "model_type", "layers", "params", "active", "weights", "modelled"], rows)
     return res.model_dump(mode="json"), text + f"\n{res.total} models"
 
 
 def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
     res = list_gpus(filter)
-    rows = [[g.name, g.display_name, g.memory_gb, g.memory_bandwidth_gb_per_s, g.peak_tflops.get("bf16") or "-",
-             g.peak_tflops.get("fp8") or "-", g.peak_tflops.get("fp4") or "-", g.scale_up_bandwidth_gb_per_s or "-"]
-            for g in res.gpus]
+    rows = [
+        [
+            g.name,
+            g.display_name,
+            g.memory_gb,
+            g.memory_bandwidth_gb_per_s,
+            g.peak_tflops.get("bf16") or "-",
+            g.peak_tflops.get("fp8") or "-",
+            g.peak_tflops.get("fp4") or "-",
+            g.scale_up_bandwidth_gb_per_s or "-",
+        ]
+        for g in res.gpus
+    ]
     text = table(["name", "device", "HBM GB", "GB/s", "bf16 TF", "fp8 TF", "fp4 TF", "scale-up GB/s"], rows)
     return res.model_dump(mode="json"), text + f"\n{res.total} accelerators (dense peaks)"

@@ -136,8 +136,12 @@ def test_dsa_topk_caps_attention_and_indexer_is_causal() -> None:
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "deepseek-v3", "gpt-oss-20b", "glm-5"])
 def test_mixed_step_is_sum_of_requests(model: str) -> None:
-    reqs = [{"new_tokens": 512, "cached_tokens": 0}, {"new_tokens": 1, "cached_tokens": 3000},
-            {"new_tokens": 1, "cached_tokens": 3000}, {"new_tokens": 4, "cached_tokens": 77}]
+    reqs = [
+        {"new_tokens": 512, "cached_tokens": 0},
+        {"new_tokens": 1, "cached_tokens": 3000},
+        {"new_tokens": 1, "cached_tokens": 3000},
+        {"new_tokens": 4, "cached_tokens": 77},
+    ]
     mixed = simulate(model, requests=reqs)
     parts = [simulate(model, batch_size=1, seq_len=r["new_tokens"], context_len=r["cached_tokens"]) for r in reqs]
     for cat, c in mixed.by_category.items():
@@ -145,7 +149,8 @@ def test_mixed_step_is_sum_of_requests(model: str) -> None:
             continue  # FLOPs additive, but expected distinct experts touched is not: checked below
         assert c.flops == sum(p.by_category[cat].flops for p in parts), cat
     assert mixed.by_category.get("moe_experts", None) is None or mixed.by_category["moe_experts"].flops == sum(
-        p.by_category["moe_experts"].flops for p in parts)
+        p.by_category["moe_experts"].flops for p in parts
+    )
     assert mixed.workload.phase == "mixed"
 
 

@@ -17,7 +17,13 @@ from model_compute_sim.simulator.simulate import simulate
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_flops.json").read_text())
 CASES: list[dict[str, Any]] = GOLDEN["cases"]
 TENSOR_CATEGORIES = {
-    "attention_proj", "attention_core", "attention_indexer", "mlp", "moe_router", "moe_experts", "moe_shared",
+    "attention_proj",
+    "attention_core",
+    "attention_indexer",
+    "mlp",
+    "moe_router",
+    "moe_experts",
+    "moe_shared",
     "lm_head",
 }
 
@@ -44,8 +50,11 @@ def _ids(case: dict[str, Any]) -> str:
 
 def _run(case: dict[str, Any], **kw: Any) -> Any:
     return simulate(
-        config=case["config"], batch_size=case["batch_size"], seq_len=case["seq_len"],
-        context_len=case["context_len"], **kw,
+        config=case["config"],
+        batch_size=case["batch_size"],
+        seq_len=case["seq_len"],
+        context_len=case["context_len"],
+        **kw,
     )
 
 

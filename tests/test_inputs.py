@@ -34,8 +34,15 @@ def shared_or_skip() -> Path:
 
 
 def small_config() -> dict[str, Any]:
-    return {"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "intermediate_size": 512, "vocab_size": 1000}
+    return {
+        "model_type": "llama",
+        "hidden_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 512,
+        "vocab_size": 1000,
+    }
 
 
 def test_every_supported_index_model_simulates() -> None:
@@ -95,7 +102,7 @@ def test_bad_files(tmp_path: Path) -> None:
         simulate(config_path=str(tmp_path / "list.json"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="holds no config.json"):
+    with pytest.raises(ConfigError, match=r"holds no config\.json"):
         simulate(config_path=str(empty))
 
 
@@ -104,7 +111,7 @@ def test_bad_files(tmp_path: Path) -> None:
     [
         ({"model": "deepseek-v9"}, UnknownModelError, "closest"),
         ({"model": "llama-3.1-8b", "gpu": "h999"}, UnknownGpuError, "unknown gpu 'h999'"),
-        ({"model": "llama-3.1-8b", "dtype": "fp7"}, SimError, "unknown dtype 'fp7'; valid"),
+        ({"model": "llama-3.1-8b", "dtype": "fp7"}, SimError, r"unknown dtype 'fp7'; valid"),
         ({"model": "llama-3.1-8b", "kv_cache_dtype": "q4"}, SimError, "unknown kv_cache_dtype"),
         ({"model": "llama-3.1-8b", "batch_size": 0}, ShapeError, "batch_size must be >= 1"),
         ({"model": "llama-3.1-8b", "seq_len": -2}, ShapeError, "seq_len"),

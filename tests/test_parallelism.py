@@ -47,16 +47,27 @@ def test_llama_70b_tensor_parallel(tp: int) -> None:
 def _dsv3_expected(b: int, c: int, tp: int, dp: int, ep: int) -> dict[str, int | float]:
     k = cfg("deepseek-v3")
     L, H, V = k["num_hidden_layers"], k["hidden_size"], k["vocab_size"]
-    h, r_kv, nope, rope, dv = (k["num_attention_heads"], k["kv_lora_rank"], k["qk_nope_head_dim"],
-                               k["qk_rope_head_dim"], k["v_head_dim"])
+    h, r_kv, nope, rope, dv = (
+        k["num_attention_heads"],
+        k["kv_lora_rank"],
+        k["qk_nope_head_dim"],
+        k["qk_rope_head_dim"],
+        k["v_head_dim"],
+    )
     qr, E, top, I = k["q_lora_rank"], k["n_routed_experts"], k["num_experts_per_tok"], k["moe_intermediate_size"]
     fkd, Id, ns = k["first_k_dense_replace"], k["intermediate_size"], k["n_shared_experts"]
     t_all = b
     t = -(-b // dp)  # tokens on the busiest dp rank (decode: one per sequence)
     hl = h // tp
     moe_layers = L - fkd
-    proj = (2 * t * H * qr + 2 * t * qr * hl * (nope + rope) + 2 * t * H * (r_kv + rope)  # q_a, q_b, kv_a
-            + 2 * t * hl * nope * r_kv + 2 * t * hl * r_kv * dv + 2 * t * hl * dv * H)  # absorb, o
+    proj = (
+        2 * t * H * qr
+        + 2 * t * qr * hl * (nope + rope)
+        + 2 * t * H * (r_kv + rope)  # q_a, q_b, kv_a
+        + 2 * t * hl * nope * r_kv
+        + 2 * t * hl * r_kv * dv
+        + 2 * t * hl * dv * H
+    )  # absorb, o
     return {
         "attention_proj": L * proj,
         "attention_core": L * 2 * t * (c + 1) * hl * (2 * r_kv + rope),
@@ -88,16 +99,22 @@ def test_deepseek_v3_tp_dp_ep(tp: int, dp: int, ep: int) -> None:
 
 def test_qwen3_235b_tp8_replicates_kv_heads() -> None:
     k = cfg("qwen3-235b-a22b")
-    L, H, h, kv, d = (k["num_hidden_layers"], k["hidden_size"], k["num_attention_heads"], k["num_key_value_heads"],
-                      k["head_dim"])
+    L, H, h, kv, d = (
+        k["num_hidden_layers"],
+        k["hidden_size"],
+        k["num_attention_heads"],
+        k["num_key_value_heads"],
+        k["head_dim"],
+    )
     top, I = k["num_experts_per_tok"], k["moe_intermediate_size"]
     b, s = 1, 2048
     r = simulate("qwen3-235b-a22b", batch_size=b, seq_len=s, tp=8, gpu="h100", detail="ops")
     assert kv == 4
     t = b * s
     # q and o split by 8; k and v split by min(8, 4) = 4 (each GPU holds one replicated KV head)
-    assert r.by_category["attention_proj"].flops_per_gpu == L * (2 * t * H * (h // 8) * d * 2
-                                                                 + 2 * t * H * (kv // 4) * d * 2)
+    assert r.by_category["attention_proj"].flops_per_gpu == L * (
+        2 * t * H * (h // 8) * d * 2 + 2 * t * H * (kv // 4) * d * 2
+    )
     assert r.by_category["moe_experts"].flops_per_gpu == L * 6 * t * top * H * (I // 8)  # ep=1: moe_tp=8
     assert r.layer_groups is not None
     row = next(o for o in r.layer_groups[0].ops or [] if o.name == "k_proj")

@@ -34,10 +34,37 @@ NESTED_TEXT_KEYS = ("text_config", "language_config", "llm_config")
 # generic decoder path and says so in `assumptions`.
 KNOWN_MODEL_TYPES = frozenset(
     {
-        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "mimo",
-        "deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa", "glm4_moe",
-        "glm4_moe_lite", "minimax_m2", "gpt_oss", "gemma2", "gemma3", "gemma3_text", "llama4",
-        "llama4_text", "mimo_v2_flash", "step3p7", "step3p5", "gemma4", "gemma4_text", "qwen3_vl", "qwen3_vl_text", "qwen3_vl_moe",
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "mimo",
+        "deepseek_v2",
+        "deepseek_v3",
+        "deepseek_v32",
+        "kimi_k2",
+        "kimi_k25",
+        "glm_moe_dsa",
+        "glm4_moe",
+        "glm4_moe_lite",
+        "minimax_m2",
+        "gpt_oss",
+        "gemma2",
+        "gemma3",
+        "gemma3_text",
+        "llama4",
+        "llama4_text",
+        "mimo_v2_flash",
+        "step3p7",
+        "step3p5",
+        "gemma4",
+        "gemma4_text",
+        "qwen3_vl",
+        "qwen3_vl_text",
+        "qwen3_vl_moe",
         "qwen3_vl_moe_text",
     }
 )
@@ -325,16 +352,28 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
         indexers = _indexer(cfg, n)
         return [
             AttentionSpec(
-                kind="mla", heads=heads, kv_heads=heads, head_dim=nope + rope, v_head_dim=v,
-                window=windows[i], qkv_bias=bias, o_bias=bias, rotary_dim=rope,
-                q_lora_rank=q_lora, kv_lora_rank=kv_lora, qk_nope_dim=nope, qk_rope_dim=rope,
+                kind="mla",
+                heads=heads,
+                kv_heads=heads,
+                head_dim=nope + rope,
+                v_head_dim=v,
+                window=windows[i],
+                qkv_bias=bias,
+                o_bias=bias,
+                rotary_dim=rope,
+                q_lora_rank=q_lora,
+                kv_lora_rank=kv_lora,
+                qk_nope_dim=nope,
+                qk_rope_dim=rope,
                 indexer=indexers[i],
             )
             for i in range(n)
         ]
     head_dim = _opt_int(cfg, "head_dim", minimum=1) or hidden // heads
     if head_dim * heads != hidden and cfg.get("head_dim") is None:
-        raise ConfigError(f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is missing")
+        raise ConfigError(
+            f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is missing"
+        )
     v_head_dim = _opt_int(cfg, "v_head_dim", minimum=1) or head_dim
     if heads % kv_heads:
         raise ConfigError(f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
@@ -342,9 +381,15 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
     o_bias = bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
     if model_type == "gpt_oss":
         o_bias = True
-    qk_norm = model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", *STEP_TYPES, *GEMMA4_TYPES) or _bool(
-        cfg, "use_qk_norm"
-    )
+    qk_norm = model_type in (
+        "qwen3",
+        "qwen3_moe",
+        "gemma3",
+        "gemma3_text",
+        "minimax_m2",
+        *STEP_TYPES,
+        *GEMMA4_TYPES,
+    ) or _bool(cfg, "use_qk_norm")
     if model_type in ("llama4", "llama4_text"):
         qk_norm = False  # an L2 norm without weights: counted as elementwise via rotary below
     no_rope = _per_layer(cfg, "no_rope_layers", n)
@@ -367,10 +412,18 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
         use_rope = True if no_rope is None else bool(no_rope[i])
         specs.append(
             AttentionSpec(
-                kind="gqa", heads=h, kv_heads=kvh, head_dim=d, v_head_dim=dv, window=w,
-                qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm,
+                kind="gqa",
+                heads=h,
+                kv_heads=kvh,
+                head_dim=d,
+                v_head_dim=dv,
+                window=w,
+                qkv_bias=qkv_bias,
+                o_bias=o_bias,
+                qk_norm=qk_norm,
                 rotary_dim=_rotary_dim(cfg, d) if use_rope else 0,
-                sinks=model_type == "gpt_oss" or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
+                sinks=model_type == "gpt_oss"
+                or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
                 or (w is None and _bool(cfg, "add_full_attention_sink_bias")),
                 k_eq_v=k_eq_v,
                 output_gate_dim=_step_gate_dim(cfg, d) if model_type in STEP_TYPES else 0,
@@ -383,8 +436,14 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
 # --- quantisation ------------------------------------------------------------------------------
 
 _DTYPE_NAMES = {
-    "bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "bf16": "bf16", "fp16": "fp16",
-    "half": "fp16", "float": "fp32", "fp32": "fp32",
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "float32": "fp32",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "half": "fp16",
+    "float": "fp32",
+    "fp32": "fp32",
 }
 
 
@@ -462,8 +521,12 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if parallel_moe:
         dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=True)
     layers = tuple(
-        LayerSpec(attention=attn[i], mlp=dense if (parallel_moe or not moe_flags[i]) else None,
-                  moe=moe if moe_flags[i] else None, norms=norms)
+        LayerSpec(
+            attention=attn[i],
+            mlp=dense if (parallel_moe or not moe_flags[i]) else None,
+            moe=moe if moe_flags[i] else None,
+            norms=norms,
+        )
         for i in range(n)
     )
     wdtype, wsource, attn_dtype = _weight_dtypes(cfg)

@@ -143,7 +143,9 @@ def alltoall_bytes(buffer_bytes: float, ranks: int) -> float:
 # --- roofline ----------------------------------------------------------------------------------
 
 
-def roofline_time_s(flops: float, bytes_moved: float, peak_flops_per_s: float, bandwidth_bytes_per_s: float) -> tuple[float, float]:
+def roofline_time_s(
+    flops: float, bytes_moved: float, peak_flops_per_s: float, bandwidth_bytes_per_s: float
+) -> tuple[float, float]:
     """(compute time, memory time) in seconds; the op's roofline time is their max."""
     compute = flops / peak_flops_per_s if peak_flops_per_s > 0 else 0.0
     memory = bytes_moved / bandwidth_bytes_per_s if bandwidth_bytes_per_s > 0 else 0.0

@@ -36,7 +36,11 @@ def attention_params(a: AttentionSpec, hidden: int, heads: int | None = None, kv
         kv = hidden * (a.kv_lora_rank + a.qk_rope_dim) + a.kv_lora_rank * h * (a.qk_nope_dim + a.v_head_dim)
         o = h * a.v_head_dim * hidden
         ix = a.indexer
-        idx = (ix.q_lora_rank * ix.heads * ix.head_dim + hidden * ix.head_dim + hidden * ix.heads) if ix and ix.runs else 0
+        idx = (
+            (ix.q_lora_rank * ix.heads * ix.head_dim + hidden * ix.head_dim + hidden * ix.heads)
+            if ix and ix.runs
+            else 0
+        )
         return q + kv + o + idx
     kv = a.kv_heads if kv_heads is None else kv_heads
     gate = hidden * h * a.output_gate_dim
@@ -54,8 +58,9 @@ def layer_params(layer: LayerSpec, hidden: int) -> LayerParams:
         experts, active = m.experts * per, m.top_k * per
         router = hidden * m.experts
         shared = 3 * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
-    return LayerParams(attention_params(layer.attention, hidden), mlp, experts, active, router, shared,
-                       layer.norms * hidden)
+    return LayerParams(
+        attention_params(layer.attention, hidden), mlp, experts, active, router, shared, layer.norms * hidden
+    )
 
 
 def model_params(spec: ModelSpec) -> tuple[int, int]:
@@ -70,8 +75,9 @@ def model_params(spec: ModelSpec) -> tuple[int, int]:
     return total, active
 
 
-def layer_weight_bytes_per_gpu(layer: LayerSpec, spec: ModelSpec, shard: Shard, weight_dtype: str,
-                               attention_dtype: str) -> float:
+def layer_weight_bytes_per_gpu(
+    layer: LayerSpec, spec: ModelSpec, shard: Shard, weight_dtype: str, attention_dtype: str
+) -> float:
     """Resident weights of one layer on one rank."""
     hidden = spec.hidden_size
     a = layer.attention

@@ -53,8 +53,10 @@ def resolve_spec(
     """A model from the index (name, alias or HF id), an inline config dict, or a config file/dir."""
     given = [x is not None for x in (model, config, config_path)]
     if sum(given) != 1:
-        raise SimError("give exactly one of model (a name from list_models), config (a config.json object) "
-                       "or config_path (a config.json file or a directory holding one)")
+        raise SimError(
+            "give exactly one of model (a name from list_models), config (a config.json object) "
+            "or config_path (a config.json file or a directory holding one)"
+        )
     if config is not None:
         return normalize(config)
     if config_path is not None:
@@ -228,15 +230,29 @@ def simulate(
     kv = _dtype(kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
     wd = _dtype(weight_dtype, WEIGHT_DTYPES, "weight_dtype") if weight_dtype else spec.weight_dtype
     attn_wd = wd if weight_dtype else (spec.attention_weight_dtype or spec.weight_dtype)
-    opts = Options(attention_flops=attention_flops, mla_path=mla_path, logits=logits, dtype=dt, kv_cache_dtype=kv,
-                   weight_dtype=wd, attention_weight_dtype=attn_wd, act_bytes=2.0)
+    opts = Options(
+        attention_flops=attention_flops,
+        mla_path=mla_path,
+        logits=logits,
+        dtype=dt,
+        kv_cache_dtype=kv,
+        weight_dtype=wd,
+        attention_weight_dtype=attn_wd,
+        act_bytes=2.0,
+    )
     gpu_spec = resolve_gpu(gpu) if gpu else None
-    if gpu_spec is None and (measured_ms is not None or peak_tflops or memory_bandwidth_gb_per_s):
-        if not (peak_tflops and memory_bandwidth_gb_per_s):
-            raise SimError("measured_ms needs a gpu (see list_gpus), or both peak_tflops and "
-                           "memory_bandwidth_gb_per_s for a custom device")
-    for key, v in (("peak_tflops", peak_tflops), ("memory_bandwidth_gb_per_s", memory_bandwidth_gb_per_s),
-                   ("scale_up_bandwidth_gb_per_s", scale_up_bandwidth_gb_per_s)):
+    custom_device = bool(peak_tflops and memory_bandwidth_gb_per_s)
+    wants_device = measured_ms is not None or peak_tflops or memory_bandwidth_gb_per_s
+    if gpu_spec is None and wants_device and not custom_device:
+        raise SimError(
+            "measured_ms needs a gpu (see list_gpus), or both peak_tflops and "
+            "memory_bandwidth_gb_per_s for a custom device"
+        )
+    for key, v in (
+        ("peak_tflops", peak_tflops),
+        ("memory_bandwidth_gb_per_s", memory_bandwidth_gb_per_s),
+        ("scale_up_bandwidth_gb_per_s", scale_up_bandwidth_gb_per_s),
+    ):
         if v is not None and not v > 0:
             raise SimError(f"{key} must be > 0, got {v!r}")
 
@@ -247,12 +263,28 @@ def simulate(
     head_whole, head_local = whole.embedding(), local.embedding()
     tail_whole, tail_local = whole.lm_head(), local.lm_head()
     return views.build_result(
-        spec=spec, wl=wl, local_wl=local_wl, opts=opts, tp=tp, dp=dp, ep=ep, pp=pp, groups=groups,
-        head=(head_whole, head_local), tail=(tail_whole, tail_local), gpu=gpu_spec, measured_ms=measured_ms,
-        detail=detail, limit=limit, offset=offset, peak_tflops=peak_tflops,
+        spec=spec,
+        wl=wl,
+        local_wl=local_wl,
+        opts=opts,
+        tp=tp,
+        dp=dp,
+        ep=ep,
+        pp=pp,
+        groups=groups,
+        head=(head_whole, head_local),
+        tail=(tail_whole, tail_local),
+        gpu=gpu_spec,
+        measured_ms=measured_ms,
+        detail=detail,
+        limit=limit,
+        offset=offset,
+        peak_tflops=peak_tflops,
         memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
-        scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s, default_scale_up=DEFAULT_SCALE_UP_GB_PER_S,
-        batch_size=None if requests else batch_size, seq_len=None if requests else seq_len,
+        scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s,
+        default_scale_up=DEFAULT_SCALE_UP_GB_PER_S,
+        batch_size=None if requests else batch_size,
+        seq_len=None if requests else seq_len,
         context_len=None if requests else context_len,
     )
 

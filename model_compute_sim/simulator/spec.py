@@ -80,8 +80,9 @@ class LayerSpec:
             parts.append("sliding")
         if a.indexer is not None:
             parts.append("indexer" if a.indexer.runs else "shared-indexer")
-        parts.append("dense+moe" if self.moe is not None and self.mlp is not None
-                     else "moe" if self.moe is not None else "dense")
+        parts.append(
+            "dense+moe" if self.moe is not None and self.mlp is not None else "moe" if self.moe is not None else "dense"
+        )
         return "+".join(parts)
 
 

@@ -29,8 +29,19 @@ if TYPE_CHECKING:
     from model_compute_sim.simulator.simulate import GroupOps
 
 CATEGORY_ORDER = (
-    "attention_proj", "attention_core", "attention_indexer", "linear_attention_proj", "linear_attention_core",
-    "mlp", "moe_router", "moe_experts", "moe_shared", "lm_head", "norm", "elementwise", "embedding",
+    "attention_proj",
+    "attention_core",
+    "attention_indexer",
+    "linear_attention_proj",
+    "linear_attention_core",
+    "mlp",
+    "moe_router",
+    "moe_experts",
+    "moe_shared",
+    "lm_head",
+    "norm",
+    "elementwise",
+    "embedding",
     "communication",
 )
 USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
@@ -39,8 +50,15 @@ USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
 class Device:
     """Peaks and bandwidths used for the roofline (with per-call overrides)."""
 
-    def __init__(self, gpu: GpuSpec, opts: Options, peak_tflops: float | None, bw: float | None,
-                 scale_up: float | None, default_scale_up: float) -> None:
+    def __init__(
+        self,
+        gpu: GpuSpec,
+        opts: Options,
+        peak_tflops: float | None,
+        bw: float | None,
+        scale_up: float | None,
+        default_scale_up: float,
+    ) -> None:
         from model_compute_sim.errors import SimError
 
         self.gpu = gpu
@@ -48,8 +66,9 @@ class Device:
         supported = [k for k, v in peaks.items() if v]
         p = peak_tflops or peaks.get(opts.dtype)
         if not p:
-            raise SimError(f"gpu {gpu.name!r} has no dense {opts.dtype} peak; its dtypes: {supported} "
-                           "(or pass peak_tflops)")
+            raise SimError(
+                f"gpu {gpu.name!r} has no dense {opts.dtype} peak; its dtypes: {supported} (or pass peak_tflops)"
+            )
         self.peak_dtype = opts.dtype
         self.peak_tflops = float(p)
         attn_dtype = "fp16" if opts.dtype == "fp16" else "bf16"
@@ -69,12 +88,22 @@ def _row(op: Op, whole_flops: Number, dev: Device | None) -> OpRow:
     writes = op.act_write_bytes + op.kv_write_bytes
     total = reads + writes
     row = OpRow(
-        name=op.name, category=op.category, kind=op.kind, shape_in=op.shape_in, shape_out=op.shape_out,
-        flops=whole_flops, flops_per_gpu=op.flops, vector_flops_per_gpu=op.vector_flops,
-        bytes_read_per_gpu=reads, bytes_written_per_gpu=writes, weight_bytes_per_gpu=op.weight_bytes,
+        name=op.name,
+        category=op.category,
+        kind=op.kind,
+        shape_in=op.shape_in,
+        shape_out=op.shape_out,
+        flops=whole_flops,
+        flops_per_gpu=op.flops,
+        vector_flops_per_gpu=op.vector_flops,
+        bytes_read_per_gpu=reads,
+        bytes_written_per_gpu=writes,
+        weight_bytes_per_gpu=op.weight_bytes,
         communication_bytes_per_gpu=op.comm_bytes,
         arithmetic_intensity_flops_per_byte=(op.flops / total) if total else None,
-        peak_dtype=op.peak_dtype, sharding=op.sharding, note=op.note,
+        peak_dtype=op.peak_dtype,
+        sharding=op.sharding,
+        note=op.note,
     )
     row.roofline_time_us, row.bound = op.time_us, op.bound  # type: ignore[assignment]
     return row
@@ -98,23 +127,56 @@ def _stage_layers(n: int, pp: int, stage: int) -> range:
 
 
 def build_result(
-    *, spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int,
-    groups: list[GroupOps], head: tuple[list[Op], list[Op]], tail: tuple[list[Op], list[Op]],
-    gpu: GpuSpec | None, measured_ms: float | None, detail: str, limit: int | None, offset: int,
-    peak_tflops: float | None, memory_bandwidth_gb_per_s: float | None, scale_up_bandwidth_gb_per_s: float | None,
-    default_scale_up: float, batch_size: int | None, seq_len: int | None, context_len: int | None,
+    *,
+    spec: ModelSpec,
+    wl: Workload,
+    local_wl: Workload,
+    opts: Options,
+    tp: int,
+    dp: int,
+    ep: int,
+    pp: int,
+    groups: list[GroupOps],
+    head: tuple[list[Op], list[Op]],
+    tail: tuple[list[Op], list[Op]],
+    gpu: GpuSpec | None,
+    measured_ms: float | None,
+    detail: str,
+    limit: int | None,
+    offset: int,
+    peak_tflops: float | None,
+    memory_bandwidth_gb_per_s: float | None,
+    scale_up_bandwidth_gb_per_s: float | None,
+    default_scale_up: float,
+    batch_size: int | None,
+    seq_len: int | None,
+    context_len: int | None,
 ) -> SimResult:
-    dev = Device(gpu, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s, default_scale_up) \
-        if gpu is not None else None
+    dev = (
+        Device(gpu, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s, default_scale_up)
+        if gpu is not None
+        else None
+    )
     if dev is None and peak_tflops and memory_bandwidth_gb_per_s:
         from model_compute_sim.references import GpuSpec as _G
 
-        custom = _G(name="custom", display_name="custom device", vendor="custom", aliases=(), memory_gb=0.0,
-                    memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s, peak_tflops={opts.dtype: peak_tflops},
-                    scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s, interconnect="", source="per-call override",
-                    confidence="user", notes="")
-        dev = Device(custom, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s,
-                     default_scale_up)
+        custom = _G(
+            name="custom",
+            display_name="custom device",
+            vendor="custom",
+            aliases=(),
+            memory_gb=0.0,
+            memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
+            peak_tflops={opts.dtype: peak_tflops},
+            scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s,
+            interconnect="",
+            source="per-call override",
+            confidence="user",
+            notes="",
+        )
+        dev = Device(
+            custom, opts, peak_tflops, memory_bandwidth_gb_per_s, scale_up_bandwidth_gb_per_s, default_scale_up
+        )
     n = spec.num_layers
     if dev is not None:
         for g in groups:
@@ -187,13 +249,18 @@ def build_result(
                 rows.append(_row(o, wf, dev))
         if detail == "ops":
             rows_all += [(gi, r) for r in rows]
-        layer_groups.append(LayerGroup(
-            label=g.layer.label, layers=g.indices, count=len(g.indices),
-            flops_per_layer=sum((o.flops for o in g.whole), 0), flops_per_gpu_per_layer=sum((o.flops for o in g.local), 0),
-            bytes_per_gpu_per_layer=sum(o.bytes_total for o in g.local),
-            roofline_time_us_per_layer=t_layer if dev is not None else None,
-            by_category_flops_per_layer={k: v for k, v in cat_flops.items() if v},
-        ))
+        layer_groups.append(
+            LayerGroup(
+                label=g.layer.label,
+                layers=g.indices,
+                count=len(g.indices),
+                flops_per_layer=sum((o.flops for o in g.whole), 0),
+                flops_per_gpu_per_layer=sum((o.flops for o in g.local), 0),
+                bytes_per_gpu_per_layer=sum(o.bytes_total for o in g.local),
+                roofline_time_us_per_layer=t_layer if dev is not None else None,
+                by_category_flops_per_layer={k: v for k, v in cat_flops.items() if v},
+            )
+        )
     head_tail_rows: list[OpRow] = []
     for (whole_ops, local_ops), on_stage in ((head, stage == 0), (tail, stage == pp - 1)):
         whole_by_name = {o.name: o for o in whole_ops}
@@ -203,10 +270,16 @@ def build_result(
             if detail == "ops" and on_stage:
                 head_tail_rows.append(_row(o, w.flops if w else 0, dev))
     if pp > 1:
-        send = Op(name="pp_send_recv", category="communication", kind="communication",
-                  comm_bytes=float(local_wl.tokens) * spec.hidden_size * opts.act_bytes,
-                  shape_in=[[local_wl.tokens, spec.hidden_size]], shape_out=[local_wl.tokens, spec.hidden_size],
-                  sharding=f"activations to the next of {pp} stages", peak_dtype="comm")
+        send = Op(
+            name="pp_send_recv",
+            category="communication",
+            kind="communication",
+            comm_bytes=float(local_wl.tokens) * spec.hidden_size * opts.act_bytes,
+            shape_in=[[local_wl.tokens, spec.hidden_size]],
+            shape_out=[local_wl.tokens, spec.hidden_size],
+            sharding=f"activations to the next of {pp} stages",
+            peak_dtype="comm",
+        )
         if dev is not None:
             time_ops([send], dev)
         add(send, 0, 0, 0, 1)
@@ -221,21 +294,29 @@ def build_result(
         if key == "communication" and tp * dp * pp == 1:
             continue
         by_category[key] = CategoryCost(
-            flops=c["flops"], flops_per_gpu=_clean(c["flops_per_gpu"]), vector_flops=_clean(c["vector_flops"]),
-            vector_flops_per_gpu=_clean(c["vector_flops_per_gpu"]), bytes_per_gpu=float(c["bytes_per_gpu"]),
+            flops=c["flops"],
+            flops_per_gpu=_clean(c["flops_per_gpu"]),
+            vector_flops=_clean(c["vector_flops"]),
+            vector_flops_per_gpu=_clean(c["vector_flops_per_gpu"]),
+            bytes_per_gpu=float(c["bytes_per_gpu"]),
             communication_bytes_per_gpu=float(c["communication_bytes_per_gpu"]),
-            roofline_time_us=float(c["time_us"]) if dev is not None else None, ops=int(c["ops"]),
+            roofline_time_us=float(c["time_us"]) if dev is not None else None,
+            ops=int(c["ops"]),
         )
     flops = sum((c.flops for c in by_category.values()), 0)
     flops_gpu = sum((c.flops_per_gpu for c in by_category.values()), 0)
     bytes_gpu = sum(c.bytes_per_gpu for c in by_category.values())
     comm_bytes = sum(c.communication_bytes_per_gpu for c in by_category.values())
     totals = Totals(
-        flops=flops, flops_per_gpu=_clean(flops_gpu),
+        flops=flops,
+        flops_per_gpu=_clean(flops_gpu),
         vector_flops=_clean(sum((c.vector_flops for c in by_category.values()), 0)),
         vector_flops_per_gpu=_clean(sum((c.vector_flops_per_gpu for c in by_category.values()), 0)),
-        bytes_per_gpu=bytes_gpu, weight_bytes_per_gpu=float(tot["weight"]), kv_cache_bytes_per_gpu=float(tot["kv"]),
-        activation_bytes_per_gpu=float(tot["act"]), communication_bytes_per_gpu=comm_bytes,
+        bytes_per_gpu=bytes_gpu,
+        weight_bytes_per_gpu=float(tot["weight"]),
+        kv_cache_bytes_per_gpu=float(tot["kv"]),
+        activation_bytes_per_gpu=float(tot["act"]),
+        communication_bytes_per_gpu=comm_bytes,
         arithmetic_intensity_flops_per_byte=float(flops_gpu) / bytes_gpu if bytes_gpu else 0.0,
     )
     flags: list[str] = []
@@ -244,9 +325,8 @@ def build_result(
         totals.memory_time_us = float(tot["memory_us"])
         totals.communication_time_us = float(tot["comm_us"])
         totals.roofline_time_us = float(tot["roof_us"]) + float(tot["comm_us"])
-        parts = {"compute": totals.compute_time_us, "memory": totals.memory_time_us,
-                 "communication": totals.communication_time_us}
-        totals.bound = max(parts, key=lambda k: parts[k])  # type: ignore[assignment]
+        c_us, m_us, x_us = totals.compute_time_us, totals.memory_time_us, totals.communication_time_us
+        totals.bound = "communication" if x_us > max(c_us, m_us) else ("compute" if c_us >= m_us else "memory")
         if measured_ms is not None:
             s = measured_ms / 1e3
             totals.measured_ms = measured_ms
@@ -254,11 +334,15 @@ def build_result(
             totals.mbu_pct = bytes_gpu / (s * dev.bw_gb_s * 1e9) * 100
             totals.roofline_fraction_pct = totals.roofline_time_us / (measured_ms * 1e3) * 100
             if totals.mfu_pct > 100:
-                flags.append(f"MFU {totals.mfu_pct:.1f}% is above 100%: the FLOP count, the peak or the measured "
-                             "time is wrong (is measured_ms the per-GPU forward time?)")
+                flags.append(
+                    f"MFU {totals.mfu_pct:.1f}% is above 100%: the FLOP count, the peak or the measured "
+                    "time is wrong (is measured_ms the per-GPU forward time?)"
+                )
             if totals.mbu_pct > 100:
-                flags.append(f"MBU {totals.mbu_pct:.1f}% is above 100%: bytes over-counted (e.g. weights cached "
-                             "across steps) or the measured time is not one forward pass")
+                flags.append(
+                    f"MBU {totals.mbu_pct:.1f}% is above 100%: bytes over-counted (e.g. weights cached "
+                    "across steps) or the measured time is not one forward pass"
+                )
     totals.flags = flags
 
     page = None
@@ -271,19 +355,38 @@ def build_result(
         for gi, lg in enumerate(out_groups):
             lg.ops = [r for g, r in chosen if g == gi]
         out_head_tail = [r for g, r in chosen if g == -1]
-        page = Page(total_ops=len(flat), offset=offset, limit=limit, returned_ops=len(chosen),
-                    truncated=end < len(flat), next_offset=end if end < len(flat) else None)
+        page = Page(
+            total_ops=len(flat),
+            offset=offset,
+            limit=limit,
+            returned_ops=len(chosen),
+            truncated=end < len(flat),
+            next_offset=end if end < len(flat) else None,
+        )
 
     return SimResult(
         model=_model_info(spec),
         workload=WorkloadInfo(
-            phase=wl.phase, batch_size=wl.sequences, seq_len=seq_len, context_len=context_len, tokens=wl.tokens,
-            requests=None if batch_size is not None else
-            [{"count": g.count, "new_tokens": g.q, "cached_tokens": g.c} for g in wl.groups],
+            phase=wl.phase,
+            batch_size=wl.sequences,
+            seq_len=seq_len,
+            context_len=context_len,
+            tokens=wl.tokens,
+            requests=None
+            if batch_size is not None
+            else [{"count": g.count, "new_tokens": g.q, "cached_tokens": g.c} for g in wl.groups],
             tokens_per_gpu=local_wl.tokens,
         ),
-        parallelism=ParallelismInfo(tp=tp, dp=dp, ep=ep, pp=pp, moe_tp=tp * dp // ep, gpus=tp * dp * pp,
-                                    pp_stage_reported=stage, layers_per_stage=n // pp),
+        parallelism=ParallelismInfo(
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            pp=pp,
+            moe_tp=tp * dp // ep,
+            gpus=tp * dp * pp,
+            pp_stage_reported=stage,
+            layers_per_stage=n // pp,
+        ),
         gpu=_gpu_info(dev) if dev is not None else None,
         totals=totals,
         by_category=by_category,
@@ -307,9 +410,17 @@ def _clean(x: Number) -> Number:
 
 def _gpu_info(dev: Device) -> GpuInfo:
     g = dev.gpu
-    return GpuInfo(name=g.name, display_name=g.display_name, peak_tflops=dev.peak_tflops, peak_dtype=dev.peak_dtype,
-                   attention_peak_tflops=dev.attn_peak_tflops, memory_bandwidth_gb_per_s=dev.bw_gb_s,
-                   scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s, memory_gb=g.memory_gb, source=g.source)
+    return GpuInfo(
+        name=g.name,
+        display_name=g.display_name,
+        peak_tflops=dev.peak_tflops,
+        peak_dtype=dev.peak_dtype,
+        attention_peak_tflops=dev.attn_peak_tflops,
+        memory_bandwidth_gb_per_s=dev.bw_gb_s,
+        scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s,
+        memory_gb=g.memory_gb,
+        source=g.source,
+    )
 
 
 _INFO_CACHE: dict[int, tuple[ModelSpec, ModelInfo]] = {}
@@ -331,8 +442,10 @@ def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
     a0 = spec.layers[0].attention
     kinds = sorted({layer.label for layer in spec.layers})
     if a0.kind == "mla":
-        attn = (f"MLA: {a0.heads} heads, kv_lora_rank {a0.kv_lora_rank}, q_lora_rank {a0.q_lora_rank}, "
-                f"qk {a0.qk_nope_dim}+{a0.qk_rope_dim}, v {a0.v_head_dim}")
+        attn = (
+            f"MLA: {a0.heads} heads, kv_lora_rank {a0.kv_lora_rank}, q_lora_rank {a0.q_lora_rank}, "
+            f"qk {a0.qk_nope_dim}+{a0.qk_rope_dim}, v {a0.v_head_dim}"
+        )
         if a0.indexer:
             attn += f"; DSA indexer {a0.indexer.heads}x{a0.indexer.head_dim}, top-k {a0.indexer.topk}"
     else:
@@ -344,16 +457,39 @@ def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
     moe = None
     if moe_layers:
         m = moe_layers[0]
-        moe = (f"{len(moe_layers)} MoE layers: {m.experts} experts, top-{m.top_k}, width {m.intermediate}"
-               + (f", shared width {m.shared_intermediate}" if m.shared_intermediate else ""))
-    return ModelInfo(name=spec.name, hf_id=spec.hf_id, model_type=spec.model_type, layers=spec.num_layers,
-                     hidden_size=spec.hidden_size, vocab_size=spec.vocab_size, params_total=total,
-                     params_active_per_token=active, weight_dtype=spec.weight_dtype,
-                     attention=attn + f" (layer kinds: {', '.join(kinds)})", moe=moe, generic_path=spec.generic)
+        moe = f"{len(moe_layers)} MoE layers: {m.experts} experts, top-{m.top_k}, width {m.intermediate}" + (
+            f", shared width {m.shared_intermediate}" if m.shared_intermediate else ""
+        )
+    return ModelInfo(
+        name=spec.name,
+        hf_id=spec.hf_id,
+        model_type=spec.model_type,
+        layers=spec.num_layers,
+        hidden_size=spec.hidden_size,
+        vocab_size=spec.vocab_size,
+        params_total=total,
+        params_active_per_token=active,
+        weight_dtype=spec.weight_dtype,
+        attention=attn + f" (layer kinds: {', '.join(kinds)})",
+        moe=moe,
+        generic_path=spec.generic,
+    )
 
 
-def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int,
-            stage: int, dev: Device | None, groups: list[GroupOps], tail_local: list[Op]) -> MemoryReport:
+def _memory(
+    spec: ModelSpec,
+    wl: Workload,
+    local_wl: Workload,
+    opts: Options,
+    tp: int,
+    dp: int,
+    ep: int,
+    pp: int,
+    stage: int,
+    dev: Device | None,
+    groups: list[GroupOps],
+    tail_local: list[Op],
+) -> MemoryReport:
     shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
     n = spec.num_layers
     rng = _stage_layers(n, pp, stage)
@@ -361,7 +497,8 @@ def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp
     attn_dtype = opts.attention_weight_dtype
     weights = sum(
         sum(1 for i in g.indices if i in rng)
-        * M.layer_weight_bytes_per_gpu(g.layer, spec, shard, opts.weight_dtype, attn_dtype) for g in groups
+        * M.layer_weight_bytes_per_gpu(g.layer, spec, shard, opts.weight_dtype, attn_dtype)
+        for g in groups
     )
     emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
     if stage == 0:
@@ -378,12 +515,21 @@ def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp
     logits = sum(o.act_write_bytes for o in tail_local if o.name == "lm_head") * 2  # fp32 logits
     act = act_peak + logits
     total = weights + kv + act
-    rep = MemoryReport(weights_bytes_per_gpu=weights, kv_cache_bytes_per_gpu=kv, activation_bytes_per_gpu=act,
-                       total_bytes_per_gpu=total, kv_cache_bytes_per_token_per_gpu=per_pos,
-                       usable_fraction=USABLE_MEMORY_FRACTION)
-    rep.notes.append("weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)")
-    rep.notes.append("KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
-                     "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank")
+    rep = MemoryReport(
+        weights_bytes_per_gpu=weights,
+        kv_cache_bytes_per_gpu=kv,
+        activation_bytes_per_gpu=act,
+        total_bytes_per_gpu=total,
+        kv_cache_bytes_per_token_per_gpu=per_pos,
+        usable_fraction=USABLE_MEMORY_FRACTION,
+    )
+    rep.notes.append(
+        "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)"
+    )
+    rep.notes.append(
+        "KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
+        "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank"
+    )
     rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
     if dev is not None and dev.gpu.memory_gb:
         cap = dev.gpu.memory_gb * 1e9
@@ -391,8 +537,8 @@ def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp
         rep.gpu_memory_bytes = cap
         rep.fits = total <= usable
         if len(wl.groups) == 1:
-            g = wl.groups[0]
-            per_seq_kv = M.kv_cache_bytes(layers, shard, kvb, 1, g.c + g.q)
+            sg = wl.groups[0]
+            per_seq_kv = M.kv_cache_bytes(layers, shard, kvb, 1, sg.c + sg.q)
             local_seqs = local_wl.sequences
             per_seq_act = act / max(local_seqs, 1)
             room = usable - weights
@@ -400,11 +546,13 @@ def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp
                 rep.max_batch_size = 0
                 rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
             else:
-                rep.max_batch_size = int(room // (per_seq_kv + per_seq_act)) * dp if (per_seq_kv + per_seq_act) else None
+                rep.max_batch_size = (
+                    int(room // (per_seq_kv + per_seq_act)) * dp if (per_seq_kv + per_seq_act) else None
+                )
                 lo, hi = -1, 1 << 40
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
-                    need = weights + act + local_seqs * M.kv_cache_bytes(layers, shard, kvb, 1, mid + g.q)
+                    need = weights + act + local_seqs * M.kv_cache_bytes(layers, shard, kvb, 1, mid + sg.q)
                     if need <= usable:
                         lo = mid
                     else:
@@ -416,35 +564,47 @@ def _memory(spec: ModelSpec, wl: Workload, local_wl: Workload, opts: Options, tp
     return rep
 
 
-def _assumptions(spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int, stage: int,
-                 dev: Device | None) -> list[str]:
+def _assumptions(
+    spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int, stage: int, dev: Device | None
+) -> list[str]:
     out = [
         "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
         "activations, softmax, rotary, residuals and top-k are reported as vector_flops; bias adds are free",
         f"attention_flops={opts.attention_flops}: "
-        + ("causal pairs q*c + q(q+1)/2 per sequence (bottom-right aligned), windows and top-k capped"
-           if opts.attention_flops == "causal" else
-           "full rectangle q*S_kv (S_kv = c+q; sliding layers min(c, W-1)+q), as eager kernels compute"),
+        + (
+            "causal pairs q*c + q(q+1)/2 per sequence (bottom-right aligned), windows and top-k capped"
+            if opts.attention_flops == "causal"
+            else "full rectangle q*S_kv (S_kv = c+q; sliding layers min(c, W-1)+q), as eager kernels compute"
+        ),
         f"logits={opts.logits}: LM head on "
         + ("the last token of each sequence" if opts.logits == "last" else "every token"),
         f"compute dtype {opts.dtype}; weights {opts.weight_dtype} ({spec.weight_dtype_source})"
-        + (f", attention weights {opts.attention_weight_dtype}" if opts.attention_weight_dtype != opts.weight_dtype
-           else "")
+        + (
+            f", attention weights {opts.attention_weight_dtype}"
+            if opts.attention_weight_dtype != opts.weight_dtype
+            else ""
+        )
         + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]
     if any(layer.attention.kind == "mla" for layer in spec.layers):
         if opts.mla_path == "auto":
-            out.append(f"mla_path=auto: absorbed for sequences with <= {MLA_ABSORB_MAX_NEW_TOKENS} new tokens "
-                       "(decode, short extends), expanded otherwise (as vLLM/SGLang do)")
+            out.append(
+                f"mla_path=auto: absorbed for sequences with <= {MLA_ABSORB_MAX_NEW_TOKENS} new tokens "
+                "(decode, short extends), expanded otherwise (as vLLM/SGLang do)"
+            )
         else:
             out.append(f"mla_path={opts.mla_path}")
     if any(layer.attention.indexer for layer in spec.layers):
-        out.append("DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
-                   "on every tp rank); main attention pairs capped at top-k keys per query")
+        out.append(
+            "DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
+            "on every tp rank); main attention pairs capped at top-k keys per query"
+        )
     if any(layer.moe for layer in spec.layers):
-        out.append("MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
-                   "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)")
+        out.append(
+            "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
+            "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
+        )
     out.append(
         f"parallelism: tp={tp} (column/row-parallel projections, KV heads / min(tp, n_kv)), dp={dp} (batch split, "
         f"busiest rank reported), ep={ep} (experts over tp*dp GPUs, moe_tp={tp * dp // ep}), pp={pp} "
@@ -452,12 +612,16 @@ def _assumptions(spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int,
         "SGLang `--tp 8 --dp 8 --enable-dp-attention` is tp=1 dp=8 here"
     )
     if tp * dp * pp > 1:
-        out.append("communication: ring all-reduce 2(n-1)/n after row-parallel layers; all-to-all dispatch and "
-                   "combine for ep; send/recv between pp stages; time = bytes / scale-up bandwidth (one "
-                   "direction), no overlap with compute")
+        out.append(
+            "communication: ring all-reduce 2(n-1)/n after row-parallel layers; all-to-all dispatch and "
+            "combine for ep; send/recv between pp stages; time = bytes / scale-up bandwidth (one "
+            "direction), no overlap with compute"
+        )
     if dev is not None:
-        out.append(f"peak: {dev.peak_tflops} TFLOP/s dense {dev.peak_dtype} for GEMMs, {dev.attn_peak_tflops} for "
-                   f"attention; HBM {dev.bw_gb_s} GB/s; source: {dev.gpu.source}")
+        out.append(
+            f"peak: {dev.peak_tflops} TFLOP/s dense {dev.peak_dtype} for GEMMs, {dev.attn_peak_tflops} for "
+            f"attention; HBM {dev.bw_gb_s} GB/s; source: {dev.gpu.source}"
+        )
         out.append("roofline: each op max(FLOPs/peak, bytes/bandwidth); model time = sum over ops + communication")
         if dev.scale_up_defaulted:
             out.append("scale-up bandwidth unknown for this GPU: assumed 32 GB/s (PCIe Gen4 x16)")

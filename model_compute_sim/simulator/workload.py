@@ -14,7 +14,13 @@ MlaPath = Literal["auto", "absorbed", "expanded"]
 Logits = Literal["last", "all"]
 
 DTYPE_BYTES: dict[str, float] = {
-    "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp4": 0.5,
+    "fp32": 4.0,
+    "tf32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "fp4": 0.5,
 }
 COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8")
 KV_DTYPES = ("bf16", "fp16", "fp8", "fp32")
