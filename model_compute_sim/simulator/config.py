@@ -447,6 +447,17 @@ _DTYPE_NAMES = {
 }
 
 
+def _weight_scheme(q: Mapping[str, Any]) -> tuple[int | None, str]:
+    """(bits, 'int' | 'float') of the first compressed-tensors weight scheme."""
+    groups = q.get("config_groups")
+    if isinstance(groups, Mapping):
+        for g in groups.values():
+            w = g.get("weights") if isinstance(g, Mapping) else None
+            if isinstance(w, Mapping) and w.get("num_bits"):
+                return int(w["num_bits"]), str(w.get("type", "int"))
+    return None, ""
+
+
 def _weight_dtypes(cfg: Config) -> tuple[str, str, str | None]:
     """(linear-weight dtype, where it came from, attention dtype if attention is left unquantized)."""
     base = _DTYPE_NAMES.get(str(_first(cfg, "torch_dtype", "dtype") or "bfloat16"), "bf16")
@@ -469,10 +480,13 @@ def _weight_dtypes(cfg: Config) -> tuple[str, str, str | None]:
             return "fp8", f"quantization_config quant_method={method}", base if attn_plain else None
         if method in ("compressed-tensors", "modelopt"):
             text = json.dumps(q).lower()
-            if "fp4" in text or '"num_bits": 4' in text:
-                return "fp4", f"quantization_config quant_method={method}", None
-            if "fp8" in text or '"num_bits": 8' in text:
-                return "fp8", f"quantization_config quant_method={method}", None
+            bits, kind = _weight_scheme(q)
+            if "fp4" in text or bits == 4:
+                dt = "int4" if kind == "int" else "fp4"
+                return dt, f"quantization_config quant_method={method}", base if attn_plain else None
+            if "fp8" in text or bits == 8:
+                dt = "int8" if kind == "int" else "fp8"
+                return dt, f"quantization_config quant_method={method}", base if attn_plain else None
     return base, "config torch_dtype", None
 
 

@@ -21,10 +21,11 @@ DTYPE_BYTES: dict[str, float] = {
     "fp8": 1.0,
     "int8": 1.0,
     "fp4": 0.5,
+    "int4": 0.5,
 }
 COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8")
 KV_DTYPES = ("bf16", "fp16", "fp8", "fp32")
-WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8", "fp32")
+WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
 
 # requests with at most this many new tokens take the absorbed MLA path under mla_path="auto"
 MLA_ABSORB_MAX_NEW_TOKENS = 16
