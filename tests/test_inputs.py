@@ -169,3 +169,22 @@ def test_cli_text_json_and_one_line_errors(capsys: pytest.CaptureFixture[str]) -
     assert json.loads(capsys.readouterr().out)["total"] >= 1
     assert main(["list-models", "deepseek"]) == 0
     assert "deepseek-v3" in capsys.readouterr().out
+
+
+def test_op_names_are_unique_within_a_layer() -> None:
+    """The whole-model and per-GPU views are joined by op name: a duplicate would mix two ops."""
+    from model_compute_sim.references import load_models
+    from model_compute_sim.simulator.graph import Builder, Shard
+    from model_compute_sim.simulator.simulate import resolve_spec
+    from model_compute_sim.simulator.workload import Options, uniform
+
+    for m in load_models():
+        if m.family_status != "supported":
+            continue
+        spec = resolve_spec(m.name)
+        for path in ("auto", "absorbed", "expanded"):
+            wl = uniform(2, 8, 16)
+            b = Builder(spec, wl, Shard(tp=2, ep=1, per_gpu=True, expert_tokens=16), Options(mla_path=path))
+            for layer in set(spec.layers):
+                names = [o.name for o in b.layer(layer)]
+                assert len(names) == len(set(names)), (m.name, names)
