@@ -164,9 +164,7 @@ def record(name: str, cfg: dict[str, object]) -> dict[str, object]:
         fc = FlopCounterMode(display=False, depth=None)
         with fc:
             model(input_ids=ids)
-        with profile(
-            activities=[ProfilerActivity.CPU], record_shapes=True, with_stack=True, with_modules=True
-        ) as prof:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_stack=True, with_modules=True) as prof:
             model(input_ids=ids)
     with tempfile.TemporaryDirectory() as td:
         tmp = os.path.join(td, "t.json")

@@ -29,6 +29,13 @@ def causal_pairs(q: int, c: int) -> int:
     return q * c + q * (q + 1) // 2
 
 
+def causal_pairs_from_sums(sum_q: int, sum_q2: int, sum_qk: int) -> int:
+    """Sum over sequences of `causal_pairs(q_i, c_i)` given only S = sum q_i, Q2 = sum q_i^2 and
+    QK = sum q_i*k_i with k_i = c_i + q_i (what vLLM's step annotation `(sq S sk K sqsq Q2 sqsk QK)`
+    records). causal_pairs(q, c) = q*k - q*(q-1)/2, so the sum is QK - Q2/2 + S/2."""
+    return (2 * sum_qk - sum_q2 + sum_q) // 2
+
+
 def window_pairs(q: int, c: int, window: int) -> int:
     """Causal pairs when a query sees at most `window` keys (itself included).
 

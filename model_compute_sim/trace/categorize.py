@@ -30,8 +30,11 @@ CATEGORIES = (
     "other",
 )
 
-_COMM_OP = re.compile(r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"
-                      r"|all_to_all|alltoall", re.I)
+_COMM_OP = re.compile(
+    r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"
+    r"|all_to_all|alltoall",
+    re.I,
+)
 _NORM = re.compile(r"norm", re.I)
 _EMBED = re.compile(r"embedding", re.I)
 _ROTARY = re.compile(r"rotary|rope", re.I)

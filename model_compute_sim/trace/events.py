@@ -121,7 +121,7 @@ class GpuAnnotation(NamedTuple):
     dur: float
 
 
-class Flow(NamedTuple):
+class FlowEndpoint(NamedTuple):
     """A flow endpoint: `ph` 's' at the launch, 'f' at the GPU event; `id` is the correlation."""
 
     ph: str
@@ -141,7 +141,7 @@ class Trace(NamedTuple):
     launches: list[Launch]
     gpu: list[GpuEvent]
     gpu_annotations: list[GpuAnnotation]
-    flows: list[Flow]
+    flows: list[FlowEndpoint]
     thread_names: dict[tuple[int | str, Tid], str]
     process_names: dict[int | str, str]
     repaired: bool  # True when a truncated tail was cut back to the last complete event

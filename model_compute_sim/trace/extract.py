@@ -21,9 +21,9 @@ from model_compute_sim.trace.result import (
     LayerRow,
     OpRow,
     Page,
+    Totals,
     TraceFlowResult,
     TraceMeta,
-    Totals,
     UnmodelledRow,
 )
 from model_compute_sim.trace.tree import Flow, build_flow
@@ -114,14 +114,16 @@ def _select_step(steps: list[CpuOp], step: int | None) -> CpuOp | None:
 
 def _framework(trace: Trace) -> str | None:
     names = {o.name for o in trace.ops}
-    if any(n.startswith(("vllm::", "_vllm_fa3_C::", "_C_cache_ops::")) or n.startswith("execute_context") for n in names):
+    if any(
+        n.startswith(("vllm::", "_vllm_fa3_C::", "_C_cache_ops::")) or n.startswith("execute_context") for n in names
+    ):
         return "vllm"
     if any(n.startswith(("sglang", "sgl_kernel::")) or n.startswith("step[") for n in names):
         return "sglang"
     if any(n.startswith("## Call CompiledFxGraph") for n in names) and any(n.startswith("execute_") for n in names):
         return "vllm"
     for p in trace.python[:200000]:
-        if "transformers/" in p.name or p.name.startswith("nn.Module: ") and p.name.endswith("ForCausalLM_0"):
+        if "transformers/" in p.name or (p.name.startswith("nn.Module: ") and p.name.endswith("ForCausalLM_0")):
             return "transformers"
     return None
 
@@ -352,8 +354,9 @@ def extract_trace_flow(
         unlinked=round(t_none / total_k, 4),
     )
     by_category = [
-        CategoryRow(category=c, flops=cat_flops.get(c, 0), gpu_time_us=round(cat_time.get(c, 0.0), 3),
-                    count=cat_count.get(c, 0))
+        CategoryRow(
+            category=c, flops=cat_flops.get(c, 0), gpu_time_us=round(cat_time.get(c, 0.0), 3), count=cat_count.get(c, 0)
+        )
         for c in CATEGORIES
         if cat_flops.get(c) or cat_time.get(c) or cat_count.get(c)
     ]

@@ -30,26 +30,44 @@ KERNEL_CATEGORIES = (
 
 # (category, pattern) in priority order: specific families before generic library names.
 KERNEL_PATTERNS: tuple[tuple[str, str], ...] = (
-    ("communication", r"nccl|rccl|cross_device_reduce|multimem|all_reduce|allreduce|all_gather|allgather"
-     r"|reduce_scatter|dpsk::ep::|deep_ep|alltoall|all_to_all"),
+    (
+        "communication",
+        r"nccl|rccl|cross_device_reduce|multimem|all_reduce|allreduce|all_gather|allgather"
+        r"|reduce_scatter|dpsk::ep::|deep_ep|alltoall|all_to_all",
+    ),
     ("quantization", r"quantize_with_block_size|scaled_fp8_quant|per_token_cast|per_channel_cast"),
     ("kv_cache", r"reshape_and_cache|store_kvcache|kv_cache|copy_page_indices|kv_indices"),
-    ("norm", r"rms_?norm|layer_?norm|ln_fwd|ln_bwd|bn_fw|bn_bw|batch_?norm|group_?norm"
-     r"|red_fused_\w*mean\w*rsqrt"),
-    ("moe", r"fused_moe|moe::dev|matmul_ogs|dpsk::grouped_gemm|grouped_gemm|moe_align|moe_sum|topk_softmax"
-     r"|_topk_forward|combined_routing|finalize_matmul|bitmatrix|expert|bmm_\w*(E4m3|E2m1)"),
-    ("attention", r"flash|fmha|mha_|_fa3|paged_attention|unified_attention|attn|attention"
-     r"|batch_decode|batch_prefill"),
+    (
+        "norm",
+        r"rms_?norm|layer_?norm|ln_fwd|ln_bwd|bn_fw|bn_bw|batch_?norm|group_?norm"
+        r"|red_fused_\w*mean\w*rsqrt",
+    ),
+    (
+        "moe",
+        r"fused_moe|moe::dev|matmul_ogs|dpsk::grouped_gemm|grouped_gemm|moe_align|moe_sum|topk_softmax"
+        r"|_topk_forward|combined_routing|finalize_matmul|bitmatrix|expert|bmm_\w*(E4m3|E2m1)",
+    ),
+    (
+        "attention",
+        r"flash|fmha|mha_|_fa3|paged_attention|unified_attention|attn|attention"
+        r"|batch_decode|batch_prefill",
+    ),
     ("quantization", r"quant|cast_to_fp8|fp8_cast|cast_back"),
     ("rotary", r"rotary|rope"),
-    ("gemm", r"gemm|xmma|cutlass|nvjet|Cijk_|matmul|cublas|splitKreduce"
-     r"|scudnn|convolve|wgrad|dgrad|winograd|im2col"),
+    (
+        "gemm",
+        r"gemm|xmma|cutlass|nvjet|Cijk_|matmul|cublas|splitKreduce"
+        r"|scudnn|convolve|wgrad|dgrad|winograd|im2col",
+    ),
     ("activation", r"silu|gelu|act_and_mul|swiglu|relu|sigmoid|threshold|tanh"),
     ("sampling", r"sampl|argmax|top_?k|top_?p|gatherTopK|sbtopk|multinomial|DistributionNormal|distribution_"),
     ("memset", r"^Memset|memset"),
     ("memcpy", r"^Memcpy|memcpy|CatArrayBatchedCopy|copy_kernel|_copy_|batched_transpose"),
-    ("elementwise", r"elementwise|reduce_kernel|triton_poi|triton_red|triton_per|Functor|fill|index_select"
-     r"|indexSelect|gather|scatter|reduce_segments|cat_|clamp|max_pool|multi_tensor_apply|NLLCriterion|softmax"),
+    (
+        "elementwise",
+        r"elementwise|reduce_kernel|triton_poi|triton_red|triton_per|Functor|fill|index_select"
+        r"|indexSelect|gather|scatter|reduce_segments|cat_|clamp|max_pool|multi_tensor_apply|NLLCriterion|softmax",
+    ),
 )
 
 _COMPILED = tuple((cat, re.compile(p, re.IGNORECASE)) for cat, p in KERNEL_PATTERNS)

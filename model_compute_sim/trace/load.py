@@ -34,7 +34,7 @@ from model_compute_sim.trace.events import (
     OP,
     PYTHON,
     CpuOp,
-    Flow,
+    FlowEndpoint,
     GpuAnnotation,
     GpuEvent,
     Launch,
@@ -44,17 +44,18 @@ from model_compute_sim.trace.events import (
 
 DEFAULT_MAX_BYTES = 1 << 30  # decompressed
 DEFAULT_MAX_COMPRESSED_BYTES = 512 << 20
-_CHUNK = 4 << 20
+_CHUNK = 1 << 20
 _BOUNDARY = re.compile(rb"\}\s*,\s*\{")
 _WS = b" \t\r\n"
 _REPAIR_TRIES = 2000
+Buf = bytes | bytearray
 
 
 def _fmt_size(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def _read_bytes(path: str, max_bytes: int, max_compressed_bytes: int) -> bytes:
+def _read_bytes(path: str, max_bytes: int, max_compressed_bytes: int) -> Buf:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -87,10 +88,10 @@ def _read_bytes(path: str, max_bytes: int, max_compressed_bytes: int) -> bytes:
         raise TraceError(f"cannot read trace file {path!r}: {e.strerror}") from None
 
 
-def _gunzip(f: Any, path: str, max_bytes: int) -> bytes:
+def _gunzip(f: Any, path: str, max_bytes: int) -> bytearray:
     """Decompress with a running size check; a truncated gzip stream keeps what was decoded."""
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    parts: list[bytes] = []
+    out_buf = bytearray()  # grown in place: no list of parts plus a joined copy
     total = 0
     while True:
         block = f.read(1 << 20)
@@ -103,7 +104,8 @@ def _gunzip(f: Any, path: str, max_bytes: int) -> bytes:
                 raise TraceError(f"trace {path!r} looks gzipped but cannot be decompressed: {e}") from None
             break  # corrupt tail: keep what we have, the JSON repair decides
         total += len(out)
-        parts.append(out)
+        out_buf += out
+        del out
         if total > max_bytes or d.unconsumed_tail:
             raise TraceError(
                 f"trace {path!r} decompresses to more than {_fmt_size(max_bytes)} (max_bytes); "
@@ -111,17 +113,17 @@ def _gunzip(f: Any, path: str, max_bytes: int) -> bytes:
             )
         if d.eof:
             break
-    return b"".join(parts)
+    return out_buf
 
 
-def _skip_ws(raw: bytes, i: int) -> int:
+def _skip_ws(raw: Buf, i: int) -> int:
     n = len(raw)
     while i < n and raw[i] in _WS:
         i += 1
     return i
 
 
-def _find_event_array(raw: bytes, path: str) -> tuple[int, bool]:
+def _find_event_array(raw: Buf, path: str) -> tuple[int, bool]:
     """Index just after the '[' of the event list, and whether the top level is a dict."""
     i = _skip_ws(raw, 0)
     if i >= len(raw):
@@ -175,7 +177,7 @@ class _Builder:
         self.launches: list[Launch] = []
         self.gpu: list[GpuEvent] = []
         self.gpu_annotations: list[GpuAnnotation] = []
-        self.flows: list[Flow] = []
+        self.flows: list[FlowEndpoint] = []
         self.thread_names: dict[tuple[int | str, int | str], str] = {}
         self.process_names: dict[int | str, str] = {}
         self.skipped = 0
@@ -203,7 +205,7 @@ class _Builder:
                     self.python.append(PyEvent(name, pid, tid, ts, dur))
                     continue
                 args = e.get("args") or {}
-                if kind == OP or kind == ANNOTATION:
+                if kind in (OP, ANNOTATION):
                     self.ops.append(
                         CpuOp(
                             name,
@@ -232,7 +234,7 @@ class _Builder:
                             intern(lk, lk) if isinstance(lk, str) else None,
                         )
                     )
-                elif kind == KERNEL or kind == MEMCPY or kind == MEMSET:
+                elif kind in (KERNEL, MEMCPY, MEMSET):
                     self.gpu.append(
                         GpuEvent(
                             kind,
@@ -251,7 +253,7 @@ class _Builder:
                 else:
                     self.skipped += 1
             elif kind == FLOW and (ph == "s" or ph == "f"):
-                self.flows.append(Flow(ph, e.get("id"), e.get("pid", 0), e.get("tid", 0), e.get("ts", 0)))
+                self.flows.append(FlowEndpoint(ph, e.get("id"), e.get("pid", 0), e.get("tid", 0), e.get("ts", 0)))
             elif ph == "M":
                 a = e.get("args") or {}
                 if e.get("name") == "thread_name":
@@ -262,7 +264,7 @@ class _Builder:
                 self.skipped += 1
 
 
-def _parse_chunk(raw: bytes, start: int, end: int) -> list[Any] | None:
+def _parse_chunk(raw: Buf, start: int, end: int) -> list[Any] | None:
     try:
         out = orjson.loads(b"[" + raw[start:end] + b"]")
     except orjson.JSONDecodeError:
@@ -270,7 +272,7 @@ def _parse_chunk(raw: bytes, start: int, end: int) -> list[Any] | None:
     return out if isinstance(out, list) else None
 
 
-def _parse_events(raw: bytes, begin: int, b: _Builder, path: str) -> tuple[int, bool]:
+def _parse_events(raw: Buf, begin: int, b: _Builder, path: str) -> tuple[int, bool]:
     """Parse the event list starting after '['; return the index of its closing ']' and repaired."""
     n = len(raw)
     start = _skip_ws(raw, begin)
@@ -290,7 +292,7 @@ def _parse_events(raw: bytes, begin: int, b: _Builder, path: str) -> tuple[int, 
             return _parse_tail(raw, start, b, path)
 
 
-def _parse_tail(raw: bytes, start: int, b: _Builder, path: str) -> tuple[int, bool]:
+def _parse_tail(raw: Buf, start: int, b: _Builder, path: str) -> tuple[int, bool]:
     """The last stretch: events up to ']' , or a truncated tail to repair."""
     close = raw.rfind(b"]")
     while close > start:
@@ -317,7 +319,7 @@ def _parse_tail(raw: bytes, start: int, b: _Builder, path: str) -> tuple[int, bo
     )
 
 
-def _metadata(raw: bytes, is_dict: bool, array_start: int, array_end: int, repaired: bool) -> dict[str, Any]:
+def _metadata(raw: Buf, is_dict: bool, array_start: int, array_end: int, repaired: bool) -> dict[str, Any]:
     if not is_dict:
         return {}
     head = raw[: array_start - 1]

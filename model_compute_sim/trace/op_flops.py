@@ -25,9 +25,16 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from model_compute_sim.simulator.formulas import attention_flops, bmm_flops, gemm_flops, sdpa_flops
+from model_compute_sim.simulator.formulas import (
+    attention_flops,
+    bmm_flops,
+    causal_pairs,
+    causal_pairs_from_sums,
+    gemm_flops,
+    sdpa_flops,
+)
 from model_compute_sim.trace.events import CpuOp
 
 
@@ -207,9 +214,7 @@ def op_flops(op: CpuOp, step: StepPairs | None = None) -> OpFlops | None:
         r = _mm(_dims(op, 1), _dims(op, 2))
     elif n == "aten::bmm":
         r = _bmm(_dims(op, 0), _dims(op, 1))
-    elif n == "aten::baddbmm":
-        r = _bmm(_dims(op, 1), _dims(op, 2))
-    elif n == "aten::addbmm":
+    elif n == "aten::baddbmm" or n == "aten::addbmm":
         r = _bmm(_dims(op, 1), _dims(op, 2))
     elif n == "aten::matmul":
         r = matmul_flops(_dims(op, 0), _dims(op, 1))
@@ -247,18 +252,22 @@ _SGLANG = re.compile(r"step\[(?:EXTEND|PREFILL)\s+bs=(\d+)\s+toks=(\d+)\]")
 def step_pairs(annotations: list[str]) -> StepPairs | None:
     """Causal, bottom-right pairs of a serving step from its annotation, when it carries the sums.
 
-    vLLM `..(sq S sk K sqsq Q2 sqsk QK)`: sum over sequences of q*k - q*(q-1)/2 = QK - Q2/2 + S/2.
+    vLLM `..(sq S sk K sqsq Q2 sqsk QK)`: `causal_pairs_from_sums`; the older `context_n(S_Q2)` form is
+    read as a prefill without cache (QK = Q2); SGLang `step[EXTEND bs=B toks=T]` as B equal sequences
+    without cache.
     """
     for a in annotations:
         groups = _VLLM_GROUP.findall(a)
         if groups:
-            twice = sum(2 * int(qk) - int(q2) + int(sq) for _, sq, _, q2, qk in groups)
-            return StepPairs(twice // 2, f"step annotation {a[:80]!r}")
+            pairs = sum(causal_pairs_from_sums(int(sq), int(q2), int(qk)) for _, sq, _, q2, qk in groups)
+            return StepPairs(pairs, f"step annotation {a[:80]!r}")
     for a in annotations:
         m = _VLLM_OLD.search(a)
         if m and int(m.group(1)) > 0 and "generation_0(" in a:
             sq, q2 = int(m.group(2)), int(m.group(3))
-            return StepPairs((q2 + sq) // 2, f"step annotation {a[:80]!r} (prefill without cache assumed)")
+            return StepPairs(
+                causal_pairs_from_sums(sq, q2, q2), f"step annotation {a[:80]!r} (prefill without cache assumed)"
+            )
     for a in annotations:
         m = _SGLANG.search(a)
         if m:
@@ -266,11 +275,7 @@ def step_pairs(annotations: list[str]) -> StepPairs | None:
             if bs > 0 and toks % bs == 0:
                 q = toks // bs
                 return StepPairs(
-                    bs * (q * (q + 1) // 2),
+                    bs * causal_pairs(q, 0),
                     f"step annotation {a!r} (equal-length sequences without cache assumed)",
                 )
     return None
-
-
-def concrete_value(op: CpuOp, i: int) -> Any:
-    return _concrete(op, i)

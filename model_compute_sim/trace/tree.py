@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from model_compute_sim.trace.events import CpuOp, GpuEvent, Launch, Trace
+from model_compute_sim.trace.events import Trace
 
 GRAPH_LAUNCH_NAMES = frozenset({"cudaGraphLaunch", "hipGraphLaunch", "cuGraphLaunch", "hipGraphLaunch_spt"})
 _MODULE_PREFIX = "nn.Module: "
@@ -85,7 +85,6 @@ class Flow:
     graph_launches: int
     capture: Flow | None = None
     capture_matched: int = 0
-    children_count: list[int] = field(default_factory=list)
 
 
 _PRIO_ANNOT, _PRIO_PY, _PRIO_OP, _PRIO_LAUNCH = 0, 1, 2, 3
@@ -99,9 +98,7 @@ def _nest(trace: Trace) -> tuple[list[OpInfo], list[LaunchInfo]]:
     # items: (ts, -dur, prio, index)
     by_thread: dict[tuple[object, object], list[tuple[float, float, int, int]]] = {}
     for i, o in enumerate(ops):
-        by_thread.setdefault((o.pid, o.tid), []).append(
-            (o.ts, -o.dur, _PRIO_ANNOT if o.is_annotation else _PRIO_OP, i)
-        )
+        by_thread.setdefault((o.pid, o.tid), []).append((o.ts, -o.dur, _PRIO_ANNOT if o.is_annotation else _PRIO_OP, i))
     op_threads = set(by_thread)
     for i, p in enumerate(py):
         key = (p.pid, p.tid)
@@ -163,9 +160,10 @@ def _resolve_external_ids(trace: Trace, op_info: list[OpInfo], launch_info: list
     for j, la in enumerate(trace.launches):
         if la.external_id is None:
             continue
-        i = by_ext.get(la.external_id)
-        if i is None:
+        found = by_ext.get(la.external_id)
+        if found is None:
             continue
+        i = found
         o = ops[i]
         if (o.pid, o.tid) == (la.pid, la.tid) and o.ts - _SLACK_US <= la.ts <= o.ts + o.dur + _SLACK_US:
             info = launch_info[j]
@@ -222,9 +220,7 @@ def build_flow(trace: Trace, capture: Trace | None = None) -> Flow:
 
 def _align_capture(flow: Flow, capture: Trace, cap_launch_info: list[LaunchInfo]) -> int:
     """Match each graph launch's replayed kernels to capture-time launches by kernel-name order."""
-    cap = sorted(
-        (la.ts, j, la.launch_kernel) for j, la in enumerate(capture.launches) if la.launch_kernel is not None
-    )
+    cap = sorted((la.ts, j, la.launch_kernel) for j, la in enumerate(capture.launches) if la.launch_kernel is not None)
     if not cap:
         return 0
     cap_names = [name for _, _, name in cap]
@@ -246,21 +242,3 @@ def _align_capture(flow: Flow, capture: Trace, cap_launch_info: list[LaunchInfo]
                 flow.links[k] = KernelLink(old.launch, info.op, info.scope, info.layer, True, "capture")
                 matched += 1
     return matched
-
-
-def launch_of(flow: Flow, k: int) -> Launch | None:
-    j = flow.links[k].launch
-    return flow.trace.launches[j] if j >= 0 else None
-
-
-def op_of(flow: Flow, k: int) -> CpuOp | None:
-    link = flow.links[k]
-    if link.op < 0:
-        return None
-    if link.source == "capture" and flow.capture is not None:
-        return flow.capture.trace.ops[link.op]
-    return flow.trace.ops[link.op]
-
-
-def kernels(flow: Flow) -> list[GpuEvent]:
-    return flow.trace.gpu

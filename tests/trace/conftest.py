@@ -24,7 +24,18 @@ DEEPSEEK = "deepseek-ai_profile-data__train.json.gz"
 MI250 = "facebookresearch_HolisticTraceAnalysis__mi250_minitoy_train_ROCm6_2_kineto.json.gz"
 TRACEMAP = "hyukjlee_traceMap__1_h100_1000isl_10osl_32con.pt.trace.json.gz"
 LEGACY = "pytorch_kineto__resnet50_num_workers_0__worker0.pt.trace.json.gz"
-ALL_FIXTURES = (B200, H100_HF, SGLANG_DECODE, SGLANG_PREFILL, VLLM_CAPTURE, VLLM_GRAPH, DEEPSEEK, MI250, TRACEMAP, LEGACY)
+ALL_FIXTURES = (
+    B200,
+    H100_HF,
+    SGLANG_DECODE,
+    SGLANG_PREFILL,
+    VLLM_CAPTURE,
+    VLLM_GRAPH,
+    DEEPSEEK,
+    MI250,
+    TRACEMAP,
+    LEGACY,
+)
 
 
 def real_trace(name: str) -> Path:

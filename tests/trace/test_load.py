@@ -5,6 +5,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,9 +15,10 @@ from model_compute_sim.trace.load import load_trace
 from tests.trace.conftest import ALL_FIXTURES, B200, LEGACY, MI250, flow_result, real_trace
 
 
-def _raw_events(path: Path) -> list[dict[str, object]]:
+def _raw_events(path: Path) -> list[dict[str, Any]]:
     data = json.loads(gzip.decompress(path.read_bytes()))
-    return data["traceEvents"] if isinstance(data, dict) else data
+    events: list[dict[str, Any]] = data["traceEvents"] if isinstance(data, dict) else data
+    return events
 
 
 @pytest.mark.parametrize("name", ALL_FIXTURES)
@@ -121,3 +123,15 @@ def test_legacy_schema_variants() -> None:
     r = flow_result(LEGACY)
     assert r.coverage.linked_to_op > 0.9
     assert r.totals.flops > 0
+
+
+def test_fixture_helper_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.trace import conftest
+
+    monkeypatch.setattr(conftest, "FIXTURES", tmp_path / "absent")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        conftest.real_trace(B200)
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI must provide it"):
+        conftest.real_trace(B200)
