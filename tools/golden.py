@@ -7,13 +7,18 @@ Run with an environment that has torch + transformers (CPU is enough):
 
 For every family a reduced-size config is built with the family's own config class and a model with
 random weights is instantiated (no hub access).  Three phases are measured with
-`torch.utils.flop_counter.FlopCounterMode`, always with batch size B=2 and `logits_to_keep=0` (LM head on
+`torch.utils.flop_counter.FlopCounterMode`, with batch size B=2 and `logits_to_keep=0` (LM head on
 all B*S rows):
 
 * prefill: S=12, C=0
 * decode:  S=1,  C=20 (an uncounted `use_cache=True` prefill of 20 tokens fills the model's default
   DynamicCache, then only the forward of the new token is counted)
 * extend:  S=6,  C=14
+
+plus, for a few representative families (EXTRA_PHASE_FAMILIES), one case with a different shape to guard
+against shape-specific coincidences:
+
+* extend2: B=3, S=5, C=9
 
 Every FLOP is attributed to exactly one module (exclusive count = module count minus its direct children's
 counts; cross-checked against an innermost-module-on-the-call-stack attribution) and the module is mapped
@@ -46,11 +51,23 @@ transformers.logging.set_verbosity_error()
 
 B = 2
 PHASES = [
-    # name, seq_len S, context_len C
+    # name, seq_len S, context_len C  (batch size B)
     ("prefill", 12, 0),
     ("decode", 1, 20),
     ("extend", 6, 14),
 ]
+# Extra cases with another shape (name, batch size, S, C), only for EXTRA_PHASE_FAMILIES.
+EXTRA_PHASES = [("extend2", 3, 5, 9)]
+EXTRA_PHASE_FAMILIES = ("llama", "deepseek_v3", "gpt_oss", "glm_moe_dsa")
+
+
+def phases_for(family: str) -> list[tuple[str, int, int, int]]:
+    """(phase, B, S, C) for one family."""
+    out = [(p, B, s, c) for p, s, c in PHASES]
+    if family in EXTRA_PHASE_FAMILIES:
+        out += list(EXTRA_PHASES)
+    return out
+
 VOCAB = 128
 CATEGORIES = [
     "attention_proj",
@@ -100,6 +117,27 @@ def merge(*dicts, **kw):
         out.update(d)
     out.update(kw)
     return out
+
+
+# Gemma-4 (31B / 26B-A4B style) attention: 5 sliding : 1 full; full layers have their own head size and
+# KV heads and share K and V (attention_k_eq_v).
+GEMMA4 = merge(
+    BASE,
+    num_hidden_layers=6,
+    head_dim=16,
+    global_head_dim=32,
+    num_key_value_heads=2,
+    num_global_key_value_heads=1,
+    attention_k_eq_v=True,
+    sliding_window=WINDOW,
+    layer_types=["sliding_attention"] * 5 + ["full_attention"],
+    final_logit_softcapping=30.0,
+    hidden_size_per_layer_input=0,
+    num_kv_shared_layers=0,
+)
+# Hub-style keys that Gemma4TextConfig consumes into per_layer_config (to_dict() drops them): re-added to
+# the stored `config` from the overrides so that it reads like a released config.json.
+HUB_KEYS_DROPPED_BY_TO_DICT = ("global_head_dim", "num_global_key_value_heads")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -393,6 +431,33 @@ FAMILIES: list[dict[str, Any]] = [
         "experts_implementation switch but its eager loop runs only routed tokens. Sliding layers: "
         "S_kv = S + min(C, W-1); prefill dense SxS.",
     ),
+    dict(
+        family="gemma4_dense",
+        model_type="gemma4_text",
+        overrides=merge(GEMMA4, enable_moe_block=False),
+        notes="Gemma-4-31B style; Gemma4ForCausalLM on a Gemma4TextConfig (text only). 5:1 sliding:full. "
+        "Sliding layers: head_dim, num_key_value_heads, own v_proj. Full layers: global_head_dim and "
+        "num_global_key_value_heads (Gemma4TextConfig turns both into per_layer_config[i] for the full "
+        "layers; to_dict() keeps only per_layer_config, so the script re-adds the two hub-style keys to the "
+        "stored config) and, with attention_k_eq_v, NO v_proj: V = v_norm(k_proj(x)) (K is k_norm + rope "
+        "of the same projection), so a full layer's projections are q, k, o only. Core over the recorded "
+        "shapes (repeat_kv -> h_q heads, d_qk = d_v = per-kind head dim). q/k/v norms, rope (proportional, "
+        "partial on full layers), scaling=1, final_logit_softcapping add no matmul. Sliding layers: "
+        "S_kv = S + min(C, W-1); prefill dense SxS.",
+    ),
+    dict(
+        family="gemma4_moe",
+        model_type="gemma4_text",
+        overrides=merge(
+            GEMMA4, enable_moe_block=True, num_experts=8, top_k_experts=2, moe_intermediate_size=32
+        ),
+        notes="Gemma-4-26B-A4B style: attention as gemma4_dense. Every layer runs the dense MLP "
+        "(intermediate_size, category mlp) AND, beside it on the same residual input, a MoE block owned by "
+        "the decoder layer: router.proj (nn.Linear H->E after a scale-free RMSNorm and scaling; "
+        "moe_router) and experts (Gemma4TextExperts, gate_up_proj E x 2I x H, down_proj E x H x I; "
+        "moe_experts). With experts_implementation='eager' the experts loop runs only the routed "
+        "tokens: T*top_k_experts*(6*H*moe_I). No shared expert.",
+    ),
 ]
 
 
@@ -501,6 +566,9 @@ def categorize(fqn: str, mods: dict[str, torch.nn.Module]) -> str:
             return "moe_experts"
         if below and (below[0] in ("gate", "router") or "Router" in below_cls[0]):
             return "moe_router"
+        # Gemma-4: the decoder layer owns router + experts and also runs a dense `mlp` beside them.
+        if below and below[0] in ("mlp", "feed_forward") and below_cls[0].endswith("MLP"):
+            return "mlp"
         return "other"
     if any(c.endswith("MLP") for c in classes) and any(a in ("mlp", "feed_forward") for a in attrs):
         return "mlp"
@@ -604,10 +672,14 @@ def to_jsonable(d):
     return d
 
 
-def config_dict(text_config) -> dict:
+def config_dict(text_config, overrides=None) -> dict:
     # sort keys: some configs build dicts from set() iteration (e.g. step3p7 rope_parameters), whose order
     # depends on PYTHONHASHSEED; sorting keeps the golden file byte-stable across runs.
-    d = json.loads(json.dumps(to_jsonable(text_config.to_dict()), sort_keys=True))
+    raw = to_jsonable(text_config.to_dict())
+    for k in HUB_KEYS_DROPPED_BY_TO_DICT:  # Gemma-4: consumed into per_layer_config, dropped by to_dict()
+        if overrides and k in overrides and k not in raw:
+            raw[k] = overrides[k]
+    d = json.loads(json.dumps(raw, sort_keys=True))
     d.pop("dtype", None)
     d.pop("torch_dtype", None)
     # round-trip check: loadable back with the same layer structure
@@ -648,12 +720,17 @@ def find_experts(model):
     return out
 
 
+def top_k(cfg) -> int:
+    k = getattr(cfg, "num_experts_per_tok", None)
+    return k if k is not None else cfg.top_k_experts  # Gemma-4
+
+
 def expert_gemm_flops_per_token(m) -> int:
     E = m.down_proj.shape[0]
     return 2 * (m.gate_up_proj.numel() // E) + 2 * (m.down_proj.numel() // E)
 
 
-def measure(model, modeling, S: int, C: int):
+def measure(model, modeling, S: int, C: int, B: int = B):
     """Uncounted use_cache=True prefill of C tokens (if C>0), then the counted forward of S new tokens."""
     torch.manual_seed(1234)
     ids = torch.randint(0, VOCAB, (B, C + S))
@@ -693,7 +770,7 @@ def reload_check(spec, fam_cases):
     model, _ = build(spec, fam_cases[0]["config"])
     modeling = importlib.import_module(type(model).__module__)
     for case in fam_cases:
-        _, counter, _ = measure(model, modeling, case["seq_len"], case["context_len"])
+        _, counter, _ = measure(model, modeling, case["seq_len"], case["context_len"], case["batch_size"])
         assert int(counter.get_total_flops()) == case["total_flops"], (spec["family"], case["phase"])
 
 
@@ -705,8 +782,8 @@ def run_family(spec, verbose=False):
     mods = module_map(model)
     experts = find_experts(model)
     cases = []
-    for phase, S, C in PHASES:
-        _, counter, rec = measure(model, modeling, S, C)
+    for phase, B, S, C in phases_for(fam):  # B shadows the default batch size (extend2: B=3)
+        _, counter, rec = measure(model, modeling, S, C, B)
         total = int(counter.get_total_flops())
         excl = exclusive_counts(counter)
         cats = collections.Counter()
@@ -746,10 +823,8 @@ def run_family(spec, verbose=False):
         # --- routed experts
         for li, m in experts.items():
             per_tok = expert_gemm_flops_per_token(m)
-            if type(m).__name__ == "Llama4TextExperts":
-                exp = T * m.num_experts * per_tok
-            else:
-                exp = T * cfg.num_experts_per_tok * per_tok
+            k = m.num_experts if type(m).__name__ == "Llama4TextExperts" else top_k(cfg)
+            exp = T * k * per_tok
             assert layers[li]["moe_experts"] == exp, (fam, phase, li, layers[li]["moe_experts"], exp)
         if experts:
             checks.append("moe_experts == tokens*top_k*per_expert_gemm (llama4: tokens*num_experts*...)")
@@ -810,7 +885,7 @@ def run_family(spec, verbose=False):
             seq_len=S,
             context_len=C,
             logits="all",
-            config=config_dict(cfg),
+            config=config_dict(cfg, spec["overrides"]),
             config_overrides=to_jsonable(spec["overrides"]),
             categories={k: int(cats[k]) for k in CATEGORIES if cats[k]},
             total_flops=total,
@@ -828,7 +903,7 @@ def run_family(spec, verbose=False):
         )
         if any(type(m).__name__ == "Llama4TextExperts" for m in experts.values()):
             case["moe_experts_routed_equivalent"] = sum(
-                T * cfg.num_experts_per_tok * expert_gemm_flops_per_token(m) for m in experts.values()
+                T * top_k(cfg) * expert_gemm_flops_per_token(m) for m in experts.values()
             )
         in_layers = sum(sum(lc["categories"].values()) for lc in case["layers"])
         assert in_layers + cats["lm_head"] + cats["other"] == total, (fam, phase, "FLOPs outside layers")
@@ -876,6 +951,10 @@ def main(argv=None):
         flop_convention="torch.utils.flop_counter: a matmul of (M,K)x(K,N) counts 2*M*N*K; bias adds, norms, "
         "activations, softmax, rope, embeddings count 0",
         phases=[dict(phase=p, batch_size=B, seq_len=s, context_len=c) for p, s, c in PHASES],
+        extra_phases=[
+            dict(phase=p, batch_size=b, seq_len=s, context_len=c, families=list(EXTRA_PHASE_FAMILIES))
+            for p, b, s, c in EXTRA_PHASES
+        ],
         categories=CATEGORIES,
         failed_families=failed,
         cases=cases,

@@ -329,6 +329,15 @@ def _indexer(cfg: Config, n: int) -> list[IndexerSpec | None]:
     return [IndexerSpec(heads=heads, head_dim=dim, topk=topk, q_lora_rank=q_lora, runs=r) for r in runs]
 
 
+def _layer_override(cfg: Config, i: int) -> Mapping[str, Any]:
+    per = cfg.get("per_layer_config")
+    if isinstance(per, Mapping):
+        over = per.get(str(i), per.get(i))  # type: ignore[call-overload]
+        if isinstance(over, Mapping):
+            return over
+    return {}
+
+
 def _step_gate_dim(cfg: Config, head_dim: int) -> int:
     gating = cfg.get("gating")
     gating = True if gating is None else gating
@@ -409,6 +418,11 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
             d = dv = _int(cfg, "global_head_dim", default=head_dim)
             kvh = _int(cfg, "num_global_key_value_heads", default=kv_heads)
             k_eq_v = _bool(cfg, "attention_k_eq_v")
+        over = _layer_override(cfg, i)  # transformers' saved per_layer_config (Gemma-4, Step)
+        h = int(over.get("num_attention_heads", h))
+        kvh = int(over.get("num_key_value_heads", kvh))
+        if "head_dim" in over:
+            d = dv = int(over["head_dim"])
         use_rope = True if no_rope is None else bool(no_rope[i])
         specs.append(
             AttentionSpec(
