@@ -15,7 +15,7 @@ MAX_TOKENS = 1 << 24  # 16M tokens: far above any context length in use, small e
 
 ComputeDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8"]
 KvCacheDtype = Literal["bf16", "fp16", "fp8", "fp32"]
-WeightDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "fp32"]
+WeightDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32"]
 Detail = Literal["summary", "layers", "ops"]
 
 
@@ -43,7 +43,7 @@ ContextLen = Annotated[int, Field(
     ge=0, le=MAX_TOKENS, description="Tokens per sequence already in the KV cache before this pass "
     "(0 = prefill; for decode: prompt + tokens generated so far)")]
 Requests = Annotated[list[RequestShape] | None, Field(
-    max_length=4096, description="Mixed batch instead of batch_size/seq_len/context_len, e.g. chunked "
+    max_length=512, description="Mixed batch instead of batch_size/seq_len/context_len, e.g. chunked "
     "prefill beside decodes: [{new_tokens: 2048, cached_tokens: 0}, {new_tokens: 1, cached_tokens: 4000, "
     "count: 64}]")]
 Tp = Annotated[int, Field(ge=1, le=1024, description="Tensor-parallel degree within one attention group")]
@@ -65,6 +65,10 @@ WDtype = Annotated[WeightDtype | None, Field(
 MeasuredMs = Annotated[float | None, Field(
     gt=0, le=1e7, description="Measured time of this forward pass on one GPU, ms: gives MFU and MBU "
     "(needs gpu)")]
+PeakTflops = Annotated[float | None, Field(
+    gt=0, le=1e6, description="Override the dense peak of the compute dtype, TFLOP/s (a GPU not in list_gpus: "
+    "give it with memory_bandwidth_gb_per_s and no gpu)")]
+BandwidthGbS = Annotated[float | None, Field(gt=0, le=1e6, description="Override the HBM bandwidth, GB/s")]
 AttentionFlopsOpt = Annotated[Literal["causal", "dense"], Field(
     description="causal: the pairs a causal flash kernel computes (default, honest MFU); dense: the full "
     "q x kv rectangle that eager kernels and torch's FlopCounterMode count")]
@@ -92,9 +96,9 @@ OptTracePath = Annotated[str | None, Field(
 CaptureTracePath = Annotated[str | None, Field(
     description="vLLM/SGLang CUDA-graph runs: the trace of the graph capture, to give replayed kernels "
     "their ops and shapes")]
-Step = Annotated[int | str | None, Field(
-    description="Profiler step to analyse (its number or ProfilerStep#N name); default: chosen by the "
-    "extractor and named in the result")]
+Step = Annotated[int | None, Field(
+    ge=0, description="Profiler step to analyse: N of ProfilerStep#N, else a 0-based index into the step "
+    "annotations found; default: chosen by the extractor and named in the result (trace.step_selected)")]
 Layer = Annotated[int | None, Field(ge=0, le=1023, description="Analyse only this decoder layer")]
 TolerancePct = Annotated[float, Field(
     ge=0, le=100, description="Largest |trace/template - 1| per category, in percent, that still matches")]
@@ -116,7 +120,7 @@ class KernelFlow(BaseModel, extra="allow"):
     """The kernel-flow JSON of the trace-analysis skill (one layer's or one step's kernels in order)."""
 
     metadata: dict[str, Any] = Field(default_factory=dict)
-    category_summary: dict[str, Any] | list[Any] | None = None
+    category_summary: dict[str, Any] | list[dict[str, Any]] | None = None
     kernels: list[KernelFlowRow] = Field(min_length=1, max_length=100_000)
 
 

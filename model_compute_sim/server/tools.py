@@ -8,6 +8,7 @@ loop keeps answering other calls. The simulator and reference data are imported 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -20,6 +21,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from model_compute_sim.server.errors import ModelComputeSimToolError, as_tool_error
 from model_compute_sim.server.params import (
     AttentionFlopsOpt,
+    BandwidthGbS,
     BatchSize,
     CaptureTracePath,
     Config,
@@ -40,6 +42,7 @@ from model_compute_sim.server.params import (
     MlaPathOpt,
     Model,
     Offset,
+    PeakTflops,
     OptTracePath,
     Pp,
     Requests,
@@ -116,6 +119,7 @@ def simulate(
     dtype: Dtype = "bf16", kv_cache_dtype: KvDtype = None, weight_dtype: WDtype = None,
     measured_ms: MeasuredMs = None, attention_flops: AttentionFlopsOpt = "causal", mla_path: MlaPathOpt = "auto",
     logits: LogitsOpt = "last", detail: SimDetail = "summary", limit: Limit = None, offset: Offset = 0,
+    peak_tflops: PeakTflops = None, memory_bandwidth_gb_per_s: BandwidthGbS = None,
 ) -> Annotated[CallToolResult, SimResult]:
     """FLOPs, bytes, roofline time and memory of one forward pass of a model for one serving step.
 
@@ -133,6 +137,7 @@ def simulate(
             dtype=dtype, kv_cache_dtype=kv_cache_dtype, weight_dtype=weight_dtype, measured_ms=measured_ms,
             attention_flops=attention_flops, mla_path=mla_path, logits=logits, detail=detail,
             limit=(limit or DEFAULT_OPS_LIMIT) if detail == "ops" else limit, offset=offset,
+            peak_tflops=peak_tflops, memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
         )
     return compact(result)
 
@@ -283,4 +288,4 @@ TOOLS: list[tuple[Callable[..., Any], str]] = [
 
 def register(server: MCPServer) -> None:
     for fn, title in TOOLS:
-        server.add_tool(fn, title=title, annotations=READ_ONLY)
+        server.add_tool(fn, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=READ_ONLY)

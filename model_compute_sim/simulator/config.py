@@ -332,7 +332,7 @@ def _indexer(cfg: Config, n: int) -> list[IndexerSpec | None]:
 def _layer_override(cfg: Config, i: int) -> Mapping[str, Any]:
     per = cfg.get("per_layer_config")
     if isinstance(per, Mapping):
-        over = per.get(str(i), per.get(i))  # type: ignore[call-overload]
+        over = per.get(str(i), per.get(i))
         if isinstance(over, Mapping):
             return over
     return {}

@@ -137,6 +137,55 @@ def _meta_int(md: dict[str, object], *keys: str) -> int | None:
     return d if isinstance(d, int) else None
 
 
+@dataclass(slots=True)
+class StepContext:
+    """A loaded trace with its flow, the selected step window and the counted/unmodelled ops."""
+
+    trace: Trace
+    capture: Trace | None
+    flow: Flow
+    steps: list[CpuOp]
+    window: CpuOp | None
+    lo: float
+    hi: float
+    pairs: StepPairs | None
+    selected: set[int] | None
+    status: _OpStatus
+    cap_status: _OpStatus | None
+    experts: frozenset[int]
+
+
+def step_context(trace: Trace, capture: Trace | None, step: int | None) -> StepContext:
+    """Build the flow, select the step window (see `extract_trace_flow`) and decide which ops are counted."""
+    flow = build_flow(trace, capture)
+    steps = _steps(trace)
+    window = _select_step(steps, step)
+    lo, hi = (window.ts, window.ts + window.dur) if window else (float("-inf"), float("inf"))
+    ann_names = [o.name for o in ([window] if window else steps)]
+    if capture is not None:
+        ann_names += [o.name for o in _steps(capture)]
+    sp = step_pairs(ann_names)
+    selected = {i for i, o in enumerate(trace.ops) if lo <= o.ts <= hi} if window else None
+    status = _op_status(flow, sp, selected)
+    cap_status = _op_status(flow.capture, sp, None) if flow.capture is not None else None
+    experts = expert_counts(trace.ops) | (expert_counts(capture.ops) if capture is not None else frozenset())
+    return StepContext(trace, capture, flow, steps, window, lo, hi, sp, selected, status, cap_status, experts)
+
+
+def kernel_in_window(ctx: StepContext, k: int) -> bool:
+    """Whether GPU event `k` belongs to the selected step (by its launch time, else its op's start)."""
+    if ctx.window is None:
+        return True
+    link = ctx.flow.links[k]
+    if link.launch >= 0:
+        t = ctx.trace.launches[link.launch].ts
+    elif link.op >= 0 and link.source == "trace":
+        t = ctx.trace.ops[link.op].ts
+    else:
+        return False
+    return ctx.lo <= t <= ctx.hi
+
+
 def _page(total: int, offset: int, limit: int) -> Page:
     return Page(total=total, offset=offset, limit=limit, truncated=offset + limit < total)
 
@@ -148,6 +197,8 @@ def extract_trace_flow(
     offset: int = 0,
     step: int | None = None,
     capture_trace_path: str | None = None,
+    *,
+    loaded: tuple[Trace, Trace | None] | None = None,
 ) -> TraceFlowResult:
     """Rebuild the operator flow of a PyTorch-profiler trace and cost every op.
 
@@ -155,14 +206,19 @@ def extract_trace_flow(
     "ops" (+ top kernels and ops with Perfetto time ranges, paged by `limit`/`offset`).
     `step`: N of `ProfilerStep#N`, else a 0-based index into the step annotations found.
     `capture_trace_path`: a graph-capture trace, used to give replayed kernels their ops and shapes.
+    `loaded`: the (trace, capture) already loaded from those paths (saves a second parse).
     """
     if detail not in ("summary", "layers", "ops"):
         raise TraceError(f"detail {detail!r} is not valid; use 'summary', 'layers' or 'ops'")
     if limit < 1 or offset < 0:
         raise TraceError(f"limit must be >= 1 and offset >= 0 (got limit={limit}, offset={offset})")
-    trace = load_trace(trace_path)
-    capture = load_trace(capture_trace_path) if capture_trace_path else None
-    flow = build_flow(trace, capture)
+    if loaded is None:
+        trace = load_trace(trace_path)
+        capture = load_trace(capture_trace_path) if capture_trace_path else None
+    else:
+        trace, capture = loaded
+    ctx = step_context(trace, capture, step)
+    flow = ctx.flow
     assumptions = [
         "FLOPs are tensor-core work only (GEMMs and attention), 1 multiply-add = 2 FLOPs, counted once per "
         "operation at the leaf op (aten::mm under aten::linear, never both).",
@@ -170,13 +226,8 @@ def extract_trace_flow(
         "time is reported separately.",
     ]
 
-    steps = _steps(trace)
-    window = _select_step(steps, step)
-    lo, hi = (window.ts, window.ts + window.dur) if window else (float("-inf"), float("inf"))
-    ann_names = [o.name for o in ([window] if window else steps)]
-    if capture is not None:
-        ann_names += [o.name for o in _steps(capture)]
-    sp = step_pairs(ann_names)
+    steps, window, sp = ctx.steps, ctx.window, ctx.pairs
+    lo, hi = ctx.lo, ctx.hi
     if sp is not None:
         assumptions.append(
             f"Packed (varlen/paged) attention ops use {sp.pairs} causal query-key pairs from the {sp.source}; "
@@ -184,9 +235,7 @@ def extract_trace_flow(
         )
 
     ops = trace.ops
-    selected = {i for i, o in enumerate(ops) if lo <= o.ts <= hi} if window else None
-    status = _op_status(flow, sp, selected)
-    cap_status = _op_status(flow.capture, sp, None) if flow.capture is not None else None
+    selected, status, cap_status = ctx.selected, ctx.status, ctx.cap_status
 
     cat_flops: dict[str, int] = defaultdict(int)
     cat_time: dict[str, float] = defaultdict(float)
@@ -201,7 +250,7 @@ def extract_trace_flow(
     unm_count: dict[str, int] = defaultdict(int)
     unm_reason: dict[str, str] = {}
 
-    experts = expert_counts(ops) | (expert_counts(capture.ops) if capture is not None else frozenset())
+    experts = ctx.experts
 
     def _cat(fl: Flow, i: int) -> str:
         oi = fl.op_info[i]
@@ -220,15 +269,8 @@ def extract_trace_flow(
     cap_pairs: set[tuple[int, int]] = set()
     for k, g in enumerate(trace.gpu):
         link = flow.links[k]
-        if window is not None:
-            if link.launch >= 0:
-                t = trace.launches[link.launch].ts
-            elif link.op >= 0 and link.source == "trace":
-                t = ops[link.op].ts
-            else:
-                continue
-            if not lo <= t <= hi:
-                continue
+        if not kernel_in_window(ctx, k):
+            continue
         if g.kind != KERNEL:
             mem_time += g.dur
             continue
