@@ -227,7 +227,6 @@ def extract_trace_flow(
     ]
 
     steps, window, sp = ctx.steps, ctx.window, ctx.pairs
-    lo, hi = ctx.lo, ctx.hi
     if sp is not None:
         assumptions.append(
             f"Packed (varlen/paged) attention ops use {sp.pairs} causal query-key pairs from the {sp.source}; "

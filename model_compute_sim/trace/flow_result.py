@@ -1,0 +1,154 @@
+"""Result models of `kernel_flow_mfu` and `compare_trace` (pydantic v2; units in field names)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Page(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    truncated: bool
+    next_offset: int | None = None
+
+
+# --- kernel_flow_mfu ---------------------------------------------------------------------------
+
+
+class KernelMfuRow(BaseModel):
+    name: str
+    category: str = Field(description="trace mode: simulator op category; kernel-flow mode: the input's category")
+    kernel_category: str = Field(description="trace mode: class from the kernel name; flow mode: template op group")
+    layer: int | None = None
+    count: int = Field(1, description="kernel instances in this row (trace mode without `layer` groups by name)")
+    ts_us: float | None = None
+    dur_us: float = Field(description="summed duration of the row's kernel instances")
+    ops: list[str] = Field(default_factory=list, description="op(s) the kernel implements or was launched by")
+    attributed: bool = Field(description="mapped to a modelled op (trace: an op with a category or FLOPs)")
+    flops: float = 0.0
+    bytes: float = 0.0
+    achieved_tflops: float | None = None
+    achieved_tb_per_s: float | None = None
+    mfu_pct: float | None = None
+    peak_dtype: str | None = Field(None, description="peak used for MFU: bf16, fp8, fp4, ...; 'comm' = link bandwidth")
+    mbu_pct: float | None = Field(None, description="vs HBM bandwidth; for 'comm' rows vs the scale-up link")
+    share_pct: float = Field(description="share of totals.kernel_time_us")
+    flags: list[str] = Field(default_factory=list)
+
+
+class KernelTotals(BaseModel):
+    kernel_time_us: float = Field(description="sum of all kernel rows (every page)")
+    attributed_time_us: float = Field(description="rows with attributed=true")
+    unattributed_time_us: float
+    kernels: int
+    flops: float
+    bytes: float
+    memcpy_memset_time_us: float = 0.0
+    wall_time_us: float | None = Field(None, description="measured_ms, else the GPU span of the analysed kernels")
+    wall_time_source: str | None = None
+    peak_tflops: float = Field(description="dense peak of `dtype` used for the overall MFU")
+    peak_dtype: str
+    memory_bandwidth_gb_per_s: float
+    mfu_pct: float | None = Field(None, description="flops / (wall time x peak of dtype)")
+    mbu_pct: float | None = None
+    kernel_time_mfu_pct: float | None = Field(None, description="flops / (kernel_time x peak of dtype)")
+    flags: list[str] = Field(default_factory=list)
+
+
+class KernelCategoryMfu(BaseModel):
+    category: str
+    time_us: float
+    count: int
+    attributed_time_us: float
+    unattributed_time_us: float
+    flops: float
+    bytes: float
+    mfu_pct: float | None = None
+    mbu_pct: float | None = None
+    share_pct: float
+
+
+class HeadroomRow(BaseModel):
+    category: str
+    time_us: float
+    utilisation_pct: float = Field(description="max(MFU, MBU) of the category, at most 100")
+    headroom_us: float = Field(description="time_us * (1 - utilisation_pct/100)")
+
+
+class KernelFlowResult(BaseModel):
+    mode: str = Field(description="'trace', 'kernel_flow' or 'kernel_ms'")
+    model: str | None = None
+    gpu: str
+    dtype: str
+    layer: int | None = None
+    step: str | None = None
+    totals: KernelTotals
+    by_category: list[KernelCategoryMfu]
+    headroom: list[HeadroomRow]
+    kernels: list[KernelMfuRow]
+    page: Page
+    assumptions: list[str]
+
+
+# --- compare_trace -----------------------------------------------------------------------------
+
+
+class CategoryComparison(BaseModel):
+    trace_flops: int
+    template_flops: int = Field(description="per GPU (the trace is one rank)")
+    template_flops_whole_model: int
+    ratio: float | None = Field(None, description="trace / template; None when the template is 0")
+    status: str = Field(description="match | mismatch | trace_only | template_only | not_measurable | absent_in_step")
+    trace_gpu_time_us: float = 0.0
+    note: str = ""
+
+
+class LayerComparison(BaseModel):
+    layer: int | None
+    trace_flops: int
+    template_flops: int
+    ratio: float | None
+    status: str
+
+
+class UnmodelledTime(BaseModel):
+    name: str
+    gpu_time_us: float
+    reason: str
+
+
+class InferredShape(BaseModel):
+    batch_size: int | None = None
+    seq_len: int | None = None
+    context_len: int | None = None
+    requests: list[dict[str, int]] | None = None
+    source: str
+
+
+class CompareResult(BaseModel):
+    verdict: str = Field(description="match | mismatch | inconclusive (nothing could be compared)")
+    compared_share_pct: float = Field(
+        description="share of the template's per-GPU FLOPs in categories that could be compared (match/mismatch)"
+    )
+    tolerance_pct: float
+    model: str
+    shape: InferredShape
+    attention_flops: str
+    mla_path: str
+    logits: str
+    trace_flops: int = Field(description="FLOPs counted in the trace (one rank), all categories")
+    template_flops_per_gpu: int
+    template_flops_whole_model: int
+    by_category: dict[str, CategoryComparison]
+    differing_categories: list[str]
+    trace_only_categories: list[str]
+    template_only_categories: list[str]
+    not_measurable_categories: list[str]
+    layers: list[LayerComparison] | None = Field(None, description="all layers with detail='layers'")
+    differing_layers: list[int | None]
+    layers_page: Page | None = None
+    unmodelled: list[UnmodelledTime] = Field(description="GPU time in kernels the template/trace cannot cost")
+    unmodelled_gpu_time_us: float
+    kernel_time_us: float
+    assumptions: list[str]
