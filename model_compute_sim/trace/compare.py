@@ -203,7 +203,7 @@ def _unmeasured_time(tr: TraceFlowResult) -> float:
     t = sum(r.gpu_time_us for r in tr.unmodelled)
     cov = tr.coverage
     t += (cov.linked_to_launch_only + cov.unlinked) * tr.totals.gpu_time_us
-    t += sum(r.gpu_time_us for r in tr.by_category if r.category == "other")
+    t += sum(r.gpu_time_us for r in tr.by_category.values() if r.category == "other")
     return t
 
 
@@ -232,8 +232,8 @@ def _reconcile_other(cats: dict[str, CategoryComparison], tol: float) -> None:
 def _compare_categories(
     tr: TraceFlowResult, tpl: _Template, tol: float, lm_head_absent: bool
 ) -> dict[str, CategoryComparison]:
-    trace_f = {r.category: r.flops for r in tr.by_category}
-    trace_t = {r.category: r.gpu_time_us for r in tr.by_category}
+    trace_f = {r.category: r.flops for r in tr.by_category.values()}
+    trace_t = {r.category: r.gpu_time_us for r in tr.by_category.values()}
     total_trace = sum(trace_f.values()) or 1
     hidden = _unmeasured_time(tr)
     out: dict[str, CategoryComparison] = {}
@@ -435,7 +435,7 @@ def compare_trace(
     ]
     shape = _resolve_shape(trace, tr, batch_size, seq_len, context_len, requests, window_ops)
     assumptions.append(f"Shape from {shape.source}" + (f", batch scaled by dp={dp}." if dp > 1 else "."))
-    attn_f = next((r.flops for r in tr.by_category if r.category == "attention_core"), 0)
+    attn_f = next((r.flops for r in tr.by_category.values() if r.category == "attention_core"), 0)
     if attention_flops == "auto":
         attention_flops, why = _attention_mode(window_ops, attn_f)
         assumptions.append(f"attention_flops='{attention_flops}' picked from the trace: {why}.")
@@ -454,7 +454,7 @@ def compare_trace(
         "mla_path": mla_path,
         "detail": "ops",
     }
-    lm_trace = next((r.flops for r in tr.by_category if r.category == "lm_head"), 0)
+    lm_trace = next((r.flops for r in tr.by_category.values() if r.category == "lm_head"), 0)
     if logits == "auto":
         logits, sim = _pick_logits(shape, dp, common, lm_trace)
         assumptions.append(

@@ -394,13 +394,13 @@ def extract_trace_flow(
         linked_to_launch_only=round(t_launch / total_k, 4),
         unlinked=round(t_none / total_k, 4),
     )
-    by_category = [
-        CategoryRow(
+    by_category = {
+        c: CategoryRow(
             category=c, flops=cat_flops.get(c, 0), gpu_time_us=round(cat_time.get(c, 0.0), 3), count=cat_count.get(c, 0)
         )
         for c in CATEGORIES
         if cat_flops.get(c) or cat_time.get(c) or cat_count.get(c)
-    ]
+    }
     kernels_by_category = sorted(
         (
             KernelCategoryRow(

@@ -84,7 +84,7 @@ class KernelFlowResult(BaseModel):
     layer: int | None = None
     step: str | None = None
     totals: KernelTotals
-    by_category: list[KernelCategoryMfu]
+    by_category: dict[str, KernelCategoryMfu]
     headroom: list[HeadroomRow]
     kernels: list[KernelMfuRow]
     page: Page

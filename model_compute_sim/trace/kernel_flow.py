@@ -907,7 +907,7 @@ def _finish(
         layer=layer,
         step=step,
         totals=totals,
-        by_category=cats,
+        by_category={c.category: c for c in cats},
         headroom=head,
         kernels=out[offset : offset + limit],
         page=Page(total=n, offset=offset, limit=limit, truncated=nxt is not None, next_offset=nxt),

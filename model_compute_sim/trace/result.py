@@ -109,7 +109,7 @@ class TraceFlowResult(BaseModel):
     trace: TraceMeta
     totals: Totals
     coverage: Coverage
-    by_category: list[CategoryRow]
+    by_category: dict[str, CategoryRow] = Field(description="per op category (simulator vocabulary)")
     kernels_by_category: list[KernelCategoryRow]
     layers: list[LayerRow] | None = None
     top_kernels: list[KernelRow] | None = None

@@ -16,7 +16,7 @@ EXPECTED = json.loads((DATA / "expected.json").read_text())
 def test_cpu_trace_flops_by_category_and_layer_equal_flop_counter(model: str) -> None:
     exp = EXPECTED[model]
     r = extract_trace_flow(str(DATA / exp["file"]), detail="layers")
-    by_cat = {row.category: row.flops for row in r.by_category if row.flops}
+    by_cat = {c: row.flops for c, row in r.by_category.items() if row.flops}
     assert by_cat == exp["flops_by_category"]
     assert r.layers is not None
     by_layer = {("none" if row.layer is None else str(row.layer)): row.flops for row in r.layers if row.flops}
