@@ -73,7 +73,58 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detail", choices=["summary", "layers", "ops"], default="ops")
     s.add_argument("--limit", type=int, default=None, help="op rows to show (with --detail ops)")
     s.add_argument("--offset", type=int, default=0)
+    s.add_argument(
+        "--kernel-flow",
+        type=_json_arg,
+        default=None,
+        help="seed kernel-flow JSON or @file: per-kernel MFU against this template (see kernel-flow)",
+    )
+    s.add_argument(
+        "--kernel-ms",
+        type=_json_arg,
+        default=None,
+        help='per-category measured ms, JSON or @file, e.g. {"mla": 4.9, "moe": 1.6}',
+    )
     s.add_argument("--format", choices=["text", "json"], default="text")
+
+    e = sub.add_parser("extract-trace", help="what ran in a PyTorch-profiler trace: ops, kernels, FLOPs, coverage")
+    e.add_argument("trace_path")
+    e.add_argument("--detail", choices=["summary", "layers", "ops"], default="layers")
+    e.add_argument("--step", default=None, help="ProfilerStep number or step annotation index")
+    e.add_argument("--capture-trace", dest="capture_trace_path", default=None, help="graph-capture trace")
+    e.add_argument("--limit", type=int, default=50)
+    e.add_argument("--offset", type=int, default=0)
+    e.add_argument("--format", choices=["text", "json"], default="text")
+
+    c = sub.add_parser("compare-trace", help="is the config I assumed the one that ran? trace vs template")
+    c.add_argument("trace_path")
+    _add_model(c)
+    c.add_argument("--batch-size", type=int, default=None)
+    c.add_argument("--seq-len", type=int, default=None)
+    c.add_argument("--context-len", type=int, default=None)
+    c.add_argument("--requests", type=_json_arg, default=None)
+    for flag in ("--tp", "--dp", "--ep", "--pp"):
+        c.add_argument(flag, type=int, default=1)
+    c.add_argument("--attention-flops", choices=["auto", "causal", "dense"], default="auto")
+    c.add_argument("--mla-path", choices=["auto", "absorbed", "expanded"], default="auto")
+    c.add_argument("--logits", choices=["auto", "last", "all"], default="auto")
+    c.add_argument("--tolerance-pct", type=float, default=1.0)
+    c.add_argument("--step", default=None)
+    c.add_argument("--capture-trace", dest="capture_trace_path", default=None)
+    c.add_argument("--detail", choices=["summary", "layers"], default="summary")
+    c.add_argument("--format", choices=["text", "json"], default="text")
+
+    k = sub.add_parser("kernel-flow", help="per-kernel MFU/MBU and headroom from a trace (or a kernel-flow JSON)")
+    k.add_argument("trace_path", nargs="?", default=None)
+    k.add_argument("--gpu", default=None, help="default: the trace's device")
+    k.add_argument("--dtype", default="bf16")
+    k.add_argument("--measured-ms", type=float, default=None)
+    k.add_argument("--layer", type=int, default=None)
+    k.add_argument("--step", default=None)
+    k.add_argument("--capture-trace", dest="capture_trace_path", default=None)
+    k.add_argument("--limit", type=int, default=40)
+    k.add_argument("--offset", type=int, default=0)
+    k.add_argument("--format", choices=["text", "json"], default="text")
 
     for name, helptext in (("list-models", "models in the index"), ("list-gpus", "accelerators in the GPU table")):
         p = sub.add_parser(name, help=helptext)
@@ -84,12 +135,44 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _emit(result: Any, fmt: str, render: Any) -> int:
+    print(result.model_dump_json() if fmt == "json" else render(result))
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from model_compute_sim.simulator.simulate import simulate
-    from model_compute_sim.textview import render_simulation
+    from model_compute_sim.textview import render_kernel_flow, render_simulation
 
     if args.model is None and args.config_path is None:
         raise SimError("give a MODEL name (see `model-compute-sim list-models`) or --config PATH")
+    if args.kernel_flow is not None or args.kernel_ms is not None:
+        from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
+
+        if args.gpu is None:
+            raise SimError("--kernel-flow / --kernel-ms need --gpu (see list-gpus)")
+        kf = kernel_flow_mfu(
+            kernel_flow=args.kernel_flow,
+            kernel_ms=args.kernel_ms,
+            model=args.model,
+            config_path=args.config_path,
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            context_len=args.context_len,
+            requests=args.requests,
+            tp=args.tp,
+            dp=args.dp,
+            ep=args.ep,
+            pp=args.pp,
+            gpu=args.gpu,
+            dtype=args.dtype,
+            measured_ms=args.measured_ms,
+            attention_flops=args.attention_flops,
+            mla_path=args.mla_path,
+            limit=args.limit or 40,
+            offset=args.offset,
+        )
+        return _emit(kf, args.format, render_kernel_flow)
     r = simulate(
         args.model,
         config_path=args.config_path,
@@ -115,11 +198,66 @@ def _simulate(args: argparse.Namespace) -> int:
         peak_tflops=args.peak_tflops,
         memory_bandwidth_gb_per_s=args.memory_bandwidth_gb_per_s,
     )
-    if args.format == "json":
-        print(r.model_dump_json())
-    else:
-        print(render_simulation(r))
-    return 0
+    return _emit(r, args.format, render_simulation)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from model_compute_sim import textview as tv
+
+    if args.command == "extract-trace":
+        from model_compute_sim.trace.extract import extract_trace_flow
+
+        r: Any = extract_trace_flow(
+            args.trace_path,
+            detail=args.detail,
+            limit=args.limit,
+            offset=args.offset,
+            step=args.step,
+            capture_trace_path=args.capture_trace_path,
+        )
+        return _emit(r, args.format, tv.render_trace_flow)
+    if args.command == "compare-trace":
+        from model_compute_sim.trace.compare import compare_trace
+
+        if args.model is None and args.config_path is None:
+            raise SimError("give a MODEL name (see `model-compute-sim list-models`) or --config PATH")
+        r = compare_trace(
+            args.trace_path,
+            args.model,
+            config_path=args.config_path,
+            batch_size=args.batch_size,
+            seq_len=args.seq_len,
+            context_len=args.context_len,
+            requests=args.requests,
+            tp=args.tp,
+            dp=args.dp,
+            ep=args.ep,
+            pp=args.pp,
+            attention_flops=args.attention_flops,
+            mla_path=args.mla_path,
+            logits=args.logits,
+            tolerance_pct=args.tolerance_pct,
+            step=args.step,
+            capture_trace_path=args.capture_trace_path,
+            detail=args.detail,
+        )
+        return _emit(r, args.format, tv.render_compare)
+    from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
+
+    if args.trace_path is None:
+        raise SimError("give a TRACE path (or use `simulate MODEL --kernel-flow @file --gpu G`)")
+    r = kernel_flow_mfu(
+        trace_path=args.trace_path,
+        capture_trace_path=args.capture_trace_path,
+        gpu=args.gpu,
+        dtype=args.dtype,
+        measured_ms=args.measured_ms,
+        layer=args.layer,
+        step=args.step,
+        limit=args.limit,
+        offset=args.offset,
+    )
+    return _emit(r, args.format, tv.render_kernel_flow)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -138,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command in ("list-models", "list-gpus"):
             return _list(args)
+        if args.command in ("extract-trace", "compare-trace", "kernel-flow"):
+            return _trace(args)
         if args.command == "serve":
             from model_compute_sim.server.app import main as serve
 

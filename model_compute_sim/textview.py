@@ -7,6 +7,8 @@ from typing import Any
 
 from model_compute_sim.catalog import list_gpus, list_models
 from model_compute_sim.simulator.result import OpRow, SimResult
+from model_compute_sim.trace.flow_result import CompareResult, KernelFlowResult
+from model_compute_sim.trace.result import TraceFlowResult
 
 
 def si(x: float | int | None, unit: str = "") -> str:
@@ -203,3 +205,178 @@ def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
     ]
     text = table(["name", "device", "HBM GB", "GB/s", "bf16 TF", "fp8 TF", "fp4 TF", "scale-up GB/s"], rows)
     return res.model_dump(mode="json"), text + f"\n{res.total} accelerators (dense peaks)"
+
+
+def render_trace_flow(r: TraceFlowResult) -> str:
+    m, t, cov = r.trace, r.totals, r.coverage
+    out = [
+        f"trace   {m.path}",
+        f"        device {m.device_name or '?'} x{m.devices}, framework {m.framework or '?'}, world size "
+        f"{m.world_size or '?'}, steps {len(m.steps_found)}"
+        + (f" (selected {m.step_selected})" if m.step_selected else "")
+        + (f", {m.graph_launches} graph launches -> {m.graph_kernels} kernels" if m.graph_launches else ""),
+        f"FLOPs   {si(t.flops)} (GEMM {si(t.gemm_flops)}, attention {si(t.attention_flops)}) over {t.ops} CPU ops; "
+        f"{t.kernels} kernels, {us(t.gpu_time_us)} us GPU time (+{us(t.memcpy_memset_time_us)} us memcpy/memset)",
+        f"linked  {cov.linked_to_op_with_flops:.1%} of GPU time to ops with FLOPs, {cov.linked_to_op:.1%} to any op, "
+        f"{cov.linked_to_launch_only:.1%} to a launch only, {cov.unlinked:.1%} unlinked",
+        "",
+        table(
+            ["category", "FLOPs", "GPU us", "count"],
+            [[k, si(c.flops), us(c.gpu_time_us), c.count] for k, c in r.by_category.items()],
+        ),
+        "",
+        table(
+            ["kernel class", "GPU us", "count", "precision (us)"],
+            [
+                [k.category, us(k.gpu_time_us), k.count, ", ".join(f"{p} {v:,.0f}" for p, v in k.precision.items())]
+                for k in r.kernels_by_category
+            ],
+        ),
+    ]
+    if r.layers:
+        out += [
+            "",
+            table(
+                ["layer", "FLOPs", "GPU us"],
+                [["-" if x.layer is None else x.layer, si(x.flops), us(x.gpu_time_us)] for x in r.layers],
+            ),
+        ]
+    if r.top_kernels:
+        out += [
+            "",
+            table(
+                ["kernel", "class", "prec", "n", "GPU us", "ts_us", "op"],
+                [
+                    [
+                        k.name[:60],
+                        k.category,
+                        k.precision or "-",
+                        k.count,
+                        us(k.gpu_time_us),
+                        f"{k.ts_us:.1f}",
+                        k.op or "-",
+                    ]
+                    for k in r.top_kernels
+                ],
+            ),
+        ]
+    if r.top_ops:
+        out += [
+            "",
+            table(
+                ["op", "category", "layer", "FLOPs", "GPU us", "shapes"],
+                [
+                    [
+                        o.name[:50],
+                        o.category,
+                        "-" if o.layer is None else o.layer,
+                        si(o.flops),
+                        us(o.gpu_time_us),
+                        o.shapes[:60],
+                    ]
+                    for o in r.top_ops
+                ],
+            ),
+        ]
+    if r.unmodelled:
+        out += ["", "unmodelled ops (math whose FLOPs cannot be known from the trace):"]
+        out += [f"  {u.name}: {u.count} calls, {us(u.gpu_time_us)} us ({u.reason})" for u in r.unmodelled]
+    out += ["", "assumptions:", *[f"  - {a}" for a in r.assumptions]]
+    return "\n".join(out)
+
+
+def render_compare(r: CompareResult) -> str:
+    out = [
+        f"verdict {r.verdict.upper()} (tolerance {r.tolerance_pct}%, {r.compared_share_pct:.1f}% of template FLOPs "
+        f"compared) for {r.model}",
+        f"shape   {r.shape.model_dump(exclude_none=True)}; attention {r.attention_flops}, mla {r.mla_path}, "
+        f"logits {r.logits}",
+        f"FLOPs   trace {si(r.trace_flops)} vs template {si(r.template_flops_per_gpu)} per GPU "
+        f"({si(r.template_flops_whole_model)} whole model)",
+        "",
+        table(
+            ["category", "trace", "template/GPU", "ratio", "status", "note"],
+            [
+                [
+                    k,
+                    si(c.trace_flops),
+                    si(c.template_flops),
+                    "-" if c.ratio is None else f"{c.ratio:.4f}",
+                    c.status,
+                    c.note[:70],
+                ]
+                for k, c in r.by_category.items()
+            ],
+        ),
+    ]
+    if r.differing_layers:
+        out.append(f"differing layers: {r.differing_layers[:40]}")
+    if r.unmodelled:
+        out += ["", f"GPU time the comparison cannot cost: {us(r.unmodelled_gpu_time_us)} us of {us(r.kernel_time_us)}"]
+        out += [f"  {u.name}: {us(u.gpu_time_us)} us ({u.reason})" for u in r.unmodelled[:10]]
+    out += ["", "assumptions:", *[f"  - {a}" for a in r.assumptions]]
+    return "\n".join(out)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def render_kernel_flow(r: KernelFlowResult) -> str:
+    t = r.totals
+    out = [
+        f"kernels {r.mode} on {r.gpu} ({t.peak_tflops} TFLOP/s dense {t.peak_dtype}, {t.memory_bandwidth_gb_per_s} "
+        f"GB/s)" + (f", model {r.model}" if r.model else "") + (f", layer {r.layer}" if r.layer is not None else ""),
+        f"time    {us(t.kernel_time_us)} us in {t.kernels} kernels: attributed {us(t.attributed_time_us)} us, "
+        f"unattributed {us(t.unattributed_time_us)} us; FLOPs {si(t.flops)}, bytes {si(t.bytes, 'B')}",
+        f"overall MFU {_pct(t.mfu_pct)}%, MBU {_pct(t.mbu_pct)}% over {us(t.wall_time_us)} us ({t.wall_time_source})",
+        *[f"WARNING {f}" for f in t.flags],
+        "",
+        table(
+            ["category", "time us", "share %", "MFU %", "MBU %", "FLOPs", "unattributed us"],
+            [
+                [
+                    k,
+                    us(c.time_us),
+                    f"{c.share_pct:.1f}",
+                    _pct(c.mfu_pct),
+                    _pct(c.mbu_pct),
+                    si(c.flops),
+                    us(c.unattributed_time_us),
+                ]
+                for k, c in r.by_category.items()
+            ],
+        ),
+        "",
+        "headroom (time x (1 - utilisation)), where to optimise next:",
+        table(
+            ["category", "time us", "utilisation %", "headroom us"],
+            [[h.category, us(h.time_us), f"{h.utilisation_pct:.1f}", us(h.headroom_us)] for h in r.headroom[:10]],
+        ),
+        "",
+        table(
+            ["kernel", "category", "n", "dur us", "%", "TFLOP/s", "MFU %", "peak", "MBU %", "op"],
+            [
+                [
+                    k.name[:56],
+                    k.category,
+                    k.count,
+                    us(k.dur_us),
+                    f"{k.share_pct:.1f}",
+                    "-" if k.achieved_tflops is None else f"{k.achieved_tflops:.1f}",
+                    _pct(k.mfu_pct),
+                    k.peak_dtype or "-",
+                    _pct(k.mbu_pct),
+                    ",".join(k.ops)[:40] or "-",
+                ]
+                for k in r.kernels
+            ],
+        ),
+    ]
+    if r.page.truncated:
+        out.append(
+            f"(rows {r.page.offset}..{r.page.offset + len(r.kernels)} of {r.page.total}; "
+            f"--offset {r.page.next_offset} for more)"
+        )
+    out += ["", "assumptions:", *[f"  - {a}" for a in r.assumptions]]
+    return "\n".join(out)

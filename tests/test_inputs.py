@@ -188,3 +188,15 @@ def test_op_names_are_unique_within_a_layer() -> None:
             for layer in set(spec.layers):
                 names = [o.name for o in b.layer(layer)]
                 assert len(names) == len(set(names)), (m.name, names)
+
+
+def test_cli_trace_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    cpu = Path(__file__).parent / "data" / "traces" / "cpu_llama.json.gz"
+    assert main(["extract-trace", str(cpu)]) == 0
+    assert "attention_proj" in capsys.readouterr().out
+    assert main(["extract-trace", str(cpu), "--format", "json", "--detail", "summary"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["flops"] > 0
+    assert main(["kernel-flow", str(cpu)]) == 2  # a CPU trace has no GPU name: one-line error
+    assert capsys.readouterr().err.startswith("error: ")
+    assert main(["extract-trace", "/nonexistent/trace.json"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -81,14 +81,17 @@ SimDetail = Annotated[Detail, Field(
     description="summary: totals, per-category costs, memory; layers: + per layer-group costs; ops: + "
     "per-op rows (shapes, FLOPs, bytes, roofline, sharding), paged by limit/offset")]
 Limit = Annotated[int | None, Field(
-    ge=1, le=1000, description="Rows per page (default for simulate detail=ops: 40 ops); the result's "
-    "page says truncated and next_offset")]
+    ge=1, le=1000, description="Rows per page (default: 40 ops for simulate detail=ops, 40 models, 20 trace "
+    "rows); the result says truncated and next_offset")]
 Offset = Annotated[int, Field(ge=0, description="First row of the page (use the previous next_offset)")]
 Filter = Annotated[str | None, Field(
     max_length=200, description="Case-insensitive substring of the name, an alias, the HF id, model_type "
     "or vendor, e.g. 'qwen3', 'deepseek_v3', 'amd'")]
 
 # trace tools
+TraceDetail = Annotated[Detail, Field(
+    description="summary: totals, coverage, GPU time and FLOPs per category, unmodelled kernels; layers: + "
+    "per-layer rows; ops: + the top kernels and ops with Perfetto time ranges, paged by limit/offset")]
 TracePath = Annotated[str, Field(
     min_length=1, description="Path on the server's machine to a PyTorch profiler trace (.json or .json.gz)")]
 OptTracePath = Annotated[str | None, Field(
@@ -101,7 +104,22 @@ Step = Annotated[int | None, Field(
     "annotations found; default: chosen by the extractor and named in the result (trace.step_selected)")]
 Layer = Annotated[int | None, Field(ge=0, le=1023, description="Analyse only this decoder layer")]
 TolerancePct = Annotated[float, Field(
-    ge=0, le=100, description="Largest |trace/template - 1| per category, in percent, that still matches")]
+    ge=0, le=100, description="Largest |trace/template - 1| per category and layer, in percent, that still "
+    "matches")]
+InferredBatchSize = Annotated[int | None, Field(
+    ge=1, le=1 << 20, description="Sequences per DP rank in the traced step (default: inferred from the trace)")]
+InferredSeqLen = Annotated[int | None, Field(
+    ge=1, le=MAX_TOKENS, description="New tokens per sequence in the traced step (default: inferred)")]
+InferredContextLen = Annotated[int | None, Field(
+    ge=0, le=MAX_TOKENS, description="Cached tokens per sequence before the traced step (default: inferred)")]
+TraceAttentionFlops = Annotated[Literal["auto", "causal", "dense"], Field(
+    description="auto: picked from the trace's attention ops (flash kernels: causal; eager/math: dense)")]
+TraceMlaPath = Annotated[Literal["auto", "absorbed", "expanded"], Field(
+    description="MLA models: auto follows the engine (transformers runs MLA expanded)")]
+TraceLogits = Annotated[Literal["auto", "last", "all"], Field(
+    description="auto: picked from the LM-head FLOPs seen in the trace")]
+CompareDetail = Annotated[Literal["summary", "layers"], Field(
+    description="summary: categories and the differing layers; layers: every layer, paged by limit/offset")]
 KernelMs = Annotated[dict[str, Annotated[float, Field(ge=0)]] | None, Field(
     description="Measured milliseconds per kernel category, e.g. {\"mla\": 4.9, \"moe\": 1.6, "
     "\"allreduce\": 0.77, \"gemm_fp8\": 1.7, \"rmsnorm\": 0.23}")]

@@ -17,12 +17,12 @@ Here {model_hint}; {gpu_hint}. {shape_hint}
 1. extract_trace_flow(trace_path) with detail="summary": read totals.gpu_time_us, coverage,
    kernels_by_category and unmodelled. Name the 3 categories with the most GPU time and their share.
    If coverage is low or a CUDA-graph replay hides ops, say so (capture_trace_path can help).
-2. compare_trace(trace_path, model, shape, tp/ep/dp/pp): is this the config you think it is?
-   If verdict is "mismatch", report the categories whose ratio is off and stop to fix the shape or
-   config before computing any MFU.
-3. kernel_flow_mfu(trace_path=..., model, shape, parallelism, gpu, dtype): list the `headroom` ranking:
-   the kernels with the most GPU time x (1 - utilisation). For decode read MBU (memory-bound), for
-   prefill MFU; fp8 kernels are measured against the fp8 peak.
+2. compare_trace(trace_path, model, tp/ep/dp/pp; the shape is inferred unless given): is this the
+   config you think it is? If verdict is "mismatch", report differing_categories and their ratios and
+   fix the shape or config before computing any MFU.
+3. kernel_flow_mfu(trace_path=..., model, shape, parallelism, gpu, dtype): list the top of the
+   `headroom` ranking (headroom_us = time x (1 - max(MFU, MBU)), by category) and the kernels behind
+   it. For decode read MBU (memory-bound), for prefill MFU; fp8 kernels use the fp8 peak.
 4. simulate(model, shape, parallelism, gpu, measured_ms=<step time>) with detail="layers" for the
    roofline view: totals.bound and roofline_fraction_pct say how far the step is from the roofline.
 5. Answer: the bottleneck (kernel or category, its time and utilisation), the evidence (tool results),

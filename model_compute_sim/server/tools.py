@@ -24,6 +24,7 @@ from model_compute_sim.server.params import (
     BandwidthGbS,
     BatchSize,
     CaptureTracePath,
+    CompareDetail,
     Config,
     ConfigPath,
     ContextLen,
@@ -32,6 +33,9 @@ from model_compute_sim.server.params import (
     Ep,
     Filter,
     Gpu,
+    InferredBatchSize,
+    InferredContextLen,
+    InferredSeqLen,
     KernelFlowArg,
     KernelMs,
     KvDtype,
@@ -42,8 +46,8 @@ from model_compute_sim.server.params import (
     MlaPathOpt,
     Model,
     Offset,
-    PeakTflops,
     OptTracePath,
+    PeakTflops,
     Pp,
     Requests,
     RequestShape,
@@ -52,13 +56,15 @@ from model_compute_sim.server.params import (
     Step,
     TolerancePct,
     Tp,
+    TraceAttentionFlops,
+    TraceDetail,
+    TraceLogits,
+    TraceMlaPath,
     TracePath,
     WDtype,
 )
 from model_compute_sim.server.views import (
-    CompareTraceResult,
     GpuList,
-    KernelFlowMfuResult,
     ModelList,
     compact,
     gpu_row,
@@ -66,6 +72,7 @@ from model_compute_sim.server.views import (
     model_rows,
 )
 from model_compute_sim.simulator.result import SimResult
+from model_compute_sim.trace.flow_result import CompareResult, KernelFlowResult
 from model_compute_sim.trace.result import TraceFlowResult
 
 T = TypeVar("T")
@@ -82,8 +89,8 @@ def list_models(filter: Filter = None, limit: Limit = None, offset: Offset = 0) 
     """List the models the simulator knows (name, aliases, HF id, layers, total/active parameters, source).
 
     Call this first to find the `model` name for simulate / compare_trace / kernel_flow_mfu. `names`
-    lists every match; rows are paged (default 40). Models with modelled=false are refused by simulate
-    (family_status says what is missing): pass their config.json as `config` only once supported.
+    lists every match; rows are paged (default 40). Models with modelled=false use layer types that are
+    not modelled yet (family_status says which): simulate refuses them rather than guessing.
     """
     found = [r for r in model_rows() if matches(filter, r.name, r.hf_id, r.model_type, *r.aliases)]
     end = offset + (limit or DEFAULT_MODELS_LIMIT)
@@ -149,9 +156,9 @@ def _pure(module: str, name: str) -> Callable[..., Any]:
     """`model_compute_sim.trace.<module>.<name>`, imported on first use."""
     path = f"model_compute_sim.trace.{module}"
     try:
-        fn = getattr(importlib.import_module(path), name)
+        fn = getattr(importlib.import_module(path), name, None)
     except ModuleNotFoundError as exc:
-        if exc.name != path:
+        if exc.name != path:  # the module exists but one of its own imports is missing: a bug, not "not yet"
             raise
         fn = None
     if not callable(fn):
@@ -202,7 +209,7 @@ async def _in_thread(ctx: Context, what: str, fn: Callable[[], T]) -> T:
 
 
 async def extract_trace_flow(
-    trace_path: TracePath, ctx: Context, detail: SimDetail = "summary", limit: Limit = None,
+    trace_path: TracePath, ctx: Context, detail: TraceDetail = "summary", limit: Limit = None,
     offset: Offset = 0, step: Step = None, capture_trace_path: CaptureTracePath = None,
 ) -> Annotated[CallToolResult, TraceFlowResult]:
     """What a PyTorch profiler trace actually ran: ops with shapes and FLOPs, GPU time per category and layer.
@@ -222,37 +229,41 @@ async def extract_trace_flow(
 
 async def compare_trace(
     trace_path: TracePath, ctx: Context, model: Model = None, config: Config = None,
-    config_path: ConfigPath = None, batch_size: BatchSize = 1, seq_len: SeqLen = 1, context_len: ContextLen = 0,
-    requests: Requests = None, tp: Tp = 1, dp: Dp = 1, ep: Ep = 1, pp: Pp = 1,
-    attention_flops: AttentionFlopsOpt = "causal", mla_path: MlaPathOpt = "auto", logits: LogitsOpt = "last",
-    tolerance_pct: TolerancePct = 5.0, detail: SimDetail = "summary", limit: Limit = None, offset: Offset = 0,
-) -> Annotated[CallToolResult, CompareTraceResult]:
+    config_path: ConfigPath = None, batch_size: InferredBatchSize = None, seq_len: InferredSeqLen = None,
+    context_len: InferredContextLen = None, requests: Requests = None, tp: Tp = 1, dp: Dp = 1, ep: Ep = 1,
+    pp: Pp = 1, attention_flops: TraceAttentionFlops = "auto", mla_path: TraceMlaPath = "auto",
+    logits: TraceLogits = "auto", tolerance_pct: TolerancePct = 1.0, step: Step = None,
+    capture_trace_path: CaptureTracePath = None, detail: CompareDetail = "summary", limit: Limit = None,
+    offset: Offset = 0,
+) -> Annotated[CallToolResult, CompareResult]:
     """Is this trace the model and serving shape I think it is? Trace FLOPs vs the simulator's template.
 
-    Give the trace, the model (or config) and the shape/parallelism the trace ran with (the trace
-    shows per-GPU shapes, so tp/ep matter). verdict is match when every category's trace/template
-    FLOP ratio is within tolerance_pct; by_category, per-layer rows, ops on one side only and the
+    Give the trace and the model (or config) with the parallelism it ran under (the trace is one rank
+    and shows per-GPU shapes, so tp/ep matter); the shape is inferred from the trace unless given.
+    verdict is match when every category's and layer's trace/template FLOP ratio is within
+    tolerance_pct; by_category, differing_layers, the categories on one side only and the
     unmodelled GPU time say where they differ.
     """
     path = _existing(trace_path, "trace_path")
+    capture = _existing(capture_trace_path, "capture_trace_path")
     mixed = _requests(requests)
     fn = _pure("compare", "compare_trace")
     result = await _in_thread(ctx, "comparing trace", lambda: fn(
-        path, model=model, config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len,
-        context_len=context_len, requests=mixed, tp=tp, dp=dp, ep=ep, pp=pp,
-        attention_flops=attention_flops, mla_path=mla_path, logits=logits, tolerance_pct=tolerance_pct,
+        path, model, config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len,
+        context_len=context_len, requests=mixed, tp=tp, dp=dp, ep=ep, pp=pp, attention_flops=attention_flops,
+        mla_path=mla_path, logits=logits, tolerance_pct=tolerance_pct, step=step, capture_trace_path=capture,
         detail=detail, limit=limit or DEFAULT_ROWS_LIMIT, offset=offset))
     return compact(result)
 
 
 async def kernel_flow_mfu(
     ctx: Context, kernel_flow: KernelFlowArg = None, kernel_ms: KernelMs = None, trace_path: OptTracePath = None,
-    layer: Layer = None, step: Step = None, model: Model = None, config: Config = None,
-    config_path: ConfigPath = None, batch_size: BatchSize = 1, seq_len: SeqLen = 1, context_len: ContextLen = 0,
-    requests: Requests = None, tp: Tp = 1, dp: Dp = 1, ep: Ep = 1, pp: Pp = 1, gpu: Gpu = None,
-    dtype: Dtype = "bf16", attention_flops: AttentionFlopsOpt = "causal", mla_path: MlaPathOpt = "auto",
-    logits: LogitsOpt = "last", measured_ms: MeasuredMs = None, limit: Limit = None, offset: Offset = 0,
-) -> Annotated[CallToolResult, KernelFlowMfuResult]:
+    capture_trace_path: CaptureTracePath = None, layer: Layer = None, step: Step = None, model: Model = None,
+    config: Config = None, config_path: ConfigPath = None, batch_size: BatchSize = 1, seq_len: SeqLen = 1,
+    context_len: ContextLen = 0, requests: Requests = None, tp: Tp = 1, dp: Dp = 1, ep: Ep = 1, pp: Pp = 1,
+    gpu: Gpu = None, dtype: Dtype = "bf16", attention_flops: AttentionFlopsOpt = "causal",
+    mla_path: MlaPathOpt = "auto", measured_ms: MeasuredMs = None, limit: Limit = None, offset: Offset = 0,
+) -> Annotated[CallToolResult, KernelFlowResult]:
     """MFU (and MBU) per kernel: which kernels have the most headroom against the GPU's peak.
 
     Give exactly one of kernel_flow (kernel rows with dur_us and category), kernel_ms (milliseconds
@@ -264,14 +275,15 @@ async def kernel_flow_mfu(
         raise ModelComputeSimToolError("give exactly one of kernel_flow (kernel rows), kernel_ms (milliseconds "
                                        "per category, e.g. {\"moe\": 1.6}) or trace_path (a profiler trace)")
     path = _existing(trace_path, "trace_path")
+    capture = _existing(capture_trace_path, "capture_trace_path")
     mixed = _requests(requests)
     fn = _pure("kernel_flow", "kernel_flow_mfu")
     flow = kernel_flow.model_dump(exclude_none=True) if kernel_flow is not None else None
     result = await _in_thread(ctx, "kernel MFU", lambda: fn(
-        kernel_flow=flow, kernel_ms=kernel_ms, trace_path=path, layer=layer, step=step, model=model,
-        config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len, context_len=context_len,
-        requests=mixed, tp=tp, dp=dp, ep=ep, pp=pp, gpu=gpu, dtype=dtype,
-        attention_flops=attention_flops, mla_path=mla_path, logits=logits, measured_ms=measured_ms,
+        kernel_flow=flow, kernel_ms=kernel_ms, trace_path=path, capture_trace_path=capture, layer=layer, step=step,
+        model=model, config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len,
+        context_len=context_len, requests=mixed, tp=tp, dp=dp, ep=ep, pp=pp, gpu=gpu, dtype=dtype,
+        attention_flops=attention_flops, mla_path=mla_path, measured_ms=measured_ms,
         limit=limit or DEFAULT_ROWS_LIMIT, offset=offset))
     return compact(result)
 

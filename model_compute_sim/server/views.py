@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
     from model_compute_sim.references import GpuSpec, ModelEntry
@@ -135,19 +135,3 @@ def gpu_row(g: GpuSpec) -> GpuRow:
         dense_peak_tflops=dict(g.peak_tflops), scale_up_bandwidth_gb_per_s=g.scale_up_bandwidth_gb_per_s,
         interconnect=g.interconnect, source=g.source, confidence=g.confidence, notes=g.notes,
     )
-
-
-# --- trace tools ---------------------------------------------------------------------------------
-
-
-class KernelFlowMfuResult(BaseModel):
-    """Per-kernel FLOPs and MFU/MBU: `kernels` rows, `totals`, `by_category`, `headroom` ranking."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class CompareTraceResult(BaseModel):
-    """Trace vs template: `verdict`, `by_category` {trace_flops, template_flops, ratio}, per layer,
-    ops on one side only, unmodelled GPU time."""
-
-    model_config = ConfigDict(extra="allow")
