@@ -111,11 +111,19 @@ def kv_bytes_per_position(a: AttentionSpec, shard: Shard, kv_bytes: float) -> fl
     return shard.kv_heads(a.kv_heads) * dims * kv_bytes
 
 
-def kv_cache_bytes(layers: list[LayerSpec], shard: Shard, kv_bytes: float, seqs: int, positions: int) -> float:
-    """Resident KV cache of `seqs` sequences holding `positions` tokens each (sliding layers keep W)."""
-    total = 0.0
-    for layer in layers:
+KvProfile = dict[int | None, float]  # window (None = unbounded) -> KV bytes per position, summed over layers
+
+
+def kv_profile(layers: list[tuple[LayerSpec, int]], shard: Shard, kv_bytes: float) -> KvProfile:
+    """KV bytes per position of (layer, count) pairs, aggregated by how many positions a layer keeps."""
+    prof: KvProfile = {}
+    for layer, count in layers:
         a = layer.attention
-        pos = min(positions, a.window) if a.window else positions
-        total += kv_bytes_per_position(a, shard, kv_bytes) * pos
-    return total * seqs
+        keep = a.window or a.chunk
+        prof[keep] = prof.get(keep, 0.0) + kv_bytes_per_position(a, shard, kv_bytes) * count
+    return prof
+
+
+def kv_cache_bytes(prof: KvProfile, seqs: int, positions: int) -> float:
+    """Resident KV cache of `seqs` sequences holding `positions` tokens each (sliding layers keep W)."""
+    return seqs * sum(b * (positions if keep is None else min(positions, keep)) for keep, b in prof.items())

@@ -104,8 +104,9 @@ def _row(op: Op, whole_flops: Number, dev: Device | None) -> OpRow:
         peak_dtype=op.peak_dtype,
         sharding=op.sharding,
         note=op.note,
+        roofline_time_us=op.time_us,
+        bound=op.bound,
     )
-    row.roofline_time_us, row.bound = op.time_us, op.bound  # type: ignore[assignment]
     return row
 
 
@@ -204,7 +205,8 @@ def build_result(
 
     cats: dict[str, dict[str, float | int]] = defaultdict(lambda: defaultdict(int))
     tot: dict[str, Any] = defaultdict(int)
-    rows_all: list[tuple[int, OpRow]] = []  # (group index or -1 for head/tail, row)
+    # (group index or -1 for head/tail, op, whole-model FLOPs): rows are built for the returned page only
+    rows_all: list[tuple[int, Op, Number]] = []
     layer_groups: list[LayerGroup] = []
 
     def add(op: Op, whole_flops: Number, whole_vector: Number, count_whole: int, count_local: int) -> float | None:
@@ -236,7 +238,6 @@ def build_result(
         count_local = sum(1 for i in g.indices if i in in_stage)
         cat_flops: dict[str, Number] = defaultdict(int)
         t_layer = 0.0
-        rows: list[OpRow] = []
         for o in g.local:
             w = whole_by_name.get(o.name)
             wf, wv = (w.flops, w.vector_flops) if w is not None else (0, 0)
@@ -246,9 +247,7 @@ def build_result(
             if w is not None:
                 cat_flops[o.category] = _mul(cat_flops[o.category], 1) + wf
             if detail == "ops":
-                rows.append(_row(o, wf, dev))
-        if detail == "ops":
-            rows_all += [(gi, r) for r in rows]
+                rows_all.append((gi, o, wf))
         layer_groups.append(
             LayerGroup(
                 label=g.layer.label,
@@ -261,14 +260,14 @@ def build_result(
                 by_category_flops_per_layer={k: v for k, v in cat_flops.items() if v},
             )
         )
-    head_tail_rows: list[OpRow] = []
+    head_tail_rows: list[tuple[int, Op, Number]] = []
     for (whole_ops, local_ops), on_stage in ((head, stage == 0), (tail, stage == pp - 1)):
         whole_by_name = {o.name: o for o in whole_ops}
         for o in local_ops:
             w = whole_by_name.get(o.name)
             add(o, w.flops if w else 0, w.vector_flops if w else 0, 1 if w else 0, 1 if on_stage else 0)
             if detail == "ops" and on_stage:
-                head_tail_rows.append(_row(o, w.flops if w else 0, dev))
+                head_tail_rows.append((-1, o, w.flops if w else 0))
     if pp > 1:
         send = Op(
             name="pp_send_recv",
@@ -284,7 +283,7 @@ def build_result(
             time_ops([send], dev)
         add(send, 0, 0, 0, 1)
         if detail == "ops":
-            head_tail_rows.append(_row(send, 0, dev))
+            head_tail_rows.append((-1, send, 0))
 
     by_category: dict[str, CategoryCost] = {}
     for key in CATEGORY_ORDER:
@@ -347,11 +346,11 @@ def build_result(
 
     page = None
     out_groups = layer_groups if detail in ("layers", "ops") else None
-    out_head_tail = head_tail_rows if detail == "ops" else None
+    out_head_tail: list[OpRow] | None = None
     if detail == "ops" and out_groups is not None:
-        flat = rows_all + [(-1, r) for r in head_tail_rows]
+        flat = rows_all + head_tail_rows
         end = len(flat) if limit is None else offset + limit
-        chosen = flat[offset:end]
+        chosen = [(g, _row(o, wf, dev)) for g, o, wf in flat[offset:end]]
         for gi, lg in enumerate(out_groups):
             lg.ops = [r for g, r in chosen if g == gi]
         out_head_tail = [r for g, r in chosen if g == -1]
@@ -493,12 +492,10 @@ def _memory(
     shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
     n = spec.num_layers
     rng = _stage_layers(n, pp, stage)
-    layers = [spec.layers[i] for i in rng]
+    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in groups]
     attn_dtype = opts.attention_weight_dtype
     weights = sum(
-        sum(1 for i in g.indices if i in rng)
-        * M.layer_weight_bytes_per_gpu(g.layer, spec, shard, opts.weight_dtype, attn_dtype)
-        for g in groups
+        c * M.layer_weight_bytes_per_gpu(layer, spec, shard, opts.weight_dtype, attn_dtype) for layer, c in in_stage
     )
     emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
     if stage == 0:
@@ -506,8 +503,9 @@ def _memory(
     if stage == pp - 1 and (not spec.tie_word_embeddings or pp > 1):
         weights += emb
     kvb = opts.kv_bytes
-    per_pos = sum(M.kv_bytes_per_position(layer.attention, shard, kvb) for layer in layers)
-    kv = sum(g.count * M.kv_cache_bytes(layers, shard, kvb, 1, g.c + g.q) for g in local_wl.groups)
+    prof = M.kv_profile(in_stage, shard, kvb)
+    per_pos = sum(prof.values())
+    kv = sum(M.kv_cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
     act_peak = 0.0
     for g in groups:
         for o in g.local:
@@ -538,7 +536,7 @@ def _memory(
         rep.fits = total <= usable
         if len(wl.groups) == 1:
             sg = wl.groups[0]
-            per_seq_kv = M.kv_cache_bytes(layers, shard, kvb, 1, sg.c + sg.q)
+            per_seq_kv = M.kv_cache_bytes(prof, 1, sg.c + sg.q)
             local_seqs = local_wl.sequences
             per_seq_act = act / max(local_seqs, 1)
             room = usable - weights
@@ -552,7 +550,7 @@ def _memory(
                 lo, hi = -1, 1 << 40
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
-                    need = weights + act + local_seqs * M.kv_cache_bytes(layers, shard, kvb, 1, mid + sg.q)
+                    need = weights + act + M.kv_cache_bytes(prof, local_seqs, mid + sg.q)
                     if need <= usable:
                         lo = mid
                     else:
