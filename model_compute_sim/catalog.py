@@ -1,110 +1,154 @@
-"""`list_models` / `list_gpus`: the index and the GPU table as result models (shared by CLI and server)."""
+"""`list_models` / `list_gpus`: the index and the GPU table as result models (shared by CLI and server).
+
+The reference data and the simulator are imported inside the functions, never at module import
+(the server's cold start is measured).
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from model_compute_sim.errors import SimError
-from model_compute_sim.references import GpuSpec, ModelEntry, load_gpus, load_models, to_plain
+if TYPE_CHECKING:
+    from model_compute_sim.references import GpuSpec, ModelEntry
+
+DEFAULT_MODELS_LIMIT = 40
 
 
 class ModelRow(BaseModel):
-    name: str
-    aliases: list[str]
-    hf_id: str
-    model_type: str
-    status: str = Field(description="'supported', or why the family is not modelled yet")
-    layers: int | None
-    hidden_size: int | None
-    params_total: int | None = Field(description="All parameters, embeddings included")
-    params_active: int | None = Field(description="Parameters one token touches (top-k experts)")
-    weight_dtype: str | None
-    source: str
+    name: str = Field(description="Index name: pass it as `model` to simulate / compare_trace")
+    aliases: list[str] = Field(description="Other accepted spellings (name and hf_id are accepted too)")
+    hf_id: str = Field(description="Hugging Face repository id")
+    model_type: str = Field(description="config.json model_type")
+    layers: int | None = Field(description="Decoder layers (num_hidden_layers)")
+    params_total: int | None = Field(description="All parameters, embeddings and LM head included")
+    params_active_per_token: int | None = Field(description="Parameters one token runs through (MoE: top-k)")
+    weight_dtype: str | None = Field(description="Checkpoint dtype of the transformer-block weights")
+    modelled: bool = Field(description="False: simulate refuses it (family_status says what is missing)")
+    family_status: str = Field(description="'supported', or what is not modelled yet")
+    source: str = Field(description="Where the config comes from (file, revision)")
 
 
 class ModelList(BaseModel):
-    models: list[ModelRow]
-    total: int = Field(description="Models matching the filter")
+    models: list[ModelRow] = Field(description="This page of the matching models, sorted by name")
+    total: int = Field(description="Models matching the filter (all pages)")
+    names: list[str] = Field(description="Names of every matching model (all pages)")
+    offset: int
+    truncated: bool = Field(description="More matching models after this page: call again with next_offset")
+    next_offset: int | None = None
 
 
-class GpuRow(BaseModel):
-    name: str
-    display_name: str
-    aliases: list[str]
-    vendor: str
-    memory_gb: float
-    memory_bandwidth_gb_per_s: float
-    peak_tflops: dict[str, float | None] = Field(description="Dense peaks per dtype, TFLOP/s (TOPS for int8)")
-    scale_up_bandwidth_gb_per_s: float | None = Field(description="Per GPU, one direction")
-    interconnect: str
-    source: str
-    confidence: str
-
-
-class GpuList(BaseModel):
-    gpus: list[GpuRow]
-    total: int
-
-
-def _matches(needle: str | None, *haystack: str) -> bool:
-    if not needle:
-        return True
-    n = needle.casefold()
-    return any(n in h.casefold() for h in haystack)
-
-
-@lru_cache(maxsize=256)
 def _model_row(entry: ModelEntry) -> ModelRow:
-    from model_compute_sim.simulator.config import normalize
+    from model_compute_sim.errors import SimError
+    from model_compute_sim.references import to_plain
+    from model_compute_sim.simulator.config import text_config
     from model_compute_sim.simulator.memory import model_params
+    from model_compute_sim.simulator.simulate import resolve_spec
 
-    layers = hidden = total = active = None
-    dtype = None
-    status = entry.family_status
+    layers: int | None = None
+    total = active = None
+    weight_dtype = None
     try:
-        spec = normalize(to_plain(entry.config), name=entry.name, hf_id=entry.hf_id)
-        layers, hidden, dtype = spec.num_layers, spec.hidden_size, spec.weight_dtype
+        spec = resolve_spec(entry.name)
+    except SimError:
+        raw = text_config(to_plain(entry.config))[0].get("num_hidden_layers")
+        layers = raw if isinstance(raw, int) else None
+    else:
+        layers, weight_dtype = spec.num_layers, spec.weight_dtype
         total, active = model_params(spec)
-    except SimError as e:
-        status = status if status != "supported" else f"not modelled: {e}"
+    hidden = {entry.name, entry.hf_id}
     return ModelRow(
         name=entry.name,
-        aliases=list(entry.aliases),
+        aliases=[a for a in entry.aliases if a not in hidden],
         hf_id=entry.hf_id,
         model_type=entry.model_type,
-        status=status,
         layers=layers,
-        hidden_size=hidden,
         params_total=total,
-        params_active=active,
-        weight_dtype=dtype,
+        params_active_per_token=active,
+        weight_dtype=weight_dtype,
+        modelled=entry.supported and total is not None,
+        family_status=entry.family_status,
         source=entry.source,
     )
 
 
-def list_models(filter: str | None = None) -> ModelList:
-    rows = [_model_row(m) for m in load_models() if _matches(filter, m.name, m.hf_id, m.model_type, *m.aliases)]
-    return ModelList(models=rows, total=len(rows))
+@lru_cache(maxsize=1)
+def model_rows() -> tuple[ModelRow, ...]:
+    """Every model of the index (normalized once per process)."""
+    from model_compute_sim.references import load_models
+
+    return tuple(_model_row(m) for m in load_models())
 
 
-def _gpu_row(g: GpuSpec) -> GpuRow:
+def matches(needle: str | None, *fields: str | None) -> bool:
+    """Case-insensitive substring match of `needle` on any field (no filter: everything matches)."""
+    if not needle:
+        return True
+    n = needle.strip().casefold()
+    return any(n in f.casefold() for f in fields if f)
+
+
+# --- list_gpus -----------------------------------------------------------------------------------
+
+
+class GpuRow(BaseModel):
+    name: str = Field(description="Table name: pass it as `gpu` to simulate / kernel_flow_mfu")
+    display_name: str
+    aliases: list[str]
+    vendor: str
+    memory_gb: float = Field(description="HBM capacity per device, decimal GB")
+    memory_bandwidth_gb_per_s: float = Field(description="HBM bandwidth per device, decimal GB/s")
+    dense_peak_tflops: dict[str, float | None] = Field(
+        description="Dense (not sparse) peak per dtype, decimal TFLOP/s (TOPS for int8); null = unsupported"
+    )
+    scale_up_bandwidth_gb_per_s: float | None = Field(description="Scale-up link bandwidth, one direction")
+    interconnect: str
+    source: str
+    confidence: str
+    notes: str
+
+
+class GpuList(BaseModel):
+    gpus: list[GpuRow]
+    total: int = Field(description="GPUs matching the filter")
+
+
+def gpu_row(g: GpuSpec) -> GpuRow:
     return GpuRow(
         name=g.name,
         display_name=g.display_name,
-        aliases=list(g.aliases),
+        aliases=[a for a in g.aliases if a != g.name],
         vendor=g.vendor,
         memory_gb=g.memory_gb,
         memory_bandwidth_gb_per_s=g.memory_bandwidth_gb_per_s,
-        peak_tflops=dict(g.peak_tflops),
+        dense_peak_tflops=dict(g.peak_tflops),
         scale_up_bandwidth_gb_per_s=g.scale_up_bandwidth_gb_per_s,
         interconnect=g.interconnect,
         source=g.source,
         confidence=g.confidence,
+        notes=g.notes,
+    )
+
+
+def list_models(filter: str | None = None, limit: int | None = DEFAULT_MODELS_LIMIT, offset: int = 0) -> ModelList:
+    """Models matching `filter` (substring of name, alias, HF id or model_type), paged."""
+    found = [r for r in model_rows() if matches(filter, r.name, r.hf_id, r.model_type, *r.aliases)]
+    end = len(found) if limit is None else offset + limit
+    return ModelList(
+        models=found[offset:end],
+        total=len(found),
+        names=[r.name for r in found],
+        offset=offset,
+        truncated=end < len(found),
+        next_offset=end if end < len(found) else None,
     )
 
 
 def list_gpus(filter: str | None = None) -> GpuList:
-    rows = [_gpu_row(g) for g in load_gpus() if _matches(filter, g.name, g.display_name, g.vendor, *g.aliases)]
+    """Accelerators matching `filter` (substring of name, display name, vendor or alias)."""
+    from model_compute_sim.references import load_gpus
+
+    rows = [gpu_row(g) for g in load_gpus() if matches(filter, g.name, g.display_name, g.vendor, *g.aliases)]
     return GpuList(gpus=rows, total=len(rows))

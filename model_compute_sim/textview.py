@@ -170,7 +170,7 @@ def _ranges(xs: list[int]) -> str:
 
 
 def list_models_view(filter: str | None) -> tuple[dict[str, Any], str]:
-    res = list_models(filter)
+    res = list_models(filter, limit=None)
     rows = [
         [
             m.name,
@@ -178,9 +178,9 @@ def list_models_view(filter: str | None) -> tuple[dict[str, Any], str]:
             m.model_type,
             m.layers or "-",
             si(m.params_total),
-            si(m.params_active),
+            si(m.params_active_per_token),
             m.weight_dtype or "-",
-            "yes" if m.status == "supported" else m.status[:60],
+            "yes" if m.modelled else m.family_status[:60],
         ]
         for m in res.models
     ]
@@ -196,9 +196,9 @@ def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
             g.display_name,
             g.memory_gb,
             g.memory_bandwidth_gb_per_s,
-            g.peak_tflops.get("bf16") or "-",
-            g.peak_tflops.get("fp8") or "-",
-            g.peak_tflops.get("fp4") or "-",
+            g.dense_peak_tflops.get("bf16") or "-",
+            g.dense_peak_tflops.get("fp8") or "-",
+            g.dense_peak_tflops.get("fp4") or "-",
             g.scale_up_bandwidth_gb_per_s or "-",
         ]
         for g in res.gpus

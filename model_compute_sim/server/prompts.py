@@ -9,8 +9,11 @@ def find_trace_bottleneck(trace_path: str, model: str = "", gpu: str = "", servi
     """Find the bottleneck of a PyTorch profiler trace: where the GPU time goes and which kernels have headroom."""
     model_hint = f"the model is {model!r}" if model else "find the model with list_models (match hidden size, layers)"
     gpu_hint = f"the GPU is {gpu!r}" if gpu else "take the GPU from the trace's device name (trace.device_name)"
-    shape_hint = f"The serving shape is: {serving_shape}." if serving_shape else (
-        "Infer the serving shape (batch, new tokens, cached tokens, tp/ep) from the trace's shapes and say so.")
+    shape_hint = (
+        f"The serving shape is: {serving_shape}."
+        if serving_shape
+        else ("Infer the serving shape (batch, new tokens, cached tokens, tp/ep) from the trace's shapes and say so.")
+    )
     return f"""Find the bottleneck of the profiler trace {trace_path!r} with the model-compute-sim tools.
 Here {model_hint}; {gpu_hint}. {shape_hint}
 
@@ -30,11 +33,22 @@ Here {model_hint}; {gpu_hint}. {shape_hint}
 """
 
 
-def parallelism_what_if(model: str, gpu: str, prompt_tokens: str = "2048", output_tokens: str = "256",
-                        tpot_ms: str = "", ttft_ms: str = "", max_gpus: str = "8") -> str:
+def parallelism_what_if(
+    model: str,
+    gpu: str,
+    prompt_tokens: str = "2048",
+    output_tokens: str = "256",
+    tpot_ms: str = "",
+    ttft_ms: str = "",
+    max_gpus: str = "8",
+) -> str:
     """What-if parallelism: which tp/dp/ep/pp meets a latency SLA for a model on a GPU, and at what batch."""
-    sla = ", ".join(s for s in (f"TPOT <= {tpot_ms} ms" if tpot_ms else "", f"TTFT <= {ttft_ms} ms" if ttft_ms
-                                else "") if s) or "no SLA given: report the trade-off"
+    sla = (
+        ", ".join(
+            s for s in (f"TPOT <= {tpot_ms} ms" if tpot_ms else "", f"TTFT <= {ttft_ms} ms" if ttft_ms else "") if s
+        )
+        or "no SLA given: report the trade-off"
+    )
     return f"""Explore parallelism for {model!r} on {gpu!r} with the model-compute-sim tools.
 Workload: prompts of {prompt_tokens} tokens, {output_tokens} output tokens; SLA: {sla}; at most {max_gpus} GPUs.
 

@@ -13,7 +13,8 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 
-from model_compute_sim.server.views import model_rows, to_json
+from model_compute_sim.catalog import model_rows
+from model_compute_sim.server.views import to_json
 
 JSON = "application/json"
 
@@ -85,5 +86,6 @@ def register(server: MCPServer) -> None:
     server.resource("gpus://specs", name="gpu_table", title="GPU spec table", mime_type=JSON)(gpu_table)
     server.resource("gpus://specs/{name}", name="gpu_spec", title="One GPU's specs", mime_type=JSON)(gpu_spec)
     server.resource("models://index", name="model_index", title="Model index", mime_type=JSON)(model_index)
-    server.resource("models://specs/{name}", name="model_spec", title="One model's normalized spec",
-                    mime_type=JSON)(model_spec)
+    server.resource("models://specs/{name}", name="model_spec", title="One model's normalized spec", mime_type=JSON)(
+        model_spec
+    )

@@ -7,7 +7,6 @@ loop keeps answering other calls. The simulator and reference data are imported 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 
+from model_compute_sim.catalog import GpuList, ModelList
 from model_compute_sim.server.errors import ModelComputeSimToolError, as_tool_error
 from model_compute_sim.server.params import (
     AttentionFlopsOpt,
@@ -63,14 +63,7 @@ from model_compute_sim.server.params import (
     TracePath,
     WDtype,
 )
-from model_compute_sim.server.views import (
-    GpuList,
-    ModelList,
-    compact,
-    gpu_row,
-    matches,
-    model_rows,
-)
+from model_compute_sim.server.views import compact
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.trace.flow_result import CompareResult, KernelFlowResult
 from model_compute_sim.trace.result import TraceFlowResult
@@ -92,10 +85,9 @@ def list_models(filter: Filter = None, limit: Limit = None, offset: Offset = 0) 
     lists every match; rows are paged (default 40). Models with modelled=false use layer types that are
     not modelled yet (family_status says which): simulate refuses them rather than guessing.
     """
-    found = [r for r in model_rows() if matches(filter, r.name, r.hf_id, r.model_type, *r.aliases)]
-    end = offset + (limit or DEFAULT_MODELS_LIMIT)
-    return compact(ModelList(models=found[offset:end], total=len(found), names=[r.name for r in found],
-                             offset=offset, truncated=end < len(found), next_offset=end if end < len(found) else None))
+    from model_compute_sim.catalog import list_models as list_models_fn
+
+    return compact(list_models_fn(filter, limit or DEFAULT_MODELS_LIMIT, offset))
 
 
 def list_gpus(filter: Filter = None) -> Annotated[CallToolResult, GpuList]:
@@ -104,29 +96,46 @@ def list_gpus(filter: Filter = None) -> Annotated[CallToolResult, GpuList]:
     Pass a `name` as `gpu` to simulate / kernel_flow_mfu. Peaks are dense (vendors headline sparse
     figures: half of those), decimal, per device.
     """
-    from model_compute_sim.references import load_gpus
+    from model_compute_sim.catalog import list_gpus as list_gpus_fn
 
-    rows = [gpu_row(g) for g in load_gpus() if matches(filter, g.name, g.display_name, g.vendor, *g.aliases)]
-    return compact(GpuList(gpus=rows, total=len(rows)))
+    return compact(list_gpus_fn(filter))
 
 
 def _requests(requests: list[RequestShape] | None) -> list[dict[str, int]] | None:
     if not requests:
         return None
     if sum(r.count for r in requests) > MAX_SEQUENCES:
-        raise ModelComputeSimToolError(f"requests hold {sum(r.count for r in requests)} sequences; at most "
-                                       f"{MAX_SEQUENCES} are allowed")
+        raise ModelComputeSimToolError(
+            f"requests hold {sum(r.count for r in requests)} sequences; at most {MAX_SEQUENCES} are allowed"
+        )
     return [{"new_tokens": r.new_tokens, "cached_tokens": r.cached_tokens} for r in requests for _ in range(r.count)]
 
 
 def simulate(
-    model: Model = None, config: Config = None, config_path: ConfigPath = None,
-    batch_size: BatchSize = 1, seq_len: SeqLen = 1, context_len: ContextLen = 0, requests: Requests = None,
-    tp: Tp = 1, dp: Dp = 1, ep: Ep = 1, pp: Pp = 1, gpu: Gpu = None,
-    dtype: Dtype = "bf16", kv_cache_dtype: KvDtype = None, weight_dtype: WDtype = None,
-    measured_ms: MeasuredMs = None, attention_flops: AttentionFlopsOpt = "causal", mla_path: MlaPathOpt = "auto",
-    logits: LogitsOpt = "last", detail: SimDetail = "summary", limit: Limit = None, offset: Offset = 0,
-    peak_tflops: PeakTflops = None, memory_bandwidth_gb_per_s: BandwidthGbS = None,
+    model: Model = None,
+    config: Config = None,
+    config_path: ConfigPath = None,
+    batch_size: BatchSize = 1,
+    seq_len: SeqLen = 1,
+    context_len: ContextLen = 0,
+    requests: Requests = None,
+    tp: Tp = 1,
+    dp: Dp = 1,
+    ep: Ep = 1,
+    pp: Pp = 1,
+    gpu: Gpu = None,
+    dtype: Dtype = "bf16",
+    kv_cache_dtype: KvDtype = None,
+    weight_dtype: WDtype = None,
+    measured_ms: MeasuredMs = None,
+    attention_flops: AttentionFlopsOpt = "causal",
+    mla_path: MlaPathOpt = "auto",
+    logits: LogitsOpt = "last",
+    detail: SimDetail = "summary",
+    limit: Limit = None,
+    offset: Offset = 0,
+    peak_tflops: PeakTflops = None,
+    memory_bandwidth_gb_per_s: BandwidthGbS = None,
 ) -> Annotated[CallToolResult, SimResult]:
     """FLOPs, bytes, roofline time and memory of one forward pass of a model for one serving step.
 
@@ -139,12 +148,30 @@ def simulate(
 
     with as_tool_error():
         result = simulate_fn(
-            model, config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len,
-            context_len=context_len, requests=_requests(requests), tp=tp, dp=dp, ep=ep, pp=pp, gpu=gpu,
-            dtype=dtype, kv_cache_dtype=kv_cache_dtype, weight_dtype=weight_dtype, measured_ms=measured_ms,
-            attention_flops=attention_flops, mla_path=mla_path, logits=logits, detail=detail,
-            limit=(limit or DEFAULT_OPS_LIMIT) if detail == "ops" else limit, offset=offset,
-            peak_tflops=peak_tflops, memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
+            model,
+            config=config,
+            config_path=config_path,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            context_len=context_len,
+            requests=_requests(requests),
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            pp=pp,
+            gpu=gpu,
+            dtype=dtype,
+            kv_cache_dtype=kv_cache_dtype,
+            weight_dtype=weight_dtype,
+            measured_ms=measured_ms,
+            attention_flops=attention_flops,
+            mla_path=mla_path,
+            logits=logits,
+            detail=detail,
+            limit=(limit or DEFAULT_OPS_LIMIT) if detail == "ops" else limit,
+            offset=offset,
+            peak_tflops=peak_tflops,
+            memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
         )
     return compact(result)
 
@@ -152,26 +179,8 @@ def simulate(
 # --- trace tools ---------------------------------------------------------------------------------
 
 
-def _pure(module: str, name: str) -> Callable[..., Any]:
-    """`model_compute_sim.trace.<module>.<name>`, imported on first use."""
-    path = f"model_compute_sim.trace.{module}"
-    try:
-        fn = getattr(importlib.import_module(path), name, None)
-    except ModuleNotFoundError as exc:
-        if exc.name != path:  # the module exists but one of its own imports is missing: a bug, not "not yet"
-            raise
-        fn = None
-    if not callable(fn):
-        raise ModelComputeSimToolError(
-            f"{name} is not available yet in this build ({path}.{name} is missing); "
-            "use simulate (and list_models / list_gpus) meanwhile"
-        )
-    return fn  # type: ignore[no-any-return]
-
-
-def _existing(path: str | None, what: str) -> str | None:
-    if path is None:
-        return None
+def _trace_file(path: str, what: str) -> str:
+    """The expanded path of an existing regular file, or a tool error saying what is there instead."""
     full = os.path.expanduser(path)
     if not os.path.isfile(full):
         state = "is a directory" if os.path.isdir(full) else "does not exist"
@@ -180,6 +189,10 @@ def _existing(path: str | None, what: str) -> str | None:
             "on the machine the server runs on"
         )
     return full
+
+
+def _existing(path: str | None, what: str) -> str | None:
+    return None if path is None else _trace_file(path, what)
 
 
 async def _in_thread(ctx: Context, what: str, fn: Callable[[], T]) -> T:
@@ -209,8 +222,13 @@ async def _in_thread(ctx: Context, what: str, fn: Callable[[], T]) -> T:
 
 
 async def extract_trace_flow(
-    trace_path: TracePath, ctx: Context, detail: TraceDetail = "summary", limit: Limit = None,
-    offset: Offset = 0, step: Step = None, capture_trace_path: CaptureTracePath = None,
+    trace_path: TracePath,
+    ctx: Context,
+    detail: TraceDetail = "summary",
+    limit: Limit = None,
+    offset: Offset = 0,
+    step: Step = None,
+    capture_trace_path: CaptureTracePath = None,
 ) -> Annotated[CallToolResult, TraceFlowResult]:
     """What a PyTorch profiler trace actually ran: ops with shapes and FLOPs, GPU time per category and layer.
 
@@ -218,22 +236,42 @@ async def extract_trace_flow(
     detail=layers adds per-layer rows, detail=ops the top kernels and ops (paged by limit/offset).
     Then compare_trace checks it against a model config, kernel_flow_mfu gives MFU per kernel.
     """
-    path = _existing(trace_path, "trace_path")
+    path = _trace_file(trace_path, "trace_path")
     capture = _existing(capture_trace_path, "capture_trace_path")
-    fn = _pure("extract", "extract_trace_flow")
-    result = await _in_thread(ctx, "parsing trace", lambda: fn(
-        path, detail=detail, limit=limit or DEFAULT_ROWS_LIMIT, offset=offset, step=step,
-        capture_trace_path=capture))
+    from model_compute_sim.trace.extract import extract_trace_flow as fn
+
+    result = await _in_thread(
+        ctx,
+        "parsing trace",
+        lambda: fn(
+            path, detail=detail, limit=limit or DEFAULT_ROWS_LIMIT, offset=offset, step=step, capture_trace_path=capture
+        ),
+    )
     return compact(result)
 
 
 async def compare_trace(
-    trace_path: TracePath, ctx: Context, model: Model = None, config: Config = None,
-    config_path: ConfigPath = None, batch_size: InferredBatchSize = None, seq_len: InferredSeqLen = None,
-    context_len: InferredContextLen = None, requests: Requests = None, tp: Tp = 1, dp: Dp = 1, ep: Ep = 1,
-    pp: Pp = 1, attention_flops: TraceAttentionFlops = "auto", mla_path: TraceMlaPath = "auto",
-    logits: TraceLogits = "auto", tolerance_pct: TolerancePct = 1.0, step: Step = None,
-    capture_trace_path: CaptureTracePath = None, detail: CompareDetail = "summary", limit: Limit = None,
+    trace_path: TracePath,
+    ctx: Context,
+    model: Model = None,
+    config: Config = None,
+    config_path: ConfigPath = None,
+    batch_size: InferredBatchSize = None,
+    seq_len: InferredSeqLen = None,
+    context_len: InferredContextLen = None,
+    requests: Requests = None,
+    tp: Tp = 1,
+    dp: Dp = 1,
+    ep: Ep = 1,
+    pp: Pp = 1,
+    attention_flops: TraceAttentionFlops = "auto",
+    mla_path: TraceMlaPath = "auto",
+    logits: TraceLogits = "auto",
+    tolerance_pct: TolerancePct = 1.0,
+    step: Step = None,
+    capture_trace_path: CaptureTracePath = None,
+    detail: CompareDetail = "summary",
+    limit: Limit = None,
     offset: Offset = 0,
 ) -> Annotated[CallToolResult, CompareResult]:
     """Is this trace the model and serving shape I think it is? Trace FLOPs vs the simulator's template.
@@ -244,25 +282,67 @@ async def compare_trace(
     tolerance_pct; by_category, differing_layers, the categories on one side only and the
     unmodelled GPU time say where they differ.
     """
-    path = _existing(trace_path, "trace_path")
+    path = _trace_file(trace_path, "trace_path")
     capture = _existing(capture_trace_path, "capture_trace_path")
     mixed = _requests(requests)
-    fn = _pure("compare", "compare_trace")
-    result = await _in_thread(ctx, "comparing trace", lambda: fn(
-        path, model, config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len,
-        context_len=context_len, requests=mixed, tp=tp, dp=dp, ep=ep, pp=pp, attention_flops=attention_flops,
-        mla_path=mla_path, logits=logits, tolerance_pct=tolerance_pct, step=step, capture_trace_path=capture,
-        detail=detail, limit=limit or DEFAULT_ROWS_LIMIT, offset=offset))
+    from model_compute_sim.trace.compare import compare_trace as fn
+
+    result = await _in_thread(
+        ctx,
+        "comparing trace",
+        lambda: fn(
+            path,
+            model,
+            config=config,
+            config_path=config_path,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            context_len=context_len,
+            requests=mixed,
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            pp=pp,
+            attention_flops=attention_flops,
+            mla_path=mla_path,
+            logits=logits,
+            tolerance_pct=tolerance_pct,
+            step=step,
+            capture_trace_path=capture,
+            detail=detail,
+            limit=limit or DEFAULT_ROWS_LIMIT,
+            offset=offset,
+        ),
+    )
     return compact(result)
 
 
 async def kernel_flow_mfu(
-    ctx: Context, kernel_flow: KernelFlowArg = None, kernel_ms: KernelMs = None, trace_path: OptTracePath = None,
-    capture_trace_path: CaptureTracePath = None, layer: Layer = None, step: Step = None, model: Model = None,
-    config: Config = None, config_path: ConfigPath = None, batch_size: BatchSize = 1, seq_len: SeqLen = 1,
-    context_len: ContextLen = 0, requests: Requests = None, tp: Tp = 1, dp: Dp = 1, ep: Ep = 1, pp: Pp = 1,
-    gpu: Gpu = None, dtype: Dtype = "bf16", attention_flops: AttentionFlopsOpt = "causal",
-    mla_path: MlaPathOpt = "auto", measured_ms: MeasuredMs = None, limit: Limit = None, offset: Offset = 0,
+    ctx: Context,
+    kernel_flow: KernelFlowArg = None,
+    kernel_ms: KernelMs = None,
+    trace_path: OptTracePath = None,
+    capture_trace_path: CaptureTracePath = None,
+    layer: Layer = None,
+    step: Step = None,
+    model: Model = None,
+    config: Config = None,
+    config_path: ConfigPath = None,
+    batch_size: BatchSize = 1,
+    seq_len: SeqLen = 1,
+    context_len: ContextLen = 0,
+    requests: Requests = None,
+    tp: Tp = 1,
+    dp: Dp = 1,
+    ep: Ep = 1,
+    pp: Pp = 1,
+    gpu: Gpu = None,
+    dtype: Dtype = "bf16",
+    attention_flops: AttentionFlopsOpt = "causal",
+    mla_path: MlaPathOpt = "auto",
+    measured_ms: MeasuredMs = None,
+    limit: Limit = None,
+    offset: Offset = 0,
 ) -> Annotated[CallToolResult, KernelFlowResult]:
     """MFU (and MBU) per kernel: which kernels have the most headroom against the GPU's peak.
 
@@ -272,19 +352,46 @@ async def kernel_flow_mfu(
     Returns kernel rows (paged), totals, by_category and a headroom ranking.
     """
     if sum(x is not None for x in (kernel_flow, kernel_ms, trace_path)) != 1:
-        raise ModelComputeSimToolError("give exactly one of kernel_flow (kernel rows), kernel_ms (milliseconds "
-                                       "per category, e.g. {\"moe\": 1.6}) or trace_path (a profiler trace)")
+        raise ModelComputeSimToolError(
+            "give exactly one of kernel_flow (kernel rows), kernel_ms (milliseconds "
+            'per category, e.g. {"moe": 1.6}) or trace_path (a profiler trace)'
+        )
     path = _existing(trace_path, "trace_path")
     capture = _existing(capture_trace_path, "capture_trace_path")
     mixed = _requests(requests)
-    fn = _pure("kernel_flow", "kernel_flow_mfu")
+    from model_compute_sim.trace.kernel_flow import kernel_flow_mfu as fn
+
     flow = kernel_flow.model_dump(exclude_none=True) if kernel_flow is not None else None
-    result = await _in_thread(ctx, "kernel MFU", lambda: fn(
-        kernel_flow=flow, kernel_ms=kernel_ms, trace_path=path, capture_trace_path=capture, layer=layer, step=step,
-        model=model, config=config, config_path=config_path, batch_size=batch_size, seq_len=seq_len,
-        context_len=context_len, requests=mixed, tp=tp, dp=dp, ep=ep, pp=pp, gpu=gpu, dtype=dtype,
-        attention_flops=attention_flops, mla_path=mla_path, measured_ms=measured_ms,
-        limit=limit or DEFAULT_ROWS_LIMIT, offset=offset))
+    result = await _in_thread(
+        ctx,
+        "kernel MFU",
+        lambda: fn(
+            kernel_flow=flow,
+            kernel_ms=kernel_ms,
+            trace_path=path,
+            capture_trace_path=capture,
+            layer=layer,
+            step=step,
+            model=model,
+            config=config,
+            config_path=config_path,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            context_len=context_len,
+            requests=mixed,
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            pp=pp,
+            gpu=gpu,
+            dtype=dtype,
+            attention_flops=attention_flops,
+            mla_path=mla_path,
+            measured_ms=measured_ms,
+            limit=limit or DEFAULT_ROWS_LIMIT,
+            offset=offset,
+        ),
+    )
     return compact(result)
 
 

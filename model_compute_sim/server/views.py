@@ -1,23 +1,18 @@
-"""Compact tool results, and the small result models of the listing tools.
+"""Compact tool results.
 
 Every tool returns `Annotated[CallToolResult, Model]`: `outputSchema` is the model's schema, and
 the result carries the data twice, as `structuredContent` and as compact JSON text (the SDK's
 default text is indent=2 JSON, about 46% larger; Claude Code passes only `structuredContent` on).
-The reference data is imported inside the functions, never at module import (cold start).
 """
 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, Field
-
-if TYPE_CHECKING:
-    from model_compute_sim.references import GpuSpec, ModelEntry
+from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 
@@ -25,113 +20,9 @@ logger = logging.getLogger(__name__)
 def compact(result: BaseModel) -> CallToolResult:
     """A tool result whose text is compact JSON of exactly the structured content."""
     data = result.model_dump(mode="json", by_alias=True)
-    return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(data).decode())],
-                          structured_content=data)
+    return CallToolResult(content=[TextContent(type="text", text=orjson.dumps(data).decode())], structured_content=data)
 
 
 def to_json(data: Any) -> str:
     """Compact JSON text (resources, prompts)."""
     return orjson.dumps(data).decode()
-
-
-# --- list_models ---------------------------------------------------------------------------------
-
-
-class ModelRow(BaseModel):
-    name: str = Field(description="Index name: pass it as `model` to simulate / compare_trace")
-    aliases: list[str] = Field(description="Other accepted spellings (name and hf_id are accepted too)")
-    hf_id: str = Field(description="Hugging Face repository id")
-    model_type: str = Field(description="config.json model_type")
-    layers: int | None = Field(description="Decoder layers (num_hidden_layers)")
-    params_total: int | None = Field(description="All parameters, embeddings and LM head included")
-    params_active_per_token: int | None = Field(description="Parameters one token runs through (MoE: top-k)")
-    weight_dtype: str | None = Field(description="Checkpoint dtype of the transformer-block weights")
-    modelled: bool = Field(description="False: simulate refuses it (family_status says what is missing)")
-    family_status: str = Field(description="'supported', or what is not modelled yet")
-    source: str = Field(description="Where the config comes from (file, revision)")
-
-
-class ModelList(BaseModel):
-    models: list[ModelRow] = Field(description="This page of the matching models, sorted by name")
-    total: int = Field(description="Models matching the filter (all pages)")
-    names: list[str] = Field(description="Names of every matching model (all pages)")
-    offset: int
-    truncated: bool = Field(description="More matching models after this page: call again with next_offset")
-    next_offset: int | None = None
-
-
-def _model_row(entry: ModelEntry) -> ModelRow:
-    from model_compute_sim.errors import SimError
-    from model_compute_sim.references import to_plain
-    from model_compute_sim.simulator.config import text_config
-    from model_compute_sim.simulator.memory import model_params
-    from model_compute_sim.simulator.simulate import resolve_spec
-
-    layers: int | None = None
-    total = active = None
-    weight_dtype = None
-    try:
-        spec = resolve_spec(entry.name)
-    except SimError:
-        raw = text_config(to_plain(entry.config))[0].get("num_hidden_layers")
-        layers = raw if isinstance(raw, int) else None
-    else:
-        layers, weight_dtype = spec.num_layers, spec.weight_dtype
-        total, active = model_params(spec)
-    hidden = {entry.name, entry.hf_id}
-    return ModelRow(
-        name=entry.name, aliases=[a for a in entry.aliases if a not in hidden], hf_id=entry.hf_id,
-        model_type=entry.model_type, layers=layers, params_total=total, params_active_per_token=active,
-        weight_dtype=weight_dtype, modelled=entry.supported and total is not None,
-        family_status=entry.family_status, source=entry.source,
-    )
-
-
-@lru_cache(maxsize=1)
-def model_rows() -> tuple[ModelRow, ...]:
-    """Every model of the index (normalized once per process)."""
-    from model_compute_sim.references import load_models
-
-    return tuple(_model_row(m) for m in load_models())
-
-
-def matches(needle: str | None, *fields: str | None) -> bool:
-    """Case-insensitive substring match of `needle` on any field (no filter: everything matches)."""
-    if not needle:
-        return True
-    n = needle.strip().casefold()
-    return any(n in f.casefold() for f in fields if f)
-
-
-# --- list_gpus -----------------------------------------------------------------------------------
-
-
-class GpuRow(BaseModel):
-    name: str = Field(description="Table name: pass it as `gpu` to simulate / kernel_flow_mfu")
-    display_name: str
-    aliases: list[str]
-    vendor: str
-    memory_gb: float = Field(description="HBM capacity per device, decimal GB")
-    memory_bandwidth_gb_per_s: float = Field(description="HBM bandwidth per device, decimal GB/s")
-    dense_peak_tflops: dict[str, float | None] = Field(
-        description="Dense (not sparse) peak per dtype, decimal TFLOP/s (TOPS for int8); null = unsupported"
-    )
-    scale_up_bandwidth_gb_per_s: float | None = Field(description="Scale-up link bandwidth, one direction")
-    interconnect: str
-    source: str
-    confidence: str
-    notes: str
-
-
-class GpuList(BaseModel):
-    gpus: list[GpuRow]
-    total: int = Field(description="GPUs matching the filter")
-
-
-def gpu_row(g: GpuSpec) -> GpuRow:
-    return GpuRow(
-        name=g.name, display_name=g.display_name, aliases=[a for a in g.aliases if a != g.name], vendor=g.vendor,
-        memory_gb=g.memory_gb, memory_bandwidth_gb_per_s=g.memory_bandwidth_gb_per_s,
-        dense_peak_tflops=dict(g.peak_tflops), scale_up_bandwidth_gb_per_s=g.scale_up_bandwidth_gb_per_s,
-        interconnect=g.interconnect, source=g.source, confidence=g.confidence, notes=g.notes,
-    )

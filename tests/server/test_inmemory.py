@@ -21,19 +21,47 @@ TOOLS = {"list_models", "list_gpus", "simulate", "extract_trace_flow", "compare_
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "traces"
 # real traces with the longest rows (kernel names, scopes); used when the shared fixtures are present
-REAL_TRACES = ["AMD-AGI_TraceLens__b200__eager_trace.json.gz",
-               "AMD-AGI_TraceLens__sglang_Qwen3-8B_prefilldecode.json.gz"]
+REAL_TRACES = [
+    "AMD-AGI_TraceLens__b200__eager_trace.json.gz",
+    "AMD-AGI_TraceLens__sglang_Qwen3-8B_prefilldecode.json.gz",
+]
 SMALL_TRACE = DATA / "cpu_deepseek_v3.json.gz"
 KERNEL_MS: dict[str, Any] = {
-    "kernel_ms": {"mla": 4.922, "moe": 1.644, "allreduce": 0.769, "gemm_fp8": 1.692, "gemm_bf16": 0.125,
-                  "rmsnorm": 0.227, "other": 0.437},
-    "model": "deepseek-v3", "seq_len": 8192, "tp": 8, "ep": 8, "gpu": "h20"}
+    "kernel_ms": {
+        "mla": 4.922,
+        "moe": 1.644,
+        "allreduce": 0.769,
+        "gemm_fp8": 1.692,
+        "gemm_bf16": 0.125,
+        "rmsnorm": 0.227,
+        "other": 0.437,
+    },
+    "model": "deepseek-v3",
+    "seq_len": 8192,
+    "tp": 8,
+    "ep": 8,
+    "gpu": "h20",
+}
 KERNEL_FLOW: dict[str, Any] = {
-    "kernel_flow": {"metadata": {"layer": 3}, "kernels": [
-        {"name": "fused_moe_kernel", "simplified_name": "fused_moe", "dur_us": 120.0, "category": "moe",
-         "half": "first", "ts": 0.0},
-        {"name": "nvjet_tst_128x64_64x4_1x2_h_bz_coopA_TNT", "dur_us": 30.0, "category": "gemm_bf16"}]},
-    "model": "qwen3-30b-a3b", "gpu": "h100", "batch_size": 64, "context_len": 2048}
+    "kernel_flow": {
+        "metadata": {"layer": 3},
+        "kernels": [
+            {
+                "name": "fused_moe_kernel",
+                "simplified_name": "fused_moe",
+                "dur_us": 120.0,
+                "category": "moe",
+                "half": "first",
+                "ts": 0.0,
+            },
+            {"name": "nvjet_tst_128x64_64x4_1x2_h_bz_coopA_TNT", "dur_us": 30.0, "category": "gemm_bf16"},
+        ],
+    },
+    "model": "qwen3-30b-a3b",
+    "gpu": "h100",
+    "batch_size": 64,
+    "context_len": 2048,
+}
 
 
 async def test_server_identity(client: Client) -> None:
@@ -63,9 +91,29 @@ async def test_tools_are_described(client: Client) -> None:
 async def test_simulate_schema_has_the_simulator_arguments(client: Client) -> None:
     sim = {t.name: t for t in (await client.list_tools()).tools}["simulate"]
     props = sim.input_schema["properties"]
-    expected = {"model", "config", "config_path", "batch_size", "seq_len", "context_len", "requests", "tp", "dp",
-                "ep", "pp", "gpu", "dtype", "kv_cache_dtype", "measured_ms", "attention_flops", "mla_path",
-                "logits", "detail", "limit", "offset"}
+    expected = {
+        "model",
+        "config",
+        "config_path",
+        "batch_size",
+        "seq_len",
+        "context_len",
+        "requests",
+        "tp",
+        "dp",
+        "ep",
+        "pp",
+        "gpu",
+        "dtype",
+        "kv_cache_dtype",
+        "measured_ms",
+        "attention_flops",
+        "mla_path",
+        "logits",
+        "detail",
+        "limit",
+        "offset",
+    }
     assert expected <= set(props)
     assert props["attention_flops"]["enum"] == ["causal", "dense"]
     assert props["mla_path"]["enum"] == ["auto", "absorbed", "expanded"]
@@ -110,12 +158,15 @@ async def test_list_models_pages_and_names_all(client: Client) -> None:
     assert dsv3["hf_id"] == "deepseek-ai/DeepSeek-V3" and dsv3["source"]
 
 
-@pytest.mark.parametrize(("needle", "expect"), [
-    ("QWEN3-235B", "qwen3-235b-a22b"),  # name, case-insensitive
-    ("deepseek-ai/DeepSeek-V3", "deepseek-v3"),  # HF id
-    ("deepseek_v3", "deepseek-r1"),  # model_type
-    ("dsr1", "deepseek-r1"),  # alias
-])
+@pytest.mark.parametrize(
+    ("needle", "expect"),
+    [
+        ("QWEN3-235B", "qwen3-235b-a22b"),  # name, case-insensitive
+        ("deepseek-ai/DeepSeek-V3", "deepseek-v3"),  # HF id
+        ("deepseek_v3", "deepseek-r1"),  # model_type
+        ("dsr1", "deepseek-r1"),  # alias
+    ],
+)
 async def test_list_models_filter(client: Client, needle: str, expect: str) -> None:
     data = data_of(await client.call_tool("list_models", {"filter": needle}))
     assert expect in data["names"]
@@ -146,9 +197,21 @@ async def test_list_gpus(client: Client) -> None:
 
 
 async def test_simulate_decode_mfu_and_mbu(client: Client) -> None:
-    data = data_of(await client.call_tool("simulate", {
-        "model": "deepseek-v3", "batch_size": 64, "seq_len": 1, "context_len": 4096, "tp": 8, "ep": 8,
-        "gpu": "h200", "measured_ms": 20.0}))
+    data = data_of(
+        await client.call_tool(
+            "simulate",
+            {
+                "model": "deepseek-v3",
+                "batch_size": 64,
+                "seq_len": 1,
+                "context_len": 4096,
+                "tp": 8,
+                "ep": 8,
+                "gpu": "h200",
+                "measured_ms": 20.0,
+            },
+        )
+    )
     assert data["workload"]["phase"] == "decode"
     assert data["parallelism"]["gpus"] == 8 and data["gpu"]["name"] == "h200-sxm"
     totals = data["totals"]
@@ -160,8 +223,16 @@ async def test_simulate_decode_mfu_and_mbu(client: Client) -> None:
 async def test_simulate_matches_the_pure_function(client: Client) -> None:
     from model_compute_sim.simulator.simulate import simulate
 
-    args: dict[str, Any] = {"model": "qwen3-8b", "batch_size": 4, "seq_len": 512, "tp": 2, "gpu": "h100",
-                            "attention_flops": "dense", "logits": "all", "detail": "layers"}
+    args: dict[str, Any] = {
+        "model": "qwen3-8b",
+        "batch_size": 4,
+        "seq_len": 512,
+        "tp": 2,
+        "gpu": "h100",
+        "attention_flops": "dense",
+        "logits": "all",
+        "detail": "layers",
+    }
     data = data_of(await client.call_tool("simulate", args))
     assert data == simulate(**args).model_dump(mode="json")
 
@@ -180,9 +251,15 @@ async def test_simulate_ops_pages(client: Client) -> None:
 
 
 async def test_simulate_mixed_requests(client: Client) -> None:
-    data = data_of(await client.call_tool("simulate", {
-        "model": "llama-3.1-8b", "requests": [{"new_tokens": 2048}, {"new_tokens": 1, "cached_tokens": 4000,
-                                                                     "count": 16}]}))
+    data = data_of(
+        await client.call_tool(
+            "simulate",
+            {
+                "model": "llama-3.1-8b",
+                "requests": [{"new_tokens": 2048}, {"new_tokens": 1, "cached_tokens": 4000, "count": 16}],
+            },
+        )
+    )
     assert data["workload"]["phase"] == "mixed"
     assert data["workload"]["batch_size"] == 17 and data["workload"]["tokens"] == 2048 + 16
 
@@ -218,21 +295,28 @@ ERRORS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("simulate", {"config": {"model_type": "llama"}}, ["config"]),
     ("simulate", {"model": "qwen3-8b", "requests": [{"new_tokens": 0}]}, ["requests", "new_tokens"]),
     ("list_models", {"limit": 0}, ["limit", "greater than or equal to 1"]),
-    ("extract_trace_flow", {"trace_path": "/no/such/trace.json.gz"},
-     ["trace_path '/no/such/trace.json.gz' does not exist", ".json.gz"]),
+    (
+        "extract_trace_flow",
+        {"trace_path": "/no/such/trace.json.gz"},
+        ["trace_path '/no/such/trace.json.gz' does not exist", ".json.gz"],
+    ),
     ("extract_trace_flow", {}, ["trace_path", "Field required"]),
     ("compare_trace", {"trace_path": "/no/such/trace.json", "model": "qwen3-8b"}, ["does not exist"]),
     ("kernel_flow_mfu", {"trace_path": "/no/such/trace.json"}, ["trace_path '/no/such/trace.json' does not exist"]),
     ("kernel_flow_mfu", {}, ["exactly one of kernel_flow", "kernel_ms", "trace_path"]),
-    ("kernel_flow_mfu", {"kernel_ms": {"moe": 1.0}, "kernel_flow": {"kernels": [{"name": "k", "dur_us": 1}]}},
-     ["exactly one of"]),
+    (
+        "kernel_flow_mfu",
+        {"kernel_ms": {"moe": 1.0}, "kernel_flow": {"kernels": [{"name": "k", "dur_us": 1}]}},
+        ["exactly one of"],
+    ),
     ("kernel_flow_mfu", {"kernel_flow": {"kernels": [{"name": "k"}]}}, ["dur_us", "Field required"]),
 ]
 
 
 @pytest.mark.parametrize(("tool", "args", "needles"), ERRORS, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(ERRORS)])
-async def test_error_text_reaches_the_client(client: Client, tool: str, args: dict[str, Any],
-                                             needles: list[str]) -> None:
+async def test_error_text_reaches_the_client(
+    client: Client, tool: str, args: dict[str, Any], needles: list[str]
+) -> None:
     text = error_of(await client.call_tool(tool, args), tool)
     assert text.startswith(f"Error executing tool {tool}: ")
     for needle in needles:
@@ -240,7 +324,7 @@ async def test_error_text_reaches_the_client(client: Client, tool: str, args: di
 
 
 async def test_not_modelled_family_is_said_plainly(client: Client) -> None:
-    from model_compute_sim.server.views import model_rows
+    from model_compute_sim.catalog import model_rows
 
     pending = [r.name for r in model_rows() if not r.modelled]
     if not pending:
@@ -249,22 +333,16 @@ async def test_not_modelled_family_is_said_plainly(client: Client) -> None:
     assert "not modelled" in text or "not yet" in text
 
 
-def test_missing_pure_function_is_a_clear_tool_error() -> None:
-    from model_compute_sim.server.errors import ModelComputeSimToolError
-
-    with pytest.raises(ModelComputeSimToolError, match="no_such_fn is not available yet"):
-        tools._pure("extract", "no_such_fn")
-    with pytest.raises(ModelComputeSimToolError, match="not available yet"):
-        tools._pure("no_such_module", "fn")
-
-
 # --- output schema: every result validates -----------------------------------------------------
 
 
 async def test_every_result_validates_against_its_output_schema(client: Client) -> None:
     schemas = {t.name: t.output_schema for t in (await client.list_tools()).tools}
     calls: list[tuple[str, dict[str, Any]]] = [
-        ("list_models", {}), ("list_models", {"filter": "kimi"}), ("list_gpus", {}), ("list_gpus", {"filter": "b200"}),
+        ("list_models", {}),
+        ("list_models", {"filter": "kimi"}),
+        ("list_gpus", {}),
+        ("list_gpus", {"filter": "b200"}),
         ("simulate", {"model": "deepseek-v3"}),
         ("simulate", {"model": "deepseek-v3", "detail": "ops", "gpu": "b200", "measured_ms": 3.0, "tp": 8, "ep": 8}),
         ("simulate", {"model": "gpt-oss-120b", "detail": "layers", "seq_len": 4096, "dp": 2, "ep": 2}),
@@ -272,10 +350,18 @@ async def test_every_result_validates_against_its_output_schema(client: Client) 
         ("extract_trace_flow", {"trace_path": str(SMALL_TRACE)}),
         ("extract_trace_flow", {"trace_path": str(SMALL_TRACE), "detail": "ops", "limit": 3, "offset": 2}),
         ("compare_trace", {"trace_path": str(SMALL_TRACE), "model": "deepseek-v3"}),
-        ("kernel_flow_mfu", KERNEL_MS), ("kernel_flow_mfu", KERNEL_FLOW),
+        ("kernel_flow_mfu", KERNEL_MS),
+        ("kernel_flow_mfu", KERNEL_FLOW),
         ("kernel_flow_mfu", {"trace_path": str(SMALL_TRACE), "model": "deepseek-v3", "gpu": "h100"}),
-        ("compare_trace", {"trace_path": str(SMALL_TRACE), "config": _expected()["deepseek_v3"]["config"],
-                           "detail": "layers", "limit": 2}),
+        (
+            "compare_trace",
+            {
+                "trace_path": str(SMALL_TRACE),
+                "config": _expected()["deepseek_v3"]["config"],
+                "detail": "layers",
+                "limit": 2,
+            },
+        ),
     ]
     for name, args in calls:
         result = await client.call_tool(name, args)  # the client itself validates (RuntimeError on mismatch)
@@ -299,12 +385,13 @@ async def _largest(client: Client, calls: list[tuple[str, dict[str, Any]]]) -> t
 
 @pytest.mark.parametrize("detail", ["summary", "layers", "ops"])
 async def test_simulate_default_results_are_small_for_every_model(detail: str) -> None:
-    from model_compute_sim.server.views import model_rows
+    from model_compute_sim.catalog import model_rows
 
     models = [r.name for r in model_rows() if r.modelled]
     async with Client(mcp) as client:
-        size, call = await _largest(client, [("simulate", {"model": m, "detail": detail, "gpu": "h100",
-                                                           "context_len": 8192}) for m in models])
+        size, call = await _largest(
+            client, [("simulate", {"model": m, "detail": detail, "gpu": "h100", "context_len": 8192}) for m in models]
+        )
     print(f"largest simulate detail={detail}: {size} chars, {call}")
     assert size < MAX_RESULT_CHARS, call
 
@@ -320,18 +407,31 @@ async def test_listing_results_are_small() -> None:
 async def test_trace_tool_default_results_are_small() -> None:
     traces = sorted(DATA.glob("*.json.gz")) + [SHARED / n for n in REAL_TRACES if (SHARED / n).is_file()]
     async with Client(mcp) as client:
-        size, call = await _largest(client, [("extract_trace_flow", {"trace_path": str(p), "detail": d})
-                                             for p in traces for d in ("summary", "layers", "ops")])
+        size, call = await _largest(
+            client,
+            [
+                ("extract_trace_flow", {"trace_path": str(p), "detail": d})
+                for p in traces
+                for d in ("summary", "layers", "ops")
+            ],
+        )
         print(f"largest extract_trace_flow: {size} chars, {call}")
         assert size < MAX_RESULT_CHARS
-        size, call = await _largest(client, [("compare_trace", {"trace_path": str(p), "model": "deepseek-v3",
-                                                                "detail": d})
-                                             for p in traces for d in ("summary", "layers")])
+        size, call = await _largest(
+            client,
+            [
+                ("compare_trace", {"trace_path": str(p), "model": "deepseek-v3", "detail": d})
+                for p in traces
+                for d in ("summary", "layers")
+            ],
+        )
         print(f"largest compare_trace: {size} chars, {call}")
         assert size < MAX_RESULT_CHARS
-        size, call = await _largest(client, [("kernel_flow_mfu", {"trace_path": str(p), "model": "qwen3-8b",
-                                                                  "gpu": "h100"}) for p in traces]
-                                    + [("kernel_flow_mfu", KERNEL_MS), ("kernel_flow_mfu", KERNEL_FLOW)])
+        size, call = await _largest(
+            client,
+            [("kernel_flow_mfu", {"trace_path": str(p), "model": "qwen3-8b", "gpu": "h100"}) for p in traces]
+            + [("kernel_flow_mfu", KERNEL_MS), ("kernel_flow_mfu", KERNEL_FLOW)],
+        )
         print(f"largest kernel_flow_mfu: {size} chars, {call}")
         assert size < MAX_RESULT_CHARS
 
@@ -350,8 +450,9 @@ def _expected() -> dict[str, Any]:
 @pytest.mark.parametrize("family", ["deepseek_v3", "llama", "qwen3_moe"])
 async def test_compare_trace_matches_its_own_config(client: Client, family: str) -> None:
     case = _expected()[family]
-    data = data_of(await client.call_tool("compare_trace", {"trace_path": str(DATA / case["file"]),
-                                                            "config": case["config"]}))
+    data = data_of(
+        await client.call_tool("compare_trace", {"trace_path": str(DATA / case["file"]), "config": case["config"]})
+    )
     assert data["verdict"] == "match", data["differing_categories"]
     assert data["shape"]["batch_size"] == case["batch"] and data["shape"]["seq_len"] == case["seq_len"]
     assert data["trace_flops"] == case["total_flops"]
@@ -372,14 +473,20 @@ async def test_kernel_flow_mfu_from_a_trace_reports_progress(client: Client) -> 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(message)
 
-    data = data_of(await client.call_tool("kernel_flow_mfu", {"trace_path": str(SMALL_TRACE), "model": "deepseek-v3",
-                                                              "gpu": "h100"}, progress_callback=on_progress))
+    data = data_of(
+        await client.call_tool(
+            "kernel_flow_mfu",
+            {"trace_path": str(SMALL_TRACE), "model": "deepseek-v3", "gpu": "h100"},
+            progress_callback=on_progress,
+        )
+    )
     assert data["mode"] == "trace" and seen and "kernel MFU" in str(seen[0])
 
 
 async def test_compare_trace_flags_the_wrong_model(client: Client) -> None:
-    data = data_of(await client.call_tool("compare_trace", {"trace_path": str(DATA / "cpu_llama.json.gz"),
-                                                            "model": "deepseek-v3"}))
+    data = data_of(
+        await client.call_tool("compare_trace", {"trace_path": str(DATA / "cpu_llama.json.gz"), "model": "deepseek-v3"})
+    )
     assert data["verdict"] == "mismatch" and data["differing_categories"]
 
 
@@ -389,20 +496,23 @@ async def test_extract_trace_flow_reports_progress(client: Client) -> None:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append((progress, total, message))
 
-    data = data_of(await client.call_tool("extract_trace_flow", {"trace_path": str(SMALL_TRACE)},
-                                          progress_callback=on_progress))
+    data = data_of(
+        await client.call_tool("extract_trace_flow", {"trace_path": str(SMALL_TRACE)}, progress_callback=on_progress)
+    )
     assert data["totals"]["flops"] > 0 and data["trace"]["path"].endswith("cpu_deepseek_v3.json.gz")
     assert seen and seen[0][2] is not None and "parsing trace" in seen[0][2]
 
 
 async def test_other_calls_are_answered_while_a_trace_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tools._pure("extract", "extract_trace_flow")
+    import model_compute_sim.trace.extract as extract_module
+
+    real = extract_module.extract_trace_flow
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         time.sleep(1.5)  # CPU-bound parsing stand-in: holds its worker thread, not the event loop
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tools, "_pure", lambda module, name: slow)
+    monkeypatch.setattr(extract_module, "extract_trace_flow", slow)
     monkeypatch.setattr(tools, "PROGRESS_INTERVAL_S", 0.2)
     done: list[str] = []
     ticks: list[float] = []
@@ -413,8 +523,9 @@ async def test_other_calls_are_answered_while_a_trace_is_parsed(monkeypatch: pyt
     async with Client(mcp, mode="legacy") as client:
 
         async def parse() -> None:
-            await client.call_tool("extract_trace_flow", {"trace_path": str(SMALL_TRACE)},
-                                   progress_callback=on_progress)
+            await client.call_tool(
+                "extract_trace_flow", {"trace_path": str(SMALL_TRACE)}, progress_callback=on_progress
+            )
             done.append("extract_trace_flow")
 
         async def quick() -> None:

@@ -36,13 +36,30 @@ async def test_stdio_client(launch: str) -> None:
     async with Client(params(launch)) as client:
         assert client.server_info is not None and client.server_info.name == "model-compute-sim"
         names = {t.name for t in (await client.list_tools()).tools}
-        assert {"list_models", "list_gpus", "simulate", "extract_trace_flow", "compare_trace",
-                "kernel_flow_mfu"} == names
+        assert {
+            "list_models",
+            "list_gpus",
+            "simulate",
+            "extract_trace_flow",
+            "compare_trace",
+            "kernel_flow_mfu",
+        } == names
         gpus = data_of(await client.call_tool("list_gpus", {"filter": "h200"}))
         assert gpus["total"] >= 1
-        sim = data_of(await client.call_tool("simulate", {"model": "deepseek-v3", "detail": "ops", "gpu": "h200",
-                                                          "tp": 8, "ep": 8, "batch_size": 32,
-                                                          "context_len": 2048}))
+        sim = data_of(
+            await client.call_tool(
+                "simulate",
+                {
+                    "model": "deepseek-v3",
+                    "detail": "ops",
+                    "gpu": "h200",
+                    "tp": 8,
+                    "ep": 8,
+                    "batch_size": 32,
+                    "context_len": 2048,
+                },
+            )
+        )
         assert sim["page"]["returned_ops"] > 0
         text = error_of(await client.call_tool("simulate", {"model": "qwen3-8b", "gpu": "h999"}), "simulate")
         assert "unknown gpu 'h999'" in text
@@ -62,8 +79,15 @@ async def test_stdio_legacy_session_handshake() -> None:
 def _raw_session(messages: list[dict[str, Any]], launch: str = "server-module") -> tuple[list[Any], str]:
     """Send the messages, read stdout until every request is answered, then close stdin (EOF ends it)."""
     expected = sum(1 for m in messages if "id" in m)
-    proc = subprocess.Popen(LAUNCHES[launch], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **ENV})
+    proc = subprocess.Popen(
+        LAUNCHES[launch],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **ENV},
+    )
     watchdog = threading.Timer(60, proc.kill)
     watchdog.start()
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -93,17 +117,32 @@ def _raw_session(messages: list[dict[str, Any]], launch: str = "server-module") 
 def test_stdout_carries_only_json_rpc(launch: str) -> None:
     """Raw wire, no SDK client: every stdout line is a JSON-RPC message, logs go to stderr."""
     call = "tools/call"
-    lines, stderr = _raw_session([
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {"jsonrpc": "2.0", "id": 3, "method": call, "params": {"name": "list_gpus", "arguments": {}}},
-        {"jsonrpc": "2.0", "id": 4, "method": call, "params": {"name": "simulate", "arguments": {"model": "x1"}}},
-        {"jsonrpc": "2.0", "id": 5, "method": call, "params": {"name": "extract_trace_flow",
-                                                               "arguments": {"trace_path": "/no/trace.json"}}},
-        {"jsonrpc": "2.0", "id": 6, "method": "resources/read", "params": {"uri": "gpus://specs/h999"}},
-    ], launch)
+    lines, stderr = _raw_session(
+        [
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            },
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": 3, "method": call, "params": {"name": "list_gpus", "arguments": {}}},
+            {"jsonrpc": "2.0", "id": 4, "method": call, "params": {"name": "simulate", "arguments": {"model": "x1"}}},
+            {
+                "jsonrpc": "2.0",
+                "id": 5,
+                "method": call,
+                "params": {"name": "extract_trace_flow", "arguments": {"trace_path": "/no/trace.json"}},
+            },
+            {"jsonrpc": "2.0", "id": 6, "method": "resources/read", "params": {"uri": "gpus://specs/h999"}},
+        ],
+        launch,
+    )
     assert sorted(m["id"] for m in lines) == [1, 2, 3, 4, 5, 6]
     by_id = {m["id"]: m for m in lines}
     assert all(m["jsonrpc"] == "2.0" for m in lines)
