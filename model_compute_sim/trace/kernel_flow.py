@@ -250,9 +250,9 @@ def kernel_flow_mfu(
     dev = _Device(resolve_gpu(gpu), dtype)
     sim = simulate(detail="ops", gpu=gpu, **sim_kw)
     if kernel_ms is not None:
-        rows = _kernel_ms_rows(kernel_ms, sim, pp, assumptions)
+        rows = _kernel_ms_rows(kernel_ms, sim, pp, layer, assumptions)
         return _finish(
-            "kernel_ms", rows, dev, sim.model.name, None, None, measured_ms, None, limit, offset, assumptions
+            "kernel_ms", rows, dev, sim.model.name, layer, None, measured_ms, None, limit, offset, assumptions
         )
     assert kernel_flow is not None
     rows, used_layer = _kernel_flow_rows(_parse_flow(kernel_flow), sim, layer, dtype, assumptions)
@@ -700,7 +700,9 @@ def _flow_peak(r: _Row, dtype: str) -> str | None:
 # --- kernel_ms mode ----------------------------------------------------------------------------
 
 
-def _kernel_ms_rows(kernel_ms: Mapping[str, float], sim: SimResult, pp: int, assumptions: list[str]) -> list[_Row]:
+def _kernel_ms_rows(
+    kernel_ms: Mapping[str, float], sim: SimResult, pp: int, layer: int | None, assumptions: list[str]
+) -> list[_Row]:
     if not isinstance(kernel_ms, Mapping) or not kernel_ms:
         raise SimError("kernel_ms must be a non-empty object mapping kernel categories to milliseconds")
     rows: list[_Row] = []
@@ -710,9 +712,15 @@ def _kernel_ms_rows(kernel_ms: Mapping[str, float], sim: SimResult, pp: int, ass
         grp = KERNEL_FLOW_GROUPS.get(cat.lower(), "")
         rows.append(_Row(cat, cat, grp or "unmapped", float(ms) * 1000.0))
     all_ops: list[tuple[OpRow, float]] = []
-    for g in sim.layer_groups or []:
-        all_ops += [(o, g.count / pp) for o in g.ops or []]
-    all_ops += [(o, 1.0) for o in sim.head_tail_ops or []]
+    if layer is not None:  # the milliseconds of one decoder layer (as in a per-layer kernel table)
+        layers = _template_layers(sim)
+        if layer not in layers:
+            raise SimError(f"layer {layer} is not a layer of {sim.model.name}; valid: 0..{sim.model.layers - 1}")
+        all_ops = [(o, 1.0) for o in layers[layer]]
+    else:
+        for g in sim.layer_groups or []:
+            all_ops += [(o, g.count / pp) for o in g.ops or []]
+        all_ops += [(o, 1.0) for o in sim.head_tail_ops or []]
     for grp in {r.kernel_category for r in rows if r.kernel_category != "unmapped"}:
         members = [r for r in rows if r.kernel_category == grp]
         sel = [(o, n) for o, n in all_ops if _select(o, grp)]
@@ -730,10 +738,11 @@ def _kernel_ms_rows(kernel_ms: Mapping[str, float], sim: SimResult, pp: int, ass
                 r.peak_dtype = "comm"
             elif fl > 0:
                 r.peak_dtype = _flow_peak(r, "") or next((o.peak_dtype for o, _ in sel if float(o.flops_per_gpu)), None)
+    scope = f"layer {layer}'s" if layer is not None else "the whole-forward (layers / pp)"
     assumptions.append(
-        "kernel_ms mode (less precise than kernel_flow): each category takes the whole-forward per-GPU FLOPs and bytes "
-        "of its template op group (layers / pp), split by time between categories sharing a group (e.g. gemm_fp8 "
-        "and gemm_bf16)."
+        f"kernel_ms mode (less precise than kernel_flow): each category takes {scope} per-GPU FLOPs and bytes "
+        "of its template op group, split by time between categories sharing a group (e.g. gemm_fp8 and "
+        "gemm_bf16); pass layer=N when the milliseconds are those of one layer."
     )
     return rows
 

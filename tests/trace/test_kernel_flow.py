@@ -251,3 +251,15 @@ def test_error_texts() -> None:
 def test_trace_with_unknown_gpu_lists_known_gpus() -> None:
     with pytest.raises(SimError, match=r"trace's GPU is not known.*mi300x"):
         kernel_flow_mfu(trace_path=str(real_trace(VLLM_GRAPH)))
+
+
+def test_kernel_ms_of_one_layer_uses_that_layers_template() -> None:
+    ms = {"mla": 1.0, "moe": 0.5, "gemm_bf16": 0.2}
+    whole = kernel_flow_mfu(kernel_ms=ms, model="deepseek-v3", tp=8, ep=8, gpu="h200", seq_len=4096)
+    one = kernel_flow_mfu(kernel_ms=ms, model="deepseek-v3", tp=8, ep=8, gpu="h200", seq_len=4096, layer=3)
+    assert one.layer == 3
+    # same milliseconds, one layer's FLOPs instead of 61 layers': the ratio is the layer count (all MoE layers alike)
+    assert whole.by_category["moe"].flops == pytest.approx(58 * one.by_category["moe"].flops)
+    assert one.totals.kernel_time_us == whole.totals.kernel_time_us == pytest.approx(1700.0)
+    with pytest.raises(SimError, match="layer 99 is not a layer of deepseek-v3"):
+        kernel_flow_mfu(kernel_ms=ms, model="deepseek-v3", tp=8, ep=8, gpu="h200", layer=99)
