@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import memory as M
+from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.graph import Number, Op, Shard
 from model_compute_sim.simulator.result import (
     CategoryCost,
@@ -28,22 +29,6 @@ if TYPE_CHECKING:
     from model_compute_sim.references import GpuSpec
     from model_compute_sim.simulator.simulate import GroupOps
 
-CATEGORY_ORDER = (
-    "attention_proj",
-    "attention_core",
-    "attention_indexer",
-    "linear_attention_proj",
-    "linear_attention_core",
-    "mlp",
-    "moe_router",
-    "moe_experts",
-    "moe_shared",
-    "lm_head",
-    "norm",
-    "elementwise",
-    "embedding",
-    "communication",
-)
 USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
 
 

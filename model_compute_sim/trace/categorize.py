@@ -9,26 +9,13 @@ from __future__ import annotations
 
 import re
 
+from model_compute_sim.simulator.categories import CATEGORY_ORDER, OTHER
 from model_compute_sim.trace.events import CpuOp
 from model_compute_sim.trace.kernels import kernel_category
 from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS
 from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
-CATEGORIES = (
-    "attention_proj",
-    "attention_core",
-    "attention_indexer",
-    "mlp",
-    "moe_router",
-    "moe_experts",
-    "moe_shared",
-    "lm_head",
-    "norm",
-    "elementwise",
-    "embedding",
-    "communication",
-    "other",
-)
+CATEGORIES = (*(c for c in CATEGORY_ORDER if not c.startswith("linear_attention")), OTHER)
 
 _COMM_OP = re.compile(
     r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"

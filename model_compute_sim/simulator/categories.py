@@ -1,0 +1,21 @@
+"""The op categories every result speaks in (simulate, traces, comparisons), in display order."""
+
+from __future__ import annotations
+
+CATEGORY_ORDER: tuple[str, ...] = (
+    "attention_proj",  # projections into and out of the attention mixer, MLA latent/absorb products, gates
+    "attention_core",  # scores and attention-weighted values
+    "attention_indexer",  # sparse-attention indexers (DSA)
+    "linear_attention_proj",  # linear-attention / SSM mixers (not modelled yet)
+    "linear_attention_core",
+    "mlp",  # dense FFN
+    "moe_router",
+    "moe_experts",  # routed experts
+    "moe_shared",  # shared experts and their gate
+    "lm_head",
+    "norm",
+    "elementwise",
+    "embedding",
+    "communication",
+)
+OTHER = "other"  # trace side: what cannot be attributed
