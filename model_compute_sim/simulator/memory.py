@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from model_compute_sim.simulator.graph import Shard
+from model_compute_sim.simulator.graph import Op, Shard
+from model_compute_sim.simulator.result import MemoryReport
 from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, ModelSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, Workload
+
+if TYPE_CHECKING:
+    from model_compute_sim.simulator.device import Device
+    from model_compute_sim.simulator.simulate import GroupOps
+
+USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
 
 
 @dataclass(frozen=True)
@@ -127,3 +136,96 @@ def kv_profile(layers: list[tuple[LayerSpec, int]], shard: Shard, kv_bytes: floa
 def kv_cache_bytes(prof: KvProfile, seqs: int, positions: int) -> float:
     """Resident KV cache of `seqs` sequences holding `positions` tokens each (sliding layers keep W)."""
     return seqs * sum(b * (positions if keep is None else min(positions, keep)) for keep, b in prof.items())
+
+
+def stage_layers(n: int, pp: int, stage: int) -> range:
+    """Layers of pipeline stage `stage` (contiguous, n divisible by pp)."""
+    per = n // pp
+    return range(stage * per, (stage + 1) * per)
+
+
+def memory_report(
+    spec: ModelSpec,
+    wl: Workload,
+    local_wl: Workload,
+    opts: Options,
+    tp: int,
+    dp: int,
+    ep: int,
+    pp: int,
+    stage: int,
+    dev: Device | None,
+    groups: Sequence[GroupOps],
+    tail_local: list[Op],
+) -> MemoryReport:
+    shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
+    n = spec.num_layers
+    rng = stage_layers(n, pp, stage)
+    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in groups]
+    attn_dtype = opts.attention_weight_dtype
+    weights = sum(
+        c * layer_weight_bytes_per_gpu(layer, spec, shard, opts.weight_dtype, attn_dtype) for layer, c in in_stage
+    )
+    emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
+    if stage == 0:
+        weights += emb
+    if stage == pp - 1 and (not spec.tie_word_embeddings or pp > 1):
+        weights += emb
+    kvb = opts.kv_bytes
+    prof = kv_profile(in_stage, shard, kvb)
+    per_pos = sum(prof.values())
+    kv = sum(kv_cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
+    act_peak = 0.0
+    for g in groups:
+        for o in g.local:
+            act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
+    logits = sum(o.act_write_bytes for o in tail_local if o.name == "lm_head") * 2  # fp32 logits
+    act = act_peak + logits
+    total = weights + kv + act
+    rep = MemoryReport(
+        weights_bytes_per_gpu=weights,
+        kv_cache_bytes_per_gpu=kv,
+        activation_bytes_per_gpu=act,
+        total_bytes_per_gpu=total,
+        kv_cache_bytes_per_token_per_gpu=per_pos,
+        usable_fraction=USABLE_MEMORY_FRACTION,
+    )
+    rep.notes.append(
+        "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)"
+    )
+    rep.notes.append(
+        "KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
+        "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank"
+    )
+    rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
+    if dev is not None and dev.gpu.memory_gb:
+        cap = dev.gpu.memory_gb * 1e9
+        usable = cap * USABLE_MEMORY_FRACTION
+        rep.gpu_memory_bytes = cap
+        rep.fits = total <= usable
+        if len(wl.groups) == 1:
+            sg = wl.groups[0]
+            per_seq_kv = kv_cache_bytes(prof, 1, sg.c + sg.q)
+            local_seqs = local_wl.sequences
+            per_seq_act = act / max(local_seqs, 1)
+            room = usable - weights
+            if room <= 0:
+                rep.max_batch_size = 0
+                rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
+            else:
+                rep.max_batch_size = (
+                    int(room // (per_seq_kv + per_seq_act)) * dp if (per_seq_kv + per_seq_act) else None
+                )
+                lo, hi = -1, 1 << 40
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    need = weights + act + kv_cache_bytes(prof, local_seqs, mid + sg.q)
+                    if need <= usable:
+                        lo = mid
+                    else:
+                        hi = mid
+                rep.max_context_len = lo if lo >= 0 else None
+                if hi == 1 << 40:
+                    rep.max_context_len = None
+                    rep.notes.append("KV cache does not grow with context here (all layers windowed)")
+    return rep

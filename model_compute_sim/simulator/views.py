@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import memory as M
+from model_compute_sim.simulator.assumptions import assumptions
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
-from model_compute_sim.simulator.graph import Number, Op, Shard
+from model_compute_sim.simulator.device import Device, time_ops
+from model_compute_sim.simulator.graph import Number, Op
 from model_compute_sim.simulator.result import (
     CategoryCost,
     GpuInfo,
     LayerGroup,
-    MemoryReport,
     ModelInfo,
     OpRow,
     Page,
@@ -23,49 +23,11 @@ from model_compute_sim.simulator.result import (
     WorkloadInfo,
 )
 from model_compute_sim.simulator.spec import ModelSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+from model_compute_sim.simulator.workload import Options, Workload
 
 if TYPE_CHECKING:
     from model_compute_sim.references import GpuSpec
     from model_compute_sim.simulator.simulate import GroupOps
-
-USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
-
-
-class Device:
-    """Peaks and bandwidths used for the roofline (with per-call overrides)."""
-
-    def __init__(
-        self,
-        gpu: GpuSpec,
-        opts: Options,
-        peak_tflops: float | None,
-        bw: float | None,
-        scale_up: float | None,
-        default_scale_up: float,
-    ) -> None:
-        from model_compute_sim.errors import SimError
-
-        self.gpu = gpu
-        peaks = dict(gpu.peak_tflops)
-        supported = [k for k, v in peaks.items() if v]
-        p = peak_tflops or peaks.get(opts.dtype)
-        if not p:
-            raise SimError(
-                f"gpu {gpu.name!r} has no dense {opts.dtype} peak; its dtypes: {supported} (or pass peak_tflops)"
-            )
-        self.peak_dtype = opts.dtype
-        self.peak_tflops = float(p)
-        attn_dtype = "fp16" if opts.dtype == "fp16" else "bf16"
-        self.attn_peak_tflops = float(peak_tflops or peaks.get(attn_dtype) or p)
-        self.bw_gb_s = float(bw or gpu.memory_bandwidth_gb_per_s)
-        self.scale_up_gb_s = float(scale_up or gpu.scale_up_bandwidth_gb_per_s or default_scale_up)
-        self.scale_up_defaulted = not (scale_up or gpu.scale_up_bandwidth_gb_per_s)
-
-    def peak_flops_per_s(self, peak_dtype: str) -> float:
-        if peak_dtype in ("bf16", "fp16") and peak_dtype != self.peak_dtype:
-            return self.attn_peak_tflops * 1e12
-        return self.peak_tflops * 1e12
 
 
 def _row(op: Op, whole_flops: Number, dev: Device | None) -> OpRow:
@@ -93,23 +55,6 @@ def _row(op: Op, whole_flops: Number, dev: Device | None) -> OpRow:
         bound=op.bound,
     )
     return row
-
-
-def time_ops(ops: list[Op], dev: Device) -> None:
-    """Roofline pass: each op's compute and memory time and its bound, once."""
-    bw = dev.bw_gb_s * 1e9
-    for op in ops:
-        if op.kind == "communication":
-            op.time_us, op.bound = op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
-            continue
-        compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype), bw)
-        op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
-        op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
-
-
-def _stage_layers(n: int, pp: int, stage: int) -> range:
-    per = n // pp
-    return range(stage * per, (stage + 1) * per)
 
 
 def build_result(
@@ -172,7 +117,7 @@ def build_result(
 
     # pipeline: pick the busiest stage (most per-GPU FLOPs, then bytes)
     def stage_cost(s: int) -> tuple[float, float]:
-        rng = set(_stage_layers(n, pp, s))
+        rng = set(M.stage_layers(n, pp, s))
         f = b = 0.0
         for g in groups:
             c = sum(1 for i in g.indices if i in rng)
@@ -186,7 +131,7 @@ def build_result(
         return f, b
 
     stage = max(range(pp), key=lambda s: (stage_cost(s), -s)) if pp > 1 else 0
-    in_stage = set(_stage_layers(n, pp, stage))
+    in_stage = set(M.stage_layers(n, pp, stage))
 
     cats: dict[str, dict[str, float | int]] = defaultdict(lambda: defaultdict(int))
     tot: dict[str, Any] = defaultdict(int)
@@ -376,9 +321,9 @@ def build_result(
         by_category=by_category,
         layer_groups=out_groups,
         head_tail_ops=out_head_tail,
-        memory=_memory(spec, wl, local_wl, opts, tp, dp, ep, pp, stage, dev, groups, tail[1]),
+        memory=M.memory_report(spec, wl, local_wl, opts, tp, dp, ep, pp, stage, dev, groups, tail[1]),
         page=page,
-        assumptions=_assumptions(spec, wl, opts, tp, dp, ep, pp, stage, dev),
+        assumptions=assumptions(spec, wl, opts, tp, dp, ep, pp, stage, dev),
     )
 
 
@@ -458,155 +403,3 @@ def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
         moe=moe,
         generic_path=spec.generic,
     )
-
-
-def _memory(
-    spec: ModelSpec,
-    wl: Workload,
-    local_wl: Workload,
-    opts: Options,
-    tp: int,
-    dp: int,
-    ep: int,
-    pp: int,
-    stage: int,
-    dev: Device | None,
-    groups: list[GroupOps],
-    tail_local: list[Op],
-) -> MemoryReport:
-    shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
-    n = spec.num_layers
-    rng = _stage_layers(n, pp, stage)
-    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in groups]
-    attn_dtype = opts.attention_weight_dtype
-    weights = sum(
-        c * M.layer_weight_bytes_per_gpu(layer, spec, shard, opts.weight_dtype, attn_dtype) for layer, c in in_stage
-    )
-    emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
-    if stage == 0:
-        weights += emb
-    if stage == pp - 1 and (not spec.tie_word_embeddings or pp > 1):
-        weights += emb
-    kvb = opts.kv_bytes
-    prof = M.kv_profile(in_stage, shard, kvb)
-    per_pos = sum(prof.values())
-    kv = sum(M.kv_cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
-    act_peak = 0.0
-    for g in groups:
-        for o in g.local:
-            act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
-    logits = sum(o.act_write_bytes for o in tail_local if o.name == "lm_head") * 2  # fp32 logits
-    act = act_peak + logits
-    total = weights + kv + act
-    rep = MemoryReport(
-        weights_bytes_per_gpu=weights,
-        kv_cache_bytes_per_gpu=kv,
-        activation_bytes_per_gpu=act,
-        total_bytes_per_gpu=total,
-        kv_cache_bytes_per_token_per_gpu=per_pos,
-        usable_fraction=USABLE_MEMORY_FRACTION,
-    )
-    rep.notes.append(
-        "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)"
-    )
-    rep.notes.append(
-        "KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
-        "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank"
-    )
-    rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
-    if dev is not None and dev.gpu.memory_gb:
-        cap = dev.gpu.memory_gb * 1e9
-        usable = cap * USABLE_MEMORY_FRACTION
-        rep.gpu_memory_bytes = cap
-        rep.fits = total <= usable
-        if len(wl.groups) == 1:
-            sg = wl.groups[0]
-            per_seq_kv = M.kv_cache_bytes(prof, 1, sg.c + sg.q)
-            local_seqs = local_wl.sequences
-            per_seq_act = act / max(local_seqs, 1)
-            room = usable - weights
-            if room <= 0:
-                rep.max_batch_size = 0
-                rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
-            else:
-                rep.max_batch_size = (
-                    int(room // (per_seq_kv + per_seq_act)) * dp if (per_seq_kv + per_seq_act) else None
-                )
-                lo, hi = -1, 1 << 40
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    need = weights + act + M.kv_cache_bytes(prof, local_seqs, mid + sg.q)
-                    if need <= usable:
-                        lo = mid
-                    else:
-                        hi = mid
-                rep.max_context_len = lo if lo >= 0 else None
-                if hi == 1 << 40:
-                    rep.max_context_len = None
-                    rep.notes.append("KV cache does not grow with context here (all layers windowed)")
-    return rep
-
-
-def _assumptions(
-    spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int, stage: int, dev: Device | None
-) -> list[str]:
-    out = [
-        "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
-        "activations, softmax, rotary, residuals and top-k are reported as vector_flops; bias adds are free",
-        f"attention_flops={opts.attention_flops}: "
-        + (
-            "causal pairs q*c + q(q+1)/2 per sequence (bottom-right aligned), windows and top-k capped"
-            if opts.attention_flops == "causal"
-            else "full rectangle q*S_kv (S_kv = c+q; sliding layers min(c, W-1)+q), as eager kernels compute"
-        ),
-        f"logits={opts.logits}: LM head on "
-        + ("the last token of each sequence" if opts.logits == "last" else "every token"),
-        f"compute dtype {opts.dtype}; weights {opts.weight_dtype} ({spec.weight_dtype_source})"
-        + (
-            f", attention weights {opts.attention_weight_dtype}"
-            if opts.attention_weight_dtype != opts.weight_dtype
-            else ""
-        )
-        + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
-        "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
-    ]
-    if any(layer.attention.kind == "mla" for layer in spec.layers):
-        if opts.mla_path == "auto":
-            out.append(
-                f"mla_path=auto: absorbed for sequences with <= {MLA_ABSORB_MAX_NEW_TOKENS} new tokens "
-                "(decode, short extends), expanded otherwise (as vLLM/SGLang do)"
-            )
-        else:
-            out.append(f"mla_path={opts.mla_path}")
-    if any(layer.attention.indexer for layer in spec.layers):
-        out.append(
-            "DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
-            "on every tp rank); main attention pairs capped at top-k keys per query"
-        )
-    if any(layer.moe for layer in spec.layers):
-        out.append(
-            "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
-            "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
-        )
-    out.append(
-        f"parallelism: tp={tp} (column/row-parallel projections, KV heads / min(tp, n_kv)), dp={dp} (batch split, "
-        f"busiest rank reported), ep={ep} (experts over tp*dp GPUs, moe_tp={tp * dp // ep}), pp={pp} "
-        f"(reporting stage {stage}); router, norms, MLA down-projections and the indexer replicated; "
-        "SGLang `--tp 8 --dp 8 --enable-dp-attention` is tp=1 dp=8 here"
-    )
-    if tp * dp * pp > 1:
-        out.append(
-            "communication: ring all-reduce 2(n-1)/n after row-parallel layers; all-to-all dispatch and "
-            "combine for ep; send/recv between pp stages; time = bytes / scale-up bandwidth (one "
-            "direction), no overlap with compute"
-        )
-    if dev is not None:
-        out.append(
-            f"peak: {dev.peak_tflops} TFLOP/s dense {dev.peak_dtype} for GEMMs, {dev.attn_peak_tflops} for "
-            f"attention; HBM {dev.bw_gb_s} GB/s; source: {dev.gpu.source}"
-        )
-        out.append("roofline: each op max(FLOPs/peak, bytes/bandwidth); model time = sum over ops + communication")
-        if dev.scale_up_defaulted:
-            out.append("scale-up bandwidth unknown for this GPU: assumed 32 GB/s (PCIe Gen4 x16)")
-    out.extend(spec.notes)
-    return out

@@ -1,0 +1,72 @@
+"""The `assumptions` list of a simulate result: every convention and default the numbers rest on."""
+
+from __future__ import annotations
+
+from model_compute_sim.simulator.device import Device
+from model_compute_sim.simulator.spec import ModelSpec
+from model_compute_sim.simulator.workload import MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+
+
+def assumptions(
+    spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int, stage: int, dev: Device | None
+) -> list[str]:
+    out = [
+        "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
+        "activations, softmax, rotary, residuals and top-k are reported as vector_flops; bias adds are free",
+        f"attention_flops={opts.attention_flops}: "
+        + (
+            "causal pairs q*c + q(q+1)/2 per sequence (bottom-right aligned), windows and top-k capped"
+            if opts.attention_flops == "causal"
+            else "full rectangle q*S_kv (S_kv = c+q; sliding layers min(c, W-1)+q), as eager kernels compute"
+        ),
+        f"logits={opts.logits}: LM head on "
+        + ("the last token of each sequence" if opts.logits == "last" else "every token"),
+        f"compute dtype {opts.dtype}; weights {opts.weight_dtype} ({spec.weight_dtype_source})"
+        + (
+            f", attention weights {opts.attention_weight_dtype}"
+            if opts.attention_weight_dtype != opts.weight_dtype
+            else ""
+        )
+        + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
+        "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
+    ]
+    if any(layer.attention.kind == "mla" for layer in spec.layers):
+        if opts.mla_path == "auto":
+            out.append(
+                f"mla_path=auto: absorbed for sequences with <= {MLA_ABSORB_MAX_NEW_TOKENS} new tokens "
+                "(decode, short extends), expanded otherwise (as vLLM/SGLang do)"
+            )
+        else:
+            out.append(f"mla_path={opts.mla_path}")
+    if any(layer.attention.indexer for layer in spec.layers):
+        out.append(
+            "DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
+            "on every tp rank); main attention pairs capped at top-k keys per query"
+        )
+    if any(layer.moe for layer in spec.layers):
+        out.append(
+            "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
+            "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
+        )
+    out.append(
+        f"parallelism: tp={tp} (column/row-parallel projections, KV heads / min(tp, n_kv)), dp={dp} (batch split, "
+        f"busiest rank reported), ep={ep} (experts over tp*dp GPUs, moe_tp={tp * dp // ep}), pp={pp} "
+        f"(reporting stage {stage}); router, norms, MLA down-projections and the indexer replicated; "
+        "SGLang `--tp 8 --dp 8 --enable-dp-attention` is tp=1 dp=8 here"
+    )
+    if tp * dp * pp > 1:
+        out.append(
+            "communication: ring all-reduce 2(n-1)/n after row-parallel layers; all-to-all dispatch and "
+            "combine for ep; send/recv between pp stages; time = bytes / scale-up bandwidth (one "
+            "direction), no overlap with compute"
+        )
+    if dev is not None:
+        out.append(
+            f"peak: {dev.peak_tflops} TFLOP/s dense {dev.peak_dtype} for GEMMs, {dev.attn_peak_tflops} for "
+            f"attention; HBM {dev.bw_gb_s} GB/s; source: {dev.gpu.source}"
+        )
+        out.append("roofline: each op max(FLOPs/peak, bytes/bandwidth); model time = sum over ops + communication")
+        if dev.scale_up_defaulted:
+            out.append("scale-up bandwidth unknown for this GPU: assumed 32 GB/s (PCIe Gen4 x16)")
+    out.extend(spec.notes)
+    return out

@@ -1,0 +1,60 @@
+"""The device side of the roofline: dense peaks and bandwidths (with per-call overrides), and the
+per-op roofline pass (compute time, memory time, bound)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from model_compute_sim.errors import SimError
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator.graph import Op
+from model_compute_sim.simulator.workload import Options
+
+if TYPE_CHECKING:
+    from model_compute_sim.references import GpuSpec
+
+
+class Device:
+    """Peaks and bandwidths used for the roofline (with per-call overrides)."""
+
+    def __init__(
+        self,
+        gpu: GpuSpec,
+        opts: Options,
+        peak_tflops: float | None,
+        bw: float | None,
+        scale_up: float | None,
+        default_scale_up: float,
+    ) -> None:
+        self.gpu = gpu
+        peaks = dict(gpu.peak_tflops)
+        supported = [k for k, v in peaks.items() if v]
+        p = peak_tflops or peaks.get(opts.dtype)
+        if not p:
+            raise SimError(
+                f"gpu {gpu.name!r} has no dense {opts.dtype} peak; its dtypes: {supported} (or pass peak_tflops)"
+            )
+        self.peak_dtype = opts.dtype
+        self.peak_tflops = float(p)
+        attn_dtype = "fp16" if opts.dtype == "fp16" else "bf16"
+        self.attn_peak_tflops = float(peak_tflops or peaks.get(attn_dtype) or p)
+        self.bw_gb_s = float(bw or gpu.memory_bandwidth_gb_per_s)
+        self.scale_up_gb_s = float(scale_up or gpu.scale_up_bandwidth_gb_per_s or default_scale_up)
+        self.scale_up_defaulted = not (scale_up or gpu.scale_up_bandwidth_gb_per_s)
+
+    def peak_flops_per_s(self, peak_dtype: str) -> float:
+        if peak_dtype in ("bf16", "fp16") and peak_dtype != self.peak_dtype:
+            return self.attn_peak_tflops * 1e12
+        return self.peak_tflops * 1e12
+
+
+def time_ops(ops: list[Op], dev: Device) -> None:
+    """Roofline pass: each op's compute and memory time and its bound, once."""
+    bw = dev.bw_gb_s * 1e9
+    for op in ops:
+        if op.kind == "communication":
+            op.time_us, op.bound = op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
+            continue
+        compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype), bw)
+        op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
+        op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
