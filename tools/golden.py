@@ -3,7 +3,7 @@
 
 Run with an environment that has torch + transformers (CPU is enough):
 
-    /work/toolenv/bin/python tools/golden.py [--out tests/golden/golden_flops.json] [--only llama,gpt_oss]
+    python tools/golden.py  # in a venv with torch==2.13.0 and transformers; [--out tests/golden/golden_flops.json] [--only llama,gpt_oss]
 
 For every family a reduced-size config is built with the family's own config class and a model with
 random weights is instantiated (no hub access).  Three phases are measured with

@@ -2,7 +2,7 @@
 
 Run with the tooling environment (torch + transformers), not the package runtime:
 
-    /work/toolenv/bin/python tools/record_cpu_traces.py
+    python tools/record_cpu_traces.py  # in a venv with torch==2.13.0 and transformers
 
 For each model (reduced config, random weights, eager attention and eager experts) it records one
 prefill forward (B=2, S=8) with `torch.profiler` (CPU, record_shapes, with_stack, with_modules) into
