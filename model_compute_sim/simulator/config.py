@@ -226,10 +226,20 @@ def _chunked_layers(cfg: Config, n: int) -> list[int | None]:
         return [None] * n
     if types is not None:
         return [chunk if t == "chunked_attention" else None for t in types]
-    no_rope = _per_layer(cfg, "no_rope_layers", n)
+    no_rope = _no_rope_layers(cfg, n)
     if no_rope is not None:  # Llama-4: rope layers are chunked, NoPE layers are global
         return [chunk if bool(x) else None for x in no_rope]
     return [None] * n
+
+
+def _no_rope_layers(cfg: Config, n: int) -> list[Any] | None:
+    """Per-layer "uses rope" flags (Llama-4); transformers' default puts a NoPE layer every
+    `no_rope_layer_interval` (4) layers when the config does not list them."""
+    listed = _per_layer(cfg, "no_rope_layers", n)
+    if listed or str(cfg.get("model_type")) not in ("llama4", "llama4_text"):
+        return listed
+    every = _int(cfg, "no_rope_layer_interval", default=4)
+    return [int((i + 1) % every != 0) for i in range(n)]
 
 
 def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
@@ -401,7 +411,7 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
     ) or _bool(cfg, "use_qk_norm")
     if model_type in ("llama4", "llama4_text"):
         qk_norm = False  # an L2 norm without weights: counted as elementwise via rotary below
-    no_rope = _per_layer(cfg, "no_rope_layers", n)
+    no_rope = _no_rope_layers(cfg, n)
     specs: list[AttentionSpec] = []
     for i in range(n):
         w = windows[i]
