@@ -170,3 +170,15 @@ def test_fp8_uses_fp8_peak_and_overrides() -> None:
     assert r.gpu is not None and r.gpu.peak_tflops == 1979.0 and r.gpu.peak_dtype == "fp8"
     o = simulate("llama-3.1-8b", gpu="h100", peak_tflops=500.0, memory_bandwidth_gb_per_s=1000.0)
     assert o.gpu is not None and o.gpu.peak_tflops == 500.0 and o.gpu.memory_bandwidth_gb_per_s == 1000.0
+
+
+def test_llama4_chunked_local_attention() -> None:
+    """Llama-4 rope layers attend within their 8192-token chunk; every 4th (NoPE) layer is global."""
+    k = cfg("llama-4-maverick")
+    L, h, d, chunk = k["num_hidden_layers"], k["num_attention_heads"], k["head_dim"], k["attention_chunk_size"]
+    c = 10000
+    r = simulate("llama-4-maverick", batch_size=1, seq_len=1, context_len=c)
+    n_global = L // 4
+    per_layer = 2 * h * 2 * d  # scores + values per query-key pair
+    expected = per_layer * ((L - n_global) * ((c % chunk) + 1) + n_global * (c + 1))
+    assert r.by_category["attention_core"].flops == expected
