@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from model_compute_sim.errors import SimError
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.graph import Op
+from model_compute_sim.simulator.ops import Op
 from model_compute_sim.simulator.workload import Options
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from model_compute_sim.simulator.graph import Op, Shard
+from model_compute_sim.simulator.ops import Op, Shard
 from model_compute_sim.simulator.result import MemoryReport
 from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, Workload

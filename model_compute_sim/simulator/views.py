@@ -9,7 +9,7 @@ from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.device import Device, time_ops
-from model_compute_sim.simulator.graph import Number, Op
+from model_compute_sim.simulator.ops import Number, Op
 from model_compute_sim.simulator.result import (
     CategoryCost,
     GpuInfo,
