@@ -27,12 +27,27 @@ BARE = [sys.executable, "-c", "import mcp.server.mcpserver"]
 BARE_NO_TEARDOWN = [sys.executable, "-c", "import os, mcp.server.mcpserver; os._exit(0)"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 INIT = [
-    {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}},
+    {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "0"},
+        },
+    },
     {"jsonrpc": "2.0", "method": "notifications/initialized"},
 ]
-SIMULATE = {"model": "deepseek-v3", "detail": "ops", "gpu": "h200", "tp": 8, "ep": 8, "batch_size": 64,
-            "context_len": 4096}
+SIMULATE = {
+    "model": "deepseek-v3",
+    "detail": "ops",
+    "gpu": "h200",
+    "tp": 8,
+    "ep": 8,
+    "batch_size": 64,
+    "context_len": 4096,
+}
 
 
 def _send(stdin: IO[str], *messages: dict[str, Any]) -> None:
@@ -51,8 +66,9 @@ def _wait_for(stdout: IO[str], request_id: int) -> dict[str, Any]:
 
 
 def _start() -> subprocess.Popen[str]:
-    return subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, cwd=ROOT, env=ENV)
+    return subprocess.Popen(
+        SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=ENV
+    )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -92,16 +108,25 @@ def round_trips(calls: int) -> dict[str, list[float]]:
         for name, args in (("list_gpus", {}), ("simulate", SIMULATE)):
             request_id += 1
             t0 = time.perf_counter()
-            _send(proc.stdin, {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-                               "params": {"name": name, "arguments": args}})
+            _send(
+                proc.stdin,
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "method": "tools/call",
+                    "params": {"name": name, "arguments": args},
+                },
+            )
             result = _wait_for(proc.stdout, request_id)["result"]
             elapsed = time.perf_counter() - t0
             assert not result["isError"], result
             if i:
                 times[name].append(elapsed)
             else:
-                print(f"first {name} call (lazy imports, data load): {elapsed * 1e3:.1f} ms, "
-                      f"{len(result['content'][0]['text'])} chars")
+                print(
+                    f"first {name} call (lazy imports, data load): {elapsed * 1e3:.1f} ms, "
+                    f"{len(result['content'][0]['text'])} chars"
+                )
     _stop(proc)
     return times
 
@@ -124,8 +149,10 @@ def main() -> int:
     b, s, c = statistics.median(bare), statistics.median(strict), statistics.median(cold)
 
     def row(label: str, xs: list[float]) -> str:
-        return (f"{label:<44} median {statistics.median(xs) * 1e3:.0f} ms over {len(xs)} "
-                f"({', '.join(f'{x * 1e3:.0f}' for x in xs)})")
+        return (
+            f"{label:<44} median {statistics.median(xs) * 1e3:.0f} ms over {len(xs)} "
+            f"({', '.join(f'{x * 1e3:.0f}' for x in xs)})"
+        )
 
     print(row('python -c "import mcp.server.mcpserver"', bare))
     print(row("  the same, os._exit(0) (no teardown)", strict))

@@ -159,8 +159,7 @@ def compact_quant(obj: Any, path: str, notes: list[str]) -> Any:
             seen = list(dict.fromkeys(EXPERT_INDEX.sub(".experts.*.", str(v)) for v in value))
             if len(seen) < len(value):
                 notes.append(
-                    f"{where} compacted from {len(value)} to {len(seen)} entries (expert "
-                    "index replaced by '*')"
+                    f"{where} compacted from {len(value)} to {len(seen)} entries (expert index replaced by '*')"
                 )
             out[key] = seen
         else:
@@ -862,9 +861,7 @@ def dumps(obj: Any, indent: int = 0) -> str:
     if isinstance(obj, dict):
         if not obj:
             return "{}"
-        items = [
-            f"{inner}{json.dumps(k, ensure_ascii=False)}: {dumps(v, indent + 1)}" for k, v in obj.items()
-        ]
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {dumps(v, indent + 1)}" for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(obj, list):
         if all(_is_scalar(v) for v in obj):

@@ -1,0 +1,231 @@
+"""Shared kernel-row types and the result builder of `kernel_flow_mfu`: the draft row each mode fills
+(`KernelRowDraft`), the GPU and dtype MFU is measured against (`MfuDevice`, with its peak fallback), the
+precision -> peak table, and the code that turns draft rows into a `KernelFlowResult` (per-row MFU/MBU,
+totals, per-category sums, the headroom ranking and paging)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from model_compute_sim.references import GpuSpec
+from model_compute_sim.trace.flow_result import (
+    HeadroomRow,
+    KernelCategoryMfu,
+    KernelFlowResult,
+    KernelMfuRow,
+    KernelTotals,
+    Page,
+)
+
+PREC_PEAK = {"mxfp4": "fp4", "fp8": "fp8", "int8": "int8", "bf16": "bf16", "fp16": "fp16", "tf32": "tf32"}
+PREC_PEAK["fp32"] = "fp32"
+NAME_WIDTH = 64
+HEADROOM_FORMULA = "headroom_us = time_us * (1 - min(100, max(MFU, MBU))/100) per category, ranked"
+
+
+@dataclass(slots=True)
+class KernelRowDraft:
+    name: str
+    category: str
+    kernel_category: str
+    dur_us: float
+    layer: int | None = None
+    ts_us: float | None = None
+    count: int = 1
+    ops: list[str] = field(default_factory=list)
+    flops: float = 0.0
+    bytes: float = 0.0
+    peak_dtype: str | None = None  # None: no FLOPs; "comm": link bandwidth
+    attributed: bool | None = None  # None: attributed when `ops` is not empty
+
+
+@dataclass(slots=True)
+class MfuDevice:
+    gpu: GpuSpec
+    dtype: str
+
+    def peak(self, dt: str) -> tuple[float, str, str | None]:
+        """(TFLOP/s, dtype used, flag) for a compute dtype; falls back to the model dtype when missing."""
+        p = self.gpu.peak_tflops.get(dt)
+        if p:
+            return float(p), dt, None
+        base = self.gpu.peak_tflops.get(self.dtype) or self.gpu.peak_tflops.get("bf16") or 0.0
+        return float(base), self.dtype, f"{self.gpu.name} has no {dt} peak; measured against {self.dtype}"
+
+
+# --- metrics, totals, headroom, paging ---------------------------------------------------------
+
+
+def _row_metrics(r: KernelRowDraft, dev: MfuDevice, total: float) -> KernelMfuRow:
+    flags: list[str] = []
+    mfu = mbu = tflops = tbs = None
+    peak_dtype = r.peak_dtype
+    if r.dur_us > 0:
+        sec = r.dur_us * 1e-6
+        tbs = r.bytes / sec / 1e12 if r.bytes else None
+        if r.flops > 0 and peak_dtype not in (None, "comm"):
+            assert peak_dtype is not None
+            p, peak_dtype, flag = dev.peak(peak_dtype)
+            tflops = r.flops / sec / 1e12
+            mfu = tflops / p * 100.0 if p else None
+            if flag:
+                flags.append(flag)
+        if r.bytes:
+            bw = (
+                (dev.gpu.scale_up_bandwidth_gb_per_s or dev.gpu.memory_bandwidth_gb_per_s)
+                if peak_dtype == "comm"
+                else dev.gpu.memory_bandwidth_gb_per_s
+            )
+            mbu = r.bytes / sec / (bw * 1e9) * 100.0
+    if mfu is not None and mfu > 100:
+        flags.append("MFU above 100%: wrong FLOP count, wrong peak or overlapping kernels")
+    if mbu is not None and mbu > 100:
+        flags.append("MBU above 100%: bytes overestimated (cache reuse) or wrong bandwidth")
+    return KernelMfuRow(
+        name=r.name,
+        attributed=bool(r.ops) if r.attributed is None else r.attributed,
+        category=r.category,
+        kernel_category=r.kernel_category,
+        layer=r.layer,
+        count=r.count,
+        ts_us=r.ts_us,
+        dur_us=round(r.dur_us, 3),
+        ops=r.ops,
+        flops=r.flops,
+        bytes=round(r.bytes, 1),
+        achieved_tflops=_r(tflops),
+        achieved_tb_per_s=_r(tbs),
+        mfu_pct=_r(mfu),
+        peak_dtype=peak_dtype if (r.flops > 0 or peak_dtype == "comm") else None,
+        mbu_pct=_r(mbu),
+        share_pct=round(r.dur_us * 100.0 / total, 3) if total else 0.0,
+        flags=flags,
+    )
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def _ideal_us(row: KernelMfuRow) -> tuple[float, float]:
+    """(compute-bound, memory-bound) ideal time of a row from its MFU/MBU."""
+    c = row.dur_us * (row.mfu_pct or 0.0) / 100.0
+    m = row.dur_us * (row.mbu_pct or 0.0) / 100.0
+    return c, m
+
+
+def _by_category(rows: list[KernelMfuRow], total: float) -> tuple[list[KernelCategoryMfu], list[HeadroomRow]]:
+    acc: dict[str, list[float]] = defaultdict(lambda: [0.0] * 7)
+    for r in rows:
+        a = acc[r.category]
+        c, m = _ideal_us(r)
+        a[0] += r.dur_us
+        a[1] += r.count
+        a[2] += r.dur_us if r.attributed else 0.0
+        a[3] += r.flops
+        a[4] += r.bytes
+        a[5] += c
+        a[6] += m
+    cats: list[KernelCategoryMfu] = []
+    head: list[HeadroomRow] = []
+    for cat, (t, n, att, fl, by, c, m) in sorted(acc.items(), key=lambda kv: -kv[1][0]):
+        mfu = c * 100.0 / t if t and fl else None
+        mbu = m * 100.0 / t if t and by else None
+        cats.append(
+            KernelCategoryMfu(
+                category=cat,
+                time_us=round(t, 3),
+                count=int(n),
+                attributed_time_us=round(att, 3),
+                unattributed_time_us=round(t - att, 3),
+                flops=fl,
+                bytes=round(by, 1),
+                mfu_pct=_r(mfu),
+                mbu_pct=_r(mbu),
+                share_pct=round(t * 100.0 / total, 3) if total else 0.0,
+            )
+        )
+        util = min(100.0, max(mfu or 0.0, mbu or 0.0))
+        head.append(
+            HeadroomRow(
+                category=cat,
+                time_us=round(t, 3),
+                utilisation_pct=round(util, 3),
+                headroom_us=round(t * (1 - util / 100.0), 3),
+            )
+        )
+    head.sort(key=lambda h: -h.headroom_us)
+    return cats, head
+
+
+def finish_result(
+    mode: str,
+    rows: list[KernelRowDraft],
+    dev: MfuDevice,
+    model: str | None,
+    layer: int | None,
+    step: str | None,
+    measured_ms: float | None,
+    forward_flops: float | None,
+    limit: int,
+    offset: int,
+    assumptions: list[str],
+    span_us: float | None = None,
+) -> KernelFlowResult:
+    total = sum(r.dur_us for r in rows)
+    out = [_row_metrics(r, dev, total) for r in rows]
+    cats, head = _by_category(out, total)
+    unattributed = sum(r.dur_us for r in out if not r.attributed)
+    flops = sum(r.flops for r in rows)
+    by = sum(r.bytes for r in rows)
+    peak, peak_dt, _ = dev.peak(dev.dtype)
+    bw = dev.gpu.memory_bandwidth_gb_per_s
+    wall = measured_ms * 1000.0 if measured_ms else span_us
+    wall_src = "measured_ms" if measured_ms else ("GPU span of the analysed kernels" if span_us else None)
+    num = forward_flops if (forward_flops is not None and measured_ms) else flops
+    if forward_flops is not None and measured_ms:
+        assumptions.append("totals.mfu_pct = the template's whole-forward per-GPU FLOPs / (measured_ms x peak).")
+    mfu = num / (wall * 1e-6) / (peak * 1e12) * 100.0 if wall and peak else None
+    mbu = by / (wall * 1e-6) / (bw * 1e9) * 100.0 if wall and by and forward_flops is None else None
+    kmfu = flops / (total * 1e-6) / (peak * 1e12) * 100.0 if total and peak and flops else None
+    flags = (
+        [f"{sum(1 for r in out if r.flags)} rows flagged (MFU/MBU above 100% or missing peak)"]
+        if any(r.flags for r in out)
+        else []
+    )
+    if mfu is not None and mfu > 100:
+        flags.append("overall MFU above 100%")
+    totals = KernelTotals(
+        kernel_time_us=round(total, 3),
+        attributed_time_us=round(total - unattributed, 3),
+        unattributed_time_us=round(unattributed, 3),
+        kernels=sum(r.count for r in rows),
+        flops=flops,
+        bytes=round(by, 1),
+        wall_time_us=_r(wall),
+        wall_time_source=wall_src,
+        peak_tflops=peak,
+        peak_dtype=peak_dt,
+        memory_bandwidth_gb_per_s=bw,
+        mfu_pct=_r(mfu),
+        mbu_pct=_r(mbu),
+        kernel_time_mfu_pct=_r(kmfu),
+        flags=flags,
+    )
+    n = len(out)
+    nxt = offset + limit if offset + limit < n else None
+    return KernelFlowResult(
+        mode=mode,
+        model=model,
+        gpu=dev.gpu.name,
+        dtype=dev.dtype,
+        layer=layer,
+        step=step,
+        totals=totals,
+        by_category={c.category: c for c in cats},
+        headroom=head,
+        kernels=out[offset : offset + limit],
+        page=Page(total=n, offset=offset, limit=limit, truncated=nxt is not None, next_offset=nxt),
+        assumptions=assumptions,
+    )
