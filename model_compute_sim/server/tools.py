@@ -108,7 +108,7 @@ def _requests(requests: list[RequestShape] | None) -> list[dict[str, int]] | Non
         raise ModelComputeSimToolError(
             f"requests hold {sum(r.count for r in requests)} sequences; at most {MAX_SEQUENCES} are allowed"
         )
-    return [{"new_tokens": r.new_tokens, "cached_tokens": r.cached_tokens} for r in requests for _ in range(r.count)]
+    return [{"new_tokens": r.new_tokens, "cached_tokens": r.cached_tokens, "count": r.count} for r in requests]
 
 
 def simulate(

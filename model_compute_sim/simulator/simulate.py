@@ -180,7 +180,7 @@ def simulate(
     batch_size: int = 1,
     seq_len: int = 1,
     context_len: int = 0,
-    requests: Sequence[Mapping[str, int] | tuple[int, int]] | None = None,
+    requests: Sequence[Mapping[str, int] | tuple[int, int]] | None = None,  # {new_tokens, cached_tokens, count}
     tp: int = 1,
     dp: int = 1,
     ep: int = 1,
@@ -213,16 +213,16 @@ def simulate(
         raise ShapeError(f"measured_ms must be > 0, got {measured_ms!r}")
     spec = resolve_spec(model, config, config_path)
     if requests:
-        pairs = []
+        entries: list[tuple[int, int, int]] = []
         for i, r in enumerate(requests):
-            if isinstance(r, Mapping):
-                try:
-                    pairs.append((int(r["new_tokens"]), int(r.get("cached_tokens", 0))))
-                except (KeyError, TypeError, ValueError) as e:
-                    raise ShapeError(f"requests[{i}] must be {{new_tokens, cached_tokens}}, got {r!r}") from e
-            else:
-                pairs.append((int(r[0]), int(r[1])))
-        wl = from_requests(pairs)
+            try:
+                if isinstance(r, Mapping):
+                    entries.append((int(r["new_tokens"]), int(r.get("cached_tokens", 0)), int(r.get("count", 1))))
+                else:
+                    entries.append((int(r[0]), int(r[1]), 1))
+            except (KeyError, IndexError, TypeError, ValueError) as e:
+                raise ShapeError(f"requests[{i}] must be {{new_tokens, cached_tokens[, count]}}, got {r!r}") from e
+        wl = from_requests(entries)
     else:
         wl = uniform(batch_size, seq_len, context_len)
     validate_parallelism(spec, tp, dp, ep, pp)

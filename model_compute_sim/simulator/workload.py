@@ -90,15 +90,18 @@ def uniform(batch_size: int, seq_len: int, context_len: int) -> Workload:
     return Workload((SeqGroup(batch_size, seq_len, context_len),))
 
 
-def from_requests(requests: Iterable[tuple[int, int]]) -> Workload:
-    """Mixed step: (new_tokens, cached_tokens) per sequence, grouped by identical pairs."""
+def from_requests(requests: Iterable[tuple[int, int] | tuple[int, int, int]]) -> Workload:
+    """Mixed step: (new_tokens, cached_tokens[, count]) entries, grouped by identical pairs."""
     counts: Counter[tuple[int, int]] = Counter()
-    for i, (q, c) in enumerate(requests):
+    for i, r in enumerate(requests):
+        q, c, n = r[0], r[1], (r[2] if len(r) > 2 else 1)
         if q < 1:
             raise ShapeError(f"requests[{i}].new_tokens must be >= 1, got {q}")
         if c < 0:
             raise ShapeError(f"requests[{i}].cached_tokens must be >= 0, got {c}")
-        counts[(q, c)] += 1
+        if n < 1:
+            raise ShapeError(f"requests[{i}].count must be >= 1, got {n}")
+        counts[(q, c)] += n
     if not counts:
         raise ShapeError("requests is empty; give at least one {new_tokens, cached_tokens} entry")
     return Workload(tuple(SeqGroup(n, q, c) for (q, c), n in sorted(counts.items())))
