@@ -348,7 +348,11 @@ def _resolve_shape(
     window_ops: Sequence[CpuOp],
 ) -> _Shape:
     if requests:
-        reqs = [(int(r["new_tokens"]), int(r.get("cached_tokens", 0))) for r in requests]
+        reqs = [
+            (int(r["new_tokens"]), int(r.get("cached_tokens", 0)))
+            for r in requests
+            for _ in range(int(r.get("count", 1)))
+        ]
         return _Shape(reqs, None, None, None, "given (requests)")
     if batch_size is not None and seq_len is not None:
         return _Shape(None, batch_size, seq_len, context_len or 0, "given")

@@ -138,3 +138,16 @@ def test_sglang_prefill_matches_qwen3_8b_and_graph_decode_is_inconclusive() -> N
     d = compare_trace(str(real_trace(SGLANG_DECODE)), "qwen3-8b")
     assert d.verdict == "inconclusive"
     assert d.by_category["mlp"].status == "not_measurable"
+
+
+def test_given_requests_with_count_equal_batch_shape() -> None:
+    """`requests` entries may carry a count (the MCP tool passes them through unexpanded)."""
+    exp = EXPECTED["llama"]
+    trace = str(DATA / exp["file"])
+    kw: dict[str, Any] = dict(config=exp["config"], attention_flops="dense", logits="all")
+    by_batch = compare_trace(trace, batch_size=exp["batch"], seq_len=exp["seq_len"], context_len=0, **kw)
+    by_req = compare_trace(
+        trace, requests=[{"new_tokens": exp["seq_len"], "cached_tokens": 0, "count": exp["batch"]}], **kw
+    )
+    assert by_req.verdict == by_batch.verdict == "match"
+    assert by_req.template_flops_per_gpu == by_batch.template_flops_per_gpu
