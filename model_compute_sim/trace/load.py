@@ -194,17 +194,22 @@ class _Builder:
             kind = kinds.get(e.get("cat", ""))
             if ph == "X" and kind is not None:
                 ts = e.get("ts")
-                if ts is None:
-                    self.skipped += 1
-                    continue
+                dur = e.get("dur") or 0
+                if ts.__class__ not in _NUMBER or dur.__class__ not in _NUMBER:
+                    try:  # numbers written as strings; anything else is not a usable event
+                        ts, dur = float(ts), float(dur)
+                    except (TypeError, ValueError):
+                        self.skipped += 1
+                        continue
                 name = intern(str(e.get("name", "")), str(e.get("name", "")))
                 pid = e.get("pid", 0)
                 tid = e.get("tid", 0)
-                dur = e.get("dur") or 0
                 if kind == PYTHON:
                     self.python.append(PyEvent(name, pid, tid, ts, dur))
                     continue
-                args = e.get("args") or {}
+                args = e.get("args")
+                if args.__class__ is not dict:
+                    args = {}
                 if kind in (OP, ANNOTATION):
                     self.ops.append(
                         CpuOp(
@@ -262,6 +267,9 @@ class _Builder:
                     self.process_names[e.get("pid", 0)] = str(a.get("name", ""))
             else:
                 self.skipped += 1
+
+
+_NUMBER = (int, float)
 
 
 def _parse_chunk(raw: Buf, start: int, end: int) -> list[Any] | None:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from model_compute_sim.errors import TraceError
+from model_compute_sim.trace.extract import extract_trace_flow
 from model_compute_sim.trace.load import load_trace
 from tests.trace.conftest import ALL_FIXTURES, B200, LEGACY, MI250, flow_result, real_trace
 
@@ -135,3 +136,16 @@ def test_fixture_helper_skips_locally_and_fails_under_ci(monkeypatch: pytest.Mon
     monkeypatch.setenv("CI", "1")
     with pytest.raises(pytest.fail.Exception, match="CI must provide it"):
         conftest.real_trace(B200)
+
+
+def test_malformed_event_fields_are_skipped_not_fatal(tmp_path: Path) -> None:
+    """Non-numeric ts/dur and non-dict args (hand-edited or foreign files) never crash the parser."""
+    events = [
+        {"ph": "X", "cat": "kernel", "name": "bad", "ts": "abc", "dur": 1, "pid": 0, "tid": 7},
+        {"ph": "X", "cat": "kernel", "name": "ok", "ts": "5", "dur": "2", "pid": 0, "tid": 7, "args": [1]},
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 1, "dur": 5, "pid": 1, "tid": 1, "args": []},
+    ]
+    p = tmp_path / "odd.json"
+    p.write_text(json.dumps({"traceEvents": events}))
+    r = extract_trace_flow(str(p), detail="ops")
+    assert r.totals.kernels == 1 and r.totals.gpu_time_us == 2.0
