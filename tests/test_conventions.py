@@ -185,8 +185,11 @@ def test_llama4_chunked_local_attention() -> None:
 
 
 def test_request_counts_equal_repeated_requests() -> None:
-    one = simulate("qwen3-8b", requests=[{"new_tokens": 1, "cached_tokens": 500, "count": 7},
-                                         {"new_tokens": 64, "cached_tokens": 0}])
-    many = simulate("qwen3-8b", requests=[{"new_tokens": 1, "cached_tokens": 500}] * 7
-                    + [{"new_tokens": 64, "cached_tokens": 0}])
+    one = simulate(
+        "qwen3-8b",
+        requests=[{"new_tokens": 1, "cached_tokens": 500, "count": 7}, {"new_tokens": 64, "cached_tokens": 0}],
+    )
+    many = simulate(
+        "qwen3-8b", requests=[{"new_tokens": 1, "cached_tokens": 500}] * 7 + [{"new_tokens": 64, "cached_tokens": 0}]
+    )
     assert one.totals == many.totals and one.workload.batch_size == 8

@@ -197,7 +197,7 @@ class _Builder:
                 dur = e.get("dur") or 0
                 if ts.__class__ not in _NUMBER or dur.__class__ not in _NUMBER:
                     try:  # numbers written as strings; anything else is not a usable event
-                        ts, dur = float(ts), float(dur)
+                        ts, dur = float(ts), float(dur)  # type: ignore[arg-type]
                     except (TypeError, ValueError):
                         self.skipped += 1
                         continue
