@@ -200,3 +200,22 @@ def test_cli_trace_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["extract-trace", "/nonexistent/trace.json"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_absurd_layer_count_is_refused_quickly() -> None:
+    with pytest.raises(ConfigError, match="num_hidden_layers=1000000000 is not plausible"):
+        simulate(config={**small_config(), "num_hidden_layers": 10**9})
+
+
+@pytest.mark.parametrize("value", [True, 7, "x", [1, "y"], 2.5])
+def test_layer_index_lists_must_be_integers(value: Any) -> None:
+    cfg = {
+        **small_config(),
+        "model_type": "qwen3_moe",
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 64,
+        "mlp_only_layers": value,
+    }
+    with pytest.raises(ConfigError, match="'mlp_only_layers' must be a list of integers"):
+        simulate(config=cfg)

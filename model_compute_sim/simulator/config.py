@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,8 @@ HYBRID_MODEL_TYPES: dict[str, str] = {
     "minimax_m3_vl": "MiniMax-M3 block-sparse attention",
     "nemotron-nas": "per-layer heterogeneous (NAS) blocks",
 }
+
+MAX_LAYERS = 4096  # 30x the deepest published decoder
 
 REQUIRED_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 _KEY_ALIASES: dict[str, tuple[str, ...]] = {
@@ -242,6 +244,16 @@ def _no_rope_layers(cfg: Config, n: int) -> list[Any] | None:
     return [int((i + 1) % every != 0) for i in range(n)]
 
 
+def _ints(key: str, items: Any) -> list[int]:
+    """A config list of layer indices / flags as ints, or a ConfigError naming the key."""
+    try:
+        if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+            raise TypeError
+        return [int(str(x).strip()) if isinstance(x, str) else int(x) for x in items]
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config field {key!r} must be a list of integers, got {items!r}") from e
+
+
 def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
     """Which layers are MoE, from the config's own keys (never assume all)."""
     if experts <= 0:
@@ -253,22 +265,22 @@ def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
     if isinstance(freq, Sequence) and not isinstance(freq, str):
         items = _per_layer(cfg, "moe_layer_freq", n)
         assert items is not None
-        return [bool(int(x)) for x in items]
+        return [bool(x) for x in _ints("moe_layer_freq", items)]
     moe_layers = cfg.get("moe_layers")
     if isinstance(moe_layers, Sequence) and not isinstance(moe_layers, str):
-        chosen = {int(x) for x in moe_layers}
+        chosen = set(_ints("moe_layers", moe_layers))
         return [i in chosen for i in range(n)]
     enum = cfg.get("moe_layers_enum")
     if enum is not None:
-        items = enum.split(",") if isinstance(enum, str) else list(enum)
-        chosen = {int(x) for x in items if str(x).strip()}
+        items = enum.split(",") if isinstance(enum, str) else enum
+        chosen = set(_ints("moe_layers_enum", [x for x in items if str(x).strip()]))
         return [i in chosen for i in range(n)]
     if "interleave_moe_layer_step" in cfg:
         step = _int(cfg, "interleave_moe_layer_step", default=1)
         return [(i + 1) % step == 0 for i in range(n)]
     if "decoder_sparse_step" in cfg or "mlp_only_layers" in cfg:
         step = _int(cfg, "decoder_sparse_step", default=1)
-        only = {int(x) for x in (cfg.get("mlp_only_layers") or [])}
+        only = set(_ints("mlp_only_layers", cfg.get("mlp_only_layers") or []))
         return [(i not in only) and (i + 1) % step == 0 for i in range(n)]
     fkd = _int(cfg, "first_k_dense_replace", default=0, minimum=0)
     every = freq if isinstance(freq, int) and freq > 0 else 1
@@ -547,6 +559,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         )
     hidden = _int(cfg, *_KEY_ALIASES["hidden_size"])
     n = _int(cfg, *_KEY_ALIASES["num_hidden_layers"])
+    if n > MAX_LAYERS:  # per-layer structures are built: refuse absurd counts instead of exhausting memory
+        raise ConfigError(f"num_hidden_layers={n} is not plausible (at most {MAX_LAYERS}); check the config")
     vocab = _int(cfg, "vocab_size")
     attn = _attention_specs(cfg, model_type, hidden, n)
     moe = _moe_spec(cfg, model_type, hidden)
