@@ -183,7 +183,12 @@ def _trace_file(path: str, what: str) -> str:
     """The expanded path of an existing regular file, or a tool error saying what is there instead."""
     full = os.path.expanduser(path)
     if not os.path.isfile(full):
-        state = "is a directory" if os.path.isdir(full) else "does not exist"
+        if os.path.isdir(full):
+            state = "is a directory"
+        elif os.path.exists(full):
+            state = "is not a regular file (a device, FIFO or socket)"
+        else:
+            state = "does not exist"
         raise ModelComputeSimToolError(
             f"{what} {path!r} {state}; give the path of a PyTorch profiler trace (.json or .json.gz) "
             "on the machine the server runs on"
