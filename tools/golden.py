@@ -170,6 +170,19 @@ FAMILIES: list[dict[str, Any]] = [
         notes="sliding_window=None -> plain full attention, S_kv = C + S.",
     ),
     dict(
+        family="mistral_swa",
+        model_type="mistral",
+        overrides=merge(BASE, num_hidden_layers=2, sliding_window=8),
+        notes="Mistral-7B-v0.1 style: sliding_window set and no layer_types -> every layer slides "
+        "(S_kv = min(C, W-1) + S with a cache).",
+    ),
+    dict(
+        family="qwen2_swa",
+        model_type="qwen2",
+        overrides=merge(BASE, num_hidden_layers=4, use_sliding_window=True, sliding_window=8, max_window_layers=2),
+        notes="use_sliding_window=True with max_window_layers=2: layers >= 2 slide, layers 0-1 are full.",
+    ),
+    dict(
         family="mixtral",
         model_type="mixtral",
         overrides=merge(
@@ -701,7 +714,8 @@ def config_dict(text_config, overrides=None) -> dict:
 # Checks / closed-form expectations
 # ----------------------------------------------------------------------------------------------
 def expected_s_kv(cfg, layer: int, S: int, C: int) -> tuple[str, int]:
-    lt = (getattr(cfg, "layer_types", None) or ["full_attention"] * cfg.num_hidden_layers)[layer]
+    default = "sliding_attention" if getattr(cfg, "sliding_window", None) else "full_attention"  # Mistral v0.1
+    lt = (getattr(cfg, "layer_types", None) or [default] * cfg.num_hidden_layers)[layer]
     if lt == "sliding_attention":
         W = cfg.sliding_window
         return lt, S + min(C, W - 1)
