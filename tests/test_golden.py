@@ -106,3 +106,21 @@ def test_gemma4_saved_config_without_global_keys(case: dict[str, Any]) -> None:
     )
     got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR_CATEGORIES and v.flops}
     assert got == case["categories"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_minimal_config_uses_transformers_defaults(case: dict[str, Any]) -> None:
+    """Only the keys the generator set (plus model_type): missing keys take transformers' config defaults
+    (layer patterns, first_k_dense_replace, shared experts ...), as a hand-written config.json would."""
+    cfg = {**case["config_overrides"], "model_type": case["config"]["model_type"]}
+    r = simulate(
+        config=cfg,
+        batch_size=case["batch_size"],
+        seq_len=case["seq_len"],
+        context_len=case["context_len"],
+        attention_flops="dense",
+        mla_path="expanded",
+        logits="all",
+    )
+    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR_CATEGORIES and v.flops}
+    assert got == _expected(case, case["categories"])

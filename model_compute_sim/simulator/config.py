@@ -27,6 +27,24 @@ Config = Mapping[str, Any]
 STEP_TYPES = ("step3p7", "step3p5")  # transformers names Step-3.7's text config "step3p5"
 GEMMA_TYPES = ("gemma2", "gemma3", "gemma3_text", "gemma4", "gemma4_text")
 GEMMA4_TYPES = ("gemma4", "gemma4_text")
+# transformers' config-class defaults for keys a hand-written config may leave out
+FIRST_K_DENSE_DEFAULT = {
+    "deepseek_v3": 3,
+    "deepseek_v32": 3,
+    "kimi_k2": 3,
+    "glm_moe_dsa": 3,
+    "glm4_moe": 1,
+    "step3p7": 3,
+    "step3p5": 3,
+}
+N_SHARED_DEFAULT = {
+    "deepseek_v2": 2,
+    "deepseek_v3": 1,
+    "deepseek_v32": 1,
+    "kimi_k2": 1,
+    "glm_moe_dsa": 1,
+    "glm4_moe": 1,
+}
 
 NESTED_TEXT_KEYS = ("text_config", "language_config", "llm_config")
 
@@ -202,9 +220,15 @@ def _sliding_layers(cfg: Config, model_type: str, n: int) -> list[int | None]:
         return out
     pattern = _per_layer(cfg, "hybrid_layer_pattern", n)  # MiMo-V2: 1 = sliding
     if pattern is not None:
-        return [window if int(p) == 1 else None for p in pattern]
-    if window is None:
+        return [window if p == 1 else None for p in _ints("hybrid_layer_pattern", pattern)]
+    if window is None or model_type in STEP_TYPES:  # transformers' Step-3.7 default: every layer full
         return [None] * n
+    if model_type == "mimo_v2_flash":  # transformers' default: layer 0 and every 6th layer full
+        return [None if (i == 0 or (i + 1) % 6 == 0) else window for i in range(n)]
+    if model_type in GEMMA4_TYPES:  # 5 sliding : 1 full, and the last layer is always full
+        out = [None if (i + 1) % 6 == 0 else window for i in range(n)]
+        out[-1] = None
+        return out
     if model_type == "gemma2":
         return [window if i % 2 == 0 else None for i in range(n)]
     if model_type in ("gemma3", "gemma3_text"):
@@ -282,7 +306,11 @@ def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
         step = _int(cfg, "decoder_sparse_step", default=1)
         only = set(_ints("mlp_only_layers", cfg.get("mlp_only_layers") or []))
         return [(i not in only) and (i + 1) % step == 0 for i in range(n)]
-    fkd = _int(cfg, "first_k_dense_replace", default=0, minimum=0)
+    model_type = str(cfg.get("model_type", ""))
+    if model_type == "mimo_v2_flash":  # transformers' default: layer 0 dense, the rest MoE
+        return [i > 0 for i in range(n)]
+    default_dense = FIRST_K_DENSE_DEFAULT.get(model_type, 0)
+    fkd = _int(cfg, "first_k_dense_replace", default=default_dense, minimum=0)
     every = freq if isinstance(freq, int) and freq > 0 else 1
     return [i >= fkd and i % every == 0 for i in range(n)]
 
@@ -296,7 +324,9 @@ def _moe_spec(cfg: Config, model_type: str, hidden: int) -> MoeSpec | None:
         raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
     inter = _int(cfg, "moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
     shared = 0
-    n_shared = _opt_int(cfg, "n_shared_experts", "num_shared_experts") or 0
+    n_shared = _opt_int(cfg, "n_shared_experts", "num_shared_experts")
+    if n_shared is None:
+        n_shared = 0 if "n_shared_experts" in cfg else N_SHARED_DEFAULT.get(model_type, 0)
     if model_type == "qwen2_moe":
         shared = _int(cfg, "shared_expert_intermediate_size", default=0, minimum=0)
     elif model_type in ("llama4", "llama4_text"):
