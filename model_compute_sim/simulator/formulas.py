@@ -101,12 +101,6 @@ def indexer_score_flops(pairs: int, heads: int, head_dim: int) -> int:
     return 2 * pairs * heads * head_dim + 2 * pairs * heads
 
 
-def moe_expert_flops(tokens: int, top_k: int, hidden: int, inter: int, gated: bool) -> int:
-    """Routed experts: every token runs k experts; gated (SwiGLU) = 6*T*k*H*I, plain = 4*T*k*H*I."""
-    mats = 3 if gated else 2
-    return 2 * mats * tokens * top_k * hidden * inter
-
-
 def expected_experts_touched(experts: int, top_k: int, tokens: int) -> float:
     """Distinct experts hit when `tokens` tokens each pick `top_k` distinct experts uniformly."""
     if experts <= 0 or tokens <= 0:
@@ -122,11 +116,6 @@ ROPE_FLOPS_PER_ELEMENT = 3  # x*cos + rotate(x)*sin
 SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, accumulate, divide
 GATED_ACT_FLOPS_PER_ELEMENT = 5  # silu/gelu (about 4) and the gate multiply
 ADD_FLOPS_PER_ELEMENT = 1
-
-
-def norm_vector_flops(elements: int, layernorm: bool = False) -> int:
-    per = LAYERNORM_FLOPS_PER_ELEMENT if layernorm else RMSNORM_FLOPS_PER_ELEMENT
-    return per * elements
 
 
 # --- communication ---------------------------------------------------------------------------
