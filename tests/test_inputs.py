@@ -219,3 +219,13 @@ def test_layer_index_lists_must_be_integers(value: Any) -> None:
     }
     with pytest.raises(ConfigError, match="'mlp_only_layers' must be a list of integers"):
         simulate(config=cfg)
+
+
+def test_readme_first_command_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's set-up command (after `pip install -e .`) must keep working."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("pip install -e . && model-compute-sim "))
+    argv = line.split("&& model-compute-sim ", 1)[1].split()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "roofline" in out and "moe_experts" in out
