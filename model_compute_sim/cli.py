@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help='per-category measured ms, JSON or @file, e.g. {"mla": 4.9, "moe": 1.6}',
     )
+    s.add_argument(
+        "--layer",
+        type=int,
+        default=None,
+        help="with --kernel-flow / --kernel-ms: the kernels or milliseconds are those of this layer",
+    )
     s.add_argument("--format", choices=["text", "json"], default="text")
 
     e = sub.add_parser("extract-trace", help="what ran in a PyTorch-profiler trace: ops, kernels, FLOPs, coverage")
@@ -140,6 +146,28 @@ def _emit(result: Any, fmt: str, render: Any) -> int:
     return 0
 
 
+def _common(args: argparse.Namespace) -> dict[str, Any]:
+    """The config, serving shape, parallelism, device and options that simulate and --kernel-flow share."""
+    keys = (
+        "config_path",
+        "batch_size",
+        "seq_len",
+        "context_len",
+        "requests",
+        "tp",
+        "dp",
+        "ep",
+        "pp",
+        "gpu",
+        "dtype",
+        "measured_ms",
+        "attention_flops",
+        "mla_path",
+        "offset",
+    )
+    return {k: getattr(args, k) for k in keys}
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from model_compute_sim.simulator.simulate import simulate
     from model_compute_sim.textview import render_kernel_flow, render_simulation
@@ -155,46 +183,19 @@ def _simulate(args: argparse.Namespace) -> int:
             kernel_flow=args.kernel_flow,
             kernel_ms=args.kernel_ms,
             model=args.model,
-            config_path=args.config_path,
-            batch_size=args.batch_size,
-            seq_len=args.seq_len,
-            context_len=args.context_len,
-            requests=args.requests,
-            tp=args.tp,
-            dp=args.dp,
-            ep=args.ep,
-            pp=args.pp,
-            gpu=args.gpu,
-            dtype=args.dtype,
-            measured_ms=args.measured_ms,
-            attention_flops=args.attention_flops,
-            mla_path=args.mla_path,
+            **_common(args),
+            layer=args.layer,
             limit=args.limit or 40,
-            offset=args.offset,
         )
         return _emit(kf, args.format, render_kernel_flow)
     r = simulate(
         args.model,
-        config_path=args.config_path,
-        batch_size=args.batch_size,
-        seq_len=args.seq_len,
-        context_len=args.context_len,
-        requests=args.requests,
-        tp=args.tp,
-        dp=args.dp,
-        ep=args.ep,
-        pp=args.pp,
-        gpu=args.gpu,
-        dtype=args.dtype,
+        **_common(args),
         kv_cache_dtype=args.kv_cache_dtype,
         weight_dtype=args.weight_dtype,
-        measured_ms=args.measured_ms,
-        attention_flops=args.attention_flops,
-        mla_path=args.mla_path,
         logits=args.logits,
         detail=args.detail,
         limit=args.limit,
-        offset=args.offset,
         peak_tflops=args.peak_tflops,
         memory_bandwidth_gb_per_s=args.memory_bandwidth_gb_per_s,
     )

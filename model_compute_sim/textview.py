@@ -329,7 +329,12 @@ def render_kernel_flow(r: KernelFlowResult) -> str:
         f"GB/s)" + (f", model {r.model}" if r.model else "") + (f", layer {r.layer}" if r.layer is not None else ""),
         f"time    {us(t.kernel_time_us)} us in {t.kernels} kernels: attributed {us(t.attributed_time_us)} us, "
         f"unattributed {us(t.unattributed_time_us)} us; FLOPs {si(t.flops)}, bytes {si(t.bytes, 'B')}",
-        f"overall MFU {_pct(t.mfu_pct)}%, MBU {_pct(t.mbu_pct)}% over {us(t.wall_time_us)} us ({t.wall_time_source})",
+        (
+            f"overall MFU {_pct(t.mfu_pct)}%, MBU {_pct(t.mbu_pct)}% over {us(t.wall_time_us)} us "
+            f"({t.wall_time_source})"
+            if t.wall_time_us is not None
+            else "overall MFU/MBU: no wall time known (give --measured-ms)"
+        ),
         *[f"WARNING {f}" for f in t.flags],
         "",
         table(

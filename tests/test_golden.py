@@ -48,14 +48,22 @@ def _ids(case: dict[str, Any]) -> str:
     return f"{case['family']}-{case['phase']}"
 
 
-def _run(case: dict[str, Any], **kw: Any) -> Any:
+def _run(case: dict[str, Any], config: dict[str, Any] | None = None, **kw: Any) -> Any:
+    """simulate on the case's shape under the reference's conventions (dense, expanded MLA, all logits)."""
     return simulate(
-        config=case["config"],
+        config=case["config"] if config is None else config,
         batch_size=case["batch_size"],
         seq_len=case["seq_len"],
         context_len=case["context_len"],
+        attention_flops="dense",
+        mla_path="expanded",
+        logits="all",
         **kw,
     )
+
+
+def _tensor_flops(result: Any) -> dict[str, int]:
+    return {k: v.flops for k, v in result.by_category.items() if k in TENSOR_CATEGORIES and v.flops}
 
 
 def test_golden_covers_15_families_and_3_phases() -> None:
@@ -68,8 +76,8 @@ def test_golden_covers_15_families_and_3_phases() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_categories_match_flop_counter_exactly(case: dict[str, Any]) -> None:
-    r = _run(case, attention_flops="dense", mla_path="expanded", logits="all", detail="layers")
-    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR_CATEGORIES and v.flops}
+    r = _run(case, detail="layers")
+    got = _tensor_flops(r)
     expected = _expected(case, case["categories"])
     assert got == expected
     assert r.totals.flops == sum(expected.values())
@@ -81,7 +89,7 @@ def test_categories_match_flop_counter_exactly(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_layers_match_flop_counter_exactly(case: dict[str, Any]) -> None:
-    r = _run(case, attention_flops="dense", mla_path="expanded", logits="all", detail="layers")
+    r = _run(case, detail="layers")
     per_layer: dict[int, dict[str, int]] = {}
     assert r.layer_groups is not None
     for g in r.layer_groups:
@@ -95,16 +103,7 @@ def test_layers_match_flop_counter_exactly(case: dict[str, Any]) -> None:
 def test_gemma4_saved_config_without_global_keys(case: dict[str, Any]) -> None:
     """transformers' saved Gemma-4 config keeps per-layer head sizes only in `per_layer_config`."""
     cfg = {k: v for k, v in case["config"].items() if k not in ("global_head_dim", "num_global_key_value_heads")}
-    r = simulate(
-        config=cfg,
-        batch_size=case["batch_size"],
-        seq_len=case["seq_len"],
-        context_len=case["context_len"],
-        attention_flops="dense",
-        mla_path="expanded",
-        logits="all",
-    )
-    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR_CATEGORIES and v.flops}
+    got = _tensor_flops(_run(case, config=cfg))
     assert got == case["categories"]
 
 
@@ -113,14 +112,5 @@ def test_minimal_config_uses_transformers_defaults(case: dict[str, Any]) -> None
     """Only the keys the generator set (plus model_type): missing keys take transformers' config defaults
     (layer patterns, first_k_dense_replace, shared experts ...), as a hand-written config.json would."""
     cfg = {**case["config_overrides"], "model_type": case["config"]["model_type"]}
-    r = simulate(
-        config=cfg,
-        batch_size=case["batch_size"],
-        seq_len=case["seq_len"],
-        context_len=case["context_len"],
-        attention_flops="dense",
-        mla_path="expanded",
-        logits="all",
-    )
-    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR_CATEGORIES and v.flops}
+    got = _tensor_flops(_run(case, config=cfg))
     assert got == _expected(case, case["categories"])
