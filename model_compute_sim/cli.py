@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--measured-ms", type=float, default=None, help="measured per-GPU forward time, for MFU/MBU")
     s.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's dense peak")
     s.add_argument("--memory-bandwidth-gb-per-s", type=float, default=None, help="override HBM bandwidth")
+    s.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=0.9,
+        help="share of GPU memory the engine may use (vLLM's default 0.9)",
+    )
     s.add_argument("--detail", choices=["summary", "layers", "ops"], default="ops")
     s.add_argument("--limit", type=int, default=None, help="op rows to show (with --detail ops)")
     s.add_argument("--offset", type=int, default=0)
@@ -198,6 +204,7 @@ def _simulate(args: argparse.Namespace) -> int:
         limit=args.limit,
         peak_tflops=args.peak_tflops,
         memory_bandwidth_gb_per_s=args.memory_bandwidth_gb_per_s,
+        gpu_memory_utilization=args.gpu_memory_utilization,
     )
     return _emit(r, args.format, render_simulation)
 

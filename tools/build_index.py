@@ -743,6 +743,31 @@ GPUS: tuple[GpuCuration, ...] = (
 # fmt: on
 
 
+# Capacity in bytes as the device reports it (cudaDeviceProp / hipDeviceProp totalGlobalMem, what
+# torch.cuda.get_device_properties().total_memory and the serving engines' memory budget start from),
+# read from the `deviceProperties` of the real traces in <shared>/fixtures/traces. Any other device:
+# its label in GiB (an "80 GB" H100 has 80 GiB of HBM; the driver reserves a little of it).
+GIB = 2**30
+DEVICE_REPORTED_BYTES: dict[str, tuple[int, str]] = {
+    "h100-sxm": (85_018_279_936, "'NVIDIA H100 80GB HBM3' (traces hyukjlee_traceMap h100, AMD-AGI_TraceLens h100)"),
+    "h800": (84_943_110_144, "'NVIDIA H800' (trace deepseek-ai_profile-data train)"),
+    "b200": (191_503_138_816, "'NVIDIA B200' (trace AMD-AGI_TraceLens b200)"),
+    "mi300x": (206_141_652_992, "'AMD Instinct MI300X' (traces AMD-AGI_TraceLens sglang and vllm)"),
+    "mi250x": (
+        2 * 68_702_699_520,
+        "2 GCDs x 68,702,699,520 B, one MI250 GCD as reported (trace facebookresearch_HolisticTraceAnalysis mi250)",
+    ),
+}
+
+
+def memory_bytes(name: str, memory_gb: float) -> tuple[int, str]:
+    """(capacity in bytes, where it comes from) of the table entry `name` labelled `memory_gb`."""
+    if name in DEVICE_REPORTED_BYTES:
+        value, seen = DEVICE_REPORTED_BYTES[name]
+        return value, f"device-reported totalGlobalMem of {seen}"
+    return int(memory_gb * GIB), f"label {memory_gb:g} GB read as GiB ({memory_gb:g} x 2^30; no device report at hand)"
+
+
 def _num(value: Any, where: str) -> float | None:
     if value is None:
         return None
@@ -822,6 +847,7 @@ def build_gpus(shared: Path) -> list[dict[str, Any]]:
             if not isinstance(val, float):
                 raise ValueError(f"{where}: {label} missing")
         vendor = str(a.get("vendor", "")).lower()
+        mem_bytes, mem_source = memory_bytes(cur.name, memory_gb)
         entries.append(
             {
                 "name": cur.name,
@@ -829,6 +855,8 @@ def build_gpus(shared: Path) -> list[dict[str, Any]]:
                 "vendor": vendor,
                 "aliases": dedupe([cur.name, *cur.aliases]),
                 "memory_gb": memory_gb,
+                "memory_bytes": mem_bytes,
+                "memory_bytes_source": mem_source,
                 "memory_bandwidth_gb_per_s": bw,
                 "peak_tflops": peaks,
                 "scale_up_bandwidth_gb_per_s": scale_up,

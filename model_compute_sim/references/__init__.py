@@ -6,7 +6,8 @@ returned as immutable objects: mappings are read-only views and JSON lists becom
 :func:`to_plain` to get ordinary ``dict``/``list`` copies (for example to serialise a config).
 
 Peaks are dense (no structured sparsity), decimal TFLOP/s (TOPS for int8), per device; bandwidths
-are decimal GB/s, scale-up bandwidth per direction.
+are decimal GB/s, scale-up bandwidth per direction. ``memory_gb`` is the vendor's label (which means
+GiB: an "80 GB" H100 has 80 GiB); ``memory_bytes`` is the capacity the device reports.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class GpuSpec:
     scale_up_p2p_bandwidth_gb_per_s: float | None = None
     pcie_bandwidth_gb_per_s: float | None = None
     source_urls: tuple[str, ...] = ()
+    memory_bytes: int = 0  # capacity as the device reports it (0: unknown, e.g. a custom device)
+    memory_bytes_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ def load_gpus() -> tuple[GpuSpec, ...]:
             scale_up_p2p_bandwidth_gb_per_s=_opt_float(d.get("scale_up_p2p_bandwidth_gb_per_s")),
             pcie_bandwidth_gb_per_s=_opt_float(d.get("pcie_bandwidth_gb_per_s")),
             source_urls=tuple(d.get("source_urls", ())),
+            memory_bytes=int(d["memory_bytes"]),
+            memory_bytes_source=d["memory_bytes_source"],
         )
         for d in _read("gpus.json")
     )

@@ -112,6 +112,15 @@ PeakTflops = Annotated[
     ),
 ]
 BandwidthGbS = Annotated[float | None, Field(gt=0, le=1e6, description="Override the HBM bandwidth, GB/s")]
+GpuMemoryUtilization = Annotated[
+    float,
+    Field(
+        gt=0,
+        le=1,
+        description="Share of the GPU's memory the engine may use for weights, KV cache and activations "
+        "(vLLM's gpu_memory_utilization, default 0.9)",
+    ),
+]
 AttentionFlopsOpt = Annotated[
     Literal["causal", "dense"],
     Field(

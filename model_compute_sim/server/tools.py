@@ -33,6 +33,7 @@ from model_compute_sim.server.params import (
     Ep,
     Filter,
     Gpu,
+    GpuMemoryUtilization,
     InferredBatchSize,
     InferredContextLen,
     InferredSeqLen,
@@ -136,6 +137,7 @@ def simulate(
     offset: Offset = 0,
     peak_tflops: PeakTflops = None,
     memory_bandwidth_gb_per_s: BandwidthGbS = None,
+    gpu_memory_utilization: GpuMemoryUtilization = 0.9,
 ) -> Annotated[CallToolResult, SimResult]:
     """FLOPs, bytes, roofline time and memory of one forward pass of a model for one serving step.
 
@@ -172,6 +174,7 @@ def simulate(
             offset=offset,
             peak_tflops=peak_tflops,
             memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
+            gpu_memory_utilization=gpu_memory_utilization,
         )
     return compact(result)
 

@@ -8,7 +8,16 @@ from model_compute_sim.simulator.workload import MLA_ABSORB_MAX_NEW_TOKENS, Opti
 
 
 def assumptions(
-    spec: ModelSpec, wl: Workload, opts: Options, tp: int, dp: int, ep: int, pp: int, stage: int, dev: Device | None
+    spec: ModelSpec,
+    wl: Workload,
+    opts: Options,
+    tp: int,
+    dp: int,
+    ep: int,
+    pp: int,
+    stage: int,
+    dev: Device | None,
+    usable_fraction: float,
 ) -> list[str]:
     out = [
         "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
@@ -68,5 +77,19 @@ def assumptions(
         out.append("roofline: each op max(FLOPs/peak, bytes/bandwidth); model time = sum over ops + communication")
         if dev.scale_up_defaulted:
             out.append("scale-up bandwidth unknown for this GPU: assumed 32 GB/s (PCIe Gen4 x16)")
+        out.append(
+            "throughput: the step's new tokens (all dp ranks) / step time; decode: time per output token = step "
+            "time; prefill: time to first token = step time"
+            + (
+                f"; pp={pp}: the batch passes the stages in turn, step time = {pp} x the reported stage"
+                if pp > 1
+                else ""
+            )
+        )
+        if dev.gpu.memory_bytes:
+            out.append(
+                f"memory: {dev.gpu.memory_bytes} B per GPU ({dev.gpu.memory_bytes_source}); usable share "
+                f"gpu_memory_utilization={usable_fraction:g} (vLLM's default is 0.9)"
+            )
     out.extend(spec.notes)
     return out

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from model_compute_sim.simulator.device import Device
     from model_compute_sim.simulator.simulate import GroupOps
 
-USABLE_MEMORY_FRACTION = 0.9  # like vLLM's default gpu_memory_utilization
+USABLE_MEMORY_FRACTION = 0.9  # vLLM's default gpu_memory_utilization (SGLang's mem_fraction_static is similar)
+GIB = 2**30
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def memory_report(
     dev: Device | None,
     groups: Sequence[GroupOps],
     tail_local: list[Op],
+    usable_fraction: float = USABLE_MEMORY_FRACTION,
 ) -> MemoryReport:
     shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
     n = spec.num_layers
@@ -188,7 +190,7 @@ def memory_report(
         activation_bytes_per_gpu=act,
         total_bytes_per_gpu=total,
         kv_cache_bytes_per_token_per_gpu=per_pos,
-        usable_fraction=USABLE_MEMORY_FRACTION,
+        usable_fraction=usable_fraction,
     )
     rep.notes.append(
         "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)"
@@ -198,10 +200,11 @@ def memory_report(
         "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank"
     )
     rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
-    if dev is not None and dev.gpu.memory_gb:
-        cap = dev.gpu.memory_gb * 1e9
-        usable = cap * USABLE_MEMORY_FRACTION
+    if dev is not None and dev.gpu.memory_bytes:
+        cap = float(dev.gpu.memory_bytes)
+        usable = cap * usable_fraction
         rep.gpu_memory_bytes = cap
+        rep.usable_bytes_per_gpu = usable
         rep.fits = total <= usable
         if len(wl.groups) == 1:
             sg = wl.groups[0]
@@ -229,3 +232,17 @@ def memory_report(
                     rep.max_context_len = None
                     rep.notes.append("KV cache does not grow with context here (all layers windowed)")
     return rep
+
+
+def does_not_fit(rep: MemoryReport) -> str:
+    """The flag of a step whose weights, KV cache and activations exceed the usable memory."""
+    assert rep.gpu_memory_bytes is not None and rep.usable_bytes_per_gpu is not None
+    text = (
+        f"does not fit: needs {rep.total_bytes_per_gpu / GIB:.1f} GiB per GPU, {rep.usable_bytes_per_gpu / GIB:.1f} "
+        f"GiB usable ({rep.usable_fraction:g} of {rep.gpu_memory_bytes / GIB:.2f} GiB, gpu_memory_utilization)"
+    )
+    if rep.max_batch_size == 0:
+        return text + f"; the weights alone take {rep.weights_bytes_per_gpu / GIB:.1f} GiB: add GPUs or quantize"
+    if rep.max_batch_size is not None:
+        text += f"; largest batch that fits: {rep.max_batch_size}"
+    return text

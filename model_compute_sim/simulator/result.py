@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
 
 Number = int | float
 Bound = Literal["compute", "memory", "communication"]
+
+
+def _rounder(digits: int) -> PlainSerializer:
+    """Serialise a float rounded to what it can mean; the model keeps the full value."""
+    return PlainSerializer(lambda x: round(x, digits), return_type=float)
+
+
+# Rounded on output (JSON and model_dump): times to 0.01 us, percentages and ratios to 0.01,
+# bytes to whole bytes. Attribute access keeps full precision for callers that compute on them.
+Us = Annotated[float, _rounder(2)]
+Ms = Annotated[float, _rounder(5)]  # 0.01 us
+Pct = Annotated[float, _rounder(2)]
+Ratio = Annotated[float, _rounder(2)]
+Bytes = Annotated[float, _rounder(0)]
+PerS = Annotated[float, _rounder(2)]
+
+
+class Throughput(BaseModel):
+    """What one step's time means to a user. The step's new tokens over all dp ranks; with pp > 1 the
+    batch passes the pp stages in turn (step time = pp x the reported stage's time)."""
+
+    step_time_ms: Ms = Field(description="Time of the whole step (all pipeline stages)")
+    tokens_per_s: PerS = Field(description="New tokens of the step (all dp ranks) / step time")
+    time_per_output_token_ms: Ms | None = Field(None, description="Decode: one output token per sequence per step")
+    time_to_first_token_ms: Ms | None = Field(None, description="Prefill (no cached tokens): the prompt's step time")
 
 
 class CategoryCost(BaseModel):
@@ -15,9 +40,9 @@ class CategoryCost(BaseModel):
     flops_per_gpu: Number = Field(description="Tensor-core FLOPs on the busiest GPU after sharding")
     vector_flops: Number = Field(0, description="Non-tensor-core FLOPs (norms, activations, softmax, rotary, ...)")
     vector_flops_per_gpu: Number = 0
-    bytes_per_gpu: float = Field(description="HBM bytes read + written on one GPU")
-    communication_bytes_per_gpu: float = 0.0
-    roofline_time_us: float | None = Field(None, description="Sum of the category's op roofline times on one GPU")
+    bytes_per_gpu: Bytes = Field(description="HBM bytes read + written on one GPU")
+    communication_bytes_per_gpu: Bytes = 0.0
+    roofline_time_us: Us | None = Field(None, description="Sum of the category's op roofline times on one GPU")
     ops: int = Field(0, description="Number of op instances (ops x layers)")
 
 
@@ -30,12 +55,12 @@ class OpRow(BaseModel):
     flops: Number = Field(description="Tensor-core FLOPs of this op in one layer, whole model")
     flops_per_gpu: Number
     vector_flops_per_gpu: Number = 0
-    bytes_read_per_gpu: float
-    bytes_written_per_gpu: float
-    weight_bytes_per_gpu: float
-    communication_bytes_per_gpu: float = 0.0
-    arithmetic_intensity_flops_per_byte: float | None = None
-    roofline_time_us: float | None = None
+    bytes_read_per_gpu: Bytes
+    bytes_written_per_gpu: Bytes
+    weight_bytes_per_gpu: Bytes
+    communication_bytes_per_gpu: Bytes = 0.0
+    arithmetic_intensity_flops_per_byte: Ratio | None = None
+    roofline_time_us: Us | None = None
     bound: Bound | None = None
     peak_dtype: str = Field(description="Peak the op is measured against: a dtype, 'vector' or 'comm'")
     sharding: str
@@ -48,8 +73,8 @@ class LayerGroup(BaseModel):
     count: int
     flops_per_layer: Number
     flops_per_gpu_per_layer: Number
-    bytes_per_gpu_per_layer: float
-    roofline_time_us_per_layer: float | None = None
+    bytes_per_gpu_per_layer: Bytes
+    roofline_time_us_per_layer: Us | None = None
     by_category_flops_per_layer: dict[str, Number]
     ops: list[OpRow] | None = None
 
@@ -59,35 +84,41 @@ class Totals(BaseModel):
     flops_per_gpu: Number
     vector_flops: Number
     vector_flops_per_gpu: Number
-    bytes_per_gpu: float
-    weight_bytes_per_gpu: float
-    kv_cache_bytes_per_gpu: float = Field(description="KV cache bytes read + written on one GPU")
-    activation_bytes_per_gpu: float
-    communication_bytes_per_gpu: float
-    arithmetic_intensity_flops_per_byte: float
-    compute_time_us: float | None = None
-    memory_time_us: float | None = None
-    communication_time_us: float | None = None
-    roofline_time_us: float | None = Field(None, description="Sum over ops of max(compute, memory) + communication")
+    bytes_per_gpu: Bytes
+    weight_bytes_per_gpu: Bytes
+    kv_cache_bytes_per_gpu: Bytes = Field(description="KV cache bytes read + written on one GPU")
+    activation_bytes_per_gpu: Bytes
+    communication_bytes_per_gpu: Bytes
+    arithmetic_intensity_flops_per_byte: Ratio
+    compute_time_us: Us | None = None
+    memory_time_us: Us | None = None
+    communication_time_us: Us | None = None
+    roofline_time_us: Us | None = Field(None, description="Sum over ops of max(compute, memory) + communication")
     bound: Bound | None = None
     measured_ms: float | None = None
-    mfu_pct: float | None = Field(None, description="flops_per_gpu / (measured time x dense peak of the compute dtype)")
-    mbu_pct: float | None = Field(None, description="bytes_per_gpu / (measured time x HBM bandwidth)")
-    roofline_fraction_pct: float | None = Field(None, description="roofline_time / measured time")
-    flags: list[str] = Field(default_factory=list, description="Warnings, e.g. MFU above 100% (wrong count or peak)")
+    mfu_pct: Pct | None = Field(None, description="flops_per_gpu / (measured time x dense peak of the compute dtype)")
+    mbu_pct: Pct | None = Field(None, description="bytes_per_gpu / (measured time x HBM bandwidth)")
+    roofline_fraction_pct: Pct | None = Field(None, description="roofline_time / measured time")
+    roofline_throughput: Throughput | None = Field(None, description="Tokens/s and latency at the roofline time")
+    measured_throughput: Throughput | None = Field(None, description="Tokens/s and latency at measured_ms")
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Warnings: the step does not fit in memory, MFU/MBU above 100% (with the likely cause)",
+    )
 
 
 class MemoryReport(BaseModel):
-    weights_bytes_per_gpu: float
-    kv_cache_bytes_per_gpu: float = Field(description="KV cache resident for this batch after the step")
-    activation_bytes_per_gpu: float = Field(description="Peak transient activations (estimate)")
-    total_bytes_per_gpu: float
-    gpu_memory_bytes: float | None = None
-    usable_fraction: float = 0.9
+    weights_bytes_per_gpu: Bytes
+    kv_cache_bytes_per_gpu: Bytes = Field(description="KV cache resident for this batch after the step")
+    activation_bytes_per_gpu: Bytes = Field(description="Peak transient activations (estimate)")
+    total_bytes_per_gpu: Bytes
+    gpu_memory_bytes: float | None = Field(None, description="Capacity as the device reports it (80 GB label = 80 GiB)")
+    usable_fraction: float = Field(0.9, description="gpu_memory_utilization: share of the capacity the engine may use")
+    usable_bytes_per_gpu: Bytes | None = Field(None, description="gpu_memory_bytes x usable_fraction")
     fits: bool | None = None
     max_batch_size: int | None = Field(None, description="Largest batch of this (seq_len, context_len) that fits")
     max_context_len: int | None = Field(None, description="Largest context_len at this batch size that fits")
-    kv_cache_bytes_per_token_per_gpu: float
+    kv_cache_bytes_per_token_per_gpu: Bytes
     notes: list[str] = Field(default_factory=list)
 
 
@@ -136,6 +167,7 @@ class GpuInfo(BaseModel):
     memory_bandwidth_gb_per_s: float
     scale_up_bandwidth_gb_per_s: float
     memory_gb: float
+    memory_bytes: int | None = Field(None, description="Capacity as the device reports it; None for a custom device")
     source: str
 
 

@@ -20,6 +20,7 @@ from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpu
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.graph import Builder, Op, Shard
+from model_compute_sim.simulator.memory import USABLE_MEMORY_FRACTION
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import (
@@ -199,6 +200,7 @@ def simulate(
     peak_tflops: float | None = None,
     memory_bandwidth_gb_per_s: float | None = None,
     scale_up_bandwidth_gb_per_s: float | None = None,
+    gpu_memory_utilization: float = USABLE_MEMORY_FRACTION,
 ) -> SimResult:
     """Per-operator cost of one forward pass of `model` for one serving step. See README, Conventions."""
     if attention_flops not in ("causal", "dense"):
@@ -209,6 +211,15 @@ def simulate(
         raise SimError(f"logits must be 'last' or 'all', got {logits!r}")
     if detail not in ("summary", "layers", "ops"):
         raise SimError(f"detail must be 'summary', 'layers' or 'ops', got {detail!r}")
+    if (
+        isinstance(gpu_memory_utilization, bool)
+        or not isinstance(gpu_memory_utilization, (int, float))
+        or not 0 < gpu_memory_utilization <= 1
+    ):
+        raise SimError(
+            f"gpu_memory_utilization must be in (0, 1] (the share of GPU memory the engine may use; "
+            f"vLLM's default is {USABLE_MEMORY_FRACTION}), got {gpu_memory_utilization!r}"
+        )
     if measured_ms is not None and not measured_ms > 0:
         raise ShapeError(f"measured_ms must be > 0, got {measured_ms!r}")
     spec = resolve_spec(model, config, config_path)
@@ -283,6 +294,7 @@ def simulate(
         memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
         scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s,
         default_scale_up=DEFAULT_SCALE_UP_GB_PER_S,
+        gpu_memory_utilization=float(gpu_memory_utilization),
         batch_size=None if requests else batch_size,
         seq_len=None if requests else seq_len,
         context_len=None if requests else context_len,

@@ -19,6 +19,7 @@ from model_compute_sim.simulator.result import (
     Page,
     ParallelismInfo,
     SimResult,
+    Throughput,
     Totals,
     WorkloadInfo,
 )
@@ -79,6 +80,7 @@ def build_result(
     memory_bandwidth_gb_per_s: float | None,
     scale_up_bandwidth_gb_per_s: float | None,
     default_scale_up: float,
+    gpu_memory_utilization: float,
     batch_size: int | None,
     seq_len: int | None,
     context_len: int | None,
@@ -248,7 +250,10 @@ def build_result(
         communication_bytes_per_gpu=comm_bytes,
         arithmetic_intensity_flops_per_byte=float(flops_gpu) / bytes_gpu if bytes_gpu else 0.0,
     )
-    flags: list[str] = []
+    memory = M.memory_report(
+        spec, wl, local_wl, opts, tp, dp, ep, pp, stage, dev, groups, tail[1], gpu_memory_utilization
+    )
+    flags: list[str] = [M.does_not_fit(memory)] if memory.fits is False else []
     if dev is not None:
         totals.compute_time_us = float(tot["compute_us"])
         totals.memory_time_us = float(tot["memory_us"])
@@ -256,22 +261,21 @@ def build_result(
         totals.roofline_time_us = float(tot["roof_us"]) + float(tot["comm_us"])
         c_us, m_us, x_us = totals.compute_time_us, totals.memory_time_us, totals.communication_time_us
         totals.bound = "communication" if x_us > max(c_us, m_us) else ("compute" if c_us >= m_us else "memory")
+        totals.roofline_throughput = throughput(wl, totals.roofline_time_us / 1e3, pp)
         if measured_ms is not None:
             s = measured_ms / 1e3
             totals.measured_ms = measured_ms
             totals.mfu_pct = float(flops_gpu) / (s * dev.peak_tflops * 1e12) * 100
             totals.mbu_pct = bytes_gpu / (s * dev.bw_gb_s * 1e9) * 100
             totals.roofline_fraction_pct = totals.roofline_time_us / (measured_ms * 1e3) * 100
+            totals.measured_throughput = throughput(wl, measured_ms, pp)
             if totals.mfu_pct > 100:
                 flags.append(
                     f"MFU {totals.mfu_pct:.1f}% is above 100%: the FLOP count, the peak or the measured "
                     "time is wrong (is measured_ms the per-GPU forward time?)"
                 )
             if totals.mbu_pct > 100:
-                flags.append(
-                    f"MBU {totals.mbu_pct:.1f}% is above 100%: bytes over-counted (e.g. weights cached "
-                    "across steps) or the measured time is not one forward pass"
-                )
+                flags.append(_mbu_flag(totals.mbu_pct, memory.fits))
     totals.flags = flags
 
     page = None
@@ -321,9 +325,33 @@ def build_result(
         by_category=by_category,
         layer_groups=out_groups,
         head_tail_ops=out_head_tail,
-        memory=M.memory_report(spec, wl, local_wl, opts, tp, dp, ep, pp, stage, dev, groups, tail[1]),
+        memory=memory,
         page=page,
-        assumptions=assumptions(spec, wl, opts, tp, dp, ep, pp, stage, dev),
+        assumptions=assumptions(spec, wl, opts, tp, dp, ep, pp, stage, dev, gpu_memory_utilization),
+    )
+
+
+def _mbu_flag(mbu_pct: float, fits: bool | None) -> str:
+    if fits is False:
+        return (
+            f"MBU {mbu_pct:.1f}% is above 100%: this step does not fit in GPU memory (see the flag above), so "
+            "measured_ms cannot be one forward pass of it on these GPUs: check the batch, context and parallelism"
+        )
+    return (
+        f"MBU {mbu_pct:.1f}% is above 100%: bytes over-counted (e.g. weights cached "
+        "across steps) or the measured time is not one forward pass"
+    )
+
+
+def throughput(wl: Workload, stage_ms: float, pp: int) -> Throughput:
+    """Tokens/s and per-token latency of a step whose (busiest) pipeline stage takes `stage_ms`."""
+    step_ms = stage_ms * pp
+    phase = wl.phase
+    return Throughput(
+        step_time_ms=step_ms,
+        tokens_per_s=wl.tokens / (step_ms / 1e3),
+        time_per_output_token_ms=step_ms if phase == "decode" else None,
+        time_to_first_token_ms=step_ms if phase == "prefill" else None,
     )
 
 
@@ -348,6 +376,7 @@ def _gpu_info(dev: Device) -> GpuInfo:
         memory_bandwidth_gb_per_s=dev.bw_gb_s,
         scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s,
         memory_gb=g.memory_gb,
+        memory_bytes=g.memory_bytes or None,
         source=g.source,
     )
 
