@@ -6,7 +6,6 @@ in the trace (one rank, from recorded shapes) against the template's per-GPU FLO
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,8 +14,10 @@ from typing import Any, Literal
 from model_compute_sim.errors import SimError
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.simulate import simulate
+from model_compute_sim.trace.align import is_tensor_core_kernel
+from model_compute_sim.trace.align_shape import shape_from_annotation
 from model_compute_sim.trace.events import CpuOp, Trace
-from model_compute_sim.trace.extract import extract_trace_flow
+from model_compute_sim.trace.extract import StepContext, extract_trace_flow, step_context
 from model_compute_sim.trace.flow_result import (
     CategoryComparison,
     CompareResult,
@@ -25,6 +26,8 @@ from model_compute_sim.trace.flow_result import (
     Page,
     UnmodelledTime,
 )
+from model_compute_sim.trace.kernel_flow_trace import classify_kernels
+from model_compute_sim.trace.kernels import kernel_category
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.op_flops import op_flops
 from model_compute_sim.trace.result import TraceFlowResult
@@ -52,14 +55,13 @@ _VARLEN = frozenset(
 )
 _BATCHED = frozenset({"aten::matmul", "aten::bmm"})
 _LINEAR = frozenset({"aten::linear", "vllm::rocm_unquantized_gemm", "aiter::gemm_a16w16"})
-_VLLM_GROUP = re.compile(r"(context|generation)_(\d+)\(sq(\d+)sk(\d+)sqsq(\d+)sqsk(\d+)\)")
-_VLLM_OLD = re.compile(r"context_(\d+)\((\d+)_(\d+)\)_generation_0\(")
-_SGLANG_EXTEND = re.compile(r"step\[(?:EXTEND|PREFILL)\s+bs=(\d+)\s+toks=(\d+)\]")
 # kernel classes (trace.kernels) whose work the template does not cost as an op
 _UNMODELLED_KERNELS = ("quantization", "kv_cache", "sampling", "memcpy", "memset", "other")
 _MAX_ROWS = 25
 _ALL = 1 << 40
 _HEAD_CATEGORIES = frozenset({"lm_head", "embedding"})
+# `match` needs at least this share of the GEMM + attention kernel time compared
+MATCH_MIN_COMPARED_PCT = 90.0
 
 
 @dataclass(slots=True)
@@ -74,37 +76,9 @@ class _Shape:
 # --- shape inference ---------------------------------------------------------------------------
 
 
-def _spread(n_seq: int, total: int) -> list[int]:
-    """`total` split over `n_seq` integers that differ by at most 1 (sum preserved)."""
-    base, extra = divmod(total, n_seq)
-    return [base + 1] * extra + [base] * (n_seq - extra)
-
-
 def _shape_from_annotation(names: Sequence[str]) -> _Shape | None:
-    for a in names:
-        groups = _VLLM_GROUP.findall(a)
-        if groups and any(int(n) for _, n, *_ in groups):
-            reqs: list[tuple[int, int]] = []
-            for _, n_s, sq_s, sk_s, _sqsq, _sqsk in groups:
-                n, sq, sk = int(n_s), int(sq_s), int(sk_s)
-                if n == 0:
-                    continue
-                qs, cs = _spread(n, sq), _spread(n, max(sk - sq, 0))
-                reqs += list(zip(qs, cs, strict=True))
-            return _Shape(reqs, None, None, None, f"step annotation {a[:90]!r} (lengths spread evenly)")
-    for a in names:
-        m = _VLLM_OLD.search(a)
-        if m and int(m.group(1)) > 0:
-            n, sq = int(m.group(1)), int(m.group(2))
-            reqs = [(q, 0) for q in _spread(n, sq)]
-            return _Shape(reqs, None, None, None, f"step annotation {a[:90]!r} (prefill without cache)")
-    for a in names:
-        m = _SGLANG_EXTEND.search(a)
-        if m and int(m.group(1)) > 0:
-            bs, toks = int(m.group(1)), int(m.group(2))
-            reqs = [(q, 0) for q in _spread(bs, toks)]
-            return _Shape(reqs, None, None, None, f"step annotation {a!r} (equal sequences without cache)")
-    return None
+    found = shape_from_annotation(names)
+    return _Shape(found.requests, None, None, None, found.source) if found is not None else None
 
 
 def _dims(o: CpuOp, i: int) -> list[int] | None:
@@ -492,8 +466,19 @@ def compare_trace(
     differing = [c for c, v in cats.items() if _counts_against(v)]
     diff_layers = [r.layer for r in layers or [] if r.status == "mismatch"]
     compared = any(v.status == "match" for c, v in cats.items() if c not in _HEAD_CATEGORIES)
+    tc_time, tc_compared = _compared_kernel_time(step_context(trace, capture, step), cats)
+    tc_pct = tc_compared * 100.0 / tc_time if tc_time else None
     verdict = "mismatch" if differing or diff_layers else ("match" if compared else "inconclusive")
-    if verdict == "inconclusive":
+    if tc_pct is None:
+        assumptions.append("The trace has no GEMM or attention kernels (CPU run): the verdict rests on the ops' FLOPs.")
+    elif verdict == "match" and tc_pct < MATCH_MIN_COMPARED_PCT:
+        verdict = "inconclusive"
+        assumptions.append(
+            f"verdict 'inconclusive': the categories compared agree, but only {round(tc_pct, 2)}% of the "
+            f"GEMM and attention kernel time was compared ('match' needs {MATCH_MIN_COMPARED_PCT:g}%); the rest "
+            "ran in kernels whose FLOPs the trace cannot count (graph replays, fused MoE, no shapes)."
+        )
+    elif verdict == "inconclusive":
         assumptions.append(
             "verdict 'inconclusive': no decoder-layer category could be compared (the trace's FLOPs are not "
             "measurable there; give a capture trace or a trace recorded with record_shapes)."
@@ -517,6 +502,8 @@ def compare_trace(
     return CompareResult(
         verdict=verdict,
         compared_share_pct=round(share, 2),
+        compared_kernel_time_pct=_r2(tc_pct),
+        tensor_kernel_time_us=round(tc_time, 3),
         tolerance_pct=tolerance_pct,
         model=sim.model.name,
         shape=InferredShape(
@@ -545,6 +532,29 @@ def compare_trace(
         kernel_time_us=tr.totals.gpu_time_us,
         assumptions=assumptions + tr.assumptions,
     )
+
+
+def _r2(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _compared_kernel_time(ctx: StepContext, cats: Mapping[str, CategoryComparison]) -> tuple[float, float]:
+    """(GEMM + attention kernel time of the step, the part of it in kernels whose op's FLOPs were counted
+    in a compared category). Kernels with neither a launch nor an op were launched before the profiling
+    window opened (the tail of an earlier step) and are left out."""
+    done = {c for c, v in cats.items() if v.status in ("match", "mismatch")}
+    gpu, links = ctx.trace.gpu, ctx.flow.links
+    total = compared = 0.0
+    for x in classify_kernels(ctx):
+        g = gpu[x.k]
+        if links[x.k].launch < 0 and links[x.k].op < 0:
+            continue
+        if not is_tensor_core_kernel(g.name, kernel_category(g.name)):
+            continue
+        total += g.dur
+        if x.flops_key is not None and x.category in done:
+            compared += g.dur
+    return total, compared
 
 
 def _compact_requests(reqs: list[tuple[int, int]]) -> list[dict[str, int]]:

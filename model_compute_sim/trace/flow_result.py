@@ -76,6 +76,36 @@ class HeadroomRow(BaseModel):
     headroom_us: float = Field(description="time_us * (1 - utilisation_pct/100)")
 
 
+class UntiedKernels(BaseModel):
+    name: str
+    count: int
+    time_us: float
+    reason: str
+
+
+class UntiedTemplateOp(BaseModel):
+    layer: int | None
+    op: str
+    flops: int
+    reason: str
+
+
+class AlignedStep(BaseModel):
+    """One engine step tied to the template (trace mode with a model)."""
+
+    step: int = Field(description="0-based index of the step in the analysed window")
+    kernels: int
+    kernel_time_us: float
+    shape: list[dict[str, int]] | None = Field(description="[{new_tokens, cached_tokens, count}] of the step")
+    shape_source: str
+    template_flops_per_gpu: int | None = Field(description="the template's per-GPU tensor-core FLOPs of the step")
+    assigned_flops: int = Field(description="FLOPs given to the step's kernels (equals the template when all tied)")
+    layers_anchored: int
+    untied_ops: list[UntiedTemplateOp]
+    untied_kernels: list[UntiedKernels] = Field(description="kernels tied to no template op, by name, with why")
+    notes: list[str] = Field(default_factory=list)
+
+
 class KernelFlowResult(BaseModel):
     mode: str = Field(description="'trace', 'kernel_flow' or 'kernel_ms'")
     model: str | None = None
@@ -88,6 +118,7 @@ class KernelFlowResult(BaseModel):
     headroom: list[HeadroomRow]
     kernels: list[KernelMfuRow]
     page: Page
+    steps: list[AlignedStep] | None = Field(None, description="trace mode with a model: each step's alignment")
     assumptions: list[str]
 
 
@@ -127,10 +158,17 @@ class InferredShape(BaseModel):
 
 
 class CompareResult(BaseModel):
-    verdict: str = Field(description="match | mismatch | inconclusive (nothing could be compared)")
+    verdict: str = Field(
+        description="match | mismatch | inconclusive (nothing compared, or under 90% of the GEMM/attention kernel time)"
+    )
     compared_share_pct: float = Field(
         description="share of the template's per-GPU FLOPs in categories that could be compared (match/mismatch)"
     )
+    compared_kernel_time_pct: float | None = Field(
+        None,
+        description="share of the GEMM + attention kernel time whose FLOPs were compared; 'match' needs >= 90",
+    )
+    tensor_kernel_time_us: float = Field(0.0, description="GEMM + expert-GEMM + attention kernel time of the step")
     tolerance_pct: float
     model: str
     shape: InferredShape

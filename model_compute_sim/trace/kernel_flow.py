@@ -19,6 +19,7 @@ from typing import Any
 from model_compute_sim.errors import SimError, UnknownGpuError
 from model_compute_sim.references import load_gpus
 from model_compute_sim.simulator.simulate import resolve_gpu, simulate
+from model_compute_sim.trace.align_run import given_shape
 from model_compute_sim.trace.flow_result import KernelFlowResult
 from model_compute_sim.trace.kernel_flow_template import kernel_flow_rows, kernel_ms_rows, parse_flow
 from model_compute_sim.trace.kernel_flow_trace import trace_mode
@@ -36,9 +37,9 @@ def kernel_flow_mfu(
     model: str | None = None,
     config: Mapping[str, Any] | None = None,
     config_path: str | None = None,
-    batch_size: int = 1,
-    seq_len: int = 1,
-    context_len: int = 0,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+    context_len: int | None = None,
     requests: Sequence[Mapping[str, int]] | None = None,
     tp: int = 1,
     dp: int = 1,
@@ -76,10 +77,6 @@ def kernel_flow_mfu(
         "model": model,
         "config": config,
         "config_path": config_path,
-        "batch_size": batch_size,
-        "seq_len": seq_len,
-        "context_len": context_len,
-        "requests": requests,
         "tp": tp,
         "dp": dp,
         "ep": ep,
@@ -89,8 +86,11 @@ def kernel_flow_mfu(
         "mla_path": mla_path,
     }
     if trace_path:
+        aligned = None
+        if model or config or config_path:
+            aligned = (sim_kw, given_shape(batch_size, seq_len, context_len, requests), dp)
         return trace_mode(
-            trace_path, capture_trace_path, gpu, dtype, measured_ms, layer, step, limit, offset, assumptions
+            trace_path, capture_trace_path, gpu, dtype, measured_ms, layer, step, limit, offset, assumptions, aligned
         )
     if not (model or config or config_path):
         raise SimError(
@@ -100,7 +100,8 @@ def kernel_flow_mfu(
     if gpu is None:
         raise UnknownGpuError(f"{given[0]} mode needs gpu; known: {', '.join(g.name for g in load_gpus())}")
     dev = MfuDevice(resolve_gpu(gpu), dtype)
-    sim = simulate(detail="ops", gpu=gpu, **sim_kw)
+    shape: dict[str, Any] = {"batch_size": batch_size or 1, "seq_len": seq_len or 1, "context_len": context_len or 0}
+    sim = simulate(detail="ops", gpu=gpu, requests=requests, **shape, **sim_kw)
     if kernel_ms is not None:
         rows = kernel_ms_rows(kernel_ms, sim, pp, layer, assumptions)
         return finish_result(

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from model_compute_sim.errors import SimError, UnknownGpuError
 from model_compute_sim.references import GpuSpec, find_gpu, load_gpus
 from model_compute_sim.simulator.simulate import resolve_gpu
+from model_compute_sim.trace.align_run import align_trace
+from model_compute_sim.trace.align_shape import StepShape
 from model_compute_sim.trace.categorize import kernel_fallback_category, op_category
 from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
 from model_compute_sim.trace.extract import StepContext, kernel_in_window, step_context
@@ -136,7 +139,7 @@ class _TraceKernel:
     flops_op: str | None
 
 
-def _classify_kernels(ctx: StepContext) -> list[_TraceKernel]:
+def classify_kernels(ctx: StepContext) -> list[_TraceKernel]:
     out: list[_TraceKernel] = []
     flow, trace = ctx.flow, ctx.trace
     for k, g in enumerate(trace.gpu):
@@ -182,7 +185,7 @@ def _share(keys: list[tuple[str, int, int] | None], weight: list[float]) -> dict
 
 
 def _trace_rows(ctx: StepContext, dev: MfuDevice, layer: int | None) -> list[KernelRowDraft]:
-    kernels = _classify_kernels(ctx)
+    kernels = classify_kernels(ctx)
     gpu = ctx.trace.gpu
     kcats = [kernel_category(gpu[x.k].name) for x in kernels]
     durs = [gpu[x.k].dur for x in kernels]
@@ -258,14 +261,17 @@ def trace_mode(
     limit: int,
     offset: int,
     assumptions: list[str],
+    aligned: tuple[Mapping[str, Any], StepShape | None, int] | None = None,
 ) -> KernelFlowResult:
     trace = load_trace(trace_path)
     capture = load_trace(capture_trace_path) if capture_trace_path else None
     dev = MfuDevice(_trace_gpu(trace, gpu), dtype)
     ctx = step_context(trace, capture, step)
+    if aligned is not None:
+        return _aligned_result(ctx, dev, aligned, measured_ms, layer, limit, offset, assumptions)
     rows = _trace_rows(ctx, dev, layer)
     if layer is not None and not rows:
-        layers = sorted({x.layer for x in _classify_kernels(ctx) if x.layer is not None})
+        layers = sorted({x.layer for x in classify_kernels(ctx) if x.layer is not None})
         raise SimError(f"layer {layer} has no kernels in this trace; layers with kernels: {layers or 'none'}")
     assumptions += [
         "Trace mode: a kernel's FLOPs are those of the op whose shapes it computes (split by duration over that "
@@ -283,9 +289,50 @@ def trace_mode(
     return res
 
 
+def _aligned_result(
+    ctx: StepContext,
+    dev: MfuDevice,
+    aligned: tuple[Mapping[str, Any], StepShape | None, int],
+    measured_ms: float | None,
+    layer: int | None,
+    limit: int,
+    offset: int,
+    assumptions: list[str],
+) -> KernelFlowResult:
+    """Trace mode with a model: kernels carry the template's FLOPs and bytes (see `trace.align`)."""
+    sim_kw, shape, dp = aligned
+    al = align_trace(ctx, sim_kw, shape, dp, layer)
+    if layer is not None and not al.rows:
+        raise SimError(f"layer {layer} has no kernels tied to it in this trace")
+    assumptions += [
+        "Trace mode with a model: each step's kernels are tied to the template's per-GPU ops (layers anchored by "
+        "the attention kernels, GEMMs matched in order within a layer, fused MoE kernels to the expert GEMMs); "
+        "an op's FLOPs and bytes are split over its kernels by duration; `steps` lists each step's shape, the "
+        "template FLOPs and what could not be tied.",
+        "Rows are grouped by kernel name, category and op (count = instances)"
+        if layer is None
+        else f"Rows are the kernels of layer {layer} in time order.",
+    ]
+    rows = al.rows if layer is not None else _group_rows(al.rows)
+    span = _gpu_span(ctx, None) if layer is None else _row_span(al.rows)
+    mem = sum(g.dur for k, g in enumerate(ctx.trace.gpu) if g.kind != KERNEL and kernel_in_window(ctx, k))
+    step_name = ctx.window.name[:120] if ctx.window else None
+    res = finish_result(
+        "trace", rows, dev, al.model, layer, step_name, measured_ms, None, limit, offset, assumptions, span
+    )
+    res.totals.memcpy_memset_time_us = round(mem, 3)
+    res.steps = al.steps
+    return res
+
+
+def _row_span(rows: list[KernelRowDraft]) -> float | None:
+    ts = [(r.ts_us, r.ts_us + r.dur_us) for r in rows if r.ts_us is not None]
+    return max(b for _, b in ts) - min(a for a, _ in ts) if ts else None
+
+
 def _gpu_span(ctx: StepContext, layer: int | None) -> float | None:
     lo, hi = float("inf"), float("-inf")
-    for x in _classify_kernels(ctx) if layer is not None else ():
+    for x in classify_kernels(ctx) if layer is not None else ():
         if x.layer == layer:
             g = ctx.trace.gpu[x.k]
             lo, hi = min(lo, g.ts), max(hi, g.ts + g.dur)

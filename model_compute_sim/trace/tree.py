@@ -19,6 +19,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from model_compute_sim.trace.capture import pair_by_order
 from model_compute_sim.trace.events import Trace
 
 GRAPH_LAUNCH_NAMES = frozenset({"cudaGraphLaunch", "hipGraphLaunch", "cuGraphLaunch", "hipGraphLaunch_spt"})
@@ -221,8 +222,8 @@ def build_flow(trace: Trace, capture: Trace | None = None) -> Flow:
 def _align_capture(flow: Flow, capture: Trace, cap_launch_info: list[LaunchInfo]) -> int:
     """Match each graph launch's replayed kernels to capture-time launches by kernel-name order."""
     cap = sorted((la.ts, j, la.launch_kernel) for j, la in enumerate(capture.launches) if la.launch_kernel is not None)
-    if not cap:
-        return 0
+    if not cap:  # NVIDIA: capture-time launches carry no kernel name, pair by order and count
+        return pair_by_order(flow, capture, cap_launch_info, KernelLink)
     cap_names = [name for _, _, name in cap]
     per_launch: dict[int, list[int]] = {}
     for k, link in enumerate(flow.links):

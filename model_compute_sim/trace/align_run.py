@@ -1,0 +1,193 @@
+"""Trace mode with a model: split the analysed kernels into engine steps, find each step's shape (the
+caller's, else the trace's), simulate the template for it and tie the kernels to its ops
+(`trace.align`), giving kernel rows with template FLOPs and bytes and a per-step report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from model_compute_sim.simulator.result import SimResult
+from model_compute_sim.simulator.simulate import resolve_spec, simulate
+from model_compute_sim.trace.align import KernelRec, StepAlignment, align_step, is_tensor_core_kernel
+from model_compute_sim.trace.align_shape import StepShape, chain_shapes, kv_write_tokens, shape_from_annotation
+from model_compute_sim.trace.categorize import kernel_fallback_category
+from model_compute_sim.trace.events import KERNEL, CpuOp
+from model_compute_sim.trace.extract import StepContext, kernel_in_window
+from model_compute_sim.trace.flow_result import AlignedStep, UntiedKernels, UntiedTemplateOp
+from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
+from model_compute_sim.trace.kernels import kernel_category, short_name
+
+_MAX_UNTIED = 15
+
+
+@dataclass(slots=True)
+class Aligned:
+    rows: list[KernelRowDraft]
+    steps: list[AlignedStep]
+    model: str
+    template_flops: int | None
+
+
+def kernel_recs(ctx: StepContext) -> list[KernelRec]:
+    """The kernels of the analysed window as alignment records, in time order."""
+    out = [
+        KernelRec(k, g.name, kernel_category(g.name, g.kind), g.ts, g.dur, g.tid if isinstance(g.tid, int) else 0)
+        for k, g in enumerate(ctx.trace.gpu)
+        if g.kind == KERNEL and kernel_in_window(ctx, k)
+    ]
+    out.sort(key=lambda r: r.ts)
+    return out
+
+
+def split_steps(ks: list[KernelRec], n_layers: int) -> list[list[KernelRec]]:
+    """Steps by the count of main attention kernels (one per layer per step): when the window holds a
+    whole multiple of the model's layers, cut at the longest GPU idle gap between the last attention of
+    one step and the first of the next."""
+    anchors = [
+        i for i, k in enumerate(ks) if k.kernel_class == "attention" and is_tensor_core_kernel(k.name, "attention")
+    ]
+    n = len(anchors)
+    if n_layers <= 0 or n <= n_layers or n % n_layers:
+        return [ks]
+    cuts: list[int] = []
+    for s in range(1, n // n_layers):
+        a, b = anchors[s * n_layers - 1], anchors[s * n_layers]
+        best = max(range(a, b), key=lambda j: ks[j + 1].ts - (ks[j].ts + ks[j].dur))
+        cuts.append(best + 1)
+    return [ks[x:y] for x, y in zip([0, *cuts], [*cuts, len(ks)], strict=True)]
+
+
+def _annotation_groups(ctx: StepContext) -> list[list[str]]:
+    """Step annotations grouped by time overlap (SGLang nests `execute_*` in `step[...]`)."""
+    anns: list[CpuOp] = [ctx.window] if ctx.window is not None else list(ctx.steps)
+    groups: list[list[CpuOp]] = []
+    for a in sorted(anns, key=lambda o: o.ts):
+        if groups and a.ts <= max(o.ts + o.dur for o in groups[-1]):
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    return [[o.name for o in g] for g in groups]
+
+
+def step_shapes(ctx: StepContext, steps: list[list[KernelRec]], given: StepShape | None) -> list[StepShape | None]:
+    """Each step's shape: the caller's; else the step annotation paired by order; else the KV-write chain."""
+    if given is not None:
+        return [given] * len(steps)
+    groups = _annotation_groups(ctx)
+    if len(groups) == len(steps):
+        names = groups
+    elif len(steps) == 1:
+        names = [[n for g in groups for n in g]]
+    else:
+        names = [[] for _ in steps]
+    out = [shape_from_annotation(n) for n in names]
+    if all(s is not None for s in out):
+        return out
+    gpu = ctx.trace.gpu
+    toks = [kv_write_tokens([(k.name, gpu[k.key].args.get("grid")) for k in st]) for st in steps]
+    chained = chain_shapes(toks)
+    return [a if a is not None else b for a, b in zip(out, chained, strict=True)]
+
+
+def _templates(shapes: list[StepShape | None], sim_kw: Mapping[str, Any], dp: int) -> dict[tuple[Any, ...], SimResult]:
+    out: dict[tuple[Any, ...], SimResult] = {}
+    for s in shapes:
+        if s is None:
+            continue
+        key = tuple(sorted(s.requests))
+        if key not in out:
+            reqs = [r for r in s.as_requests() for _ in range(1)]
+            for r in reqs:
+                r["count"] *= dp
+            out[key] = simulate(detail="ops", requests=reqs, **sim_kw)
+    return out
+
+
+def align_trace(
+    ctx: StepContext, sim_kw: Mapping[str, Any], given: StepShape | None, dp: int, layer: int | None
+) -> Aligned:
+    """Rows and step reports of the analysed window, every kernel tied to the template where it can be."""
+    spec = resolve_spec(sim_kw.get("model"), sim_kw.get("config"), sim_kw.get("config_path"))
+    ks = kernel_recs(ctx)
+    steps = split_steps(ks, len(spec.layers))
+    shapes = step_shapes(ctx, steps, given)
+    tpls = _templates(shapes, sim_kw, dp)
+    rows: list[KernelRowDraft] = []
+    reports: list[AlignedStep] = []
+    tpl_total: int | None = 0
+    for i, (st, shape) in enumerate(zip(steps, shapes, strict=True)):
+        sim = tpls.get(tuple(sorted(shape.requests))) if shape is not None else None
+        al = align_step(st, sim) if sim is not None else None
+        rows += _rows(st, al, layer)
+        reports.append(_report(i, st, shape, al))
+        tpl_total = tpl_total + al.template_flops if (al is not None and tpl_total is not None) else None
+    model = next(iter(tpls.values())).model.name if tpls else spec.name
+    return Aligned(rows, reports, model, tpl_total)
+
+
+def _rows(st: list[KernelRec], al: StepAlignment | None, layer: int | None) -> list[KernelRowDraft]:
+    out: list[KernelRowDraft] = []
+    for k in st:
+        t = al.ties.get(k.key) if al is not None else None
+        lyr = t.layer if t is not None else None
+        if layer is not None and lyr != layer:
+            continue
+        cat = (t.category if t is not None else None) or kernel_fallback_category(k.name, "kernel")
+        row = KernelRowDraft(short_name(k.name, NAME_WIDTH), cat, k.kernel_class, k.dur, lyr, k.ts)
+        if t is not None:
+            row.ops = list(dict.fromkeys(t.ops))
+            row.flops = float(t.flops)
+            row.bytes = t.bytes
+            row.peak_dtype = t.peak_dtype
+        row.attributed = bool(row.ops)
+        out.append(row)
+    return out
+
+
+def _report(i: int, st: list[KernelRec], shape: StepShape | None, al: StepAlignment | None) -> AlignedStep:
+    untied: dict[tuple[str, str], list[float]] = {}
+    reason_none = "shape of the step unknown: give the shape (batch_size, seq_len, context_len or requests)"
+    for k in st:
+        t = al.ties.get(k.key) if al is not None else None
+        if t is not None and t.ops:
+            continue
+        why = (t.reason if t is not None else None) or reason_none
+        acc = untied.setdefault((short_name(k.name, NAME_WIDTH), why), [0, 0.0])
+        acc[0] += 1
+        acc[1] += k.dur
+    rows = sorted(untied.items(), key=lambda kv: -kv[1][1])[:_MAX_UNTIED]
+    return AlignedStep(
+        step=i,
+        kernels=len(st),
+        kernel_time_us=round(sum(k.dur for k in st), 3),
+        shape=shape.as_requests() if shape is not None else None,
+        shape_source=shape.source if shape is not None else "unknown",
+        template_flops_per_gpu=al.template_flops if al is not None else None,
+        assigned_flops=al.assigned_flops if al is not None else 0,
+        layers_anchored=al.layers_anchored if al is not None else 0,
+        untied_ops=[
+            UntiedTemplateOp(layer=u.layer, op=u.op, flops=u.flops, reason=u.reason)
+            for u in (al.untied_ops if al else [])
+        ],
+        untied_kernels=[UntiedKernels(name=n, count=int(v[0]), time_us=round(v[1], 3), reason=r) for (n, r), v in rows],
+        notes=al.notes[:10] if al is not None else [],
+    )
+
+
+def given_shape(
+    batch_size: int | None, seq_len: int | None, context_len: int | None, requests: Sequence[Mapping[str, int]] | None
+) -> StepShape | None:
+    """The caller's shape, when one was given (it wins over the trace's)."""
+    if requests:
+        reqs = [
+            (int(r["new_tokens"]), int(r.get("cached_tokens", 0)))
+            for r in requests
+            for _ in range(int(r.get("count", 1)))
+        ]
+        return StepShape(reqs, "given (requests)")
+    if batch_size is None and seq_len is None and context_len is None:
+        return None
+    b, s, c = batch_size or 1, seq_len or 1, context_len or 0
+    return StepShape([(s, c)] * b, f"given (batch_size={b}, seq_len={s}, context_len={c})")

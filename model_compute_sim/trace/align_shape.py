@@ -1,0 +1,98 @@
+"""The serving shape of each engine step, read from the trace: step annotations (vLLM
+`execute_<n>_context_<n>(sq..sk..)_generation_<n>(sq..sk..)`, older `execute_context_1(888_788544)`,
+SGLang `step[EXTEND bs=15 toks=15360]`) or, failing those, the launch grid of the KV-cache write
+kernel (vLLM's `reshape_and_cache*` runs one block per new token)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_VLLM_GROUP = re.compile(r"(context|generation)_(\d+)\(sq(\d+)sk(\d+)sqsq(\d+)sqsk(\d+)\)")
+_VLLM_OLD = re.compile(r"context_(\d+)\((\d+)_(\d+)\)_generation_0\(")
+_SGLANG_EXTEND = re.compile(r"step\[(?:EXTEND|PREFILL)\s+bs=(\d+)\s+toks=(\d+)\]")
+_KV_WRITE_PER_TOKEN = re.compile(r"reshape_and_cache")
+
+
+@dataclass(slots=True)
+class StepShape:
+    """Sequences of one step as (new tokens, cached tokens) pairs, and where they came from."""
+
+    requests: list[tuple[int, int]]
+    source: str
+
+    @property
+    def tokens(self) -> int:
+        return sum(q for q, _ in self.requests)
+
+    def as_requests(self) -> list[dict[str, int]]:
+        """Equal (new, cached) pairs merged: [{new_tokens, cached_tokens, count}]."""
+        counts: dict[tuple[int, int], int] = {}
+        for r in self.requests:
+            counts[r] = counts.get(r, 0) + 1
+        return [{"new_tokens": q, "cached_tokens": c, "count": n} for (q, c), n in counts.items()]
+
+
+def spread(n_seq: int, total: int) -> list[int]:
+    """`total` split over `n_seq` integers that differ by at most 1 (sum preserved)."""
+    base, extra = divmod(total, n_seq)
+    return [base + 1] * extra + [base] * (n_seq - extra)
+
+
+def shape_from_annotation(names: Sequence[str]) -> StepShape | None:
+    """The shape a step annotation states (lengths spread evenly over its sequences)."""
+    for a in names:
+        groups = _VLLM_GROUP.findall(a)
+        if groups and any(int(n) for _, n, *_ in groups):
+            reqs: list[tuple[int, int]] = []
+            for _, n_s, sq_s, sk_s, _sqsq, _sqsk in groups:
+                n, sq, sk = int(n_s), int(sq_s), int(sk_s)
+                if n == 0:
+                    continue
+                qs, cs = spread(n, sq), spread(n, max(sk - sq, 0))
+                reqs += list(zip(qs, cs, strict=True))
+            return StepShape(reqs, f"step annotation {a[:90]!r} (lengths spread evenly)")
+    for a in names:
+        m = _VLLM_OLD.search(a)
+        if m and int(m.group(1)) > 0:
+            n, sq = int(m.group(1)), int(m.group(2))
+            return StepShape([(q, 0) for q in spread(n, sq)], f"step annotation {a[:90]!r} (prefill without cache)")
+    for a in names:
+        m = _SGLANG_EXTEND.search(a)
+        if m and int(m.group(1)) > 0:
+            bs, toks = int(m.group(1)), int(m.group(2))
+            reqs = [(q, 0) for q in spread(bs, toks)]
+            return StepShape(reqs, f"step annotation {a!r} (equal sequences without cache)")
+    return None
+
+
+def kv_write_tokens(kernels: Sequence[tuple[str, object]]) -> int | None:
+    """New tokens of a step from its first vLLM KV-cache write kernel: (name, grid) pairs, grid.x = tokens."""
+    for name, grid in kernels:
+        if _KV_WRITE_PER_TOKEN.search(name) and isinstance(grid, list) and grid and isinstance(grid[0], int):
+            return grid[0] if grid[0] > 0 else None
+    return None
+
+
+def chain_shapes(tokens: Sequence[int | None]) -> list[StepShape | None]:
+    """Shapes of consecutive steps known only by their new-token counts: the first step with more than
+    one token prefills one sequence without cache; each following 1-token step decodes it (its cache
+    grows by the tokens before). Anything else stays unknown."""
+    out: list[StepShape | None] = []
+    cached: int | None = None
+    for i, t in enumerate(tokens):
+        src = "KV-cache write grid: {t} new tokens in step {i}"
+        if t is None:
+            out.append(None)
+            cached = None
+        elif t > 1 and cached is None:
+            out.append(StepShape([(t, 0)], src.format(t=t, i=i) + ", taken as one prefill without cache"))
+            cached = t
+        elif t == 1 and cached is not None:
+            out.append(StepShape([(1, cached)], src.format(t=t, i=i) + f", one sequence decoding after {cached}"))
+            cached += 1
+        else:
+            out.append(None)
+            cached = None
+    return out
