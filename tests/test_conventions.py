@@ -193,3 +193,21 @@ def test_request_counts_equal_repeated_requests() -> None:
         "qwen3-8b", requests=[{"new_tokens": 1, "cached_tokens": 500}] * 7 + [{"new_tokens": 64, "cached_tokens": 0}]
     )
     assert one.totals == many.totals and one.workload.batch_size == 8
+
+
+def test_mla_auto_short_prefill_is_expanded_and_short_extend_absorbed() -> None:
+    """A 16-token prefill has no cached prefix: expanded (kv_b_proj over its 16 positions); 16 new tokens
+    over a 100-token prefix: absorbed. Closed forms from the conventions' MLA section."""
+    k = cfg("deepseek-v3")
+    L, h = k["num_hidden_layers"], k["num_attention_heads"]
+    r_kv, nope, rope, dv = k["kv_lora_rank"], k["qk_nope_head_dim"], k["qk_rope_head_dim"], k["v_head_dim"]
+    s, c = 16, 100
+    pre = simulate("deepseek-v3", batch_size=1, seq_len=s)
+    assert pre.by_category["attention_core"].flops == L * 2 * (s * (s + 1) // 2) * h * (nope + rope + dv)
+    ext = simulate("deepseek-v3", batch_size=1, seq_len=s, context_len=c)
+    pairs = s * c + s * (s + 1) // 2
+    assert ext.by_category["attention_core"].flops == L * 2 * pairs * h * ((r_kv + rope) + r_kv)
+    longer = simulate("deepseek-v3", batch_size=1, seq_len=s + 1, context_len=c)  # above the threshold
+    pairs = (s + 1) * c + (s + 1) * (s + 2) // 2
+    assert longer.by_category["attention_core"].flops == L * 2 * pairs * h * (nope + rope + dv)
+    assert any("without a cached prefix" in a for a in pre.assumptions)

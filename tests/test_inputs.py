@@ -77,7 +77,10 @@ def test_inline_file_directory_and_nested_configs(tmp_path: Path) -> None:
 
 def test_unknown_model_type_runs_generic_path_and_says_so() -> None:
     cfg = {**small_config(), "model_type": "brand_new_arch"}
-    r = simulate(config=cfg)
+    cfg.pop("hidden_act", None)
+    with pytest.raises(NotModelledError, match="names no activation"):  # gated or plain MLP is unknown
+        simulate(config=cfg)
+    r = simulate(config={**cfg, "hidden_act": "silu"})
     assert r.model.generic_path
     assert any("generic decoder path" in a for a in r.assumptions)
 

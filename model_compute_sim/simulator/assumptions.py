@@ -42,8 +42,9 @@ def assumptions(
     if any(layer.attention.kind == "mla" for layer in spec.layers):
         if opts.mla_path == "auto":
             out.append(
-                f"mla_path=auto: absorbed for sequences with <= {MLA_ABSORB_MAX_NEW_TOKENS} new tokens "
-                "(decode, short extends), expanded otherwise (as vLLM/SGLang do)"
+                f"mla_path=auto: absorbed for sequences over a cached prefix with <= {MLA_ABSORB_MAX_NEW_TOKENS} "
+                "new tokens (decode, speculative verify, short extends); expanded for every prefill without a "
+                "cached prefix, whatever its length, and for longer extends (as vLLM/SGLang do)"
             )
         else:
             out.append(f"mla_path={opts.mla_path}")

@@ -235,8 +235,8 @@ class AttentionOps(BuilderBase):
             return self.wl, Workload(())
         if path == "expanded":
             return Workload(()), self.wl
-        short = [g for g in self.wl.groups if g.q <= MLA_ABSORB_MAX_NEW_TOKENS]
-        long = [g for g in self.wl.groups if g.q > MLA_ABSORB_MAX_NEW_TOKENS]
+        short = [g for g in self.wl.groups if g.c > 0 and g.q <= MLA_ABSORB_MAX_NEW_TOKENS]
+        long = [g for g in self.wl.groups if not (g.c > 0 and g.q <= MLA_ABSORB_MAX_NEW_TOKENS)]
         return Workload(tuple(short)), Workload(tuple(long))
 
     def indexer(self, a: AttentionSpec) -> list[Op]:

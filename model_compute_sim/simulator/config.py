@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.simulator import config_keys as K
+from model_compute_sim.simulator.config_quant import weight_dtypes
 from model_compute_sim.simulator.spec import (
     AttentionSpec,
     IndexerSpec,
@@ -84,6 +86,7 @@ KNOWN_MODEL_TYPES = frozenset(
         "qwen3_vl_text",
         "qwen3_vl_moe",
         "qwen3_vl_moe_text",
+        "gemma",  # Gemma-1: a llama layout with a gated GeLU (GeGLU) MLP
     }
 )
 
@@ -103,6 +106,18 @@ HYBRID_MODEL_TYPES: dict[str, str] = {
     "minimax_m3_vl": "MiniMax-M3 block-sparse attention",
     "nemotron-nas": "per-layer heterogeneous (NAS) blocks",
 }
+
+# the spellings of "experts per token" across families (transformers 5.24 config classes and released configs)
+TOP_K_KEYS = (
+    "num_experts_per_tok",
+    "experts_per_token",
+    "num_experts_per_token",
+    "moe_top_k",
+    "moe_k",
+    "moe_topk",
+    "top_k_experts",
+    "num_selected_experts",
+)
 
 MAX_LAYERS = 4096  # 30x the deepest published decoder
 
@@ -306,6 +321,15 @@ def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
         step = _int(cfg, "decoder_sparse_step", default=1)
         only = set(_ints("mlp_only_layers", cfg.get("mlp_only_layers") or []))
         return [(i not in only) and (i + 1) % step == 0 for i in range(n)]
+    if "moe_layer_start_index" in cfg or "moe_layer_interval" in cfg:  # ERNIE-4.5: every interval-th layer in a range
+        start = _int(cfg, "moe_layer_start_index", default=0, minimum=0)
+        end = _int(cfg, "moe_layer_end_index", default=n - 1, minimum=-1)
+        every = _int(cfg, "moe_layer_interval", default=1)
+        end = n - 1 if end == -1 else end
+        return [(i + 1) % every == 0 and start <= i <= end for i in range(n)]
+    if "num_dense_layers" in cfg:  # AFMoE, LFM2-MoE: the first num_dense_layers layers are dense
+        first = _int(cfg, "num_dense_layers", minimum=0)
+        return [i >= first for i in range(n)]
     model_type = str(cfg.get("model_type", ""))
     if model_type == "mimo_v2_flash":  # transformers' default: layer 0 dense, the rest MoE
         return [i > 0 for i in range(n)]
@@ -315,16 +339,18 @@ def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
     return [i >= fkd and i % every == 0 for i in range(n)]
 
 
-def _moe_spec(cfg: Config, model_type: str, hidden: int) -> MoeSpec | None:
+def _moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> MoeSpec | None:
     experts = _opt_int(cfg, "n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
     if not experts or (model_type in GEMMA4_TYPES and not _bool(cfg, "enable_moe_block")):
         return None
-    top_k = _int(cfg, "num_experts_per_tok", "experts_per_token", "moe_top_k", "top_k", "top_k_experts")
+    top_k = _int(cfg, *TOP_K_KEYS)  # never `top_k`: Kimi configs carry the sampling top_k (50) beside it
     if top_k > experts:
         raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
-    inter = _int(cfg, "moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
+    inter = _int(
+        cfg, "moe_intermediate_size", "expert_intermediate_size", "expert_ffn_hidden_size", "intermediate_size"
+    )
     shared = 0
-    n_shared = _opt_int(cfg, "n_shared_experts", "num_shared_experts")
+    n_shared = _opt_int(cfg, "n_shared_experts", "num_shared_experts", "moe_num_shared_experts")
     if n_shared is None:
         n_shared = 0 if "n_shared_experts" in cfg else N_SHARED_DEFAULT.get(model_type, 0)
     if model_type == "qwen2_moe":
@@ -340,7 +366,7 @@ def _moe_spec(cfg: Config, model_type: str, hidden: int) -> MoeSpec | None:
         experts=experts,
         top_k=top_k,
         intermediate=inter,
-        gated=True,
+        gated=gated,
         expert_bias=model_type == "gpt_oss",
         router_bias=model_type == "gpt_oss",
         shared_intermediate=shared,
@@ -351,7 +377,9 @@ def _moe_spec(cfg: Config, model_type: str, hidden: int) -> MoeSpec | None:
 def _dense_width(cfg: Config, model_type: str) -> int:
     if model_type in ("llama4", "llama4_text"):
         return _int(cfg, "intermediate_size_mlp", "intermediate_size")
-    return _int(cfg, "dense_intermediate_size", "intermediate_size", "ffn_dim", "n_inner")
+    if "n_inner" in cfg and cfg["n_inner"] is None and "intermediate_size" not in cfg:
+        return 4 * _int(cfg, *_KEY_ALIASES["hidden_size"])  # GPT-2 convention: n_inner=None means 4*n_embd
+    return _int(cfg, "dense_intermediate_size", "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size")
 
 
 def _rotary_dim(cfg: Config, head_dim: int) -> int:
@@ -401,9 +429,13 @@ def _step_gate_dim(cfg: Config, head_dim: int) -> int:
 def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[AttentionSpec]:
     heads = _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads")
     kv_heads = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads", default=heads)
+    if _bool(cfg, "multi_query") and not _bool(cfg, "new_decoder_architecture"):
+        kv_heads = 1  # Falcon / GPT-BigCode multi-query attention: one K/V head whatever num_kv_heads says
     windows = _sliding_layers(cfg, model_type, n)
     chunks = _chunked_layers(cfg, n)
-    bias = _bool(cfg, "attention_bias")
+    bias = any(
+        _bool(cfg, k) for k in ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear")
+    )
     if cfg.get("kv_lora_rank") is not None:  # multi-head latent attention
         nope = _int(cfg, "qk_nope_head_dim")
         rope = _int(cfg, "qk_rope_head_dim", minimum=0)
@@ -442,15 +474,20 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
     o_bias = bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
     if model_type == "gpt_oss":
         o_bias = True
-    qk_norm = model_type in (
-        "qwen3",
-        "qwen3_moe",
-        "gemma3",
-        "gemma3_text",
-        "minimax_m2",
-        *STEP_TYPES,
-        *GEMMA4_TYPES,
-    ) or _bool(cfg, "use_qk_norm")
+    qk_norm = (
+        model_type
+        in (
+            "qwen3",
+            "qwen3_moe",
+            "gemma3",
+            "gemma3_text",
+            "minimax_m2",
+            *STEP_TYPES,
+            *GEMMA4_TYPES,
+        )
+        or _bool(cfg, "use_qk_norm")
+        or _bool(cfg, "qk_layernorm")
+    )
     if model_type in ("llama4", "llama4_text"):
         qk_norm = False  # an L2 norm without weights: counted as elementwise via rotary below
     no_rope = _no_rope_layers(cfg, n)
@@ -499,72 +536,10 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
     return specs
 
 
-# --- quantisation ------------------------------------------------------------------------------
-
-_DTYPE_NAMES = {
-    "bfloat16": "bf16",
-    "float16": "fp16",
-    "float32": "fp32",
-    "bf16": "bf16",
-    "fp16": "fp16",
-    "half": "fp16",
-    "float": "fp32",
-    "fp32": "fp32",
-}
-
-
-def _weight_scheme(q: Mapping[str, Any]) -> tuple[int | None, str]:
-    """(bits, 'int' | 'float') of the first compressed-tensors weight scheme."""
-    groups = q.get("config_groups")
-    if isinstance(groups, Mapping):
-        for g in groups.values():
-            w = g.get("weights") if isinstance(g, Mapping) else None
-            if isinstance(w, Mapping) and w.get("num_bits"):
-                return int(w["num_bits"]), str(w.get("type", "int"))
-    return None, ""
-
-
-def _weight_dtypes(cfg: Config) -> tuple[str, str, str | None]:
-    """(linear-weight dtype, where it came from, attention dtype if attention is left unquantized)."""
-    base = _DTYPE_NAMES.get(str(_first(cfg, "torch_dtype", "dtype") or "bfloat16"), "bf16")
-    q = cfg.get("quantization_config")
-    hfq = cfg.get("hf_quant_config")
-    if isinstance(hfq, Mapping):
-        algo = str((hfq.get("quantization") or hfq).get("quant_algo", "")).lower()
-        if "fp4" in algo:
-            return "fp4", f"hf_quant_config quant_algo={algo}", None
-        if "fp8" in algo:
-            return "fp8", f"hf_quant_config quant_algo={algo}", None
-    if isinstance(q, Mapping):
-        method = str(q.get("quant_method", "")).lower()
-        fmt = str(q.get("fmt", q.get("quant_algo", ""))).lower()
-        skip = [str(x) for x in (q.get("modules_to_not_convert") or q.get("ignore") or q.get("ignored_layers") or [])]
-        attn_plain = any("attn" in s or "attention" in s for s in skip)
-        if method == "mxfp4" or "fp4" in fmt or "fp4" in method:
-            return "fp4", f"quantization_config quant_method={method}", base if attn_plain else None
-        if method in ("fp8", "fbgemm_fp8") or "fp8" in fmt or "e4m3" in fmt:
-            return "fp8", f"quantization_config quant_method={method}", base if attn_plain else None
-        if method in ("compressed-tensors", "modelopt"):
-            text = json.dumps(q).lower()
-            bits, kind = _weight_scheme(q)
-            if "fp4" in text or bits == 4:
-                dt = "int4" if kind == "int" else "fp4"
-                return dt, f"quantization_config quant_method={method}", base if attn_plain else None
-            if "fp8" in text or bits == 8:
-                dt = "int8" if kind == "int" else "fp8"
-                return dt, f"quantization_config quant_method={method}", base if attn_plain else None
-    return base, "config torch_dtype", None
-
-
 # --- entry point -------------------------------------------------------------------------------
 
 
-def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) -> ModelSpec:
-    """Turn a (possibly nested) HF config dict into a `ModelSpec`, naming any missing key."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
-    cfg, outer_type = text_config(raw)
-    model_type = str(cfg.get("model_type") or outer_type or "")
+def _refuse_unmodelled(cfg: Config, model_type: str, outer_type: str, name: str | None) -> None:
     for t in (model_type, outer_type):
         if t in HYBRID_MODEL_TYPES:
             raise NotModelledError(
@@ -573,60 +548,76 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
                 "llama, mistral, mixtral, qwen2/qwen3(+moe), deepseek_v2/v3/v32, kimi_k2, glm4_moe, glm_moe_dsa, "
                 "minimax_m2, gpt_oss, gemma2/3, llama4, mimo_v2_flash, step3p7"
             )
-    types = cfg.get("layer_types")
-    if isinstance(types, Sequence) and any(str(t) in ("linear_attention", "mamba", "ssm") for t in types):
-        raise NotModelledError(f"config {name or ''} has linear-attention/SSM layers, which are not modelled yet")
-    if model_type in GEMMA4_TYPES and (cfg.get("hidden_size_per_layer_input") or cfg.get("num_kv_shared_layers")):
-        raise NotModelledError(
-            f"{name or 'this Gemma-4 config'} uses per-layer input embeddings (hidden_size_per_layer_input) or KV "
-            "sharing (num_kv_shared_layers), which are not modelled yet"
+    K.check_unmodelled_keys(cfg, name)
+
+
+def _layers(
+    cfg: Config, model_type: str, hidden: int, n: int, gated: bool, parallel: bool, norms: int
+) -> tuple[LayerSpec, ...]:
+    attn = _attention_specs(cfg, model_type, hidden, n)
+    moe = _moe_spec(cfg, model_type, hidden, gated)
+    moe_flags = _moe_layers(cfg, n, moe.experts if moe else 0)
+    dense: MlpSpec | None = None
+    mlp_bias = any(_bool(cfg, k) for k in ("mlp_bias", "use_bias", "bias", "add_bias_linear"))
+    parallel_moe = model_type in GEMMA4_TYPES and moe is not None  # Gemma-4: MoE beside the dense MLP
+    if parallel_moe or not all(moe_flags):
+        dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=gated, bias=mlp_bias)
+    return tuple(
+        LayerSpec(
+            attention=attn[i],
+            mlp=dense if (parallel_moe or not moe_flags[i]) else None,
+            moe=moe if moe_flags[i] else None,
+            norms=norms,
+            parallel=parallel,
         )
+        for i in range(n)
+    )
+
+
+def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) -> ModelSpec:
+    """Turn a (possibly nested) HF config dict into a `ModelSpec`, naming any missing key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
+    cfg, outer_type = text_config(raw)
+    model_type = str(cfg.get("model_type") or outer_type or "")
+    _refuse_unmodelled(cfg, model_type, outer_type, name)
     missing = [k for k in REQUIRED_KEYS if _first(cfg, *_KEY_ALIASES[k]) is None]
     if missing:
         raise ConfigError(
             f"config (model_type {model_type or 'unknown'!r}) is missing required keys {missing}; a decoder config "
             f"needs {list(REQUIRED_KEYS)} (plus optional num_key_value_heads, head_dim, intermediate_size)"
         )
+    generic = model_type not in KNOWN_MODEL_TYPES
+    notes: list[str] = []
+    gated, parallel, norms, norm_kind = True, False, 4 if model_type in GEMMA_TYPES else 2, "rmsnorm"
+    if generic:
+        ignored = K.check_generic_keys(cfg, model_type, name)
+        gated = K.mlp_gated(cfg, model_type, name)
+        norm_kind, parallel, norms, layout_notes = K.generic_layout(cfg, model_type)
+        act = next(cfg[k] for k in K.ACTIVATION_KEYS if cfg.get(k))
+        notes.append(
+            f"model_type {model_type or 'unknown'!r} has no family rule: ran the generic decoder path after checking "
+            f"that every structural key is understood; MLP {'gated (gate/up/down)' if gated else 'plain (up/down)'} "
+            f"from activation {act!r}"
+        )
+        notes += layout_notes
+        if ignored:
+            notes.append(f"keys read as non-structural and ignored: {sorted(ignored)}")
     hidden = _int(cfg, *_KEY_ALIASES["hidden_size"])
     n = _int(cfg, *_KEY_ALIASES["num_hidden_layers"])
     if n > MAX_LAYERS:  # per-layer structures are built: refuse absurd counts instead of exhausting memory
         raise ConfigError(f"num_hidden_layers={n} is not plausible (at most {MAX_LAYERS}); check the config")
-    vocab = _int(cfg, "vocab_size")
-    attn = _attention_specs(cfg, model_type, hidden, n)
-    moe = _moe_spec(cfg, model_type, hidden)
-    moe_flags = _moe_layers(cfg, n, moe.experts if moe else 0)
-    dense: MlpSpec | None = None
-    if not all(moe_flags):
-        dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=True, bias=_bool(cfg, "mlp_bias"))
-    norms = 4 if model_type in GEMMA_TYPES else 2
-    parallel_moe = model_type in GEMMA4_TYPES and moe is not None  # Gemma-4: MoE beside the dense MLP
-    if parallel_moe:
-        dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=True)
-    layers = tuple(
-        LayerSpec(
-            attention=attn[i],
-            mlp=dense if (parallel_moe or not moe_flags[i]) else None,
-            moe=moe if moe_flags[i] else None,
-            norms=norms,
-        )
-        for i in range(n)
-    )
-    wdtype, wsource, attn_dtype = _weight_dtypes(cfg)
+    layers = _layers(cfg, model_type, hidden, n, gated, parallel, norms)
+    wdtype, wsource, attn_dtype = weight_dtypes(cfg)
     tie = cfg.get("tie_word_embeddings")
-    generic = model_type not in KNOWN_MODEL_TYPES
-    notes: list[str] = []
-    if generic:
-        notes.append(
-            f"model_type {model_type or 'unknown'!r} is not a known family: ran the generic decoder path "
-            "(GQA attention, gated MLP, MoE from standard keys); check the result against the modeling code"
-        )
     return ModelSpec(
         name=name or str(cfg.get("_name_or_path") or model_type or "custom"),
         model_type=model_type,
         hidden_size=hidden,
-        vocab_size=vocab,
+        vocab_size=_int(cfg, "vocab_size"),
         layers=layers,
-        tie_word_embeddings=bool(tie) if tie is not None else model_type in GEMMA_TYPES,
+        tie_word_embeddings=bool(tie) if tie is not None else model_type in (*GEMMA_TYPES, "gemma"),
+        norm_kind="layernorm" if norm_kind == "layernorm" else "rmsnorm",
         weight_dtype=wdtype,
         weight_dtype_source=wsource,
         attention_weight_dtype=attn_dtype,

@@ -61,6 +61,8 @@ class Builder(AttentionOps, FfnOps, BuilderBase):
     # --- one decoder layer ---------------------------------------------------------------------
 
     def layer(self, layer: LayerSpec) -> list[Op]:
+        if layer.parallel:
+            return self.parallel_layer(layer)
         ops: list[Op] = [self.norm("input_layernorm", "norm", self.T, self.H)]
         att = layer.attention
         ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
@@ -96,6 +98,30 @@ class Builder(AttentionOps, FfnOps, BuilderBase):
                 self.T * self.H,
                 F.ADD_FLOPS_PER_ELEMENT,
                 reads=2,
+                width=self.H,
+            )
+        )
+        return ops
+
+    def parallel_layer(self, layer: LayerSpec) -> list[Op]:
+        """x + attn(norm(x)) + mlp(norm'(x)): one or two norms of the input, one three-way residual add."""
+        ops: list[Op] = [self.norm("input_layernorm", "norm", self.T, self.H)]
+        if layer.norms == 2:
+            ops.append(self.norm("mlp_layernorm", "norm", self.T, self.H))
+        att = layer.attention
+        ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
+        if layer.mlp is not None:
+            ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
+        if layer.moe is not None:
+            ops += self.moe(layer.moe)
+        ops.append(
+            self.vector(
+                "residual_add",
+                "elementwise",
+                "elementwise",
+                self.T * self.H,
+                2 * F.ADD_FLOPS_PER_ELEMENT,
+                reads=3,
                 width=self.H,
             )
         )

@@ -69,7 +69,8 @@ class LayerSpec:
     attention: AttentionSpec
     mlp: MlpSpec | None = None
     moe: MoeSpec | None = None
-    norms: int = 2  # hidden-size norms per layer (gemma: 4)
+    norms: int = 2  # hidden-size norms per layer (gemma: 4; parallel layers: 1 or 2)
+    parallel: bool = False  # attention and MLP both read the normalized input (GPT-NeoX, Phi, Falcon)
     norm_kind: NormKind = "rmsnorm"
 
     @property

@@ -27,7 +27,10 @@ COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8")
 KV_DTYPES = ("bf16", "fp16", "fp8", "fp32")
 WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
 
-# requests with at most this many new tokens take the absorbed MLA path under mla_path="auto"
+# mla_path="auto": a request over a cached prefix with at most this many new tokens (decode, speculative
+# verify, short extends) takes the absorbed path; every prefill without a cached prefix is expanded
+# whatever its length (vLLM MLA backends send requests above their decode threshold, and SGLang every
+# extend without a prefix, to the MHA / expanded path).
 MLA_ABSORB_MAX_NEW_TOKENS = 16
 
 

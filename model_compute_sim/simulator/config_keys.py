@@ -1,0 +1,289 @@
+"""Which config keys the generic decoder path understands, and which keys name a feature it does not model.
+
+A `model_type` without a family rule runs on the generic decoder path only when every structural key of
+its config is understood here; otherwise `check_generic_keys` refuses with the key and the feature. Keys
+that name an unmodelled feature are refused for every family (`check_unmodelled_keys`). The tables are
+data, read top to bottom: UNMODELLED_KEYS, then GENERIC_KEYS (read and modelled by the generic path),
+then NON_STRUCTURAL_KEYS / suffixes (training, tokenizer and numerics settings that do not change the
+work), then STRUCTURAL_HINT: any other key that looks structural is refused by name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from model_compute_sim.errors import NotModelledError
+
+_SSM = "Mamba (state-space) layers"
+_CONV = "short-convolution (LFM2-style) layers"
+_LIN = "linear-attention layers"
+_ZERO = "zero-computation experts (their cost depends on routing, so no exact count exists)"
+
+# key -> the feature it describes; refused for every family
+UNMODELLED_KEYS: dict[str, str] = {
+    "attn_layer_period": "a hybrid layer pattern (Jamba: attention every N layers)",
+    "attn_layer_offset": "a hybrid layer pattern (Jamba: attention every N layers)",
+    "expert_layer_period": "the MoE layer pattern of a Jamba-style hybrid",
+    "expert_layer_offset": "the MoE layer pattern of a Jamba-style hybrid",
+    "hybrid_override_pattern": "a hybrid Mamba/attention/MLP layer pattern (Nemotron-H)",
+    "layers_block_type": "per-layer block types (Mamba / attention / MoE)",
+    "layer_block_types": "per-layer block types (recurrent / attention)",
+    "block_types": "per-layer block types (recurrent / attention)",
+    "mamba_d_state": _SSM,
+    "mamba_d_conv": _SSM,
+    "mamba_expand": _SSM,
+    "mamba_n_heads": _SSM,
+    "mamba_num_heads": _SSM,
+    "mamba_d_head": _SSM,
+    "mamba_head_dim": _SSM,
+    "mamba_n_groups": _SSM,
+    "mamba_chunk_size": _SSM,
+    "mamba_dt_rank": _SSM,
+    "ssm_state_size": _SSM,
+    "ssm_cfg": _SSM,
+    "state_size": _SSM,
+    "d_state": _SSM,
+    "time_step_rank": _SSM,
+    "conv_L_cache": _CONV,
+    "full_attn_idxs": _CONV,
+    "conv_kernel": _CONV,
+    "linear_conv_kernel_dim": _LIN,
+    "linear_num_key_heads": _LIN,
+    "linear_num_value_heads": _LIN,
+    "linear_attn_config": _LIN,
+    "full_attention_interval": _LIN,
+    "block_configs": "per-layer heterogeneous (NAS) blocks",
+    "compress_ratios": "compressed sparse attention (DeepSeek-V4)",
+    "hc_mult": "hyper-connections (several residual streams per layer)",
+    "num_hash_layers": "hash-routed MoE layers",
+    "o_groups": "a grouped low-rank attention output projection",
+    "sparse_attention_config": "block-sparse attention",
+    "zero_expert_num": _ZERO,
+    "zero_expert_type": _ZERO,
+    "n_zero_experts": _ZERO,
+    "num_zero_experts": _ZERO,
+    "moe_latent_size": "latent MoE (experts computed in a smaller latent width)",
+    "cross_attention_layers": "cross-attention layers",
+    "altup_num_inputs": "AltUp blocks (Gemma-3n)",
+    "laurel_rank": "LAuReL blocks (Gemma-3n)",
+    "hidden_size_per_layer_input": "per-layer input embeddings",
+    "num_kv_shared_layers": "KV-cache sharing across layers",
+    "attention_layers": "a per-layer global/local attention pattern",
+    "attention_types": "a per-layer global/local attention pattern",
+    "attention_window": "a per-layer local attention window pattern",
+    "sliding_window_pattern": "a sliding/full layer pattern this family does not spell out in layer_types",
+}
+
+# keys the generic path reads and models (value checks in config.py / this module)
+GENERIC_KEYS = frozenset(
+    {
+        # sizes (aliases the families use)
+        "hidden_size", "d_model", "n_embd", "dim",
+        "num_hidden_layers", "n_layer", "num_layers", "n_layers",
+        "num_attention_heads", "n_head", "num_heads", "n_heads",
+        "num_key_value_heads", "num_kv_heads", "n_kv_heads", "multi_query", "new_decoder_architecture",
+        "vocab_size", "head_dim", "v_head_dim",
+        "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size", "dense_intermediate_size",
+        # MLP kind, norms, residual layout, biases
+        "hidden_act", "activation_function", "hidden_activation", "activation",
+        "rms_norm_eps", "rms_norm_epsilon", "layer_norm_eps", "layer_norm_epsilon", "norm_epsilon",
+        "layernorm_epsilon",
+        "use_parallel_residual", "parallel_attn", "parallel_residual", "num_ln_in_parallel_attn",
+        "attention_bias", "mlp_bias", "use_bias", "bias", "add_bias_linear", "qkv_bias", "use_qkv_bias",
+        "tie_word_embeddings", "qk_layernorm", "use_qk_norm",
+        # positions
+        "rotary_dim", "rotary_pct", "partial_rotary_factor", "rope_parameters", "rope_scaling", "alibi",
+        "position_embedding_type", "no_rope_layers", "no_rope_layer_interval",
+        # attention layout
+        "sliding_window", "sliding_window_size", "layer_types", "use_sliding_window", "max_window_layers",
+        "attention_chunk_size",
+        # multi-head latent attention and the DSA indexer
+        "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+        "index_topk", "index_n_heads", "index_head_dim", "indexer_types", "index_topk_freq",
+        "index_skip_topk_offset",
+        # MoE: experts, top-k, shared experts and which layers are MoE (every spelling normalize reads)
+        "n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts",
+        "num_experts_per_tok", "experts_per_token", "num_experts_per_token", "moe_top_k", "moe_k", "moe_topk",
+        "top_k_experts", "num_selected_experts",
+        "moe_intermediate_size", "expert_intermediate_size", "expert_ffn_hidden_size",
+        "n_shared_experts", "num_shared_experts", "moe_num_shared_experts",
+        "mlp_layer_types", "moe_layer_freq", "moe_layers", "moe_layers_enum", "interleave_moe_layer_step",
+        "decoder_sparse_step", "mlp_only_layers", "first_k_dense_replace", "num_dense_layers",
+        "moe_layer_start_index", "moe_layer_end_index", "moe_layer_interval",
+        # routing functions: they change which experts run, not how many (FLOPs are top-k x experts)
+        "n_group", "topk_group", "norm_topk_prob", "routed_scaling_factor", "scoring_func", "topk_method",
+        "moe_router_activation", "router_bias", "moe_use_bias", "use_expert_bias", "moe_norm_min",
+        "moe_statics", "moe_use_aux_free", "use_moe_router_bias",
+        # multi-token prediction layers are not part of the base forward pass
+        "num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_layers",
+        # nested configs and dtype
+        "is_encoder_decoder", "attn_type_list", "text_config", "quantization_config", "hf_quant_config",
+        "torch_dtype", "dtype", "rope_theta",
+    }
+)  # fmt: skip
+
+# training, tokenizer, numerics and bookkeeping settings: they do not change the work of a forward pass
+NON_STRUCTURAL_KEYS = frozenset(
+    {
+        "architectures", "model_type", "auto_map", "transformers_version", "_name_or_path", "name_or_path",
+        "max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length", "max_sequence_length",
+        "initializer_range", "init_std", "use_cache", "return_dict", "output_attentions",
+        "output_hidden_states", "output_router_logits", "router_aux_loss_coef", "router_z_loss_coef",
+        "router_jitter_noise", "aux_loss_alpha", "seq_aux", "use_return_dict", "pretraining_tp",
+        "is_decoder", "add_cross_attention", "tie_encoder_decoder", "chunk_size_feed_forward",
+        "torchscript", "pruned_heads", "problem_type", "id2label", "label2id", "tokenizer_class",
+        "prefix", "task_specific_params", "finetuning_task", "summary_type", "summary_use_proj",
+        "summary_activation", "summary_proj_to_labels", "summary_first_dropout", "scale_attn_weights",
+        "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "apply_residual_connection_post_layernorm",
+        "clip_qkv", "logit_scale", "logits_scaling", "residual_multiplier", "embedding_multiplier",
+        "attention_multiplier", "final_logit_softcapping", "attn_logit_softcapping", "query_pre_attn_scalar",
+        "use_flash_attention", "use_flash_attn", "attn_implementation", "residual_in_fp32", "pad_vocab_size_multiple",
+        "slow_but_exact", "use_sdpa", "rope_type", "rope_interleave", "use_rope", "rotary_emb_base",
+        "original_max_position_embeddings", "sliding_window_chunk", "eos_token_id", "bos_token_id",
+        "pad_token_id", "sep_token_id", "decoder_start_token_id", "image_token_id", "video_token_id",
+        "vision_start_token_id", "vision_end_token_id", "keys_to_ignore_at_inference", "gradient_checkpointing",
+        "use_scaled_rope", "hidden_dropout", "attention_dropout", "dropout", "resid_pdrop", "embd_pdrop",
+        "attn_pdrop", "layer_norm_type", "mup", "use_mup", "tp_plan", "base_model_tp_plan", "base_model_pp_plan",
+        "expert_dtype", "scale_fmt", "attention_softmax_in_fp32", "scale_attention_softmax_in_fp32",
+        "qk_norm_type", "chat_template", "generation_config",
+        "top_k", "top_p", "temperature", "do_sample", "num_beams", "repetition_penalty", "length_penalty",
+        "min_length", "max_length", "no_repeat_ngram_size", "typical_p", "num_return_sequences",
+    }
+)  # fmt: skip
+NON_STRUCTURAL_SUFFIXES = (
+    "_dropout", "_pdrop", "_token_id", "_token_ids", "_eps", "_epsilon", "_range", "_std", "_theta",
+    "_coef", "_multiplier", "_scaling", "_scale", "_softcapping", "_implementation", "_init", "_prob",
+)  # fmt: skip
+# anything else whose name says it shapes the model: refused by name on the generic path
+STRUCTURAL_HINT = re.compile(
+    r"layer|expert|head|_dim|dims|size|mamba|ssm|conv|window|block|moe|mlp|ffn|attn|attention|rank|^num_|^n_"
+    r"|ratio|period|interval|pattern|sparse|hash|group|kv|query|rope|rotary|parallel|residual|share|gate"
+    r"|router|topk|top_k|chunk|compress|latent|mtp|nextn|cross|encoder|decoder|embed|norm|hc_|lora|state"
+    r"|width|depth|multi|mult|bias|act|config"
+)
+
+# value tables of keys whose meaning depends on the value
+LAYER_TYPE_VALUES = frozenset(
+    {
+        "full_attention",
+        "sliding_attention",
+        "chunked_attention",
+        "local_attention",
+        "deepseek_sparse_attention",  # GLM-5: full MLA + the DSA indexer (index_* keys)
+        "indexed_attention",  # transformers' DeepSeek-V3.2: the same
+    }
+)
+MLP_LAYER_TYPE_VALUES = frozenset({"dense", "mlp", "sparse", "moe"})
+POSITION_EMBEDDING_VALUES = frozenset({"rope", "rotary", "absolute", "learned", "alibi"})
+# activation -> gated (gate, up, down: three matrices) or plain (up, down: two). Evidence: the MLP of
+# every decoder family in transformers 5.24 with that activation, apart from the Gemma family (GeGLU),
+# which has its own rule; tests/golden/golden_generic.json checks it on gpt2, gpt_neox, phi, falcon,
+# starcoder2, bloom, persimmon, apertus, arcee (plain) and olmo, granite, cohere, ... (gated).
+ACTIVATION_KEYS = ("hidden_act", "activation_function", "hidden_activation", "activation")
+GATED_ACTIVATIONS = frozenset({"silu", "swish", "swiglu"})
+PLAIN_ACTIVATIONS = frozenset(
+    {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python", "quick_gelu", "relu", "relu2", "xielu"}
+)
+
+
+def _refuse(key: str, feature: str, name: str | None) -> NotModelledError:
+    return NotModelledError(
+        f"{name or 'this config'}: {key!r} describes {feature}, which is not modelled; its FLOPs would be wrong, "
+        "so no estimate is given"
+    )
+
+
+def check_unmodelled_keys(cfg: Mapping[str, Any], name: str | None) -> None:
+    """Refuse any config (known family or not) that carries a key naming an unmodelled feature."""
+    for key, feature in UNMODELLED_KEYS.items():
+        if not cfg.get(key):  # absent, null, 0, false or empty: the feature is off
+            continue
+        raise _refuse(key, feature, name)
+    for key, allowed in (("layer_types", LAYER_TYPE_VALUES), ("mlp_layer_types", MLP_LAYER_TYPE_VALUES)):
+        values = cfg.get(key)
+        if isinstance(values, Sequence) and not isinstance(values, str):
+            bad = sorted({str(t) for t in values} - allowed)
+            if bad:
+                raise _refuse(key, f"layers of kind {bad} (modelled kinds: {sorted(allowed)})", name)
+    kinds = cfg.get("attn_type_list")  # MiniMax: 0 = lightning (linear) attention, 1 = softmax attention
+    if isinstance(kinds, Sequence) and not isinstance(kinds, str) and any(k == 0 for k in kinds):
+        raise _refuse("attn_type_list", "lightning (linear) attention layers (entries 0)", name)
+    if cfg.get("is_encoder_decoder"):
+        raise _refuse("is_encoder_decoder", "an encoder-decoder model", name)
+    pos = cfg.get("position_embedding_type")
+    if pos is not None and str(pos) not in POSITION_EMBEDDING_VALUES:
+        raise _refuse("position_embedding_type", f"position embeddings of type {pos!r}", name)
+
+
+def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None) -> list[str]:
+    """Generic path: every structural key must be understood. Returns the ignored keys (for the notes)."""
+    ignored: list[str] = []
+    for key in cfg:
+        if key in GENERIC_KEYS or key in NON_STRUCTURAL_KEYS or key.endswith(NON_STRUCTURAL_SUFFIXES):
+            continue
+        if key.startswith("_") or (key.endswith("_config") and key != "text_config"):
+            if isinstance(cfg[key], Mapping) and cfg[key]:
+                raise _refuse(key, "nested settings the generic decoder path does not read", name)
+            continue
+        if STRUCTURAL_HINT.search(key):
+            raise NotModelledError(
+                f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): key {key!r} looks "
+                "structural and the generic decoder path does not understand it; refusing rather than guessing"
+            )
+        ignored.append(key)
+    return ignored
+
+
+def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool:
+    """Generic path: gated (three-matrix) or plain (two-matrix) MLP from the activation; unknown refuses."""
+    act = next((cfg[k] for k in ACTIVATION_KEYS if cfg.get(k)), None)
+    if act is None:
+        raise NotModelledError(
+            f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule) names no activation "
+            "(hidden_act / activation_function), so whether its MLP is gated (3 matrices) or plain (2) is unknown"
+        )
+    if str(act) in GATED_ACTIVATIONS:
+        return True
+    if str(act) in PLAIN_ACTIVATIONS:
+        return False
+    raise NotModelledError(
+        f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): activation {act!r} does "
+        f"not say whether the MLP is gated or plain (known: gated {sorted(GATED_ACTIVATIONS)}, plain "
+        f"{sorted(PLAIN_ACTIVATIONS)})"
+    )
+
+
+# families whose decoder layer runs attention and MLP in parallel on one normalized input although no
+# config key says so (transformers 5.24 modeling code: PhiDecoderLayer, CohereDecoderLayer, GPTJBlock,
+# CodeGenBlock); the keys use_parallel_residual / parallel_attn / parallel_residual say it for the others
+PARALLEL_RESIDUAL_FAMILIES = frozenset({"phi", "cohere", "gptj", "codegen"})
+_LAYERNORM_EPS_KEYS = ("layer_norm_eps", "layer_norm_epsilon", "norm_epsilon", "layernorm_epsilon")
+
+
+def generic_layout(cfg: Mapping[str, Any], model_type: str) -> tuple[str, bool, int, list[str]]:
+    """(norm kind, parallel attention+MLP, norms per layer, notes) of a generic decoder layer.
+
+    The layout changes vector work only (norms and residual adds), never the GEMM count."""
+    notes: list[str] = []
+    if any(k in cfg for k in _LAYERNORM_EPS_KEYS):
+        norm_kind = "layernorm"
+    elif "rms_norm_eps" in cfg or "rms_norm_epsilon" in cfg:
+        norm_kind = "rmsnorm"
+    else:
+        norm_kind = "rmsnorm"
+        notes.append("no norm epsilon key says LayerNorm or RMSNorm: RMSNorm assumed (vector work only)")
+    parallel = model_type in PARALLEL_RESIDUAL_FAMILIES or any(
+        bool(cfg.get(k)) for k in ("use_parallel_residual", "parallel_attn", "parallel_residual")
+    )
+    norms = 2
+    if parallel:
+        two = (
+            cfg.get("use_parallel_residual")
+            or cfg.get("num_ln_in_parallel_attn") == 2
+            or (cfg.get("new_decoder_architecture") and cfg.get("num_ln_in_parallel_attn") is None)
+        )
+        norms = 2 if two else 1
+        notes.append(f"attention and MLP run in parallel on the normalized input ({norms} norm(s) per layer)")
+    return norm_kind, parallel, norms, notes

@@ -1,0 +1,126 @@
+"""The generic decoder path never guesses: an unknown model_type comes out exact or is refused by name.
+
+tests/golden/golden_generic.json (tools/golden_generic.py) holds FlopCounterMode counts of the real
+transformers 5.24 code for families the simulator has no rule for (gpt2, gpt_neox, phi, falcon, starcoder2,
+olmo, bloom, mpt, ...). Every case must either match every tensor category exactly or raise
+NotModelledError naming a key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_compute_sim.errors import NotModelledError
+from model_compute_sim.simulator.config import normalize
+from model_compute_sim.simulator.config_keys import GENERIC_KEYS, NON_STRUCTURAL_KEYS, UNMODELLED_KEYS
+from model_compute_sim.simulator.simulate import simulate
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_generic.json").read_text())
+CASES: list[dict[str, Any]] = GOLDEN["cases"]
+TENSOR = {"attention_proj", "attention_core", "attention_indexer", "mlp", "moe_router", "moe_experts", "moe_shared"}
+TENSOR |= {"lm_head"}
+# families the generic path must model exactly (a refusal here would be a regression)
+MUST_BE_EXACT = {"gpt2", "gpt_neox", "phi", "falcon", "falcon_mqa_off", "starcoder2", "olmo", "olmo2", "granite"}
+MUST_BE_EXACT |= {"cohere", "persimmon", "gpt_bigcode", "apertus", "arcee", "phi3", "olmoe", "ernie4_5_moe"}
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 96,
+    "vocab_size": 128,
+    "hidden_act": "silu",
+    "rms_norm_eps": 1e-6,
+}
+
+
+def _run(case: dict[str, Any]) -> Any:
+    return simulate(
+        config=case["config"],
+        batch_size=case["batch_size"],
+        seq_len=case["seq_len"],
+        context_len=case["context_len"],
+        attention_flops="dense",
+        mla_path="expanded",
+        logits="all",
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['family']}-{c['phase']}")
+def test_generic_family_is_exact_or_refused_by_name(case: dict[str, Any]) -> None:
+    try:
+        r = _run(case)
+    except NotModelledError as e:
+        assert case["family"] not in MUST_BE_EXACT, str(e)
+        assert re.search(r"'[a-z_]+'", str(e)), f"refusal names no key: {e}"
+        return
+    assert "other" not in case["categories"], "transformers ran GEMMs outside known modules"
+    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR and v.flops}
+    assert got == case["categories"]
+    assert any("no family rule" in a for a in r.assumptions) or case["model_type"] in ("gemma",)
+
+
+def test_golden_generic_covers_the_exact_families() -> None:
+    assert {c["family"] for c in CASES} >= MUST_BE_EXACT
+
+
+def test_two_matrix_mlp_family_is_not_costed_as_gated() -> None:
+    """GPT-NeoX: up/down only. mlp = 2 GEMMs of 2*T*H*I each (T=24, H=64, I=96), not three."""
+    case = next(c for c in CASES if c["family"] == "gpt_neox" and c["phase"] == "prefill")
+    r = _run(case)
+    t, h, i, layers = 24, 64, 96, 2
+    assert r.by_category["mlp"].flops == layers * 2 * (2 * t * h * i)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "feature"),
+    [
+        ("attn_layer_period", 8, "hybrid layer pattern"),
+        ("hybrid_override_pattern", "M*M-", "Mamba/attention/MLP"),
+        ("mamba_d_state", 128, "Mamba"),
+        ("block_configs", [{"attention": {"no_op": True}}], "NAS"),
+        ("zero_expert_num", 4, "zero-computation experts"),
+        ("compress_ratios", [0, 4], "compressed sparse attention"),
+        ("hc_mult", 4, "hyper-connections"),
+    ],
+)
+def test_unmodelled_key_is_refused_by_name_for_any_family(key: str, value: Any, feature: str) -> None:
+    for model_type in ("llama", "brand_new_family"):
+        with pytest.raises(NotModelledError, match=re.escape(f"'{key}' describes") + ".*" + feature):
+            normalize({**LLAMA, "model_type": model_type, key: value})
+
+
+def test_unknown_structural_key_is_refused_and_harmless_keys_are_ignored() -> None:
+    cfg = {**LLAMA, "model_type": "brand_new_family"}
+    spec = normalize({**cfg, "bos_token_id": 1, "attention_dropout": 0.0, "foo_flag": True})
+    assert spec.generic and any("foo_flag" in n for n in spec.notes)
+    with pytest.raises(NotModelledError, match="'num_memory_layers'"):
+        normalize({**cfg, "num_memory_layers": 4})
+    with pytest.raises(NotModelledError, match=r"activation 'mish'"):
+        normalize({**cfg, "hidden_act": "mish"})
+    with pytest.raises(NotModelledError, match=r"'layer_types' describes layers of kind \['conv'\]"):
+        normalize({**cfg, "layer_types": ["conv", "full_attention"]})
+
+
+def test_moe_spellings_of_top_k_shared_experts_and_first_moe_layer() -> None:
+    """ERNIE-4.5 / AFMoE spellings: moe_k, moe_num_shared_experts, num_dense_layers; Kimi's sampling top_k
+    is never read as experts per token."""
+    base = {**LLAMA, "model_type": "brand_new_moe", "moe_intermediate_size": 32, "num_hidden_layers": 4}
+    spec = normalize({**base, "num_experts": 8, "moe_k": 2, "moe_num_shared_experts": 2, "num_dense_layers": 1})
+    moe = [layer.moe for layer in spec.layers]
+    assert moe[0] is None and all(m is not None for m in moe[1:])
+    assert moe[1] is not None and moe[1].top_k == 2 and moe[1].shared_intermediate == 2 * 32
+    with pytest.raises(Exception, match="num_experts_per_tok"):
+        normalize({**base, "num_experts": 8, "top_k": 50})
+
+
+def test_registry_tables_do_not_overlap() -> None:
+    assert not (set(UNMODELLED_KEYS) & GENERIC_KEYS)
+    assert not (set(UNMODELLED_KEYS) & NON_STRUCTURAL_KEYS)
+    assert not (GENERIC_KEYS & NON_STRUCTURAL_KEYS)
