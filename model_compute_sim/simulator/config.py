@@ -589,6 +589,12 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         )
     generic = model_type not in KNOWN_MODEL_TYPES
     notes: list[str] = []
+    wrapper = next((k for k in NESTED_TEXT_KEYS if isinstance(raw.get(k), Mapping)), None)
+    if wrapper is not None:
+        notes.append(
+            f"multimodal wrapper (model_type {outer_type or 'unknown'!r}): costed through its text model "
+            f"({wrapper}, model_type {model_type!r}); the vision / audio tower and projector are not included"
+        )
     gated, parallel, norms, norm_kind = True, False, 4 if model_type in GEMMA_TYPES else 2, "rmsnorm"
     if generic:
         ignored = K.check_generic_keys(cfg, model_type, name)
