@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,12 @@ from model_compute_sim.errors import (
 from model_compute_sim.references import find_model, load_models, to_plain
 from model_compute_sim.simulator.config import normalize
 from model_compute_sim.simulator.simulate import simulate
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "configs"
+from tests.fixture_paths import shared_or_skip as fixture_or_skip
 
 
 def shared_or_skip() -> Path:
-    if SHARED.is_dir():
-        return SHARED
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set but the shared config fixtures are missing at {SHARED}")
-    pytest.skip(f"shared config fixtures not found at {SHARED} (they live beside the repository)")
+    """The real HF config fixtures: the repository's copy (tests/data/shared), else ../shared."""
+    return fixture_or_skip("fixtures/configs", "config fixtures")
 
 
 def small_config() -> dict[str, Any]:
@@ -222,13 +217,3 @@ def test_layer_index_lists_must_be_integers(value: Any) -> None:
     }
     with pytest.raises(ConfigError, match="'mlp_only_layers' must be a list of integers"):
         simulate(config=cfg)
-
-
-def test_readme_first_command_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's set-up command (after `pip install -e .`) must keep working."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    line = next(x for x in readme.splitlines() if x.startswith("pip install -e . && model-compute-sim "))
-    argv = line.split("&& model-compute-sim ", 1)[1].split()
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "roofline" in out and "moe_experts" in out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,9 +20,9 @@ from model_compute_sim.references import (
     suggest,
     to_plain,
 )
+from tests.fixture_paths import shared_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 # fmt: off
 REQUIRED_MODELS = [
@@ -40,12 +39,9 @@ CROSS_CHECK_KEYS = (*CORE_KEYS, "num_key_value_heads")
 
 
 def require_shared() -> Path:
-    """The shared fixture folder; skip without it, but fail under CI."""
-    if SHARED.is_dir():
-        return SHARED
-    if os.environ.get("CI"):
-        pytest.fail(f"shared fixture folder {SHARED} is missing and CI is set")
-    pytest.skip(f"shared fixture folder {SHARED} not present (cross-checks need the source configs)")
+    """The shared fixture root (configs + reference/gpu-facts.json): the repository's copy under
+    tests/data/shared first, else ../shared; skip without either, but fail under CI."""
+    return shared_or_skip("fixtures/configs", "config fixtures").parents[1]
 
 
 def arch_view(config: dict[str, Any], key: str) -> Any:

@@ -57,6 +57,20 @@ MODELS: dict[str, dict[str, object]] = {
         mlp_only_layers=[],
         norm_topk_prob=True,
     ),
+    # shared expert with a sigmoid gate (`mlp.shared_expert_gate`, a [H, 1] linear): category moe_shared
+    "qwen2_moe": dict(
+        COMMON,
+        model_type="qwen2_moe",
+        intermediate_size=128,
+        moe_intermediate_size=32,
+        shared_expert_intermediate_size=48,
+        num_hidden_layers=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+        decoder_sparse_step=1,
+        mlp_only_layers=[],
+        norm_topk_prob=False,
+    ),
     "deepseek_v3": dict(
         COMMON,
         model_type="deepseek_v3",
@@ -208,9 +222,13 @@ def record(name: str, cfg: dict[str, object]) -> dict[str, object]:
 
 
 def main() -> None:
+    """Record every model, or only those named on the command line (merged into expected.json)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    expected = {name: record(name, cfg) for name, cfg in MODELS.items()}
-    (OUT / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    names = sys.argv[1:] or list(MODELS)
+    path = OUT / "expected.json"
+    expected = json.loads(path.read_text()) if sys.argv[1:] and path.exists() else {}
+    expected.update({name: record(name, MODELS[name]) for name in names})
+    path.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from mcp import Client, MCPError
 from model_compute_sim import __version__
 from model_compute_sim.server import tools
 from model_compute_sim.server.app import mcp
+from tests.fixture_paths import shared_path
 
 from .conftest import data_of, error_of, text_of
 
 TOOLS = {"list_models", "list_gpus", "simulate", "extract_trace_flow", "compare_trace", "kernel_flow_mfu"}
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "traces"
 # real traces with the longest rows (kernel names, scopes); used when the shared fixtures are present
 REAL_TRACES = [
     "AMD-AGI_TraceLens__b200__eager_trace.json.gz",
@@ -405,7 +405,7 @@ async def test_listing_results_are_small() -> None:
 
 
 async def test_trace_tool_default_results_are_small() -> None:
-    traces = sorted(DATA.glob("*.json.gz")) + [SHARED / n for n in REAL_TRACES if (SHARED / n).is_file()]
+    traces = sorted(DATA.glob("*.json.gz")) + [p for n in REAL_TRACES if (p := shared_path(f"fixtures/traces/{n}"))]
     async with Client(mcp) as client:
         size, call = await _largest(
             client,

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
-
 from model_compute_sim.trace.extract import extract_trace_flow
 from model_compute_sim.trace.result import TraceFlowResult
+from tests.fixture_paths import shared_or_skip
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "traces"
 DATA = Path(__file__).resolve().parents[1] / "data" / "traces"
 
 B200 = "AMD-AGI_TraceLens__b200__eager_trace.json.gz"
@@ -39,14 +36,9 @@ ALL_FIXTURES = (
 
 
 def real_trace(name: str) -> Path:
-    """Path of a real-trace fixture. Skips when shared/fixtures/traces is absent, fails under CI."""
-    path = FIXTURES / name
-    if path.is_file():
-        return path
-    reason = f"real-trace fixture {name} not found under {FIXTURES} (the shared/ folder is not in this checkout)"
-    if os.environ.get("CI"):
-        pytest.fail(reason + "; CI must provide it")
-    pytest.skip(reason)
+    """Path of a real-trace fixture: the repository's copy first (tests/data/shared), else ../shared.
+    Skips when neither has it, fails under CI."""
+    return shared_or_skip(f"fixtures/traces/{name}", "real-trace fixture")
 
 
 @lru_cache(maxsize=16)

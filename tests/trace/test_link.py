@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from model_compute_sim.simulator.formulas import attention_flops
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.tree import GRAPH_LAUNCH_NAMES, build_flow
 from tests.trace.conftest import (
@@ -52,7 +51,9 @@ def test_capture_trace_alignment_gives_replayed_kernels_ops() -> None:
     assert with_cap.trace.capture_kernels_matched >= 400
     assert with_cap.coverage.linked_to_op_with_flops > without.coverage.linked_to_op_with_flops
     # 24 attention layers, batch 32 decode: q [32, 64 heads, 64], pairs from the step annotation
-    expected_attention = 24 * attention_flops(55086, 64, 64, 64)
+    # causal pairs of 32 one-token queries = sum of their key lengths (sqsk) = 55086;
+    # scores + values: 2 x pairs x 64 heads x (64 + 64), in each of the 24 layers
+    expected_attention = 24 * 2 * 55086 * 64 * (64 + 64)
     assert with_cap.totals.attention_flops == expected_attention
     assert with_cap.totals.flops > without.totals.flops
 

@@ -127,9 +127,11 @@ def test_legacy_schema_variants() -> None:
 
 
 def test_fixture_helper_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests import fixture_paths
     from tests.trace import conftest
 
-    monkeypatch.setattr(conftest, "FIXTURES", tmp_path / "absent")
+    monkeypatch.setattr(fixture_paths, "IN_REPO", tmp_path / "absent")
+    monkeypatch.setattr(fixture_paths, "BESIDE", tmp_path / "absent-too")
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="not found"):
         conftest.real_trace(B200)
