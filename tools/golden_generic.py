@@ -63,17 +63,27 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "mpt": dict(TINY),
     "stablelm": dict(TINY, intermediate_size=96, num_key_value_heads=4),
     "ernie4_5": dict(TINY, intermediate_size=96, head_dim=16),
-    "helium": dict(TINY, intermediate_size=96, head_dim=16),
-    "seed_oss": dict(TINY, intermediate_size=96, head_dim=16),
-    "exaone4": dict(TINY, intermediate_size=96, head_dim=16),
     "glm": dict(TINY, intermediate_size=96, head_dim=16, pad_token_id=0),
     "glm4": dict(TINY, intermediate_size=96, head_dim=16, pad_token_id=0),
     "smollm3": dict(TINY, intermediate_size=96, pad_token_id=0),
     "phi3": dict(TINY, intermediate_size=96, pad_token_id=0),
     "granitemoe": dict(TINY, intermediate_size=32, **MOE),
     "olmoe": dict(TINY, intermediate_size=32, num_experts=8, num_experts_per_tok=2),
-    "phimoe": dict(TINY, intermediate_size=32, **MOE),
     "ernie4_5_moe": dict(TINY, intermediate_size=96, moe_intermediate_size=32, moe_num_experts=8, moe_k=2, head_dim=16),
+    # refused by name today: AFMoE's global/local attention pattern and output gate, GraniteMoE's shared expert
+    "afmoe": dict(
+        TINY,
+        intermediate_size=96,
+        moe_intermediate_size=32,
+        num_experts=8,
+        num_experts_per_tok=2,
+        num_shared_experts=1,
+        num_dense_layers=1,
+        head_dim=16,
+    ),
+    "granitemoeshared": dict(
+        TINY, intermediate_size=32, num_local_experts=8, num_experts_per_tok=2, shared_intermediate_size=48
+    ),
 }
 MODEL_TYPE = {"falcon_mqa_off": "falcon"}
 
