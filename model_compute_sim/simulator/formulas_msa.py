@@ -37,4 +37,3 @@ def _keys_prefix_sum(n: int, block: int, topk: int) -> int:
 def msa_pairs(q: int, c: int, block: int, topk: int) -> int:
     """Query-key pairs of one sequence (q new tokens after c cached) under MSA."""
     return _keys_prefix_sum(c + q, block, topk) - _keys_prefix_sum(c, block, topk)
-
