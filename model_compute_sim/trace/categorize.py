@@ -11,7 +11,7 @@ import re
 
 from model_compute_sim.simulator.categories import CATEGORY_ORDER, OTHER
 from model_compute_sim.trace.events import CpuOp
-from model_compute_sim.trace.kernels import kernel_category
+from model_compute_sim.trace.kernel_classes import class_category
 from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS
 from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
@@ -132,19 +132,7 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None, experts: frozenset[i
     return "other"
 
 
-# kernel category -> op category, for GPU time not linked to any op (graph replays, orphans)
-_KERNEL_FALLBACK = {
-    "communication": "communication",
-    "attention": "attention_core",
-    "norm": "norm",
-    "moe": "moe_experts",
-    "activation": "elementwise",
-    "rotary": "elementwise",
-    "elementwise": "elementwise",
-    "quantization": "elementwise",
-}
-
-
 def kernel_fallback_category(kernel_name: str, kind: str) -> str:
-    """Category of GPU time without an op, from the kernel name alone (`other` when ambiguous)."""
-    return _KERNEL_FALLBACK.get(kernel_category(kernel_name, kind), "other")
+    """Category of GPU time without an op, from the kernel-class table (`other` for unknown kernels and
+    dense GEMMs, whose category the context decides)."""
+    return class_category(kernel_name, kind)

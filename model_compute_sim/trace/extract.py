@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Literal
 
 from model_compute_sim.errors import TraceError
-from model_compute_sim.trace.categorize import CATEGORIES, expert_counts, kernel_fallback_category, op_category
-from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
+from model_compute_sim.trace.analysis import StepContext, analyse, kernel_in_window
+from model_compute_sim.trace.categorize import CATEGORIES, op_category
+from model_compute_sim.trace.events import KERNEL, Trace
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
-from model_compute_sim.trace.op_flops import StepPairs, does_math, op_flops, op_kind, step_pairs
 from model_compute_sim.trace.result import (
     CategoryRow,
     Coverage,
@@ -26,90 +24,13 @@ from model_compute_sim.trace.result import (
     TraceMeta,
     UnmodelledRow,
 )
-from model_compute_sim.trace.tree import Flow, build_flow
+from model_compute_sim.trace.tree import Flow
 
 Detail = Literal["summary", "layers", "ops"]
-_STEP = re.compile(r"^(ProfilerStep#\d+|step\[.*\]|execute_.*)$")
-_PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
-_ELEMENTWISE_TRITON = ("triton_poi", "triton_red", "triton_per")
+step_context = analyse  # the earlier name of `analysis.analyse`
+__all__ = ["StepContext", "extract_trace_flow", "kernel_in_window", "step_context"]
 _MAX_UNMODELLED = 25
 _MAX_STEPS_LISTED = 50
-
-
-@dataclass(slots=True)
-class _OpStatus:
-    owner: list[int]  # op -> index of the counted/unmodelled op that stands for it (or -1)
-    flops: dict[int, tuple[int, str, str | None, str]]  # counted op -> (flops, kind, dtype, shapes)
-    unmodelled: dict[int, str]  # op -> reason
-
-
-def _op_status(flow: Flow, step: StepPairs | None, selected: set[int] | None) -> _OpStatus:
-    """Which ops are counted (leaf modelled ops), which are unmodelled math, and who owns each op."""
-    ops = flow.trace.ops
-    info = flow.op_info
-    n = len(ops)
-    math_below = [False] * n
-    # order by start time so a child always follows its parent
-    order = sorted(range(n), key=lambda i: (ops[i].ts, -ops[i].dur))
-    for i in reversed(order):
-        p = info[i].parent
-        if p >= 0 and (math_below[i] or _is_math(ops[i])):
-            math_below[p] = True
-    flops: dict[int, tuple[int, str, str | None, str]] = {}
-    unmodelled: dict[int, str] = {}
-    for i in range(n):
-        if selected is not None and i not in selected:
-            continue
-        o = ops[i]
-        if math_below[i] or not _is_math(o):
-            continue
-        if op_kind(o.name) is None:
-            unmodelled[i] = "does tensor math but no FLOP model for this op"
-            continue
-        r = op_flops(o, step)
-        if r is None:
-            if o.input_dims is None:
-                unmodelled[i] = "no shapes recorded (record_shapes off)"
-            elif op_kind(o.name) == "attention":
-                unmodelled[i] = "per-sequence lengths unknown (no step annotation with them)"
-            else:
-                unmodelled[i] = "shapes not understood"
-            continue
-        flops[i] = (r.flops, r.kind, r.dtype, r.detail)
-    owner = [-1] * n
-    for i in order:
-        if i in flops or i in unmodelled:
-            owner[i] = i
-        else:
-            p = info[i].parent
-            owner[i] = owner[p] if p >= 0 else -1
-    return _OpStatus(owner, flops, unmodelled)
-
-
-def _is_math(o: CpuOp) -> bool:
-    if o.is_annotation or o.name.startswith(_ELEMENTWISE_TRITON):
-        return False
-    return op_kind(o.name) is not None or does_math(o.name)
-
-
-def _steps(trace: Trace) -> list[CpuOp]:
-    return sorted((o for o in trace.ops if _STEP.match(o.name)), key=lambda o: o.ts)
-
-
-def _select_step(steps: list[CpuOp], step: int | None) -> CpuOp | None:
-    if step is None:
-        return None
-    for o in steps:
-        m = _PROFILER_STEP.match(o.name)
-        if m and int(m.group(1)) == step:
-            return o
-    if 0 <= step < len(steps):
-        return steps[step]
-    names = ", ".join(o.name[:60] for o in steps[:20]) or "(none)"
-    raise TraceError(
-        f"step {step} not found: the trace has {len(steps)} step annotations ({names}); "
-        "give N of a ProfilerStep#N or a 0-based index below the number of steps"
-    )
 
 
 def _framework(trace: Trace) -> str | None:
@@ -135,55 +56,6 @@ def _meta_int(md: dict[str, object], *keys: str) -> int | None:
             return None
         d = d.get(k)
     return d if isinstance(d, int) else None
-
-
-@dataclass(slots=True)
-class StepContext:
-    """A loaded trace with its flow, the selected step window and the counted/unmodelled ops."""
-
-    trace: Trace
-    capture: Trace | None
-    flow: Flow
-    steps: list[CpuOp]
-    window: CpuOp | None
-    lo: float
-    hi: float
-    pairs: StepPairs | None
-    selected: set[int] | None
-    status: _OpStatus
-    cap_status: _OpStatus | None
-    experts: frozenset[int]
-
-
-def step_context(trace: Trace, capture: Trace | None, step: int | None) -> StepContext:
-    """Build the flow, select the step window (see `extract_trace_flow`) and decide which ops are counted."""
-    flow = build_flow(trace, capture)
-    steps = _steps(trace)
-    window = _select_step(steps, step)
-    lo, hi = (window.ts, window.ts + window.dur) if window else (float("-inf"), float("inf"))
-    ann_names = [o.name for o in ([window] if window else steps)]
-    if capture is not None:
-        ann_names += [o.name for o in _steps(capture)]
-    sp = step_pairs(ann_names)
-    selected = {i for i, o in enumerate(trace.ops) if lo <= o.ts <= hi} if window else None
-    status = _op_status(flow, sp, selected)
-    cap_status = _op_status(flow.capture, sp, None) if flow.capture is not None else None
-    experts = expert_counts(trace.ops) | (expert_counts(capture.ops) if capture is not None else frozenset())
-    return StepContext(trace, capture, flow, steps, window, lo, hi, sp, selected, status, cap_status, experts)
-
-
-def kernel_in_window(ctx: StepContext, k: int) -> bool:
-    """Whether GPU event `k` belongs to the selected step (by its launch time, else its op's start)."""
-    if ctx.window is None:
-        return True
-    link = ctx.flow.links[k]
-    if link.launch >= 0:
-        t = ctx.trace.launches[link.launch].ts
-    elif link.op >= 0 and link.source == "trace":
-        t = ctx.trace.ops[link.op].ts
-    else:
-        return False
-    return ctx.lo <= t <= ctx.hi
 
 
 def _page(total: int, offset: int, limit: int) -> Page:
@@ -217,7 +89,7 @@ def extract_trace_flow(
         capture = load_trace(capture_trace_path) if capture_trace_path else None
     else:
         trace, capture = loaded
-    ctx = step_context(trace, capture, step)
+    ctx = analyse(trace, capture, step)
     flow = ctx.flow
     assumptions = [
         "FLOPs are tensor-core work only (GEMMs and attention), 1 multiply-add = 2 FLOPs, counted once per "
@@ -267,51 +139,40 @@ def extract_trace_flow(
     graph_kernels = 0
     cap_pairs: set[tuple[int, int]] = set()
     for k, g in enumerate(trace.gpu):
-        link = flow.links[k]
-        if not kernel_in_window(ctx, k):
-            continue
-        if g.kind != KERNEL:
+        if g.kind != KERNEL and kernel_in_window(ctx, k):
             mem_time += g.dur
-            continue
+    for rec in ctx.kernels:
+        g = trace.gpu[rec.index]
         k_time += g.dur
         k_count += 1
-        kc = kernel_category(g.name, g.kind)
+        kc = rec.cls.kind
         prec = gemm_precision(g.name) if kc in ("gemm", "moe", "attention") else None
         kcat_time[kc] += g.dur
         kcat_count[kc] += 1
         if prec:
             kcat_prec[kc][prec] += g.dur
-        graph_kernels += link.graph
-        fl: Flow | None = flow
-        st: _OpStatus | None = status
-        if link.source == "capture":
-            fl, st = flow.capture, cap_status
-        if link.op >= 0 and fl is not None and st is not None:
-            own = st.owner[link.op]
-            cat_i = own if own >= 0 else link.op
-            category = _cat(fl, cat_i)
-            layer = fl.op_info[cat_i].layer
-            if own >= 0 and own in st.flops:
+        graph_kernels += rec.graph
+        category, layer = rec.category, rec.layer
+        fl = flow.capture if rec.source == "capture" else flow
+        opname: str | None = None
+        if rec.op >= 0 and fl is not None:
+            own = rec.owner
+            if rec.counted:
                 t_flops += g.dur
-                key = (link.source, own)
+                key = (rec.source, own)
                 op_gpu[key] += g.dur
                 op_kernels[key] += 1
-                if link.source == "capture":
-                    cap_pairs.add((link.launch, own))
+                if rec.source == "capture":
+                    cap_pairs.add((rec.launch, own))
             else:
                 t_op += g.dur
                 if own >= 0:
-                    nm = fl.trace.ops[own].name
-                    unm_time[nm] += g.dur
-            opname: str | None = fl.trace.ops[link.op].name
+                    unm_time[fl.trace.ops[own].name] += g.dur
+            opname = fl.trace.ops[rec.op].name
+        elif rec.launch >= 0:
+            t_launch += g.dur
         else:
-            category = kernel_fallback_category(g.name, g.kind)
-            layer = link.layer
-            opname = None
-            if link.launch >= 0:
-                t_launch += g.dur
-            else:
-                t_none += g.dur
+            t_none += g.dur
         cat_time[category] += g.dur
         cat_count[category] += 1
         layer_time[layer] += g.dur
@@ -359,8 +220,8 @@ def extract_trace_flow(
                 )
             )
 
-    for i, rec in status.flops.items():
-        _count_op(flow, i, rec, "trace", 1)
+    for i, fl_rec in status.flops.items():
+        _count_op(flow, i, fl_rec, "trace", 1)
     if flow.capture is not None and cap_status is not None:
         per_op: dict[int, int] = defaultdict(int)
         for _launch, own in cap_pairs:

@@ -16,9 +16,8 @@ from model_compute_sim.references import GpuSpec, find_gpu, load_gpus
 from model_compute_sim.simulator.simulate import resolve_gpu
 from model_compute_sim.trace.align_run import align_trace
 from model_compute_sim.trace.align_shape import StepShape
-from model_compute_sim.trace.categorize import kernel_fallback_category, op_category
 from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
-from model_compute_sim.trace.extract import StepContext, kernel_in_window, step_context
+from model_compute_sim.trace.analysis import TraceAnalysis, analyse, kernel_in_window
 from model_compute_sim.trace.flow_result import KernelFlowResult
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, PREC_PEAK, KernelRowDraft, MfuDevice, finish_result
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
@@ -139,32 +138,24 @@ class _TraceKernel:
     flops_op: str | None
 
 
-def classify_kernels(ctx: StepContext) -> list[_TraceKernel]:
+def classify_kernels(ctx: TraceAnalysis) -> list[_TraceKernel]:
     out: list[_TraceKernel] = []
-    flow, trace = ctx.flow, ctx.trace
-    for k, g in enumerate(trace.gpu):
-        if g.kind != KERNEL or not kernel_in_window(ctx, k):
+    flow = ctx.flow
+    for r in ctx.kernels:
+        fl = flow.capture if r.source == "capture" else flow
+        if r.op < 0 or fl is None:
+            out.append(_TraceKernel(r.index, r.category, r.layer, None, None, None, None))
             continue
-        link = flow.links[k]
-        fl, st = (flow.capture, ctx.cap_status) if link.source == "capture" else (flow, ctx.status)
-        if link.op < 0 or fl is None or st is None:
-            out.append(_TraceKernel(k, kernel_fallback_category(g.name, g.kind), link.layer, None, None, None, None))
-            continue
-        inst = link.launch if link.source == "capture" else -1
-        own = st.owner[link.op]
-        cat_i = own if own >= 0 else link.op
-        oi = fl.op_info[cat_i]
-        cat = op_category(fl.trace.ops[cat_i], oi.scope, oi.layer, ctx.experts)
-        counted = own >= 0 and own in st.flops
+        inst = r.launch if r.source == "capture" else -1
         out.append(
             _TraceKernel(
-                k,
-                cat,
-                oi.layer,
-                fl.trace.ops[link.op].name,
-                (link.source, own, inst) if counted else None,
-                (link.source, link.op, inst),
-                fl.trace.ops[own].name if counted else None,
+                r.index,
+                r.category,
+                r.layer,
+                fl.trace.ops[r.op].name,
+                (r.source, r.owner, inst) if r.counted else None,
+                (r.source, r.op, inst),
+                fl.trace.ops[r.owner].name if r.counted else None,
             )
         )
     return out
@@ -184,7 +175,7 @@ def _share(keys: list[tuple[str, int, int] | None], weight: list[float]) -> dict
     return out
 
 
-def _trace_rows(ctx: StepContext, dev: MfuDevice, layer: int | None) -> list[KernelRowDraft]:
+def _trace_rows(ctx: TraceAnalysis, dev: MfuDevice, layer: int | None) -> list[KernelRowDraft]:
     kernels = classify_kernels(ctx)
     gpu = ctx.trace.gpu
     kcats = [kernel_category(gpu[x.k].name) for x in kernels]
@@ -266,7 +257,7 @@ def trace_mode(
     trace = load_trace(trace_path)
     capture = load_trace(capture_trace_path) if capture_trace_path else None
     dev = MfuDevice(_trace_gpu(trace, gpu), dtype)
-    ctx = step_context(trace, capture, step)
+    ctx = analyse(trace, capture, step)
     if aligned is not None:
         return _aligned_result(ctx, dev, aligned, measured_ms, layer, limit, offset, assumptions)
     rows = _trace_rows(ctx, dev, layer)
@@ -290,7 +281,7 @@ def trace_mode(
 
 
 def _aligned_result(
-    ctx: StepContext,
+    ctx: TraceAnalysis,
     dev: MfuDevice,
     aligned: tuple[Mapping[str, Any], StepShape | None, int],
     measured_ms: float | None,
@@ -330,7 +321,7 @@ def _row_span(rows: list[KernelRowDraft]) -> float | None:
     return max(b for _, b in ts) - min(a for a, _ in ts) if ts else None
 
 
-def _gpu_span(ctx: StepContext, layer: int | None) -> float | None:
+def _gpu_span(ctx: TraceAnalysis, layer: int | None) -> float | None:
     lo, hi = float("inf"), float("-inf")
     for x in classify_kernels(ctx) if layer is not None else ():
         if x.layer == layer:

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from model_compute_sim.trace.analysis import _op_status
 from model_compute_sim.trace.events import CpuOp, Trace
-from model_compute_sim.trace.extract import _op_status
 from model_compute_sim.trace.op_flops import matmul_flops, op_flops, step_pairs
 from model_compute_sim.trace.tree import build_flow
 from tests.trace.conftest import H100_HF, SGLANG_PREFILL, flow_result, real_trace

@@ -1,0 +1,305 @@
+"""Kernel classes of the vendor libraries, as one data table, and the kernel identity they match on.
+
+A kernel's *identity* is its function name without parameters: demangled, return type, function
+parameter list and template arguments dropped. For wrapper kernels whose real name is a template
+argument (`cutlass::Kernel2<cutlass_80_tensorop_..._gemm>`, `cutlass::device_kernel<flash::FlashAttnFwdSm90<..>>`,
+`ck_tile::kentry<Rmsnorm2dFwd>`, ATen's `vectorized_elementwise_kernel<4, silu_kernel(..)>`), the first
+template argument that is not a number or a scalar type is followed, and the heads are joined by `/`:
+`cutlass::device_kernel/flash::enable_sm90_or_later/flash::FlashAttnFwdSm90`. The table's patterns
+only ever see that identity, so the parameter list never decides a class (a GEMM whose epilogue
+type mentions attention stays a GEMM).
+
+`KERNEL_CLASSES` is checked in order; the first pattern that matches gives the `KernelClass`:
+- `name`: the class (`cublas_gemm`, `flash_attention_3`, `nccl`, `moe_routing`, ...);
+- `library`: who ships it (cuBLAS, CUTLASS, hipBLASLt, FlashAttention, vLLM, SGLang, aiter, ...);
+- `kind`: the coarse kernel class shown in results (`KERNEL_KINDS`: gemm, attention, moe, norm, ...);
+- `category`: the simulator category (simulator/categories.py) the kernel's time belongs to, or None
+  for dense GEMMs, whose category (projection, MLP, LM head) only the context can tell.
+Unmatched kernels get `UNKNOWN` (kind and category `other`): their time is reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+from model_compute_sim.simulator.categories import CATEGORY_ORDER, OTHER
+
+KERNEL_KINDS = (
+    "gemm",
+    "attention",
+    "moe",
+    "norm",
+    "activation",
+    "rotary",
+    "quantization",
+    "communication",
+    "memcpy",
+    "memset",
+    "kv_cache",
+    "sampling",
+    "elementwise",
+    "other",
+)
+
+
+class KernelClass(NamedTuple):
+    name: str
+    library: str
+    kind: str  # one of KERNEL_KINDS
+    category: str | None  # a simulator category, or None: from the context (dense GEMMs)
+
+
+def _c(name: str, library: str, kind: str, category: str | None) -> KernelClass:
+    return KernelClass(name, library, kind, category)
+
+
+_COMM, _ATTN, _EW = "communication", "attention_core", "elementwise"
+_ROUTER, _EXPERTS = "moe_router", "moe_experts"
+
+# (pattern on the identity, class), in priority order: specific families before generic words.
+KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
+    # --- Triton (inductor) kernels are classed by their fused body only: names list every fused op
+    (r"^triton_tem_fused_\w*(mm|matmul)", _c("triton_gemm", "Triton (inductor)", "gemm", None)),
+    (
+        r"^triton_(red|per|poi)_fused(?=\w*rsqrt)(?=\w*(mean|pow|var))",
+        _c("triton_norm", "Triton (inductor)", "norm", "norm"),
+    ),
+    (
+        r"^triton_(red|per|poi)_fused\w*(silu|gelu|sigmoid|tanh|relu)",
+        _c("triton_activation", "Triton (inductor)", "activation", _EW),
+    ),
+    (r"^triton_(poi|red|per)_", _c("triton_elementwise", "Triton (inductor)", "elementwise", _EW)),
+    # --- communication
+    (r"^nccl|/nccl|ncclDevKernel|ncclKernel", _c("nccl", "NCCL", _COMM, _COMM)),
+    (r"rccl", _c("rccl", "RCCL", _COMM, _COMM)),
+    (
+        r"cross_device_reduce|custom_?all_?reduce|one_?shot_?all_?reduce|two_?shot",
+        _c("custom_all_reduce", "vLLM/SGLang", _COMM, _COMM),
+    ),
+    (r"multimem", _c("symm_mem_multimem", "torch symmetric memory", _COMM, _COMM)),
+    (r"dpsk::ep::|deep_?ep|internode::|intranode::", _c("deepep", "DeepEP", _COMM, _COMM)),
+    (r"all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|alltoall", _c("collective", "", _COMM, _COMM)),
+    # --- attention (forward, decode, backward, and their split-KV combine / reduce kernels)
+    (
+        r"FlashAttnFwdCombine|FlashAttnBwdPre|FlashAttnBwdPost|flash_fwd_splitkv_combine|merge_?attn_?states|merge_state",
+        _c("attention_combine", "FlashAttention/FlashInfer", "attention", _ATTN),
+    ),
+    (r"flash_?mla|FlashMLA|mla_combine|flash_fwd_splitkv_mla", _c("flash_mla", "FlashMLA", "attention", _ATTN)),
+    (
+        r"FlashAttnFwdSm90|FlashAttnFwdSm100|FlashAttnBwdSm90|FlashAttnBwd|flash::compute_attn",
+        _c("flash_attention_3", "FlashAttention 3", "attention", _ATTN),
+    ),
+    (r"flash_fwd|flash_bwd|flash::", _c("flash_attention_2", "FlashAttention 2", "attention", _ATTN)),
+    (r"ck_tile::kentry/\w*fmha|ck_tile::\w*fmha", _c("ck_tile_fmha", "ck_tile", "attention", _ATTN)),
+    (
+        r"flashinfer::|BatchPrefillWithPagedKVCache|BatchDecodeWithPagedKVCache|SinglePrefillWith|SingleDecodeWith|BatchPrefillWithRagged",
+        _c("flashinfer", "FlashInfer", "attention", _ATTN),
+    ),
+    (r"^fmha|fmha_|Fmha|fused_multihead_attention", _c("fmha", "TensorRT-LLM/cuDNN fmha", "attention", _ATTN)),
+    (r"paged_attention|pa_fwd|pa_decode", _c("paged_attention", "vLLM/aiter", "attention", _ATTN)),
+    (r"unified_attention|^reduce_segments$", _c("unified_attention", "vLLM", "attention", _ATTN)),
+    (r"aiter::\w*(mha|fmha)|mha_fwd|mha_bwd|mha_varlen", _c("aiter_mha", "aiter", "attention", _ATTN)),
+    (
+        r"_fwd_kernel_stage[12]|_fwd_grouped_kernel_stage1|decode_attention|extend_attention|prefill_attention",
+        _c("triton_attention", "SGLang Triton", "attention", _ATTN),
+    ),
+    (
+        r"efficient_attention|fmha_cutlass|attention_kernel|attn_fwd|attn_bwd|attention_fwd",
+        _c("attention", "", "attention", _ATTN),
+    ),
+    # --- MoE: routing (router top-k) and expert work (align, sort, permute, grouped GEMMs, finalize)
+    (
+        r"moe::dev::routing|routingIndices|_topk_forward|_combined_routing|_sum_bitmatrix|bitmatrix|topk_?softmax|topkGating|grouped_topk|moe_fused_gate|moe_gating|aiter::\w*topk",
+        _c("moe_routing", "", "moe", _ROUTER),
+    ),
+    (r"^bmm_", _c("trtllm_gen_bmm", "trtllm-gen", "moe", _EXPERTS)),
+    (
+        r"matmul_ogs|_finalize_matmul|fused_moe|fmoe|ck_moe|MoeSorting|moe_sorting|moe_align|moe_sum|moe_permute|moe_unpermute|shuffle_rows|expand_input|count_and_sort_expert|moe::dev|moe_",
+        _c("moe", "", "moe", _EXPERTS),
+    ),
+    (r"grouped_gemm|m_grouped|deep_gemm::\w*grouped", _c("grouped_gemm", "DeepGEMM", "moe", _EXPERTS)),
+    (
+        r"clean_and_count_expert|get_fused_mapping|expand_to_fused|reduce_fused|expert",
+        _c("moe_permute", "", "moe", _EXPERTS),
+    ),
+    (r"^cudnn::bn_|bn_fw|bn_bw|batch_?norm", _c("norm", "cuDNN", "norm", "norm")),
+    # --- dense GEMMs: category from the context (op scope, or position in the layer)
+    (r"splitKreduce|splitK_?reduce", _c("splitk_reduce", "cuBLAS", "gemm", None)),
+    (
+        r"^sm\d+_xmma|xmma_gemm|cublas|gemv|gemmSN|^(volta|turing|ampere|hopper|maxwell)_\w*gemm",
+        _c("cublas_gemm", "cuBLAS/cuBLASLt", "gemm", None),
+    ),
+    (r"^nvjet", _c("nvjet_gemm", "cuBLASLt (nvjet)", "gemm", None)),
+    (r"^Cijk_", _c("hipblaslt_gemm", "hipBLASLt/Tensile", "gemm", None)),
+    (r"deep_gemm|fp8_gemm_kernel", _c("deepgemm_gemm", "DeepGEMM", "gemm", None)),
+    (
+        r"cutlass\w*gemm|cutlass_\d+_(tensorop|simt|wmma)|cutlass::gemm|GemmUniversal|Sm90Gemm|Sm100Gemm",
+        _c("cutlass_gemm", "CUTLASS", "gemm", None),
+    ),
+    (r"ck_tile::\w*Gemm|DeviceGemm|gemm_xdl|aiter::\w*gemm", _c("ck_gemm", "ck_tile/aiter", "gemm", None)),
+    (
+        r"^triton_tem_fused_(mm|addmm|bmm|_scaled_mm)|matmul_kernel|_w8a8\w*matmul|scaled_mm",
+        _c("triton_gemm", "Triton", "gemm", None),
+    ),
+    (r"scudnn|convolve|wgrad|dgrad|winograd|im2col|cask_cudnn|cudnn", _c("cudnn", "cuDNN", "gemm", None)),
+    (r"gemm|matmul", _c("gemm", "", "gemm", None)),
+    # --- norms (fused residual-add + norm + quant included), inductor norms by their fused body
+    (
+        r"rms_?norm|layer_?norm|Rmsnorm2d|Layernorm2d|ln_fwd|ln_bwd|batch_?norm|group_?norm|bn_fw|bn_bw",
+        _c("norm", "", "norm", "norm"),
+    ),
+    # --- KV-cache writes, quantisation, rotary, activations, sampling, copies: elementwise work
+    (
+        r"reshape_and_cache|store_kvcache|kv_?cache|concat_and_cache|copy_page_indices|kv_indices|set_kv_buffer",
+        _c("kv_cache_write", "vLLM/SGLang", "kv_cache", _EW),
+    ),
+    (
+        r"quant|cast_to_fp8|fp8_cast|cast_back|per_token_cast|per_channel_cast",
+        _c("quantization", "", "quantization", _EW),
+    ),
+    (r"rotary|rope", _c("rotary", "", "rotary", _EW)),
+    (r"silu|gelu|act_and_mul|swiglu|relu|sigmoid|threshold|tanh", _c("activation", "", "activation", _EW)),
+    (
+        r"sampl|argmax|top_?k|top_?p|gatherTopK|sbtopk|multinomial|DistributionNormal|distribution_",
+        _c("sampling", "", "sampling", _EW),
+    ),
+    (
+        r"direct_copy|copy_kernel|CatArrayBatchedCopy|_copy_|batched_transpose|copy_device_to_device",
+        _c("copy", "", "memcpy", _EW),
+    ),
+    (
+        r"elementwise|Functor|fill|index_?select|gather|scatter|reduce_kernel|reduce_segments|cat_|clamp|"
+        r"multi_tensor_apply|softmax|arange|masked|embedding|rocprim|cub::|resolve_future_token|compute_position|"
+        r"NLLCriterion|max_pool|avg_pool",
+        _c("elementwise", "", "elementwise", _EW),
+    ),
+)
+
+UNKNOWN = KernelClass("unknown", "", "other", None)
+MEMCPY = KernelClass("memcpy", "", "memcpy", _EW)
+MEMSET = KernelClass("memset", "", "memset", _EW)
+
+_COMPILED = tuple((re.compile(p, re.IGNORECASE), c) for p, c in KERNEL_CLASSES)
+assert all(c.kind in KERNEL_KINDS for _, c in KERNEL_CLASSES)
+assert all(c.category is None or c.category in CATEGORY_ORDER for _, c in KERNEL_CLASSES)
+
+# --- identity -----------------------------------------------------------------------------------
+
+_TEMPLATE_IDENT = re.compile(r"(\d+)(?=[A-Z][A-Za-z]{6})")
+
+
+def demangle(name: str) -> str:
+    """Crude Itanium demangling of the qualified name only: `_ZN5aiter24add_rmsnorm_quant_kernelI...`
+    -> `aiter::add_rmsnorm_quant_kernel`. Names that are not mangled are returned unchanged."""
+    if not name.startswith("_Z"):
+        return name
+    i = 3 if name.startswith("_ZN") else 2
+    parts: list[str] = []
+    while i < len(name) and name[i].isdigit():
+        j = i
+        while j < len(name) and name[j].isdigit():
+            j += 1
+        n = int(name[i:j])
+        parts.append(name[j : j + n])
+        i = j + n
+    if not parts:
+        return name
+    out = "::".join(parts)
+    if parts[-1] == "kentry":  # ck_tile::kentry<..., Kernel<...>>: name the kernel too
+        m = _TEMPLATE_IDENT.search(name, i)
+        if m:
+            out += "<" + name[m.end() : m.end() + int(m.group(1))] + ">"
+    return out
+
+
+_ANON = re.compile(r"\(anonymous namespace\)")
+_CLOSE = {"<": ">", "(": ")", "{": "}", "[": "]"}
+# kernels whose real name is their first significant template argument
+_WRAPPER = re.compile(
+    r"^(cutlass::Kernel2?|cutlass::device_kernel|ck_tile::kentry|flash::enable_sm\d+_or_later"
+    r"|at::native::\w*elementwise_kernel\w*|at::native::gpu_kernel_impl\w*|at::native::reduce_kernel"
+    r"|at::native::ReduceOp|at::native::func_wrapper_t|at::native::\w*_scatter_gather\w*"
+    r"|\w*::elementwise_kernel_with_index)$"
+)
+# template arguments that are values or scalar types, skipped when following a wrapper
+_SCALAR = re.compile(
+    r"^(-?\d\w*|true|false|float|double|bool|char|short|int|long|unsigned\b.*|signed\b.*|long long"
+    r"|c10::\w+|__nv_\w+|__hip_\w+|cutlass::(bfloat16|half|float_e4m3|float_e5m2)_t|std::array\b.*|at::detail::Array\b.*)$"
+)
+_MAX_DEPTH = 4
+
+
+def _head_and_args(s: str) -> tuple[str, list[str]]:
+    """The function name at the top level of `s` (last word before the parameter list, template
+    arguments removed) and the template arguments written right after it."""
+    stack: list[str] = []
+    text: list[str] = []
+    args: list[str] = []
+    start = 0
+    after_close = False
+    for i, c in enumerate(s):
+        if not stack:
+            if c == "(" and "".join(text).strip():
+                break  # the parameter list
+            if c in "<({[":
+                stack.append(c)
+                if c == "<":
+                    args, start = [], i + 1
+                continue
+            if after_close and not c.isspace():
+                args, after_close = [], False
+            text.append(c)
+            continue
+        top = stack[-1]
+        if c == _CLOSE[top]:
+            stack.pop()
+            if not stack and top == "<":
+                args.append(s[start:i].strip())
+                after_close = True
+        elif c in "({[" or (c == "<" and top == "<"):
+            stack.append(c)
+        elif c == "," and len(stack) == 1 and top == "<":
+            args.append(s[start:i].strip())
+            start = i + 1
+    else:
+        if stack and stack[0] == "<":  # truncated name: keep what was read
+            args.append(s[start:].strip())
+    words = "".join(text).split()
+    return (words[-1] if words else ""), args
+
+
+def kernel_identity(name: str) -> str:
+    """The kernel's identity (see module docstring): `/`-joined heads through wrapper kernels."""
+    s = _ANON.sub("anonymous_namespace", demangle(name))
+    heads: list[str] = []
+    for _ in range(_MAX_DEPTH):
+        head, args = _head_and_args(s)
+        heads.append(head)
+        if not _WRAPPER.match(head):
+            break
+        nxt = next((a for a in args if a and not _SCALAR.match(a)), None)
+        if nxt is None:
+            break
+        s = nxt
+    return "/".join(h for h in heads if h) or name
+
+
+@lru_cache(maxsize=65536)
+def kernel_class(name: str, kind: str = "kernel") -> KernelClass:
+    """Class of a GPU event from its identity; memcpy / memset events by their event kind."""
+    if kind == "memcpy":
+        return MEMCPY
+    if kind == "memset":
+        return MEMSET
+    ident = kernel_identity(name)
+    for rx, cls in _COMPILED:
+        if rx.search(ident):
+            return cls
+    return UNKNOWN
+
+
+def class_category(name: str, kind: str = "kernel") -> str:
+    """Simulator category from the kernel name alone; `other` for unknown kernels and dense GEMMs."""
+    return kernel_class(name, kind).category or OTHER
