@@ -13,7 +13,7 @@ from model_compute_sim.simulator.simulate import resolve_spec, simulate
 from model_compute_sim.trace.align import KernelRec, StepAlignment, align_step, is_tensor_core_kernel
 from model_compute_sim.trace.align_shape import StepShape, chain_shapes, kv_write_tokens, shape_from_annotation
 from model_compute_sim.trace.categorize import kernel_fallback_category
-from model_compute_sim.trace.events import KERNEL, CpuOp
+from model_compute_sim.trace.events import KERNEL
 from model_compute_sim.trace.extract import StepContext, kernel_in_window
 from model_compute_sim.trace.flow_result import AlignedStep, UntiedKernels, UntiedTemplateOp
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
@@ -60,15 +60,9 @@ def split_steps(ks: list[KernelRec], n_layers: int) -> list[list[KernelRec]]:
 
 
 def _annotation_groups(ctx: StepContext) -> list[list[str]]:
-    """Step annotations grouped by time overlap (SGLang nests `execute_*` in `step[...]`)."""
-    anns: list[CpuOp] = [ctx.window] if ctx.window is not None else list(ctx.steps)
-    groups: list[list[CpuOp]] = []
-    for a in sorted(anns, key=lambda o: o.ts):
-        if groups and a.ts <= max(o.ts + o.dur for o in groups[-1]):
-            groups[-1].append(a)
-        else:
-            groups.append([a])
-    return [[o.name for o in g] for g in groups]
+    """Step annotations grouped per step (nested ones, SGLang `step[...]` in `execute_*`, are one step)."""
+    steps = [ctx.window] if ctx.window is not None else list(ctx.steps)
+    return [list(s.names) for s in steps]
 
 
 def step_shapes(ctx: StepContext, steps: list[list[KernelRec]], given: StepShape | None) -> list[StepShape | None]:

@@ -9,9 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_VLLM_GROUP = re.compile(r"(context|generation)_(\d+)\(sq(\d+)sk(\d+)sqsq(\d+)sqsk(\d+)\)")
-_VLLM_OLD = re.compile(r"context_(\d+)\((\d+)_(\d+)\)_generation_0\(")
-_SGLANG_EXTEND = re.compile(r"step\[(?:EXTEND|PREFILL)\s+bs=(\d+)\s+toks=(\d+)\]")
+from model_compute_sim.trace.steps import parse_step_annotation
+
 _KV_WRITE_PER_TOKEN = re.compile(r"reshape_and_cache")
 
 
@@ -42,28 +41,26 @@ def spread(n_seq: int, total: int) -> list[int]:
 
 def shape_from_annotation(names: Sequence[str]) -> StepShape | None:
     """The shape a step annotation states (lengths spread evenly over its sequences)."""
-    for a in names:
-        groups = _VLLM_GROUP.findall(a)
-        if groups and any(int(n) for _, n, *_ in groups):
+    parsed = [parse_step_annotation(a) for a in names]
+    for p in parsed:
+        if p.groups and any(g.n for g in p.groups):
             reqs: list[tuple[int, int]] = []
-            for _, n_s, sq_s, sk_s, _sqsq, _sqsk in groups:
-                n, sq, sk = int(n_s), int(sq_s), int(sk_s)
-                if n == 0:
+            for g in p.groups:
+                if g.n == 0:
                     continue
-                qs, cs = spread(n, sq), spread(n, max(sk - sq, 0))
+                qs, cs = spread(g.n, g.sq), spread(g.n, max(g.sk - g.sq, 0))
                 reqs += list(zip(qs, cs, strict=True))
-            return StepShape(reqs, f"step annotation {a[:90]!r} (lengths spread evenly)")
-    for a in names:
-        m = _VLLM_OLD.search(a)
-        if m and int(m.group(1)) > 0:
-            n, sq = int(m.group(1)), int(m.group(2))
-            return StepShape([(q, 0) for q in spread(n, sq)], f"step annotation {a[:90]!r} (prefill without cache)")
-    for a in names:
-        m = _SGLANG_EXTEND.search(a)
-        if m and int(m.group(1)) > 0:
-            bs, toks = int(m.group(1)), int(m.group(2))
-            reqs = [(q, 0) for q in spread(bs, toks)]
-            return StepShape(reqs, f"step annotation {a!r} (equal sequences without cache)")
+            return StepShape(reqs, f"step annotation {p.name[:90]!r} (lengths spread evenly)")
+    for p in parsed:
+        if p.prefill and p.prefill[0] > 0:
+            n, sq = p.prefill[0], p.prefill[1]
+            return StepShape(
+                [(q, 0) for q in spread(n, sq)], f"step annotation {p.name[:90]!r} (prefill without cache)"
+            )
+    for p in parsed:
+        if p.sglang and p.sglang[0] in ("EXTEND", "PREFILL") and p.sglang[1] > 0 and p.sglang[2] is not None:
+            reqs = [(q, 0) for q in spread(p.sglang[1], p.sglang[2])]
+            return StepShape(reqs, f"step annotation {p.name!r} (equal sequences without cache)")
     return None
 
 

@@ -16,8 +16,8 @@ from model_compute_sim.references import GpuSpec, find_gpu, load_gpus
 from model_compute_sim.simulator.simulate import resolve_gpu
 from model_compute_sim.trace.align_run import align_trace
 from model_compute_sim.trace.align_shape import StepShape
-from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
 from model_compute_sim.trace.analysis import TraceAnalysis, analyse, kernel_in_window
+from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
 from model_compute_sim.trace.flow_result import KernelFlowResult
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, PREC_PEAK, KernelRowDraft, MfuDevice, finish_result
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name

@@ -36,6 +36,7 @@ from model_compute_sim.simulator.formulas import (
     sdpa_flops,
 )
 from model_compute_sim.trace.events import CpuOp
+from model_compute_sim.trace.steps import parse_step_annotation
 
 
 class OpFlops(NamedTuple):
@@ -244,10 +245,6 @@ def does_math(name: str) -> bool:
 
 # --- step annotations -> attention pairs -------------------------------------------------------
 
-_VLLM_GROUP = re.compile(r"(context|generation)_\d+\(sq(\d+)sk(\d+)sqsq(\d+)sqsk(\d+)\)")
-_VLLM_OLD = re.compile(r"context_(\d+)\((\d+)_(\d+)\)")
-_SGLANG = re.compile(r"step\[(?:EXTEND|PREFILL)\s+bs=(\d+)\s+toks=(\d+)\]")
-
 
 def step_pairs(annotations: list[str]) -> StepPairs | None:
     """Causal, bottom-right pairs of a serving step from its annotation, when it carries the sums.
@@ -256,26 +253,24 @@ def step_pairs(annotations: list[str]) -> StepPairs | None:
     read as a prefill without cache (QK = Q2); SGLang `step[EXTEND bs=B toks=T]` as B equal sequences
     without cache.
     """
-    for a in annotations:
-        groups = _VLLM_GROUP.findall(a)
-        if groups:
-            pairs = sum(causal_pairs_from_sums(int(sq), int(q2), int(qk)) for _, sq, _, q2, qk in groups)
-            return StepPairs(pairs, f"step annotation {a[:80]!r}")
-    for a in annotations:
-        m = _VLLM_OLD.search(a)
-        if m and int(m.group(1)) > 0 and "generation_0(" in a:
-            sq, q2 = int(m.group(2)), int(m.group(3))
+    parsed = [parse_step_annotation(a) for a in annotations]
+    for p in parsed:
+        if p.groups:
+            pairs = sum(causal_pairs_from_sums(g.sq, g.sqsq, g.sqsk) for g in p.groups)
+            return StepPairs(pairs, f"step annotation {p.name[:80]!r}")
+    for p in parsed:
+        if p.prefill and p.prefill[0] > 0:
+            sq, q2 = p.prefill[1], p.prefill[2]
             return StepPairs(
-                causal_pairs_from_sums(sq, q2, q2), f"step annotation {a[:80]!r} (prefill without cache assumed)"
+                causal_pairs_from_sums(sq, q2, q2), f"step annotation {p.name[:80]!r} (prefill without cache assumed)"
             )
-    for a in annotations:
-        m = _SGLANG.search(a)
-        if m:
-            bs, toks = int(m.group(1)), int(m.group(2))
+    for p in parsed:
+        if p.sglang and p.sglang[0] in ("EXTEND", "PREFILL") and p.sglang[2] is not None:
+            bs, toks = p.sglang[1], p.sglang[2]
             if bs > 0 and toks % bs == 0:
                 q = toks // bs
                 return StepPairs(
                     bs * causal_pairs(q, 0),
-                    f"step annotation {a!r} (equal-length sequences without cache assumed)",
+                    f"step annotation {p.name!r} (equal-length sequences without cache assumed)",
                 )
     return None

@@ -48,7 +48,7 @@ class StepAnnotation(NamedTuple):
 
     name: str
     groups: tuple[SeqGroup, ...]  # vLLM sums per request group
-    prefill: tuple[int, int] | None  # older vLLM `context_N(S_Q2)`: (requests, summed q)
+    prefill: tuple[int, int, int] | None  # older vLLM `context_N(S_Q2)_generation_0(`: (N, S, Q2)
     sglang: tuple[str, int, int | None] | None  # (mode, bs, toks)
 
 
@@ -57,7 +57,7 @@ def parse_step_annotation(name: str) -> StepAnnotation:
         SeqGroup(k, int(n), int(sq), int(sk), int(q2), int(qk)) for k, n, sq, sk, q2, qk in VLLM_GROUP.findall(name)
     )
     m = VLLM_OLD.search(name)
-    prefill = (int(m.group(1)), int(m.group(2))) if m else None
+    prefill = (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
     s = SGLANG_STEP.search(name)
     sglang = (s.group(1), int(s.group(2)), int(s.group(3)) if s.group(3) else None) if s else None
     return StepAnnotation(name, groups, prefill, sglang)
