@@ -70,6 +70,7 @@ KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
         r"^triton_(red|per|poi)_fused\w*(silu|gelu|sigmoid|tanh|relu)",
         _c("triton_activation", "Triton (inductor)", "activation", _EW),
     ),
+    (r"^triton_(red|per|poi)_fused\w*(rotary|rope)", _c("triton_rotary", "Triton (inductor)", "rotary", _EW)),
     (r"^triton_(poi|red|per)_", _c("triton_elementwise", "Triton (inductor)", "elementwise", _EW)),
     # --- communication
     (r"^nccl|/nccl|ncclDevKernel|ncclKernel", _c("nccl", "NCCL", _COMM, _COMM)),
