@@ -21,7 +21,6 @@ PENDING = {
     "qwen3_5_moe_text": "linattn",
     "kimi_linear": "linattn",
     "kimi_k3": "linattn",
-    "nemotron_h": "ssm",
     "deepseek_v4": "frontier",
     "deepseek_ref": "frontier",
     "minimax_m3": "frontier",

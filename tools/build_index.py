@@ -198,7 +198,8 @@ def family_status(cfg: dict[str, Any]) -> str:
             parts.append("linear attention (Kimi Delta Attention layers)")
         blocks = view.get("layers_block_type") or []
         pattern = view.get("hybrid_override_pattern") or ""
-        if mt == "nemotron_h" or "mamba" in blocks or "M" in pattern:
+        # nemotron_h (Mamba-2 blocks) is modelled (simulator/config_hybrid.py); other Mamba patterns are not
+        if mt != "nemotron_h" and ("mamba" in blocks or "M" in pattern):
             parts.append("Mamba-2 layers")
         if mt == "deepseek_v4" or "compress_ratios" in view:
             parts.append("DeepSeek-V4 compressed attention (compress_ratios)")

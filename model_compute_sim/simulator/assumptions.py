@@ -39,7 +39,7 @@ def assumptions(
         + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]
-    if any(layer.attention.kind == "mla" for layer in spec.layers):
+    if any(layer.attention and layer.attention.kind == "mla" for layer in spec.layers):
         if opts.mla_path == "auto":
             out.append(
                 f"mla_path=auto: absorbed for sequences over a cached prefix with <= {MLA_ABSORB_MAX_NEW_TOKENS} "
@@ -48,7 +48,7 @@ def assumptions(
             )
         else:
             out.append(f"mla_path={opts.mla_path}")
-    if any(layer.attention.indexer for layer in spec.layers):
+    if any(layer.attention and layer.attention.indexer for layer in spec.layers):
         out.append(
             "DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
             "on every tp rank); main attention pairs capped at top-k keys per query"

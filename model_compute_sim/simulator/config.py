@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.simulator import config_hybrid
 from model_compute_sim.simulator import config_keys as K
+from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
 from model_compute_sim.simulator.config_quant import weight_dtypes
 from model_compute_sim.simulator.spec import (
     AttentionSpec,
@@ -87,6 +89,7 @@ KNOWN_MODEL_TYPES = frozenset(
         "qwen3_vl_moe",
         "qwen3_vl_moe_text",
         "gemma",  # Gemma-1: a llama layout with a gated GeLU (GeGLU) MLP
+        *HYBRID_FAMILIES,
     }
 )
 
@@ -99,7 +102,6 @@ HYBRID_MODEL_TYPES: dict[str, str] = {
     "qwen3_5_moe_text": "linear attention (Gated DeltaNet) layers",
     "kimi_linear": "linear attention (Kimi Delta Attention) layers",
     "kimi_k3": "linear attention (Kimi Delta Attention) layers",
-    "nemotron_h": "Mamba-2 (SSM) layers",
     "deepseek_v4": "DeepSeek-V4 compressed attention and hyper-connections",
     "deepseek_ref": "DeepSeek-V4 compressed attention and hyper-connections",
     "minimax_m3": "MiniMax-M3 block-sparse attention",
@@ -548,7 +550,9 @@ def _refuse_unmodelled(cfg: Config, model_type: str, outer_type: str, name: str 
                 "llama, mistral, mixtral, qwen2/qwen3(+moe), deepseek_v2/v3/v32, kimi_k2, glm4_moe, glm_moe_dsa, "
                 "minimax_m2, gpt_oss, gemma2/3, llama4, mimo_v2_flash, step3p7"
             )
-    K.check_unmodelled_keys(cfg, name)
+    # the hybrid families' readers (config_hybrid.py) understand their own pattern and SSM keys
+    understood = config_hybrid.UNDERSTOOD_KEYS.get(model_type, frozenset())
+    K.check_unmodelled_keys({k: v for k, v in cfg.items() if k not in understood}, name)
 
 
 def _layers(
@@ -581,6 +585,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     cfg, outer_type = text_config(raw)
     model_type = str(cfg.get("model_type") or outer_type or "")
     _refuse_unmodelled(cfg, model_type, outer_type, name)
+    if model_type in HYBRID_FAMILIES:
+        cfg = config_hybrid.derived_keys(cfg, model_type)
     missing = [k for k in REQUIRED_KEYS if _first(cfg, *_KEY_ALIASES[k]) is None]
     if missing:
         raise ConfigError(
@@ -613,16 +619,21 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     n = _int(cfg, *_KEY_ALIASES["num_hidden_layers"])
     if n > MAX_LAYERS:  # per-layer structures are built: refuse absurd counts instead of exhausting memory
         raise ConfigError(f"num_hidden_layers={n} is not plausible (at most {MAX_LAYERS}); check the config")
-    layers = _layers(cfg, model_type, hidden, n, gated, parallel, norms)
+    if model_type in HYBRID_FAMILIES:
+        attn = _attention_specs(cfg, model_type, hidden, n)
+        layers = tuple(config_hybrid.hybrid_layers(cfg, model_type, attn[0], n))
+        notes += config_hybrid.notes(cfg)
+    else:
+        layers = _layers(cfg, model_type, hidden, n, gated, parallel, norms)
     wdtype, wsource, attn_dtype = weight_dtypes(cfg)
-    tie = cfg.get("tie_word_embeddings")
+    tie = _first(cfg, "tie_word_embeddings", "tie_embedding")
     return ModelSpec(
         name=name or str(cfg.get("_name_or_path") or model_type or "custom"),
         model_type=model_type,
         hidden_size=hidden,
         vocab_size=_int(cfg, "vocab_size"),
         layers=layers,
-        tie_word_embeddings=bool(tie) if tie is not None else model_type in (*GEMMA_TYPES, "gemma"),
+        tie_word_embeddings=bool(tie) if tie is not None else model_type in (*GEMMA_TYPES, "gemma", "lfm2"),
         norm_kind="layernorm" if norm_kind == "layernorm" else "rmsnorm",
         weight_dtype=wdtype,
         weight_dtype_source=wsource,

@@ -51,16 +51,21 @@ class FfnOps(BuilderBase):
             self.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16"),
             self.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0),
         ]
+        if m.latent_size:  # Nemotron-3 latent MoE: replicated projections into and out of the expert width
+            ops.append(self.gemm("experts.fc1_latent_proj", "moe_experts", T, H, m.latent_size, "replicated"))
         ops += self.routed_experts(m)
+        if m.latent_size:
+            ops.append(self.gemm("experts.fc2_latent_proj", "moe_experts", T, m.latent_size, H, "replicated"))
         if m.shared_intermediate:
             ops += self.mlp(MlpSpec(m.shared_intermediate, gated=m.gated), "moe_shared", T, "shared_experts")
             if m.shared_gate:
                 ops.append(self.gemm("shared_expert_gate", "moe_shared", T, H, 1, "replicated"))
-        ops.append(self.vector("moe_combine", "elementwise", "elementwise", T * m.top_k * H, 2, reads=1))
+        ops.append(self.vector("moe_combine", "elementwise", "elementwise", T * m.top_k * (m.latent_size or H), 2))
         if sh.per_gpu:
             if sh.ep > 1:
                 per_rank = Fraction(T, sh.tp)
-                buf = float(per_rank) * m.top_k * H * self.a
+                width = m.latent_size or H  # a latent MoE dispatches latent-width tokens
+                buf = float(per_rank) * m.top_k * width * self.a
                 for step in ("dispatch", "combine"):
                     ops.append(
                         Op(
@@ -68,8 +73,8 @@ class FfnOps(BuilderBase):
                             category="communication",
                             kind="communication",
                             comm_bytes=F.alltoall_bytes(buf, sh.ep),
-                            shape_in=[[_r(per_rank * m.top_k), H]],
-                            shape_out=[_r(per_rank * m.top_k), H],
+                            shape_in=[[_r(per_rank * m.top_k), width]],
+                            shape_out=[_r(per_rank * m.top_k), width],
                             sharding=f"all-to-all over ep={sh.ep}",
                             peak_dtype="comm",
                         )
@@ -95,7 +100,7 @@ class FfnOps(BuilderBase):
         return ops
 
     def routed_experts(self, m: MoeSpec) -> list[Op]:
-        sh, H = self.shard, self.H
+        sh, H = self.shard, m.latent_size or self.H  # experts' input/output width
         t_all = sh.expert_tokens if sh.expert_tokens is not None else self.T
         ranks = sh.tp * sh.dp  # ep * moe_tp
         e_loc = m.experts // sh.ep

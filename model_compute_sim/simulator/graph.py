@@ -12,12 +12,13 @@ from model_compute_sim.simulator.attention_ops import AttentionOps
 from model_compute_sim.simulator.ffn_ops import FfnOps
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact
 from model_compute_sim.simulator.spec import LayerSpec
+from model_compute_sim.simulator.ssm_ops import SsmOps
 from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
 
 
-class Builder(AttentionOps, FfnOps, BuilderBase):
+class Builder(AttentionOps, FfnOps, SsmOps, BuilderBase):
     """Builds the ops of one rank (or the whole model) for one workload."""
 
     # --- model head and tail -------------------------------------------------------------------
@@ -61,46 +62,42 @@ class Builder(AttentionOps, FfnOps, BuilderBase):
     # --- one decoder layer ---------------------------------------------------------------------
 
     def layer(self, layer: LayerSpec) -> list[Op]:
+        """Pre-norm mixers (attention and/or an SSM mixer, summed) and feed-forward, each with its residual;
+        a half the layer does not have (a Nemotron-H block holds one of them) is left out."""
         if layer.parallel:
             return self.parallel_layer(layer)
         ops: list[Op] = [self.norm("input_layernorm", "norm", self.T, self.H)]
         att = layer.attention
-        ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
-        if layer.norms == 4:
-            ops.append(self.norm("post_attention_layernorm", "norm", self.T, self.H))
-        ops.append(
-            self.vector(
-                "attn_residual_add",
-                "elementwise",
-                "elementwise",
-                self.T * self.H,
-                F.ADD_FLOPS_PER_ELEMENT,
-                reads=2,
-                width=self.H,
+        mixer = att is not None or layer.ssm is not None
+        if layer.ssm is not None:
+            ops += self.ssm(layer.ssm)
+        if att is not None:
+            ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
+        if att is not None and layer.ssm is not None:  # Falcon-H1: the two mixers' outputs are summed
+            ops.append(self._residual("mixer_sum"))
+        ffn = layer.mlp is not None or layer.moe is not None
+        if mixer:
+            if layer.norms == 4:
+                ops.append(self.norm("post_attention_layernorm", "norm", self.T, self.H))
+            ops.append(self._residual("attn_residual_add"))
+        if not ffn:
+            return ops
+        if mixer:
+            ops.append(
+                self.norm(
+                    "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm",
+                    "norm",
+                    self.T,
+                    self.H,
+                )
             )
-        )
-        ops.append(
-            self.norm(
-                "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm", "norm", self.T, self.H
-            )
-        )
         if layer.mlp is not None:
             ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
         if layer.moe is not None:
             ops += self.moe(layer.moe)
         if layer.norms == 4:
             ops.append(self.norm("post_feedforward_layernorm", "norm", self.T, self.H))
-        ops.append(
-            self.vector(
-                "mlp_residual_add",
-                "elementwise",
-                "elementwise",
-                self.T * self.H,
-                F.ADD_FLOPS_PER_ELEMENT,
-                reads=2,
-                width=self.H,
-            )
-        )
+        ops.append(self._residual("mlp_residual_add"))
         return ops
 
     def parallel_layer(self, layer: LayerSpec) -> list[Op]:
@@ -109,6 +106,7 @@ class Builder(AttentionOps, FfnOps, BuilderBase):
         if layer.norms == 2:
             ops.append(self.norm("mlp_layernorm", "norm", self.T, self.H))
         att = layer.attention
+        assert att is not None  # parallel layers are attention + MLP (config.py builds no other)
         ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
         if layer.mlp is not None:
             ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
@@ -126,3 +124,8 @@ class Builder(AttentionOps, FfnOps, BuilderBase):
             )
         )
         return ops
+
+    def _residual(self, name: str) -> Op:
+        return self.vector(
+            name, "elementwise", "elementwise", self.T * self.H, F.ADD_FLOPS_PER_ELEMENT, reads=2, width=self.H
+        )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from model_compute_sim.simulator.ops import Op, Shard
 from model_compute_sim.simulator.result import MemoryReport
 from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, ModelSpec
+from model_compute_sim.simulator.ssm_ops import ssm_params, ssm_state_bytes
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, Workload
 
 if TYPE_CHECKING:
@@ -59,18 +60,20 @@ def attention_params(a: AttentionSpec, hidden: int, heads: int | None = None, kv
 
 
 def layer_params(layer: LayerSpec, hidden: int) -> LayerParams:
-    mats = 3
-    mlp = mats * hidden * layer.mlp.intermediate if layer.mlp else 0
+    mlp = (3 if layer.mlp.gated else 2) * hidden * layer.mlp.intermediate if layer.mlp else 0
     experts = active = router = shared = 0
     if layer.moe:
         m = layer.moe
-        per = (3 if m.gated else 2) * hidden * m.intermediate
+        width = m.latent_size or hidden
+        per = (3 if m.gated else 2) * width * m.intermediate
         experts, active = m.experts * per, m.top_k * per
         router = hidden * m.experts
-        shared = 3 * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
-    return LayerParams(
-        attention_params(layer.attention, hidden), mlp, experts, active, router, shared, layer.norms * hidden
-    )
+        shared = (3 if m.gated else 2) * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
+        shared += 2 * hidden * m.latent_size  # latent projections run on every token
+    mixers = attention_params(layer.attention, hidden) if layer.attention else 0
+    if layer.ssm:
+        mixers += ssm_params(layer.ssm, hidden)
+    return LayerParams(mixers, mlp, experts, active, router, shared, layer.norms * hidden)
 
 
 def model_params(spec: ModelSpec) -> tuple[int, int]:
@@ -91,21 +94,27 @@ def layer_weight_bytes_per_gpu(
     """Resident weights of one layer on one rank."""
     hidden = spec.hidden_size
     a = layer.attention
-    heads = a.heads // shard.tp
-    if a.kind == "mla":
-        attn = attention_params(a, hidden, heads=heads)  # q_a, kv_a and the indexer stay whole (replicated)
-    else:
-        attn = attention_params(a, hidden, heads=heads, kv_heads=shard.kv_heads(a.kv_heads))
-    total = attn * DTYPE_BYTES[attention_dtype]
+    total = 0.0
+    if a is not None:
+        heads = a.heads // shard.tp
+        if a.kind == "mla":
+            attn = attention_params(a, hidden, heads=heads)  # q_a, kv_a and the indexer stay whole (replicated)
+        else:
+            attn = attention_params(a, hidden, heads=heads, kv_heads=shard.kv_heads(a.kv_heads))
+        total += attn * DTYPE_BYTES[attention_dtype]
     wb = DTYPE_BYTES[weight_dtype]
+    if layer.ssm:
+        total += ssm_params(layer.ssm, hidden, shard.tp) * wb
     if layer.mlp:
-        total += 3 * hidden * (layer.mlp.intermediate // shard.tp) * wb
+        total += (3 if layer.mlp.gated else 2) * hidden * (layer.mlp.intermediate // shard.tp) * wb
     if layer.moe:
         m = layer.moe
-        per = (3 if m.gated else 2) * hidden * (m.intermediate // shard.moe_tp)
+        mats = 3 if m.gated else 2
+        per = mats * (m.latent_size or hidden) * (m.intermediate // shard.moe_tp)
         total += (m.experts // shard.ep) * per * wb
         total += hidden * m.experts * DTYPE_BYTES["bf16"]
-        total += 3 * hidden * (m.shared_intermediate // shard.tp) * wb
+        total += mats * hidden * (m.shared_intermediate // shard.tp) * wb
+        total += 2 * hidden * m.latent_size * wb  # latent projections, replicated
     total += layer.norms * hidden * DTYPE_BYTES["bf16"]
     return total
 
@@ -129,6 +138,8 @@ def kv_profile(layers: list[tuple[LayerSpec, int]], shard: Shard, kv_bytes: floa
     prof: KvProfile = {}
     for layer, count in layers:
         a = layer.attention
+        if a is None:
+            continue
         keep = a.window or a.chunk
         prof[keep] = prof.get(keep, 0.0) + kv_bytes_per_position(a, shard, kv_bytes) * count
     return prof
@@ -176,7 +187,10 @@ def memory_report(
     kvb = opts.kv_bytes
     prof = kv_profile(in_stage, shard, kvb)
     per_pos = sum(prof.values())
-    kv = sum(kv_cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
+    # SSM / conv state: constant per sequence and layer, allocated in the cache pool like the KV cache
+    state_per_seq = sum(c * ssm_state_bytes(layer.ssm, tp, opts.act_bytes) for layer, c in in_stage if layer.ssm)
+    state = state_per_seq * local_wl.sequences
+    kv = sum(kv_cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups) + state
     act_peak = 0.0
     for g in groups:
         for o in g.local:
@@ -192,6 +206,15 @@ def memory_report(
         kv_cache_bytes_per_token_per_gpu=per_pos,
         usable_fraction=usable_fraction,
     )
+    if state_per_seq:
+        rep.ssm_state_bytes_per_gpu = state
+        rep.ssm_state_bytes_per_sequence_per_gpu = state_per_seq
+        rep.notes.append(
+            "SSM state: conv state (kernel-1 tokens of the conv channels, activation dtype) and the recurrent "
+            "state (heads x head_dim x state, its cache dtype) per sequence and SSM layer, sharded by heads / "
+            "channels over tp, constant in context length; included in kv_cache_bytes_per_gpu (vLLM keeps "
+            "it in the same pool)"
+        )
     rep.notes.append(
         "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)"
     )
@@ -208,7 +231,7 @@ def memory_report(
         rep.fits = total <= usable
         if len(wl.groups) == 1:
             sg = wl.groups[0]
-            per_seq_kv = kv_cache_bytes(prof, 1, sg.c + sg.q)
+            per_seq_kv = kv_cache_bytes(prof, 1, sg.c + sg.q) + state_per_seq
             local_seqs = local_wl.sequences
             per_seq_act = act / max(local_seqs, 1)
             room = usable - weights
@@ -222,7 +245,7 @@ def memory_report(
                 lo, hi = -1, 1 << 40
                 while hi - lo > 1:
                     mid = (lo + hi) // 2
-                    need = weights + act + kv_cache_bytes(prof, local_seqs, mid + sg.q)
+                    need = weights + act + kv_cache_bytes(prof, local_seqs, mid + sg.q) + state
                     if need <= usable:
                         lo = mid
                     else:

@@ -119,6 +119,10 @@ class MemoryReport(BaseModel):
     max_batch_size: int | None = Field(None, description="Largest batch of this (seq_len, context_len) that fits")
     max_context_len: int | None = Field(None, description="Largest context_len at this batch size that fits")
     kv_cache_bytes_per_token_per_gpu: Bytes
+    ssm_state_bytes_per_gpu: Bytes | None = Field(
+        None, description="Recurrent (SSM / conv) state of this batch, constant in context length; in kv_cache"
+    )
+    ssm_state_bytes_per_sequence_per_gpu: Bytes | None = Field(None, description="Recurrent state of one sequence")
     notes: list[str] = Field(default_factory=list)
 
 

@@ -23,6 +23,7 @@ from model_compute_sim.simulator.graph import Builder, Op, Shard
 from model_compute_sim.simulator.memory import USABLE_MEMORY_FRACTION
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
+from model_compute_sim.simulator.ssm_ops import validate_ssm_tp
 from model_compute_sim.simulator.workload import (
     COMPUTE_DTYPES,
     KV_DTYPES,
@@ -101,9 +102,11 @@ def validate_parallelism(spec: ModelSpec, tp: int, dp: int, ep: int, pp: int) ->
         raise ParallelismError(f"pp={pp} does not divide num_hidden_layers={n}; valid pp: {valid}")
     seen: set[tuple[str, int, int]] = set()
     for layer in spec.layers:
+        if layer.ssm is not None:
+            validate_ssm_tp(layer.ssm, tp)
         a = layer.attention
-        key = (a.kind, a.heads, a.kv_heads)
-        if key not in seen:
+        key = (a.kind, a.heads, a.kv_heads) if a is not None else None
+        if a is not None and key is not None and key not in seen:
             seen.add(key)
             if a.heads % tp:
                 raise ParallelismError(

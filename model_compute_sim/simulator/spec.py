@@ -46,6 +46,33 @@ class AttentionSpec:
 
 
 @dataclass(frozen=True)
+class SsmSpec:
+    """One state-space / convolution mixer (see ssm_formulas.py for the kernels each kind runs).
+
+    `mamba2`: in_proj -> depthwise conv1d over x, B, C -> chunked SSD (prefill) or recurrent update (decode)
+    -> gated group RMSNorm -> out_proj. `mamba1`: in_proj -> conv1d over x -> x_proj (dt, B, C) -> dt_proj
+    -> selective scan -> out_proj. `short_conv` (LFM2): in_proj to B, C, x -> B*x -> conv1d -> C*y -> out_proj.
+    """
+
+    kind: Literal["mamba2", "mamba1", "short_conv"]
+    d_inner: int  # mamba2: heads*head_dim; mamba1: expand*hidden; short_conv: hidden
+    conv_kernel: int
+    heads: int = 0  # mamba2
+    head_dim: int = 0  # mamba2
+    state: int = 0  # SSM state size N
+    groups: int = 1  # mamba2 B/C groups
+    chunk: int = 256  # mamba2 SSD chunk size
+    dt_rank: int = 0  # mamba1
+    gated_norm: bool = True  # mamba2: gated RMSNorm before out_proj (Falcon-H1: mamba_rms_norm)
+    bcdt_norms: bool = False  # mamba1 (Jamba): RMSNorms on dt, B and C
+    state_dtype: str = "bf16"  # SSM state cache dtype (mamba_ssm_cache_dtype); the conv state is activations
+
+    @property
+    def conv_channels(self) -> int:
+        return self.d_inner + (2 * self.groups * self.state if self.kind == "mamba2" else 0)
+
+
+@dataclass(frozen=True)
 class MlpSpec:
     intermediate: int
     gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
@@ -62,28 +89,39 @@ class MoeSpec:
     router_bias: bool = False
     shared_intermediate: int = 0  # total width of the shared expert(s); 0 = none
     shared_gate: bool = False  # sigmoid gate (H -> 1) on the shared expert output (Qwen2-MoE)
+    latent_size: int = 0  # latent MoE (Nemotron-3 Super/Ultra): experts run in this width between fc1/fc2
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    attention: AttentionSpec
+    """One decoder layer: mixers (attention, an SSM / conv mixer, or both in parallel) then a feed-forward.
+
+    Either half may be absent (Nemotron-H blocks hold one mixer or one feed-forward each)."""
+
+    attention: AttentionSpec | None
     mlp: MlpSpec | None = None
     moe: MoeSpec | None = None
-    norms: int = 2  # hidden-size norms per layer (gemma: 4; parallel layers: 1 or 2)
+    norms: int = 2  # hidden-size norms per layer (gemma: 4; parallel layers: 1 or 2; a Nemotron-H block: 1)
     parallel: bool = False  # attention and MLP both read the normalized input (GPT-NeoX, Phi, Falcon)
     norm_kind: NormKind = "rmsnorm"
+    ssm: SsmSpec | None = None  # beside `attention` when both are set (Falcon-H1: summed outputs)
 
     @property
     def label(self) -> str:
         a = self.attention
-        parts = ["mla" if a.kind == "mla" else ("sliding" if a.window else "chunked" if a.chunk else "full")]
-        if a.kind == "mla" and a.window:
-            parts.append("sliding")
-        if a.indexer is not None:
-            parts.append("indexer" if a.indexer.runs else "shared-indexer")
-        parts.append(
-            "dense+moe" if self.moe is not None and self.mlp is not None else "moe" if self.moe is not None else "dense"
-        )
+        parts: list[str] = []
+        if self.ssm is not None:
+            parts.append(self.ssm.kind.replace("_", "-"))
+        if a is not None:
+            parts.append("mla" if a.kind == "mla" else ("sliding" if a.window else "chunked" if a.chunk else "full"))
+            if a.kind == "mla" and a.window:
+                parts.append("sliding")
+            if a.indexer is not None:
+                parts.append("indexer" if a.indexer.runs else "shared-indexer")
+        if self.moe is not None or self.mlp is not None:
+            parts.append(
+                "dense+moe" if self.moe is not None and self.mlp is not None else "moe" if self.moe else "dense"
+            )
         return "+".join(parts)
 
 

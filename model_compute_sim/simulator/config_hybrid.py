@@ -1,0 +1,353 @@
+"""Layer patterns of the state-space hybrid families: `config.json` -> one `LayerSpec` per layer.
+
+Each reader follows the family's transformers config class and modeling code (5.x), keys and defaults
+included, and refuses a value it does not understand by name:
+- nemotron_h (Nemotron-H, Nemotron-3 Nano/Super/Ultra, Nemotron-3.5): `layers_block_type` (or the older
+  `hybrid_override_pattern`, M/E/*/-): one mixer per block (Mamba-2, attention without rope, relu2 MLP, MoE
+  with relu2 experts, optional latent MoE `moe_latent_size`), one RMSNorm per block.
+- jamba: attention iff i % attn_layer_period == attn_layer_offset, else Mamba-1; MoE iff
+  i % expert_layer_period == expert_layer_offset; no rope.
+- falcon_h1: Mamba-2 and attention in parallel in every layer, then a SwiGLU MLP.
+- granitemoehybrid (Granite-4.0-H): `layer_types` mamba / attention; MoE plus a SwiGLU shared MLP, or the
+  shared MLP alone when num_local_experts == 0; rope only when position_embedding_type == "rope".
+- lfm2: `layer_types` conv / full_attention (or `full_attn_idxs`); short conv; q/k RMSNorm; the SwiGLU width
+  after `block_auto_adjust_ff_dim`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from model_compute_sim.errors import ConfigError
+from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec, MoeSpec, SsmSpec
+
+Config = Mapping[str, Any]
+FAMILIES = ("nemotron_h", "jamba", "falcon_h1", "granitemoehybrid", "lfm2")
+
+_MAMBA2_KEYS = frozenset(
+    {
+        "mamba_d_state",
+        "mamba_d_conv",
+        "mamba_expand",
+        "mamba_n_heads",
+        "mamba_d_head",
+        "mamba_n_groups",
+        "mamba_chunk_size",
+        "mamba_d_ssm",
+    }
+)
+# keys config_keys.UNMODELLED_KEYS names as unmodelled features that these readers do model
+UNDERSTOOD_KEYS: dict[str, frozenset[str]] = {
+    "nemotron_h": frozenset(
+        {
+            "hybrid_override_pattern",
+            "layers_block_type",
+            "layer_types",
+            "mamba_num_heads",
+            "mamba_head_dim",
+            "mamba_n_groups",
+            "mamba_d_conv",
+            "mamba_chunk_size",
+            "ssm_state_size",
+            "conv_kernel",
+            "time_step_rank",
+            "moe_latent_size",
+        }
+    ),
+    "jamba": frozenset(
+        {
+            "attn_layer_period",
+            "attn_layer_offset",
+            "expert_layer_period",
+            "expert_layer_offset",
+            "mamba_d_state",
+            "mamba_d_conv",
+            "mamba_expand",
+            "mamba_dt_rank",
+        }
+    ),
+    "falcon_h1": _MAMBA2_KEYS,
+    "granitemoehybrid": _MAMBA2_KEYS | {"layer_types", "layers_block_type", "position_embedding_type"},
+    "lfm2": frozenset({"conv_L_cache", "full_attn_idxs", "layer_types"}),
+}
+
+_NEMOTRON_CHARS = {"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}
+_NEMOTRON_NAMES = {
+    "mamba": "mamba",
+    "linear_attention": "mamba",
+    "attention": "attention",
+    "full_attention": "attention",
+    "moe": "moe",
+    "mlp": "mlp",
+}
+_STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "fp32": "fp32", "bf16": "bf16"}
+
+
+def _get(cfg: Config, key: str, default: Any, *aliases: str) -> Any:
+    for k in (key, *aliases):
+        if cfg.get(k) is not None:
+            return cfg[k]
+    return default
+
+
+def _pos_int(cfg: Config, key: str, default: int | None, *aliases: str, minimum: int = 1) -> int:
+    v = _get(cfg, key, default, *aliases)
+    if v is None:
+        raise ConfigError(f"config is missing {key!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or int(v) < minimum:
+        raise ConfigError(f"config field {key!r} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def nemotron_block_types(cfg: Config) -> list[str]:
+    """Block kinds from `layers_block_type` (preferred, as transformers) or `hybrid_override_pattern`."""
+    types = cfg.get("layers_block_type")
+    if types is None:
+        types = cfg.get("layer_types")
+    if isinstance(types, Sequence) and not isinstance(types, str):
+        bad = sorted({str(t) for t in types if str(t) not in _NEMOTRON_NAMES})
+        if bad:
+            raise ConfigError(f"layers_block_type has unknown block types {bad}; valid: {sorted(_NEMOTRON_NAMES)}")
+        return [_NEMOTRON_NAMES[str(t)] for t in types]
+    pattern = cfg.get("hybrid_override_pattern")
+    if isinstance(pattern, str) and pattern:
+        bad = sorted({c for c in pattern if c not in _NEMOTRON_CHARS})
+        if bad:
+            raise ConfigError(f"hybrid_override_pattern has unknown characters {bad}; valid: M, E, *, -")
+        return [_NEMOTRON_CHARS[c] for c in pattern]
+    raise ConfigError("a nemotron_h config needs layers_block_type or hybrid_override_pattern (the layer pattern)")
+
+
+def derived_keys(cfg: Config, model_type: str) -> dict[str, Any]:
+    """Keys the config classes derive: a Nemotron-H pattern's length is its layer count (transformers ignores
+    num_hidden_layers there) and its attention head size is head_dim, the older attention_head_dim, or the
+    class default 128."""
+    out = dict(cfg)
+    if model_type == "nemotron_h":
+        out["num_hidden_layers"] = len(nemotron_block_types(cfg))
+        if out.get("head_dim") is None:
+            out["head_dim"] = out.get("attention_head_dim") or 128
+    return out
+
+
+def notes(cfg: Config) -> list[str]:
+    """The hybrid families' lines of the result's `assumptions`."""
+    out = [ASSUMPTION]
+    if cfg.get("num_nextn_predict_layers"):
+        out.append("multi-token-prediction layers (num_nextn_predict_layers) are not run: plain decoding")
+    return out
+
+
+def _state_dtype(cfg: Config) -> str:
+    """SSM state cache dtype: the config's mamba_ssm_cache_dtype (vLLM follows it for Nemotron-H), else the
+    model dtype (vLLM's 'auto')."""
+    v = cfg.get("mamba_ssm_cache_dtype")
+    if v is None:
+        return "bf16"
+    if str(v) not in _STATE_DTYPES:
+        raise ConfigError(f"mamba_ssm_cache_dtype {v!r} is not understood; valid: {sorted(_STATE_DTYPES)}")
+    return _STATE_DTYPES[str(v)]
+
+
+def _mamba2(cfg: Config, d_inner: int, heads: int, head_dim: int, gated_norm: bool, prefix: str) -> SsmSpec:
+    if heads * head_dim != d_inner:
+        raise ConfigError(f"Mamba-2 heads ({heads}) x head_dim ({head_dim}) != intermediate width {d_inner}")
+    groups = _pos_int(cfg, f"{prefix}n_groups", 8 if prefix == "" else 1, "mamba_n_groups", "n_groups")
+    if heads % groups:
+        raise ConfigError(f"Mamba-2 heads ({heads}) are not a multiple of n_groups ({groups})")
+    return SsmSpec(
+        kind="mamba2",
+        d_inner=d_inner,
+        heads=heads,
+        head_dim=head_dim,
+        state=_pos_int(cfg, "ssm_state_size" if prefix == "" else "mamba_d_state", 128 if prefix == "" else 256),
+        groups=groups,
+        conv_kernel=_pos_int(cfg, "conv_kernel" if prefix == "" else "mamba_d_conv", 4, "mamba_d_conv"),
+        chunk=_pos_int(
+            cfg, "chunk_size" if prefix == "" else "mamba_chunk_size", 128 if prefix == "" else 256, "mamba_chunk_size"
+        ),
+        gated_norm=gated_norm,
+        state_dtype=_state_dtype(cfg),
+    )
+
+
+def _nemotron(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    types = nemotron_block_types(cfg)
+    heads = _pos_int(cfg, "mamba_num_heads", 128)
+    head_dim = _pos_int(cfg, "mamba_head_dim", 64)
+    mamba = _mamba2(cfg, heads * head_dim, heads, head_dim, True, "")
+    mlp = MlpSpec(intermediate=_pos_int(cfg, "intermediate_size", 21504), gated=False, bias=bool(cfg.get("mlp_bias")))
+    moe = None
+    if "moe" in types:
+        experts = _pos_int(cfg, "n_routed_experts", 8, "num_local_experts")
+        top_k = _pos_int(cfg, "num_experts_per_tok", 2)
+        if top_k > experts:
+            raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds n_routed_experts ({experts})")
+        moe = MoeSpec(
+            experts=experts,
+            top_k=top_k,
+            intermediate=_pos_int(cfg, "moe_intermediate_size", 7688),
+            gated=False,
+            # transformers builds one shared relu2 MLP of this width whatever n_shared_experts says
+            shared_intermediate=_pos_int(cfg, "moe_shared_expert_intermediate_size", 7688, minimum=0),
+            latent_size=_pos_int(cfg, "moe_latent_size", 0, minimum=0),
+        )
+    no_rope = replace(attn, rotary_dim=0)  # NemotronHAttention applies no positional embedding
+    kinds = {
+        "mamba": LayerSpec(attention=None, ssm=mamba, norms=1),
+        "attention": LayerSpec(attention=no_rope, norms=1),
+        "mlp": LayerSpec(attention=None, mlp=mlp, norms=1),
+        "moe": LayerSpec(attention=None, moe=moe, norms=1),
+    }
+    if len(types) != n:
+        raise ConfigError(f"the layer pattern has {len(types)} entries but {n} layers were expected")
+    return [kinds[t] for t in types]
+
+
+def _jamba(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    hidden = _pos_int(cfg, "hidden_size", None)
+    a_period = _pos_int(cfg, "attn_layer_period", 8)
+    a_offset = _pos_int(cfg, "attn_layer_offset", 4, minimum=0)
+    e_period = _pos_int(cfg, "expert_layer_period", 2)
+    e_offset = _pos_int(cfg, "expert_layer_offset", 1, minimum=0)
+    if a_offset >= a_period or e_offset >= e_period:
+        raise ConfigError("attn_layer_offset / expert_layer_offset must be smaller than their period")
+    dt_rank = cfg.get("mamba_dt_rank", "auto")
+    rank = math.ceil(hidden / 16) if dt_rank in ("auto", None) else _pos_int(cfg, "mamba_dt_rank", None)
+    mamba = SsmSpec(
+        kind="mamba1",
+        d_inner=_pos_int(cfg, "mamba_expand", 2) * hidden,
+        conv_kernel=_pos_int(cfg, "mamba_d_conv", 4),
+        state=_pos_int(cfg, "mamba_d_state", 16),
+        dt_rank=rank,
+        bcdt_norms=True,
+        state_dtype=_state_dtype(cfg),
+    )
+    inter = _pos_int(cfg, "intermediate_size", 14336)
+    experts = _pos_int(cfg, "num_experts", 16, "num_local_experts")
+    moe = MoeSpec(experts=experts, top_k=_pos_int(cfg, "num_experts_per_tok", 2), intermediate=inter)
+    mlp = MlpSpec(intermediate=inter)
+    no_rope = replace(attn, rotary_dim=0)  # Jamba attention has no positional encoding
+    out = []
+    for i in range(n):
+        is_attn = i % a_period == a_offset
+        is_moe = experts > 1 and i % e_period == e_offset
+        out.append(
+            LayerSpec(
+                attention=no_rope if is_attn else None,
+                ssm=None if is_attn else mamba,
+                mlp=None if is_moe else mlp,
+                moe=moe if is_moe else None,
+            )
+        )
+    return out
+
+
+def _mamba2_expand(cfg: Config, hidden: int, width_key: str | None) -> tuple[int, int, int]:
+    """(d_inner, heads, head_dim) of Falcon-H1 / Granite-H: d_inner = mamba_d_ssm or mamba_expand*hidden,
+    head_dim = mamba_d_head or d_inner / heads ("auto")."""
+    d_inner = cfg.get(width_key) if width_key else None
+    d = int(d_inner) if d_inner else _pos_int(cfg, "mamba_expand", 2) * hidden
+    heads = _pos_int(cfg, "mamba_n_heads", 128)
+    head = cfg.get("mamba_d_head", "auto")
+    head_dim = d // heads if head in ("auto", None) else _pos_int(cfg, "mamba_d_head", None)
+    return d, heads, head_dim
+
+
+def _falcon_h1(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    hidden = _pos_int(cfg, "hidden_size", None)
+    d, heads, head_dim = _mamba2_expand(cfg, hidden, "mamba_d_ssm")
+    mamba = _mamba2(cfg, d, heads, head_dim, bool(cfg.get("mamba_rms_norm", False)), "mamba_")
+    layer = LayerSpec(attention=attn, ssm=mamba, mlp=MlpSpec(intermediate=_pos_int(cfg, "intermediate_size", 14336)))
+    return [layer] * n
+
+
+def _granite(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    hidden = _pos_int(cfg, "hidden_size", None)
+    d, heads, head_dim = _mamba2_expand(cfg, hidden, None)
+    mamba = _mamba2(cfg, d, heads, head_dim, True, "mamba_")
+    types = cfg.get("layer_types") or cfg.get("layers_block_type") or ["mamba"] * n
+    names = {"mamba": "mamba", "linear_attention": "mamba", "attention": "attention", "full_attention": "attention"}
+    bad = sorted({str(t) for t in types if str(t) not in names})
+    if bad or len(types) < n:
+        raise ConfigError(f"layer_types must list {n} of {sorted(names)}; got unknown {bad} or too few")
+    shared = _pos_int(cfg, "shared_intermediate_size", 1024)
+    experts = _pos_int(cfg, "num_local_experts", 8, minimum=0)
+    moe = mlp = None
+    if experts:
+        moe = MoeSpec(
+            experts=experts,
+            top_k=_pos_int(cfg, "num_experts_per_tok", 2),
+            intermediate=_pos_int(cfg, "intermediate_size", 11008),
+            shared_intermediate=shared,
+        )
+    else:
+        mlp = MlpSpec(intermediate=shared)
+    rope = attn if cfg.get("position_embedding_type") == "rope" else replace(attn, rotary_dim=0)
+    return [
+        LayerSpec(
+            attention=rope if names[str(t)] == "attention" else None,
+            ssm=mamba if names[str(t)] == "mamba" else None,
+            mlp=mlp,
+            moe=moe,
+        )
+        for t in types[:n]
+    ]
+
+
+def lfm2_ff_width(cfg: Config) -> int:
+    """LFM2's SwiGLU width: int(2*I/3), times block_ffn_dim_multiplier, rounded up to block_multiple_of."""
+    width = _pos_int(cfg, "intermediate_size", 12288, "block_ff_dim")
+    if cfg.get("block_auto_adjust_ff_dim", True):
+        width = int(2 * width / 3)
+        mult = cfg.get("block_ffn_dim_multiplier", 1.0)
+        if mult is not None:
+            width = int(float(mult) * width)
+            of = _pos_int(cfg, "block_multiple_of", 256)
+            width = of * ((width + of - 1) // of)
+    return width
+
+
+def _lfm2(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    hidden = _pos_int(cfg, "hidden_size", None)
+    types = cfg.get("layer_types")
+    if types is None:
+        idxs = cfg.get("full_attn_idxs")
+        full = set(range(n)) if idxs is None else {int(i) for i in idxs}
+        types = ["full_attention" if i in full else "conv" for i in range(n)]
+    bad = sorted({str(t) for t in types if str(t) not in ("conv", "full_attention")})
+    if bad or len(types) < n:
+        raise ConfigError(f"layer_types must list {n} of ['conv', 'full_attention']; got unknown {bad} or too few")
+    conv = SsmSpec(kind="short_conv", d_inner=hidden, conv_kernel=_pos_int(cfg, "conv_L_cache", 3))
+    mlp = MlpSpec(intermediate=lfm2_ff_width(cfg))
+    qk = replace(attn, qk_norm=True)
+    return [
+        LayerSpec(attention=qk if t == "full_attention" else None, ssm=None if t == "full_attention" else conv, mlp=mlp)
+        for t in types[:n]
+    ]
+
+
+def hybrid_layers(cfg: Config, model_type: str, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    """Layers of a hybrid family; `attn` is the family's attention layer as the generic reader built it."""
+    reader = {
+        "nemotron_h": _nemotron,
+        "jamba": _jamba,
+        "falcon_h1": _falcon_h1,
+        "granitemoehybrid": _granite,
+        "lfm2": _lfm2,
+    }[model_type]
+    return reader(cfg, attn, n)
+
+
+ASSUMPTION = (
+    "SSM layers (Mamba-2 / Mamba-1 / short conv): projections are GEMMs; causal conv1d = 2*T*channels*kernel "
+    "vector FLOPs (one output per token, no padding); Mamba-2 prefill/extend = chunked SSD as the mamba_ssm/vLLM "
+    "Triton kernels compute it per sequence (4*h*P*N*q + 2*G*N*sum l^2 + 2*h*P*sum l(l+1)/2 over chunks l of "
+    "the q new tokens), decode (1 new token over a cached state) = recurrent update, 6 vector FLOPs per state "
+    "element; Mamba-1 selective scan 7 vector FLOPs per state element; the state (constant in context) is "
+    "read and written once per step (transformers' CPU fallback pads chunks and counts the recurrence as one "
+    "bmm: not used)"
+)
