@@ -348,6 +348,8 @@ ASSUMPTION = (
     "Triton kernels compute it per sequence (4*h*P*N*q + 2*G*N*sum l^2 + 2*h*P*sum l(l+1)/2 over chunks l of "
     "the q new tokens), decode (1 new token over a cached state) = recurrent update, 6 vector FLOPs per state "
     "element; Mamba-1 selective scan 7 vector FLOPs per state element; the state (constant in context) is "
-    "read and written once per step (transformers' CPU fallback pads chunks and counts the recurrence as one "
-    "bmm: not used)"
+    "read and written once per step; a step of q > 1 tokens over a cached state (extend, chunked prefill) runs "
+    "the chunked scan (vLLM's speculative verify runs the recurrent update per draft token instead); "
+    "attention_flops does not change SSM layers (transformers' CPU fallback pads chunks and counts the "
+    "recurrence as one bmm: not used)"
 )
