@@ -140,7 +140,7 @@ def test_pipeline_reports_one_stage() -> None:
         ("deepseek-v3", {"tp": 8, "ep": 3}, "ep=3 must divide tp*dp=8"),
         ("deepseek-v3", {"tp": 2, "ep": 4}, "ep=4 must divide tp*dp=2"),
         ("llama-3.1-8b", {"ep": 2, "tp": 2}, "has no MoE layers"),
-        ("llama-3.1-8b", {"tp": 0}, "tp must be an integer >= 1"),
+        ("llama-3.1-8b", {"tp": 0}, "tp must be >= 1, got 0"),
     ],
 )
 def test_parallelism_errors_name_the_values(model: str, kw: dict[str, int], needle: str) -> None:

@@ -34,8 +34,8 @@ def create_server() -> MCPServer:
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=os.environ.get(LOG_LEVEL_ENV, "WARNING").upper(),  # type: ignore[arg-type]
+        tools=tools.build_tools(),
     )
-    tools.register(server)
     resources.register(server)
     prompts.register(server)
     return server

@@ -11,16 +11,15 @@ from typing import Any
 from model_compute_sim.errors import (
     ConfigError,
     ParallelismError,
-    ShapeError,
     SimError,
     UnknownGpuError,
     UnknownModelError,
 )
 from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpus, load_models, suggest, to_plain
+from model_compute_sim.request import SimulateRequest, build, request_dicts
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.graph import Builder, Op, Shard
-from model_compute_sim.simulator.memory import USABLE_MEMORY_FRACTION
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
 from model_compute_sim.simulator.ssm_ops import validate_ssm_tp
@@ -28,9 +27,6 @@ from model_compute_sim.simulator.workload import (
     COMPUTE_DTYPES,
     KV_DTYPES,
     WEIGHT_DTYPES,
-    AttentionFlops,
-    Logits,
-    MlaPath,
     Options,
     Workload,
     from_requests,
@@ -176,103 +172,53 @@ class GroupOps:
     local: list[Op]  # busiest GPU, one layer
 
 
-def simulate(
-    model: str | None = None,
-    *,
-    config: Mapping[str, Any] | None = None,
-    config_path: str | None = None,
-    batch_size: int = 1,
-    seq_len: int = 1,
-    context_len: int = 0,
-    requests: Sequence[Mapping[str, int] | tuple[int, int]] | None = None,  # {new_tokens, cached_tokens, count}
-    tp: int = 1,
-    dp: int = 1,
-    ep: int = 1,
-    pp: int = 1,
-    gpu: str | None = None,
-    dtype: str = "bf16",
-    kv_cache_dtype: str | None = None,
-    weight_dtype: str | None = None,
-    measured_ms: float | None = None,
-    attention_flops: AttentionFlops = "causal",
-    mla_path: MlaPath = "auto",
-    logits: Logits = "last",
-    detail: str = "summary",
-    limit: int | None = None,
-    offset: int = 0,
-    peak_tflops: float | None = None,
-    memory_bandwidth_gb_per_s: float | None = None,
-    scale_up_bandwidth_gb_per_s: float | None = None,
-    gpu_memory_utilization: float = USABLE_MEMORY_FRACTION,
-) -> SimResult:
-    """Per-operator cost of one forward pass of `model` for one serving step. See README, Conventions."""
-    if attention_flops not in ("causal", "dense"):
-        raise SimError(f"attention_flops must be 'causal' or 'dense', got {attention_flops!r}")
-    if mla_path not in ("auto", "absorbed", "expanded"):
-        raise SimError(f"mla_path must be 'auto', 'absorbed' or 'expanded', got {mla_path!r}")
-    if logits not in ("last", "all"):
-        raise SimError(f"logits must be 'last' or 'all', got {logits!r}")
-    if detail not in ("summary", "layers", "ops"):
-        raise SimError(f"detail must be 'summary', 'layers' or 'ops', got {detail!r}")
-    if (
-        isinstance(gpu_memory_utilization, bool)
-        or not isinstance(gpu_memory_utilization, (int, float))
-        or not 0 < gpu_memory_utilization <= 1
-    ):
-        raise SimError(
-            f"gpu_memory_utilization must be in (0, 1] (the share of GPU memory the engine may use; "
-            f"vLLM's default is {USABLE_MEMORY_FRACTION}), got {gpu_memory_utilization!r}"
-        )
-    if measured_ms is not None and not measured_ms > 0:
-        raise ShapeError(f"measured_ms must be > 0, got {measured_ms!r}")
-    spec = resolve_spec(model, config, config_path)
-    if requests:
-        entries: list[tuple[int, int, int]] = []
-        for i, r in enumerate(requests):
-            try:
-                if isinstance(r, Mapping):
-                    entries.append((int(r["new_tokens"]), int(r.get("cached_tokens", 0)), int(r.get("count", 1))))
-                else:
-                    entries.append((int(r[0]), int(r[1]), 1))
-            except (KeyError, IndexError, TypeError, ValueError) as e:
-                raise ShapeError(f"requests[{i}] must be {{new_tokens, cached_tokens[, count]}}, got {r!r}") from e
-        wl = from_requests(entries)
+def simulate(model: str | SimulateRequest | None = None, /, **kwargs: Any) -> SimResult:
+    """Per-operator cost of one forward pass for one serving step. See README, Conventions.
+
+    Takes a `SimulateRequest`, or its fields as keywords (the model name may come first).
+    """
+    if isinstance(model, SimulateRequest) and not kwargs:
+        req = model
     else:
-        wl = uniform(batch_size, seq_len, context_len)
-    validate_parallelism(spec, tp, dp, ep, pp)
-    dt = _dtype(dtype, COMPUTE_DTYPES, "dtype")
-    kv = _dtype(kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
-    wd = _dtype(weight_dtype, WEIGHT_DTYPES, "weight_dtype") if weight_dtype else spec.weight_dtype
-    attn_wd = wd if weight_dtype else (spec.attention_weight_dtype or spec.weight_dtype)
+        req = build(SimulateRequest, {"model": model, **kwargs} if model is not None else kwargs)
+    return _simulate(req)
+
+
+def _simulate(req: SimulateRequest) -> SimResult:
+    spec = resolve_spec(req.model, req.config, req.config_path)
+    if req.requests:
+        request_dicts(req.requests)  # the sequence cap
+        wl = from_requests([(r.new_tokens, r.cached_tokens, r.count) for r in req.requests])
+    else:
+        wl = uniform(req.batch_size, req.seq_len, req.context_len)
+    validate_parallelism(spec, req.tp, req.dp, req.ep, req.pp)
+    dt = _dtype(req.dtype, COMPUTE_DTYPES, "dtype")
+    kv = _dtype(req.kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
+    wd = _dtype(req.weight_dtype, WEIGHT_DTYPES, "weight_dtype") if req.weight_dtype else spec.weight_dtype
+    attn_wd = wd if req.weight_dtype else (spec.attention_weight_dtype or spec.weight_dtype)
     opts = Options(
-        attention_flops=attention_flops,
-        mla_path=mla_path,
-        logits=logits,
+        attention_flops=req.attention_flops,
+        mla_path=req.mla_path,
+        logits=req.logits,
         dtype=dt,
         kv_cache_dtype=kv,
         weight_dtype=wd,
         attention_weight_dtype=attn_wd,
         act_bytes=2.0,
     )
-    gpu_spec = resolve_gpu(gpu) if gpu else None
-    custom_device = bool(peak_tflops and memory_bandwidth_gb_per_s)
-    wants_device = measured_ms is not None or peak_tflops or memory_bandwidth_gb_per_s
+    gpu_spec = resolve_gpu(req.gpu) if req.gpu else None
+    custom_device = bool(req.peak_tflops and req.memory_bandwidth_gb_per_s)
+    wants_device = req.measured_ms is not None or req.peak_tflops or req.memory_bandwidth_gb_per_s
     if gpu_spec is None and wants_device and not custom_device:
         raise SimError(
             "measured_ms needs a gpu (see list_gpus), or both peak_tflops and "
             "memory_bandwidth_gb_per_s for a custom device"
         )
-    for key, v in (
-        ("peak_tflops", peak_tflops),
-        ("memory_bandwidth_gb_per_s", memory_bandwidth_gb_per_s),
-        ("scale_up_bandwidth_gb_per_s", scale_up_bandwidth_gb_per_s),
-    ):
-        if v is not None and not v > 0:
-            raise SimError(f"{key} must be > 0, got {v!r}")
 
-    local_wl = wl.split(dp)
+    local_wl = wl.split(req.dp)
     whole = Builder(spec, wl, Shard(), opts)
-    local = Builder(spec, local_wl, Shard(tp=tp, dp=dp, ep=ep, expert_tokens=wl.tokens, per_gpu=True), opts)
+    shard = Shard(tp=req.tp, dp=req.dp, ep=req.ep, expert_tokens=wl.tokens, per_gpu=True)
+    local = Builder(spec, local_wl, shard, opts)
     groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in layer_groups(spec)]
     head_whole, head_local = whole.embedding(), local.embedding()
     tail_whole, tail_local = whole.lm_head(), local.lm_head()
@@ -281,26 +227,26 @@ def simulate(
         wl=wl,
         local_wl=local_wl,
         opts=opts,
-        tp=tp,
-        dp=dp,
-        ep=ep,
-        pp=pp,
+        tp=req.tp,
+        dp=req.dp,
+        ep=req.ep,
+        pp=req.pp,
         groups=groups,
         head=(head_whole, head_local),
         tail=(tail_whole, tail_local),
         gpu=gpu_spec,
-        measured_ms=measured_ms,
-        detail=detail,
-        limit=limit,
-        offset=offset,
-        peak_tflops=peak_tflops,
-        memory_bandwidth_gb_per_s=memory_bandwidth_gb_per_s,
-        scale_up_bandwidth_gb_per_s=scale_up_bandwidth_gb_per_s,
+        measured_ms=req.measured_ms,
+        detail=req.detail,
+        limit=req.limit,
+        offset=req.offset,
+        peak_tflops=req.peak_tflops,
+        memory_bandwidth_gb_per_s=req.memory_bandwidth_gb_per_s,
+        scale_up_bandwidth_gb_per_s=req.scale_up_bandwidth_gb_per_s,
         default_scale_up=DEFAULT_SCALE_UP_GB_PER_S,
-        gpu_memory_utilization=float(gpu_memory_utilization),
-        batch_size=None if requests else batch_size,
-        seq_len=None if requests else seq_len,
-        context_len=None if requests else context_len,
+        gpu_memory_utilization=req.gpu_memory_utilization,
+        batch_size=None if req.requests else req.batch_size,
+        seq_len=None if req.requests else req.seq_len,
+        context_len=None if req.requests else req.context_len,
     )
 
 

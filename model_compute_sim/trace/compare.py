@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from model_compute_sim.errors import SimError
+from model_compute_sim.request import CompareRequest, build, request_dicts
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.trace.align import is_tensor_core_kernel
@@ -59,6 +60,7 @@ _LINEAR = frozenset({"aten::linear", "vllm::rocm_unquantized_gemm", "aiter::gemm
 _UNMODELLED_KERNELS = ("quantization", "kv_cache", "sampling", "memcpy", "memset", "other")
 _MAX_ROWS = 25
 _ALL = 1 << 40
+DEFAULT_LIMIT = 50  # layer rows per page when the core is called without a limit
 _HEAD_CATEGORIES = frozenset({"lm_head", "embedding"})
 # `match` needs at least this share of the GEMM + attention kernel time compared
 MATCH_MIN_COMPARED_PCT = 90.0
@@ -352,41 +354,18 @@ def _simulate(
 ) -> SimResult:
     if shape.requests is not None:
         reqs = [{"new_tokens": q, "cached_tokens": c} for q, c in shape.requests] * dp
-        return simulate(requests=reqs, logits=logits, **common)  # type: ignore[arg-type]
+        return simulate(requests=reqs, logits=logits, **common)
     assert shape.batch_size is not None and shape.seq_len is not None
     return simulate(
         batch_size=shape.batch_size * dp,
         seq_len=shape.seq_len,
         context_len=shape.context_len or 0,
-        logits=logits,  # type: ignore[arg-type]
+        logits=logits,
         **common,
     )
 
 
-def compare_trace(
-    trace_path: str,
-    model: str | None = None,
-    *,
-    config: Mapping[str, Any] | None = None,
-    config_path: str | None = None,
-    batch_size: int | None = None,
-    seq_len: int | None = None,
-    context_len: int | None = None,
-    requests: Sequence[Mapping[str, int]] | None = None,
-    tp: int = 1,
-    dp: int = 1,
-    ep: int = 1,
-    pp: int = 1,
-    attention_flops: str = "auto",
-    mla_path: str = "auto",
-    logits: str = "auto",
-    tolerance_pct: float = 1.0,
-    step: int | None = None,
-    capture_trace_path: str | None = None,
-    detail: Detail = "summary",
-    limit: int = 50,
-    offset: int = 0,
-) -> CompareResult:
+def compare_trace(request: CompareRequest | str, /, model: str | None = None, **kwargs: Any) -> CompareResult:
     """Compare a profiled step (one rank) with `simulate` for the same config and shape.
 
     The trace's FLOPs (leaf GEMMs and attention from recorded shapes) are compared per category and
@@ -394,7 +373,23 @@ def compare_trace(
     and layer is within `tolerance_pct`. Shapes not given are inferred from the trace (step
     annotation, SDPA / eager attention inputs, projection inputs) and scaled by `dp`.
     `detail="layers"` lists every layer (paged by `limit`/`offset`); "summary" only the differing ones.
+    Takes a `CompareRequest`, or the trace path (and model) and its other fields as keywords.
     """
+    if isinstance(request, str):
+        request = build(CompareRequest, {"trace_path": request, "model": model, **kwargs})
+    elif model is not None or kwargs:
+        raise SimError("give a CompareRequest alone, or the trace path and keyword arguments")
+    req = request
+    trace_path, capture_trace_path, step = req.trace_path, req.capture_trace_path, req.step
+    model, config, config_path = req.model, req.config, req.config_path
+    batch_size, seq_len, context_len = req.batch_size, req.seq_len, req.context_len
+    requests = request_dicts(req.requests)
+    tp, dp, ep, pp = req.tp, req.dp, req.ep, req.pp
+    attention_flops: str = req.attention_flops  # "auto" is replaced by what the trace shows
+    mla_path: str = req.mla_path
+    logits: str = req.logits
+    tolerance_pct, detail, offset = req.tolerance_pct, req.detail, req.offset
+    limit = req.limit if req.limit is not None else DEFAULT_LIMIT
     _check_args(attention_flops, mla_path, logits, tolerance_pct, detail, limit, offset)
     trace = load_trace(trace_path)
     capture = load_trace(capture_trace_path) if capture_trace_path else None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal
+from typing import Any, Literal
 
 from model_compute_sim.errors import TraceError
+from model_compute_sim.request import ExtractRequest, build
 from model_compute_sim.trace.analysis import StepContext, analyse, kernel_in_window
 from model_compute_sim.trace.categorize import CATEGORIES, op_category
 from model_compute_sim.trace.events import KERNEL, Trace
@@ -58,19 +59,19 @@ def _meta_int(md: dict[str, object], *keys: str) -> int | None:
     return d if isinstance(d, int) else None
 
 
+DEFAULT_LIMIT = 50  # rows per page when the core is called without a limit
+
+
 def _page(total: int, offset: int, limit: int) -> Page:
     return Page(total=total, offset=offset, limit=limit, truncated=offset + limit < total)
 
 
 def extract_trace_flow(
-    trace_path: str,
-    detail: Detail = "summary",
-    limit: int = 50,
-    offset: int = 0,
-    step: int | None = None,
-    capture_trace_path: str | None = None,
-    *,
+    request: ExtractRequest | str,
+    /,
+    *args: Any,
     loaded: tuple[Trace, Trace | None] | None = None,
+    **kwargs: Any,
 ) -> TraceFlowResult:
     """Rebuild the operator flow of a PyTorch-profiler trace and cost every op.
 
@@ -79,7 +80,17 @@ def extract_trace_flow(
     `step`: N of `ProfilerStep#N`, else a 0-based index into the step annotations found.
     `capture_trace_path`: a graph-capture trace, used to give replayed kernels their ops and shapes.
     `loaded`: the (trace, capture) already loaded from those paths (saves a second parse).
+    Takes an `ExtractRequest`, or the trace path and its other fields (detail, limit, offset, step,
+    capture_trace_path may also come in that order).
     """
+    if isinstance(request, str):
+        values = dict(zip(("detail", "limit", "offset", "step", "capture_trace_path"), args, strict=False))
+        request = build(ExtractRequest, {"trace_path": request, **values, **kwargs})
+    elif args or kwargs:
+        raise TraceError("give an ExtractRequest alone, or the trace path and keyword arguments")
+    trace_path, capture_trace_path, step = request.trace_path, request.capture_trace_path, request.step
+    detail, offset = request.detail, request.offset
+    limit = request.limit if request.limit is not None else DEFAULT_LIMIT
     if detail not in ("summary", "layers", "ops"):
         raise TraceError(f"detail {detail!r} is not valid; use 'summary', 'layers' or 'ops'")
     if limit < 1 or offset < 0:

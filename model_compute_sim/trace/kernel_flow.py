@@ -13,11 +13,11 @@ Three inputs, exactly one of them:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import SimError, UnknownGpuError
 from model_compute_sim.references import load_gpus
+from model_compute_sim.request import KernelFlowRequest, SimulateRequest, build, request_dicts
 from model_compute_sim.simulator.simulate import resolve_gpu, simulate
 from model_compute_sim.trace.align_run import given_shape
 from model_compute_sim.trace.flow_result import KernelFlowResult
@@ -25,74 +25,61 @@ from model_compute_sim.trace.kernel_flow_template import kernel_flow_rows, kerne
 from model_compute_sim.trace.kernel_flow_trace import trace_mode
 from model_compute_sim.trace.kernel_rows import HEADROOM_FORMULA, MfuDevice, finish_result
 
+DEFAULT_LIMIT = 40  # kernel rows per page when the core is called without a limit
+
 # --- public entry ------------------------------------------------------------------------------
 
 
-def kernel_flow_mfu(
-    *,
-    kernel_flow: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str | None = None,
-    kernel_ms: Mapping[str, float] | None = None,
-    trace_path: str | None = None,
-    capture_trace_path: str | None = None,
-    model: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    config_path: str | None = None,
-    batch_size: int | None = None,
-    seq_len: int | None = None,
-    context_len: int | None = None,
-    requests: Sequence[Mapping[str, int]] | None = None,
-    tp: int = 1,
-    dp: int = 1,
-    ep: int = 1,
-    pp: int = 1,
-    gpu: str | None = None,
-    dtype: str = "bf16",
-    measured_ms: float | None = None,
-    layer: int | None = None,
-    step: int | None = None,
-    attention_flops: str = "causal",
-    mla_path: str = "auto",
-    limit: int = 40,
-    offset: int = 0,
-) -> KernelFlowResult:
+def kernel_flow_mfu(request: KernelFlowRequest | None = None, /, **kwargs: Any) -> KernelFlowResult:
     """Per-kernel MFU/MBU with time conserved (`totals.kernel_time_us` = attributed + unattributed) and a
-    headroom ranking by category. Give exactly one of `kernel_flow`, `kernel_ms`, `trace_path`."""
-    given = [n for n, v in (("kernel_flow", kernel_flow), ("kernel_ms", kernel_ms), ("trace_path", trace_path)) if v]
+    headroom ranking by category. Give exactly one of `kernel_flow`, `kernel_ms`, `trace_path`.
+
+    Takes a `KernelFlowRequest`, or its fields as keywords (`kernel_flow` may also be a JSON string,
+    '@file' or a list of rows)."""
+    if request is None or kwargs:
+        if isinstance(kwargs.get("kernel_flow"), (str, list)):
+            kwargs["kernel_flow"] = parse_flow(kwargs["kernel_flow"])
+        request = build(KernelFlowRequest, kwargs)
+    req = request
+    flow_in = req.kernel_flow.model_dump(exclude_none=True) if req.kernel_flow is not None else None
+    kernel_ms, trace_path, layer, step, gpu = req.kernel_ms, req.trace_path, req.layer, req.step, req.gpu
+    dtype, measured_ms, pp = req.dtype, req.measured_ms, req.pp
+    limit = req.limit if req.limit is not None else DEFAULT_LIMIT
+    offset = req.offset
+    given = [n for n, v in (("kernel_flow", flow_in), ("kernel_ms", kernel_ms), ("trace_path", trace_path)) if v]
     if len(given) != 1:
         raise SimError(
             "give exactly one of kernel_flow (the kernel-flow JSON, a JSON string or '@file'), kernel_ms "
             f"(category -> ms) or trace_path (a profiler trace); got {given or 'none'}"
         )
-    if limit < 1 or offset < 0:
-        raise SimError(f"limit must be >= 1 and offset >= 0 (got limit={limit}, offset={offset})")
-    if measured_ms is not None and not measured_ms > 0:
-        raise SimError(f"measured_ms must be > 0, got {measured_ms!r}")
     assumptions = [
         "MFU = FLOPs / (kernel time x dense peak of the precision the kernel computes in); fp8 GEMM/MoE kernels "
         "(name or category says fp8/E4m3) use the fp8 peak; each row names its peak in peak_dtype.",
         "MBU = bytes / (kernel time x HBM bandwidth); communication rows (peak_dtype 'comm') use the scale-up link.",
         HEADROOM_FORMULA + ".",
     ]
-    sim_kw: dict[str, Any] = {
-        "model": model,
-        "config": config,
-        "config_path": config_path,
-        "tp": tp,
-        "dp": dp,
-        "ep": ep,
-        "pp": pp,
-        "dtype": dtype,
-        "attention_flops": attention_flops,
-        "mla_path": mla_path,
-    }
+    sim_kw: dict[str, Any] = req.model_dump(
+        include={"model", "config", "config_path", "tp", "dp", "ep", "pp", "dtype", "attention_flops", "mla_path"}
+    )
     if trace_path:
         aligned = None
-        if model or config or config_path:
-            aligned = (sim_kw, given_shape(batch_size, seq_len, context_len, requests), dp)
+        if req.model or req.config or req.config_path:
+            shape_given = given_shape(req.batch_size, req.seq_len, req.context_len, request_dicts(req.requests))
+            aligned = (sim_kw, shape_given, req.dp)
         return trace_mode(
-            trace_path, capture_trace_path, gpu, dtype, measured_ms, layer, step, limit, offset, assumptions, aligned
+            trace_path,
+            req.capture_trace_path,
+            gpu,
+            dtype,
+            measured_ms,
+            layer,
+            step,
+            limit,
+            offset,
+            assumptions,
+            aligned,
         )
-    if not (model or config or config_path):
+    if not (req.model or req.config or req.config_path):
         raise SimError(
             f"{given[0]} mode needs the model: give model (a name from list_models), config or config_path, "
             "plus the serving shape (batch_size, seq_len, context_len, tp, ep, ...)"
@@ -100,15 +87,20 @@ def kernel_flow_mfu(
     if gpu is None:
         raise UnknownGpuError(f"{given[0]} mode needs gpu; known: {', '.join(g.name for g in load_gpus())}")
     dev = MfuDevice(resolve_gpu(gpu), dtype)
-    shape: dict[str, Any] = {"batch_size": batch_size or 1, "seq_len": seq_len or 1, "context_len": context_len or 0}
-    sim = simulate(detail="ops", gpu=gpu, requests=requests, **shape, **sim_kw)
+    shape: dict[str, Any] = {
+        "batch_size": req.batch_size or 1,
+        "seq_len": req.seq_len or 1,
+        "context_len": req.context_len or 0,
+    }
+    template = req.model_dump(include=set(SimulateRequest.model_fields) - {"limit", "offset", "measured_ms"})
+    sim = simulate(SimulateRequest(**(template | shape), detail="ops"))
     if kernel_ms is not None:
         rows = kernel_ms_rows(kernel_ms, sim, pp, layer, assumptions)
         return finish_result(
             "kernel_ms", rows, dev, sim.model.name, layer, None, measured_ms, None, limit, offset, assumptions
         )
-    assert kernel_flow is not None
-    rows, used_layer = kernel_flow_rows(parse_flow(kernel_flow), sim, layer, dtype, assumptions)
+    assert flow_in is not None
+    rows, used_layer = kernel_flow_rows(parse_flow(flow_in), sim, layer, dtype, assumptions)
     forward = float(sim.totals.flops_per_gpu)
     return finish_result(
         "kernel_flow", rows, dev, sim.model.name, used_layer, None, measured_ms, forward, limit, offset, assumptions

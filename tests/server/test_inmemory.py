@@ -12,6 +12,8 @@ import pytest
 from mcp import Client, MCPError
 
 from model_compute_sim import __version__
+from model_compute_sim.catalog import DEFAULT_MODELS_LIMIT
+from model_compute_sim.request import SURFACE_LIMIT, SimulateRequest
 from model_compute_sim.server import tools
 from model_compute_sim.server.app import mcp
 from tests.fixture_paths import shared_path
@@ -128,7 +130,7 @@ async def test_simulate_schema_has_the_simulator_arguments(client: Client) -> No
 def test_literal_values_match_the_simulator() -> None:
     from typing import get_args
 
-    from model_compute_sim.server import params
+    from model_compute_sim import request as params
     from model_compute_sim.simulator import workload
 
     assert get_args(params.ComputeDtype) == workload.COMPUTE_DTYPES
@@ -145,7 +147,7 @@ async def test_list_models_pages_and_names_all(client: Client) -> None:
     first = data_of(await client.call_tool("list_models", {}))
     assert first["total"] == len(load_models())
     assert first["names"] == sorted(first["names"]) and len(first["names"]) == first["total"]
-    assert len(first["models"]) == min(tools.DEFAULT_MODELS_LIMIT, first["total"])
+    assert len(first["models"]) == min(DEFAULT_MODELS_LIMIT, first["total"])
     seen = [m["name"] for m in first["models"]]
     page = first
     while page["truncated"]:
@@ -241,8 +243,8 @@ async def test_simulate_ops_pages(client: Client) -> None:
     args: dict[str, Any] = {"model": "deepseek-v3", "gpu": "h100", "detail": "ops", "context_len": 1000}
     first = data_of(await client.call_tool("simulate", args))
     page = first["page"]
-    assert page["limit"] == tools.DEFAULT_OPS_LIMIT and page["returned_ops"] == tools.DEFAULT_OPS_LIMIT
-    assert page["truncated"] and page["next_offset"] == tools.DEFAULT_OPS_LIMIT
+    assert page["limit"] == SURFACE_LIMIT[SimulateRequest] and page["returned_ops"] == SURFACE_LIMIT[SimulateRequest]
+    assert page["truncated"] and page["next_offset"] == SURFACE_LIMIT[SimulateRequest]
     rest = data_of(await client.call_tool("simulate", {**args, "offset": page["next_offset"]}))
     assert not rest["page"]["truncated"] and rest["page"]["next_offset"] is None
     assert page["returned_ops"] + rest["page"]["returned_ops"] == page["total_ops"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from model_compute_sim.errors import TraceError
+from model_compute_sim.errors import SimError, TraceError
 from model_compute_sim.trace.extract import extract_trace_flow
 from model_compute_sim.trace.kernels import demangle, gemm_precision, kernel_category
 from tests.trace.conftest import ALL_FIXTURES, B200, H100_HF, MI250, flow_result, real_trace
@@ -44,7 +44,7 @@ def test_step_selection() -> None:
 
 
 def test_bad_detail_errors() -> None:
-    with pytest.raises(TraceError, match="detail 'all' is not valid"):
+    with pytest.raises(SimError, match="unknown detail 'all'; valid: 'summary', 'layers' or 'ops'"):
         extract_trace_flow(str(real_trace(MI250)), detail="all")  # type: ignore[arg-type]
 
 

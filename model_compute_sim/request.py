@@ -1,0 +1,460 @@
+"""The request: every parameter of simulate / the trace tools, defined once, in pieces.
+
+Each piece is a pydantic model of flat fields (`Annotated[type, Field(...)]`: type, range, enum and
+description). The four requests compose the pieces; the core entry points take a request, the MCP
+tools' flat parameters and the CLI flags are generated from the same fields (server/surface.py,
+cli_flags.py), so names, defaults and validation agree on every surface. `build` turns keyword
+arguments into a request and refuses an unknown one with the closest valid name.
+
+Imports only pydantic: the server imports this at start-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from model_compute_sim.errors import ParallelismError, ShapeError, SimError
+
+MAX_TOKENS = 1 << 24  # 16M tokens: far above any context length in use, small enough to catch typos
+MAX_SEQUENCES = 1 << 20
+MAX_PAGE = 1000  # rows per page on the MCP/CLI surfaces (keeps one answer inside an agent's budget)
+
+ComputeDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8"]
+KvCacheDtype = Literal["bf16", "fp16", "fp8", "fp32"]
+WeightDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32"]
+Detail = Literal["summary", "layers", "ops"]
+
+
+class ArgumentError(SimError):
+    """An argument that is unknown, of the wrong type or out of range."""
+
+
+class RequestShape(BaseModel):
+    """`count` sequences, each computing `new_tokens` on top of `cached_tokens` already in the KV cache."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_tokens: int = Field(ge=1, le=MAX_TOKENS, description="Tokens computed in this pass (1 for a decode)")
+    cached_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="Tokens already in the KV cache")
+    count: int = Field(1, ge=1, le=MAX_SEQUENCES, description="How many sequences have this shape")
+
+
+class KernelFlowRow(BaseModel, extra="allow"):
+    name: str = Field(description="Kernel name as in the trace")
+    simplified_name: str | None = None
+    dur_us: float = Field(ge=0, description="Kernel duration, microseconds")
+    category: str | None = Field(None, description="Kernel category, e.g. mla, moe, gemm_fp8, allreduce")
+    half: str | None = None
+    ts: float | None = Field(None, description="Start time, microseconds (trace clock)")
+
+
+class KernelFlow(BaseModel, extra="allow"):
+    """The kernel-flow JSON of the trace-analysis skill (one layer's or one step's kernels in order)."""
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    category_summary: dict[str, Any] | list[dict[str, Any]] | None = None
+    kernels: list[KernelFlowRow] = Field(min_length=1, max_length=100_000)
+
+
+# --- field types (type + range + description), one per parameter meaning --------------------------
+
+Model = Annotated[
+    str | None,
+    Field(
+        description="Model from list_models: index name, alias or Hugging Face id (e.g. 'deepseek-v3', "
+        "'Qwen/Qwen3-235B-A22B'). Give exactly one of model, config, config_path."
+    ),
+]
+Config = Annotated[
+    dict[str, Any] | None, Field(description="A config.json object inline, for a model that is not in the index")
+]
+ConfigPath = Annotated[
+    str | None, Field(description="Path on the server's machine to a config.json, or to a directory holding one")
+]
+BatchSize = Annotated[
+    int, Field(ge=1, le=MAX_SEQUENCES, description="Sequences in the step (ignored when requests is given)")
+]
+SeqLen = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_TOKENS,
+        description="New tokens per sequence: 1 = decode, prompt length = prefill, drafts + 1 = spec verify",
+    ),
+]
+ContextLen = Annotated[
+    int,
+    Field(ge=0, le=MAX_TOKENS, description="Tokens per sequence already in the KV cache (0 = prefill)"),
+]
+Requests = Annotated[
+    list[RequestShape] | None,
+    Field(
+        max_length=512,
+        description="Mixed batch instead of batch_size/seq_len/context_len, e.g. "
+        "[{new_tokens: 2048}, {new_tokens: 1, cached_tokens: 4000, count: 64}]",
+    ),
+]
+InferredBatchSize = Annotated[
+    int | None,
+    Field(ge=1, le=MAX_SEQUENCES, description="Sequences per DP rank in the traced step (default: inferred)"),
+]
+InferredSeqLen = Annotated[
+    int | None, Field(ge=1, le=MAX_TOKENS, description="New tokens per sequence in the traced step (default: inferred)")
+]
+InferredContextLen = Annotated[
+    int | None,
+    Field(ge=0, le=MAX_TOKENS, description="Cached tokens per sequence before the traced step (default: inferred)"),
+]
+Tp = Annotated[int, Field(ge=1, le=1024, description="Tensor-parallel degree within one attention group")]
+Dp = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=1024,
+        description="Attention data-parallel groups; the batch is split across them (SGLang "
+        "--tp 8 --dp 8 --enable-dp-attention is tp=1, dp=8)",
+    ),
+]
+Ep = Annotated[int, Field(ge=1, le=1024, description="Expert-parallel degree over the tp*dp GPUs (divides tp*dp)")]
+Pp = Annotated[int, Field(ge=1, le=256, description="Pipeline stages; must divide the layer count")]
+Gpu = Annotated[
+    str | None,
+    Field(description="GPU from list_gpus (e.g. 'h100-sxm', 'b200', 'mi300x'): adds roofline times and MFU/MBU"),
+]
+Dtype = Annotated[ComputeDtype, Field(description="Compute dtype of the GEMMs: picks the dense peak for MFU")]
+KvDtype = Annotated[KvCacheDtype | None, Field(description="KV cache dtype (default: bf16, fp16 when dtype is fp16)")]
+WDtype = Annotated[WeightDtype | None, Field(description="Override the checkpoint's weight dtype (default: config)")]
+MeasuredMs = Annotated[
+    float | None,
+    Field(gt=0, le=1e7, description="Measured time of this forward pass on one GPU, ms: gives MFU and MBU"),
+]
+PeakTflops = Annotated[
+    float | None,
+    Field(gt=0, le=1e6, description="Override the dense peak, TFLOP/s (no gpu: give it with the HBM bandwidth)"),
+]
+BandwidthGbS = Annotated[float | None, Field(gt=0, le=1e6, description="Override the HBM bandwidth, GB/s")]
+ScaleUpGbS = Annotated[
+    float | None, Field(gt=0, le=1e6, description="Override the scale-up (NVLink/xGMI) bandwidth per GPU, GB/s")
+]
+GpuMemoryUtilization = Annotated[
+    float,
+    Field(gt=0, le=1, description="Share of GPU memory the engine may use (vLLM's gpu_memory_utilization)"),
+]
+USABLE_MEMORY_FRACTION = 0.9  # vLLM's default (simulator.memory uses the same; a test checks)
+AttentionFlopsOpt = Annotated[
+    Literal["causal", "dense"],
+    Field(description="causal: pairs a causal flash kernel computes; dense: the q x kv rectangle eager kernels count"),
+]
+MlaPathOpt = Annotated[
+    Literal["auto", "absorbed", "expanded"],
+    Field(description="MLA: absorbed (decode, latent space) or expanded (prefill); auto follows vLLM/SGLang"),
+]
+LogitsOpt = Annotated[
+    Literal["last", "all"], Field(description="LM head rows: last = one per sequence, all = every new token")
+]
+TraceAttentionFlops = Annotated[
+    Literal["auto", "causal", "dense"],
+    Field(description="auto: picked from the trace's attention ops (flash kernels: causal; eager/math: dense)"),
+]
+TraceMlaPath = Annotated[
+    Literal["auto", "absorbed", "expanded"],
+    Field(description="MLA models: auto follows the engine (transformers runs MLA expanded)"),
+]
+TraceLogits = Annotated[
+    Literal["auto", "last", "all"], Field(description="auto: picked from the LM-head FLOPs seen in the trace")
+]
+SimDetail = Annotated[
+    Detail, Field(description="summary: totals, categories, memory; layers: + layer groups; ops: + per-op rows")
+]
+TraceDetail = Annotated[
+    Detail,
+    Field(description="summary: totals, coverage, categories; layers: + per-layer rows; ops: + top kernels and ops"),
+]
+CompareDetail = Annotated[
+    Literal["summary", "layers"], Field(description="summary: categories and differing layers; layers: every layer")
+]
+_LIMIT_TEXT = "Rows per page (default 40 ops or models, 20 trace rows); see page"
+Limit = Annotated[int | None, Field(ge=1, description=_LIMIT_TEXT)]  # the core pages freely
+SurfaceLimit = Annotated[int | None, Field(ge=1, le=MAX_PAGE, description=_LIMIT_TEXT)]  # MCP and CLI cap pages
+Offset = Annotated[int, Field(ge=0, description="First row of the page (the previous page.next_offset)")]
+TracePath = Annotated[
+    str, Field(min_length=1, description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
+]
+OptTracePath = Annotated[
+    str | None, Field(description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
+]
+CaptureTracePath = Annotated[
+    str | None, Field(description="CUDA-graph runs: the graph-capture trace, to give replayed kernels their ops")
+]
+Step = Annotated[
+    int | None,
+    Field(ge=0, description="N of ProfilerStep#N, else a 0-based step-annotation index (default: chosen, named)"),
+]
+Layer = Annotated[int | None, Field(ge=0, le=1023, description="Analyse only this decoder layer")]
+TolerancePct = Annotated[
+    float, Field(ge=0, le=100, description="Largest |trace/template - 1| per category and layer, %, that matches")
+]
+KernelMs = Annotated[
+    dict[str, Annotated[float, Field(ge=0)]] | None,
+    Field(
+        description="Measured ms per category, by the names results use (attention_proj, attention_core, mlp, "
+        'moe_experts, ...) or short ones (gemm, attention, mla, moe, allreduce), e.g. {"mla": 4.9, "moe": 1.6}'
+    ),
+]
+KernelFlowArg = Annotated[
+    KernelFlow | None,
+    Field(description="Kernel-flow object: {metadata, kernels: [{name, dur_us, category, simplified_name, half, ts}]}"),
+]
+
+
+ModelFilter = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Case-insensitive substring of the name, an alias, the HF id, model_type or vendor, "
+        "e.g. 'qwen3', 'deepseek_v3'",
+    ),
+]
+GpuFilter = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Case-insensitive substring of the GPU name, an alias, the device name or vendor, "
+        "e.g. 'h100', 'mi300', 'amd', 'nvidia'",
+    ),
+]
+
+
+# --- the pieces ----------------------------------------------------------------------------------
+
+
+class Piece(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSource(Piece):
+    model: Model = None
+    config: Config = None
+    config_path: ConfigPath = None
+
+
+class Shape(Piece):
+    batch_size: BatchSize = 1
+    seq_len: SeqLen = 1
+    context_len: ContextLen = 0
+    requests: Requests = None
+
+
+class TraceShape(Piece):
+    """The traced step's shape: each size not given is inferred from the trace."""
+
+    batch_size: InferredBatchSize = None
+    seq_len: InferredSeqLen = None
+    context_len: InferredContextLen = None
+    requests: Requests = None
+
+
+class Parallelism(Piece):
+    tp: Tp = 1
+    dp: Dp = 1
+    ep: Ep = 1
+    pp: Pp = 1
+
+
+class Numerics(Piece):
+    dtype: Dtype = "bf16"
+    kv_cache_dtype: KvDtype = None
+    weight_dtype: WDtype = None
+
+
+class Conventions(Piece):
+    attention_flops: AttentionFlopsOpt = "causal"
+    mla_path: MlaPathOpt = "auto"
+    logits: LogitsOpt = "last"
+
+
+class TraceConventions(Piece):
+    attention_flops: TraceAttentionFlops = "auto"
+    mla_path: TraceMlaPath = "auto"
+    logits: TraceLogits = "auto"
+
+
+class GpuChoice(Piece):
+    gpu: Gpu = None
+
+
+class Device(GpuChoice):
+    peak_tflops: PeakTflops = None
+    memory_bandwidth_gb_per_s: BandwidthGbS = None
+    scale_up_bandwidth_gb_per_s: ScaleUpGbS = None
+    gpu_memory_utilization: GpuMemoryUtilization = USABLE_MEMORY_FRACTION
+
+
+class Measured(Piece):
+    measured_ms: MeasuredMs = None
+
+
+class Paging(Piece):
+    limit: Limit = None
+    offset: Offset = 0
+
+
+class TraceInput(Piece):
+    trace_path: TracePath
+    capture_trace_path: CaptureTracePath = None
+    step: Step = None
+
+
+class KernelInput(Piece):
+    kernel_flow: KernelFlowArg = None
+    kernel_ms: KernelMs = None
+    trace_path: OptTracePath = None
+    capture_trace_path: CaptureTracePath = None
+    step: Step = None
+    layer: Layer = None
+
+
+# --- the requests (pieces listed last-first: pydantic orders fields from the last base) -----------
+
+
+class SimulateRequest(Paging, Measured, Device, Conventions, Numerics, Parallelism, Shape, ModelSource):
+    """One forward pass of a model for one serving step."""
+
+    detail: SimDetail = "summary"
+
+
+class ExtractRequest(Paging, Parallelism, TraceShape, ModelSource, TraceInput):
+    """A profiler trace; the model, shape and parallelism pieces are for trace alignment (not used yet)."""
+
+    detail: TraceDetail = "summary"
+
+
+class CompareRequest(Paging, TraceConventions, Parallelism, TraceShape, ModelSource, TraceInput):
+    """A profiler trace against the model's template."""
+
+    tolerance_pct: TolerancePct = 1.0
+    detail: CompareDetail = "summary"
+
+
+class KernelFlowRequest(
+    Paging, Measured, GpuChoice, Conventions, Numerics, Parallelism, TraceShape, ModelSource, KernelInput
+):
+    """Kernel rows, per-category milliseconds or a trace, against the GPU's peaks.
+
+    The shape: with a trace, inferred unless given; with kernel rows or milliseconds, 1/1/0 unless given."""
+
+
+R = TypeVar("R", bound=BaseModel)
+
+# Fields of a request that a surface does not offer yet (they would be accepted and ignored).
+NOT_ON_SURFACE: Mapping[type[BaseModel], frozenset[str]] = {
+    ExtractRequest: frozenset(ModelSource.model_fields)
+    | frozenset(TraceShape.model_fields)
+    | frozenset(Parallelism.model_fields),
+}
+# Defaults of `limit` per request on the MCP/CLI surfaces (the core's None means every row).
+SURFACE_LIMIT: Mapping[type[BaseModel], int] = {
+    SimulateRequest: 40,
+    ExtractRequest: 20,
+    CompareRequest: 20,
+    KernelFlowRequest: 20,
+}
+
+
+def surface_fields(cls: type[BaseModel]) -> list[str]:
+    """The parameters a tool or CLI command offers for request `cls`, in order."""
+    hidden = NOT_ON_SURFACE.get(cls, frozenset())
+    return [name for name in cls.model_fields if name not in hidden]
+
+
+def closest(name: str, valid: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_argument(name: str, valid: Iterable[str], what: str = "argument") -> str:
+    """'unknown argument 'context_length'; did you mean 'context_len'?' (or the valid names)."""
+    names = sorted(valid)
+    close = closest(name, names)
+    if close is not None:
+        return f"unknown {what} {name!r}; did you mean {close!r}?"
+    return f"unknown {what} {name!r}; valid: {', '.join(names)}"
+
+
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def _error_class(exc: ValidationError) -> type[SimError]:
+    """Shape and parallelism mistakes keep the error classes the simulator raises for them."""
+    first = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
+    if first in Shape.model_fields or first == "measured_ms":
+        return ShapeError
+    if first in Parallelism.model_fields:
+        return ParallelismError
+    return ArgumentError
+
+
+def _interval(cls: type[BaseModel] | None, name: str) -> str | None:
+    """'(0, 1]' for a share (a field bounded by 1), else None: other fields name the bound they broke."""
+    field = cls.model_fields.get(name) if cls is not None else None
+    if field is None:
+        return None
+    low = high = None
+    if not any(getattr(c, "le", None) == 1 or getattr(c, "lt", None) == 1 for c in field.metadata):
+        return None
+    for c in field.metadata:
+        if getattr(c, "gt", None) is not None:
+            low = f"({c.gt}"
+        elif getattr(c, "ge", None) is not None:
+            low = f"[{c.ge}"
+        if getattr(c, "lt", None) is not None:
+            high = f"{c.lt})"
+        elif getattr(c, "le", None) is not None:
+            high = f"{c.le}]"
+    return f"{low}, {high}" if low and high else None
+
+
+def describe(exc: ValidationError, cls: type[BaseModel] | None = None) -> str:
+    """A pydantic error as one line per bad field: 'tp: Input should be greater than or equal to 1 (got 0)'."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(x) for x in err["loc"]) or "request"
+        got = err.get("input")
+        shown = (repr(got) if not isinstance(got, (dict, list)) else type(got).__name__)[:80]
+        ctx = err.get("ctx", {})
+        bound = next((f"{op} {ctx[key]}" for key, op in _BOUNDS.items() if key in ctx), None)
+        if err["type"] == "literal_error":
+            parts.append(f"unknown {loc} {shown}; valid: {ctx.get('expected')}")
+        elif bound is not None:
+            interval = _interval(cls, loc)
+            parts.append(f"{loc} must be {f'in {interval}' if interval else bound}, got {shown}")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {shown})")
+    return "; ".join(parts)
+
+
+def build(cls: type[R], values: Mapping[str, Any]) -> R:
+    """`cls` from keyword arguments: unknown names refused with a suggestion, bad values by field."""
+    for key in values:
+        if key not in cls.model_fields:
+            raise ArgumentError(unknown_argument(key, cls.model_fields))
+    plain = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in values.items()}
+    try:
+        return cls.model_validate(plain)
+    except ValidationError as e:
+        raise _error_class(e)(describe(e, cls)) from e
+
+
+def request_dicts(requests: list[RequestShape] | None) -> list[dict[str, int]] | None:
+    """The mixed batch as plain dicts (what the simulator's workload takes), sequences capped."""
+    if not requests:
+        return None
+    total = sum(r.count for r in requests)
+    if total > MAX_SEQUENCES:
+        raise ArgumentError(f"requests hold {total} sequences; at most {MAX_SEQUENCES} are allowed")
+    return [r.model_dump() for r in requests]
