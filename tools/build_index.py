@@ -537,7 +537,8 @@ DTYPE_FIELDS = {
     "tf32": "tf32_tflops_dense",
     "fp32": "fp32_tflops",
 }
-PCIE4, PCIE5 = 32.0, 64.0  # GB/s per direction, x16
+PCIE3, PCIE4, PCIE5 = 16.0, 32.0, 64.0  # GB/s per direction, x16
+EXTRA_GPU_FACTS = Path(__file__).resolve().parent / "gpu_facts_extra.json"
 
 
 @dataclass(frozen=True)
@@ -682,6 +683,54 @@ GPUS: tuple[GpuCuration, ...] = (
        "(FP16-accumulate rate) and '4000 AI TOPS' (FP4, sparse) / 2. FP32-accumulate rate unconfirmed "
        "(RTX PRO 5000 Blackwell shows half rate in one third-party table). The 300 W Max-Q workstation "
        "variant is slower and not covered. GDDR7 ECC; no NVLink.", PCIE5),
+    # --- older GPUs people still profile on (facts in tools/gpu_facts_extra.json) ---
+    _g("V100_SXM2_32GB", "v100", "NVIDIA Tesla V100 SXM2 32GB",
+       ["v100-sxm2", "v100-sxm2-32gb", "v100-32gb", "Tesla V100-SXM2-32GB", "NVIDIA Tesla V100-SXM2-32GB"], "high",
+       "Volta: FP16 tensor cores only (no BF16, FP8, INT8 tensor); no sparsity, so the listed 125 TFLOPS is "
+       "dense. The 16 GB SXM2 card has the same compute and bandwidth. cuBLAS kernels are named volta_*.",
+       PCIE3),
+    _g("V100_PCIe_32GB", "v100-pcie", "NVIDIA Tesla V100 PCIe 32GB",
+       ["v100-pcie-32gb", "Tesla V100-PCIE-32GB", "Tesla V100-PCIE-16GB"], "high",
+       "Lower clocks than SXM2 (112 FP16 tensor TFLOPS); no NVLink.", PCIE3),
+    _g("T4", "t4", "NVIDIA T4 16GB",
+       ["t4-16gb", "Tesla T4", "NVIDIA T4"], "high",
+       "Turing, 70 W: FP16 65 TFLOPS and INT8 130 TOPS tensor (dense; no sparsity), no BF16. GDDR6 "
+       "'320+ GB/s'. No NVLink.", PCIE3),
+    _g("A10G", "a10g", "NVIDIA A10G 24GB (AWS G5)",
+       ["a10g-24gb", "NVIDIA A10G"], "low",
+       "AWS-only variant of the A10 (GA102); NVIDIA publishes no datasheet. Tensor FP16/BF16 70 TFLOPS dense "
+       "as compiled by Baseten (the A10's datasheet gives 125); memory as A10: 24 GB GDDR6, 600 GB/s. No "
+       "NVLink.", PCIE4),
+    _g("A30", "a30", "NVIDIA A30 24GB",
+       ["a30-24gb", "NVIDIA A30"], "medium",
+       "GA100 at 165 W: dense = datasheet sparse / 2 (BF16/FP16 165 | 330*, TF32 82 | 165*, INT8 330 | "
+       "661*). HBM2 933 GB/s. NVLink bridge 200 GB/s bidirectional between 2 cards.", PCIE4),
+    _g("A40", "a40", "NVIDIA A40 48GB",
+       ["a40-48gb", "NVIDIA A40"], "high",
+       "GA102: dense = datasheet sparse / 2 (BF16/FP16 149.7 | 299.4*). GDDR6 with ECC 696 GB/s. NVLink "
+       "bridge 112.5 GB/s bidirectional between 2 cards.", PCIE4),
+    _g("L40", "l40", "NVIDIA L40 48GB",
+       ["l40-48gb", "NVIDIA L40"], "medium",
+       "Ada (AD102), like L40S at lower tensor rate: dense = datasheet sparse / 2 (BF16/FP16 181.05 | "
+       "362.1*, FP8 362 | 724*). GDDR6 with ECC 864 GB/s; no NVLink.", PCIE4),
+    _g("RTX_A6000", "rtx-a6000", "NVIDIA RTX A6000 48GB",
+       ["a6000", "rtxa6000", "RTX A6000", "NVIDIA RTX A6000"], "medium",
+       "GA102 workstation card: the datasheet's 309.7 TFLOPS tensor figure is FP16 with sparsity, so "
+       "154.8 dense (professional cards accumulate in FP32 at full rate). GDDR6 with ECC 768 GB/s. NVLink "
+       "bridge 112.5 GB/s bidirectional between 2 cards.", PCIE4),
+    _g("MI210", "mi210", "AMD Instinct MI210 64GB",
+       ["mi210-64gb", "AMD Instinct MI210"], "medium",
+       "One CDNA 2 GCD (104 CUs) on a PCIe card: FP16/BF16 181 TFLOPS, INT8 181 TOPS (AMD lists dense). "
+       "64 GB HBM2e at 1.6 TB/s. Infinity Fabric bridge (3 links, 300 GB/s) between up to 4 cards.", PCIE4),
+    _g("MI250", "mi250", "AMD Instinct MI250 (both GCDs)",
+       ["mi250-oam", "AMD Instinct MI250"], "medium",
+       "Whole OAM module = 2 GCDs of 104 CUs (MI250X: 110); the runtime shows each GCD as its own device: "
+       "see mi250-gcd. 6 Infinity Fabric links (MI250X: 8) of 50 GB/s per direction.", PCIE4),
+    _g("MI250_GCD", "mi250-gcd", "AMD Instinct MI250, one GCD (one device)",
+       ["mi250-device"], "medium",
+       "What PyTorch sees as one device on an MI250: half the module (104 CUs, 64 GB, 1.6 TB/s, 181 FP16 "
+       "TFLOPS). Traces may name it 'AMD Radeon Graphics' (gfx90a); it is recognised by 104 CUs and "
+       "68,702,699,520 B of memory.", PCIE4),
     _g("MI250X", "mi250x", "AMD Instinct MI250X (both GCDs)",
        ["mi250x-oam", "AMD Instinct MI250X"], "high",
        "Whole OAM module = 2 GCDs, each of which the runtime shows as its own device (64 GB, 110 CUs); "
@@ -754,6 +803,8 @@ DEVICE_REPORTED_BYTES: dict[str, tuple[int, str]] = {
     "h800": (84_943_110_144, "'NVIDIA H800' (trace deepseek-ai_profile-data train)"),
     "b200": (191_503_138_816, "'NVIDIA B200' (trace AMD-AGI_TraceLens b200)"),
     "mi300x": (206_141_652_992, "'AMD Instinct MI300X' (traces AMD-AGI_TraceLens sglang and vllm)"),
+    "mi250-gcd": (68_702_699_520, "one MI250 GCD (trace facebookresearch_HolisticTraceAnalysis mi250)"),
+    "mi250": (2 * 68_702_699_520, "2 GCDs x 68,702,699,520 B (trace facebookresearch_HolisticTraceAnalysis mi250)"),
     "mi250x": (
         2 * 68_702_699_520,
         "2 GCDs x 68,702,699,520 B, one MI250 GCD as reported (trace facebookresearch_HolisticTraceAnalysis mi250)",
@@ -785,6 +836,9 @@ def build_gpus(shared: Path) -> list[dict[str, Any]]:
     facts = json.loads((shared / "reference" / "gpu-facts.json").read_text(encoding="utf-8"))
     accel: dict[str, dict[str, Any]] = facts["accelerators"]
     source_defs: dict[str, dict[str, Any]] = facts["sources"]
+    extra = json.loads(EXTRA_GPU_FACTS.read_text(encoding="utf-8"))  # older GPUs, kept in this repository
+    accel = {**accel, **extra["accelerators"]}
+    source_defs = {**source_defs, **extra["sources"]}
 
     entries: list[dict[str, Any]] = []
     for cur in GPUS:
@@ -848,6 +902,7 @@ def build_gpus(shared: Path) -> list[dict[str, Any]]:
             if not isinstance(val, float):
                 raise ValueError(f"{where}: {label} missing")
         vendor = str(a.get("vendor", "")).lower()
+        facts_file = "tools/gpu_facts_extra.json" if cur.key in extra["accelerators"] else "reference/gpu-facts.json"
         mem_bytes, mem_source = memory_bytes(cur.name, memory_gb)
         entries.append(
             {
@@ -864,7 +919,7 @@ def build_gpus(shared: Path) -> list[dict[str, Any]]:
                 "scale_up_p2p_bandwidth_gb_per_s": p2p_bw,
                 "pcie_bandwidth_gb_per_s": cur.pcie_gb_per_s,
                 "interconnect": interconnect,
-                "source": f"{', '.join(cited)} (see reference/gpu-facts.json sources; accelerator {cur.key})",
+                "source": f"{', '.join(cited)} (see {facts_file} sources; accelerator {cur.key})",
                 "source_urls": dedupe(urls),
                 "confidence": cur.confidence,
                 "notes": cur.notes + (" Curated peak values: " + "; ".join(curated) + "." if curated else ""),

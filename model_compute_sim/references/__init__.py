@@ -202,6 +202,13 @@ def find_gpu(name: str) -> GpuSpec | None:
     return None if i is None else load_gpus()[i]
 
 
+def find_gpu_by_memory_bytes(memory_bytes: int) -> GpuSpec | None:
+    """The one accelerator whose device-reported capacity is exactly ``memory_bytes`` (a trace's
+    ``totalGlobalMem``), for devices whose name says nothing (ROCm's 'AMD Radeon Graphics')."""
+    hits = [g for g in load_gpus() if g.memory_bytes == memory_bytes and g.memory_bytes_source.startswith("device")]
+    return hits[0] if len(hits) == 1 else None
+
+
 def find_model(name: str) -> ModelEntry | None:
     """The model called ``name`` (short name, alias, Hugging Face id or repo name).
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model_compute_sim.errors import SimError, UnknownGpuError
-from model_compute_sim.references import GpuSpec, find_gpu, load_gpus
+from model_compute_sim.references import GpuSpec, find_gpu, find_gpu_by_memory_bytes, load_gpus
 from model_compute_sim.simulator.simulate import resolve_gpu
 from model_compute_sim.trace.align_run import align_trace
 from model_compute_sim.trace.align_shape import StepShape
@@ -65,6 +65,15 @@ def _trace_gpu(trace: Trace, gpu: str | None) -> GpuSpec:
     )
     for n in names:
         g = find_gpu(n)
+        if g is not None:
+            return g
+    for d in devs if isinstance(devs, list) else []:  # a generic name: the exact capacity the device reported
+        mem = d.get("totalGlobalMem") if isinstance(d, dict) else None
+        g = find_gpu_by_memory_bytes(mem) if isinstance(mem, int) else None
+        if g is not None:
+            return g
+    if not names and any(k.name.startswith("volta_") for k in trace.gpu[:5000]):
+        g = find_gpu("v100")  # 2021-era traces carry no deviceProperties; cuBLAS names Volta kernels volta_*
         if g is not None:
             return g
     seen = names[0] if names else "no device name (deviceProperties missing or empty)"
