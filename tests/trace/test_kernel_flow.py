@@ -248,9 +248,19 @@ def test_error_texts() -> None:
         kernel_flow_mfu(kernel_flow=ds_flow(layers=(99,)), **DS)
 
 
-def test_trace_with_unknown_gpu_lists_known_gpus() -> None:
-    with pytest.raises(SimError, match=r"trace's GPU is not known.*mi300x"):
-        kernel_flow_mfu(trace_path=str(real_trace(VLLM_GRAPH)))
+def test_trace_with_unknown_gpu_lists_known_gpus(tmp_path: Path) -> None:
+    # neither the name nor the reported capacity is in the table
+    k = {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 1.0, "dur": 2.0, "args": {"correlation": 1}}
+    dev = {"id": 0, "name": "Mystery Accelerator", "totalGlobalMem": 123456789}
+    p = tmp_path / "unknown.json"
+    p.write_text(json.dumps({"traceEvents": [k], "deviceProperties": [dev]}))
+    with pytest.raises(SimError, match=r"trace's GPU is not known \('Mystery Accelerator'\).*mi300x"):
+        kernel_flow_mfu(trace_path=str(p))
+
+
+def test_trace_without_device_name_resolves_by_reported_capacity() -> None:
+    # the vLLM MI300X trace has an empty deviceProperties name but totalGlobalMem 206,141,652,992 B
+    assert kernel_flow_mfu(trace_path=str(real_trace(VLLM_GRAPH)), limit=1).gpu == "mi300x"
 
 
 def test_kernel_ms_of_one_layer_uses_that_layers_template() -> None:
