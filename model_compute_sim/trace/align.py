@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from model_compute_sim.simulator.result import OpRow, SimResult
 from model_compute_sim.trace.kernels import gemm_precision
@@ -38,6 +39,7 @@ _VECTOR_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+@lru_cache(maxsize=65536)
 def is_tensor_core_kernel(name: str, kernel_class: str) -> bool:
     """A GEMM, expert-GEMM or main attention kernel (the kernels that carry FLOPs)."""
     if kernel_class == "gemm":
@@ -174,21 +176,22 @@ def _apportion(total: int, weights: Sequence[float]) -> list[int]:
 def _give(ties: dict[int, KernelTie], ks: list[KernelRec], unit: list[tuple[int | None, OpRow]], math: bool) -> int:
     """Tie kernels `ks` to the ops of `unit`: FLOPs (when `math`) and bytes by duration. Returns FLOPs given."""
     given = 0
+    durs = [k.dur for k in ks]
+    tot = sum(durs)
+    weights = [d / tot for d in durs] if tot > 0 else [1.0 / len(ks)] * len(ks)
+    tl = [ties.setdefault(k.key, KernelTie()) for k in ks]
     for layer, op in unit:
         f = int(op.flops_per_gpu) if math else 0
-        shares = _apportion(f, [k.dur for k in ks])
+        shares = [f] if len(ks) == 1 else (_apportion(f, durs) if f else [0] * len(ks))
         b = _op_bytes(op)
-        tot = sum(k.dur for k in ks) or float(len(ks))
-        for k, s in zip(ks, shares, strict=True):
-            t = ties.setdefault(k.key, KernelTie())
+        for k, t, s, w in zip(ks, tl, shares, weights, strict=True):
             t.ops.append(op.name)
             t.category = t.category or op.category
             t.layer = layer if t.layer is None else t.layer
             t.flops += s
-            t.bytes += b * ((k.dur or 1.0) / tot)
+            t.bytes += b * w
             if f:
-                prec = gemm_precision(k.name)
-                t.peak_dtype = _PREC_PEAK.get(prec or "", op.peak_dtype)
+                t.peak_dtype = _PREC_PEAK.get(gemm_precision(k.name) or "", op.peak_dtype)
             elif op.kind == "communication":
                 t.peak_dtype = "comm"
             given += s
@@ -254,7 +257,7 @@ def _tie_vector(ties: dict[int, KernelTie], ks: list[KernelRec], seg: _Segment, 
             continue
         by_kind.setdefault(_vector_kind(k), []).append(k)
     for kind, kk in by_kind.items():
-        sel = [lo for lo in ops if _op_takes(lo[1], kind)]
+        sel = [lo for lo in ops if _takes(lo[1].kind, lo[1].name, kind)]
         if sel:
             _spread(ties, kk, [[lo] for lo in sel], False, [], kind)
     # GEMM helpers (split-K reduce) and quantisation go with the next (else previous) tensor-core kernel
@@ -277,17 +280,19 @@ def _vector_kind(k: KernelRec) -> str:
     return c
 
 
-def _op_takes(op: OpRow, kind: str) -> bool:
+@lru_cache(maxsize=4096)
+def _takes(op_kind: str, op_name: str, kind: str) -> bool:
+    """Whether a template op (kind, name) takes kernels of class `kind` that do no tensor-core math."""
     if kind in _VECTOR_KINDS:
-        return op.kind in _VECTOR_KINDS[kind]
+        return op_kind in _VECTOR_KINDS[kind]
     if kind == "activation":
-        return op.name.endswith("act_fn")
+        return op_name.endswith("act_fn")
     if kind == "rotary":
-        return "rotary" in op.name
+        return "rotary" in op_name
     if kind == "moe_aux":
-        return op.kind == "topk" or op.name == "moe_combine"
+        return op_kind == "topk" or op_name == "moe_combine"
     if kind == "elementwise":
-        return op.kind == "elementwise" and ("residual" in op.name or op.name == "moe_combine")
+        return op_kind == "elementwise" and ("residual" in op_name or op_name == "moe_combine")
     return False
 
 
@@ -299,7 +304,12 @@ def _anchors(ks: Sequence[KernelRec]) -> list[int]:
 
 
 def _is_attention(k: KernelRec) -> bool:
-    return k.kernel_class == "attention" or bool(_ATTN_HELPER.search(k.name))
+    return k.kernel_class == "attention" or _attention_helper(k.name)
+
+
+@lru_cache(maxsize=65536)
+def _attention_helper(name: str) -> bool:
+    return bool(_ATTN_HELPER.search(name))
 
 
 def anchor_count(ks: Sequence[KernelRec]) -> int:

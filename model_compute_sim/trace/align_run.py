@@ -4,8 +4,10 @@ caller's, else the trace's), simulate the template for it and tie the kernels to
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from model_compute_sim.simulator.result import SimResult
@@ -102,7 +104,19 @@ def _templates(shapes: list[StepShape | None], sim_kw: Mapping[str, Any], dp: in
 def align_trace(
     ctx: StepContext, sim_kw: Mapping[str, Any], given: StepShape | None, dp: int, layer: int | None
 ) -> Aligned:
-    """Rows and step reports of the analysed window, every kernel tied to the template where it can be."""
+    """Rows and step reports of the analysed window, every kernel tied to the template where it can be.
+    The cyclic garbage collector is paused meanwhile: the trace's events are long-lived, and a full
+    collection triggered by the alignment's small objects would only rescan them (most of the cost)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _align(ctx, sim_kw, given, dp, layer)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _align(ctx: StepContext, sim_kw: Mapping[str, Any], given: StepShape | None, dp: int, layer: int | None) -> Aligned:
     spec = resolve_spec(sim_kw.get("model"), sim_kw.get("config"), sim_kw.get("config_path"))
     ks = kernel_recs(ctx)
     steps = split_steps(ks, len(spec.layers))
@@ -121,6 +135,11 @@ def align_trace(
     return Aligned(rows, reports, model, tpl_total)
 
 
+@lru_cache(maxsize=65536)
+def _short(name: str) -> str:
+    return short_name(name, NAME_WIDTH)
+
+
 def _rows(st: list[KernelRec], al: StepAlignment | None, layer: int | None) -> list[KernelRowDraft]:
     out: list[KernelRowDraft] = []
     for k in st:
@@ -129,7 +148,7 @@ def _rows(st: list[KernelRec], al: StepAlignment | None, layer: int | None) -> l
         if layer is not None and lyr != layer:
             continue
         cat = (t.category if t is not None else None) or kernel_fallback_category(k.name, "kernel")
-        row = KernelRowDraft(short_name(k.name, NAME_WIDTH), cat, k.kernel_class, k.dur, lyr, k.ts)
+        row = KernelRowDraft(_short(k.name), cat, k.kernel_class, k.dur, lyr, k.ts)
         if t is not None:
             row.ops = list(dict.fromkeys(t.ops))
             row.flops = float(t.flops)
@@ -148,7 +167,7 @@ def _report(i: int, st: list[KernelRec], shape: StepShape | None, al: StepAlignm
         if t is not None and t.ops:
             continue
         why = (t.reason if t is not None else None) or reason_none
-        acc = untied.setdefault((short_name(k.name, NAME_WIDTH), why), [0, 0.0])
+        acc = untied.setdefault((_short(k.name), why), [0, 0.0])
         acc[0] += 1
         acc[1] += k.dur
     rows = sorted(untied.items(), key=lambda kv: -kv[1][1])[:_MAX_UNTIED]
