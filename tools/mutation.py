@@ -79,6 +79,8 @@ def _write_config(work: Path, modules: list[str], tests: list[str]) -> None:
         f"only_mutate = {lst(only)}\n"
         f"pytest_add_cli_args_test_selection = {lst(tests)}\n"
         f"pytest_add_cli_args = {lst(['-x', '-q', '-p', 'no:cacheprovider'])}\n"
+        # tests read these too (README set-up lines, .ci/run, SKILL.md recipes, tools/build_index.py)
+        f"also_copy = {lst(['README.md', 'SKILL.md', '.ci', 'tools', 'benchmarks'])}\n"
         "timeout_multiplier = 5.0\n"
     )
     (work / "setup.cfg").write_text(cfg, encoding="utf-8")
