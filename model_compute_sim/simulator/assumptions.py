@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from model_compute_sim.simulator.device import Device
+from model_compute_sim.simulator.layers import by_kind, kind_of
 from model_compute_sim.simulator.spec import ModelSpec
-from model_compute_sim.simulator.workload import MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+from model_compute_sim.simulator.workload import Options, Workload
 
 
 def assumptions(
@@ -39,25 +40,8 @@ def assumptions(
         + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]
-    if any(layer.attention and layer.attention.kind == "mla" for layer in spec.layers):
-        if opts.mla_path == "auto":
-            out.append(
-                f"mla_path=auto: absorbed for sequences over a cached prefix with <= {MLA_ABSORB_MAX_NEW_TOKENS} "
-                "new tokens (decode, speculative verify, short extends); expanded for every prefill without a "
-                "cached prefix, whatever its length, and for longer extends (as vLLM/SGLang do)"
-            )
-        else:
-            out.append(f"mla_path={opts.mla_path}")
-    if any(layer.attention and layer.attention.indexer for layer in spec.layers):
-        out.append(
-            "DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
-            "on every tp rank); main attention pairs capped at top-k keys per query"
-        )
-    if any(layer.moe for layer in spec.layers):
-        out.append(
-            "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
-            "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
-        )
+    for specs in by_kind(spec.layers).values():
+        out.extend(kind_of(specs[0]).assumptions(specs, opts))
     out.append(
         f"parallelism: tp={tp} (column/row-parallel projections, KV heads / min(tp, n_kv)), dp={dp} (batch split, "
         f"busiest rank reported), ep={ep} (experts over tp*dp GPUs, moe_tp={tp * dp // ep}), pp={pp} "

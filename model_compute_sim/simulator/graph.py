@@ -2,23 +2,23 @@
 
 The same builder serves the whole-model view (`Shard()`: tp = ep = 1, all tokens) and the per-GPU
 view (local heads, local tokens, local experts), so totals and per-GPU numbers come from one set
-of formulas. Closed forms only: no loop over tokens or identical layers.
+of formulas. A layer's mixers and feed-forward blocks are costed by their registered kinds
+(`simulator/layers`); this module adds what every layer shares: norms and residual adds, and the
+embedding and LM head. Closed forms only: no loop over tokens or identical layers.
 """
 
 from __future__ import annotations
 
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.attention_ops import AttentionOps
-from model_compute_sim.simulator.ffn_ops import FfnOps
+from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact
 from model_compute_sim.simulator.spec import LayerSpec
-from model_compute_sim.simulator.ssm_ops import SsmOps
 from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
 
 
-class Builder(AttentionOps, FfnOps, SsmOps, BuilderBase):
+class Builder(BuilderBase):
     """Builds the ops of one rank (or the whole model) for one workload."""
 
     # --- model head and tail -------------------------------------------------------------------
@@ -61,43 +61,45 @@ class Builder(AttentionOps, FfnOps, SsmOps, BuilderBase):
 
     # --- one decoder layer ---------------------------------------------------------------------
 
+    def residual(self, name: str) -> Op:
+        return self.vector(
+            name, "elementwise", "elementwise", self.T * self.H, F.ADD_FLOPS_PER_ELEMENT, reads=2, width=self.H
+        )
+
     def layer(self, layer: LayerSpec) -> list[Op]:
-        """Pre-norm mixers (attention and/or an SSM mixer, summed) and feed-forward, each with its residual;
-        a half the layer does not have (a Nemotron-H block holds one of them) is left out."""
+        """Pre-norm block: mixers side by side, residual add; feed-forward blocks side by side, residual
+        add. Gemma-style layers (norms=4) also norm each block's output."""
         if layer.parallel:
             return self.parallel_layer(layer)
-        ops: list[Op] = [self.norm("input_layernorm", "norm", self.T, self.H)]
-        att = layer.attention
-        mixer = att is not None or layer.ssm is not None
-        if layer.ssm is not None:
-            ops += self.ssm(layer.ssm)
-        if att is not None:
-            ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
-        if att is not None and layer.ssm is not None:  # Falcon-H1: the two mixers' outputs are summed
-            ops.append(self._residual("mixer_sum"))
-        ffn = layer.mlp is not None or layer.moe is not None
-        if mixer:
+        ops: list[Op] = []
+        if layer.mixers:
+            ops.append(self.norm("input_layernorm", "norm", self.T, self.H))
+            for mixer in layer.mixers:
+                ops += kind_of(mixer).ops(self, mixer)
+            if len(layer.mixers) > 1:  # Falcon-H1: the mixers' outputs are summed
+                n = len(layer.mixers)
+                ops.append(
+                    self.vector(
+                        "mixer_sum",
+                        "elementwise",
+                        "elementwise",
+                        self.T * self.H,
+                        (n - 1) * F.ADD_FLOPS_PER_ELEMENT,
+                        reads=n,
+                        width=self.H,
+                    )
+                )
             if layer.norms == 4:
                 ops.append(self.norm("post_attention_layernorm", "norm", self.T, self.H))
-            ops.append(self._residual("attn_residual_add"))
-        if not ffn:
-            return ops
-        if mixer:
-            ops.append(
-                self.norm(
-                    "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm",
-                    "norm",
-                    self.T,
-                    self.H,
-                )
-            )
-        if layer.mlp is not None:
-            ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
-        if layer.moe is not None:
-            ops += self.moe(layer.moe)
-        if layer.norms == 4:
-            ops.append(self.norm("post_feedforward_layernorm", "norm", self.T, self.H))
-        ops.append(self._residual("mlp_residual_add"))
+            ops.append(self.residual("attn_residual_add"))
+        if layer.ffns:
+            pre = "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm"
+            ops.append(self.norm(pre if layer.mixers else "input_layernorm", "norm", self.T, self.H))
+            for ffn in layer.ffns:
+                ops += kind_of(ffn).ops(self, ffn)
+            if layer.norms == 4:
+                ops.append(self.norm("post_feedforward_layernorm", "norm", self.T, self.H))
+            ops.append(self.residual("mlp_residual_add"))
         return ops
 
     def parallel_layer(self, layer: LayerSpec) -> list[Op]:
@@ -105,13 +107,8 @@ class Builder(AttentionOps, FfnOps, SsmOps, BuilderBase):
         ops: list[Op] = [self.norm("input_layernorm", "norm", self.T, self.H)]
         if layer.norms == 2:
             ops.append(self.norm("mlp_layernorm", "norm", self.T, self.H))
-        att = layer.attention
-        assert att is not None  # parallel layers are attention + MLP (config.py builds no other)
-        ops += self.mla(att) if att.kind == "mla" else self.gqa(att)
-        if layer.mlp is not None:
-            ops += self.mlp(layer.mlp, "mlp", self.T, "mlp")
-        if layer.moe is not None:
-            ops += self.moe(layer.moe)
+        for block in (*layer.mixers, *layer.ffns):
+            ops += kind_of(block).ops(self, block)
         ops.append(
             self.vector(
                 "residual_add",
@@ -124,8 +121,3 @@ class Builder(AttentionOps, FfnOps, SsmOps, BuilderBase):
             )
         )
         return ops
-
-    def _residual(self, name: str) -> Op:
-        return self.vector(
-            name, "elementwise", "elementwise", self.T * self.H, F.ADD_FLOPS_PER_ELEMENT, reads=2, width=self.H
-        )

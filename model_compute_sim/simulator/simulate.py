@@ -20,9 +20,9 @@ from model_compute_sim.request import SimulateRequest, build, request_dicts
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.graph import Builder, Op, Shard
+from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.result import SimResult
-from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
-from model_compute_sim.simulator.ssm_ops import validate_ssm_tp
+from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import (
     COMPUTE_DTYPES,
     KV_DTYPES,
@@ -96,46 +96,14 @@ def validate_parallelism(spec: ModelSpec, tp: int, dp: int, ep: int, pp: int) ->
     if n % pp:
         valid = [d for d in range(1, n + 1) if n % d == 0]
         raise ParallelismError(f"pp={pp} does not divide num_hidden_layers={n}; valid pp: {valid}")
-    seen: set[tuple[str, int, int]] = set()
+    shard = Shard(tp=tp, dp=dp, ep=ep)
+    seen: set[KindSpec] = set()
     for layer in spec.layers:
-        if layer.ssm is not None:
-            validate_ssm_tp(layer.ssm, tp)
-        a = layer.attention
-        key = (a.kind, a.heads, a.kv_heads) if a is not None else None
-        if a is not None and key is not None and key not in seen:
-            seen.add(key)
-            if a.heads % tp:
-                raise ParallelismError(
-                    f"tp={tp} does not divide num_attention_heads={a.heads}; valid tp: "
-                    f"{[d for d in range(1, a.heads + 1) if a.heads % d == 0]}"
-                )
-            if a.kind == "gqa" and a.kv_heads % tp and tp % a.kv_heads:
-                raise ParallelismError(
-                    f"tp={tp} and num_key_value_heads={a.kv_heads}: one must divide the other "
-                    "(KV heads are split, or replicated once tp exceeds them)"
-                )
-        if layer.mlp and layer.mlp.intermediate % tp:
-            raise ParallelismError(f"tp={tp} does not divide the dense intermediate_size={layer.mlp.intermediate}")
-        if layer.moe:
-            m = layer.moe
-            if ep > tp * dp or (tp * dp) % ep:
-                raise ParallelismError(
-                    f"ep={ep} must divide tp*dp={tp * dp} (experts are spread over the tp*dp GPUs of a stage); "
-                    f"valid ep: {[d for d in range(1, tp * dp + 1) if (tp * dp) % d == 0]}"
-                )
-            if m.experts % ep:
-                raise ParallelismError(
-                    f"ep={ep} does not divide the number of routed experts ({m.experts}); valid ep: "
-                    f"{[d for d in range(1, tp * dp + 1) if m.experts % d == 0 and (tp * dp) % d == 0]}"
-                )
-            moe_tp = tp * dp // ep
-            if m.intermediate % moe_tp:
-                raise ParallelismError(
-                    f"moe_tp = tp*dp/ep = {moe_tp} does not divide the expert intermediate size {m.intermediate}"
-                )
-            if m.shared_intermediate % tp:
-                raise ParallelismError(f"tp={tp} does not divide the shared-expert width {m.shared_intermediate}")
-    if ep > 1 and not any(layer.moe for layer in spec.layers):
+        for x in (*layer.mixers, *layer.ffns):
+            if x not in seen:
+                seen.add(x)
+                kind_of(x).check_sharding(x, shard)
+    if ep > 1 and not any(kind_of(x).expert_parallel for layer in spec.layers for x in layer.ffns):
         raise ParallelismError(f"ep={ep} was given but {spec.name} has no MoE layers; use ep=1")
 
 

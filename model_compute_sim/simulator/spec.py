@@ -1,11 +1,31 @@
-"""Typed, normalized model description: what the graph builder needs, nothing more."""
+"""Typed, normalized model description: what the graph builder needs, nothing more.
+
+A layer is a tuple of mixers and a tuple of feed-forward blocks, each a frozen spec whose `kind`
+names the registered module of `simulator/layers` that costs it. The specs of the first kinds
+(GQA/MHA, MLA, Mamba, MLP, MoE) live here; a new kind may define its spec in its own module.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 NormKind = Literal["rmsnorm", "layernorm"]
+
+
+class KindSpec(Protocol):
+    """What every mixer / feed-forward spec provides (a frozen, hashable dataclass)."""
+
+    @property
+    def kind(self) -> str:
+        """Name of the registered layer kind that costs this spec (see simulator/layers)."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """Short tag of the layer-group label, e.g. 'sliding', 'mla+indexer', 'mamba2', 'moe'."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,15 @@ class AttentionSpec:
     qk_rope_dim: int = 0
     indexer: IndexerSpec | None = None
 
+    @property
+    def label(self) -> str:
+        parts = ["mla" if self.kind == "mla" else ("sliding" if self.window else "chunked" if self.chunk else "full")]
+        if self.kind == "mla" and self.window:
+            parts.append("sliding")
+        if self.indexer is not None:
+            parts.append("indexer" if self.indexer.runs else "shared-indexer")
+        return "+".join(parts)
+
 
 @dataclass(frozen=True)
 class SsmSpec:
@@ -71,12 +100,24 @@ class SsmSpec:
     def conv_channels(self) -> int:
         return self.d_inner + (2 * self.groups * self.state if self.kind == "mamba2" else 0)
 
+    @property
+    def label(self) -> str:
+        return self.kind.replace("_", "-")
+
 
 @dataclass(frozen=True)
 class MlpSpec:
     intermediate: int
     gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
     bias: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "mlp"
+
+    @property
+    def label(self) -> str:
+        return "dense"
 
 
 @dataclass(frozen=True)
@@ -91,38 +132,72 @@ class MoeSpec:
     shared_gate: bool = False  # sigmoid gate (H -> 1) on the shared expert output (Qwen2-MoE)
     latent_size: int = 0  # latent MoE (Nemotron-3 Super/Ultra): experts run in this width between fc1/fc2
 
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One decoder layer: mixers (attention, an SSM / conv mixer, or both in parallel) then a feed-forward.
-
-    Either half may be absent (Nemotron-H blocks hold one mixer or one feed-forward each)."""
-
-    attention: AttentionSpec | None
-    mlp: MlpSpec | None = None
-    moe: MoeSpec | None = None
-    norms: int = 2  # hidden-size norms per layer (gemma: 4; parallel layers: 1 or 2; a Nemotron-H block: 1)
-    parallel: bool = False  # attention and MLP both read the normalized input (GPT-NeoX, Phi, Falcon)
-    norm_kind: NormKind = "rmsnorm"
-    ssm: SsmSpec | None = None  # beside `attention` when both are set (Falcon-H1: summed outputs)
+    @property
+    def kind(self) -> str:
+        return "moe"
 
     @property
     def label(self) -> str:
-        a = self.attention
-        parts: list[str] = []
-        if self.ssm is not None:
-            parts.append(self.ssm.kind.replace("_", "-"))
-        if a is not None:
-            parts.append("mla" if a.kind == "mla" else ("sliding" if a.window else "chunked" if a.chunk else "full"))
-            if a.kind == "mla" and a.window:
-                parts.append("sliding")
-            if a.indexer is not None:
-                parts.append("indexer" if a.indexer.runs else "shared-indexer")
-        if self.moe is not None or self.mlp is not None:
-            parts.append(
-                "dense+moe" if self.moe is not None and self.mlp is not None else "moe" if self.moe else "dense"
-            )
-        return "+".join(parts)
+        return "moe"
+
+
+@dataclass(frozen=True, init=False)
+class LayerSpec:
+    """One decoder layer: mixers run side by side on the normed input and their outputs are summed
+    (Falcon-H1: Mamba beside attention), then the feed-forward blocks side by side (Gemma-4: dense MLP
+    beside MoE). Either tuple may be empty (Nemotron-H: each layer is one Mamba, attention, MLP or
+    MoE block). `parallel`: mixers and feed-forward blocks both read the normed input (GPT-NeoX, Phi).
+
+    Build with `mixers=` / `ffns=`, or with the shortcuts `attention=`, `ssm=`, `mlp=`, `moe=`
+    (mixers in the order ssm, attention; feed-forward blocks mlp, moe)."""
+
+    mixers: tuple[KindSpec, ...]
+    ffns: tuple[KindSpec, ...]
+    norms: int  # hidden-size norms per layer (gemma: 4; parallel layers: 1 or 2; a Nemotron-H block: 1)
+    parallel: bool
+    norm_kind: NormKind
+
+    def __init__(
+        self,
+        mixers: Iterable[KindSpec] = (),
+        ffns: Iterable[KindSpec] = (),
+        norms: int = 2,
+        parallel: bool = False,
+        norm_kind: NormKind = "rmsnorm",
+        *,
+        attention: AttentionSpec | None = None,
+        ssm: SsmSpec | None = None,
+        mlp: MlpSpec | None = None,
+        moe: MoeSpec | None = None,
+    ) -> None:
+        shortcut_mixers: tuple[KindSpec | None, ...] = (ssm, attention)
+        shortcut_ffns: tuple[KindSpec | None, ...] = (mlp, moe)
+        object.__setattr__(self, "mixers", (*mixers, *(x for x in shortcut_mixers if x is not None)))
+        object.__setattr__(self, "ffns", (*ffns, *(x for x in shortcut_ffns if x is not None)))
+        object.__setattr__(self, "norms", norms)
+        object.__setattr__(self, "parallel", parallel)
+        object.__setattr__(self, "norm_kind", norm_kind)
+
+    @property
+    def label(self) -> str:
+        return "+".join(x.label for x in (*self.mixers, *self.ffns))
+
+    @property
+    def attention(self) -> AttentionSpec | None:
+        """The first softmax-attention mixer (GQA or MLA), if any."""
+        return next((x for x in self.mixers if isinstance(x, AttentionSpec)), None)
+
+    @property
+    def ssm(self) -> SsmSpec | None:
+        return next((x for x in self.mixers if isinstance(x, SsmSpec)), None)
+
+    @property
+    def mlp(self) -> MlpSpec | None:
+        return next((x for x in self.ffns if isinstance(x, MlpSpec)), None)
+
+    @property
+    def moe(self) -> MoeSpec | None:
+        return next((x for x in self.ffns if isinstance(x, MoeSpec)), None)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.device import Device, time_ops
+from model_compute_sim.simulator.layers import by_kind, kind_of
 from model_compute_sim.simulator.ops import Number, Op
 from model_compute_sim.simulator.result import (
     CategoryCost,
@@ -24,7 +25,6 @@ from model_compute_sim.simulator.result import (
     WorkloadInfo,
 )
 from model_compute_sim.simulator.spec import ModelSpec
-from model_compute_sim.simulator.ssm_ops import ssm_info
 from model_compute_sim.simulator.workload import Options, Workload
 
 if TYPE_CHECKING:
@@ -399,17 +399,11 @@ def _model_info(spec: ModelSpec) -> ModelInfo:
 def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
     total, active = M.model_params(spec)
     kinds = sorted({layer.label for layer in spec.layers})
-    attn = _attention_info(spec)
-    ssm = ssm_info(spec)
-    if ssm:
-        attn = f"{attn}; {ssm}" if attn else ssm
-    moe_layers = [layer.moe for layer in spec.layers if layer.moe]
-    moe = None
-    if moe_layers:
-        m = moe_layers[0]
-        moe = f"{len(moe_layers)} MoE layers: {m.experts} experts, top-{m.top_k}, width {m.intermediate}" + (
-            f", shared width {m.shared_intermediate}" if m.shared_intermediate else ""
-        )
+    n = spec.num_layers
+    mixers = [kind_of(v[0]).describe(v, n) for v in by_kind(spec.layers, "mixer").values()]
+    ffns = [kind_of(v[0]).describe(v, n) for v in by_kind(spec.layers, "ffn").values()]
+    attn = "; ".join(d for d in mixers if d)
+    moe = "; ".join(d for d in ffns if d) or None
     return ModelInfo(
         name=spec.name,
         hf_id=spec.hf_id,
@@ -424,25 +418,3 @@ def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
         moe=moe,
         generic_path=spec.generic,
     )
-
-
-def _attention_info(spec: ModelSpec) -> str:
-    with_attn = [layer.attention for layer in spec.layers if layer.attention is not None]
-    if not with_attn:
-        return ""
-    a0 = with_attn[0]
-    if a0.kind == "mla":
-        attn = (
-            f"MLA: {a0.heads} heads, kv_lora_rank {a0.kv_lora_rank}, q_lora_rank {a0.q_lora_rank}, "
-            f"qk {a0.qk_nope_dim}+{a0.qk_rope_dim}, v {a0.v_head_dim}"
-        )
-        if a0.indexer:
-            attn += f"; DSA indexer {a0.indexer.heads}x{a0.indexer.head_dim}, top-k {a0.indexer.topk}"
-    else:
-        attn = f"GQA: {a0.heads} query / {a0.kv_heads} KV heads, head_dim {a0.head_dim}"
-        windows = sorted({a.window for a in with_attn if a.window})
-        if windows:
-            attn += f"; sliding window {windows} on {sum(1 for a in with_attn if a.window)} layers"
-    if len(with_attn) < spec.num_layers:
-        attn += f" ({len(with_attn)} of {spec.num_layers} layers)"
-    return attn

@@ -1,0 +1,71 @@
+"""The attention core shared by the softmax-attention kinds (GQA/MHA, MLA, and later sparse or
+compressed variants): query-key pairs under the chosen FLOP convention, KV positions read, and the
+`attention_core` op itself."""
+
+from __future__ import annotations
+
+from model_compute_sim.errors import ParallelismError
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator.ops import BuilderBase, Op
+from model_compute_sim.simulator.spec import AttentionSpec
+from model_compute_sim.simulator.workload import SeqGroup, Workload
+
+
+def pairs(
+    b: BuilderBase, g: SeqGroup, window: int | None, sparse_topk: int | None = None, chunk: int | None = None
+) -> int:
+    """Query-key pairs of one sequence of group g under the chosen convention."""
+    if b.opts.attention_flops == "dense":
+        return g.q * F.dense_kv_len(g.q, g.c, window or chunk)
+    if chunk is not None:
+        return F.chunked_pairs(g.q, g.c, chunk)
+    if sparse_topk is not None:
+        return F.window_pairs(g.q, g.c, sparse_topk)
+    if window is not None:
+        return F.window_pairs(g.q, g.c, window)
+    return F.causal_pairs(g.q, g.c)
+
+
+def attention_core(
+    b: BuilderBase, name: str, a: AttentionSpec, wl: Workload, h: int, kv: int, d_qk: int, d_v: int, *, kv_dims: int
+) -> Op:
+    """Scores and attention-weighted values of `h` local query heads over `kv` local KV heads."""
+    topk = a.indexer.topk if a.indexer is not None else None
+    n_pairs = sum(g.count * pairs(b, g, a.window, topk, a.chunk) for g in wl.groups)
+    positions = sum(g.count * F.dense_kv_len(g.q, g.c, a.window or a.chunk) for g in wl.groups)
+    tokens = wl.tokens
+    kvb = b.opts.kv_bytes
+    return Op(
+        name=name,
+        category="attention_core",
+        kind="attention",
+        flops=F.attention_flops(n_pairs, h, d_qk, d_v),
+        vector_flops=n_pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT,
+        act_read_bytes=float(tokens) * h * d_qk * b.a,
+        act_write_bytes=float(tokens) * h * d_v * b.a,
+        kv_read_bytes=float(positions) * kv * kv_dims * kvb,
+        kv_write_bytes=float(tokens) * kv * kv_dims * kvb,
+        shape_in=[[tokens, h, d_qk], [positions, kv, kv_dims]],
+        shape_out=[tokens, h, d_v],
+        sharding=f"heads /{b.shard.tp}" if b.shard.tp > 1 else "replicated",
+        peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+        note=f"{n_pairs} query-key pairs ({b.opts.attention_flops}"
+        + (f", window {a.window}" if a.window else "")
+        + (f", chunk {a.chunk}" if a.chunk else "")
+        + (f", top-k {topk}" if topk else "")
+        + ")",
+    )
+
+
+def attention_dtype(b: BuilderBase) -> str:
+    """Weight dtype of the attention projections (some checkpoints leave attention unquantized)."""
+    return b.spec.attention_weight_dtype or b.opts.attention_weight_dtype
+
+
+def check_heads(a: AttentionSpec, tp: int) -> None:
+    """tp must divide the query heads (shared by the attention kinds)."""
+    if a.heads % tp:
+        raise ParallelismError(
+            f"tp={tp} does not divide num_attention_heads={a.heads}; valid tp: "
+            f"{[d for d in range(1, a.heads + 1) if a.heads % d == 0]}"
+        )

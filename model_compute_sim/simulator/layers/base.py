@@ -1,0 +1,96 @@
+"""The layer-kind interface and its registry.
+
+A layer holds mixers (token mixing: attention, latent attention, linear attention, state-space...)
+and feed-forward blocks (dense MLP, MoE). Each kind is one module of this package with a spec
+(a frozen dataclass with a `kind` name and a `label`) and one `LayerKind` subclass, registered
+under that name, that owns everything the simulator needs to know about the kind: its ops (shapes,
+FLOPs, bytes, sharding notes), its parameters and resident weights per rank, the cache or state it
+keeps per sequence, which parallel degrees it accepts, and the lines it adds to a result's model
+description and assumptions. See ARCHITECTURE.md, "Adding a layer kind".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Literal, TypeVar
+
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.spec import KindSpec
+from model_compute_sim.simulator.workload import Options
+
+Role = Literal["mixer", "ffn"]
+S = TypeVar("S", bound=KindSpec)
+
+
+@dataclass(frozen=True)
+class Cache:
+    """What one layer of a kind keeps per sequence on one rank between steps."""
+
+    bytes_per_position: float = 0.0  # grows with the sequence (KV cache, latent cache, indexer keys)
+    keep: int | None = None  # positions kept (sliding window, chunk); None = every position
+    state_bytes: float = 0.0  # constant size whatever the length (linear-attention / SSM state)
+
+
+class LayerKind(ABC, Generic[S]):
+    """One mixer or feed-forward kind. Subclass, set `kind` and `role`, decorate with `@register`."""
+
+    kind: ClassVar[str]  # the `kind` of the specs this class handles
+    role: ClassVar[Role]
+    expert_parallel: ClassVar[bool] = False  # True when ep > 1 spreads this kind's weights (MoE)
+
+    @abstractmethod
+    def ops(self, b: BuilderBase, spec: S) -> list[Op]:
+        """Ops of one layer on the rank `b.shard` describes (the whole model when b.shard is `Shard()`),
+        for the workload `b.wl`: closed forms from `formulas`, built with b.gemm / b.vector / b.norm /
+        b.allreduce. Sharding is decided here: local heads, widths and the collectives that follow."""
+
+    @abstractmethod
+    def params(self, spec: S, hidden: int) -> tuple[int, int]:
+        """(total, active per token) parameters of one layer of this kind, whole model."""
+
+    @abstractmethod
+    def weight_bytes(self, spec: S, hidden: int, shard: Shard, opts: Options) -> float:
+        """Resident weight bytes of one layer on one rank."""
+
+    def cache(self, spec: S, shard: Shard, opts: Options) -> Cache:
+        """Cache or state one sequence keeps on one rank (default: none)."""
+        return Cache()
+
+    def check_sharding(self, spec: S, shard: Shard) -> None:
+        """Raise ParallelismError (naming the valid degrees) when shard.tp/dp/ep cannot split this layer."""
+
+    def describe(self, specs: Sequence[S], layers: int) -> str | None:
+        """One line for the result's model description, from every spec of this kind in the model (one per
+        layer holding it, in layer order) and the model's layer count."""
+        return None
+
+    def assumptions(self, specs: Sequence[S], opts: Options) -> list[str]:
+        """Conventions this kind's numbers rest on (added to the result's assumptions when present)."""
+        return []
+
+
+_REGISTRY: dict[str, LayerKind[KindSpec]] = {}
+K = TypeVar("K", bound=type[LayerKind])  # type: ignore[type-arg]
+
+
+def register(cls: K) -> K:
+    """Class decorator: one instance of `cls` handles every spec whose `kind` is `cls.kind`."""
+    if cls.kind in _REGISTRY:
+        raise ValueError(f"layer kind {cls.kind!r} is registered twice")
+    _REGISTRY[cls.kind] = cls()
+    return cls
+
+
+def kind_of(spec: KindSpec) -> LayerKind[KindSpec]:
+    """The registered kind of a mixer or feed-forward spec."""
+    try:
+        return _REGISTRY[spec.kind]
+    except KeyError:
+        raise KeyError(f"no layer kind registered for {spec.kind!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def registered() -> dict[str, LayerKind[KindSpec]]:
+    """Every registered kind by name, in registration order."""
+    return dict(_REGISTRY)

@@ -1,0 +1,93 @@
+"""GQA / MHA / MQA softmax attention (with sliding windows, chunks, sinks, output gates, K = V)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from model_compute_sim.errors import ParallelismError
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator.layers.attention_core import attention_core, attention_dtype, check_heads
+from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.spec import AttentionSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+
+
+def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
+    """q, k, v (none when K = V), o and the output gate of `heads` query and `kv_heads` KV heads."""
+    gate = hidden * heads * a.output_gate_dim
+    v = 0 if a.k_eq_v else hidden * kv_heads * a.v_head_dim
+    return hidden * heads * a.head_dim + hidden * kv_heads * a.head_dim + v + heads * a.v_head_dim * hidden + gate
+
+
+@register
+class Gqa(LayerKind[AttentionSpec]):
+    kind = "gqa"
+    role = "mixer"
+
+    def ops(self, b: BuilderBase, spec: AttentionSpec) -> list[Op]:
+        a, sh, T, H = spec, b.shard, b.T, b.H
+        h, kv = a.heads // sh.tp, sh.kv_heads(a.kv_heads)
+        col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
+        kv_shard = (
+            f"column /{min(sh.tp, a.kv_heads)}" + (" (heads replicated)" if sh.tp > a.kv_heads else "")
+            if sh.tp > 1
+            else "replicated"
+        )
+        wd = attention_dtype(b)
+        ops = [
+            b.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col, weight_dtype=wd),
+            b.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard, weight_dtype=wd),
+        ]
+        if not a.k_eq_v:
+            ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, weight_dtype=wd))
+        if a.qk_norm:
+            ops.append(b.norm("q_norm", "norm", T, h * a.head_dim))
+            ops.append(b.norm("k_norm", "norm", T, kv * a.head_dim))
+        if a.rotary_dim:
+            ops.append(
+                b.vector(
+                    "rotary_emb", "elementwise", "elementwise", T * (h + kv) * a.rotary_dim, F.ROPE_FLOPS_PER_ELEMENT
+                )
+            )
+        kv_dims = a.head_dim if a.k_eq_v else a.head_dim + a.v_head_dim
+        ops.append(attention_core(b, "attention", a, b.wl, h, kv, a.head_dim, a.v_head_dim, kv_dims=kv_dims))
+        if a.output_gate_dim:
+            ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, weight_dtype=wd))
+            ops.append(b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2))
+        row = f"row /{sh.tp}" if sh.tp > 1 else "replicated"
+        ops.append(b.gemm("o_proj", "attention_proj", T, h * a.v_head_dim, H, row, weight_dtype=wd))
+        if sh.per_gpu and sh.tp > 1:
+            ops.append(b.allreduce("attn_allreduce", T, sh.tp))
+        return ops
+
+    def params(self, spec: AttentionSpec, hidden: int) -> tuple[int, int]:
+        n = gqa_params(spec, hidden, spec.heads, spec.kv_heads)
+        return n, n
+
+    def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        n = gqa_params(spec, hidden, spec.heads // shard.tp, shard.kv_heads(spec.kv_heads))
+        return n * DTYPE_BYTES[opts.attention_weight_dtype]
+
+    def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
+        dims = spec.head_dim if spec.k_eq_v else spec.head_dim + spec.v_head_dim
+        return Cache(
+            bytes_per_position=shard.kv_heads(spec.kv_heads) * dims * opts.kv_bytes, keep=spec.window or spec.chunk
+        )
+
+    def check_sharding(self, spec: AttentionSpec, shard: Shard) -> None:
+        tp = shard.tp
+        check_heads(spec, tp)
+        if spec.kv_heads % tp and tp % spec.kv_heads:
+            raise ParallelismError(
+                f"tp={tp} and num_key_value_heads={spec.kv_heads}: one must divide the other "
+                "(KV heads are split, or replicated once tp exceeds them)"
+            )
+
+    def describe(self, specs: Sequence[AttentionSpec], layers: int) -> str:
+        a0 = specs[0]
+        text = f"GQA: {a0.heads} query / {a0.kv_heads} KV heads, head_dim {a0.head_dim}"
+        windows = sorted({a.window for a in specs if a.window})
+        if windows:
+            text += f"; sliding window {windows} on {sum(1 for a in specs if a.window)} layers"
+        return text + (f" ({len(specs)} of {layers} layers)" if len(specs) < layers else "")

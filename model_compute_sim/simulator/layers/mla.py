@@ -1,0 +1,222 @@
+"""Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2, GLM-4.7 Flash...) and the DeepSeek sparse
+attention indexer (V3.2, GLM-5). MLA runs absorbed (latent-space MQA, decode) or expanded (the
+latent cache multiplied out, prefill); `mla_path` picks per sequence group."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator.layers.attention_core import attention_core, attention_dtype, check_heads
+from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.spec import AttentionSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+
+
+def mla_params(a: AttentionSpec, hidden: int, heads: int) -> int:
+    """Weights of `heads` query heads; q_a, kv_a and the indexer are whole on every rank."""
+    h = heads
+    q = (hidden * a.q_lora_rank + a.q_lora_rank * h * a.head_dim) if a.q_lora_rank else hidden * h * a.head_dim
+    kv = hidden * (a.kv_lora_rank + a.qk_rope_dim) + a.kv_lora_rank * h * (a.qk_nope_dim + a.v_head_dim)
+    o = h * a.v_head_dim * hidden
+    ix = a.indexer
+    idx = (ix.q_lora_rank * ix.heads * ix.head_dim + hidden * ix.head_dim + hidden * ix.heads) if ix and ix.runs else 0
+    return q + kv + o + idx
+
+
+def mla_split(b: BuilderBase) -> tuple[Workload, Workload]:
+    """(absorbed, expanded) sequence groups under the chosen MLA path."""
+    path = b.opts.mla_path
+    if path == "absorbed":
+        return b.wl, Workload(())
+    if path == "expanded":
+        return Workload(()), b.wl
+    short = [g for g in b.wl.groups if g.c > 0 and g.q <= MLA_ABSORB_MAX_NEW_TOKENS]
+    long = [g for g in b.wl.groups if not (g.c > 0 and g.q <= MLA_ABSORB_MAX_NEW_TOKENS)]
+    return Workload(tuple(short)), Workload(tuple(long))
+
+
+def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: str) -> list[Op]:
+    T, H = b.T, b.H
+    r, nope, rope = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim
+    ops: list[Op] = []
+    if a.q_lora_rank:
+        ops.append(b.gemm("q_a_proj", "attention_proj", T, H, a.q_lora_rank, "replicated", weight_dtype=wd))
+        ops.append(b.norm("q_a_layernorm", "norm", T, a.q_lora_rank))
+        ops.append(b.gemm("q_b_proj", "attention_proj", T, a.q_lora_rank, h * (nope + rope), col, weight_dtype=wd))
+    else:
+        ops.append(b.gemm("q_proj", "attention_proj", T, H, h * (nope + rope), col, weight_dtype=wd))
+    ops.append(b.gemm("kv_a_proj_with_mqa", "attention_proj", T, H, r + rope, "replicated", weight_dtype=wd))
+    ops.append(b.norm("kv_a_layernorm", "norm", T, r))
+    if rope:
+        ops.append(b.vector("rotary_emb", "elementwise", "elementwise", T * (h + 1) * rope, F.ROPE_FLOPS_PER_ELEMENT))
+    return ops
+
+
+def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: str, only: bool) -> list[Op]:
+    r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
+    positions = sum(g.count * (g.c + g.q) for g in wl.groups)
+    kvb = b.opts.kv_bytes
+    op = b.gemm(
+        "kv_b_proj",
+        "attention_proj",
+        positions,
+        r,
+        h * (nope + dv),
+        col,
+        weight_dtype=wd,
+        note="expanded MLA: latent cache multiplied out for every key position",
+    )
+    op.act_read_bytes = float(positions) * r * kvb
+    name = "attention" if only else "attention_expanded"
+    core = attention_core(b, name, a, wl, h, h, nope + rope, dv, kv_dims=nope + rope + dv)
+    # K/V come from kv_b_proj's output (activations); the cache holds the latent
+    core.act_read_bytes += core.kv_read_bytes / kvb * b.a
+    core.kv_read_bytes = 0.0
+    core.kv_write_bytes = float(wl.tokens) * (r + rope) * kvb
+    return [op, core]
+
+
+def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: str, only: bool) -> list[Op]:
+    r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
+    t_abs = wl.tokens
+    q_absorb = b.gemm(
+        "q_absorb_uk",
+        "attention_proj",
+        t_abs * h,
+        nope,
+        r,
+        col,
+        weight_dtype=wd,
+        weight_params=h * nope * r,
+        note="W_UK folded into the query (absorbed MLA)",
+    )
+    core = attention_core(b, "attention" if only else "attention_absorbed", a, wl, h, 1, r + rope, r, kv_dims=r + rope)
+    core.note += "; absorbed: latent-space MQA"
+    out_absorb = b.gemm(
+        "out_absorb_uv",
+        "attention_proj",
+        t_abs * h,
+        r,
+        dv,
+        col,
+        weight_dtype=wd,
+        weight_params=h * r * dv,
+        note="W_UV folded into the output (absorbed MLA)",
+    )
+    return [q_absorb, core, out_absorb]
+
+
+def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
+    """DSA lightning indexer: its projections and q.k scores over causal pairs, replicated on every rank."""
+    ix = a.indexer
+    assert ix is not None
+    if not ix.runs:
+        return []
+    T, H = b.T, b.H
+    wd = attention_dtype(b)
+    ops = [
+        b.gemm(
+            "indexer.wq_b",
+            "attention_indexer",
+            T,
+            ix.q_lora_rank,
+            ix.heads * ix.head_dim,
+            "replicated",
+            weight_dtype=wd,
+        ),
+        b.gemm("indexer.wk", "attention_indexer", T, H, ix.head_dim, "replicated", weight_dtype=wd),
+        b.gemm("indexer.weights_proj", "attention_indexer", T, H, ix.heads, "replicated", weight_dtype=wd),
+    ]
+    if b.opts.attention_flops == "dense":
+        pairs = sum(g.count * g.q * (g.c + g.q) for g in b.wl.groups)
+    else:
+        pairs = sum(g.count * F.causal_pairs(g.q, g.c) for g in b.wl.groups)
+    positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
+    kvb = b.opts.kv_bytes
+    ops.append(
+        Op(
+            name="indexer.scores",
+            category="attention_indexer",
+            kind="indexer",
+            flops=F.indexer_score_flops(pairs, ix.heads, ix.head_dim),
+            vector_flops=pairs * ix.heads * 2,
+            act_read_bytes=float(T) * ix.heads * (ix.head_dim + 1) * b.a,
+            act_write_bytes=float(T) * min(ix.topk, max((g.c + g.q) for g in b.wl.groups)) * 4,
+            kv_read_bytes=float(positions) * ix.head_dim * kvb,
+            kv_write_bytes=float(T) * ix.head_dim * kvb,
+            shape_in=[[T, ix.heads, ix.head_dim], [positions, ix.head_dim]],
+            shape_out=[T, ix.topk],
+            sharding="replicated",
+            peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+            note=f"{pairs} query-key pairs; selects top-{ix.topk} keys per query",
+        )
+    )
+    return ops
+
+
+@register
+class Mla(LayerKind[AttentionSpec]):
+    kind = "mla"
+    role = "mixer"
+
+    def ops(self, b: BuilderBase, spec: AttentionSpec) -> list[Op]:
+        a, sh = spec, b.shard
+        h = a.heads // sh.tp
+        col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
+        wd = attention_dtype(b)
+        ops = _projections_in(b, a, h, col, wd)
+        if a.indexer is not None:
+            ops += indexer_ops(b, a)
+        absorbed, expanded = mla_split(b)
+        if expanded.groups:
+            ops += _expanded(b, a, expanded, h, col, wd, only=not absorbed.groups)
+        if absorbed.groups:
+            ops += _absorbed(b, a, absorbed, h, col, wd, only=not expanded.groups)
+        row = f"row /{sh.tp}" if sh.tp > 1 else "replicated"
+        ops.append(b.gemm("o_proj", "attention_proj", b.T, h * a.v_head_dim, b.H, row, weight_dtype=wd))
+        if sh.per_gpu and sh.tp > 1:
+            ops.append(b.allreduce("attn_allreduce", b.T, sh.tp))
+        return ops
+
+    def params(self, spec: AttentionSpec, hidden: int) -> tuple[int, int]:
+        n = mla_params(spec, hidden, spec.heads)
+        return n, n
+
+    def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        return mla_params(spec, hidden, spec.heads // shard.tp) * DTYPE_BYTES[opts.attention_weight_dtype]
+
+    def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
+        b = (spec.kv_lora_rank + spec.qk_rope_dim) * opts.kv_bytes  # latent cache, replicated across tp ranks
+        if spec.indexer is not None and spec.indexer.runs:
+            b += spec.indexer.head_dim * opts.kv_bytes
+        return Cache(bytes_per_position=b, keep=spec.window or spec.chunk)
+
+    def check_sharding(self, spec: AttentionSpec, shard: Shard) -> None:
+        check_heads(spec, shard.tp)
+
+    def describe(self, specs: Sequence[AttentionSpec], layers: int) -> str:
+        a0 = specs[0]
+        text = (
+            f"MLA: {a0.heads} heads, kv_lora_rank {a0.kv_lora_rank}, q_lora_rank {a0.q_lora_rank}, "
+            f"qk {a0.qk_nope_dim}+{a0.qk_rope_dim}, v {a0.v_head_dim}"
+        )
+        if a0.indexer:
+            text += f"; DSA indexer {a0.indexer.heads}x{a0.indexer.head_dim}, top-k {a0.indexer.topk}"
+        return text + (f" ({len(specs)} of {layers} layers)" if len(specs) < layers else "")
+
+    def assumptions(self, specs: Sequence[AttentionSpec], opts: Options) -> list[str]:
+        out = [
+            f"mla_path=auto: absorbed for sequences over a cached prefix with <= {MLA_ABSORB_MAX_NEW_TOKENS} "
+            "new tokens (decode, speculative verify, short extends); expanded for every prefill without a "
+            "cached prefix, whatever its length, and for longer extends (as vLLM/SGLang do)"
+            if opts.mla_path == "auto"
+            else f"mla_path={opts.mla_path}"
+        ]
+        if any(a.indexer for a in specs):
+            out.append(
+                "DSA indexer: projections and q.k scores over causal pairs are attention_indexer (replicated "
+                "on every tp rank); main attention pairs capped at top-k keys per query"
+            )
+        return out

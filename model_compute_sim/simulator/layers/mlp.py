@@ -1,0 +1,57 @@
+"""Dense feed-forward block: gated (gate/up/down: SwiGLU, GeGLU) or plain (up/down)."""
+
+from __future__ import annotations
+
+from model_compute_sim.errors import ParallelismError
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator.layers.base import LayerKind, register
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.spec import MlpSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+
+
+def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str) -> list[Op]:
+    """Column-parallel gate/up, the activation, row-parallel down (also the MoE shared experts)."""
+    sh, H = b.shard, b.H
+    tp = sh.tp
+    i_loc = m.intermediate // tp
+    col = f"column /{tp}" if tp > 1 else "replicated"
+    row = f"row /{tp}" if tp > 1 else "replicated"
+    ops: list[Op] = []
+    if m.gated:
+        ops.append(b.gemm(f"{prefix}.gate_proj", category, tokens, H, i_loc, col))
+    ops.append(b.gemm(f"{prefix}.up_proj", category, tokens, H, i_loc, col))
+    act = b.vector(
+        f"{prefix}.act_fn",
+        "elementwise",
+        "elementwise",
+        tokens * i_loc,
+        F.GATED_ACT_FLOPS_PER_ELEMENT,
+        reads=2 if m.gated else 1,
+    )
+    act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
+    ops.append(act)
+    ops.append(b.gemm(f"{prefix}.down_proj", category, tokens, i_loc, H, row))
+    if category == "mlp" and sh.per_gpu and sh.tp > 1:
+        ops.append(b.allreduce("mlp_allreduce", tokens, sh.tp))
+    return ops
+
+
+@register
+class Mlp(LayerKind[MlpSpec]):
+    kind = "mlp"
+    role = "ffn"
+
+    def ops(self, b: BuilderBase, spec: MlpSpec) -> list[Op]:
+        return mlp_ops(b, spec, "mlp", b.T, "mlp")
+
+    def params(self, spec: MlpSpec, hidden: int) -> tuple[int, int]:
+        n = (3 if spec.gated else 2) * hidden * spec.intermediate
+        return n, n
+
+    def weight_bytes(self, spec: MlpSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        return (3 if spec.gated else 2) * hidden * (spec.intermediate // shard.tp) * DTYPE_BYTES[opts.weight_dtype]
+
+    def check_sharding(self, spec: MlpSpec, shard: Shard) -> None:
+        if spec.intermediate % shard.tp:
+            raise ParallelismError(f"tp={shard.tp} does not divide the dense intermediate_size={spec.intermediate}")

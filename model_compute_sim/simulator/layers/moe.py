@@ -1,0 +1,178 @@
+"""Mixture of experts: router, routed experts under uniform routing, shared experts, and the
+expert-parallel communication (all-to-all for ep > 1, all-gather / reduce-scatter for dp without ep)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+from model_compute_sim.errors import ParallelismError
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator.layers.base import LayerKind, register
+from model_compute_sim.simulator.layers.mlp import mlp_ops
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, _r, exact
+from model_compute_sim.simulator.spec import MlpSpec, MoeSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+
+
+def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
+    sh, H = b.shard, m.latent_size or b.H  # experts' input/output width
+    t_all = sh.expert_tokens if sh.expert_tokens is not None else b.T
+    ranks = sh.tp * sh.dp  # ep * moe_tp
+    e_loc = m.experts // sh.ep
+    i_loc = m.intermediate // sh.moe_tp
+    # token-expert assignments handled by this rank (uniform routing)
+    rows = Fraction(t_all * m.top_k, sh.ep)
+    touched = F.expected_experts_touched(m.experts, m.top_k, t_all) * e_loc / m.experts
+    shard = f"experts /{sh.ep} (ep), intermediate /{sh.moe_tp} (moe_tp)" if ranks > 1 else "replicated"
+    note = (
+        f"uniform routing: {t_all} tokens x top-{m.top_k} over {m.experts} experts; "
+        f"{touched:.1f} of {e_loc} local experts touched"
+    )
+    up_n = i_loc * (2 if m.gated else 1)
+    up = b.gemm(
+        "experts.gate_up_proj",
+        "moe_experts",
+        exact(rows) if rows.denominator == 1 else float(rows),
+        H,
+        up_n,
+        shard,
+        weight_params=touched * H * up_n,
+        note=note,
+    )
+    up.flops = exact(Fraction(F.gemm_flops(1, up_n, H)) * rows)
+    act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, note="gated activation")
+    act.vector_flops = exact(rows * i_loc * F.GATED_ACT_FLOPS_PER_ELEMENT)
+    act.act_read_bytes = float(rows) * up_n * b.a
+    act.act_write_bytes = float(rows) * i_loc * b.a
+    act.shape_in, act.shape_out = [[_r(rows), up_n]], [_r(rows), i_loc]
+    down = b.gemm(
+        "experts.down_proj",
+        "moe_experts",
+        float(rows),
+        i_loc,
+        H,
+        shard,
+        weight_params=touched * i_loc * H,
+        note=note,
+    )
+    down.flops = exact(Fraction(F.gemm_flops(1, H, i_loc)) * rows)
+    return [up, act, down]
+
+
+def _collective(name: str, comm_bytes: float, rows: int, hidden: int, sharding: str) -> Op:
+    return Op(
+        name=name,
+        category="communication",
+        kind="communication",
+        comm_bytes=comm_bytes,
+        shape_in=[[rows, hidden]],
+        shape_out=[rows, hidden],
+        sharding=sharding,
+        peak_dtype="comm",
+    )
+
+
+def communication(b: BuilderBase, m: MoeSpec) -> list[Op]:
+    """Per-GPU collectives of the MoE block."""
+    sh, T, H = b.shard, b.T, b.H
+    ops: list[Op] = []
+    if sh.ep > 1:
+        per_rank = Fraction(T, sh.tp)
+        width = m.latent_size or H  # a latent MoE dispatches latent-width tokens
+        buf = float(per_rank) * m.top_k * width * b.a
+        for step in ("dispatch", "combine"):
+            ops.append(
+                _collective(
+                    f"moe_{step}_alltoall",
+                    F.alltoall_bytes(buf, sh.ep),
+                    _r(per_rank * m.top_k),
+                    width,
+                    f"all-to-all over ep={sh.ep}",
+                )
+            )
+    if sh.tp > 1:
+        ops.append(b.allreduce("moe_allreduce", T, sh.tp))
+    elif sh.ep == 1 and sh.dp > 1:
+        t_all = sh.expert_tokens or T
+        buf = float(t_all) * H * b.a
+        for step in ("allgather", "reducescatter"):
+            ops.append(_collective(f"moe_{step}", F.allgather_bytes(buf, sh.dp), t_all, H, f"{step} over dp={sh.dp}"))
+    return ops
+
+
+@register
+class Moe(LayerKind[MoeSpec]):
+    kind = "moe"
+    role = "ffn"
+    expert_parallel = True
+
+    def ops(self, b: BuilderBase, spec: MoeSpec) -> list[Op]:
+        m, T, H = spec, b.T, b.H
+        ops: list[Op] = [
+            b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16"),
+            b.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0),
+        ]
+        if m.latent_size:  # Nemotron-3 latent MoE: replicated projections into and out of the expert width
+            ops.append(b.gemm("experts.fc1_latent_proj", "moe_experts", T, H, m.latent_size, "replicated"))
+        ops += routed_experts(b, m)
+        if m.latent_size:
+            ops.append(b.gemm("experts.fc2_latent_proj", "moe_experts", T, m.latent_size, H, "replicated"))
+        if m.shared_intermediate:
+            ops += mlp_ops(b, MlpSpec(m.shared_intermediate, gated=m.gated), "moe_shared", T, "shared_experts")
+            if m.shared_gate:
+                ops.append(b.gemm("shared_expert_gate", "moe_shared", T, H, 1, "replicated"))
+        ops.append(b.vector("moe_combine", "elementwise", "elementwise", T * m.top_k * (m.latent_size or H), 2))
+        if b.shard.per_gpu:
+            ops += communication(b, m)
+        return ops
+
+    def params(self, spec: MoeSpec, hidden: int) -> tuple[int, int]:
+        m = spec
+        mats = 3 if m.gated else 2
+        per = mats * (m.latent_size or hidden) * m.intermediate
+        rest = hidden * m.experts + mats * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
+        rest += 2 * hidden * m.latent_size  # latent projections run on every token
+        return m.experts * per + rest, m.top_k * per + rest
+
+    def weight_bytes(self, spec: MoeSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        m, wb = spec, DTYPE_BYTES[opts.weight_dtype]
+        mats = 3 if m.gated else 2
+        per = mats * (m.latent_size or hidden) * (m.intermediate // shard.moe_tp)
+        total = (m.experts // shard.ep) * per * wb
+        total += hidden * m.experts * DTYPE_BYTES["bf16"]
+        total += mats * hidden * (m.shared_intermediate // shard.tp) * wb
+        total += 2 * hidden * m.latent_size * wb  # latent projections, replicated
+        return total
+
+    def check_sharding(self, spec: MoeSpec, shard: Shard) -> None:
+        m, tp, dp, ep = spec, shard.tp, shard.dp, shard.ep
+        if ep > tp * dp or (tp * dp) % ep:
+            raise ParallelismError(
+                f"ep={ep} must divide tp*dp={tp * dp} (experts are spread over the tp*dp GPUs of a stage); "
+                f"valid ep: {[d for d in range(1, tp * dp + 1) if (tp * dp) % d == 0]}"
+            )
+        if m.experts % ep:
+            raise ParallelismError(
+                f"ep={ep} does not divide the number of routed experts ({m.experts}); valid ep: "
+                f"{[d for d in range(1, tp * dp + 1) if m.experts % d == 0 and (tp * dp) % d == 0]}"
+            )
+        moe_tp = tp * dp // ep
+        if m.intermediate % moe_tp:
+            raise ParallelismError(
+                f"moe_tp = tp*dp/ep = {moe_tp} does not divide the expert intermediate size {m.intermediate}"
+            )
+        if m.shared_intermediate % tp:
+            raise ParallelismError(f"tp={tp} does not divide the shared-expert width {m.shared_intermediate}")
+
+    def describe(self, specs: Sequence[MoeSpec], layers: int) -> str:
+        m = specs[0]
+        return f"{len(specs)} MoE layers: {m.experts} experts, top-{m.top_k}, width {m.intermediate}" + (
+            f", shared width {m.shared_intermediate}" if m.shared_intermediate else ""
+        )
+
+    def assumptions(self, specs: Sequence[MoeSpec], opts: Options) -> list[str]:
+        return [
+            "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
+            "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
+        ]
