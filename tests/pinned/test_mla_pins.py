@@ -85,3 +85,20 @@ def test_mixed_step_decides_per_request() -> None:
     assert g.by_category_flops_per_layer["attention_proj"] == common_proj(t) + absorbed_extra + kv_b
     core = 2 * (C + 1) * HEADS * 1088 + 2 * (64 * C + 64 * 65 // 2) * HEADS * 320
     assert g.by_category_flops_per_layer["attention_core"] == core
+
+
+def prefill_expanded(q: int) -> tuple[int, int]:
+    t = B * q
+    pairs = B * (q * (q + 1) // 2)  # no cache
+    kv_b = 2 * B * q * 512 * HEADS * (128 + 128)
+    return common_proj(t) + kv_b, 2 * pairs * HEADS * ((128 + 64) + 128)
+
+
+@pytest.mark.parametrize("q", [1, 4, 16, 17, 512])
+def test_auto_expands_every_prefill_without_cache(q: int) -> None:
+    # a prompt with no cached prefix is expanded whatever its length (the latent is multiplied out once)
+    r = simulate("deepseek-v3", batch_size=B, seq_len=q, context_len=0, detail="layers")
+    assert r.layer_groups is not None
+    g = next(g for g in r.layer_groups if "moe" in g.label)
+    cats = g.by_category_flops_per_layer
+    assert (cats["attention_proj"], cats["attention_core"]) == prefill_expanded(q)
