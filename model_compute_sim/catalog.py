@@ -6,6 +6,7 @@ The reference data and the simulator are imported inside the functions, never at
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,12 @@ class ModelList(BaseModel):
     next_offset: int | None = None
 
 
+def _not_modelled(message: str) -> str:
+    """'not modelled yet: Mamba-2 (SSM) layers' from the simulator's refusal (its first clause otherwise)."""
+    found = re.search(r"uses (.+?), which (?:are|is) not modelled", message)
+    return f"not modelled yet: {found.group(1)}" if found else message.split("; ", 1)[0]
+
+
 def _model_row(entry: ModelEntry) -> ModelRow:
     from model_compute_sim.errors import SimError
     from model_compute_sim.references import to_plain
@@ -50,9 +57,12 @@ def _model_row(entry: ModelEntry) -> ModelRow:
     layers: int | None = None
     total = active = None
     weight_dtype = None
+    status = "supported"
     try:
         spec = resolve_spec(entry.name)
-    except SimError:
+    except SimError as e:
+        # one rule: what the simulator refuses (simulator/config.py) is what is not modelled
+        status = _not_modelled(str(e))
         raw = text_config(to_plain(entry.config))[0].get("num_hidden_layers")
         layers = raw if isinstance(raw, int) else None
     else:
@@ -68,8 +78,8 @@ def _model_row(entry: ModelEntry) -> ModelRow:
         params_total=total,
         params_active_per_token=active,
         weight_dtype=weight_dtype,
-        modelled=entry.supported and total is not None,
-        family_status=entry.family_status,
+        modelled=total is not None,
+        family_status=status,
         source=entry.source,
     )
 

@@ -47,17 +47,17 @@ class RequestShape(BaseModel):
 class KernelFlowRow(BaseModel, extra="allow"):
     name: str = Field(description="Kernel name as in the trace")
     simplified_name: str | None = None
-    dur_us: float = Field(ge=0, description="Kernel duration, microseconds")
-    category: str | None = Field(None, description="Kernel category, e.g. mla, moe, gemm_fp8, allreduce")
+    dur_us: float = Field(ge=0, description="Kernel duration, us")
+    category: str | None = Field(None, description="e.g. mla, moe, gemm_fp8, allreduce")
     half: str | None = None
-    ts: float | None = Field(None, description="Start time, microseconds (trace clock)")
+    ts: float | None = Field(None, description="Start time, us")
 
 
 class KernelFlow(BaseModel, extra="allow"):
     """The kernel-flow JSON of the trace-analysis skill (one layer's or one step's kernels in order)."""
 
     metadata: dict[str, Any] = Field(default_factory=dict)
-    category_summary: dict[str, Any] | list[dict[str, Any]] | None = None
+    category_summary: Any = None  # read by the seed tool, not here
     kernels: list[KernelFlowRow] = Field(min_length=1, max_length=100_000)
 
 
@@ -65,10 +65,7 @@ class KernelFlow(BaseModel, extra="allow"):
 
 Model = Annotated[
     str | None,
-    Field(
-        description="Model from list_models: index name, alias or Hugging Face id (e.g. 'deepseek-v3', "
-        "'Qwen/Qwen3-235B-A22B'). Give exactly one of model, config, config_path."
-    ),
+    Field(description="Name, alias or HF id from list_models (e.g. 'deepseek-v3'); or give config / config_path"),
 ]
 Config = Annotated[
     dict[str, Any] | None, Field(description="A config.json object inline, for a model that is not in the index")
@@ -110,17 +107,17 @@ InferredContextLen = Annotated[
     int | None,
     Field(ge=0, le=MAX_TOKENS, description="Cached tokens per sequence before the traced step (default: inferred)"),
 ]
-Tp = Annotated[int, Field(ge=1, le=1024, description="Tensor-parallel degree within one attention group")]
+Tp = Annotated[int, Field(ge=1, le=1024, description="Tensor-parallel degree")]
 Dp = Annotated[
     int,
     Field(
         ge=1,
         le=1024,
-        description="Attention data-parallel groups; the batch is split across them (SGLang "
-        "--tp 8 --dp 8 --enable-dp-attention is tp=1, dp=8)",
+        description="Attention data-parallel groups splitting the batch (SGLang --dp 8 --enable-dp-attention: "
+        "tp=1, dp=8)",
     ),
 ]
-Ep = Annotated[int, Field(ge=1, le=1024, description="Expert-parallel degree over the tp*dp GPUs (divides tp*dp)")]
+Ep = Annotated[int, Field(ge=1, le=1024, description="Expert-parallel degree over the tp*dp GPUs")]
 Pp = Annotated[int, Field(ge=1, le=256, description="Pipeline stages; must divide the layer count")]
 Gpu = Annotated[
     str | None,
@@ -202,13 +199,13 @@ TolerancePct = Annotated[
 KernelMs = Annotated[
     dict[str, Annotated[float, Field(ge=0)]] | None,
     Field(
-        description="Measured ms per category, by the names results use (attention_proj, attention_core, mlp, "
-        'moe_experts, ...) or short ones (gemm, attention, mla, moe, allreduce), e.g. {"mla": 4.9, "moe": 1.6}'
+        description="Measured ms per category: result names (attention_proj, attention_core, mlp, moe_experts, "
+        '...) or short ones (gemm, attention, mla, moe, allreduce), e.g. {"mla": 4.9, "moe": 1.6}'
     ),
 ]
 KernelFlowArg = Annotated[
     KernelFlow | None,
-    Field(description="Kernel-flow object: {metadata, kernels: [{name, dur_us, category, simplified_name, half, ts}]}"),
+    Field(description="The seed tool's kernel-flow JSON: {metadata, kernels: [{name, dur_us, category, ...}]}"),
 ]
 
 
@@ -458,3 +455,13 @@ def request_dicts(requests: list[RequestShape] | None) -> list[dict[str, int]] |
     if total > MAX_SEQUENCES:
         raise ArgumentError(f"requests hold {total} sequences; at most {MAX_SEQUENCES} are allowed")
     return [r.model_dump() for r in requests]
+
+
+def surface_request(cls: type[R], values: Mapping[str, Any]) -> R:
+    """The request of an MCP tool call or CLI command: the surface's page size, capped at MAX_PAGE."""
+    if values.get("limit") is None and cls in SURFACE_LIMIT:
+        values = {**values, "limit": SURFACE_LIMIT[cls]}
+    limit = values.get("limit")
+    if isinstance(limit, int) and limit > MAX_PAGE:
+        raise ArgumentError(f"limit must be <= {MAX_PAGE}, got {limit}")
+    return build(cls, values)

@@ -154,7 +154,7 @@ def test_index_configs_match_their_source_files() -> None:
 
 
 def test_cli_text_json_and_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "llama-3.1-8b", "--batch-size", "2", "--gpu", "h100"]) == 0
+    assert main(["simulate", "llama-3.1-8b", "--batch-size", "2", "--gpu", "h100", "--detail", "ops"]) == 0
     out = capsys.readouterr().out
     assert "attention_core" in out and "roofline" in out and "q_proj" in out
     assert main(["simulate", "deepseek-v3", "--tp", "8", "--ep", "8", "--format", "json", "--detail", "summary"]) == 0

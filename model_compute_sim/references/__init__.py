@@ -222,11 +222,15 @@ def find_model(name: str) -> ModelEntry | None:
     return None if i is None else load_models()[i]
 
 
-def suggest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
-    """Up to ``n`` candidates closest to ``name`` (for 'did you mean' messages).
+_SUFFIXES = ("instruct", "chat", "base", "hf", "it")  # checkpoint flavours sharing one architecture
 
-    Candidates containing the normalised query come first (shortest first), then difflib's closest
-    matches on the normalised forms. Each suggestion is returned in its original spelling.
+
+def suggest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
+    """Up to ``n`` candidates closest to ``name`` (for 'did you mean' messages), closest first.
+
+    Closeness is difflib's ratio on the normalised forms, raised when one name contains the other
+    (an exact prefix such as 'qwen3-32b' of 'Qwen3-32B-Instruct' ranks first) and measured also
+    without a trailing -Instruct/-Chat/-Base. Each suggestion is returned in its original spelling.
     """
     import difflib
 
@@ -238,7 +242,19 @@ def suggest(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     query = normalize_name(name)
     if not query:
         return []
-    contained = sorted((k for k in by_norm if query in k), key=lambda k: (len(k), k))
-    close = difflib.get_close_matches(query, list(by_norm), n=n, cutoff=0.5)
-    picked = list(dict.fromkeys([*contained, *close]))[:n]
-    return [by_norm[k] for k in picked]
+    bare = query
+    for suffix in _SUFFIXES:
+        if bare.endswith(suffix) and len(bare) > len(suffix):
+            bare = bare[: -len(suffix)]
+            break
+
+    def score(k: str) -> float:
+        ratio = max(difflib.SequenceMatcher(None, q, k).ratio() for q in {query, bare})
+        if k == bare:
+            return 3.0
+        if k.startswith(bare) or bare.startswith(k) or query in k:
+            return 1.0 + ratio
+        return ratio
+
+    scored = sorted(((score(k), k) for k in by_norm), key=lambda x: (-x[0], len(x[1]), x[1]))
+    return [by_norm[k] for sc, k in scored if sc >= 0.5][:n]

@@ -23,19 +23,26 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from model_compute_sim.request import SimulateRequest, SurfaceLimit, surface_fields, unknown_argument
-
-SEE_SIMULATE = "As in simulate."
+from model_compute_sim.request import (
+    ExtractRequest,
+    SimulateRequest,
+    SurfaceLimit,
+    surface_fields,
+    unknown_argument,
+)
 
 
 def _hint(request: type[BaseModel], name: str, hints: dict[str, Any]) -> Any:
-    """The parameter's type: the request's, with a description shared with simulate shortened."""
+    """The parameter's type: the request's, with a description another tool already gives said once."""
     hint = SurfaceLimit if name == "limit" else hints[name]
-    if request is SimulateRequest or name not in SimulateRequest.model_fields:
-        return hint
-    if request.model_fields[name].description != SimulateRequest.model_fields[name].description:
-        return hint
-    return Annotated[hint, Field(description=SEE_SIMULATE)]  # tools/list repeats it once, not three times
+    for tool, first in (("simulate", SimulateRequest), ("extract_trace_flow", ExtractRequest)):
+        if request is first:
+            break
+        shared = first.model_fields.get(name)
+        same = shared is not None and shared.description == request.model_fields[name].description
+        if same and name in surface_fields(first):
+            return Annotated[hint, Field(description=f"See {tool}.")]  # tools/list says it once
+    return hint
 
 
 def tool_signature(
@@ -135,13 +142,33 @@ def _trim_defs(defs: dict[str, Any], output: bool) -> dict[str, Any]:
     return trimmed
 
 
+def _once(node: Any, seen: set[str]) -> Any:
+    """Each description text once per schema: a field repeated in another definition is not re-described."""
+    if isinstance(node, list):
+        return [_once(x, seen) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "description" and isinstance(value, str):
+            if value in seen:
+                continue
+            seen.add(value)
+        out[key] = _once(value, seen)
+    return out
+
+
 def compact_schema(schema: dict[str, Any], output: bool = False) -> dict[str, Any]:
-    """The same schema, smaller: generated titles dropped, nullable types as type lists."""
+    """The same schema, smaller: generated titles dropped, nullable types as type lists, texts said once."""
     result: dict[str, Any] = _compact(_drop_titles(schema), output)
+    if output:  # (an input's parameters each keep their own description)
+        result = _once(result, set())
     if isinstance(result.get("$defs"), dict):
         result["$defs"] = _trim_defs(result["$defs"], output)
-    if "title" in schema:  # the root's title names the model (SimResult, ...)
+    if output and "title" in schema:  # the root's title names the result model (SimResult, ...)
         result = {"title": schema["title"], **result}
+    if not output:  # unknown arguments are refused with a suggestion; the schema need not say it too
+        result.pop("additionalProperties", None)
     return result
 
 

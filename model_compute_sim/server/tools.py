@@ -21,7 +21,6 @@ from pydantic import BaseModel
 
 from model_compute_sim.catalog import GpuList, ModelList
 from model_compute_sim.request import (
-    SURFACE_LIMIT,
     CompareRequest,
     ExtractRequest,
     GpuFilter,
@@ -48,11 +47,10 @@ PROGRESS_INTERVAL_S = 1.0
 def list_models(
     filter: ModelFilter = None, limit: SurfaceLimit = None, offset: Offset = 0
 ) -> Annotated[CallToolResult, ModelList]:
-    """List the models the simulator knows (name, aliases, HF id, layers, total/active parameters, source).
+    """List the models the simulator knows (name, aliases, HF id, layers, parameters, source).
 
-    Call this first to find the `model` name for simulate / compare_trace / kernel_flow_mfu. `names`
-    lists every match; rows are paged (default 40). Models with modelled=false use layer types that are
-    not modelled yet (family_status says which): simulate refuses them rather than guessing.
+    Call this first for the `model` name of the other tools. `names` lists every match; rows are paged.
+    modelled=false: layer types not modelled yet (family_status says which); simulate refuses them.
     """
     from model_compute_sim.catalog import DEFAULT_MODELS_LIMIT
     from model_compute_sim.catalog import list_models as list_models_fn
@@ -61,10 +59,9 @@ def list_models(
 
 
 def list_gpus(filter: GpuFilter = None) -> Annotated[CallToolResult, GpuList]:
-    """List the accelerators with dense peaks per dtype (TFLOP/s), HBM size and bandwidth, interconnect, source.
+    """List the GPUs: dense peaks per dtype (TFLOP/s, decimal, per device), HBM size and bandwidth, links.
 
-    Pass a `name` as `gpu` to simulate / kernel_flow_mfu. Peaks are dense (vendors headline sparse
-    figures: half of those), decimal, per device.
+    Pass a `name` as `gpu` to simulate / kernel_flow_mfu.
     """
     from model_compute_sim.catalog import list_gpus as list_gpus_fn
 
@@ -72,22 +69,19 @@ def list_gpus(filter: GpuFilter = None) -> Annotated[CallToolResult, GpuList]:
 
 
 def surface_request(cls: type[Req], args: dict[str, Any]) -> Req:
-    """The request of a tool call (or CLI command): the surface's page size when no limit is given."""
-    from model_compute_sim.request import build
+    """The request of a tool call (shared with the CLI); a bad value becomes the tool error."""
+    from model_compute_sim.request import surface_request as build_surface
 
-    if args.get("limit") is None and cls in SURFACE_LIMIT:
-        args = {**args, "limit": SURFACE_LIMIT[cls]}
     with as_tool_error():
-        return build(cls, args)
+        return build_surface(cls, args)
 
 
 def simulate(**args: Any) -> CallToolResult:
     """FLOPs, bytes, roofline time and memory of one forward pass of a model for one serving step.
 
     Decode: seq_len=1, context_len=tokens in cache. Prefill: seq_len=prompt length, context_len=0.
-    Results are per GPU after tp/dp/ep/pp sharding (totals.flops is the whole model). With gpu it adds
-    roofline times and the bound; with measured_ms also MFU and MBU (decode: read MBU, it is memory
-    bound). detail=layers adds layer groups, detail=ops per-op rows (paged: page.next_offset).
+    Results are per GPU after tp/dp/ep/pp sharding (totals.flops: whole model). gpu adds roofline
+    times; measured_ms adds MFU and MBU (decode is memory bound: read MBU).
     """
     from model_compute_sim.simulator.simulate import simulate as simulate_fn
 
@@ -154,11 +148,10 @@ async def _in_thread(ctx: Context, what: str, fn: Callable[[], T]) -> T:
 
 
 async def extract_trace_flow(ctx: Context, **args: Any) -> CallToolResult:
-    """What a PyTorch profiler trace actually ran: ops with shapes and FLOPs, GPU time per category and layer.
+    """What a PyTorch profiler trace ran in one step: ops with shapes and FLOPs, GPU time per category/layer.
 
-    Use it to see a trace's real compute flow (one step), its kernel coverage and what is not modelled.
-    detail=layers adds per-layer rows, detail=ops the top kernels and ops (paged by limit/offset).
-    Then compare_trace checks it against a model config, kernel_flow_mfu gives MFU per kernel.
+    Shows kernel coverage and what is not modelled. Then compare_trace checks it against a model,
+    kernel_flow_mfu gives MFU per kernel.
     """
     import model_compute_sim.trace.extract as extract
 
@@ -169,11 +162,9 @@ async def extract_trace_flow(ctx: Context, **args: Any) -> CallToolResult:
 async def compare_trace(ctx: Context, **args: Any) -> CallToolResult:
     """Is this trace the model and serving shape I think it is? Trace FLOPs vs the simulator's template.
 
-    Give the trace and the model (or config) with the parallelism it ran under (the trace is one rank
-    and shows per-GPU shapes, so tp/ep matter); the shape is inferred from the trace unless given.
-    Parameters mean what they mean in simulate. verdict is match when every category's and layer's
-    trace/template FLOP ratio is within tolerance_pct; by_category, differing_layers, the categories
-    on one side only and the unmodelled GPU time say where they differ.
+    Give the model (or config) and the parallelism it ran under (the trace is one rank: tp/ep
+    matter); the shape is inferred unless given. verdict=match when each category's and layer's
+    FLOP ratio is within tolerance_pct; by_category and differing_layers say where they differ.
     """
     from model_compute_sim.trace.compare import compare_trace as fn
 
@@ -184,10 +175,9 @@ async def compare_trace(ctx: Context, **args: Any) -> CallToolResult:
 async def kernel_flow_mfu(ctx: Context, **args: Any) -> CallToolResult:
     """MFU (and MBU) per kernel: which kernels have the most headroom against the GPU's peak.
 
-    Give exactly one of kernel_flow (kernel rows with dur_us and category), kernel_ms (milliseconds
-    per category) or trace_path (optionally one layer / step), plus the model, serving shape,
-    parallelism, gpu and dtype the kernels ran with (as in simulate). fp8 kernels are measured against
-    the fp8 peak. Returns kernel rows (paged), totals, by_category and a headroom ranking.
+    Give exactly one of kernel_flow (kernel rows), kernel_ms (ms per category) or trace_path, plus
+    the model, shape, parallelism, gpu and dtype they ran with. fp8 kernels use the fp8 peak.
+    Returns kernel rows (paged), totals, by_category and a headroom ranking.
     """
     req = surface_request(KernelFlowRequest, args)
     if sum(x is not None for x in (req.kernel_flow, req.kernel_ms, req.trace_path)) != 1:

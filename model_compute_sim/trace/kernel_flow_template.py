@@ -5,6 +5,7 @@ JSON, or per category group split by time for per-category milliseconds."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import SimError
+from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.result import OpRow, SimResult
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, PREC_PEAK, KernelRowDraft
 from model_compute_sim.trace.kernels import gemm_precision
@@ -66,7 +68,8 @@ KERNEL_FLOW_GROUPS: Mapping[str, str] = {
     "embedding": "embedding",
 }
 # seed categories with no template op (their time stays unattributed): quant, hadamard, mhc, cast,
-# kv_cache, memcpy, sampling, other and any unknown name.
+# kv_cache, memcpy, sampling, other and any unknown name (kernel_ms refuses an unknown name).
+NO_TEMPLATE_CATEGORIES = ("quant", "hadamard", "mhc", "cast", "kv_cache", "memcpy", "sampling", "other")
 _FP8_CATEGORIES = frozenset({"gemm_fp8"})
 _FP8_NAME = re.compile(r"deep_?gemm|fp8|e4m3", re.I)
 _FFN_CATEGORIES = frozenset({"mlp", "moe_router", "moe_experts", "moe_shared"})
@@ -120,8 +123,32 @@ def parse_flow(kf: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str) -> Map
     return kf
 
 
+def kernel_ms_group(category: str) -> str:
+    """The template op group of a kernel_ms key: a result category ('attention_proj', 'moe_experts', ...)
+    selects that category's ops; the seed tool's short names (gemm, attention, mla, moe, ...) their group."""
+    c = category.lower()
+    if c == "communication":
+        return "comm"
+    if c in CATEGORY_ORDER:
+        return "cat:" + c
+    if c in KERNEL_FLOW_GROUPS:
+        return KERNEL_FLOW_GROUPS[c]
+    if c in NO_TEMPLATE_CATEGORIES:
+        return ""
+    valid = sorted({*CATEGORY_ORDER, *KERNEL_FLOW_GROUPS, *NO_TEMPLATE_CATEGORIES})
+    close = difflib.get_close_matches(c, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    raise SimError(
+        f"unknown kernel_ms category {category!r}{hint} valid: the categories results use "
+        f"({', '.join(CATEGORY_ORDER)}), the short names ({', '.join(sorted(KERNEL_FLOW_GROUPS))}) "
+        f"or, for time no template op covers, {', '.join(NO_TEMPLATE_CATEGORIES)}"
+    )
+
+
 def _select(op: OpRow, group: str) -> bool:
     n, k, c = op.name, op.kind, op.category
+    if group.startswith("cat:"):
+        return c == group[4:]
     checks = {
         "attention": k == "attention",
         "indexer": k == "indexer",
@@ -290,7 +317,7 @@ def kernel_ms_rows(
     for cat, ms in kernel_ms.items():
         if not isinstance(ms, (int, float)) or isinstance(ms, bool) or ms < 0:
             raise SimError(f"kernel_ms[{cat!r}] must be a number of milliseconds >= 0, got {ms!r}")
-        grp = KERNEL_FLOW_GROUPS.get(cat.lower(), "")
+        grp = kernel_ms_group(cat)
         rows.append(KernelRowDraft(cat, cat, grp or "unmapped", float(ms) * 1000.0))
     all_ops: list[tuple[OpRow, float]] = []
     if layer is not None:  # the milliseconds of one decoder layer (as in a per-layer kernel table)
