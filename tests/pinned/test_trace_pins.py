@@ -286,3 +286,43 @@ def test_rotary_and_quantisation_kernels_are_elementwise_time(tmp_path: Path) ->
     kc = {c.category: c for c in r.kernels_by_category}
     assert kc["rotary"].count == 2 and kc["rotary"].gpu_time_us == close(10 + 11)
     assert kc["quantization"].count == 3 and kc["quantization"].gpu_time_us == close(12 + 13 + 14)
+
+
+def test_kernel_flow_mfu_of_the_sglang_qwen3_8b_prefill() -> None:
+    # SGLang step[EXTEND bs=15 toks=15360] of Qwen3-8B (hidden 4096, 32 / 8 heads of 128, width 12288,
+    # 36 layers) on one MI300X: dense bf16 1,307.4 TFLOP/s, HBM3 5.3 TB/s (AMD datasheet)
+    path = trace(SGLANG_PREFILL)
+    t, h, i = 15360, 4096, 12288
+    mlp = 36 * 3 * 2 * t * h * i
+    proj = 36 * 2 * t * h * (4096 + 1024 + 1024 + 4096)
+    core = 36 * 15 * (1024 * 1025 // 2) * 2 * 32 * (128 + 128)  # 15 causal prompts of 1024
+    k = kernel_flow_mfu(trace_path=str(path), limit=1000)
+    assert k.gpu == "mi300x" and k.totals.peak_tflops == 1307.4 and k.totals.memory_bandwidth_gb_per_s == 5300.0
+    cats = k.by_category
+    assert (cats["mlp"].flops, cats["attention_proj"].flops, cats["attention_core"].flops) == (mlp, proj, core)
+    peak, bw = 1307.4e12, 5300e9
+    for c in cats.values():
+        if c.flops:
+            assert c.mfu_pct == pytest.approx(c.flops / (c.time_us * 1e-6 * peak) * 100, abs=0.006), c.category
+        if c.bytes and c.mbu_pct is not None:
+            assert c.mbu_pct == pytest.approx(c.bytes / (c.time_us * 1e-6 * bw) * 100, abs=0.006), c.category
+    for row in k.kernels:
+        if row.flops and row.peak_dtype == "bf16":
+            assert row.mfu_pct == pytest.approx(row.flops / (row.dur_us * 1e-6 * peak) * 100, abs=0.006), row.name
+    for hr in k.headroom:
+        c = cats[hr.category]
+        util = min(100.0, max(c.mfu_pct or 0.0, c.mbu_pct or 0.0))
+        assert hr.headroom_us == pytest.approx(c.time_us * (1 - util / 100), rel=1e-5, abs=0.01), hr.category
+    assert [hr.headroom_us for hr in k.headroom] == sorted((hr.headroom_us for hr in k.headroom), reverse=True)
+    # overall MFU over the GPU span of the kernels, read from the raw events
+    ks = kernels(raw_events(path))
+    span_us = max(float(e["ts"]) + float(e["dur"]) for e in ks) - min(float(e["ts"]) for e in ks)
+    assert k.totals.wall_time_us == close(span_us)
+    total_flops = k.totals.flops
+    assert k.totals.mfu_pct == pytest.approx(total_flops / (span_us * 1e-6 * peak) * 100, abs=0.006)
+    assert k.totals.kernel_time_mfu_pct == pytest.approx(
+        total_flops / (k.totals.kernel_time_us * 1e-6 * peak) * 100, abs=0.006
+    )
+    # a measured step time replaces the span
+    m = kernel_flow_mfu(trace_path=str(path), measured_ms=600.0, limit=1)
+    assert m.totals.mfu_pct == pytest.approx(total_flops / (0.6 * peak) * 100, abs=0.006)
