@@ -124,3 +124,14 @@ def test_registry_tables_do_not_overlap() -> None:
     assert not (set(UNMODELLED_KEYS) & GENERIC_KEYS)
     assert not (set(UNMODELLED_KEYS) & NON_STRUCTURAL_KEYS)
     assert not (GENERIC_KEYS & NON_STRUCTURAL_KEYS)
+
+
+def test_per_layer_expert_counts_and_top_k() -> None:
+    """Hunyuan-MoE style lists: layer 0 has 4 experts top-1, layer 1 has 8 experts top-2. Prefill of T = 8
+    tokens, H = 64, I = 32: routed experts 6*T*H*I*(1 + 2), routers 2*T*H*(4 + 8)."""
+    cfg = {**LLAMA, "model_type": "brand_new_moe", "moe_intermediate_size": 32}
+    cfg |= {"num_experts": [4, 8], "moe_topk": [1, 2]}
+    r = simulate(config=cfg, seq_len=8)
+    t, h, i = 8, 64, 32
+    assert r.by_category["moe_experts"].flops == 6 * t * h * i * (1 + 2)
+    assert r.by_category["moe_router"].flops == 2 * t * h * (4 + 8)

@@ -25,7 +25,6 @@ PENDING = {
     "deepseek_ref": "frontier",
     "minimax_m3": "frontier",
     "minimax_m3_vl": "frontier",
-    "nemotron-nas": "frontier",
 }
 SHORT_NAMES = (
     "deepseek-v4-flash",

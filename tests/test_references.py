@@ -128,6 +128,7 @@ def test_hybrid_families_are_flagged() -> None:
         assert name not in hybrid, name  # Mamba-2 hybrids: modelled (simulator/config_hybrid.py)
     for name in ("deepseek-v3", "deepseek-v3.2", "glm-5", "kimi-k2", "gpt-oss-120b", "llama-3.1-8b", "gemma-4-31b"):
         assert name not in hybrid, name
+    assert "llama-3.3-nemotron-super-49b" not in hybrid  # NAS blocks: modelled (simulator/config_nas.py)
 
 
 def test_config_filtering() -> None:

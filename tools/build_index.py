@@ -209,13 +209,10 @@ def family_status(cfg: dict[str, Any]) -> str:
             parts.append("MiniMax-M3 block-sparse attention (sparse_attention_config)")
         if mt.startswith("gemma4") and (view.get("hidden_size_per_layer_input") or view.get("num_kv_shared_layers")):
             parts.append("Gemma-4 per-layer input embeddings / KV sharing")
-        if "block_configs" in view:
-            parts.append("NAS per-layer block_configs (attention-free and variable-width layers)")
+        # Nemotron-NAS (block_configs) is modelled: simulator/config_nas.py
     parts = list(dict.fromkeys(parts))
     if not parts:
         return "supported"
-    if parts == ["NAS per-layer block_configs (attention-free and variable-width layers)"]:
-        return f"heterogeneous (not yet modelled: {parts[0]})"
     return "hybrid (not yet modelled: " + " / ".join(parts) + ")"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,40 +16,30 @@ from model_compute_sim.errors import ConfigError, NotModelledError
 from model_compute_sim.simulator import config_hybrid
 from model_compute_sim.simulator import config_keys as K
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
+from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
+from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
 from model_compute_sim.simulator.config_quant import weight_dtypes
+from model_compute_sim.simulator.config_read import (
+    GEMMA4_TYPES,
+    STEP_TYPES,
+    _bool,
+    _first,
+    _int,
+    _ints,
+    _opt_int,
+    _per_layer,
+)
 from model_compute_sim.simulator.spec import (
     AttentionSpec,
     IndexerSpec,
     LayerSpec,
     MlpSpec,
     ModelSpec,
-    MoeSpec,
 )
 
 Config = Mapping[str, Any]
 
-STEP_TYPES = ("step3p7", "step3p5")  # transformers names Step-3.7's text config "step3p5"
 GEMMA_TYPES = ("gemma2", "gemma3", "gemma3_text", "gemma4", "gemma4_text")
-GEMMA4_TYPES = ("gemma4", "gemma4_text")
-# transformers' config-class defaults for keys a hand-written config may leave out
-FIRST_K_DENSE_DEFAULT = {
-    "deepseek_v3": 3,
-    "deepseek_v32": 3,
-    "kimi_k2": 3,
-    "glm_moe_dsa": 3,
-    "glm4_moe": 1,
-    "step3p7": 3,
-    "step3p5": 3,
-}
-N_SHARED_DEFAULT = {
-    "deepseek_v2": 2,
-    "deepseek_v3": 1,
-    "deepseek_v32": 1,
-    "kimi_k2": 1,
-    "glm_moe_dsa": 1,
-    "glm4_moe": 1,
-}
-
 NESTED_TEXT_KEYS = ("text_config", "language_config", "llm_config")
 
 # model types handled by a named family rule; anything else with standard keys runs on the
@@ -90,6 +80,7 @@ KNOWN_MODEL_TYPES = frozenset(
         "qwen3_vl_moe_text",
         "gemma",  # Gemma-1: a llama layout with a gated GeLU (GeGLU) MLP
         *HYBRID_FAMILIES,
+        *NAS_TYPES,
     }
 )
 
@@ -106,20 +97,7 @@ HYBRID_MODEL_TYPES: dict[str, str] = {
     "deepseek_ref": "DeepSeek-V4 compressed attention and hyper-connections",
     "minimax_m3": "MiniMax-M3 block-sparse attention",
     "minimax_m3_vl": "MiniMax-M3 block-sparse attention",
-    "nemotron-nas": "per-layer heterogeneous (NAS) blocks",
 }
-
-# the spellings of "experts per token" across families (transformers 5.24 config classes and released configs)
-TOP_K_KEYS = (
-    "num_experts_per_tok",
-    "experts_per_token",
-    "num_experts_per_token",
-    "moe_top_k",
-    "moe_k",
-    "moe_topk",
-    "top_k_experts",
-    "num_selected_experts",
-)
 
 MAX_LAYERS = 4096  # 30x the deepest published decoder
 
@@ -173,49 +151,6 @@ def text_config(cfg: Config) -> tuple[dict[str, Any], str]:
                 merged["quantization_config"] = cfg["quantization_config"]
             return merged, outer_type
     return dict(cfg), outer_type
-
-
-# --- small typed readers ----------------------------------------------------------------------
-
-
-def _first(cfg: Config, *keys: str) -> Any:
-    for k in keys:
-        if k in cfg and cfg[k] is not None:
-            return cfg[k]
-    return None
-
-
-def _int(cfg: Config, *keys: str, default: int | None = None, minimum: int = 1) -> int:
-    v = _first(cfg, *keys)
-    if v is None:
-        if default is None:
-            raise ConfigError(f"config is missing {keys[0]!r} (also looked for {list(keys[1:])})")
-        return default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
-        raise ConfigError(f"config field {keys[0]!r} must be an integer, got {v!r}")
-    if int(v) < minimum:
-        raise ConfigError(f"config field {keys[0]!r} must be >= {minimum}, got {v!r}")
-    return int(v)
-
-
-def _opt_int(cfg: Config, *keys: str, minimum: int = 0) -> int | None:
-    v = _first(cfg, *keys)
-    return None if v is None else _int(cfg, *keys, minimum=minimum)
-
-
-def _bool(cfg: Config, key: str, default: bool = False) -> bool:
-    v = cfg.get(key)
-    return default if v is None else bool(v)
-
-
-def _per_layer(cfg: Config, key: str, n: int) -> list[Any] | None:
-    v = cfg.get(key)
-    if isinstance(v, Sequence) and not isinstance(v, str):
-        items = list(v)
-        if len(items) < n:
-            raise ConfigError(f"config field {key!r} has {len(items)} entries but num_hidden_layers is {n}")
-        return items[:n]  # trailing entries describe MTP / next-n layers
-    return None
 
 
 # --- families ----------------------------------------------------------------------------------
@@ -283,97 +218,6 @@ def _no_rope_layers(cfg: Config, n: int) -> list[Any] | None:
         return listed
     every = _int(cfg, "no_rope_layer_interval", default=4)
     return [int((i + 1) % every != 0) for i in range(n)]
-
-
-def _ints(key: str, items: Any) -> list[int]:
-    """A config list of layer indices / flags as ints, or a ConfigError naming the key."""
-    try:
-        if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-            raise TypeError
-        return [int(str(x).strip()) if isinstance(x, str) else int(x) for x in items]
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config field {key!r} must be a list of integers, got {items!r}") from e
-
-
-def _moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
-    """Which layers are MoE, from the config's own keys (never assume all)."""
-    if experts <= 0:
-        return [False] * n
-    mlp_types = _per_layer(cfg, "mlp_layer_types", n)
-    if mlp_types is not None:
-        return [str(t) in ("sparse", "moe") for t in mlp_types]
-    freq = cfg.get("moe_layer_freq")
-    if isinstance(freq, Sequence) and not isinstance(freq, str):
-        items = _per_layer(cfg, "moe_layer_freq", n)
-        assert items is not None
-        return [bool(x) for x in _ints("moe_layer_freq", items)]
-    moe_layers = cfg.get("moe_layers")
-    if isinstance(moe_layers, Sequence) and not isinstance(moe_layers, str):
-        chosen = set(_ints("moe_layers", moe_layers))
-        return [i in chosen for i in range(n)]
-    enum = cfg.get("moe_layers_enum")
-    if enum is not None:
-        items = enum.split(",") if isinstance(enum, str) else enum
-        chosen = set(_ints("moe_layers_enum", [x for x in items if str(x).strip()]))
-        return [i in chosen for i in range(n)]
-    if "interleave_moe_layer_step" in cfg:
-        step = _int(cfg, "interleave_moe_layer_step", default=1)
-        return [(i + 1) % step == 0 for i in range(n)]
-    if "decoder_sparse_step" in cfg or "mlp_only_layers" in cfg:
-        step = _int(cfg, "decoder_sparse_step", default=1)
-        only = set(_ints("mlp_only_layers", cfg.get("mlp_only_layers") or []))
-        return [(i not in only) and (i + 1) % step == 0 for i in range(n)]
-    if "moe_layer_start_index" in cfg or "moe_layer_interval" in cfg:  # ERNIE-4.5: every interval-th layer in a range
-        start = _int(cfg, "moe_layer_start_index", default=0, minimum=0)
-        end = _int(cfg, "moe_layer_end_index", default=n - 1, minimum=-1)
-        every = _int(cfg, "moe_layer_interval", default=1)
-        end = n - 1 if end == -1 else end
-        return [(i + 1) % every == 0 and start <= i <= end for i in range(n)]
-    if "num_dense_layers" in cfg:  # AFMoE, LFM2-MoE: the first num_dense_layers layers are dense
-        first = _int(cfg, "num_dense_layers", minimum=0)
-        return [i >= first for i in range(n)]
-    model_type = str(cfg.get("model_type", ""))
-    if model_type == "mimo_v2_flash":  # transformers' default: layer 0 dense, the rest MoE
-        return [i > 0 for i in range(n)]
-    default_dense = FIRST_K_DENSE_DEFAULT.get(model_type, 0)
-    fkd = _int(cfg, "first_k_dense_replace", default=default_dense, minimum=0)
-    every = freq if isinstance(freq, int) and freq > 0 else 1
-    return [i >= fkd and i % every == 0 for i in range(n)]
-
-
-def _moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> MoeSpec | None:
-    experts = _opt_int(cfg, "n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
-    if not experts or (model_type in GEMMA4_TYPES and not _bool(cfg, "enable_moe_block")):
-        return None
-    top_k = _int(cfg, *TOP_K_KEYS)  # never `top_k`: Kimi configs carry the sampling top_k (50) beside it
-    if top_k > experts:
-        raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
-    inter = _int(
-        cfg, "moe_intermediate_size", "expert_intermediate_size", "expert_ffn_hidden_size", "intermediate_size"
-    )
-    shared = 0
-    n_shared = _opt_int(cfg, "n_shared_experts", "num_shared_experts", "moe_num_shared_experts")
-    if n_shared is None:
-        n_shared = 0 if "n_shared_experts" in cfg else N_SHARED_DEFAULT.get(model_type, 0)
-    if model_type == "qwen2_moe":
-        shared = _int(cfg, "shared_expert_intermediate_size", default=0, minimum=0)
-    elif model_type in ("llama4", "llama4_text"):
-        shared = inter  # one shared expert of the routed width
-    elif model_type in STEP_TYPES:
-        shared = (n_shared or 1) * _int(cfg, "share_expert_dim", "share_expert_dims", default=0, minimum=0)
-    elif n_shared:
-        width = _opt_int(cfg, "shared_expert_intermediate_size", "shared_intermediate_size")
-        shared = n_shared * (width or _int(cfg, "moe_intermediate_size", "intermediate_size"))
-    return MoeSpec(
-        experts=experts,
-        top_k=top_k,
-        intermediate=inter,
-        gated=gated,
-        expert_bias=model_type == "gpt_oss",
-        router_bias=model_type == "gpt_oss",
-        shared_intermediate=shared,
-        shared_gate=model_type == "qwen2_moe" and shared > 0,
-    )
 
 
 def _dense_width(cfg: Config, model_type: str) -> int:
@@ -552,25 +396,30 @@ def _refuse_unmodelled(cfg: Config, model_type: str, outer_type: str, name: str 
             )
     # the hybrid families' readers (config_hybrid.py) understand their own pattern and SSM keys
     understood = config_hybrid.UNDERSTOOD_KEYS.get(model_type, frozenset())
-    K.check_unmodelled_keys({k: v for k, v in cfg.items() if k not in understood}, name)
+    K.check_unmodelled_keys(cfg, name, understood | K.FAMILY_HANDLED_KEYS.get(model_type, frozenset()))
 
 
 def _layers(
     cfg: Config, model_type: str, hidden: int, n: int, gated: bool, parallel: bool, norms: int
 ) -> tuple[LayerSpec, ...]:
+    if model_type in NAS_TYPES:
+        head_dim = _opt_int(cfg, "head_dim") or hidden // _int(cfg, "num_attention_heads")
+        return nas_layers(cfg, n, hidden, _rotary_dim(cfg, head_dim))
     attn = _attention_specs(cfg, model_type, hidden, n)
-    moe = _moe_spec(cfg, model_type, hidden, gated)
-    moe_flags = _moe_layers(cfg, n, moe.experts if moe else 0)
+    moes = moe_specs(cfg, model_type, hidden, gated, n)
+    moe_flags = moe_layers(cfg, n, max((m.experts for m in moes if m is not None), default=0))
+    if any(f and m is None for f, m in zip(moe_flags, moes, strict=True)):
+        raise ConfigError("a MoE layer has no experts in its per-layer expert list; which FFN it runs is not said")
     dense: MlpSpec | None = None
     mlp_bias = any(_bool(cfg, k) for k in ("mlp_bias", "use_bias", "bias", "add_bias_linear"))
-    parallel_moe = model_type in GEMMA4_TYPES and moe is not None  # Gemma-4: MoE beside the dense MLP
+    parallel_moe = model_type in GEMMA4_TYPES and moes[0] is not None  # Gemma-4: MoE beside the dense MLP
     if parallel_moe or not all(moe_flags):
         dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=gated, bias=mlp_bias)
     return tuple(
         LayerSpec(
             attention=attn[i],
             mlp=dense if (parallel_moe or not moe_flags[i]) else None,
-            moe=moe if moe_flags[i] else None,
+            moe=moes[i] if moe_flags[i] else None,
             norms=norms,
             parallel=parallel,
         )

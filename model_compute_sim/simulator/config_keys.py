@@ -65,6 +65,8 @@ UNMODELLED_KEYS: dict[str, str] = {
     "n_zero_experts": _ZERO,
     "num_zero_experts": _ZERO,
     "moe_latent_size": "latent MoE (experts computed in a smaller latent width)",
+    "use_residual": "a dense residual MLP beside the MoE block (Arctic)",
+    "parallel_attn_mlp_res": "a parallel attention / MLP residual layout (Arctic)",
     "cross_attention_layers": "cross-attention layers",
     "altup_num_inputs": "AltUp blocks (Gemma-3n)",
     "laurel_rank": "LAuReL blocks (Gemma-3n)",
@@ -74,6 +76,11 @@ UNMODELLED_KEYS: dict[str, str] = {
     "attention_types": "a per-layer global/local attention pattern",
     "attention_window": "a per-layer local attention window pattern",
     "sliding_window_pattern": "a sliding/full layer pattern this family does not spell out in layer_types",
+}
+
+# keys a family rule models although they name an unmodelled feature for any other family
+FAMILY_HANDLED_KEYS: dict[str, frozenset[str]] = {
+    "nemotron-nas": frozenset({"block_configs"}),  # simulator/config_nas.py
 }
 
 # keys the generic path reads and models (value checks in config.py / this module)
@@ -195,8 +202,10 @@ def _refuse(key: str, feature: str, name: str | None) -> NotModelledError:
     )
 
 
-def check_unmodelled_keys(cfg: Mapping[str, Any], name: str | None) -> None:
-    """Refuse any config (known family or not) that carries a key naming an unmodelled feature."""
+def check_unmodelled_keys(cfg: Mapping[str, Any], name: str | None, handled: frozenset[str] = frozenset()) -> None:
+    """Refuse any config that carries a key naming an unmodelled feature, except the keys its family rule
+    models (`handled`: FAMILY_HANDLED_KEYS, config_hybrid.UNDERSTOOD_KEYS)."""
+    cfg = {k: v for k, v in cfg.items() if k not in handled}
     for key, feature in UNMODELLED_KEYS.items():
         if not cfg.get(key):  # absent, null, 0, false or empty: the feature is off
             continue
