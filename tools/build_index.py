@@ -201,12 +201,8 @@ def family_status(cfg: dict[str, Any]) -> str:
         # nemotron_h (Mamba-2 blocks) is modelled (simulator/config_hybrid.py); other Mamba patterns are not
         if mt != "nemotron_h" and ("mamba" in blocks or "M" in pattern):
             parts.append("Mamba-2 layers")
-        if mt == "deepseek_v4" or "compress_ratios" in view:
-            parts.append("DeepSeek-V4 compressed attention (compress_ratios)")
-        if "hc_mult" in view:
-            parts.append("hyper-connections (hc_mult)")
-        if mt.startswith("minimax_m3") or "sparse_attention_config" in view:
-            parts.append("MiniMax-M3 block-sparse attention (sparse_attention_config)")
+        # DeepSeek-V4 (compress_ratios, hc_mult) and MiniMax-M3 (sparse_attention_config) are modelled:
+        # simulator/layers/csa.py and layers/msa.py
         if mt.startswith("gemma4") and (view.get("hidden_size_per_layer_input") or view.get("num_kv_shared_layers")):
             parts.append("Gemma-4 per-layer input embeddings / KV sharing")
         # Nemotron-NAS (block_configs) is modelled: simulator/config_nas.py

@@ -12,6 +12,7 @@ CATEGORY_ORDER: tuple[str, ...] = (
     "moe_router",
     "moe_experts",  # routed experts
     "moe_shared",  # shared experts and their gate
+    "hyper_connection",  # DeepSeek-V4 hyper-connections: mixing GEMMs of the residual streams
     "lm_head",
     "norm",
     "elementwise",

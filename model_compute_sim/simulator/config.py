@@ -15,8 +15,10 @@ from typing import Any
 from model_compute_sim.errors import ConfigError, NotModelledError
 from model_compute_sim.simulator import config_hybrid
 from model_compute_sim.simulator import config_keys as K
+from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
+from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
 from model_compute_sim.simulator.config_quant import weight_dtypes
 from model_compute_sim.simulator.config_read import (
@@ -32,6 +34,7 @@ from model_compute_sim.simulator.config_read import (
 from model_compute_sim.simulator.spec import (
     AttentionSpec,
     IndexerSpec,
+    KindSpec,
     LayerSpec,
     MlpSpec,
     ModelSpec,
@@ -81,6 +84,8 @@ KNOWN_MODEL_TYPES = frozenset(
         "gemma",  # Gemma-1: a llama layout with a gated GeLU (GeGLU) MLP
         *HYBRID_FAMILIES,
         *NAS_TYPES,
+        *DSV4_TYPES,
+        *MSA_TYPES,
     }
 )
 
@@ -93,10 +98,6 @@ HYBRID_MODEL_TYPES: dict[str, str] = {
     "qwen3_5_moe_text": "linear attention (Gated DeltaNet) layers",
     "kimi_linear": "linear attention (Kimi Delta Attention) layers",
     "kimi_k3": "linear attention (Kimi Delta Attention) layers",
-    "deepseek_v4": "DeepSeek-V4 compressed attention and hyper-connections",
-    "deepseek_ref": "DeepSeek-V4 compressed attention and hyper-connections",
-    "minimax_m3": "MiniMax-M3 block-sparse attention",
-    "minimax_m3_vl": "MiniMax-M3 block-sparse attention",
 }
 
 MAX_LAYERS = 4096  # 30x the deepest published decoder
@@ -405,7 +406,11 @@ def _layers(
     if model_type in NAS_TYPES:
         head_dim = _opt_int(cfg, "head_dim") or hidden // _int(cfg, "num_attention_heads")
         return nas_layers(cfg, n, hidden, _rotary_dim(cfg, head_dim))
-    attn = _attention_specs(cfg, model_type, hidden, n)
+    attn: list[KindSpec] = (
+        [*dsv4_attention(cfg, n)] if model_type in DSV4_TYPES else [*_attention_specs(cfg, model_type, hidden, n)]
+    )
+    if model_type in MSA_TYPES:
+        attn = msa_mixers(cfg, attn)
     moes = moe_specs(cfg, model_type, hidden, gated, n)
     moe_flags = moe_layers(cfg, n, max((m.experts for m in moes if m is not None), default=0))
     if any(f and m is None for f, m in zip(moe_flags, moes, strict=True)):
@@ -417,7 +422,7 @@ def _layers(
         dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=gated, bias=mlp_bias)
     return tuple(
         LayerSpec(
-            attention=attn[i],
+            mixers=(attn[i],),
             mlp=dense if (parallel_moe or not moe_flags[i]) else None,
             moe=moes[i] if moe_flags[i] else None,
             norms=norms,
@@ -464,6 +469,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         notes += layout_notes
         if ignored:
             notes.append(f"keys read as non-structural and ignored: {sorted(ignored)}")
+    if model_type in DSV4_TYPES:
+        notes += dsv4_notes(cfg)
     hidden = _int(cfg, *_KEY_ALIASES["hidden_size"])
     n = _int(cfg, *_KEY_ALIASES["num_hidden_layers"])
     if n > MAX_LAYERS:  # per-layer structures are built: refuse absurd counts instead of exhausting memory
@@ -490,4 +497,5 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         generic=generic,
         notes=tuple(notes),
         hf_id=hf_id,
+        hc_mult=int(cfg.get("hc_mult") or 1) if model_type in DSV4_TYPES else 1,
     )

@@ -79,8 +79,14 @@ UNMODELLED_KEYS: dict[str, str] = {
 }
 
 # keys a family rule models although they name an unmodelled feature for any other family
+_DSV4 = frozenset({"compress_ratios", "hc_mult", "num_hash_layers", "o_groups"})
+_MSA = frozenset({"sparse_attention_config"})
 FAMILY_HANDLED_KEYS: dict[str, frozenset[str]] = {
     "nemotron-nas": frozenset({"block_configs"}),  # simulator/config_nas.py
+    "deepseek_v4": _DSV4,  # simulator/config_dsv4.py, layers/csa.py
+    "deepseek_ref": _DSV4,
+    "minimax_m3": _MSA,  # simulator/config_msa.py, layers/msa.py
+    "minimax_m3_vl": _MSA,
 }
 
 # keys the generic path reads and models (value checks in config.py / this module)

@@ -44,7 +44,8 @@ class Builder(BuilderBase):
     def lm_head(self) -> list[Op]:
         tp = self.shard.tp
         rows = self.wl.sequences if self.opts.logits == "last" else self.T
-        ops = [self.norm("final_norm", "norm", self.T, self.H)]
+        ops = self.hc_head() if self.spec.hc_mult > 1 else []
+        ops.append(self.norm("final_norm", "norm", self.T, self.H))
         v = self.spec.vocab_size
         v_loc = -(-v // tp)  # vocab shard, padded when tp does not divide it (engines pad the vocabulary)
         op = self.gemm(
@@ -58,6 +59,14 @@ class Builder(BuilderBase):
         )
         ops.append(op)
         return ops
+
+    def hc_head(self) -> list[Op]:
+        """DeepSeek-V4: the hc residual streams mixed into one before the final norm (reference
+        inference/model.py ParallelHead.hc_head: an fp32 [T, hc*H] x [hc*H, hc] GEMM, then a weighted sum)."""
+        hc, T, H = self.spec.hc_mult, self.T, self.H
+        mix = self.gemm("hc_head.mix", "hyper_connection", T, hc * H, hc, "replicated", weight_dtype="fp32")
+        total = self.vector("hc_head.sum", "elementwise", "elementwise", T * hc * H, 2)
+        return [self.norm("hc_head.rms", "norm", T, hc * H), mix, total]
 
     # --- one decoder layer ---------------------------------------------------------------------
 

@@ -216,6 +216,7 @@ class ModelSpec:
     generic: bool = False  # unknown model_type run on the generic decoder path
     notes: tuple[str, ...] = field(default_factory=tuple)
     hf_id: str | None = None
+    hc_mult: int = 1  # residual streams (DeepSeek-V4 hyper-connections); 1 = one plain residual stream
 
     @property
     def num_layers(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from model_compute_sim.simulator.layers import gqa, mla, mlp, moe, ssm  # noqa: F401  (registers the kinds)
+from model_compute_sim.simulator.layers import csa, gqa, mla, mlp, moe, msa, ssm  # noqa: F401  (registers the kinds)
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, Role, kind_of, register, registered
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec
 
