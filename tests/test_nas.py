@@ -54,3 +54,8 @@ def test_replace_with_linear_is_refused_by_name() -> None:
     cfg["block_configs"][3]["ffn"]["replace_with_linear"] = True
     with pytest.raises(NotModelledError, match=r"block_configs\[3\]\.ffn\.replace_with_linear"):
         normalize(cfg)
+
+
+def test_result_says_where_the_widths_come_from() -> None:
+    r = simulate(model=NAME, seq_len=8)
+    assert any("ffn_mult" in a and "DeciLM" in a for a in r.assumptions)

@@ -471,6 +471,12 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
             notes.append(f"keys read as non-structural and ignored: {sorted(ignored)}")
     if model_type in DSV4_TYPES:
         notes += dsv4_notes(cfg)
+    if model_type in NAS_TYPES:
+        notes.append(
+            "Nemotron-NAS: each layer's block from block_configs (no-op attention or FFN, n_heads_in_group query "
+            "heads per KV head); FFN width int(2*ffn_mult*hidden/3) rounded up to a multiple of 256 (DeciLM's "
+            "modeling_decilm.py, as vLLM and SGLang compute it)"
+        )
     hidden = _int(cfg, *_KEY_ALIASES["hidden_size"])
     n = _int(cfg, *_KEY_ALIASES["num_hidden_layers"])
     if n > MAX_LAYERS:  # per-layer structures are built: refuse absurd counts instead of exhausting memory
