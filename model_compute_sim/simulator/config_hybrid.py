@@ -134,8 +134,8 @@ def derived_keys(cfg: Config, model_type: str) -> dict[str, Any]:
 
 
 def notes(cfg: Config) -> list[str]:
-    """The hybrid families' lines of the result's `assumptions`."""
-    out = [ASSUMPTION]
+    """The hybrid families' lines of the result's `assumptions` (each SSM kind adds its own conventions)."""
+    out: list[str] = []
     if cfg.get("num_nextn_predict_layers"):
         out.append("multi-token-prediction layers (num_nextn_predict_layers) are not run: plain decoding")
     return out
@@ -340,16 +340,3 @@ def hybrid_layers(cfg: Config, model_type: str, attn: AttentionSpec, n: int) -> 
         "lfm2": _lfm2,
     }[model_type]
     return reader(cfg, attn, n)
-
-
-ASSUMPTION = (
-    "SSM layers (Mamba-2 / Mamba-1 / short conv): projections are GEMMs; causal conv1d = 2*T*channels*kernel "
-    "vector FLOPs (one output per token, no padding); Mamba-2 prefill/extend = chunked SSD as the mamba_ssm/vLLM "
-    "Triton kernels compute it per sequence (4*h*P*N*q + 2*G*N*sum l^2 + 2*h*P*sum l(l+1)/2 over chunks l of "
-    "the q new tokens), decode (1 new token over a cached state) = recurrent update, 6 vector FLOPs per state "
-    "element; Mamba-1 selective scan 7 vector FLOPs per state element; the state (constant in context) is "
-    "read and written once per step; a step of q > 1 tokens over a cached state (extend, chunked prefill) runs "
-    "the chunked scan (vLLM's speculative verify runs the recurrent update per draft token instead); "
-    "attention_flops does not change SSM layers (transformers' CPU fallback pads chunks and counts the "
-    "recurrence as one bmm: not used)"
-)

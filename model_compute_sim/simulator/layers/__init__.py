@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from model_compute_sim.simulator.layers import csa, gqa, mla, mlp, moe, msa, ssm  # noqa: F401  (registers the kinds)
+from model_compute_sim.simulator.layers import (  # noqa: F401  (importing registers the kinds)
+    csa,
+    gqa,
+    mamba1,
+    mamba2,
+    mla,
+    mlp,
+    moe,
+    msa,
+    short_conv,
+)
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, Role, kind_of, register, registered
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec
 

@@ -172,7 +172,15 @@ class Moe(LayerKind[MoeSpec]):
         )
 
     def assumptions(self, specs: Sequence[MoeSpec], opts: Options) -> list[str]:
-        return [
+        out = [
             "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
             "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
         ]
+        if not all(m.gated for m in specs):  # Nemotron-H relu2 experts: up/down only
+            out[0] = out[0].replace("6*T*k*H*I", "6*T*k*H*I (gated) or 4*T*k*H*I (up/down experts)")
+        if any(m.latent_size for m in specs):
+            out.append(
+                "latent MoE: fc1_latent_proj H -> L and fc2_latent_proj L -> H on every token (replicated, counted "
+                "as moe_experts), experts in the latent width L, all-to-all of latent-width tokens under ep"
+            )
+        return out
