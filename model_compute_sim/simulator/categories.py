@@ -6,8 +6,8 @@ CATEGORY_ORDER: tuple[str, ...] = (
     "attention_proj",  # projections into and out of the attention mixer, MLA latent/absorb products, gates
     "attention_core",  # scores and attention-weighted values
     "attention_indexer",  # sparse-attention indexers (DSA)
-    "linear_attention_proj",  # linear-attention / SSM mixers (not modelled yet)
-    "linear_attention_core",
+    "linear_attention_proj",  # projections of linear-attention, state-space (Mamba) and short-conv mixers
+    "linear_attention_core",  # their chunked scan / recurrent state update and causal conv1d
     "mlp",  # dense FFN
     "moe_router",
     "moe_experts",  # routed experts
