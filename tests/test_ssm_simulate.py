@@ -82,6 +82,15 @@ def test_nemotron_layer_counts_from_the_pattern() -> None:
     assert counts == {"mamba2": 48, "moe": 48, "full": 12}
 
 
+def test_nemotron_state_cache_defaults_to_fp32() -> None:
+    """Nemotron-H-56B's config names no mamba_ssm_cache_dtype: vLLM's NemotronH config hook defaults it to
+    float32. Per sequence, 54 Mamba-2 layers x 256 heads x 64 x 256 state x 4 B, plus the bf16 conv state
+    3 x (16384 + 2*8*256) x 2 B per layer."""
+    r = simulate("nemotron-h-56b", batch_size=1, seq_len=1, context_len=10)
+    assert "state cache fp32" in r.model.attention
+    assert r.memory.ssm_state_bytes_per_sequence_per_gpu == 54 * (256 * 64 * 256 * 4 + 3 * (16384 + 4096) * 2)
+
+
 def test_mamba2_tp_must_divide_the_heads() -> None:
     cfg = _golden_config("nemotron_h_dense")
     cfg.update(mamba_num_heads=12, n_groups=1, num_attention_heads=8, num_key_value_heads=8, head_dim=8)

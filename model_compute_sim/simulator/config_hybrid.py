@@ -141,12 +141,13 @@ def notes(cfg: Config) -> list[str]:
     return out
 
 
-def _state_dtype(cfg: Config) -> str:
-    """SSM state cache dtype: the config's mamba_ssm_cache_dtype (vLLM follows it for Nemotron-H), else the
-    model dtype (vLLM's 'auto')."""
+def _state_dtype(cfg: Config, default: str = "bf16") -> str:
+    """SSM state cache dtype: the config's mamba_ssm_cache_dtype, else `default`: vLLM's 'auto' is the model
+    dtype, except for Nemotron-H, whose NemotronHForCausalLMConfig defaults it to float32
+    (vllm/model_executor/models/config.py, DEFAULT_MAMBA_SSM_CACHE_DTYPE)."""
     v = cfg.get("mamba_ssm_cache_dtype")
     if v is None:
-        return "bf16"
+        return default
     if str(v) not in _STATE_DTYPES:
         raise ConfigError(f"mamba_ssm_cache_dtype {v!r} is not understood; valid: {sorted(_STATE_DTYPES)}")
     return _STATE_DTYPES[str(v)]
@@ -170,7 +171,7 @@ def _mamba2(cfg: Config, d_inner: int, heads: int, head_dim: int, gated_norm: bo
             cfg, "chunk_size" if prefix == "" else "mamba_chunk_size", 128 if prefix == "" else 256, "mamba_chunk_size"
         ),
         gated_norm=gated_norm,
-        state_dtype=_state_dtype(cfg),
+        state_dtype=_state_dtype(cfg, "fp32" if prefix == "" else "bf16"),  # prefix "": Nemotron-H keys
     )
 
 
