@@ -19,32 +19,32 @@ DEFAULT_MODELS_LIMIT = 40
 
 
 class ModelRow(BaseModel):
-    name: str = Field(description="Index name: pass it as `model` to simulate / compare_trace")
-    aliases: list[str] = Field(description="Other accepted spellings (name and hf_id are accepted too)")
-    hf_id: str = Field(description="Hugging Face repository id")
-    model_type: str = Field(description="config.json model_type")
-    layers: int | None = Field(description="Decoder layers (num_hidden_layers)")
-    params_total: int | None = Field(description="All parameters, embeddings and LM head included")
-    params_active_per_token: int | None = Field(description="Parameters one token runs through (MoE: top-k)")
+    name: str = Field(description="Pass it as `model` (aliases and hf_id work too)")
+    aliases: list[str]
+    hf_id: str
+    model_type: str
+    layers: int | None
+    params_total: int | None = Field(description="Embeddings and LM head included")
+    params_active_per_token: int | None = Field(description="MoE: the top-k experts only")
     weight_dtype: str | None = Field(description="Checkpoint dtype of the transformer-block weights")
-    modelled: bool = Field(description="False: simulate refuses it (family_status says what is missing)")
-    family_status: str = Field(description="'supported', or what is not modelled yet")
+    modelled: bool = Field(description="False: simulate refuses it (family_status says why)")
+    family_status: str
     source: str = Field(description="Where the config comes from (file, revision)")
 
 
 class ModelList(BaseModel):
-    models: list[ModelRow] = Field(description="This page of the matching models, sorted by name")
-    total: int = Field(description="Models matching the filter (all pages)")
-    names: list[str] = Field(description="Names of every matching model (all pages)")
+    models: list[ModelRow] = Field(description="This page of the matches, sorted by name")
+    total: int
+    names: list[str] = Field(description="Every match (all pages)")
     offset: int
-    truncated: bool = Field(description="More matching models after this page: call again with next_offset")
+    truncated: bool
     next_offset: int | None = None
 
 
 def _not_modelled(message: str) -> str:
     """'not modelled yet: Mamba-2 (SSM) layers' from the simulator's refusal (its first clause otherwise)."""
-    found = re.search(r"uses (.+?), which (?:are|is) not modelled", message)
-    return f"not modelled yet: {found.group(1)}" if found else message.split("; ", 1)[0]
+    found = re.search(r"(?:uses|describes) (.+?), which (?:are|is) not modelled", message)
+    return f"not modelled yet: {found.group(1) if found else message.split('; ', 1)[0]}"
 
 
 def _model_row(entry: ModelEntry) -> ModelRow:
@@ -110,10 +110,8 @@ class GpuRow(BaseModel):
     vendor: str
     memory_gb: float = Field(description="HBM capacity per device, decimal GB")
     memory_bandwidth_gb_per_s: float = Field(description="HBM bandwidth per device, decimal GB/s")
-    dense_peak_tflops: dict[str, float | None] = Field(
-        description="Dense (not sparse) peak per dtype, decimal TFLOP/s (TOPS for int8); null = unsupported"
-    )
-    scale_up_bandwidth_gb_per_s: float | None = Field(description="Scale-up link bandwidth, one direction")
+    dense_peak_tflops: dict[str, float | None] = Field(description="Dense peak per dtype (int8: TOPS); null: none")
+    scale_up_bandwidth_gb_per_s: float | None = Field(description="Scale-up link, one direction")
     interconnect: str
     source: str
     confidence: str
@@ -122,7 +120,7 @@ class GpuRow(BaseModel):
 
 class GpuList(BaseModel):
     gpus: list[GpuRow]
-    total: int = Field(description="GPUs matching the filter")
+    total: int
 
 
 def gpu_row(g: GpuSpec) -> GpuRow:

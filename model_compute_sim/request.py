@@ -98,14 +98,14 @@ Requests = Annotated[
 ]
 InferredBatchSize = Annotated[
     int | None,
-    Field(ge=1, le=MAX_SEQUENCES, description="Sequences per DP rank in the traced step (default: inferred)"),
+    Field(ge=1, le=MAX_SEQUENCES, description="Sequences per DP rank (default: inferred from the trace)"),
 ]
 InferredSeqLen = Annotated[
-    int | None, Field(ge=1, le=MAX_TOKENS, description="New tokens per sequence in the traced step (default: inferred)")
+    int | None, Field(ge=1, le=MAX_TOKENS, description="New tokens per sequence (default: inferred)")
 ]
 InferredContextLen = Annotated[
     int | None,
-    Field(ge=0, le=MAX_TOKENS, description="Cached tokens per sequence before the traced step (default: inferred)"),
+    Field(ge=0, le=MAX_TOKENS, description="Cached tokens per sequence (default: inferred)"),
 ]
 Tp = Annotated[int, Field(ge=1, le=1024, description="Tensor-parallel degree")]
 Dp = Annotated[
@@ -121,7 +121,7 @@ Ep = Annotated[int, Field(ge=1, le=1024, description="Expert-parallel degree ove
 Pp = Annotated[int, Field(ge=1, le=256, description="Pipeline stages; must divide the layer count")]
 Gpu = Annotated[
     str | None,
-    Field(description="GPU from list_gpus (e.g. 'h100-sxm', 'b200', 'mi300x'): adds roofline times and MFU/MBU"),
+    Field(description="GPU from list_gpus (e.g. 'h100', 'b200', 'mi300x'): adds roofline times, MFU/MBU"),
 ]
 Dtype = Annotated[ComputeDtype, Field(description="Compute dtype of the GEMMs: picks the dense peak for MFU")]
 KvDtype = Annotated[KvCacheDtype | None, Field(description="KV cache dtype (default: bf16, fp16 when dtype is fp16)")]
@@ -186,11 +186,11 @@ OptTracePath = Annotated[
     str | None, Field(description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
 ]
 CaptureTracePath = Annotated[
-    str | None, Field(description="CUDA-graph runs: the graph-capture trace, to give replayed kernels their ops")
+    str | None, Field(description="CUDA-graph runs: the capture trace, giving replayed kernels their ops")
 ]
 Step = Annotated[
     int | None,
-    Field(ge=0, description="N of ProfilerStep#N, else a 0-based step-annotation index (default: chosen, named)"),
+    Field(ge=0, description="N of ProfilerStep#N, else a 0-based step index (default: chosen, named)"),
 ]
 Layer = Annotated[int | None, Field(ge=0, le=1023, description="Analyse only this decoder layer")]
 TolerancePct = Annotated[
@@ -199,8 +199,8 @@ TolerancePct = Annotated[
 KernelMs = Annotated[
     dict[str, Annotated[float, Field(ge=0)]] | None,
     Field(
-        description="Measured ms per category: result names (attention_proj, attention_core, mlp, moe_experts, "
-        '...) or short ones (gemm, attention, mla, moe, allreduce), e.g. {"mla": 4.9, "moe": 1.6}'
+        description="Measured ms per category: the names results use (attention_core, mlp, moe_experts, ...) "
+        'or short ones (gemm, attention, mla, moe, allreduce), e.g. {"mla": 4.9}'
     ),
 ]
 KernelFlowArg = Annotated[

@@ -136,7 +136,7 @@ def render_simulation(r: SimResult) -> str:
         out.append("embedding, final norm, LM head (once per step)")
         out.append(table(OP_HEADERS, _op_rows(r.head_tail_ops)))
     if r.page and r.page.truncated:
-        out.append(f"(showing {r.page.returned_ops} of {r.page.total_ops} ops; --offset {r.page.next_offset} for more)")
+        out.append(f"(showing {r.page.returned} of {r.page.total} ops; --offset {r.page.next_offset} for more)")
     mem = r.memory
     out.append("")
     out.append(

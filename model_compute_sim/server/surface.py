@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from model_compute_sim.request import (
     ExtractRequest,
+    RequestShape,
     SimulateRequest,
     SurfaceLimit,
     surface_fields,
@@ -172,6 +173,13 @@ def compact_schema(schema: dict[str, Any], output: bool = False) -> dict[str, An
     return result
 
 
+_SIMULATE_TEXTS: set[str] = {
+    f.description
+    for f in (*SimulateRequest.model_fields.values(), *RequestShape.model_fields.values())
+    if f.description
+}
+
+
 def strict_tool(fn: Callable[..., Any], title: str, description: str, annotations: ToolAnnotations) -> Tool:
     """A Tool whose arguments are validated strictly and whose schemas are compact."""
     tool = Tool.from_function(fn, title=title, description=description, annotations=annotations)
@@ -181,6 +189,9 @@ def strict_tool(fn: Callable[..., Any], title: str, description: str, annotation
     )
     meta.arg_model = strict
     tool.parameters = compact_schema(strict.model_json_schema(by_alias=True))
+    if fn.__name__ != "simulate" and isinstance(tool.parameters.get("$defs"), dict):
+        # shared definitions (RequestShape, ...) are described once, in simulate's schema
+        tool.parameters["$defs"] = _once(tool.parameters["$defs"], set(_SIMULATE_TEXTS))
     if meta.output_schema is not None:
         meta.output_schema = compact_schema(meta.output_schema, output=True)
     return tool

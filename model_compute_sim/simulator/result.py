@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer
 
+from model_compute_sim.page import Page
+
 Number = int | float
 Bound = Literal["compute", "memory", "communication"]
 
@@ -173,15 +175,6 @@ class GpuInfo(BaseModel):
     memory_gb: float
     memory_bytes: int | None = Field(None, description="Capacity as the device reports it; None for a custom device")
     source: str
-
-
-class Page(BaseModel):
-    total_ops: int
-    offset: int
-    limit: int | None
-    returned_ops: int
-    truncated: bool
-    next_offset: int | None = None
 
 
 class SimResult(BaseModel):

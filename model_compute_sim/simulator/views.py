@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from model_compute_sim.page import make_page
 from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
@@ -17,7 +18,6 @@ from model_compute_sim.simulator.result import (
     LayerGroup,
     ModelInfo,
     OpRow,
-    Page,
     ParallelismInfo,
     SimResult,
     Throughput,
@@ -289,14 +289,7 @@ def build_result(
         for gi, lg in enumerate(out_groups):
             lg.ops = [r for g, r in chosen if g == gi]
         out_head_tail = [r for g, r in chosen if g == -1]
-        page = Page(
-            total_ops=len(flat),
-            offset=offset,
-            limit=limit,
-            returned_ops=len(chosen),
-            truncated=end < len(flat),
-            next_offset=end if end < len(flat) else None,
-        )
+        page = make_page(len(flat), offset, limit)
 
     return SimResult(
         model=_model_info(spec),

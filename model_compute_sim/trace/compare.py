@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from model_compute_sim.errors import SimError
+from model_compute_sim.page import make_page
 from model_compute_sim.request import CompareRequest, build, request_dicts
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.simulate import simulate
@@ -24,7 +25,6 @@ from model_compute_sim.trace.flow_result import (
     CompareResult,
     InferredShape,
     LayerComparison,
-    Page,
     UnmodelledTime,
 )
 from model_compute_sim.trace.kernel_flow_trace import classify_kernels
@@ -482,13 +482,7 @@ def compare_trace(request: CompareRequest | str, /, model: str | None = None, **
     page = None
     shown: list[LayerComparison] | None = None
     if detail == "layers" and layers is not None:
-        page = Page(
-            total=len(layers),
-            offset=offset,
-            limit=limit,
-            truncated=offset + limit < len(layers),
-            next_offset=offset + limit if offset + limit < len(layers) else None,
-        )
+        page = make_page(len(layers), offset, limit)
         shown = layers[offset : offset + limit]
     elif layers is not None:
         shown = [r for r in layers if r.status == "mismatch"][:limit]

@@ -6,6 +6,7 @@ from collections import defaultdict
 from typing import Any, Literal
 
 from model_compute_sim.errors import TraceError
+from model_compute_sim.page import make_page
 from model_compute_sim.request import ExtractRequest, build
 from model_compute_sim.trace.analysis import StepContext, analyse, kernel_in_window
 from model_compute_sim.trace.categorize import CATEGORIES, op_category
@@ -19,7 +20,6 @@ from model_compute_sim.trace.result import (
     KernelRow,
     LayerRow,
     OpRow,
-    Page,
     Totals,
     TraceFlowResult,
     TraceMeta,
@@ -60,10 +60,6 @@ def _meta_int(md: dict[str, object], *keys: str) -> int | None:
 
 
 DEFAULT_LIMIT = 50  # rows per page when the core is called without a limit
-
-
-def _page(total: int, offset: int, limit: int) -> Page:
-    return Page(total=total, offset=offset, limit=limit, truncated=offset + limit < total)
 
 
 def extract_trace_flow(
@@ -362,7 +358,7 @@ def extract_trace_flow(
         ]
     if detail == "ops":
         krows = sorted(kname_rows.items(), key=lambda kv: -kv[1][1])
-        result.kernels_page = _page(len(krows), offset, limit)
+        result.kernels_page = make_page(len(krows), offset, limit)
         result.top_kernels = [
             KernelRow(
                 name=short_name(name),
@@ -378,6 +374,6 @@ def extract_trace_flow(
             for name, r in krows[offset : offset + limit]
         ]
         op_rows.sort(key=lambda r: (-r.gpu_time_us, -r.flops))
-        result.ops_page = _page(len(op_rows), offset, limit)
+        result.ops_page = make_page(len(op_rows), offset, limit)
         result.top_ops = op_rows[offset : offset + limit]
     return result

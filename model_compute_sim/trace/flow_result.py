@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-
-class Page(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    truncated: bool
-    next_offset: int | None = None
-
+from model_compute_sim.page import Page
 
 # --- kernel_flow_mfu ---------------------------------------------------------------------------
 

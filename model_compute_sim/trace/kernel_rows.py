@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from model_compute_sim.page import make_page
 from model_compute_sim.references import GpuSpec
 from model_compute_sim.trace.flow_result import (
     HeadroomRow,
@@ -15,7 +16,6 @@ from model_compute_sim.trace.flow_result import (
     KernelFlowResult,
     KernelMfuRow,
     KernelTotals,
-    Page,
 )
 
 PREC_PEAK = {"mxfp4": "fp4", "fp8": "fp8", "int8": "int8", "bf16": "bf16", "fp16": "fp16", "tf32": "tf32"}
@@ -214,7 +214,6 @@ def finish_result(
         flags=flags,
     )
     n = len(out)
-    nxt = offset + limit if offset + limit < n else None
     return KernelFlowResult(
         mode=mode,
         model=model,
@@ -226,6 +225,6 @@ def finish_result(
         by_category={c.category: c for c in cats},
         headroom=head,
         kernels=out[offset : offset + limit],
-        page=Page(total=n, offset=offset, limit=limit, truncated=nxt is not None, next_offset=nxt),
+        page=make_page(n, offset, limit),
         assumptions=assumptions,
     )

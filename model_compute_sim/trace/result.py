@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from model_compute_sim.page import Page
+
 
 class Totals(BaseModel):
     flops: int = Field(description="GEMM + attention FLOPs of the ops counted in the trace (leaf ops only)")
@@ -78,13 +80,6 @@ class UnmodelledRow(BaseModel):
     count: int
     gpu_time_us: float
     reason: str
-
-
-class Page(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    truncated: bool
 
 
 class TraceMeta(BaseModel):

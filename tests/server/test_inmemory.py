@@ -243,13 +243,13 @@ async def test_simulate_ops_pages(client: Client) -> None:
     args: dict[str, Any] = {"model": "deepseek-v3", "gpu": "h100", "detail": "ops", "context_len": 1000}
     first = data_of(await client.call_tool("simulate", args))
     page = first["page"]
-    assert page["limit"] == SURFACE_LIMIT[SimulateRequest] and page["returned_ops"] == SURFACE_LIMIT[SimulateRequest]
+    assert page["limit"] == SURFACE_LIMIT[SimulateRequest] and page["returned"] == SURFACE_LIMIT[SimulateRequest]
     assert page["truncated"] and page["next_offset"] == SURFACE_LIMIT[SimulateRequest]
     rest = data_of(await client.call_tool("simulate", {**args, "offset": page["next_offset"]}))
     assert not rest["page"]["truncated"] and rest["page"]["next_offset"] is None
-    assert page["returned_ops"] + rest["page"]["returned_ops"] == page["total_ops"]
+    assert page["returned"] + rest["page"]["returned"] == page["total"]
     small = data_of(await client.call_tool("simulate", {**args, "limit": 5}))
-    assert small["page"]["returned_ops"] == 5
+    assert small["page"]["returned"] == 5
 
 
 async def test_simulate_mixed_requests(client: Client) -> None:

@@ -60,7 +60,7 @@ async def test_stdio_client(launch: str) -> None:
                 },
             )
         )
-        assert sim["page"]["returned_ops"] > 0
+        assert sim["page"]["returned"] > 0
         text = error_of(await client.call_tool("simulate", {"model": "qwen3-8b", "gpu": "h999"}), "simulate")
         assert "unknown gpu 'h999'" in text
 
