@@ -3,15 +3,11 @@ per-op roofline pass (compute time, memory time, bound)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from model_compute_sim.errors import SimError
+from model_compute_sim.references import GpuSpec
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.ops import Op
 from model_compute_sim.simulator.workload import Options
-
-if TYPE_CHECKING:
-    from model_compute_sim.references import GpuSpec
 
 
 class Device:
@@ -58,3 +54,31 @@ def time_ops(ops: list[Op], dev: Device) -> None:
         compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype), bw)
         op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
         op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
+
+
+def make_device(
+    gpu: GpuSpec | None,
+    opts: Options,
+    peak_tflops: float | None,
+    bw: float | None,
+    scale_up: float | None,
+    default_scale_up: float,
+) -> Device | None:
+    """The device of the roofline: a GPU from the table (with overrides), a custom device from explicit
+    peak and bandwidth, or none."""
+    if gpu is None and peak_tflops and bw:
+        gpu = GpuSpec(
+            name="custom",
+            display_name="custom device",
+            vendor="custom",
+            aliases=(),
+            memory_gb=0.0,
+            memory_bandwidth_gb_per_s=bw,
+            peak_tflops={opts.dtype: peak_tflops},
+            scale_up_bandwidth_gb_per_s=scale_up,
+            interconnect="",
+            source="per-call override",
+            confidence="user",
+            notes="",
+        )
+    return Device(gpu, opts, peak_tflops, bw, scale_up, default_scale_up) if gpu is not None else None

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from model_compute_sim.simulator.device import Device
 from model_compute_sim.simulator.layers import kind_of
-from model_compute_sim.simulator.ops import Op, Shard
+from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.result import MemoryReport
 from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, Workload
-
-if TYPE_CHECKING:
-    from model_compute_sim.simulator.device import Device
-    from model_compute_sim.simulator.simulate import GroupOps
+from model_compute_sim.simulator.step import Step
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 USABLE_MEMORY_FRACTION = 0.9  # vLLM's default gpu_memory_utilization (SGLang's mem_fraction_static is similar)
 GIB = 2**30
@@ -77,53 +73,34 @@ def cache_bytes(prof: CacheProfile, seqs: int, positions: int) -> float:
     return seqs * (per_seq + prof.state_bytes)
 
 
-def stage_layers(n: int, pp: int, stage: int) -> range:
-    """Layers of pipeline stage `stage` (contiguous, n divisible by pp)."""
-    per = n // pp
-    return range(stage * per, (stage + 1) * per)
-
-
 def memory_report(
-    spec: ModelSpec,
-    wl: Workload,
-    local_wl: Workload,
-    opts: Options,
-    tp: int,
-    dp: int,
-    ep: int,
-    pp: int,
-    stage: int,
-    dev: Device | None,
-    groups: Sequence[GroupOps],
-    tail_local: list[Op],
-    usable_fraction: float = USABLE_MEMORY_FRACTION,
+    step: Step, stage: int, dev: Device | None, usable_fraction: float = USABLE_MEMORY_FRACTION
 ) -> MemoryReport:
-    shard = Shard(tp=tp, dp=dp, ep=ep, per_gpu=True)
-    n = spec.num_layers
-    rng = stage_layers(n, pp, stage)
-    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in groups]
+    """Weights, cache and activations on the busiest GPU of the reported pipeline stage, and what fits."""
+    spec, opts, par, local_wl = step.spec, step.opts, step.par, step.local_wl
+    shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, per_gpu=True)
+    rng = step.stage_layers(stage)
+    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in step.groups]
     weights = sum(c * layer_weight_bytes_per_gpu(layer, spec, shard, opts) for layer, c in in_stage)
-    emb = spec.vocab_size * spec.hidden_size / tp * DTYPE_BYTES[spec.embed_dtype]
+    emb = spec.vocab_size * spec.hidden_size / par.tp * DTYPE_BYTES[spec.embed_dtype]
     if stage == 0:
         weights += emb
-    if stage == pp - 1 and (not spec.tie_word_embeddings or pp > 1):
+    if stage == par.pp - 1 and (not spec.tie_word_embeddings or par.pp > 1):
         weights += emb
     prof = cache_profile(in_stage, shard, opts)
-    per_pos = sum(prof.per_position.values())
     kv = sum(cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
     act_peak = 0.0
-    for g in groups:
+    for g in step.groups:
         for o in g.local:
             act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
-    logits = sum(o.act_write_bytes for o in tail_local if o.name == "lm_head") * 2  # fp32 logits
+    logits = sum(o.act_write_bytes for o in step.tail[1] if o.name == "lm_head") * 2  # fp32 logits
     act = act_peak + logits
-    total = weights + kv + act
     rep = MemoryReport(
         weights_bytes_per_gpu=weights,
         kv_cache_bytes_per_gpu=kv,
         activation_bytes_per_gpu=act,
-        total_bytes_per_gpu=total,
-        kv_cache_bytes_per_token_per_gpu=per_pos,
+        total_bytes_per_gpu=weights + kv + act,
+        kv_cache_bytes_per_token_per_gpu=sum(prof.per_position.values()),
         usable_fraction=usable_fraction,
     )
     if prof.state_bytes:
@@ -144,37 +121,41 @@ def memory_report(
     )
     rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
     if dev is not None and dev.gpu.memory_bytes:
-        cap = float(dev.gpu.memory_bytes)
-        usable = cap * usable_fraction
-        rep.gpu_memory_bytes = cap
-        rep.usable_bytes_per_gpu = usable
-        rep.fits = total <= usable
-        if len(wl.groups) == 1:
-            sg = wl.groups[0]
-            per_seq_kv = cache_bytes(prof, 1, sg.c + sg.q)
-            local_seqs = local_wl.sequences
-            per_seq_act = act / max(local_seqs, 1)
-            room = usable - weights
-            if room <= 0:
-                rep.max_batch_size = 0
-                rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
-            else:
-                rep.max_batch_size = (
-                    int(room // (per_seq_kv + per_seq_act)) * dp if (per_seq_kv + per_seq_act) else None
-                )
-                lo, hi = -1, 1 << 40
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    need = weights + act + cache_bytes(prof, local_seqs, mid + sg.q)
-                    if need <= usable:
-                        lo = mid
-                    else:
-                        hi = mid
-                rep.max_context_len = lo if lo >= 0 else None
-                if hi == 1 << 40:
-                    rep.max_context_len = None
-                    rep.notes.append("KV cache does not grow with context here (all layers windowed)")
+        _fit(rep, step, prof, float(dev.gpu.memory_bytes))
     return rep
+
+
+def _fit(rep: MemoryReport, step: Step, prof: CacheProfile, capacity: float) -> None:
+    """Whether the step fits, and the largest batch and context that would (one uniform shape)."""
+    usable = capacity * rep.usable_fraction
+    weights, act = rep.weights_bytes_per_gpu, rep.activation_bytes_per_gpu
+    rep.gpu_memory_bytes = capacity
+    rep.usable_bytes_per_gpu = usable
+    rep.fits = rep.total_bytes_per_gpu <= usable
+    if len(step.wl.groups) != 1:
+        return
+    sg = step.wl.groups[0]
+    per_seq_kv = cache_bytes(prof, 1, sg.c + sg.q)
+    local_seqs = step.local_wl.sequences
+    per_seq_act = act / max(local_seqs, 1)
+    room = usable - weights
+    if room <= 0:
+        rep.max_batch_size = 0
+        rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
+        return
+    per_seq = per_seq_kv + per_seq_act
+    rep.max_batch_size = int(room // per_seq) * step.par.dp if per_seq else None
+    lo, hi = -1, 1 << 40
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if weights + act + cache_bytes(prof, local_seqs, mid + sg.q) <= usable:
+            lo = mid
+        else:
+            hi = mid
+    rep.max_context_len = lo if lo >= 0 else None
+    if hi == 1 << 40:
+        rep.max_context_len = None
+        rep.notes.append("KV cache does not grow with context here (all layers windowed)")
 
 
 def does_not_fit(rep: MemoryReport) -> str:

@@ -1,10 +1,9 @@
-"""`simulate`: orchestration only. config -> spec -> graph per layer group -> sharding -> cost -> views."""
+"""`simulate`: orchestration only. config -> spec -> step (ops per layer kind, sharded) -> device -> views."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -19,10 +18,12 @@ from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpu
 from model_compute_sim.request import SimulateRequest, build, request_dicts
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
-from model_compute_sim.simulator.graph import Builder, Op, Shard
+from model_compute_sim.simulator.device import make_device
 from model_compute_sim.simulator.layers import kind_of
+from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.result import SimResult
-from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
+from model_compute_sim.simulator.spec import KindSpec, ModelSpec
+from model_compute_sim.simulator.step import Parallel, build_step
 from model_compute_sim.simulator.workload import (
     COMPUTE_DTYPES,
     KV_DTYPES,
@@ -114,32 +115,6 @@ def _dtype(value: str, allowed: Sequence[str], what: str) -> str:
     return v
 
 
-_GROUP_CACHE: dict[int, tuple[ModelSpec, list[tuple[LayerSpec, list[int]]]]] = {}
-
-
-def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
-    """Identical layers grouped with their indices, in order of first appearance (cached per spec)."""
-    hit = _GROUP_CACHE.get(id(spec))
-    if hit is not None and hit[0] is spec:
-        return hit[1]
-    index: dict[LayerSpec, list[int]] = {}
-    for i, layer in enumerate(spec.layers):
-        index.setdefault(layer, []).append(i)
-    out = list(index.items())
-    if len(_GROUP_CACHE) > 256:
-        _GROUP_CACHE.clear()
-    _GROUP_CACHE[id(spec)] = (spec, out)
-    return out
-
-
-@dataclass
-class GroupOps:
-    layer: LayerSpec
-    indices: list[int]
-    whole: list[Op]  # whole-model view, one layer
-    local: list[Op]  # busiest GPU, one layer
-
-
 def simulate(model: str | SimulateRequest | None = None, /, **kwargs: Any) -> SimResult:
     """Per-operator cost of one forward pass for one serving step. See README, Conventions.
 
@@ -183,39 +158,24 @@ def _simulate(req: SimulateRequest) -> SimResult:
             "memory_bandwidth_gb_per_s for a custom device"
         )
 
-    local_wl = wl.split(req.dp)
-    whole = Builder(spec, wl, Shard(), opts)
-    shard = Shard(tp=req.tp, dp=req.dp, ep=req.ep, expert_tokens=wl.tokens, per_gpu=True)
-    local = Builder(spec, local_wl, shard, opts)
-    groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in layer_groups(spec)]
-    head_whole, head_local = whole.embedding(), local.embedding()
-    tail_whole, tail_local = whole.lm_head(), local.lm_head()
-    return views.build_result(
-        spec=spec,
-        wl=wl,
-        local_wl=local_wl,
-        opts=opts,
-        tp=req.tp,
-        dp=req.dp,
-        ep=req.ep,
-        pp=req.pp,
-        groups=groups,
-        head=(head_whole, head_local),
-        tail=(tail_whole, tail_local),
-        gpu=gpu_spec,
-        measured_ms=req.measured_ms,
+    dev = make_device(
+        gpu_spec,
+        opts,
+        req.peak_tflops,
+        req.memory_bandwidth_gb_per_s,
+        req.scale_up_bandwidth_gb_per_s,
+        DEFAULT_SCALE_UP_GB_PER_S,
+    )
+    step = build_step(spec, wl, opts, Parallel(req.tp, req.dp, req.ep, req.pp))
+    view = views.ViewOptions(
         detail=req.detail,
         limit=req.limit,
         offset=req.offset,
-        peak_tflops=req.peak_tflops,
-        memory_bandwidth_gb_per_s=req.memory_bandwidth_gb_per_s,
-        scale_up_bandwidth_gb_per_s=req.scale_up_bandwidth_gb_per_s,
-        default_scale_up=DEFAULT_SCALE_UP_GB_PER_S,
+        measured_ms=req.measured_ms,
         gpu_memory_utilization=req.gpu_memory_utilization,
-        batch_size=None if req.requests else req.batch_size,
-        seq_len=None if req.requests else req.seq_len,
-        context_len=None if req.requests else req.context_len,
+        shape=None if req.requests else (req.batch_size, req.seq_len, req.context_len),
     )
+    return views.build_result(step, dev, view)
 
 
 __all__ = ["ConfigError", "Workload", "resolve_gpu", "resolve_spec", "simulate", "validate_parallelism"]

@@ -1,0 +1,63 @@
+"""The model and device descriptions of a result (parameters, layer kinds, peaks and capacity)."""
+
+from __future__ import annotations
+
+from model_compute_sim.simulator.device import Device
+from model_compute_sim.simulator.layers import by_kind, kind_of
+from model_compute_sim.simulator.memory import model_params
+from model_compute_sim.simulator.result import GpuInfo, ModelInfo
+from model_compute_sim.simulator.spec import ModelSpec
+
+
+def gpu_info(dev: Device) -> GpuInfo:
+    g = dev.gpu
+    return GpuInfo(
+        name=g.name,
+        display_name=g.display_name,
+        peak_tflops=dev.peak_tflops,
+        peak_dtype=dev.peak_dtype,
+        attention_peak_tflops=dev.attn_peak_tflops,
+        memory_bandwidth_gb_per_s=dev.bw_gb_s,
+        scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s,
+        memory_gb=g.memory_gb,
+        memory_bytes=g.memory_bytes or None,
+        source=g.source,
+    )
+
+
+_INFO_CACHE: dict[int, tuple[ModelSpec, ModelInfo]] = {}
+
+
+def model_info(spec: ModelSpec) -> ModelInfo:
+    hit = _INFO_CACHE.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1].model_copy()
+    info = _model_info_uncached(spec)
+    if len(_INFO_CACHE) > 256:
+        _INFO_CACHE.clear()
+    _INFO_CACHE[id(spec)] = (spec, info)
+    return info.model_copy()
+
+
+def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
+    total, active = model_params(spec)
+    kinds = sorted({layer.label for layer in spec.layers})
+    n = spec.num_layers
+    mixers = [kind_of(v[0]).describe(v, n) for v in by_kind(spec.layers, "mixer").values()]
+    ffns = [kind_of(v[0]).describe(v, n) for v in by_kind(spec.layers, "ffn").values()]
+    attn = "; ".join(d for d in mixers if d)
+    moe = "; ".join(d for d in ffns if d) or None
+    return ModelInfo(
+        name=spec.name,
+        hf_id=spec.hf_id,
+        model_type=spec.model_type,
+        layers=spec.num_layers,
+        hidden_size=spec.hidden_size,
+        vocab_size=spec.vocab_size,
+        params_total=total,
+        params_active_per_token=active,
+        weight_dtype=spec.weight_dtype,
+        attention=attn + f" (layer kinds: {', '.join(kinds)})",
+        moe=moe,
+        generic_path=spec.generic,
+    )
