@@ -137,3 +137,43 @@ def test_lfm2_feed_forward_width_after_auto_adjust() -> None:
     # multiplier 1.5: 6666 -> 9999 -> 40 * 256 = 10240; no auto-adjust: the width as written
     assert lfm2_ff_width({"intermediate_size": 10000, "block_ffn_dim_multiplier": 1.5}) == 10240
     assert lfm2_ff_width({"intermediate_size": 10000, "block_auto_adjust_ff_dim": False}) == 10000
+
+
+def test_published_sizes_of_jamba_and_lfm2() -> None:
+    """Parameter counts against the published sizes (AI21: Jamba-v0.1 / 1.5-Mini 52B total, 12B active;
+    Liquid AI: LFM2-1.2B 1.17B), from the released configs' dimensions."""
+    jamba = {
+        "model_type": "jamba",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "num_experts": 16,
+        "num_experts_per_tok": 2,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "attn_layer_period": 8,
+        "attn_layer_offset": 4,
+        "mamba_d_state": 16,
+        "mamba_d_conv": 4,
+        "mamba_expand": 2,
+        "mamba_dt_rank": 256,
+        "vocab_size": 65536,
+        "tie_word_embeddings": False,
+    }
+    m = simulate(config=jamba).model
+    assert abs(m.params_total / 52e9 - 1) < 0.01 and abs(m.params_active_per_token / 12e9 - 1) < 0.02
+    lfm2 = {
+        "model_type": "lfm2",
+        "hidden_size": 2048,
+        "block_ff_dim": 12288,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "conv_L_cache": 3,
+        "vocab_size": 65536,
+        "full_attn_idxs": [2, 5, 8, 10, 12, 14],
+    }
+    m = simulate(config=lfm2).model
+    assert abs(m.params_total / 1.17e9 - 1) < 0.005
