@@ -20,7 +20,8 @@ from pydantic import BaseModel
 from model_compute_sim.errors import SimError
 from model_compute_sim.request import closest, surface_fields
 
-JSON_FIELDS_HELP = "JSON or @file"
+# earlier spellings still accepted (the first flag of each parameter is its tool name in kebab-case)
+ALIASES: dict[str, tuple[str, ...]] = {"capture_trace_path": ("--capture-trace",)}
 
 
 def json_arg(value: str) -> Any:
@@ -105,6 +106,7 @@ def add_request_flags(
         field = request.model_fields[name]
         parser.add_argument(
             "--" + name.replace("_", "-"),
+            *ALIASES.get(name, ()),
             dest=name,
             default=argparse.SUPPRESS,
             help=_help(field) + (" (or give it first, without the flag)" if name in positional else ""),

@@ -55,7 +55,7 @@ async def test_tool_parameters_and_cli_flags_are_the_same(tool: str, command: st
     assert set(props) == set(flags) - extra
     for name, prop in props.items():
         action = flags[name]
-        assert action.option_strings == ["--" + name.replace("_", "-")], name
+        assert action.option_strings[0] == "--" + name.replace("_", "-"), name
         if "enum" in prop:
             assert list(action.choices or []) == prop["enum"], name
         if "default" in prop:  # the CLI leaves a flag out and the request fills the same default
