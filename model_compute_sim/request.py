@@ -326,7 +326,7 @@ class SimulateRequest(Paging, Measured, Device, Conventions, Numerics, Paralleli
 
 
 class ExtractRequest(Paging, Parallelism, TraceShape, ModelSource, TraceInput):
-    """A profiler trace; the model, shape and parallelism pieces are for trace alignment (not used yet)."""
+    """A profiler trace; with a model (and shape, parallelism) its kernels are also tied to the template."""
 
     detail: TraceDetail = "summary"
 
@@ -349,11 +349,7 @@ class KernelFlowRequest(
 R = TypeVar("R", bound=BaseModel)
 
 # Fields of a request that a surface does not offer yet (they would be accepted and ignored).
-NOT_ON_SURFACE: Mapping[type[BaseModel], frozenset[str]] = {
-    ExtractRequest: frozenset(ModelSource.model_fields)
-    | frozenset(TraceShape.model_fields)
-    | frozenset(Parallelism.model_fields),
-}
+NOT_ON_SURFACE: Mapping[type[BaseModel], frozenset[str]] = {}
 # Defaults of `limit` per request on the MCP/CLI surfaces (the core's None means every row).
 SURFACE_LIMIT: Mapping[type[BaseModel], int] = {
     SimulateRequest: 40,

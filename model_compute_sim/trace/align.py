@@ -269,6 +269,21 @@ def _tie_vector(ties: dict[int, KernelTie], ks: list[KernelRec], seg: _Segment, 
         if host is not None and host.key in ties:
             h = ties[host.key]
             ties[k.key] = KernelTie(ops=list(h.ops), category=h.category, layer=h.layer)
+    _tie_copies(ties, ks)
+
+
+def _tie_copies(ties: dict[int, KernelTie], ks: list[KernelRec]) -> None:
+    """Device copy kernels inside a layer (contiguous / dtype copies of an op's input) go with the next
+    tied kernel of the segment, else the previous one: their time is that op's, with no FLOPs."""
+    tied = [i for i, k in enumerate(ks) if k.key in ties and ties[k.key].ops]
+    if not tied:
+        return
+    for i, k in enumerate(ks):
+        if k.key in ties or k.kernel_class != "memcpy":
+            continue
+        j = next((t for t in tied if t > i), tied[-1])
+        h = ties[ks[j].key]
+        ties[k.key] = KernelTie(ops=list(h.ops), category=h.category, layer=h.layer)
 
 
 def _vector_kind(k: KernelRec) -> str:

@@ -17,7 +17,13 @@ from model_compute_sim.trace.align_shape import StepShape, chain_shapes, kv_writ
 from model_compute_sim.trace.categorize import kernel_fallback_category
 from model_compute_sim.trace.events import KERNEL
 from model_compute_sim.trace.extract import StepContext, kernel_in_window
-from model_compute_sim.trace.flow_result import AlignedStep, UntiedKernels, UntiedTemplateOp
+from model_compute_sim.trace.flow_result import (
+    AlignedCategory,
+    AlignedStep,
+    TraceAlignment,
+    UntiedKernels,
+    UntiedTemplateOp,
+)
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
 from model_compute_sim.trace.kernels import kernel_category, short_name
 
@@ -138,6 +144,27 @@ def _align(ctx: StepContext, sim_kw: Mapping[str, Any], given: StepShape | None,
 @lru_cache(maxsize=65536)
 def _short(name: str) -> str:
     return short_name(name, NAME_WIDTH)
+
+
+def summary(al: Aligned) -> TraceAlignment:
+    """The alignment of a window for extract_trace_flow: FLOPs and time per category, and the steps."""
+    cats: dict[str, list[float]] = {}
+    for r in al.rows:
+        c = cats.setdefault(r.category, [0, 0.0, 0])
+        c[0] += r.flops
+        c[1] += r.dur_us
+        c[2] += 1
+    return TraceAlignment(
+        model=al.model,
+        template_flops_per_gpu=al.template_flops,
+        assigned_flops=sum(s.assigned_flops for s in al.steps),
+        untied_time_us=round(sum(r.dur_us for r in al.rows if not r.ops), 3),
+        by_category={
+            k: AlignedCategory(flops=int(v[0]), gpu_time_us=round(v[1], 3), kernels=int(v[2]))
+            for k, v in sorted(cats.items(), key=lambda kv: -kv[1][1])
+        },
+        steps=al.steps,
+    )
 
 
 def _rows(st: list[KernelRec], al: StepAlignment | None, layer: int | None) -> list[KernelRowDraft]:

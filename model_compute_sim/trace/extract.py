@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from model_compute_sim.errors import TraceError
 from model_compute_sim.page import make_page
-from model_compute_sim.request import ExtractRequest, build
+from model_compute_sim.request import ExtractRequest, build, request_dicts
 from model_compute_sim.trace.analysis import StepContext, analyse, kernel_in_window
 from model_compute_sim.trace.categorize import CATEGORIES, op_category
 from model_compute_sim.trace.events import KERNEL, Trace
+from model_compute_sim.trace.flow_result import TraceAlignment
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.result import (
@@ -376,4 +377,18 @@ def extract_trace_flow(
         op_rows.sort(key=lambda r: (-r.gpu_time_us, -r.flops))
         result.ops_page = make_page(len(op_rows), offset, limit)
         result.top_ops = op_rows[offset : offset + limit]
+    if request.model or request.config or request.config_path:
+        result.alignment = _alignment(ctx, request)
+        result.assumptions.append(
+            "alignment: with the model, each step's kernels are tied to the template's per-GPU ops (layers anchored "
+            "by the attention kernels); its FLOPs are the template's, beside the FLOPs counted from recorded shapes."
+        )
     return result
+
+
+def _alignment(ctx: StepContext, request: ExtractRequest) -> TraceAlignment:
+    from model_compute_sim.trace.align_run import align_trace, given_shape, summary
+
+    sim_kw = request.model_dump(include={"model", "config", "config_path", "tp", "dp", "ep", "pp"})
+    shape = given_shape(request.batch_size, request.seq_len, request.context_len, request_dicts(request.requests))
+    return summary(align_trace(ctx, sim_kw, shape, request.dp, None))

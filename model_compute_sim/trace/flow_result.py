@@ -99,6 +99,23 @@ class AlignedStep(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class AlignedCategory(BaseModel):
+    flops: int = Field(description="template FLOPs given to the category's kernels")
+    gpu_time_us: float
+    kernels: int
+
+
+class TraceAlignment(BaseModel):
+    """extract_trace_flow with a model: the analysed steps tied to the template (see kernel_flow_mfu)."""
+
+    model: str
+    template_flops_per_gpu: int | None = Field(description="sum over the steps; None when a step's shape is unknown")
+    assigned_flops: int
+    untied_time_us: float = Field(description="kernel time tied to no template op (see each step's untied_kernels)")
+    by_category: dict[str, AlignedCategory]
+    steps: list[AlignedStep]
+
+
 class KernelFlowResult(BaseModel):
     mode: str = Field(description="'trace', 'kernel_flow' or 'kernel_ms'")
     model: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from model_compute_sim.page import Page
+from model_compute_sim.trace.flow_result import TraceAlignment
 
 
 class Totals(BaseModel):
@@ -112,4 +113,7 @@ class TraceFlowResult(BaseModel):
     kernels_page: Page | None = None
     ops_page: Page | None = None
     unmodelled: list[UnmodelledRow]
+    alignment: TraceAlignment | None = Field(
+        None, description="with a model: every kernel tied to the template's ops, per step (FLOPs from the template)"
+    )
     assumptions: list[str]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from model_compute_sim.trace.extract import extract_trace_flow
 from model_compute_sim.trace.flow_result import KernelFlowResult
 from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
 from tests.trace.conftest import B200, SGLANG_DECODE, TRACEMAP, VLLM_CAPTURE, VLLM_GRAPH, real_trace
@@ -156,3 +157,31 @@ def test_shape_given_wins_and_unknown_shape_is_reported() -> None:
 def test_without_model_trace_mode_is_unchanged() -> None:
     r = kernel_flow_mfu(trace_path=str(real_trace(B200)))
     assert r.model is None and r.steps is None
+
+
+def test_extract_trace_flow_with_model_reports_the_alignment() -> None:
+    """The same alignment on extract_trace_flow: its FLOPs are the template's, per category; the FLOPs
+    counted from recorded shapes stay as they were (none here: the graph replay has no shapes)."""
+    path = str(real_trace(SGLANG_DECODE))
+    plain = extract_trace_flow(path)
+    r = extract_trace_flow(path, model="qwen3-8b")
+    assert plain.alignment is None and r.totals == plain.totals
+    a = r.alignment
+    assert a is not None and a.model == "qwen3-8b"
+    t, h, kv, d, inter = 32, 4096, 8, 128, 12288
+    per_layer_mlp = 2 * t * h * 2 * inter + 2 * t * inter * h
+    assert a.by_category["mlp"].flops == 36 * per_layer_mlp
+    assert a.by_category["attention_core"].flops == 36 * 4 * 32785 * 32 * d
+    assert a.by_category["attention_proj"].flops == 36 * (2 * t * h * (h + 2 * kv * d) + 2 * t * h * h)
+    assert a.assigned_flops == a.template_flops_per_gpu == sum(c.flops for c in a.by_category.values())
+    assert sum(c.kernels for c in a.by_category.values()) == len(_raw_kernels(SGLANG_DECODE))
+
+
+def test_layer_copies_go_with_the_op_they_feed() -> None:
+    """SGLang Qwen3 decode: the two device copies after the QKV GEMM feed the per-head q/k norms."""
+    r = _run(SGLANG_DECODE, layer=3)
+    names = [k.kernel_category for k in r.kernels]
+    copies = [i for i, c in enumerate(names) if c == "memcpy"]
+    assert len(copies) == 2
+    for i in copies:
+        assert r.kernels[i].ops == r.kernels[i + 1].ops and r.kernels[i].flops == 0
