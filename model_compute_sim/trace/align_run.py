@@ -146,6 +146,37 @@ def _short(name: str) -> str:
     return short_name(name, NAME_WIDTH)
 
 
+def _run_key(s: AlignedStep) -> tuple[object, ...]:
+    src = s.shape_source.split(":")[0].split(" (")[0]
+    return (src, tuple((r["count"], r["new_tokens"]) for r in s.shape or []))
+
+
+def _shape_text(first: AlignedStep, last: AlignedStep) -> str:
+    if not first.shape:
+        return "unknown"
+    out = []
+    for a, b in zip(first.shape, last.shape or first.shape, strict=False):
+        cached = str(a["cached_tokens"]) if a == b else f"{a['cached_tokens']}..{b['cached_tokens']}"
+        out.append(f"{a['count']} x ({a['new_tokens']} new, {cached} cached)")
+    return ", ".join(out)
+
+
+def shapes_line(steps: Sequence[AlignedStep], most: int = 4) -> str:
+    """One line naming the steps' shapes and sources; runs of steps with the same sequence counts and
+    new tokens (decode steps whose caches grow) are merged."""
+    parts: list[str] = []
+    i = 0
+    while i < len(steps) and len(parts) < most:
+        j = i
+        while j + 1 < len(steps) and _run_key(steps[j + 1]) == _run_key(steps[i]):
+            j += 1
+        where = f"step {i}" if i == j else f"steps {i}-{j}"
+        parts.append(f"{where}: {_shape_text(steps[i], steps[j])} from {steps[i].shape_source}")
+        i = j + 1
+    more = f"; {len(steps) - i} more steps in `steps`" if i < len(steps) else ""
+    return f"Shapes ({len(steps)} step{'s' if len(steps) != 1 else ''}): " + "; ".join(parts) + more + "."
+
+
 def summary(al: Aligned) -> TraceAlignment:
     """The alignment of a window for extract_trace_flow: FLOPs and time per category, and the steps."""
     cats: dict[str, list[float]] = {}

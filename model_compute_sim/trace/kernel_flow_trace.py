@@ -14,7 +14,7 @@ from typing import Any
 from model_compute_sim.errors import SimError, UnknownGpuError
 from model_compute_sim.references import GpuSpec, find_gpu, find_gpu_by_memory_bytes, load_gpus
 from model_compute_sim.simulator.simulate import resolve_gpu
-from model_compute_sim.trace.align_run import align_trace
+from model_compute_sim.trace.align_run import align_trace, shapes_line
 from model_compute_sim.trace.align_shape import StepShape
 from model_compute_sim.trace.analysis import TraceAnalysis, analyse, kernel_in_window
 from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
@@ -312,6 +312,7 @@ def _aligned_result(
         "Rows are grouped by kernel name, category and op (count = instances)"
         if layer is None
         else f"Rows are the kernels of layer {layer} in time order.",
+        shapes_line(al.steps),
     ]
     rows = al.rows if layer is not None else _group_rows(al.rows)
     span = _gpu_span(ctx, None) if layer is None else _row_span(al.rows)
