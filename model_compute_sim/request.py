@@ -349,7 +349,10 @@ class KernelFlowRequest(
 R = TypeVar("R", bound=BaseModel)
 
 # Fields of a request that a surface does not offer yet (they would be accepted and ignored).
-NOT_ON_SURFACE: Mapping[type[BaseModel], frozenset[str]] = {}
+NOT_ON_SURFACE: Mapping[type[BaseModel], frozenset[str]] = {
+    # extract_trace_flow infers the shape (a caller's shape goes to kernel_flow_mfu): keeps tools/list < 40k
+    ExtractRequest: frozenset(TraceShape.model_fields) | {"dp", "pp"},
+}
 # Defaults of `limit` per request on the MCP/CLI surfaces (the core's None means every row).
 SURFACE_LIMIT: Mapping[type[BaseModel], int] = {
     SimulateRequest: 40,

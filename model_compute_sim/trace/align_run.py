@@ -17,13 +17,7 @@ from model_compute_sim.trace.align_shape import StepShape, chain_shapes, kv_writ
 from model_compute_sim.trace.categorize import kernel_fallback_category
 from model_compute_sim.trace.events import KERNEL
 from model_compute_sim.trace.extract import StepContext, kernel_in_window
-from model_compute_sim.trace.flow_result import (
-    AlignedCategory,
-    AlignedStep,
-    TraceAlignment,
-    UntiedKernels,
-    UntiedTemplateOp,
-)
+from model_compute_sim.trace.flow_result import AlignedStep, TraceAlignment, Untied
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
 from model_compute_sim.trace.kernels import kernel_category, short_name
 
@@ -178,23 +172,17 @@ def shapes_line(steps: Sequence[AlignedStep], most: int = 4) -> str:
 
 
 def summary(al: Aligned) -> TraceAlignment:
-    """The alignment of a window for extract_trace_flow: FLOPs and time per category, and the steps."""
-    cats: dict[str, list[float]] = {}
+    """The alignment of a window for extract_trace_flow: template FLOPs per category, shapes."""
+    cats: dict[str, int] = {}
     for r in al.rows:
-        c = cats.setdefault(r.category, [0, 0.0, 0])
-        c[0] += r.flops
-        c[1] += r.dur_us
-        c[2] += 1
+        cats[r.category] = cats.get(r.category, 0) + int(r.flops)
     return TraceAlignment(
         model=al.model,
         template_flops_per_gpu=al.template_flops,
         assigned_flops=sum(s.assigned_flops for s in al.steps),
         untied_time_us=round(sum(r.dur_us for r in al.rows if not r.ops), 3),
-        by_category={
-            k: AlignedCategory(flops=int(v[0]), gpu_time_us=round(v[1], 3), kernels=int(v[2]))
-            for k, v in sorted(cats.items(), key=lambda kv: -kv[1][1])
-        },
-        steps=al.steps,
+        flops_by_category={k: v for k, v in sorted(cats.items(), key=lambda kv: -kv[1]) if v},
+        shapes=shapes_line(al.steps),
     )
 
 
@@ -239,10 +227,9 @@ def _report(i: int, st: list[KernelRec], shape: StepShape | None, al: StepAlignm
         assigned_flops=al.assigned_flops if al is not None else 0,
         layers_anchored=al.layers_anchored if al is not None else 0,
         untied_ops=[
-            UntiedTemplateOp(layer=u.layer, op=u.op, flops=u.flops, reason=u.reason)
-            for u in (al.untied_ops if al else [])
+            Untied(name=u.op, layer=u.layer, flops=u.flops, reason=u.reason) for u in (al.untied_ops if al else [])
         ],
-        untied_kernels=[UntiedKernels(name=n, count=int(v[0]), time_us=round(v[1], 3), reason=r) for (n, r), v in rows],
+        untied_kernels=[Untied(name=n, count=int(v[0]), time_us=round(v[1], 3), reason=r) for (n, r), v in rows],
         notes=al.notes[:10] if al is not None else [],
     )
 

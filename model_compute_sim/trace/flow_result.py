@@ -69,51 +69,42 @@ class HeadroomRow(BaseModel):
     headroom_us: float = Field(description="time_us * (1 - utilisation_pct/100)")
 
 
-class UntiedKernels(BaseModel):
+class Untied(BaseModel):
+    """An op no kernel took, or kernels no op took."""
+
     name: str
-    count: int
-    time_us: float
-    reason: str
-
-
-class UntiedTemplateOp(BaseModel):
-    layer: int | None
-    op: str
-    flops: int
+    layer: int | None = None
+    count: int = 0
+    time_us: float = 0.0
+    flops: int = 0
     reason: str
 
 
 class AlignedStep(BaseModel):
-    """One engine step tied to the template (trace mode with a model)."""
+    """One engine step tied to the template."""
 
-    step: int = Field(description="0-based index of the step in the analysed window")
+    step: int
     kernels: int
     kernel_time_us: float
-    shape: list[dict[str, int]] | None = Field(description="[{new_tokens, cached_tokens, count}] of the step")
+    shape: list[dict[str, int]] | None
     shape_source: str
-    template_flops_per_gpu: int | None = Field(description="the template's per-GPU tensor-core FLOPs of the step")
-    assigned_flops: int = Field(description="FLOPs given to the step's kernels (equals the template when all tied)")
+    template_flops_per_gpu: int | None
+    assigned_flops: int
     layers_anchored: int
-    untied_ops: list[UntiedTemplateOp]
-    untied_kernels: list[UntiedKernels] = Field(description="kernels tied to no template op, by name, with why")
-    notes: list[str] = Field(default_factory=list)
-
-
-class AlignedCategory(BaseModel):
-    flops: int = Field(description="template FLOPs given to the category's kernels")
-    gpu_time_us: float
-    kernels: int
+    untied_ops: list[Untied]
+    untied_kernels: list[Untied]
+    notes: list[str] = []
 
 
 class TraceAlignment(BaseModel):
-    """extract_trace_flow with a model: the analysed steps tied to the template (see kernel_flow_mfu)."""
+    """Steps tied to the template (details: kernel_flow_mfu)."""
 
     model: str
-    template_flops_per_gpu: int | None = Field(description="sum over the steps; None when a step's shape is unknown")
+    template_flops_per_gpu: int | None
     assigned_flops: int
-    untied_time_us: float = Field(description="kernel time tied to no template op (see each step's untied_kernels)")
-    by_category: dict[str, AlignedCategory]
-    steps: list[AlignedStep]
+    untied_time_us: float
+    flops_by_category: dict[str, int]
+    shapes: str
 
 
 class KernelFlowResult(BaseModel):
@@ -128,7 +119,7 @@ class KernelFlowResult(BaseModel):
     headroom: list[HeadroomRow]
     kernels: list[KernelMfuRow]
     page: Page
-    steps: list[AlignedStep] | None = Field(None, description="trace mode with a model: each step's alignment")
+    steps: list[AlignedStep] | None = None
     assumptions: list[str]
 
 
@@ -168,17 +159,12 @@ class InferredShape(BaseModel):
 
 
 class CompareResult(BaseModel):
-    verdict: str = Field(
-        description="match | mismatch | inconclusive (nothing compared, or under 90% of the GEMM/attention kernel time)"
-    )
+    verdict: str = Field(description="match | mismatch | inconclusive")
     compared_share_pct: float = Field(
         description="share of the template's per-GPU FLOPs in categories that could be compared (match/mismatch)"
     )
-    compared_kernel_time_pct: float | None = Field(
-        None,
-        description="share of the GEMM + attention kernel time whose FLOPs were compared; 'match' needs >= 90",
-    )
-    tensor_kernel_time_us: float = Field(0.0, description="GEMM + expert-GEMM + attention kernel time of the step")
+    compared_kernel_time_pct: float | None = Field(None, description="of GEMM+attention kernel time; match needs 90")
+    tensor_kernel_time_us: float = 0.0
     tolerance_pct: float
     model: str
     shape: InferredShape

@@ -113,7 +113,5 @@ class TraceFlowResult(BaseModel):
     kernels_page: Page | None = None
     ops_page: Page | None = None
     unmodelled: list[UnmodelledRow]
-    alignment: TraceAlignment | None = Field(
-        None, description="with a model: every kernel tied to the template's ops, per step (FLOPs from the template)"
-    )
+    alignment: TraceAlignment | None = None
     assumptions: list[str]
