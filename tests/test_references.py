@@ -111,8 +111,6 @@ def test_supported_entries_have_core_keys() -> None:
 def test_hybrid_families_are_flagged() -> None:
     hybrid = {m.name for m in load_models() if not m.supported}
     for name in (
-        "qwen3-next-80b-a3b",
-        "qwen3.5-397b-a17b",
         "kimi-k3",
     ):
         assert name in hybrid, name
@@ -123,7 +121,17 @@ def test_hybrid_families_are_flagged() -> None:
         "nemotron-h-56b",
     ):
         assert name not in hybrid, name  # Mamba-2 hybrids: modelled (simulator/config_hybrid.py)
-    for name in ("deepseek-v3", "deepseek-v3.2", "glm-5", "kimi-k2", "gpt-oss-120b", "llama-3.1-8b", "gemma-4-31b"):
+    for name in (
+        "deepseek-v3",
+        "deepseek-v3.2",
+        "glm-5",
+        "kimi-k2",
+        "gpt-oss-120b",
+        "llama-3.1-8b",
+        "gemma-4-31b",
+        "qwen3-next-80b-a3b",
+        "qwen3.5-397b-a17b",
+    ):
         assert name not in hybrid, name
     assert "llama-3.3-nemotron-super-49b" not in hybrid  # NAS blocks: modelled (simulator/config_nas.py)
     for name in ("deepseek-v4-flash", "deepseek-v4-pro", "minimax-m3"):

@@ -186,16 +186,15 @@ def family_status(cfg: dict[str, Any]) -> str:
     parts: list[str] = []
     for view in _views(cfg):
         mt = str(view.get("model_type", ""))
-        layer_types = view.get("layer_types") or []
-        if (
-            mt in {"qwen3_next"}
-            or mt.startswith("qwen3_5")
-            or "linear_attention" in layer_types
-            or ("full_attention_interval" in view and "linear_num_key_heads" in view)
+        # Gated DeltaNet (Qwen3-Next, Qwen3.5/3.6) and Kimi Delta Attention (Kimi-Linear) are modelled;
+        # Kimi-K3 adds keys the simulator refuses by name
+        for key, feature in (
+            ("attn_res_block_size", "block attention residuals (attn_res_block_size)"),
+            ("routed_expert_hidden_size", "latent MoE experts (routed_expert_hidden_size)"),
+            ("mla_use_output_gate", "MLA output gate (mla_use_output_gate)"),
         ):
-            parts.append("linear attention (Gated DeltaNet layers)")
-        if mt == "kimi_linear" or "linear_attn_config" in view:
-            parts.append("linear attention (Kimi Delta Attention layers)")
+            if mt == "kimi_linear" and view.get(key):
+                parts.append(feature)
         blocks = view.get("layers_block_type") or []
         pattern = view.get("hybrid_override_pattern") or ""
         # nemotron_h (Mamba-2 blocks) is modelled (simulator/config_hybrid.py); other Mamba patterns are not

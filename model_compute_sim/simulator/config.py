@@ -31,6 +31,13 @@ from model_compute_sim.simulator.config_read import (
     _opt_int,
     _per_layer,
 )
+from model_compute_sim.simulator.linear_attention_config import (
+    GDN_TYPES,
+    LINEAR_MODEL_TYPES,
+    linear_layers,
+    linear_spec,
+    without_linear_keys,
+)
 from model_compute_sim.simulator.spec import (
     AttentionSpec,
     IndexerSpec,
@@ -82,6 +89,7 @@ KNOWN_MODEL_TYPES = frozenset(
         "qwen3_vl_moe",
         "qwen3_vl_moe_text",
         "gemma",  # Gemma-1: a llama layout with a gated GeLU (GeGLU) MLP
+        *LINEAR_MODEL_TYPES,
         *HYBRID_FAMILIES,
         *NAS_TYPES,
         *DSV4_TYPES,
@@ -90,15 +98,7 @@ KNOWN_MODEL_TYPES = frozenset(
 )
 
 # families whose mixers are not modelled yet (a later issue): name the feature plainly
-HYBRID_MODEL_TYPES: dict[str, str] = {
-    "qwen3_next": "linear attention (Gated DeltaNet) layers",
-    "qwen3_5": "linear attention (Gated DeltaNet) layers",
-    "qwen3_5_text": "linear attention (Gated DeltaNet) layers",
-    "qwen3_5_moe": "linear attention (Gated DeltaNet) layers",
-    "qwen3_5_moe_text": "linear attention (Gated DeltaNet) layers",
-    "kimi_linear": "linear attention (Kimi Delta Attention) layers",
-    "kimi_k3": "linear attention (Kimi Delta Attention) layers",
-}
+HYBRID_MODEL_TYPES: dict[str, str] = {}
 
 MAX_LAYERS = 4096  # 30x the deepest published decoder
 
@@ -273,6 +273,14 @@ def _step_gate_dim(cfg: Config, head_dim: int) -> int:
     return head_dim if gating else 0
 
 
+def _output_gate_dim(cfg: Config, model_type: str, head_dim: int) -> int:
+    if model_type in STEP_TYPES:
+        return _step_gate_dim(cfg, head_dim)
+    if model_type in GDN_TYPES:  # q_proj emits the query and a per-element sigmoid gate (2 * h * d)
+        return head_dim
+    return 0
+
+
 def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[AttentionSpec]:
     heads = _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads")
     kv_heads = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads", default=heads)
@@ -331,6 +339,7 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
             "minimax_m2",
             *STEP_TYPES,
             *GEMMA4_TYPES,
+            *GDN_TYPES,
         )
         or _bool(cfg, "use_qk_norm")
         or _bool(cfg, "qk_layernorm")
@@ -376,7 +385,7 @@ def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[
                 or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
                 or (w is None and _bool(cfg, "add_full_attention_sink_bias")),
                 k_eq_v=k_eq_v,
-                output_gate_dim=_step_gate_dim(cfg, d) if model_type in STEP_TYPES else 0,
+                output_gate_dim=_output_gate_dim(cfg, model_type, d),
                 chunk=chunks[i],
             )
         )
@@ -397,7 +406,9 @@ def _refuse_unmodelled(cfg: Config, model_type: str, outer_type: str, name: str 
             )
     # the hybrid families' readers (config_hybrid.py) understand their own pattern and SSM keys
     understood = config_hybrid.UNDERSTOOD_KEYS.get(model_type, frozenset())
-    K.check_unmodelled_keys(cfg, name, understood | K.FAMILY_HANDLED_KEYS.get(model_type, frozenset()))
+    # the linear-attention families read their own keys (linear_attention_config.py)
+    checked = without_linear_keys(cfg) if model_type in LINEAR_MODEL_TYPES else cfg
+    K.check_unmodelled_keys(checked, name, understood | K.FAMILY_HANDLED_KEYS.get(model_type, frozenset()))
 
 
 def _layers(
@@ -413,6 +424,11 @@ def _layers(
         attn = msa_mixers(cfg, attn)
     moes = moe_specs(cfg, model_type, hidden, gated, n)
     moe_flags = moe_layers(cfg, n, max((m.experts for m in moes if m is not None), default=0))
+    if model_type in ("qwen3_5_moe", "qwen3_5_moe_text") and moes[0] is not None:
+        moe_flags = [True] * n  # Qwen3_5MoeDecoderLayer: every layer is MoE
+    if model_type in LINEAR_MODEL_TYPES:  # a linear-attention mixer on the layers the pattern marks
+        la = linear_spec(cfg, model_type)
+        attn = [la if lin else a for lin, a in zip(linear_layers(cfg, model_type, n), attn, strict=True)]
     if any(f and m is None for f, m in zip(moe_flags, moes, strict=True)):
         raise ConfigError("a MoE layer has no experts in its per-layer expert list; which FFN it runs is not said")
     dense: MlpSpec | None = None

@@ -32,6 +32,7 @@ FIRST_K_DENSE_DEFAULT = {
     "kimi_k2": 3,
     "glm_moe_dsa": 3,
     "glm4_moe": 1,
+    "kimi_linear": 1,
     "step3p7": 3,
     "step3p5": 3,
 }
@@ -42,7 +43,10 @@ N_SHARED_DEFAULT = {
     "kimi_k2": 1,
     "glm_moe_dsa": 1,
     "glm4_moe": 1,
+    "kimi_linear": 1,
 }
+# a shared expert of `shared_expert_intermediate_size` behind a sigmoid gate H -> 1
+QWEN_GATED_SHARED = ("qwen2_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text")
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
 # the spellings of "experts per token" across families (transformers 5.24 config classes and released configs)
 TOP_K_KEYS = (
@@ -127,7 +131,7 @@ def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> M
     n_shared = _opt_int(cfg, "n_shared_experts", "num_shared_experts", "moe_num_shared_experts")
     if n_shared is None:
         n_shared = 0 if "n_shared_experts" in cfg else N_SHARED_DEFAULT.get(model_type, 0)
-    if model_type == "qwen2_moe":
+    if model_type in QWEN_GATED_SHARED:
         shared = _int(cfg, "shared_expert_intermediate_size", default=0, minimum=0)
     elif model_type in ("llama4", "llama4_text"):
         shared = inter  # one shared expert of the routed width
@@ -144,5 +148,5 @@ def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> M
         expert_bias=model_type == "gpt_oss",
         router_bias=model_type == "gpt_oss",
         shared_intermediate=shared,
-        shared_gate=model_type == "qwen2_moe" and shared > 0,
+        shared_gate=model_type in QWEN_GATED_SHARED and shared > 0,
     )

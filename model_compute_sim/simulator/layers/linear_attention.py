@@ -1,0 +1,253 @@
+"""Delta-rule linear-attention mixers: Gated DeltaNet (Qwen3-Next, Qwen3.5/3.6) and Kimi Delta Attention
+(Kimi-Linear).
+
+Sharded as vLLM / SGLang shard them (qwen3_next.py, kimi_linear.py): the in-projections are column-parallel
+by heads (KDA's rank-r gate down-projections f_a / g_a are replicated), the short convolution, the core and
+the recurrent state are split by heads, out_proj / o_proj is row-parallel and followed by an all-reduce.
+Sequences with one new token over a cached state run the fused recurrent update (element-wise), the rest the
+fla chunked kernels (tensor cores). The state is this layer's cache; its reads and writes are the
+`kv_read_bytes` / `kv_write_bytes` of the conv and core ops. Formulas and sources: linear_attention_formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from model_compute_sim.errors import ParallelismError
+from model_compute_sim.simulator import formulas as F
+from model_compute_sim.simulator import linear_attention_formulas as LF
+from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
+
+PROJ = "linear_attention_proj"
+CORE = "linear_attention_core"
+
+
+@dataclass(frozen=True)
+class LinearAttentionSpec:
+    """One delta-rule linear-attention mixer. `projections` are the H -> width input projections as the
+    checkpoint names them (Qwen3-Next fuses q|k|v|z and b|a, Qwen3.5 splits them); KDA adds low-rank
+    forget and output gates of `gate_rank`."""
+
+    kind: Literal["gated_deltanet", "kimi_delta_attention"]
+    k_heads: int
+    v_heads: int
+    head_k_dim: int
+    head_v_dim: int
+    conv_kernel: int
+    projections: tuple[tuple[str, int], ...]
+    gate_rank: int = 0  # KDA: f_a/f_b (forget gate) and g_a/g_b (output gate) through this rank
+    state_dtype: str = "bf16"  # recurrent state (Qwen3.5: config mamba_ssm_dtype float32)
+
+    @property
+    def label(self) -> str:
+        return "gdn" if self.kind == "gated_deltanet" else "kda"
+
+    @property
+    def key_dim(self) -> int:
+        return self.k_heads * self.head_k_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.v_heads * self.head_v_dim
+
+    @property
+    def conv_channels(self) -> int:
+        """q, k and v go through the short convolution."""
+        return 2 * self.key_dim + self.value_dim
+
+    @property
+    def per_channel_decay(self) -> bool:
+        return self.kind == "kimi_delta_attention"
+
+
+def recurrent(g: SeqGroup) -> bool:
+    """vLLM's split: one new token over a cached state runs the fused recurrent update."""
+    return g.q == 1 and g.c > 0
+
+
+def linear_attention_params(la: LinearAttentionSpec, hidden: int, tp: int = 1) -> int:
+    """Weights of one mixer on one tp rank (tp=1: the whole layer); KDA's gate down-projections are whole."""
+    proj = sum(hidden * (width // tp) for _, width in la.projections)
+    gates = 2 * (hidden * la.gate_rank + la.gate_rank * la.value_dim // tp) if la.gate_rank else 0
+    conv = la.conv_channels // tp * la.conv_kernel
+    # A_log and dt_bias per value head (KDA: dt_bias per channel), the gated norm's weight
+    small = 2 * la.v_heads // tp + (la.value_dim // tp if la.per_channel_decay else 0) + la.head_v_dim
+    return proj + gates + conv + la.value_dim // tp * hidden + small
+
+
+def linear_state_bytes(la: LinearAttentionSpec, tp: int, conv_bytes: float) -> float:
+    """Recurrent state (v_heads x dk x dv in the state dtype) plus the conv state of one sequence, one layer,
+    one tp rank; constant in the context length."""
+    state = LF.state_elements(la.v_heads // tp, la.head_k_dim, la.head_v_dim) * DTYPE_BYTES[la.state_dtype]
+    return state + LF.conv_state_elements(la.conv_channels // tp, la.conv_kernel) * conv_bytes
+
+
+def _dtype(b: BuilderBase) -> str:
+    return b.spec.attention_weight_dtype or b.opts.attention_weight_dtype
+
+
+def _projections(b: BuilderBase, la: LinearAttentionSpec, col: str) -> list[Op]:
+    tp, T, H = b.shard.tp, b.T, b.H
+    ops = [b.gemm(name, PROJ, T, H, width // tp, col, weight_dtype=_dtype(b)) for name, width in la.projections]
+    if la.gate_rank:  # KDA: forget gate and output gate through rank r (down-projection replicated)
+        r = la.gate_rank
+        for down, up in (("f_a_proj", "f_b_proj"), ("g_a_proj", "g_b_proj")):
+            ops.append(b.gemm(down, PROJ, T, H, r, "replicated", weight_dtype=_dtype(b)))
+            ops.append(b.gemm(up, PROJ, T, r, la.value_dim // tp, col, weight_dtype=_dtype(b)))
+    return ops
+
+
+def _short_conv(b: BuilderBase, la: LinearAttentionSpec) -> Op:
+    T, K, tp = b.T, la.conv_kernel, b.shard.tp
+    channels = la.conv_channels // tp
+    # per channel and new token: kernel multiply-adds (formulas: short_conv_flops), then silu
+    op = b.vector(
+        "short_conv",
+        CORE,
+        "conv",
+        T * channels,
+        LF.short_conv_flops(1, 1, K) + LF.CONV_ACT_FLOPS_PER_ELEMENT,
+        weight_params=channels * K,
+        width=channels,
+        note=f"depthwise causal conv1d, kernel {K}, over {channels} q|k|v channels, then silu "
+        "(causal_conv1d: one output per new token; conv state of kernel-1 tokens per sequence)",
+    )
+    state = float(LF.conv_state_elements(channels, K)) * b.a
+    op.kv_read_bytes = sum(g.count for g in b.wl.groups if g.c > 0) * state
+    op.kv_write_bytes = b.wl.sequences * state
+    op.sharding = f"channels /{tp}" if tp > 1 else "replicated"
+    return op
+
+
+def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
+    tp = b.shard.tp
+    hv, hk, dk, dv = la.v_heads // tp, la.k_heads // tp, la.head_k_dim, la.head_v_dim
+    split = {
+        "chunked": [g for g in b.wl.groups if not recurrent(g)],
+        "recurrent": [g for g in b.wl.groups if recurrent(g)],
+    }
+    state = float(LF.state_elements(hv, dk, dv)) * DTYPE_BYTES[la.state_dtype]
+    ops: list[Op] = []
+    for name, groups in split.items():
+        if not groups:
+            continue
+        tokens = sum(g.tokens for g in groups)
+        if name == "chunked":
+            flops = hv * sum(g.count * LF.chunked_core_flops(g.q, dk, dv, la.per_channel_decay) for g in groups)
+            vec = hv * sum(g.count * LF.chunked_core_vector_flops(g.q, dk, dv, la.per_channel_decay) for g in groups)
+            note = "fla chunked kernels, 64-token chunks (kkt, solve_tril, wy_fast, chunk_delta_h, chunk_o)"
+        else:
+            flops, vec = 0, hv * LF.recurrent_flops(tokens, dk, dv)
+            note = "fused recurrent update, element-wise: 7*dk*dv FLOPs per token and value head"
+        ops.append(
+            Op(
+                name=f"linear_attention_{name}" if all(split.values()) else "linear_attention",
+                category=CORE,
+                kind="attention" if flops else "elementwise",
+                flops=flops,
+                vector_flops=vec,
+                act_read_bytes=float(tokens) * (hk * dk * 2 + hv * dv + hv * 2) * b.a,
+                act_write_bytes=float(tokens) * hv * dv * b.a,
+                kv_read_bytes=sum(g.count for g in groups if g.c > 0) * state,
+                kv_write_bytes=sum(g.count for g in groups) * state,
+                shape_in=[[tokens, hk, dk], [tokens, hv, dv], [sum(g.count for g in groups), hv, dk, dv]],
+                shape_out=[tokens, hv, dv],
+                sharding=f"heads /{tp}" if tp > 1 else "replicated",
+                peak_dtype=("fp16" if b.opts.dtype == "fp16" else "bf16") if flops else "vector",
+                note=f"{note}; recurrent state {hv}x{dk}x{dv} per sequence ({la.state_dtype})",
+            )
+        )
+    return ops
+
+
+def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
+    tp, T = b.shard.tp, b.T
+    hv, hk = la.v_heads // tp, la.k_heads // tp
+    col, row = (f"column /{tp}", f"row /{tp}") if tp > 1 else ("replicated", "replicated")
+    ops = _projections(b, la, col)
+    ops.append(_short_conv(b, la))
+    gate_elems = T * hv * (la.head_k_dim if la.per_channel_decay else 1)
+    ops.append(
+        b.vector(
+            "decay_beta_gates",
+            "elementwise",
+            "elementwise",
+            gate_elems + T * hv,
+            8,
+            reads=2,
+            note="g = -exp(A_log) * softplus(a + dt_bias) (KDA: per key channel), beta = sigmoid(b)",
+        )
+    )
+    ops.append(b.vector("qk_l2norm", "norm", "norm", T * hk * la.head_k_dim * 2, F.RMSNORM_FLOPS_PER_ELEMENT))
+    ops += _core(b, la)
+    ops.append(
+        b.vector(
+            "gated_rmsnorm",
+            "norm",
+            "norm",
+            T * hv * la.head_v_dim,
+            LF.GATED_NORM_FLOPS_PER_ELEMENT,
+            reads=2,
+            weight_params=la.head_v_dim,
+            note="RMSNorm over head_v_dim times act(gate) (GDN: silu(z), KDA: sigmoid(g_b(g_a(x))))",
+        )
+    )
+    out = "out_proj" if la.kind == "gated_deltanet" else "o_proj"
+    ops.append(b.gemm(out, PROJ, T, hv * la.head_v_dim, b.H, row, weight_dtype=_dtype(b)))
+    if b.shard.per_gpu and tp > 1:
+        ops.append(b.allreduce("linear_attn_allreduce", T, tp))
+    return ops
+
+
+class _LinearAttention(LayerKind[LinearAttentionSpec]):
+    """Shared by both delta-rule kinds (one registration per `LinearAttentionSpec.kind`)."""
+
+    role = "mixer"
+
+    def ops(self, b: BuilderBase, spec: LinearAttentionSpec) -> list[Op]:
+        return linear_attention_ops(b, spec)
+
+    def params(self, spec: LinearAttentionSpec, hidden: int) -> tuple[int, int]:
+        n = linear_attention_params(spec, hidden)
+        return n, n
+
+    def weight_bytes(self, spec: LinearAttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        return linear_attention_params(spec, hidden, shard.tp) * DTYPE_BYTES[opts.attention_weight_dtype]
+
+    def cache(self, spec: LinearAttentionSpec, shard: Shard, opts: Options) -> Cache:
+        return Cache(state_bytes=linear_state_bytes(spec, shard.tp, opts.act_bytes))
+
+    def check_sharding(self, spec: LinearAttentionSpec, shard: Shard) -> None:
+        """Engines split the key and the value heads of a linear-attention layer over the tp ranks."""
+        tp = shard.tp
+        for what, heads in (("key", spec.k_heads), ("value", spec.v_heads)):
+            if heads % tp:
+                valid = [d for d in range(1, heads + 1) if spec.k_heads % d == 0 and spec.v_heads % d == 0]
+                raise ParallelismError(
+                    f"tp={tp} does not divide the {heads} linear-attention {what} heads; valid tp: {valid}"
+                )
+
+    def describe(self, specs: Sequence[LinearAttentionSpec], layers: int) -> str:
+        s = specs[0]
+        name = "Gated DeltaNet" if s.kind == "gated_deltanet" else "Kimi Delta Attention"
+        return (
+            f"{name} on {len(specs)} of {layers} layers: {s.k_heads} key / {s.v_heads} value heads, "
+            f"dk {s.head_k_dim}, dv {s.head_v_dim}, conv {s.conv_kernel}, state {s.state_dtype}"
+        )
+
+    def assumptions(self, specs: Sequence[LinearAttentionSpec], opts: Options) -> list[str]:
+        return LF.linear_attention_assumptions(specs[0].kind, specs[0].state_dtype)
+
+
+@register
+class GatedDeltaNet(_LinearAttention):
+    kind = "gated_deltanet"
+
+
+@register
+class KimiDeltaAttention(_LinearAttention):
+    kind = "kimi_delta_attention"
