@@ -110,9 +110,7 @@ def test_supported_entries_have_core_keys() -> None:
 
 def test_hybrid_families_are_flagged() -> None:
     hybrid = {m.name for m in load_models() if not m.supported}
-    for name in (
-        "kimi-k3",
-    ):
+    for name in ("kimi-k3",):
         assert name in hybrid, name
     for name in (
         "nemotron-3-super-120b-a12b",
