@@ -195,6 +195,7 @@ def _rows(st: list[KernelRec], al: StepAlignment | None, layer: int | None) -> l
             continue
         cat = (t.category if t is not None else None) or kernel_fallback_category(k.name, "kernel")
         row = KernelRowDraft(_short(k.name), cat, k.kernel_class, k.dur, lyr, k.ts)
+        row.gpu_index = k.key
         if t is not None:
             row.ops = list(dict.fromkeys(t.ops))
             row.flops = float(t.flops)

@@ -147,12 +147,12 @@ def select_step(steps: list[Step], step: int | None) -> Step | None:
 def analyse(trace: Trace, capture: Trace | None, step: int | None) -> TraceAnalysis:
     """Build the flow, find the steps, select the step window, count ops and classify kernels."""
     flow = build_flow(trace, capture)
-    steps = find_steps(trace.ops)
+    steps = find_steps(trace.ops, trace.python)
     window = select_step(steps, step)
     lo, hi = (window.ts_us, window.end_us) if window else (float("-inf"), float("inf"))
     ann_names = list(window.names) if window else [n for s in steps for n in s.names]
     if capture is not None:
-        ann_names += [n for s in find_steps(capture.ops) for n in s.names]
+        ann_names += [n for s in find_steps(capture.ops, capture.python) for n in s.names]
     sp = step_pairs(ann_names)
     selected = {i for i, o in enumerate(trace.ops) if lo <= o.ts <= hi} if window else None
     status = _op_status(flow, sp, selected)

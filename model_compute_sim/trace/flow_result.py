@@ -11,41 +11,41 @@ from model_compute_sim.page import Page
 
 class KernelMfuRow(BaseModel):
     name: str
-    category: str = Field(description="trace mode: simulator op category; kernel-flow mode: the input's category")
-    kernel_category: str = Field(description="trace mode: class from the kernel name; flow mode: template op group")
+    category: str = Field(description="simulator op category (kernel-flow mode: the input's)")
+    kernel_category: str = Field(description="kernel class (flow mode: template op group)")
     layer: int | None = None
-    count: int = Field(1, description="kernel instances in this row (trace mode without `layer` groups by name)")
+    count: int = Field(1, description="kernel instances in the row")
     ts_us: float | None = None
-    dur_us: float = Field(description="summed duration of the row's kernel instances")
-    ops: list[str] = Field(default_factory=list, description="op(s) the kernel implements or was launched by")
-    attributed: bool = Field(description="mapped to a modelled op (trace: an op with a category or FLOPs)")
+    dur_us: float = Field(description="summed over the row's instances")
+    ops: list[str] = Field(default_factory=list, description="ops the kernel implements or was launched by")
+    attributed: bool = Field(description="tied to a modelled op")
     flops: float = 0.0
     bytes: float = 0.0
     achieved_tflops: float | None = None
     achieved_tb_per_s: float | None = None
     mfu_pct: float | None = None
-    peak_dtype: str | None = Field(None, description="peak used for MFU: bf16, fp8, fp4, ...; 'comm' = link bandwidth")
-    mbu_pct: float | None = Field(None, description="vs HBM bandwidth; for 'comm' rows vs the scale-up link")
-    share_pct: float = Field(description="share of totals.kernel_time_us")
+    peak_dtype: str | None = Field(None, description="peak for MFU (bf16, fp8, ...; 'comm': link)")
+    mbu_pct: float | None = Field(None, description="vs HBM bandwidth ('comm' rows: scale-up link)")
+    share_pct: float = Field(description="of totals.kernel_time_us")
     flags: list[str] = Field(default_factory=list)
 
 
 class KernelTotals(BaseModel):
-    kernel_time_us: float = Field(description="sum of all kernel rows (every page)")
-    attributed_time_us: float = Field(description="rows with attributed=true")
+    kernel_time_us: float = Field(description="all rows, every page")
+    attributed_time_us: float
     unattributed_time_us: float
     kernels: int
     flops: float
     bytes: float
     memcpy_memset_time_us: float = 0.0
-    wall_time_us: float | None = Field(None, description="measured_ms, else the GPU span of the analysed kernels")
+    wall_time_us: float | None = Field(None, description="measured_ms, else the steps' GPU spans")
     wall_time_source: str | None = None
-    peak_tflops: float = Field(description="dense peak of `dtype` used for the overall MFU")
+    peak_tflops: float = Field(description="dense peak of dtype")
     peak_dtype: str
     memory_bandwidth_gb_per_s: float
-    mfu_pct: float | None = Field(None, description="flops / (wall time x peak of dtype)")
+    mfu_pct: float | None = Field(None, description="flops / (wall x peak)")
     mbu_pct: float | None = None
-    kernel_time_mfu_pct: float | None = Field(None, description="flops / (kernel_time x peak of dtype)")
+    kernel_time_mfu_pct: float | None = Field(None, description="flops / (kernel_time x peak)")
     flags: list[str] = Field(default_factory=list)
 
 
@@ -65,8 +65,20 @@ class KernelCategoryMfu(BaseModel):
 class HeadroomRow(BaseModel):
     category: str
     time_us: float
-    utilisation_pct: float = Field(description="max(MFU, MBU) of the category, at most 100")
+    utilisation_pct: float = Field(description="max(MFU, MBU), at most 100")
     headroom_us: float = Field(description="time_us * (1 - utilisation_pct/100)")
+
+
+class StepReport(BaseModel):
+    step: int | None
+    name: str
+    kernels: int
+    span_us: float | None
+    idle_us: float
+    comm_us: float
+    comm_overlap_us: float
+    flops: int
+    mfu_pct: float | None
 
 
 class Untied(BaseModel):
@@ -120,6 +132,8 @@ class KernelFlowResult(BaseModel):
     kernels: list[KernelMfuRow]
     page: Page
     steps: list[AlignedStep] | None = None
+    engine_steps: list[StepReport] | None = None
+    headroom_unmeasured: dict[str, float] = Field(default_factory=dict)  # category -> us, MFU/MBU unknown
     assumptions: list[str]
 
 

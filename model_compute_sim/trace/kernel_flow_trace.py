@@ -23,6 +23,7 @@ from model_compute_sim.trace.kernel_rows import NAME_WIDTH, PREC_PEAK, KernelRow
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.op_flops import GEMM_OPS, op_flops
+from model_compute_sim.trace.step_report import analysed_span_us, step_reports
 
 _TORCH_DTYPE = {
     "c10::BFloat16": "bf16",
@@ -204,6 +205,7 @@ def _trace_rows(ctx: TraceAnalysis, dev: MfuDevice, layer: int | None) -> list[K
             continue
         g = gpu[x.k]
         row = KernelRowDraft(short_name(g.name, NAME_WIDTH), x.category, kcats[i], g.dur, x.layer, g.ts)
+        row.gpu_index = x.k
         if x.bytes_key is not None:
             fl = flow.capture if x.bytes_key[0] == "capture" else flow
             assert fl is not None
@@ -220,7 +222,7 @@ def _trace_rows(ctx: TraceAnalysis, dev: MfuDevice, layer: int | None) -> list[K
         row.ops = list(dict.fromkeys(names))
         row.attributed = bool(names) and (x.category != "other" or row.flops > 0)
         rows.append(row)
-    return rows if layer is not None else _group_rows(rows)
+    return rows
 
 
 def _kernel_peak_dtype(name: str, kcat: str, fallback: str) -> str:
@@ -281,12 +283,7 @@ def trace_mode(
         if layer is None
         else f"Rows are the kernels of layer {layer} in time order.",
     ]
-    span = _gpu_span(ctx, layer)
-    mem = sum(g.dur for k, g in enumerate(trace.gpu) if g.kind != KERNEL and kernel_in_window(ctx, k))
-    step_name = ctx.window.name[:120] if ctx.window else None
-    res = finish_result("trace", rows, dev, None, layer, step_name, measured_ms, None, limit, offset, assumptions, span)
-    res.totals.memcpy_memset_time_us = round(mem, 3)
-    return res
+    return _finish(ctx, dev, rows, layer, None, measured_ms, limit, offset, assumptions)
 
 
 def _aligned_result(
@@ -314,31 +311,45 @@ def _aligned_result(
         else f"Rows are the kernels of layer {layer} in time order.",
         shapes_line(al.steps),
     ]
-    rows = al.rows if layer is not None else _group_rows(al.rows)
-    span = _gpu_span(ctx, None) if layer is None else _row_span(al.rows)
+    res = _finish(ctx, dev, al.rows, layer, al.model, measured_ms, limit, offset, assumptions)
+    res.steps = al.steps
+    return res
+
+
+def _finish(
+    ctx: TraceAnalysis,
+    dev: MfuDevice,
+    rows: list[KernelRowDraft],
+    layer: int | None,
+    model: str | None,
+    measured_ms: float | None,
+    limit: int,
+    offset: int,
+    assumptions: list[str],
+) -> KernelFlowResult:
+    """Per-kernel rows -> result: grouped rows (no layer), engine-step reports, wall time = the steps' spans."""
+    reports = None
+    if layer is None:
+        flops = {r.gpu_index: r.flops for r in rows if r.gpu_index is not None}
+        reports = step_reports(ctx, flops, dev.peak(dev.dtype)[0])
+        span = analysed_span_us(reports)
+        shown = _group_rows(rows)
+        assumptions.append(
+            "Wall time = the sum of the engine steps' GPU spans (stray kernels > 1 ms off a step's edge left out)."
+        )
+    else:
+        span = _row_span(rows)
+        shown = rows
     mem = sum(g.dur for k, g in enumerate(ctx.trace.gpu) if g.kind != KERNEL and kernel_in_window(ctx, k))
     step_name = ctx.window.name[:120] if ctx.window else None
     res = finish_result(
-        "trace", rows, dev, al.model, layer, step_name, measured_ms, None, limit, offset, assumptions, span
+        "trace", shown, dev, model, layer, step_name, measured_ms, None, limit, offset, assumptions, span
     )
     res.totals.memcpy_memset_time_us = round(mem, 3)
-    res.steps = al.steps
+    res.engine_steps = reports
     return res
 
 
 def _row_span(rows: list[KernelRowDraft]) -> float | None:
     ts = [(r.ts_us, r.ts_us + r.dur_us) for r in rows if r.ts_us is not None]
     return max(b for _, b in ts) - min(a for a, _ in ts) if ts else None
-
-
-def _gpu_span(ctx: TraceAnalysis, layer: int | None) -> float | None:
-    lo, hi = float("inf"), float("-inf")
-    for x in classify_kernels(ctx) if layer is not None else ():
-        if x.layer == layer:
-            g = ctx.trace.gpu[x.k]
-            lo, hi = min(lo, g.ts), max(hi, g.ts + g.dur)
-    if layer is None:
-        for k, g in enumerate(ctx.trace.gpu):
-            if g.kind == KERNEL and kernel_in_window(ctx, k):
-                lo, hi = min(lo, g.ts), max(hi, g.ts + g.dur)
-    return hi - lo if hi > lo else None

@@ -21,7 +21,10 @@ from model_compute_sim.trace.flow_result import (
 PREC_PEAK = {"mxfp4": "fp4", "fp8": "fp8", "int8": "int8", "bf16": "bf16", "fp16": "fp16", "tf32": "tf32"}
 PREC_PEAK["fp32"] = "fp32"
 NAME_WIDTH = 64
-HEADROOM_FORMULA = "headroom_us = time_us * (1 - min(100, max(MFU, MBU))/100) per category, ranked"
+HEADROOM_FORMULA = (
+    "headroom_us = time_us * (1 - min(100, max(MFU, MBU))/100) per category over kernels with a known MFU or "
+    "MBU, ranked (the rest is in headroom_unmeasured)"
+)
 
 
 @dataclass(slots=True)
@@ -38,6 +41,7 @@ class KernelRowDraft:
     bytes: float = 0.0
     peak_dtype: str | None = None  # None: no FLOPs; "comm": link bandwidth
     attributed: bool | None = None  # None: attributed when `ops` is not empty
+    gpu_index: int | None = None  # trace mode: the kernel's index in Trace.gpu (one kernel per row)
 
 
 @dataclass(slots=True)
@@ -115,8 +119,12 @@ def _ideal_us(row: KernelMfuRow) -> tuple[float, float]:
     return c, m
 
 
-def _by_category(rows: list[KernelMfuRow], total: float) -> tuple[list[KernelCategoryMfu], list[HeadroomRow]]:
-    acc: dict[str, list[float]] = defaultdict(lambda: [0.0] * 7)
+def _by_category(
+    rows: list[KernelMfuRow], total: float
+) -> tuple[list[KernelCategoryMfu], list[HeadroomRow], dict[str, float]]:
+    """Per-category sums, the headroom ranking over kernels with a measured MFU or MBU, and the time
+    whose utilisation is unknown (kept out of the ranking, never counted as 0% utilisation)."""
+    acc: dict[str, list[float]] = defaultdict(lambda: [0.0] * 8)
     for r in rows:
         a = acc[r.category]
         c, m = _ideal_us(r)
@@ -127,9 +135,11 @@ def _by_category(rows: list[KernelMfuRow], total: float) -> tuple[list[KernelCat
         a[4] += r.bytes
         a[5] += c
         a[6] += m
+        a[7] += r.dur_us if (r.mfu_pct is not None or r.mbu_pct is not None) else 0.0
     cats: list[KernelCategoryMfu] = []
     head: list[HeadroomRow] = []
-    for cat, (t, n, att, fl, by, c, m) in sorted(acc.items(), key=lambda kv: -kv[1][0]):
+    unknown: dict[str, float] = {}
+    for cat, (t, n, att, fl, by, c, m, mt) in sorted(acc.items(), key=lambda kv: -kv[1][0]):
         mfu = c * 100.0 / t if t and fl else None
         mbu = m * 100.0 / t if t and by else None
         cats.append(
@@ -146,17 +156,21 @@ def _by_category(rows: list[KernelMfuRow], total: float) -> tuple[list[KernelCat
                 share_pct=round(t * 100.0 / total, 3) if total else 0.0,
             )
         )
-        util = min(100.0, max(mfu or 0.0, mbu or 0.0))
-        head.append(
-            HeadroomRow(
-                category=cat,
-                time_us=round(t, 3),
-                utilisation_pct=round(util, 3),
-                headroom_us=round(t * (1 - util / 100.0), 3),
+        if mt > 0:
+            util = min(100.0, max(c, m) * 100.0 / mt)
+            head.append(
+                HeadroomRow(
+                    category=cat,
+                    time_us=round(mt, 3),
+                    utilisation_pct=round(util, 3),
+                    headroom_us=round(mt * (1 - util / 100.0), 3),
+                )
             )
-        )
+        if t - mt > 1e-9:
+            unknown[cat] = round(t - mt, 3)
     head.sort(key=lambda h: -h.headroom_us)
-    return cats, head
+    unknown = dict(sorted(unknown.items(), key=lambda kv: -kv[1]))
+    return cats, head, unknown
 
 
 def finish_result(
@@ -175,7 +189,7 @@ def finish_result(
 ) -> KernelFlowResult:
     total = sum(r.dur_us for r in rows)
     out = [_row_metrics(r, dev, total) for r in rows]
-    cats, head = _by_category(out, total)
+    cats, head, unknown = _by_category(out, total)
     unattributed = sum(r.dur_us for r in out if not r.attributed)
     flops = sum(r.flops for r in rows)
     by = sum(r.bytes for r in rows)
@@ -186,7 +200,7 @@ def finish_result(
     num = forward_flops if (forward_flops is not None and measured_ms) else flops
     if forward_flops is not None and measured_ms:
         assumptions.append("totals.mfu_pct = the template's whole-forward per-GPU FLOPs / (measured_ms x peak).")
-    mfu = num / (wall * 1e-6) / (peak * 1e12) * 100.0 if wall and peak else None
+    mfu = num / (wall * 1e-6) / (peak * 1e12) * 100.0 if wall and peak and num else None
     mbu = by / (wall * 1e-6) / (bw * 1e9) * 100.0 if wall and by and forward_flops is None else None
     kmfu = flops / (total * 1e-6) / (peak * 1e12) * 100.0 if total and peak and flops else None
     flags = (
@@ -226,5 +240,6 @@ def finish_result(
         headroom=head,
         kernels=out[offset : offset + limit],
         page=make_page(n, offset, limit),
+        headroom_unmeasured=unknown,
         assumptions=assumptions,
     )

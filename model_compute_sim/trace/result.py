@@ -9,13 +9,13 @@ from model_compute_sim.trace.flow_result import TraceAlignment
 
 
 class Totals(BaseModel):
-    flops: int = Field(description="GEMM + attention FLOPs of the ops counted in the trace (leaf ops only)")
+    flops: int = Field(description="GEMM + attention FLOPs of the leaf ops counted")
     gemm_flops: int
     attention_flops: int
-    gpu_time_us: float = Field(description="sum of kernel durations (memcpy/memset excluded)")
+    gpu_time_us: float = Field(description="sum of kernel durations (no memcpy/memset)")
     kernels: int = Field(description="number of kernel events")
     memcpy_memset_time_us: float
-    ops: int = Field(description="number of CPU ops (cpu_op) in the analysed window")
+    ops: int = Field(description="CPU ops in the window")
 
 
 class Coverage(BaseModel):
@@ -23,7 +23,7 @@ class Coverage(BaseModel):
 
     linked_to_op_with_flops: float
     linked_to_op: float
-    linked_to_launch_only: float = Field(description="launch found but no CPU op (e.g. graph replays)")
+    linked_to_launch_only: float = Field(description="launch but no CPU op (graph replays)")
     unlinked: float = Field(description="no launch and no op in the window (orphans)")
 
 
@@ -31,7 +31,7 @@ class CategoryRow(BaseModel):
     category: str
     flops: int
     gpu_time_us: float
-    count: int = Field(description="ops counted for FLOPs plus kernels linked to this category")
+    count: int = Field(description="ops counted plus kernels in the category")
 
 
 class LayerRow(BaseModel):
@@ -44,9 +44,7 @@ class KernelCategoryRow(BaseModel):
     category: str
     gpu_time_us: float
     count: int
-    precision: dict[str, float] = Field(
-        default_factory=dict, description="gpu_time_us by compute precision read from kernel names"
-    )
+    precision: dict[str, float] = Field(default_factory=dict, description="gpu_time_us by precision from kernel names")
 
 
 class KernelRow(BaseModel):
@@ -55,7 +53,7 @@ class KernelRow(BaseModel):
     precision: str | None
     count: int
     gpu_time_us: float
-    ts_us: float = Field(description="start of the longest instance (Perfetto time)")
+    ts_us: float = Field(description="start of the longest instance")
     dur_us: float
     op: str | None
     op_category: str | None

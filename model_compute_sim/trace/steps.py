@@ -3,8 +3,10 @@
 Step annotations (CPU `user_annotation` ranges): `ProfilerStep#N`, vLLM's `execute_...` and SGLang's
 `step[...]`. Nested annotations describe one step (SGLang writes `step[EXTEND ...]` inside vLLM-style
 `execute_...`), so an annotation holding exactly one step annotation is merged with it; one holding
-several (a `ProfilerStep#N` over many engine steps) gives way to them. A kernel belongs to the step
-whose window holds its launch (see `StepContext`). Without annotations the whole trace is one step.
+several (a `ProfilerStep#N` over many engine steps) gives way to them. Without annotations, vLLM's
+`model_runner.py(..): execute_model` Python frames (with_stack traces) mark the steps. A kernel belongs
+to the step whose window holds its launch (see `analysis.launch_time`); kernels outside every step
+are reported together.
 
 The step's GPU span runs from its first to its last kernel, except that kernels cut off from the rest
 by more than `GAP_US` of idle GPU at either edge, holding under `EDGE_SHARE` of the step's kernel
@@ -21,9 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from model_compute_sim.trace.events import CpuOp
+from model_compute_sim.trace.events import CpuOp, PyEvent
 
 STEP_NAME = re.compile(r"^(ProfilerStep#\d+|step\[.*\]|execute_.*)$")
+# without step annotations: vLLM's model-runner frame, one per engine step (with_stack traces)
+STEP_FRAME = re.compile(r"model_runner\.py\(\d+\): execute_model$")
 PROFILER_STEP = re.compile(r"^ProfilerStep#(\d+)$")
 VLLM_GROUP = re.compile(r"(context|generation)_(\d+)\(sq(\d+)sk(\d+)sqsq(\d+)sqsk(\d+)\)")
 VLLM_OLD = re.compile(r"context_(\d+)\((\d+)_(\d+)\)_generation_0\(")
@@ -70,22 +74,27 @@ class Step:
     index: int
     name: str  # the outermost annotation (or "(whole trace)")
     names: tuple[str, ...]  # every merged annotation, outermost first
-    source: str  # "annotation" or "whole_trace"
+    source: str  # "annotation" or "python_frame"
     ts_us: float
     end_us: float
     profiler_step: int | None  # N of a ProfilerStep#N among `names`
 
 
-def _merge(chain: list[CpuOp], index: int) -> Step:
+def _merge(chain: list[CpuOp | PyEvent], index: int, source: str) -> Step:
     names = tuple(o.name for o in chain)
     ps = next((int(m.group(1)) for n in names if (m := PROFILER_STEP.match(n))), None)
     top = chain[0]
-    return Step(index, top.name, names, "annotation", top.ts, top.ts + top.dur, ps)
+    return Step(index, top.name, names, source, top.ts, top.ts + top.dur, ps)
 
 
-def find_steps(ops: Sequence[CpuOp]) -> list[Step]:
-    """Steps from the step annotations among `ops`, nested ones merged (see module docstring)."""
-    ann = sorted((o for o in ops if STEP_NAME.match(o.name)), key=lambda o: (o.ts, -o.dur))
+def find_steps(ops: Sequence[CpuOp], python: Sequence[PyEvent] = ()) -> list[Step]:
+    """Steps from the step annotations among `ops`, nested ones merged (see module docstring); without
+    any, from vLLM's `execute_model` Python frames."""
+    ann: list[CpuOp | PyEvent] = sorted((o for o in ops if STEP_NAME.match(o.name)), key=lambda o: (o.ts, -o.dur))
+    source = "annotation"
+    if not ann:
+        ann = sorted((p for p in python if STEP_FRAME.search(p.name)), key=lambda o: (o.ts, -o.dur))
+        source = "python_frame"
     children: dict[int, list[int]] = {i: [] for i in range(len(ann))}
     roots: list[int] = []
     stack: list[int] = []
@@ -95,7 +104,7 @@ def find_steps(ops: Sequence[CpuOp]) -> list[Step]:
         (children[stack[-1]] if stack else roots).append(i)
         stack.append(i)
 
-    def chains(i: int) -> list[list[CpuOp]]:
+    def chains(i: int) -> list[list[CpuOp | PyEvent]]:
         kids = [c for k in children[i] for c in chains(k)]
         if not kids:
             return [[ann[i]]]
@@ -104,7 +113,7 @@ def find_steps(ops: Sequence[CpuOp]) -> list[Step]:
         return kids
 
     out = [c for r in roots for c in chains(r)]
-    return [_merge(c, i) for i, c in enumerate(out)]
+    return [_merge(c, i, source) for i, c in enumerate(out)]
 
 
 class Span(NamedTuple):

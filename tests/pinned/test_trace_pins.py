@@ -311,12 +311,18 @@ def test_kernel_flow_mfu_of_the_sglang_qwen3_8b_prefill() -> None:
             assert row.mfu_pct == pytest.approx(row.flops / (row.dur_us * 1e-6 * peak) * 100, abs=0.006), row.name
     for hr in k.headroom:
         c = cats[hr.category]
-        util = min(100.0, max(c.mfu_pct or 0.0, c.mbu_pct or 0.0))
-        assert hr.headroom_us == pytest.approx(c.time_us * (1 - util / 100), rel=1e-5, abs=0.01), hr.category
+        # kernels with neither FLOPs nor bytes are listed apart (headroom_unmeasured), never ranked as 0%
+        unmeasured = k.headroom_unmeasured.get(hr.category, 0.0)
+        assert hr.time_us + unmeasured == pytest.approx(c.time_us, abs=0.01), hr.category
+        if not unmeasured:
+            util = min(100.0, max(c.mfu_pct or 0.0, c.mbu_pct or 0.0))
+            assert hr.headroom_us == pytest.approx(c.time_us * (1 - util / 100), rel=1e-5, abs=0.01), hr.category
     assert [hr.headroom_us for hr in k.headroom] == sorted((hr.headroom_us for hr in k.headroom), reverse=True)
-    # overall MFU over the GPU span of the kernels, read from the raw events
-    ks = kernels(raw_events(path))
-    span_us = max(float(e["ts"]) + float(e["dur"]) for e in ks) - min(float(e["ts"]) for e in ks)
+    # overall MFU over the step's GPU span, read from the raw events: the first kernel (3.5 us, launched
+    # 493 ms before the work) is a stray left out of the span (issue #8)
+    ks = sorted(kernels(raw_events(path)), key=lambda e: float(e["ts"]))
+    assert float(ks[0]["dur"]) < 4 and float(ks[1]["ts"]) - float(ks[0]["ts"]) > 490_000
+    span_us = max(float(e["ts"]) + float(e["dur"]) for e in ks) - float(ks[1]["ts"])
     assert k.totals.wall_time_us == close(span_us)
     total_flops = k.totals.flops
     assert k.totals.mfu_pct == pytest.approx(total_flops / (span_us * 1e-6 * peak) * 100, abs=0.006)
