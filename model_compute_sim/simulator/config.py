@@ -15,6 +15,7 @@ from typing import Any
 from model_compute_sim.errors import ConfigError, NotModelledError
 from model_compute_sim.simulator import config_hybrid
 from model_compute_sim.simulator import config_keys as K
+from model_compute_sim.simulator.config_attention import attention_specs, rotary_dim
 from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
@@ -23,24 +24,18 @@ from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
 from model_compute_sim.simulator.config_quant import weight_dtypes
 from model_compute_sim.simulator.config_read import (
     GEMMA4_TYPES,
-    STEP_TYPES,
     _bool,
     _first,
     _int,
-    _ints,
     _opt_int,
-    _per_layer,
 )
 from model_compute_sim.simulator.linear_attention_config import (
-    GDN_TYPES,
     LINEAR_MODEL_TYPES,
     linear_layers,
     linear_spec,
     without_linear_keys,
 )
 from model_compute_sim.simulator.spec import (
-    AttentionSpec,
-    IndexerSpec,
     KindSpec,
     LayerSpec,
     MlpSpec,
@@ -157,239 +152,12 @@ def text_config(cfg: Config) -> tuple[dict[str, Any], str]:
 # --- families ----------------------------------------------------------------------------------
 
 
-def _sliding_layers(cfg: Config, model_type: str, n: int) -> list[int | None]:
-    """Per-layer sliding window (None = full attention)."""
-    window = _opt_int(cfg, "sliding_window", "sliding_window_size", minimum=0) or None
-    types = _per_layer(cfg, "layer_types", n)
-    if types is not None:
-        out: list[int | None] = []
-        for t in types:
-            if t in ("sliding_attention", "local_attention"):
-                if window is None:
-                    raise ConfigError(f"layer_types marks {t!r} layers but sliding_window is missing")
-                out.append(window)
-            else:
-                out.append(None)
-        return out
-    pattern = _per_layer(cfg, "hybrid_layer_pattern", n)  # MiMo-V2: 1 = sliding
-    if pattern is not None:
-        return [window if p == 1 else None for p in _ints("hybrid_layer_pattern", pattern)]
-    if window is None or model_type in STEP_TYPES:  # transformers' Step-3.7 default: every layer full
-        return [None] * n
-    if model_type == "mimo_v2_flash":  # transformers' default: layer 0 and every 6th layer full
-        return [None if (i == 0 or (i + 1) % 6 == 0) else window for i in range(n)]
-    if model_type in GEMMA4_TYPES:  # 5 sliding : 1 full, and the last layer is always full
-        out = [None if (i + 1) % 6 == 0 else window for i in range(n)]
-        out[-1] = None
-        return out
-    if model_type == "gemma2":
-        return [window if i % 2 == 0 else None for i in range(n)]
-    if model_type in ("gemma3", "gemma3_text"):
-        every = _int(cfg, "sliding_window_pattern", default=6)
-        return [None if (i + 1) % every == 0 else window for i in range(n)]
-    if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "mimo"):
-        if not _bool(cfg, "use_sliding_window"):
-            return [None] * n
-        max_window_layers = _int(cfg, "max_window_layers", default=n, minimum=0)
-        return [window if i >= max_window_layers else None for i in range(n)]
-    if model_type in ("gpt_oss",):
-        return [window if i % 2 == 0 else None for i in range(n)]
-    return [window] * n  # Mistral-style: every layer slides
-
-
-def _chunked_layers(cfg: Config, n: int) -> list[int | None]:
-    """Per-layer attention chunk (Llama-4 local attention: a query sees its own chunk only)."""
-    chunk = _opt_int(cfg, "attention_chunk_size", minimum=0) or None
-    types = _per_layer(cfg, "layer_types", n)
-    if chunk is None:
-        return [None] * n
-    if types is not None:
-        return [chunk if t == "chunked_attention" else None for t in types]
-    no_rope = _no_rope_layers(cfg, n)
-    if no_rope is not None:  # Llama-4: rope layers are chunked, NoPE layers are global
-        return [chunk if bool(x) else None for x in no_rope]
-    return [None] * n
-
-
-def _no_rope_layers(cfg: Config, n: int) -> list[Any] | None:
-    """Per-layer "uses rope" flags (Llama-4); transformers' default puts a NoPE layer every
-    `no_rope_layer_interval` (4) layers when the config does not list them."""
-    listed = _per_layer(cfg, "no_rope_layers", n)
-    if listed or str(cfg.get("model_type")) not in ("llama4", "llama4_text"):
-        return listed
-    every = _int(cfg, "no_rope_layer_interval", default=4)
-    return [int((i + 1) % every != 0) for i in range(n)]
-
-
 def _dense_width(cfg: Config, model_type: str) -> int:
     if model_type in ("llama4", "llama4_text"):
         return _int(cfg, "intermediate_size_mlp", "intermediate_size")
     if "n_inner" in cfg and cfg["n_inner"] is None and "intermediate_size" not in cfg:
         return 4 * _int(cfg, *_KEY_ALIASES["hidden_size"])  # GPT-2 convention: n_inner=None means 4*n_embd
     return _int(cfg, "dense_intermediate_size", "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size")
-
-
-def _rotary_dim(cfg: Config, head_dim: int) -> int:
-    if cfg.get("rotary_dim") is not None:
-        return _int(cfg, "rotary_dim", minimum=0)
-    factor = cfg.get("partial_rotary_factor")
-    rope = cfg.get("rope_parameters")
-    if factor is None and isinstance(rope, Mapping):
-        factor = rope.get("partial_rotary_factor")
-    f = float(factor) if isinstance(factor, (int, float)) else 1.0
-    return int(head_dim * f)
-
-
-def _indexer(cfg: Config, n: int) -> list[IndexerSpec | None]:
-    topk = _opt_int(cfg, "index_topk")
-    if not topk:
-        return [None] * n
-    heads = _int(cfg, "index_n_heads")
-    dim = _int(cfg, "index_head_dim")
-    q_lora = _int(cfg, "q_lora_rank")
-    types = _per_layer(cfg, "indexer_types", n)
-    if types is None and cfg.get("index_topk_freq") is not None:
-        freq = max(_int(cfg, "index_topk_freq", default=1), 1)
-        offset = _int(cfg, "index_skip_topk_offset", default=2, minimum=0)
-        types = ["full" if (max(i - offset + 1, 0) % freq) == 0 else "shared" for i in range(n)]
-    runs = [True] * n if types is None else [t != "shared" for t in types]
-    return [IndexerSpec(heads=heads, head_dim=dim, topk=topk, q_lora_rank=q_lora, runs=r) for r in runs]
-
-
-def _layer_override(cfg: Config, i: int) -> Mapping[str, Any]:
-    per = cfg.get("per_layer_config")
-    if isinstance(per, Mapping):
-        over = per.get(str(i), per.get(i))
-        if isinstance(over, Mapping):
-            return over
-    return {}
-
-
-def _step_gate_dim(cfg: Config, head_dim: int) -> int:
-    gating = cfg.get("gating")
-    gating = True if gating is None else gating
-    if gating is True or gating == "per-head":
-        return 1
-    return head_dim if gating else 0
-
-
-def _output_gate_dim(cfg: Config, model_type: str, head_dim: int) -> int:
-    if model_type in STEP_TYPES:
-        return _step_gate_dim(cfg, head_dim)
-    if model_type in GDN_TYPES:  # q_proj emits the query and a per-element sigmoid gate (2 * h * d)
-        return head_dim
-    return 0
-
-
-def _attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[AttentionSpec]:
-    heads = _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads")
-    kv_heads = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads", default=heads)
-    if _bool(cfg, "multi_query") and not _bool(cfg, "new_decoder_architecture"):
-        kv_heads = 1  # Falcon / GPT-BigCode multi-query attention: one K/V head whatever num_kv_heads says
-    windows = _sliding_layers(cfg, model_type, n)
-    chunks = _chunked_layers(cfg, n)
-    bias = any(
-        _bool(cfg, k) for k in ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear")
-    )
-    if cfg.get("kv_lora_rank") is not None:  # multi-head latent attention
-        nope = _int(cfg, "qk_nope_head_dim")
-        rope = _int(cfg, "qk_rope_head_dim", minimum=0)
-        v = _int(cfg, "v_head_dim")
-        kv_lora = _int(cfg, "kv_lora_rank")
-        q_lora = _opt_int(cfg, "q_lora_rank")
-        indexers = _indexer(cfg, n)
-        return [
-            AttentionSpec(
-                kind="mla",
-                heads=heads,
-                kv_heads=heads,
-                head_dim=nope + rope,
-                v_head_dim=v,
-                window=windows[i],
-                qkv_bias=bias,
-                o_bias=bias,
-                rotary_dim=rope,
-                q_lora_rank=q_lora,
-                kv_lora_rank=kv_lora,
-                qk_nope_dim=nope,
-                qk_rope_dim=rope,
-                indexer=indexers[i],
-            )
-            for i in range(n)
-        ]
-    head_dim = _opt_int(cfg, "head_dim", minimum=1) or hidden // heads
-    if head_dim * heads != hidden and cfg.get("head_dim") is None:
-        raise ConfigError(
-            f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is missing"
-        )
-    v_head_dim = _opt_int(cfg, "v_head_dim", minimum=1) or head_dim
-    if heads % kv_heads:
-        raise ConfigError(f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
-    qkv_bias = bias or model_type in ("qwen2", "qwen2_moe", "mimo", "gpt_oss")
-    o_bias = bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
-    if model_type == "gpt_oss":
-        o_bias = True
-    qk_norm = (
-        model_type
-        in (
-            "qwen3",
-            "qwen3_moe",
-            "gemma3",
-            "gemma3_text",
-            "minimax_m2",
-            *STEP_TYPES,
-            *GEMMA4_TYPES,
-            *GDN_TYPES,
-        )
-        or _bool(cfg, "use_qk_norm")
-        or _bool(cfg, "qk_layernorm")
-    )
-    if model_type in ("llama4", "llama4_text"):
-        qk_norm = False  # an L2 norm without weights: counted as elementwise via rotary below
-    no_rope = _no_rope_layers(cfg, n)
-    specs: list[AttentionSpec] = []
-    for i in range(n):
-        w = windows[i]
-        h, kvh, d, dv = heads, kv_heads, head_dim, v_head_dim
-        if w is not None and model_type == "mimo_v2_flash":
-            h = _int(cfg, "swa_num_attention_heads", default=heads)
-            kvh = _int(cfg, "swa_num_key_value_heads", default=kv_heads * 2)
-            d = _int(cfg, "swa_head_dim", default=head_dim)
-            dv = _int(cfg, "swa_v_head_dim", default=v_head_dim)
-        if w is not None and model_type in STEP_TYPES:
-            h = _int(cfg, "num_sliding_attention_heads", default=heads)
-        k_eq_v = False
-        if w is None and model_type in GEMMA4_TYPES:  # global layers: own head size and KV heads, K = V
-            d = dv = _int(cfg, "global_head_dim", default=head_dim)
-            kvh = _int(cfg, "num_global_key_value_heads", default=kv_heads)
-            k_eq_v = _bool(cfg, "attention_k_eq_v")
-        over = _layer_override(cfg, i)  # transformers' saved per_layer_config (Gemma-4, Step)
-        h = int(over.get("num_attention_heads", h))
-        kvh = int(over.get("num_key_value_heads", kvh))
-        if "head_dim" in over:
-            d = dv = int(over["head_dim"])
-        use_rope = True if no_rope is None else bool(no_rope[i])
-        specs.append(
-            AttentionSpec(
-                kind="gqa",
-                heads=h,
-                kv_heads=kvh,
-                head_dim=d,
-                v_head_dim=dv,
-                window=w,
-                qkv_bias=qkv_bias,
-                o_bias=o_bias,
-                qk_norm=qk_norm,
-                rotary_dim=_rotary_dim(cfg, d) if use_rope else 0,
-                sinks=model_type == "gpt_oss"
-                or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
-                or (w is None and _bool(cfg, "add_full_attention_sink_bias")),
-                k_eq_v=k_eq_v,
-                output_gate_dim=_output_gate_dim(cfg, model_type, d),
-                chunk=chunks[i],
-            )
-        )
-    return specs
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -416,9 +184,9 @@ def _layers(
 ) -> tuple[LayerSpec, ...]:
     if model_type in NAS_TYPES:
         head_dim = _opt_int(cfg, "head_dim") or hidden // _int(cfg, "num_attention_heads")
-        return nas_layers(cfg, n, hidden, _rotary_dim(cfg, head_dim))
+        return nas_layers(cfg, n, hidden, rotary_dim(cfg, head_dim))
     attn: list[KindSpec] = (
-        [*dsv4_attention(cfg, n)] if model_type in DSV4_TYPES else [*_attention_specs(cfg, model_type, hidden, n)]
+        [*dsv4_attention(cfg, n)] if model_type in DSV4_TYPES else [*attention_specs(cfg, model_type, hidden, n)]
     )
     if model_type in MSA_TYPES:
         attn = msa_mixers(cfg, attn)
@@ -498,7 +266,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if n > MAX_LAYERS:  # per-layer structures are built: refuse absurd counts instead of exhausting memory
         raise ConfigError(f"num_hidden_layers={n} is not plausible (at most {MAX_LAYERS}); check the config")
     if model_type in HYBRID_FAMILIES:
-        attn = _attention_specs(cfg, model_type, hidden, n)
+        attn = attention_specs(cfg, model_type, hidden, n)
         layers = tuple(config_hybrid.hybrid_layers(cfg, model_type, attn[0], n))
         notes += config_hybrid.notes(cfg)
     else:
