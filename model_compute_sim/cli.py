@@ -50,6 +50,14 @@ def build_parser() -> Parser:
         if name == "simulate":
             add_request_flags(p, KernelFlowRequest, only=KERNEL_SHORTCUT)
         p.add_argument("--format", choices=["text", "json"], default="text")
+        if name == "kernel-flow":
+            p.add_argument(
+                "--annotate",
+                metavar="OUT.json.gz",
+                default=None,
+                help="trace mode: write a copy of the trace whose kernels carry category, layer, op, FLOPs, "
+                "bytes, MFU and MBU in their args, with per-step counter tracks (open it in the Perfetto UI)",
+            )
     for name, helptext in (("list-models", "models in the index"), ("list-gpus", "accelerators in the GPU table")):
         p = sub.add_parser(name, help=helptext, allow_abbrev=False)
         ap.commands[name] = p
@@ -107,13 +115,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return _emit(simulate(surface_request(SimulateRequest, values)), args.format, tv.render_simulation)
 
 
-def _kernel_flow(values: dict[str, Any], fmt: str) -> int:
+def _kernel_flow(values: dict[str, Any], fmt: str, annotate: str | None = None) -> int:
     from model_compute_sim import textview as tv
     from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
 
     req = surface_request(KernelFlowRequest, values)
     with _progress("kernel MFU"):
-        result = kernel_flow_mfu(req)
+        result = kernel_flow_mfu(req, annotate_path=annotate)
     return _emit(result, fmt, tv.render_kernel_flow)
 
 
@@ -121,7 +129,7 @@ def _trace(args: argparse.Namespace) -> int:
     from model_compute_sim import textview as tv
 
     if args.command == "kernel-flow":
-        return _kernel_flow(given(args, KernelFlowRequest), args.format)
+        return _kernel_flow(given(args, KernelFlowRequest), args.format, args.annotate)
     if args.command == "extract-trace":
         from model_compute_sim.trace.extract import extract_trace_flow
 

@@ -24,7 +24,7 @@ from model_compute_sim.simulator.simulate import simulate
 
 DATA = Path(__file__).resolve().parent / "data" / "traces"
 TRACE = str(DATA / "cpu_llama.json.gz")
-CLI_ONLY = {"format"}  # output format of the CLI (the MCP answer is always JSON)
+CLI_ONLY = {"format", "annotate"}  # CLI output format (MCP answers JSON); kernel-flow's annotated trace copy
 SIMULATE_SHORTCUT = {"kernel_flow", "kernel_ms", "layer"}  # `simulate --kernel-ms ...` runs kernel-flow
 
 

@@ -30,12 +30,15 @@ DEFAULT_LIMIT = 40  # kernel rows per page when the core is called without a lim
 # --- public entry ------------------------------------------------------------------------------
 
 
-def kernel_flow_mfu(request: KernelFlowRequest | None = None, /, **kwargs: Any) -> KernelFlowResult:
+def kernel_flow_mfu(
+    request: KernelFlowRequest | None = None, /, *, annotate_path: str | None = None, **kwargs: Any
+) -> KernelFlowResult:
     """Per-kernel MFU/MBU with time conserved (`totals.kernel_time_us` = attributed + unattributed) and a
     headroom ranking by category. Give exactly one of `kernel_flow`, `kernel_ms`, `trace_path`.
 
     Takes a `KernelFlowRequest`, or its fields as keywords (`kernel_flow` may also be a JSON string,
-    '@file' or a list of rows)."""
+    '@file' or a list of rows). Trace mode: `annotate_path` writes a copy of the trace whose kernels carry
+    the analysis in their args, plus per-step counter tracks, for the Perfetto UI (`trace.annotate`)."""
     if request is None or kwargs:
         if isinstance(kwargs.get("kernel_flow"), (str, list)):
             kwargs["kernel_flow"] = parse_flow(kwargs["kernel_flow"])
@@ -78,6 +81,7 @@ def kernel_flow_mfu(request: KernelFlowRequest | None = None, /, **kwargs: Any) 
             offset,
             assumptions,
             aligned,
+            annotate_path,
         )
     if not (req.model or req.config or req.config_path):
         raise SimError(

@@ -17,9 +17,17 @@ from model_compute_sim.simulator.simulate import resolve_gpu
 from model_compute_sim.trace.align_run import align_trace, shapes_line
 from model_compute_sim.trace.align_shape import StepShape
 from model_compute_sim.trace.analysis import TraceAnalysis, analyse, kernel_in_window
+from model_compute_sim.trace.annotate import write_annotated
 from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
 from model_compute_sim.trace.flow_result import KernelFlowResult
-from model_compute_sim.trace.kernel_rows import NAME_WIDTH, PREC_PEAK, KernelRowDraft, MfuDevice, finish_result
+from model_compute_sim.trace.kernel_rows import (
+    NAME_WIDTH,
+    PREC_PEAK,
+    KernelRowDraft,
+    MfuDevice,
+    finish_result,
+    row_metrics,
+)
 from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.op_flops import GEMM_OPS, op_flops
@@ -264,13 +272,14 @@ def trace_mode(
     offset: int,
     assumptions: list[str],
     aligned: tuple[Mapping[str, Any], StepShape | None, int] | None = None,
+    annotate_path: str | None = None,
 ) -> KernelFlowResult:
     trace = load_trace(trace_path)
     capture = load_trace(capture_trace_path) if capture_trace_path else None
     dev = MfuDevice(_trace_gpu(trace, gpu), dtype)
     ctx = analyse(trace, capture, step)
     if aligned is not None:
-        return _aligned_result(ctx, dev, aligned, measured_ms, layer, limit, offset, assumptions)
+        return _aligned_result(ctx, dev, aligned, measured_ms, layer, limit, offset, assumptions, annotate_path)
     rows = _trace_rows(ctx, dev, layer)
     if layer is not None and not rows:
         layers = sorted({x.layer for x in classify_kernels(ctx) if x.layer is not None})
@@ -283,7 +292,7 @@ def trace_mode(
         if layer is None
         else f"Rows are the kernels of layer {layer} in time order.",
     ]
-    return _finish(ctx, dev, rows, layer, None, measured_ms, limit, offset, assumptions)
+    return _finish(ctx, dev, rows, layer, None, measured_ms, limit, offset, assumptions, annotate_path)
 
 
 def _aligned_result(
@@ -295,6 +304,7 @@ def _aligned_result(
     limit: int,
     offset: int,
     assumptions: list[str],
+    annotate_path: str | None = None,
 ) -> KernelFlowResult:
     """Trace mode with a model: kernels carry the template's FLOPs and bytes (see `trace.align`)."""
     sim_kw, shape, dp = aligned
@@ -311,7 +321,7 @@ def _aligned_result(
         else f"Rows are the kernels of layer {layer} in time order.",
         shapes_line(al.steps),
     ]
-    res = _finish(ctx, dev, al.rows, layer, al.model, measured_ms, limit, offset, assumptions)
+    res = _finish(ctx, dev, al.rows, layer, al.model, measured_ms, limit, offset, assumptions, annotate_path)
     res.steps = al.steps
     return res
 
@@ -326,6 +336,7 @@ def _finish(
     limit: int,
     offset: int,
     assumptions: list[str],
+    annotate_path: str | None = None,
 ) -> KernelFlowResult:
     """Per-kernel rows -> result: grouped rows (no layer), engine-step reports, wall time = the steps' spans."""
     reports = None
@@ -347,6 +358,11 @@ def _finish(
     )
     res.totals.memcpy_memset_time_us = round(mem, 3)
     res.engine_steps = reports
+    if annotate_path:
+        total = sum(r.dur_us for r in rows)
+        per_kernel = {r.gpu_index: row_metrics(r, dev, total) for r in rows if r.gpu_index is not None}
+        n = write_annotated(ctx, per_kernel, reports or [], annotate_path)
+        res.assumptions.append(f"Annotated trace written to {annotate_path} ({n} kernels, args 'mcs.*').")
     return res
 
 

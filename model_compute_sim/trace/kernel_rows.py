@@ -61,7 +61,7 @@ class MfuDevice:
 # --- metrics, totals, headroom, paging ---------------------------------------------------------
 
 
-def _row_metrics(r: KernelRowDraft, dev: MfuDevice, total: float) -> KernelMfuRow:
+def row_metrics(r: KernelRowDraft, dev: MfuDevice, total: float) -> KernelMfuRow:
     flags: list[str] = []
     mfu = mbu = tflops = tbs = None
     peak_dtype = r.peak_dtype
@@ -188,7 +188,7 @@ def finish_result(
     span_us: float | None = None,
 ) -> KernelFlowResult:
     total = sum(r.dur_us for r in rows)
-    out = [_row_metrics(r, dev, total) for r in rows]
+    out = [row_metrics(r, dev, total) for r in rows]
     cats, head, unknown = _by_category(out, total)
     unattributed = sum(r.dur_us for r in out if not r.attributed)
     flops = sum(r.flops for r in rows)

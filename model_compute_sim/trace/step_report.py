@@ -17,7 +17,7 @@ from model_compute_sim.trace.steps import gpu_span, overlap_us, union_us
 _COMM = "communication"
 
 
-def _groups(a: TraceAnalysis) -> list[tuple[int | None, str, list[KernelRecord]]]:
+def step_groups(a: TraceAnalysis) -> list[tuple[int | None, str, list[KernelRecord]]]:
     by: dict[int | None, list[KernelRecord]] = {}
     for r in a.kernels:
         by.setdefault(r.step, []).append(r)
@@ -40,7 +40,7 @@ def step_reports(a: TraceAnalysis, flops_by_kernel: dict[int, float], peak_tflop
     """One report per step group; `flops_by_kernel`: FLOPs given to each kernel (by Trace.gpu index)."""
     gpu = a.trace.gpu
     out: list[StepReport] = []
-    for idx, name, recs in _groups(a):
+    for idx, name, recs in step_groups(a):
         iv = [(gpu[r.index].ts, gpu[r.index].dur) for r in recs]
         span = gpu_span(iv)
         flops = sum(flops_by_kernel.get(r.index, 0.0) for r in recs)
