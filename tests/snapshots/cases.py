@@ -21,7 +21,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "traces"
-TRACES = REPO.parent / "shared" / "fixtures" / "traces"
+TRACES = REPO.parent / "shared" / "fixtures" / "traces"  # only the traces without a licence are read here
+IN_REPO_TRACES = REPO / "tests" / "data" / "shared" / "fixtures" / "traces"  # licensed copies (tests/data/shared)
 EXPECTED = Path(__file__).resolve().parent / "expected"
 
 B200 = "AMD-AGI_TraceLens__b200__eager_trace.json.gz"
@@ -86,7 +87,14 @@ def data(name: str) -> str:
 
 
 def trace(name: str) -> str:
-    return str(TRACES / name)
+    """The repository's copy of a trace fixture when it has one, else ../shared's."""
+    p = IN_REPO_TRACES / name
+    return str(p if p.is_file() else TRACES / name)
+
+
+def _beside(call: Any) -> bool:
+    """Whether a case reads a file that only ../shared holds."""
+    return str(TRACES) in repr(call)
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class Case:
     surface: str  # core | mcp | cli
     name: str
     call: Any  # core: (function name, args, kwargs); mcp: (tool, arguments); cli: argv
-    shared: bool = False  # needs ../shared/fixtures/traces
+    shared: bool = False  # needs ../shared/fixtures/traces (a trace without a licence, not in the repository)
 
     @property
     def key(self) -> str:
@@ -110,13 +118,13 @@ class _Builder:
     cases: list[Case] = field(default_factory=list)
 
     def core(self, name: str, fn: str, *args: Any, shared: bool = False, **kwargs: Any) -> None:
-        self.cases.append(Case("core", name, (fn, args, kwargs), shared))
+        self.cases.append(Case("core", name, (fn, args, kwargs), shared and _beside((args, kwargs))))
 
     def mcp(self, name: str, tool: str, shared: bool = False, **arguments: Any) -> None:
-        self.cases.append(Case("mcp", name, (tool, arguments), shared))
+        self.cases.append(Case("mcp", name, (tool, arguments), shared and _beside(arguments)))
 
     def cli(self, name: str, *argv: str, shared: bool = False) -> None:
-        self.cases.append(Case("cli", name, list(argv), shared))
+        self.cases.append(Case("cli", name, list(argv), shared and _beside(argv)))
 
 
 def _simulate_cases(b: _Builder) -> None:
@@ -599,7 +607,8 @@ def shared_present() -> bool:
 
 def normalize(text: str) -> str:
     """Fixture paths as placeholders, so that snapshots do not depend on the checkout's location."""
-    return text.replace(str(DATA), "<data>").replace(str(TRACES), "<traces>").replace(str(EXPECTED.parent), "<snap>")
+    text = text.replace(str(IN_REPO_TRACES), "<traces>").replace(str(DATA), "<data>")
+    return text.replace(str(TRACES), "<traces>").replace(str(EXPECTED.parent), "<snap>")
 
 
 def _core_fn(name: str) -> Callable[..., Any]:
