@@ -302,3 +302,20 @@ def test_parameter_count_matches_the_published_size(name: str, published_total: 
     tower of well under 1%, which the text model here leaves out)."""
     info = simulate(name).model
     assert info.params_total == pytest.approx(published_total, rel=0.015)
+
+
+def test_mixed_step_runs_chunked_prefill_beside_recurrent_decodes() -> None:
+    """One chunked-prefill sequence (70 new tokens) beside 3 decodes over a cached state: the chunked op costs
+    the fla closed form of the prefill alone, the recurrent op 7 dk dv per decode token and value head."""
+    case = next(c for c in CASES if c["family"] == "qwen3_next" and c["phase"] == "prefill")
+    s = next(row["linear"] for row in case["layers"] if "linear" in row)
+    r = simulate(
+        config=case["config"],
+        requests=[{"new_tokens": 70, "cached_tokens": 0}, {"new_tokens": 1, "cached_tokens": 40, "count": 3}],
+        detail="ops",
+    )
+    ops = _ops(r, 0)
+    chunked, rec = ops["linear_attention_chunked"], ops["linear_attention_recurrent"]
+    assert chunked.flops == fla_core("gated_deltanet", 1, 70, s["v_heads"], s["dk"], s["dv"])
+    assert rec.flops == 0
+    assert rec.vector_flops_per_gpu == 7 * 3 * s["v_heads"] * s["dk"] * s["dv"]
