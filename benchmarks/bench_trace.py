@@ -5,7 +5,8 @@
 Default trace: the largest fixture (hyukjlee traceMap, ~178k events). Each measurement runs in a
 fresh subprocess so `ru_maxrss` (peak RSS, KiB on Linux) is not polluted by the other one. Prints the
 best-of-N wall time, tracemalloc peak and ru_maxrss growth, and the ratios the project budgets
-(time <= 2x bare parse, peak <= 3x the decompressed size).
+(time <= 2x bare parse, peak <= 3x the decompressed size), then the end-to-end time of
+extract_trace_flow and kernel_flow_mfu (trace mode, no model) against the same bare parse.
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ def ours():
     from model_compute_sim.trace.load import load_trace
     return load_trace(path)
 
-fn = bare if mode == "bare" else ours
+def extract():
+    from model_compute_sim.trace.extract import extract_trace_flow
+    return extract_trace_flow(path)
+
+def kernel_flow():
+    from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
+    return kernel_flow_mfu(trace_path=path)
+
+fn = {"bare": bare, "ours": ours, "extract": extract, "kernel_flow": kernel_flow}[mode]
 base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 times = []
 for _ in range(repeats):
@@ -81,6 +90,7 @@ def main() -> None:
         size = len(gzip.decompress(raw)) if raw[:2] == b"\x1f\x8b" else len(raw)
         bare = _run("bare", path)
         ours = _run("ours", path)
+        ends = {m: _run(m, path) for m in ("extract", "kernel_flow")}
         mib = 1 << 20
         print(f"{path.name}: {len(raw) / mib:.1f} MiB on disk, {size / mib:.1f} MiB decompressed")
         for name, r in (("bare gunzip+orjson.loads", bare), ("load_trace", ours)):
@@ -93,6 +103,8 @@ def main() -> None:
             f"  ratio: time {ours['time_s'] / bare['time_s']:.2f}x bare (budget 2x); "
             f"peak {ours['tracemalloc_peak_bytes'] / size:.2f}x decompressed (budget 3x)"
         )
+        for m, r in ends.items():  # end to end: load, flow, steps, kernel classes, result
+            print(f"  {m:26s} time {r['time_s']:.3f} s   {r['time_s'] / bare['time_s']:.2f}x bare (budget 2x)")
 
 
 if __name__ == "__main__":
