@@ -176,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.commands.get(args.command, parser).unknown_flags(extras)
     try:
         return _run(args)
-    except SimError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except SimError as e:  # one line per problem (an argument error may name several)
+        print("\n".join(f"error: {line}" for line in str(e).splitlines()), file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

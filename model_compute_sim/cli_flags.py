@@ -18,7 +18,8 @@ from typing import Any, Literal, NoReturn, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from model_compute_sim.errors import SimError
-from model_compute_sim.request import closest, surface_fields
+from model_compute_sim.request import surface_fields
+from model_compute_sim.validation import closest, unknown_argument
 
 # earlier spellings still accepted (the first flag of each parameter is its tool name in kebab-case)
 ALIASES: dict[str, tuple[str, ...]] = {"capture_trace_path": ("--capture-trace",)}
@@ -144,21 +145,25 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         hint = self._suggestion(message)
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+        self.exit(2, "".join(f"{self.prog}: error: {line}\n" for line in f"{message}{hint}".splitlines()))
 
     def _suggestion(self, message: str) -> str:
         if "invalid choice:" in message:
             bad = message.split("invalid choice:", 1)[1].split("'")[1] if "'" in message else ""
-            choices = [c for a in self._actions for c in (a.choices or [])]
+            flag = message.removeprefix("argument ").split(":", 1)[0].split("/")[0]
+            action = next((a for a in self._actions if flag in a.option_strings or a.dest == flag), None)
+            choices = [c for a in ([action] if action else self._actions) for c in (a.choices or [])]
             close = closest(bad, [str(c) for c in choices])
             return f"; did you mean {close!r}?" if close else ""
         return ""
 
     def unknown_flags(self, extras: list[str]) -> NoReturn:
-        """Refuse what argparse could not place, naming the closest flag of this command."""
-        options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+        """Refuse what argparse could not place: each unknown flag named, with the closest flag of this command."""
+        options = sorted({o for a in self._actions for o in a.option_strings if o.startswith("--")})
         flags = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
-        bad = flags[0] if flags else extras[0]
-        close = closest(bad, options) if flags else None
-        hint = f"; did you mean {close!r}?" if close else ""
-        self.error(f"unknown argument {bad!r}{hint}" if flags else f"unexpected argument {bad!r}")
+        if not flags:
+            self.error(f"unexpected argument {extras[0]!r}")
+        said = [unknown_argument(f, options, listed=False) for f in flags]
+        if any(closest(f, options) is None for f in flags):
+            said[-1] += f"; valid: {', '.join(options)}"
+        self.error("\n".join(said))

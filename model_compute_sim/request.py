@@ -11,14 +11,14 @@ Imports only pydantic: the server imports this at start-up.
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model_compute_sim.errors import ParallelismError, ShapeError, SimError
+from model_compute_sim.validation import describe, has_unknown
 
 MAX_TOKENS = 1 << 24  # 16M tokens: far above any context length in use, small enough to catch typos
 MAX_SEQUENCES = 1 << 20
@@ -368,25 +368,10 @@ def surface_fields(cls: type[BaseModel]) -> list[str]:
     return [name for name in cls.model_fields if name not in hidden]
 
 
-def closest(name: str, valid: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    return match[0] if match else None
-
-
-def unknown_argument(name: str, valid: Iterable[str], what: str = "argument") -> str:
-    """'unknown argument 'context_length'; did you mean 'context_len'?' (or the valid names)."""
-    names = sorted(valid)
-    close = closest(name, names)
-    if close is not None:
-        return f"unknown {what} {name!r}; did you mean {close!r}?"
-    return f"unknown {what} {name!r}; valid: {', '.join(names)}"
-
-
-_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-
-
 def _error_class(exc: ValidationError) -> type[SimError]:
     """Shape and parallelism mistakes keep the error classes the simulator raises for them."""
+    if has_unknown(exc):
+        return ArgumentError
     first = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
     if first in Shape.model_fields or first == "measured_ms":
         return ShapeError
@@ -395,50 +380,8 @@ def _error_class(exc: ValidationError) -> type[SimError]:
     return ArgumentError
 
 
-def _interval(cls: type[BaseModel] | None, name: str) -> str | None:
-    """'(0, 1]' for a share (a field bounded by 1), else None: other fields name the bound they broke."""
-    field = cls.model_fields.get(name) if cls is not None else None
-    if field is None:
-        return None
-    low = high = None
-    if not any(getattr(c, "le", None) == 1 or getattr(c, "lt", None) == 1 for c in field.metadata):
-        return None
-    for c in field.metadata:
-        if getattr(c, "gt", None) is not None:
-            low = f"({c.gt}"
-        elif getattr(c, "ge", None) is not None:
-            low = f"[{c.ge}"
-        if getattr(c, "lt", None) is not None:
-            high = f"{c.lt})"
-        elif getattr(c, "le", None) is not None:
-            high = f"{c.le}]"
-    return f"{low}, {high}" if low and high else None
-
-
-def describe(exc: ValidationError, cls: type[BaseModel] | None = None) -> str:
-    """A pydantic error as one line per bad field: 'tp: Input should be greater than or equal to 1 (got 0)'."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(x) for x in err["loc"]) or "request"
-        got = err.get("input")
-        shown = (repr(got) if not isinstance(got, (dict, list)) else type(got).__name__)[:80]
-        ctx = err.get("ctx", {})
-        bound = next((f"{op} {ctx[key]}" for key, op in _BOUNDS.items() if key in ctx), None)
-        if err["type"] == "literal_error":
-            parts.append(f"unknown {loc} {shown}; valid: {ctx.get('expected')}")
-        elif bound is not None:
-            interval = _interval(cls, loc)
-            parts.append(f"{loc} must be {f'in {interval}' if interval else bound}, got {shown}")
-        else:
-            parts.append(f"{loc}: {err['msg']} (got {shown})")
-    return "; ".join(parts)
-
-
 def build(cls: type[R], values: Mapping[str, Any]) -> R:
     """`cls` from keyword arguments: unknown names refused with a suggestion, bad values by field."""
-    for key in values:
-        if key not in cls.model_fields:
-            raise ArgumentError(unknown_argument(key, cls.model_fields))
     plain = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in values.items()}
     try:
         return cls.model_validate(plain)

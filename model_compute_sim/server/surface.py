@@ -4,7 +4,8 @@
   builds `inputSchema` from the signature), so the tool and the core share names, types, ranges,
   defaults and descriptions.
 - `strict_tool` replaces the SDK's argument model (which drops unknown names silently) with one
-  that refuses them with the closest valid name, as a tool error the agent reads.
+  that refuses them, and reports every bad argument as one sentence each (an unknown name with
+  the closest valid one, a bad value with the valid ones), never pydantic's own error text.
 - `compact_schema` drops what an agent does not need from a schema (pydantic's generated titles,
   output defaults and required lists, `anyOf` with null spelled as a type list): `tools/list`
   stays small without losing a field or a description.
@@ -20,8 +21,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model_compute_sim.request import (
     ExtractRequest,
@@ -29,8 +29,9 @@ from model_compute_sim.request import (
     SimulateRequest,
     SurfaceLimit,
     surface_fields,
-    unknown_argument,
 )
+from model_compute_sim.server.errors import ModelComputeSimToolError
+from model_compute_sim.validation import describe
 
 
 def _hint(request: type[BaseModel], name: str, hints: dict[str, Any]) -> Any:
@@ -77,19 +78,27 @@ def with_signature(fn: Callable[..., Any], request: type[BaseModel], output: typ
 
 
 class _StrictArguments(BaseModel):
-    """Base of the strict argument models: an unknown name is refused with the closest valid one."""
+    """Base of the strict argument models: an unknown name is an error (worded by `describe`)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_names(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            valid = {f.alias or n for n, f in cls.model_fields.items()}
-            for key in data:
-                if key not in valid:
-                    raise PydanticCustomError("unknown_argument", unknown_argument(key, valid))
-        return data
+
+class StrictTool(Tool):
+    """A tool whose argument errors read as sentences: "unknown argument 'x'; did you mean 'y'?".
+
+    The SDK would put pydantic's text ("1 validation error for simulateArguments ... For further
+    information visit https://errors.pydantic.dev/...") in the answer; the arguments are checked
+    here first and each bad one is named with what would be valid.
+    """
+
+    async def run(self, arguments: dict[str, Any], context: Context, convert_result: bool = False) -> Any:  # type: ignore[override]
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            raise ModelComputeSimToolError(
+                f"Error executing tool {self.name}: {describe(exc, self.fn_metadata.arg_model)}"
+            ) from exc
+        return await super().run(arguments, context, convert_result)
 
 
 def _drop_titles(node: Any, in_properties: bool = False) -> Any:
@@ -182,7 +191,7 @@ _SIMULATE_TEXTS: set[str] = {
 
 def strict_tool(fn: Callable[..., Any], title: str, description: str, annotations: ToolAnnotations) -> Tool:
     """A Tool whose arguments are validated strictly and whose schemas are compact."""
-    tool = Tool.from_function(fn, title=title, description=description, annotations=annotations)
+    tool = StrictTool.from_function(fn, title=title, description=description, annotations=annotations)
     meta = tool.fn_metadata
     strict: type[ArgModelBase] = type(
         meta.arg_model.__name__, (_StrictArguments, meta.arg_model), {"__module__": __name__}
