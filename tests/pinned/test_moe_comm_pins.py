@@ -91,6 +91,8 @@ def test_deepseek_v3_decode_ep8_alltoall_and_fp8_experts() -> None:
     # 64 tokens / tp 8 = 8 tokens per rank x top-8 x 7168 x 2 B = 917,504 B buffer; (8-1)/8 of it leaves
     assert rows["moe_dispatch_alltoall"].communication_bytes_per_gpu == 917_504 * 7 / 8
     assert rows["moe_combine_alltoall"].communication_bytes_per_gpu == 917_504 * 7 / 8
+    for name in ("moe_dispatch_alltoall", "moe_combine_alltoall", "attn_allreduce", "moe_allreduce"):
+        assert rows[name].peak_dtype == "comm" and rows[name].bound == "communication", name
     assert rows["attn_allreduce"].communication_bytes_per_gpu == 2 * 7 / 8 * 64 * 7168 * 2
     # fp8 expert weights: expected experts touched by 64 tokens, 32 of 256 local, 1 B per parameter
     n = touched(256, 8, 64) / 8
