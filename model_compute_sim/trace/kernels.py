@@ -39,9 +39,22 @@ def kernel_category(name: str, kind: str = "kernel") -> str:
     return kernel_class(name, kind).kind
 
 
+# trtllm-gen batched GEMMs are named bmm_<output>_<A><B>_<accumulator>_...: the output type does not set
+# the tensor-core rate, the operands do, and a mixed pair runs at the wider operand's rate (Blackwell's
+# f8f6f4 MMA kind: an fp4 x fp8 product runs at the fp8 rate, not the fp4 one).
+_OPERAND = r"(?:Mx)?(?:E2m1|E4m3|E5m2|Bfloat16|Fp16)"
+_TRTLLM_BMM = re.compile(rf"^bmm_{_OPERAND}_({_OPERAND})({_OPERAND})_")
+_OPERAND_PREC = {"E2m1": "mxfp4", "E4m3": "fp8", "E5m2": "fp8", "Bfloat16": "bf16", "Fp16": "fp16"}
+_WIDTH = {"mxfp4": 4, "fp8": 8, "bf16": 16, "fp16": 16}
+
+
 @lru_cache(maxsize=65536)
 def gemm_precision(name: str) -> str | None:
     """Compute precision a tensor-core kernel runs in, when its name says it; else None."""
+    bmm = _TRTLLM_BMM.match(name)
+    if bmm:
+        precs = [_OPERAND_PREC[op.removeprefix("Mx")] for op in bmm.groups()]
+        return max(precs, key=lambda p: _WIDTH[p])
     for prec, rx in _PREC:
         if rx.search(name):
             return prec

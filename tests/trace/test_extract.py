@@ -54,7 +54,11 @@ def test_bad_detail_errors() -> None:
         ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "gemm", "bf16"),
         ("Cijk_Alik_Bljk_BBS_BH_Bias_HA_S_SAV_UserArgs_MT128x256x32", "gemm", "bf16"),
         ("void cutlass::device_kernel<dpsk::grouped_gemm::cuda::fp8_ptp128c::GemmKernel>(x)", "moe", "fp8"),
-        ("bmm_MxE4m3_MxE2m1MxE4m3_Fp32_t128x16x256u2_s3", "moe", "mxfp4"),
+        # trtllm-gen: output MxE4m3, operands MxE2m1 (fp4 weights) x MxE4m3 (fp8 activations) -> fp8 rate
+        ("bmm_MxE4m3_MxE2m1MxE4m3_Fp32_t128x16x256u2_s3", "moe", "fp8"),
+        ("bmm_Bfloat16_MxE2m1MxE4m3_Fp32_t128x16x256u2_s3", "moe", "fp8"),
+        ("bmm_Bfloat16_E2m1E2m1_Fp32_t128x16x256u2_s3", "moe", "mxfp4"),
+        ("bmm_E4m3_Bfloat16Bfloat16_Fp32_t128x16x256u2_s3", "moe", "bf16"),
         ("fmhaSm100aKernel_QkvE4m3OBfloat16H64PagedKvCausalP16", "attention", "fp8"),
         ("ncclDevKernel_AllReduce_Sum_bf16_RING_LL(ncclDevComm*, unsigned long, ncclWork*)", "communication", None),
         ("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16>", "kv_cache", None),
