@@ -151,6 +151,14 @@ MlaPathOpt = Annotated[
     Literal["auto", "absorbed", "expanded"],
     Field(description="MLA: absorbed (decode, latent space) or expanded (prefill); auto follows vLLM/SGLang"),
 ]
+MtpLayers = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=16,
+        description="MTP draft passes per step",  # the first over the step's tokens, then 1 token per sequence
+    ),
+]
 LogitsOpt = Annotated[
     Literal["last", "all"], Field(description="LM head rows: last = one per sequence, all = every new token")
 ]
@@ -275,6 +283,10 @@ class Conventions(Piece):
     logits: LogitsOpt = "last"
 
 
+class Speculative(Piece):
+    mtp_layers: MtpLayers = 0
+
+
 class TraceConventions(Piece):
     attention_flops: TraceAttentionFlops = "auto"
     mla_path: TraceMlaPath = "auto"
@@ -319,7 +331,7 @@ class KernelInput(Piece):
 # --- the requests (pieces listed last-first: pydantic orders fields from the last base) -----------
 
 
-class SimulateRequest(Paging, Measured, Device, Conventions, Numerics, Parallelism, Shape, ModelSource):
+class SimulateRequest(Paging, Measured, Device, Speculative, Conventions, Numerics, Parallelism, Shape, ModelSource):
     """One forward pass of a model for one serving step."""
 
     detail: SimDetail = "summary"

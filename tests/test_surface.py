@@ -69,7 +69,7 @@ async def test_every_parameter_of_simulate_is_offered() -> None:
         "model", "config", "config_path", "batch_size", "seq_len", "context_len", "requests", "tp", "dp", "ep",
         "pp", "dtype", "kv_cache_dtype", "weight_dtype", "attention_flops", "mla_path", "logits", "gpu",
         "peak_tflops", "memory_bandwidth_gb_per_s", "scale_up_bandwidth_gb_per_s", "gpu_memory_utilization",
-        "measured_ms", "limit", "offset", "detail",
+        "measured_ms", "limit", "offset", "detail", "mtp_layers",
     }  # fmt: skip
     assert set(props) == expected
 

@@ -20,7 +20,16 @@ def assumptions(
     dev: Device | None,
     usable_fraction: float,
 ) -> list[str]:
-    out = [
+    out = (
+        [
+            f"mtp_layers={opts.mtp_layers}: speculative-decoding draft passes of the MTP module (enorm, hnorm, "
+            "eh_proj [2H->H], its decoder layer = the model's last layer, shared head; vLLM deepseek_mtp.py), the "
+            "first over the step's tokens, later ones one token per sequence; its KV cache is not in the memory report"
+        ]
+        if opts.mtp_layers
+        else []
+    )
+    out += [
         "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
         "activations, softmax, rotary, residuals and top-k are reported as vector_flops; bias adds are free",
         f"attention_flops={opts.attention_flops}: "

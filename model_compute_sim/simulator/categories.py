@@ -13,6 +13,7 @@ CATEGORY_ORDER: tuple[str, ...] = (
     "moe_experts",  # routed experts
     "moe_shared",  # shared experts and their gate
     "hyper_connection",  # DeepSeek-V4 hyper-connections: mixing GEMMs of the residual streams
+    "mtp",  # multi-token-prediction draft module: its eh_proj (its decoder layer keeps the layer categories)
     "lm_head",
     "norm",
     "elementwise",

@@ -35,6 +35,7 @@ from model_compute_sim.simulator.linear_attention_config import (
     linear_spec,
     without_linear_keys,
 )
+from model_compute_sim.simulator.mtp import MTP_TYPES
 from model_compute_sim.simulator.spec import (
     KindSpec,
     LayerSpec,
@@ -288,4 +289,6 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         notes=tuple(notes),
         hf_id=hf_id,
         hc_mult=int(cfg.get("hc_mult") or 1) if model_type in DSV4_TYPES else 1,
+        mtp_layer=layers[-1] if model_type in MTP_TYPES else None,
+        mtp_modules=_opt_int(cfg, "num_nextn_predict_layers") or 0,
     )

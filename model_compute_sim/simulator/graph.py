@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
+from model_compute_sim.simulator.mtp import mtp_ops
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact
 from model_compute_sim.simulator.spec import LayerSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES
@@ -59,6 +60,10 @@ class Builder(BuilderBase):
         )
         ops.append(op)
         return ops
+
+    def mtp(self) -> list[Op]:
+        """Draft passes of the MTP module (opts.mtp_layers); simulator/mtp.py."""
+        return mtp_ops(self, Builder) if self.opts.mtp_layers else []
 
     def hc_head(self) -> list[Op]:
         """DeepSeek-V4: the hc residual streams mixed into one before the final norm (reference

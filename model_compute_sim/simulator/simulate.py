@@ -20,6 +20,7 @@ from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.device import make_device
 from model_compute_sim.simulator.layers import kind_of
+from model_compute_sim.simulator.mtp import check_mtp
 from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.spec import KindSpec, ModelSpec
@@ -143,6 +144,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
         attention_flops=req.attention_flops,
         mla_path=req.mla_path,
         logits=req.logits,
+        mtp_layers=req.mtp_layers,
         dtype=dt,
         kv_cache_dtype=kv,
         weight_dtype=wd,
@@ -166,6 +168,8 @@ def _simulate(req: SimulateRequest) -> SimResult:
         req.scale_up_bandwidth_gb_per_s,
         DEFAULT_SCALE_UP_GB_PER_S,
     )
+    if req.mtp_layers:
+        check_mtp(spec, req.mtp_layers)
     step = build_step(spec, wl, opts, Parallel(req.tp, req.dp, req.ep, req.pp))
     view = views.ViewOptions(
         detail=req.detail,

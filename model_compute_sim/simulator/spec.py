@@ -217,6 +217,8 @@ class ModelSpec:
     notes: tuple[str, ...] = field(default_factory=tuple)
     hf_id: str | None = None
     hc_mult: int = 1  # residual streams (DeepSeek-V4 hyper-connections); 1 = one plain residual stream
+    mtp_layer: LayerSpec | None = None  # the decoder layer of the checkpoint's MTP module (speculative decoding)
+    mtp_modules: int = 0  # MTP modules the checkpoint ships
 
     @property
     def num_layers(self) -> int:

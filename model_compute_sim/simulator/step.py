@@ -113,5 +113,5 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
         par=par,
         groups=groups,
         head=(whole.embedding(), local.embedding()),
-        tail=(whole.lm_head(), local.lm_head()),
+        tail=(whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp()),
     )

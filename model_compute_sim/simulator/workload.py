@@ -115,6 +115,7 @@ class Options:
     attention_flops: AttentionFlops = "causal"
     mla_path: MlaPath = "auto"
     logits: Logits = "last"
+    mtp_layers: int = 0  # MTP draft passes in the step (speculative decoding)
     dtype: str = "bf16"  # GEMM compute dtype
     kv_cache_dtype: str = "bf16"
     weight_dtype: str = "bf16"
