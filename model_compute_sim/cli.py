@@ -24,6 +24,7 @@ from model_compute_sim.request import (
     CompareRequest,
     ExtractRequest,
     KernelFlowRequest,
+    ModelsRequest,
     SimulateRequest,
     surface_request,
 )
@@ -58,11 +59,14 @@ def build_parser() -> Parser:
                 help="trace mode: write a copy of the trace whose kernels carry category, layer, op, FLOPs, "
                 "bytes, MFU and MBU in their args, with per-step counter tracks (open it in the Perfetto UI)",
             )
-    for name, helptext in (("list-models", "models in the index"), ("list-gpus", "accelerators in the GPU table")):
-        p = sub.add_parser(name, help=helptext, allow_abbrev=False)
-        ap.commands[name] = p
-        p.add_argument("filter", nargs="?", default=None, help="case-insensitive substring")
-        p.add_argument("--format", choices=["text", "json"], default="text")
+    p = sub.add_parser("list-models", help="models in the index", allow_abbrev=False)
+    ap.commands["list-models"] = p
+    add_request_flags(p, ModelsRequest, ("filter",))  # --filter, --limit, --offset as the tool's
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p = sub.add_parser("list-gpus", help="accelerators in the GPU table", allow_abbrev=False)
+    ap.commands["list-gpus"] = p
+    p.add_argument("filter", nargs="?", default=None, help="case-insensitive substring")
+    p.add_argument("--format", choices=["text", "json"], default="text")
     sub.add_parser("serve", help="run the MCP server over stdio", allow_abbrev=False)
     return ap
 
@@ -151,8 +155,11 @@ def _trace(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from model_compute_sim.textview import list_gpus_view, list_models_view
 
-    view = list_models_view if args.command == "list-models" else list_gpus_view
-    data, text = view(args.filter)
+    if args.command == "list-models":
+        req = surface_request(ModelsRequest, given(args, ModelsRequest))
+        data, text = list_models_view(req.filter, req.limit, req.offset)
+    else:
+        data, text = list_gpus_view(args.filter)
     print(json.dumps(data) if args.format == "json" else text)
     return 0
 

@@ -358,6 +358,14 @@ class KernelFlowRequest(
     The shape: with a trace, inferred unless given; with kernel rows or milliseconds, 1/1/0 unless given."""
 
 
+class ModelsRequest(Piece):
+    """list_models: a filter and a page (the CLI's list-models flags come from here)."""
+
+    filter: ModelFilter = None
+    limit: SurfaceLimit = None
+    offset: Offset = 0
+
+
 R = TypeVar("R", bound=BaseModel)
 
 # Fields of a request that a surface does not offer yet (they would be accepted and ignored).
@@ -371,6 +379,7 @@ SURFACE_LIMIT: Mapping[type[BaseModel], int] = {
     ExtractRequest: 20,
     CompareRequest: 20,
     KernelFlowRequest: 20,
+    ModelsRequest: 40,  # catalog.DEFAULT_MODELS_LIMIT (a test checks)
 }
 
 

@@ -169,8 +169,8 @@ def _ranges(xs: list[int]) -> str:
     return ",".join(parts)
 
 
-def list_models_view(filter: str | None) -> tuple[dict[str, Any], str]:
-    res = list_models(filter, limit=None)
+def list_models_view(filter: str | None, limit: int | None = None, offset: int = 0) -> tuple[dict[str, Any], str]:
+    res = list_models(filter, limit=limit, offset=offset)
     rows = [
         [
             m.name,
@@ -185,7 +185,10 @@ def list_models_view(filter: str | None) -> tuple[dict[str, Any], str]:
         for m in res.models
     ]
     text = table(["name", "hf_id", "model_type", "layers", "params", "active", "weights", "modelled"], rows)
-    return res.model_dump(mode="json"), text + f"\n{res.total} models"
+    shown = f"rows {offset + 1}-{offset + len(res.models)} of " if res.models and (res.truncated or offset) else ""
+    shown = shown or (f"no rows at offset {offset} of " if offset else "")
+    more = f"; next page: --offset {res.next_offset}" if res.next_offset is not None else ""
+    return res.model_dump(mode="json"), text + f"\n{shown}{res.total} models{more}"
 
 
 def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:

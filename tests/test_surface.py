@@ -148,7 +148,9 @@ BAD_INPUTS = [
     ["kernel-flow", "/nonexistent.json"],
     ["kernel-flow", "--kernel-ms", '{"mlp": 1}', "--model", "qwen3-8b"],
     ["kernel-flow", TRACE, "--step", "1.5"],
-    ["list-models", "--limit", "3"],
+    ["list-models", "--limit", "0"],
+    ["list-models", "--limit", "1001"],
+    ["list-models", "--offset", "-1"],
     ["list-gpus", "a", "b"],
     ["serve", "--port", "3"],
 ]
@@ -273,3 +275,19 @@ def test_model_suggestions_rank_by_closeness(capsys: pytest.CaptureFixture[str])
 async def test_list_gpus_filter_speaks_of_gpus() -> None:
     prop = (await _tools())["list_gpus"].input_schema["properties"]["filter"]
     assert "GPU" in prop["description"] and "model_type" not in prop["description"]
+
+
+@pytest.mark.anyio
+async def test_list_models_flags_are_the_tool_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    props = (await _tools())["list_models"].input_schema["properties"]
+    assert set(props) == set(_flags("list-models")) - CLI_ONLY == {"filter", "limit", "offset"}
+    rc, out, err = _run(["list-models", "qwen3", "--limit", "3", "--offset", "2", "--format", "json"], capsys)
+    assert rc == 0, err
+    page = json.loads(out)
+    assert len(page["models"]) == 3 and page["offset"] == 2 and page["next_offset"] == 5
+    assert page["models"][0]["name"] == page["names"][2]
+    rc, out, err = _run(["list-models", "--format", "json"], capsys)
+    page = json.loads(out)
+    assert rc == 0 and len(page["models"]) == 40 < page["total"]  # the tool's page of 40
+    rc, out, _ = _run(["list-models", "qwen3", "--limit", "3"], capsys)
+    assert rc == 0 and out.rstrip().endswith("next page: --offset 3")
