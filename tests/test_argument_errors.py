@@ -21,7 +21,7 @@ PREFIX = "Error executing tool {}: "
 SIMULATE_PARAMETERS = (
     "attention_flops, batch_size, config, config_path, context_len, detail, dp, dtype, ep, gpu, "
     "gpu_memory_utilization, kv_cache_dtype, limit, logits, measured_ms, memory_bandwidth_gb_per_s, mla_path, "
-    "model, offset, peak_tflops, pp, requests, scale_up_bandwidth_gb_per_s, seq_len, tp, weight_dtype"
+    "model, mtp_layers, offset, peak_tflops, pp, requests, scale_up_bandwidth_gb_per_s, seq_len, tp, weight_dtype"
 )
 PYDANTIC_NOISE = ("validation error", "[type=", "errors.pydantic.dev", "input_value", "Arguments")
 
@@ -44,6 +44,12 @@ async def _error(tool: str, args: dict[str, Any]) -> str:
 
 
 MCP_CASES: list[tuple[str, dict[str, Any], str]] = [
+    (  # a lone peak is not blamed on measured_ms (an agent playing found that)
+        "simulate",
+        {"model": "qwen3-8b", "peak_tflops": 100},
+        "peak_tflops needs a gpu (see list_gpus), "
+        "or both peak_tflops and memory_bandwidth_gb_per_s for a custom device",
+    ),
     (  # several unknown names: each one its own sentence; the valid names when nothing is close
         "simulate",
         {"model": "qwen3-8b", "context_length": 4096, "num_gpus": 2},

@@ -155,9 +155,10 @@ def _simulate(req: SimulateRequest) -> SimResult:
     custom_device = bool(req.peak_tflops and req.memory_bandwidth_gb_per_s)
     wants_device = req.measured_ms is not None or req.peak_tflops or req.memory_bandwidth_gb_per_s
     if gpu_spec is None and wants_device and not custom_device:
-        raise SimError(
-            "measured_ms needs a gpu (see list_gpus), or both peak_tflops and "
-            "memory_bandwidth_gb_per_s for a custom device"
+        given = [k for k in ("measured_ms", "peak_tflops", "memory_bandwidth_gb_per_s") if getattr(req, k)]
+        raise SimError(  # name what was given: a lone peak_tflops is not a measured_ms mistake
+            f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} a gpu (see list_gpus), or both "
+            "peak_tflops and memory_bandwidth_gb_per_s for a custom device"
         )
 
     dev = make_device(
