@@ -46,6 +46,11 @@ def assumptions(
             if opts.attention_weight_dtype != opts.weight_dtype
             else ""
         )
+        + (
+            f", routed-expert weights {opts.expert_weight_dtype} (config expert_dtype)"
+            if opts.expert_weight_dtype != opts.weight_dtype
+            else ""
+        )
         + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]

@@ -16,7 +16,7 @@ from model_compute_sim.errors import ConfigError, NotModelledError
 from model_compute_sim.simulator import config_hybrid
 from model_compute_sim.simulator import config_keys as K
 from model_compute_sim.simulator.config_attention import attention_specs, rotary_dim
-from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
+from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes, expert_dtype
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
 from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
@@ -285,6 +285,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         weight_dtype=wdtype,
         weight_dtype_source=wsource,
         attention_weight_dtype=attn_dtype,
+        expert_weight_dtype=expert_dtype(cfg),
         generic=generic,
         notes=tuple(notes),
         hf_id=hf_id,

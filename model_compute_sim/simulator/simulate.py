@@ -140,6 +140,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
     kv = _dtype(req.kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
     wd = _dtype(req.weight_dtype, WEIGHT_DTYPES, "weight_dtype") if req.weight_dtype else spec.weight_dtype
     attn_wd = wd if req.weight_dtype else (spec.attention_weight_dtype or spec.weight_dtype)
+    expert_wd = wd if req.weight_dtype else (spec.expert_weight_dtype or spec.weight_dtype)
     opts = Options(
         attention_flops=req.attention_flops,
         mla_path=req.mla_path,
@@ -149,6 +150,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
         kv_cache_dtype=kv,
         weight_dtype=wd,
         attention_weight_dtype=attn_wd,
+        expert_weight_dtype=expert_wd,
         act_bytes=2.0,
     )
     gpu_spec = resolve_gpu(req.gpu) if req.gpu else None

@@ -212,6 +212,7 @@ class ModelSpec:
     weight_dtype: str = "bf16"  # dtype of transformer-block linear weights
     weight_dtype_source: str = "config torch_dtype"
     attention_weight_dtype: str | None = None  # when attention stays unquantized (e.g. mxfp4 experts only)
+    expert_weight_dtype: str | None = None  # routed experts stored in another dtype (DeepSeek-V4 expert_dtype)
     embed_dtype: str = "bf16"
     generic: bool = False  # unknown model_type run on the generic decoder path
     notes: tuple[str, ...] = field(default_factory=tuple)

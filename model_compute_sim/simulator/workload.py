@@ -120,6 +120,7 @@ class Options:
     kv_cache_dtype: str = "bf16"
     weight_dtype: str = "bf16"
     attention_weight_dtype: str = "bf16"
+    expert_weight_dtype: str = "bf16"  # routed-expert weights (the checkpoint may store them apart)
     act_bytes: float = 2.0
 
     @property

@@ -38,6 +38,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         up_n,
         shard,
         weight_params=touched * H * up_n,
+        weight_dtype=b.opts.expert_weight_dtype,
         note=note,
     )
     up.flops = exact(Fraction(F.gemm_flops(1, up_n, H)) * rows)
@@ -54,6 +55,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         H,
         shard,
         weight_params=touched * i_loc * H,
+        weight_dtype=b.opts.expert_weight_dtype,
         note=note,
     )
     down.flops = exact(Fraction(F.gemm_flops(1, H, i_loc)) * rows)
@@ -139,7 +141,7 @@ class Moe(LayerKind[MoeSpec]):
         m, wb = spec, DTYPE_BYTES[opts.weight_dtype]
         mats = 3 if m.gated else 2
         per = mats * (m.latent_size or hidden) * (m.intermediate // shard.moe_tp)
-        total = (m.experts // shard.ep) * per * wb
+        total = (m.experts // shard.ep) * per * DTYPE_BYTES[opts.expert_weight_dtype]
         total += hidden * m.experts * DTYPE_BYTES["bf16"]
         total += mats * hidden * (m.shared_intermediate // shard.tp) * wb
         total += 2 * hidden * m.latent_size * wb  # latent projections, replicated
