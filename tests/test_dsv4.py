@@ -94,6 +94,7 @@ def test_routed_experts_are_costed_in_the_checkpoint_expert_dtype() -> None:
     assert fp8.memory.weights_bytes_per_gpu - fp4.memory.weights_bytes_per_gpu == 138_512_695_296
     assert any("routed-expert weights fp4" in a for a in fp4.assumptions)
     assert fp4.by_category["moe_experts"].flops == fp8.by_category["moe_experts"].flops
+
     # per op: the expert GEMMs' weight bytes halve (same experts touched); the shared expert stays fp8
     def op_rows(c: dict[str, Any]) -> dict[str, Any]:
         groups = simulate(config=c, context_len=1024, detail="ops", limit=1000).layer_groups or []
