@@ -1,0 +1,339 @@
+#!/usr/bin/env python
+"""Adversarial sweep: every causal-LM family transformers implements must simulate exactly or be refused by name.
+
+Two steps, two interpreters (torch is never a runtime dependency):
+
+    /work/toolvenv/bin/python tools/sweep_transformers.py measure     # -> tests/golden/sweep_transformers.json
+    PYTHONPATH=$PWD .venv/bin/python tools/sweep_transformers.py classify   # adds each family's verdict
+
+`measure` walks `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`. For each `model_type` a tiny config is built with the
+family's own config class: the size keys it has (hidden size, heads, widths, experts, MLA ranks, vocabulary)
+are shrunk, every other key keeps the class default (layer patterns included), the model is instantiated
+with random weights (eager attention, eager experts) and a prefill (B=2, S=12) and a decode (B=2, S=1 after
+an uncounted 20-token cache fill) are counted with FlopCounterMode, attributed per module exactly as
+tools/golden.py / tools/golden_ssm.py do (their code is imported, not copied). Families that cannot be
+swept are listed with the reason (encoder-decoder, encoder-only, multimodal wrappers whose text model is
+swept under its own model_type, builds that fail on CPU).
+
+`classify` runs `simulate` on each stored config with the reference's conventions (attention_flops="dense",
+mla_path="expanded", logits="all") and records the verdict: exact (every GEMM category equal), refused
+(NotModelledError / ConfigError naming a key), wrong (simulates but differs) or crash.
+tests/test_sweep_transformers.py re-checks the verdicts: exact stays exact, refused stays refused by name,
+and no family may be wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib
+import json
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+OUT = Path("tests/golden/sweep_transformers.json")
+PHASES = [("prefill", 2, 12, 0), ("decode", 2, 1, 20)]
+# categories compared exactly: every GEMM the reference runs through an nn.Linear or the attention core
+COMPARED = (
+    "attention_proj", "attention_core", "attention_indexer", "linear_attention_proj", "mlp", "moe_router",
+    "moe_experts", "moe_shared", "lm_head",
+)  # fmt: skip
+
+# the reference family is not a decoder-only causal LM (the mapping lists their decoder heads too)
+ENCODER_ONLY = {
+    "bert", "bert-generation", "big_bird", "camembert", "data2vec-text", "electra", "ernie", "megatron-bert",
+    "rembert", "roberta", "roberta-prelayernorm", "roc_bert", "roformer", "xlm-roberta", "xlm-roberta-xl",
+    "xmod", "xlm", "xlnet", "reformer",
+}  # fmt: skip
+ENCODER_DECODER = {
+    "bart", "bigbird_pegasus", "blenderbot", "blenderbot-small", "marian", "mbart", "mvp", "pegasus",
+    "plbart", "prophetnet", "trocr", "whisper", "musicgen", "musicgen_melody", "moshi", "moss_transcribe_diarize",
+}  # fmt: skip
+
+# size keys shrunk when the config class has them (values chosen to be mutually consistent)
+TINY: dict[str, Any] = dict(
+    vocab_size=128, hidden_size=64, n_embd=64, d_model=64, num_attention_heads=4, n_head=4, num_heads=4,
+    num_key_value_heads=2, head_dim=16, intermediate_size=96, n_inner=None, ffn_hidden_size=96,
+    max_position_embeddings=256, moe_intermediate_size=32, expert_intermediate_size=32,
+    shared_expert_intermediate_size=48, num_experts=8, num_local_experts=8, n_routed_experts=8,
+    moe_num_experts=8, num_experts_per_tok=2, pad_token_id=0, moe_k=2, moe_top_k=2, top_k_experts=2, n_group=1, topk_group=1,
+    kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, q_lora_rank=48,
+    first_k_dense_replace=1,
+)  # fmt: skip
+LAYERS = 4
+# swept first (the families people serve), then every other model_type in name order
+PRIORITY = (
+    "llama mistral mixtral phi3 phi gemma gemma2 gemma3_text cohere cohere2 olmo2 olmo3 granite qwen2 qwen2_moe qwen3 "
+    "qwen3_moe starcoder2 gpt_neox falcon mpt bamba zamba2 falcon_mamba mamba mamba2 lfm2 lfm2_moe hunyuan_v1_dense "
+    "hunyuan_v1_moe ernie4_5 ernie4_5_moe exaone exaone4 exaone_moe glm glm4 glm4_moe seed_oss smollm3 apertus arcee "
+    "dots1 bailing_hybrid longcat_flash phimoe deepseek_v2 deepseek_v3 minimax minimax_m2 gpt_oss jamba falcon_h1 "
+    "granitemoehybrid nemotron_h qwen3_next kimi_linear helium internlm3 ministral ministral3 nemotron olmoe stablelm "
+    "gpt2 gpt_bigcode bloom opt gptj codegen jetmoe dbrx granitemoe granitemoeshared zamba recurrent_gemma minicpm3 "
+    "sarvam_moe solar_open youtu vaultgemma bitnet doge diffllama flex_olmo nanochat mellum iquestcoder jais2"
+).split()
+TIMEOUT_S = 120
+
+
+class Timeout(Exception):
+    pass
+
+
+def _alarm(*_: Any) -> None:
+    raise Timeout(f"took over {TIMEOUT_S} s on CPU")
+
+
+def tiny_overrides(cls: Any, layers: int | None) -> dict[str, Any]:
+    default = cls()
+    over = {}
+    for k, v in TINY.items():
+        if not hasattr(default, k):
+            continue
+        cur = getattr(default, k)
+        if k == "q_lora_rank" and cur is None:
+            continue  # no low-rank query in this family
+        if k == "n_inner" and cur is not None:
+            continue
+        if k == "head_dim" and isinstance(cur, int) and cur != getattr(default, "hidden_size", 0) // max(
+            getattr(default, "num_attention_heads", 1), 1
+        ):
+            over[k] = 16  # a family with its own head_dim keeps one (16 = 64 / 4 anyway)
+            continue
+        over[k] = v
+    if "kv_lora_rank" in over:  # MLA: transformers reads head_dim as the rope width, one KV head per query head
+        over.update(head_dim=TINY["qk_rope_head_dim"], num_key_value_heads=TINY["num_attention_heads"])
+    if layers is not None:
+        for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
+            if hasattr(default, k):
+                over[k] = layers
+    return over
+
+
+def build(model_type: str, layers: int | None) -> tuple[Any, Any, dict[str, Any]]:
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    cls = transformers.CONFIG_MAPPING[model_type]
+    over = tiny_overrides(cls, layers)
+    cfg = cls(**json.loads(json.dumps(over)))
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", experts_implementation="eager")
+    model.eval()
+    return model, model.config, over
+
+
+def measure(G: Any, model: Any, modeling: Any, s: int, c: int, b: int) -> Any:
+    """tools/golden.py's measure, without its attention-cache length check (recurrent-only caches have none)."""
+    import torch
+
+    torch.manual_seed(1234)
+    ids = torch.randint(0, G.VOCAB, (b, c + s))
+    kw: dict[str, Any] = dict(input_ids=ids[:, c:], use_cache=True, logits_to_keep=0)
+    with torch.no_grad():
+        if c > 0:
+            out = model(input_ids=ids[:, :c], use_cache=True, logits_to_keep=0)
+            cache = next(
+                (getattr(out, n) for n in ("cache", "past_key_values", "cache_params") if getattr(out, n, None) is not None),
+                None,
+            )
+            assert cache is not None, "no cache returned"
+            kw["cache"] = cache
+        kw["position_ids"] = torch.arange(c, c + s).unsqueeze(0).expand(b, -1)
+        with G.AttnRecorder(modeling) as rec:
+            rec.active = True
+            counter = G.ExclusiveFlopCounter()
+            with counter:
+                out = model(**kw)
+            rec.active = False
+    assert out.logits.shape[:2] == (b, s), out.logits.shape
+    return counter
+
+
+def measure_family(model_type: str) -> dict[str, Any]:
+    import golden as G  # tools/golden.py
+    import golden_ssm as GS  # tools/golden_ssm.py: SSM mixer attribution
+    import torch
+
+    # GPT-2 style stacks call their blocks `h.N` (and MPT `blocks.N`) rather than `layers.N`
+    G.layer_of = lambda fqn: (lambda m: int(m.group(1)) if m else None)(
+        re.search(r"\.(?:layers|h|blocks)\.(\d+)(\.|$)", fqn)
+    )
+    errors = []
+    for layers in (LAYERS, None):
+        torch.manual_seed(0)
+        try:
+            model, cfg, over = build(model_type, layers)
+            modeling = importlib.import_module(type(model).__module__)
+            mods = G.module_map(model)
+            phases = []
+            for phase, b, s, c in PHASES:
+                counter = measure(G, model, modeling, s, c, b)
+                cats: collections.Counter[str] = collections.Counter()
+                for fqn, f in G.exclusive_counts(counter).items():
+                    cats[GS.categorize(fqn, mods) if fqn != "Global" else "other"] += f
+                phases.append(
+                    dict(
+                        phase=phase,
+                        batch_size=b,
+                        seq_len=s,
+                        context_len=c,
+                        categories={k: int(v) for k, v in sorted(cats.items()) if v},
+                        total_flops=int(counter.get_total_flops()),
+                    )
+                )
+            raw = json.loads(json.dumps(G.to_jsonable(cfg.to_dict()), sort_keys=True))
+            for k in ("dtype", "torch_dtype"):
+                raw.pop(k, None)
+            return dict(model_class=type(model).__name__, config=raw, config_overrides=over, phases=phases)
+        except Timeout:
+            raise
+        except Exception as e:  # a failed tiny build: retry with the class's own layer count
+            errors.append(f"{type(e).__name__}: {str(e)[:300]}")
+    raise RuntimeError(" | ".join(errors))
+
+
+def skip_reason(model_type: str) -> str | None:
+    import transformers
+
+    if model_type in ENCODER_ONLY:
+        return "encoder-only family (its causal-LM head is a decoder use of a bidirectional encoder)"
+    if model_type in ENCODER_DECODER:
+        return "encoder-decoder or speech/audio family"
+    cls = transformers.CONFIG_MAPPING[model_type]
+    subs = getattr(cls, "sub_configs", {}) or {}
+    if "text_config" in subs and len(subs) > 1:
+        text = subs["text_config"]
+        mt = getattr(text, "model_type", "")
+        return f"multimodal wrapper: its text model is swept as {mt!r}" if mt else "multimodal wrapper"
+    return None
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import torch
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    transformers.logging.set_verbosity_error()
+    only = [f for f in args.only.split(",") if f]
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.exists() and (only or args.shard) else {"families": {}}
+    fams: dict[str, Any] = old["families"]
+    signal.signal(signal.SIGALRM, _alarm)
+    shard, shards = (int(x) for x in (args.shard or "0/1").split("/"))
+    names = sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, key=lambda m: (m not in PRIORITY, PRIORITY.index(m) if m in PRIORITY else 0, m))
+    for i, mt in enumerate(names):
+        if (only and mt not in only) or i % shards != shard or (args.shard and mt in fams):
+            continue
+        t = time.time()
+        reason = skip_reason(mt)
+        if reason:
+            fams[mt] = dict(status="skipped", reason=reason)
+            continue
+        signal.alarm(TIMEOUT_S)
+        try:
+            fams[mt] = dict(status="measured", **measure_family(mt))
+        except Exception as e:
+            fams[mt] = dict(status="skipped", reason=f"cannot build or run on CPU: {str(e)[:400]}")
+        finally:
+            signal.alarm(0)
+        print(f"{mt:28s} {time.time() - t:5.1f}s {fams[mt]['status']} {fams[mt].get('reason', '')[:100]}", flush=True)
+        write(out, fams)
+    write(out, fams)
+    return 0
+
+
+def write(out: Path, fams: dict[str, Any]) -> None:
+    import torch
+    import transformers
+
+    doc = dict(
+        generator="tools/sweep_transformers.py",
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        conventions=dict(attention_flops="dense", mla_path="expanded", logits="all"),
+        attn_implementation="eager",
+        experts_implementation="eager",
+        compared_categories=list(COMPARED),
+        families=dict(sorted(fams.items())),
+    )
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def simulate_phase(config: dict[str, Any], ph: dict[str, Any]) -> dict[str, int]:
+    from model_compute_sim.simulator.simulate import simulate
+
+    r = simulate(
+        config=config,
+        batch_size=ph["batch_size"],
+        seq_len=ph["seq_len"],
+        context_len=ph["context_len"],
+        attention_flops="dense",
+        mla_path="expanded",
+        logits="all",
+    )
+    return {k: v.flops for k, v in r.by_category.items() if k in COMPARED and v.flops}
+
+
+def verdict(fam: dict[str, Any]) -> dict[str, Any]:
+    from model_compute_sim.errors import ConfigError, NotModelledError
+
+    diffs = {}
+    try:
+        for ph in fam["phases"]:
+            want = {k: v for k, v in ph["categories"].items() if k in COMPARED}
+            got = simulate_phase(fam["config"], ph)
+            if got != want:
+                diffs[ph["phase"]] = dict(reference=want, simulated=got)
+    except (NotModelledError, ConfigError) as e:
+        named = re.search(r"'[A-Za-z_0-9]+'", str(e)) is not None
+        return dict(verdict="refused" if named else "refused_unnamed", message=str(e)[:400])
+    except Exception as e:
+        return dict(verdict="crash", message=f"{type(e).__name__}: {str(e)[:400]}")
+    if diffs:
+        return dict(verdict="wrong", diffs=diffs)
+    other = {ph["phase"]: ph["categories"].get("other", 0) for ph in fam["phases"]}
+    if any(other.values()):  # GEMMs outside known modules: exactness of the rest is not enough
+        return dict(verdict="wrong", diffs={"unattributed_reference_flops": other})
+    return dict(verdict="exact")
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    doc = json.loads(OUT.read_text()) if OUT.exists() else {"families": {}}
+    for shard in args.merge:  # shards written by `measure --shard i/n --out FILE`
+        part = json.loads(Path(shard).read_text())
+        doc = {**part, "families": dict(sorted({**doc["families"], **part["families"]}.items()))}
+    counts: collections.Counter[str] = collections.Counter()
+    for mt, fam in doc["families"].items():
+        for k in ("verdict", "message", "diffs"):
+            fam.pop(k, None)
+        if fam["status"] != "measured":
+            counts["skipped"] += 1
+            continue
+        fam.update(verdict(fam))
+        counts[fam["verdict"]] += 1
+        print(f"{mt:28s} {fam['verdict']:9s} {fam.get('message', '')[:150]} {json.dumps(fam.get('diffs', ''))[:300]}")
+    print(dict(counts))
+    if args.write:
+        OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--only", default="")
+    m.add_argument("--shard", default="", help="i/n: every n-th family from the i-th, resuming --out")
+    m.add_argument("--out", default=str(OUT))
+    c = sub.add_parser("classify")
+    c.add_argument("--write", action="store_true")
+    c.add_argument("--merge", nargs="*", default=[], help="shard files of `measure --shard` to merge in")
+    args = ap.parse_args(argv)
+    return cmd_measure(args) if args.cmd == "measure" else cmd_classify(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
