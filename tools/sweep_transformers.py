@@ -60,21 +60,113 @@ TINY: dict[str, Any] = dict(
     num_key_value_heads=2, head_dim=16, intermediate_size=96, n_inner=None, ffn_hidden_size=96,
     max_position_embeddings=256, moe_intermediate_size=32, expert_intermediate_size=32,
     shared_expert_intermediate_size=48, num_experts=8, num_local_experts=8, n_routed_experts=8,
-    moe_num_experts=8, num_experts_per_tok=2, pad_token_id=0, moe_k=2, moe_top_k=2, top_k_experts=2, n_group=1, topk_group=1,
+    moe_num_experts=8, num_experts_per_tok=2, pad_token_id=0,
+    moe_k=2, moe_top_k=2, top_k_experts=2, n_group=1, topk_group=1,
     kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, q_lora_rank=48,
     first_k_dense_replace=1,
 )  # fmt: skip
 LAYERS = 4
+# families whose config class needs a consistent layer pattern or mixer shape at the tiny size
+FAMILY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "bamba": dict(attn_layer_indices=[1]),
+    "mamba2": dict(num_heads=8, head_dim=16, n_groups=1),
+    "lfm2_moe": dict(layer_types=["conv", "full_attention", "conv", "full_attention"], num_dense_layers=1),
+    "lfm2": dict(layer_types=["conv", "full_attention", "conv", "full_attention"]),
+}
 # swept first (the families people serve), then every other model_type in name order
-PRIORITY = (
-    "llama mistral mixtral phi3 phi gemma gemma2 gemma3_text cohere cohere2 olmo2 olmo3 granite qwen2 qwen2_moe qwen3 "
-    "qwen3_moe starcoder2 gpt_neox falcon mpt bamba zamba2 falcon_mamba mamba mamba2 lfm2 lfm2_moe hunyuan_v1_dense "
-    "hunyuan_v1_moe ernie4_5 ernie4_5_moe exaone exaone4 exaone_moe glm glm4 glm4_moe seed_oss smollm3 apertus arcee "
-    "dots1 bailing_hybrid longcat_flash phimoe deepseek_v2 deepseek_v3 minimax minimax_m2 gpt_oss jamba falcon_h1 "
-    "granitemoehybrid nemotron_h qwen3_next kimi_linear helium internlm3 ministral ministral3 nemotron olmoe stablelm "
-    "gpt2 gpt_bigcode bloom opt gptj codegen jetmoe dbrx granitemoe granitemoeshared zamba recurrent_gemma minicpm3 "
-    "sarvam_moe solar_open youtu vaultgemma bitnet doge diffllama flex_olmo nanochat mellum iquestcoder jais2"
-).split()
+PRIORITY = tuple(
+    [
+        "llama",
+        "mistral",
+        "mixtral",
+        "phi3",
+        "phi",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "cohere",
+        "cohere2",
+        "olmo2",
+        "olmo3",
+        "granite",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "starcoder2",
+        "gpt_neox",
+        "falcon",
+        "mpt",
+        "bamba",
+        "zamba2",
+        "falcon_mamba",
+        "mamba",
+        "mamba2",
+        "lfm2",
+        "lfm2_moe",
+        "hunyuan_v1_dense",
+        "hunyuan_v1_moe",
+        "ernie4_5",
+        "ernie4_5_moe",
+        "exaone",
+        "exaone4",
+        "exaone_moe",
+        "glm",
+        "glm4",
+        "glm4_moe",
+        "seed_oss",
+        "smollm3",
+        "apertus",
+        "arcee",
+        "dots1",
+        "bailing_hybrid",
+        "longcat_flash",
+        "phimoe",
+        "deepseek_v2",
+        "deepseek_v3",
+        "minimax",
+        "minimax_m2",
+        "gpt_oss",
+        "jamba",
+        "falcon_h1",
+        "granitemoehybrid",
+        "nemotron_h",
+        "qwen3_next",
+        "kimi_linear",
+        "helium",
+        "internlm3",
+        "ministral",
+        "ministral3",
+        "nemotron",
+        "olmoe",
+        "stablelm",
+        "gpt2",
+        "gpt_bigcode",
+        "bloom",
+        "opt",
+        "gptj",
+        "codegen",
+        "jetmoe",
+        "dbrx",
+        "granitemoe",
+        "granitemoeshared",
+        "zamba",
+        "recurrent_gemma",
+        "minicpm3",
+        "sarvam_moe",
+        "solar_open",
+        "youtu",
+        "vaultgemma",
+        "bitnet",
+        "doge",
+        "diffllama",
+        "flex_olmo",
+        "nanochat",
+        "mellum",
+        "iquestcoder",
+        "jais2",
+    ]
+)
 TIMEOUT_S = 120
 
 
@@ -90,21 +182,17 @@ def tiny_overrides(cls: Any, layers: int | None) -> dict[str, Any]:
     default = cls()
     over = {}
     for k, v in TINY.items():
-        if not hasattr(default, k):
+        if not hasattr(default, k) or isinstance(getattr(cls, k, None), property):  # Falcon: head_dim derived
             continue
         cur = getattr(default, k)
         if k == "q_lora_rank" and cur is None:
             continue  # no low-rank query in this family
         if k == "n_inner" and cur is not None:
             continue
-        if k == "head_dim" and isinstance(cur, int) and cur != getattr(default, "hidden_size", 0) // max(
-            getattr(default, "num_attention_heads", 1), 1
-        ):
-            over[k] = 16  # a family with its own head_dim keeps one (16 = 64 / 4 anyway)
-            continue
         over[k] = v
     if "kv_lora_rank" in over:  # MLA: transformers reads head_dim as the rope width, one KV head per query head
         over.update(head_dim=TINY["qk_rope_head_dim"], num_key_value_heads=TINY["num_attention_heads"])
+    over.update(FAMILY_OVERRIDES.get(getattr(default, "model_type", ""), {}))
     if layers is not None:
         for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
             if hasattr(default, k):
@@ -135,7 +223,11 @@ def measure(G: Any, model: Any, modeling: Any, s: int, c: int, b: int) -> Any:
         if c > 0:
             out = model(input_ids=ids[:, :c], use_cache=True, logits_to_keep=0)
             cache = next(
-                (getattr(out, n) for n in ("cache", "past_key_values", "cache_params") if getattr(out, n, None) is not None),
+                (
+                    getattr(out, n)
+                    for n in ("cache", "past_key_values", "cache_params")
+                    if getattr(out, n, None) is not None
+                ),
                 None,
             )
             assert cache is not None, "no cache returned"
@@ -149,6 +241,21 @@ def measure(G: Any, model: Any, modeling: Any, s: int, c: int, b: int) -> Any:
             rec.active = False
     assert out.logits.shape[:2] == (b, s), out.logits.shape
     return counter
+
+
+def categorize(G: Any, GS: Any, fqn: str, mods: dict[str, Any]) -> str:
+    """tools/golden.py's categories; tools/golden_ssm.py's where a state-space mixer, a latent MoE or a
+    Granite-style shared_mlp is involved; a shared MLP inside a MoE block (a module with an *Experts child)
+    is a shared expert."""
+    ch = GS.chain(fqn, mods)
+    attrs = [a for a, _ in ch]
+    if "shared_mlp" in attrs:
+        owner = mods.get(".".join(fqn.split(".")[: attrs.index("shared_mlp")]))
+        if owner is not None and any(type(c).__name__.endswith("Experts") for c in owner.children()):
+            return "moe_shared"
+    if any(GS.is_ssm_mixer(c) for _, c in ch) or "shared_mlp" in attrs or attrs[-1].endswith("_latent_proj"):
+        return str(GS.categorize(fqn, mods))
+    return str(G.categorize(fqn, mods))
 
 
 def measure_family(model_type: str) -> dict[str, Any]:
@@ -172,7 +279,7 @@ def measure_family(model_type: str) -> dict[str, Any]:
                 counter = measure(G, model, modeling, s, c, b)
                 cats: collections.Counter[str] = collections.Counter()
                 for fqn, f in G.exclusive_counts(counter).items():
-                    cats[GS.categorize(fqn, mods) if fqn != "Global" else "other"] += f
+                    cats[categorize(G, GS, fqn, mods) if fqn != "Global" else "other"] += f
                 phases.append(
                     dict(
                         phase=phase,
@@ -212,7 +319,6 @@ def skip_reason(model_type: str) -> str | None:
 
 def cmd_measure(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import torch
     import transformers
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -223,7 +329,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     fams: dict[str, Any] = old["families"]
     signal.signal(signal.SIGALRM, _alarm)
     shard, shards = (int(x) for x in (args.shard or "0/1").split("/"))
-    names = sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, key=lambda m: (m not in PRIORITY, PRIORITY.index(m) if m in PRIORITY else 0, m))
+    names = sorted(
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        key=lambda m: (m not in PRIORITY, PRIORITY.index(m) if m in PRIORITY else 0, m),
+    )
     for i, mt in enumerate(names):
         if (only and mt not in only) or i % shards != shard or (args.shard and mt in fams):
             continue

@@ -199,6 +199,16 @@ GATED_ACTIVATIONS = frozenset({"silu", "swish", "swiglu"})
 PLAIN_ACTIVATIONS = frozenset(
     {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python", "quick_gelu", "relu", "relu2", "xielu"}
 )
+# families whose MLP kind the activation does not decide: relu2 is plain in Nemotron and Arcee (up/down) but
+# gated in BitNet (gate/up/down); transformers 5.24 BitNetMLP (tests/golden/sweep_transformers.json)
+MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True}
+
+# families whose modeling code runs work that no config key describes, so the generic path cannot see it
+# (transformers 5.24; found by tools/sweep_transformers.py): refused by model_type
+CODE_ONLY_FEATURES: dict[str, str] = {
+    "beam": "an attention output gate (gate_proj, hidden -> heads x head_dim) that no config key describes",
+    "hunyuan_v1_moe": "a shared MLP of intermediate_size beside the routed experts that no config key describes",
+}
 
 
 def _refuse(key: str, feature: str, name: str | None) -> NotModelledError:
@@ -234,6 +244,11 @@ def check_unmodelled_keys(cfg: Mapping[str, Any], name: str | None, handled: fro
 
 def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None) -> list[str]:
     """Generic path: every structural key must be understood. Returns the ignored keys (for the notes)."""
+    if model_type in CODE_ONLY_FEATURES:
+        raise NotModelledError(
+            f"{name or 'this config'}: model_type {model_type!r} runs {CODE_ONLY_FEATURES[model_type]}, which is "
+            "not modelled; its FLOPs would be wrong, so no estimate is given"
+        )
     ignored: list[str] = []
     for key in cfg:
         if key in GENERIC_KEYS or key in NON_STRUCTURAL_KEYS or key.endswith(NON_STRUCTURAL_SUFFIXES):
@@ -253,6 +268,8 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
 
 def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool:
     """Generic path: gated (three-matrix) or plain (two-matrix) MLP from the activation; unknown refuses."""
+    if model_type in MLP_GATED_BY_FAMILY:
+        return MLP_GATED_BY_FAMILY[model_type]
     act = next((cfg[k] for k in ACTIVATION_KEYS if cfg.get(k)), None)
     if act is None:
         raise NotModelledError(
