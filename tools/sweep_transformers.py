@@ -249,13 +249,17 @@ def categorize(G: Any, GS: Any, fqn: str, mods: dict[str, Any]) -> str:
     is a shared expert."""
     ch = GS.chain(fqn, mods)
     attrs = [a for a, _ in ch]
+    linear = [i for i, (_, c) in enumerate(ch) if c.endswith(("GatedDeltaNet", "DeltaAttention"))]
+    if linear:  # tools/golden_linear_attention.py: the mixer's Linears, and its own chunked / recurrent core
+        return "linear_attention_core" if linear[-1] == len(ch) - 1 else "linear_attention_proj"
     if "shared_mlp" in attrs:
         owner = mods.get(".".join(fqn.split(".")[: attrs.index("shared_mlp")]))
         if owner is not None and any(type(c).__name__.endswith("Experts") for c in owner.children()):
             return "moe_shared"
     if any(GS.is_ssm_mixer(c) for _, c in ch) or "shared_mlp" in attrs or attrs[-1].endswith("_latent_proj"):
         return str(GS.categorize(fqn, mods))
-    return str(G.categorize(fqn, mods))
+    cat = str(G.categorize(fqn, mods))
+    return str(GS.categorize(fqn, mods)) if cat == "other" else cat  # Nemotron-H: an MLP block named `mixer`
 
 
 def measure_family(model_type: str) -> dict[str, Any]:

@@ -200,13 +200,15 @@ PLAIN_ACTIVATIONS = frozenset(
     {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python", "quick_gelu", "relu", "relu2", "xielu"}
 )
 # families whose MLP kind the activation does not decide: relu2 is plain in Nemotron and Arcee (up/down) but
-# gated in BitNet (gate/up/down); transformers 5.24 BitNetMLP (tests/golden/sweep_transformers.json)
-MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True}
+# gated in BitNet (gate/up/down); VaultGemma's gelu_pytorch_tanh MLP is gated (GeGLU) like Gemma's;
+# transformers 5.24 BitNetMLP, VaultGemmaMLP (tests/golden/sweep_transformers.json)
+MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True, "vaultgemma": True}
 
 # families whose modeling code runs work that no config key describes, so the generic path cannot see it
 # (transformers 5.24; found by tools/sweep_transformers.py): refused by model_type
 CODE_ONLY_FEATURES: dict[str, str] = {
     "beam": "an attention output gate (gate_proj, hidden -> heads x head_dim) that no config key describes",
+    "diffllama": "differential attention (two softmax maps per head: twice the attention core)",
     "hunyuan_v1_moe": "a shared MLP of intermediate_size beside the routed experts that no config key describes",
 }
 
