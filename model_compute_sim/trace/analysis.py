@@ -91,11 +91,21 @@ def _op_status(flow: Flow, step: StepPairs | None, selected: set[int] | None) ->
     info = flow.op_info
     n = len(ops)
     math_below = [False] * n
+    # one decision per distinct (name, annotation): traces repeat a few hundred op names
+    memo: dict[tuple[str, bool], bool] = {}
+    is_math = [False] * n
+    for i, o in enumerate(ops):
+        key = (o.name, o.is_annotation)
+        m = memo.get(key)
+        if m is None:
+            m = memo[key] = _is_math(o)
+        is_math[i] = m
     # order by start time so a child always follows its parent
-    order = sorted(range(n), key=lambda i: (ops[i].ts, -ops[i].dur))
+    sort_keys = [(o.ts, -o.dur) for o in ops]
+    order = sorted(range(n), key=sort_keys.__getitem__)
     for i in reversed(order):
         p = info[i].parent
-        if p >= 0 and (math_below[i] or _is_math(ops[i])):
+        if p >= 0 and (math_below[i] or is_math[i]):
             math_below[p] = True
     flops: dict[int, tuple[int, str, str | None, str]] = {}
     unmodelled: dict[int, str] = {}
@@ -103,7 +113,7 @@ def _op_status(flow: Flow, step: StepPairs | None, selected: set[int] | None) ->
         if selected is not None and i not in selected:
             continue
         o = ops[i]
-        if math_below[i] or not _is_math(o):
+        if math_below[i] or not is_math[i]:
             continue
         if op_kind(o.name) is None:
             unmodelled[i] = "does tensor math but no FLOP model for this op"
@@ -193,13 +203,17 @@ def _step_of(steps: list[Step], t: float | None) -> int | None:
 def _kernels(a: TraceAnalysis) -> list[KernelRecord]:
     out: list[KernelRecord] = []
     flow, trace = a.flow, a.trace
+    windowed = a.window is not None
     for k, g in enumerate(trace.gpu):
-        if g.kind != KERNEL or not kernel_in_window(a, k):
+        if g.kind != KERNEL:
+            continue
+        t = launch_time(a, k)  # once per kernel: the window test and the step both need it
+        if windowed and (t is None or not a.lo <= t <= a.hi):
             continue
         link = flow.links[k]
         cls = kernel_class(g.name, g.kind)
         fl, st = (flow.capture, a.cap_status) if link.source == "capture" else (flow, a.status)
-        step = _step_of(a.steps, launch_time(a, k))
+        step = _step_of(a.steps, t)
         own_op = link.op >= 0 and fl is not None and st is not None and not (link.graph and link.source == "trace")
         if not own_op or fl is None or st is None:
             cat, src = (cls.category, "kernel_class") if cls.category else (OTHER, "none")

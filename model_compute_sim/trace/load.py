@@ -168,6 +168,12 @@ def _arg(args: dict[str, Any], field: str) -> Any:
     return None
 
 
+# the modern key of each hot field: tried inline first, `_arg` (all variants) only when it is absent
+_EXT_ID = ARG_KEYS["external_id"][0]
+_DIMS = ARG_KEYS["input_dims"][0]
+_CONCRETE = ARG_KEYS["concrete_inputs"][0]
+
+
 class _Builder:
     """Turns raw event dicts into typed events, keeping only what the analysis needs."""
 
@@ -186,6 +192,7 @@ class _Builder:
     def add(self, events: list[Any]) -> None:
         kinds = CAT_KIND
         intern = self._names.setdefault
+        py_append, ops_append = self.python.append, self.ops.append
         for e in events:
             if not isinstance(e, dict):
                 self.skipped += 1
@@ -201,27 +208,39 @@ class _Builder:
                     except (TypeError, ValueError):
                         self.skipped += 1
                         continue
-                name = intern(str(e.get("name", "")), str(e.get("name", "")))
+                name = e.get("name", "")
+                if name.__class__ is not str:
+                    name = str(name)
+                name = intern(name, name)
                 pid = e.get("pid", 0)
                 tid = e.get("tid", 0)
                 if kind == PYTHON:
-                    self.python.append(PyEvent(name, pid, tid, ts, dur))
+                    py_append(PyEvent(name, pid, tid, ts, dur))
                     continue
                 args = e.get("args")
                 if args.__class__ is not dict:
                     args = {}
+                ext = args.get(_EXT_ID)
+                if ext is None:
+                    ext = _arg(args, "external_id")
                 if kind in (OP, ANNOTATION):
-                    self.ops.append(
+                    dims = args.get(_DIMS)
+                    if dims is None:
+                        dims = _arg(args, "input_dims")
+                    concrete = args.get(_CONCRETE)
+                    if concrete is None:
+                        concrete = _arg(args, "concrete_inputs")
+                    ops_append(
                         CpuOp(
                             name,
                             pid,
                             tid,
                             ts,
                             dur,
-                            _arg(args, "external_id"),
-                            _arg(args, "input_dims"),
+                            ext,
+                            dims,
                             args.get("Input type") or None,
-                            _arg(args, "concrete_inputs"),
+                            concrete,
                             kind == ANNOTATION,
                         )
                     )
@@ -235,7 +254,7 @@ class _Builder:
                             ts,
                             dur,
                             args.get("correlation"),
-                            _arg(args, "external_id"),
+                            ext,
                             intern(lk, lk) if isinstance(lk, str) else None,
                         )
                     )
@@ -249,7 +268,7 @@ class _Builder:
                             ts,
                             dur,
                             args.get("correlation"),
-                            _arg(args, "external_id"),
+                            ext,
                             args,
                         )
                     )

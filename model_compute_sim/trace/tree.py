@@ -140,7 +140,8 @@ def _nest(trace: Trace) -> tuple[list[OpInfo], list[LaunchInfo]]:
                 layer = cur[3]
                 if layer is None and o.concrete_inputs:
                     for s in o.concrete_inputs:
-                        m = _LAYERS_IN_NAME.search(s) if s else None
+                        # substring test first: most concrete inputs are numbers, not parameter names
+                        m = _LAYERS_IN_NAME.search(s) if s and "layers." in s else None
                         if m:
                             layer = int(m.group(1))
                             break
