@@ -40,7 +40,7 @@ class KernelTotals(BaseModel):
     memcpy_memset_time_us: float = 0.0
     wall_time_us: float | None = Field(None, description="measured_ms, else the steps' GPU spans")
     wall_time_source: str | None = None
-    peak_tflops: float = Field(description="dense peak of dtype")
+    peak_tflops: float | None = Field(description="dense peak of dtype; null when the GPU lists none")
     peak_dtype: str
     memory_bandwidth_gb_per_s: float
     mfu_pct: float | None = Field(None, description="flops / (wall x peak)")

@@ -44,18 +44,35 @@ class KernelRowDraft:
     gpu_index: int | None = None  # trace mode: the kernel's index in Trace.gpu (one kernel per row)
 
 
+_HALF = {"bf16": ("fp16",), "fp16": ("bf16",)}  # the 16-bit sibling a card without the format falls back to
+
+
 @dataclass(slots=True)
 class MfuDevice:
     gpu: GpuSpec
     dtype: str
 
     def peak(self, dt: str) -> tuple[float, str, str | None]:
-        """(TFLOP/s, dtype used, flag) for a compute dtype; falls back to the model dtype when missing."""
+        """(TFLOP/s, dtype used, flag) for a compute dtype.
+
+        Falls back to the run's dtype, then to the other 16-bit format (V100 and T4 have fp16 tensor
+        cores and no bf16), and says so; 0.0 with a flag when the GPU lists neither (MFU is then null).
+        """
         p = self.gpu.peak_tflops.get(dt)
         if p:
             return float(p), dt, None
-        base = self.gpu.peak_tflops.get(self.dtype) or self.gpu.peak_tflops.get("bf16") or 0.0
-        return float(base), self.dtype, f"{self.gpu.name} has no {dt} peak; measured against {self.dtype}"
+        for alt in dict.fromkeys((self.dtype, *_HALF.get(dt, ()), *_HALF.get(self.dtype, ()))):
+            if self.gpu.peak_tflops.get(alt):
+                return (
+                    float(self.gpu.peak_tflops[alt]),
+                    alt,
+                    f"{self.gpu.name} has no {dt} peak; measured against {alt}",
+                )
+        return (
+            0.0,
+            dt,
+            f"{self.gpu.name} has no {dt} peak; MFU is not known (give dtype= one of {sorted(self.gpu.peak_tflops)})",
+        )
 
 
 # --- metrics, totals, headroom, paging ---------------------------------------------------------
@@ -193,7 +210,7 @@ def finish_result(
     unattributed = sum(r.dur_us for r in out if not r.attributed)
     flops = sum(r.flops for r in rows)
     by = sum(r.bytes for r in rows)
-    peak, peak_dt, _ = dev.peak(dev.dtype)
+    peak, peak_dt, peak_flag = dev.peak(dev.dtype)
     bw = dev.gpu.memory_bandwidth_gb_per_s
     wall = measured_ms * 1000.0 if measured_ms else span_us
     wall_src = "measured_ms" if measured_ms else ("GPU span of the analysed kernels" if span_us else None)
@@ -210,6 +227,8 @@ def finish_result(
     )
     if mfu is not None and mfu > 100:
         flags.append("overall MFU above 100%")
+    if peak_flag:
+        flags.append(peak_flag)
     totals = KernelTotals(
         kernel_time_us=round(total, 3),
         attributed_time_us=round(total - unattributed, 3),
@@ -219,7 +238,7 @@ def finish_result(
         bytes=round(by, 1),
         wall_time_us=_r(wall),
         wall_time_source=wall_src,
-        peak_tflops=peak,
+        peak_tflops=peak or None,
         peak_dtype=peak_dt,
         memory_bandwidth_gb_per_s=bw,
         mfu_pct=_r(mfu),
