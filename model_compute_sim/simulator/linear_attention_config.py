@@ -19,7 +19,10 @@ GDN_TYPES = ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_mo
 KDA_TYPES = ("kimi_linear",)
 LINEAR_MODEL_TYPES = (*GDN_TYPES, *KDA_TYPES)
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-# Kimi-K3 keys that change the mixer or the residual stream beyond Kimi-Linear: refused until modelled
+# Kimi-K3 features beyond Kimi-Linear, refused until modelled. Each is in vLLM's kimi_k3 model (read, not
+# modelled here): the attention-residual op over closed blocks (ops/attn_res), the latent MoE wrapper
+# (routed_expert_down_proj -> RMSNorm -> experts in routed_expert_hidden_size -> routed_expert_up_proj), the
+# MLA g_proj sigmoid output gate (hidden -> heads*v_head_dim), KDA's full-rank forget gate, and SituAndMul.
 _UNMODELLED_KIMI_KEYS = {
     "attn_res_block_size": "block attention residuals",
     "routed_expert_hidden_size": "latent MoE experts (routed experts in a smaller hidden size)",
@@ -99,17 +102,26 @@ def gdn_spec(cfg: Mapping[str, Any], model_type: str) -> LinearAttentionSpec:
     )
 
 
+def _unmodelled_kimi_features(cfg: Mapping[str, Any], lac: Mapping[str, Any]) -> list[str]:
+    """Every Kimi-K3 feature the config turns on that is not modelled, so one refusal names them all."""
+    found = [
+        f"config key {key!r} describes {feature}" for key, feature in _UNMODELLED_KIMI_KEYS.items() if cfg.get(key)
+    ]
+    if lac.get("use_full_rank_gate"):
+        found.append("linear_attn_config.use_full_rank_gate describes a full-rank KDA forget gate")
+    if cfg.get("hidden_act") == "situ":
+        found.append("hidden_act 'situ' describes the SiTU gated activation (activation_situ_beta)")
+    return found
+
+
 def kda_spec(cfg: Mapping[str, Any]) -> LinearAttentionSpec:
     """Kimi Delta Attention: q/k/v/b projections, rank-head_dim forget and output gates."""
-    for key, feature in _UNMODELLED_KIMI_KEYS.items():
-        if cfg.get(key):
-            raise NotModelledError(f"config key {key!r} describes {feature}, which is not modelled yet")
     lac = cfg.get("linear_attn_config")
     lac = lac if isinstance(lac, Mapping) else {}
-    if lac.get("use_full_rank_gate"):
-        raise NotModelledError(
-            "linear_attn_config.use_full_rank_gate describes a full-rank KDA gate, which is not modelled yet"
-        )
+    unmodelled = _unmodelled_kimi_features(cfg, lac)
+    if unmodelled:
+        rest = f"; also not modelled: {'; '.join(unmodelled[1:])}" if len(unmodelled) > 1 else ""
+        raise NotModelledError(f"{unmodelled[0]}, which is not modelled yet{rest}")
     heads = _int(lac, "num_heads") if "num_heads" in lac else _int(cfg, "linear_num_heads", 32)
     d = _int(lac, "head_dim") if "head_dim" in lac else _int(cfg, "linear_head_dim", 128)
     kernel = (
