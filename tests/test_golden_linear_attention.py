@@ -269,6 +269,17 @@ def test_tensor_parallel_splits_the_mixer_by_heads() -> None:
         simulate(config=cfg, tp=32)
 
 
+def test_kimi_linear_mla_is_nope_rope_dims_kept_but_not_rotated() -> None:
+    # transformers' KimiMLAAttention applies no rotary embedding (vLLM asserts mla_use_nope), so the MLA
+    # layers have no rotary_emb op; k_rot still widens kv_a_proj: 2 * T * H * (kv_lora_rank + rope) with
+    # T = 1 * 8 tokens, H = 64, kv_lora_rank = 32, qk_rope_head_dim = 8 -> 2 * 8 * 64 * 40 = 40960
+    case = next(c for c in CASES if c["family"] == "kimi_linear")
+    r = simulate(config=case["config"], batch_size=1, seq_len=8, context_len=0, detail="ops")
+    mla = _ops(r, 1)  # layer 1 is MLA (full_attn_layers=[2, 4], 1-indexed)
+    assert "rotary_emb" not in mla
+    assert mla["kv_a_proj_with_mqa"].flops_per_gpu == 2 * 8 * 64 * 40
+
+
 def test_kimi_k3_refuses_its_unmodelled_keys_by_name() -> None:
     cfg = _shared_config("moonshotai--Kimi-K3.json")
     with pytest.raises(NotModelledError) as refused:

@@ -150,7 +150,7 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
         _bool(cfg, k) for k in ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear")
     )
     if cfg.get("kv_lora_rank") is not None:
-        return _mla_specs(cfg, heads, windows, bias, n)
+        return _mla_specs(cfg, model_type, heads, windows, bias, n)
     base = _gqa_base(cfg, model_type, hidden, heads, kv_heads, bias)
     no_rope = _no_rope_layers(cfg, n)
     return [
@@ -159,10 +159,16 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
     ]
 
 
-def _mla_specs(cfg: Config, heads: int, windows: list[int | None], bias: bool, n: int) -> list[AttentionSpec]:
+def _mla_specs(
+    cfg: Config, model_type: str, heads: int, windows: list[int | None], bias: bool, n: int
+) -> list[AttentionSpec]:
     """Multi-head latent attention, with the DSA indexer when the config has one."""
     nope = _int(cfg, "qk_nope_head_dim")
     rope = _int(cfg, "qk_rope_head_dim", minimum=0)
+    # Kimi-Linear MLA is NoPE: transformers' KimiMLAAttention never rotates k_rot/q (its config has no
+    # rope keys), vLLM's KimiMLAAttention asserts mla_use_nope and passes rotary_emb=None. The rope dims
+    # still widen q, kv_a_proj and the cache; only the rotation is absent.
+    rotary = 0 if model_type == "kimi_linear" or cfg.get("mla_use_nope") is True else rope
     v = _int(cfg, "v_head_dim")
     kv_lora = _int(cfg, "kv_lora_rank")
     q_lora = _opt_int(cfg, "q_lora_rank")
@@ -177,7 +183,7 @@ def _mla_specs(cfg: Config, heads: int, windows: list[int | None], bias: bool, n
             window=windows[i],
             qkv_bias=bias,
             o_bias=bias,
-            rotary_dim=rope,
+            rotary_dim=rotary,
             q_lora_rank=q_lora,
             kv_lora_rank=kv_lora,
             qk_nope_dim=nope,

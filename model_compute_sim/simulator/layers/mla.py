@@ -49,8 +49,10 @@ def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: str)
         ops.append(b.gemm("q_proj", "attention_proj", T, H, h * (nope + rope), col, weight_dtype=wd))
     ops.append(b.gemm("kv_a_proj_with_mqa", "attention_proj", T, H, r + rope, "replicated", weight_dtype=wd))
     ops.append(b.norm("kv_a_layernorm", "norm", T, r))
-    if rope:
-        ops.append(b.vector("rotary_emb", "elementwise", "elementwise", T * (h + 1) * rope, F.ROPE_FLOPS_PER_ELEMENT))
+    if a.rotary_dim:  # 0 for NoPE MLA (Kimi-Linear): the rope dims are carried but not rotated
+        ops.append(
+            b.vector("rotary_emb", "elementwise", "elementwise", T * (h + 1) * a.rotary_dim, F.ROPE_FLOPS_PER_ELEMENT)
+        )
     return ops
 
 
