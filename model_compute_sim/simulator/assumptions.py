@@ -40,7 +40,13 @@ def assumptions(
         ),
         f"logits={opts.logits}: LM head on "
         + ("the last token of each sequence" if opts.logits == "last" else "every token"),
-        f"compute dtype {opts.dtype}; weights {opts.weight_dtype} ({spec.weight_dtype_source})"
+        f"compute dtype {opts.dtype}; weights {opts.weight_dtype} "
+        + (
+            f"(weight_dtype override of the checkpoint's {spec.weight_dtype}: it covers every "
+            "transformer-block linear weight, attention and routed experts included)"
+            if opts.weight_dtype_override
+            else f"({spec.weight_dtype_source})"
+        )
         + (
             f", attention weights {opts.attention_weight_dtype}"
             if opts.attention_weight_dtype != opts.weight_dtype

@@ -128,6 +128,20 @@ def simulate(model: str | SimulateRequest | None = None, /, **kwargs: Any) -> Si
     return _simulate(req)
 
 
+def weight_dtypes(spec: ModelSpec, override: str | None) -> tuple[str, str, str]:
+    """(linear, attention, routed-expert) weight dtypes: the one rule ops and the memory report share.
+
+    An override names the transformer-block linear weights, so it covers attention and experts too
+    (gpt-oss with weight_dtype='fp8' costs its attention in fp8); without one, a checkpoint that stores
+    attention or experts apart (unquantized attention, DeepSeek-V4's fp4 experts) keeps their dtypes.
+    """
+    if override:
+        wd = _dtype(override, WEIGHT_DTYPES, "weight_dtype")
+        return wd, wd, wd
+    w = spec.weight_dtype
+    return w, spec.attention_weight_dtype or w, spec.expert_weight_dtype or w
+
+
 def _simulate(req: SimulateRequest) -> SimResult:
     spec = resolve_spec(req.model, req.config, req.config_path)
     if req.requests:
@@ -138,9 +152,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
     validate_parallelism(spec, req.tp, req.dp, req.ep, req.pp)
     dt = _dtype(req.dtype, COMPUTE_DTYPES, "dtype")
     kv = _dtype(req.kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
-    wd = _dtype(req.weight_dtype, WEIGHT_DTYPES, "weight_dtype") if req.weight_dtype else spec.weight_dtype
-    attn_wd = wd if req.weight_dtype else (spec.attention_weight_dtype or spec.weight_dtype)
-    expert_wd = wd if req.weight_dtype else (spec.expert_weight_dtype or spec.weight_dtype)
+    wd, attn_wd, expert_wd = weight_dtypes(spec, req.weight_dtype)
     opts = Options(
         attention_flops=req.attention_flops,
         mla_path=req.mla_path,
@@ -151,6 +163,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
         weight_dtype=wd,
         attention_weight_dtype=attn_wd,
         expert_weight_dtype=expert_wd,
+        weight_dtype_override=req.weight_dtype is not None,
         act_bytes=2.0,
     )
     gpu_spec = resolve_gpu(req.gpu) if req.gpu else None

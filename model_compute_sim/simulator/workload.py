@@ -121,6 +121,7 @@ class Options:
     weight_dtype: str = "bf16"
     attention_weight_dtype: str = "bf16"
     expert_weight_dtype: str = "bf16"  # routed-expert weights (the checkpoint may store them apart)
+    weight_dtype_override: bool = False  # the request named weight_dtype (it then covers attention too)
     act_bytes: float = 2.0
 
     @property

@@ -8,7 +8,7 @@ from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.ops import BuilderBase, Op
 from model_compute_sim.simulator.spec import AttentionSpec
-from model_compute_sim.simulator.workload import SeqGroup, Workload
+from model_compute_sim.simulator.workload import Options, SeqGroup, Workload
 
 
 def pairs(
@@ -57,9 +57,13 @@ def attention_core(
     )
 
 
-def attention_dtype(b: BuilderBase) -> str:
-    """Weight dtype of the attention projections (some checkpoints leave attention unquantized)."""
-    return b.spec.attention_weight_dtype or b.opts.attention_weight_dtype
+def attention_dtype(opts: Options) -> str:
+    """Weight dtype of the attention projections, for ops and the memory report alike.
+
+    simulate.weight_dtypes resolves it once: a `weight_dtype` override covers every transformer-block
+    linear weight, attention included; without one the checkpoint's (unquantized) attention dtype holds.
+    """
+    return opts.attention_weight_dtype
 
 
 def check_heads(a: AttentionSpec, tp: int) -> None:

@@ -187,7 +187,7 @@ class Csa(LayerKind[CsaSpec]):
         s, sh, T, H = spec, b.shard, b.T, b.H
         h, g_loc, d = s.heads // sh.tp, s.o_groups // sh.tp, s.head_dim
         col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
-        wd = attention_dtype(b)
+        wd = attention_dtype(b.opts)
         ops = _hc_ops(b, s, "attn")[:3] if s.hc_mult > 1 else []
         ops += [
             b.gemm("wq_a", "attention_proj", T, H, s.q_lora_rank, "replicated", weight_dtype=wd),
@@ -241,7 +241,7 @@ class Csa(LayerKind[CsaSpec]):
         if s.has_indexer:
             split += s.q_lora_rank * s.index_heads * s.index_head_dim + hidden * s.index_heads
         local = whole - split + split // tp
-        return local * DTYPE_BYTES[opts.attention_weight_dtype] + hc_params(s, hidden) * FP32
+        return local * DTYPE_BYTES[attention_dtype(opts)] + hc_params(s, hidden) * FP32
 
     def cache(self, spec: CsaSpec, shard: Shard, opts: Options) -> Cache:
         s, kvb = spec, opts.kv_bytes

@@ -34,7 +34,7 @@ class Gqa(LayerKind[AttentionSpec]):
             if sh.tp > 1
             else "replicated"
         )
-        wd = attention_dtype(b)
+        wd = attention_dtype(b.opts)
         ops = [
             b.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col, weight_dtype=wd),
             b.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard, weight_dtype=wd),
@@ -67,7 +67,7 @@ class Gqa(LayerKind[AttentionSpec]):
 
     def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
         n = gqa_params(spec, hidden, spec.heads // shard.tp, shard.kv_heads(spec.kv_heads))
-        return n * DTYPE_BYTES[opts.attention_weight_dtype]
+        return n * DTYPE_BYTES[attention_dtype(opts)]
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         dims = spec.head_dim if spec.k_eq_v else spec.head_dim + spec.v_head_dim

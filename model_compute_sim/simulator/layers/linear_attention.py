@@ -18,6 +18,7 @@ from typing import Literal
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import linear_attention_formulas as LF
+from model_compute_sim.simulator.layers.attention_core import attention_dtype
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
@@ -87,7 +88,7 @@ def linear_state_bytes(la: LinearAttentionSpec, tp: int, conv_bytes: float) -> f
 
 
 def _dtype(b: BuilderBase) -> str:
-    return b.spec.attention_weight_dtype or b.opts.attention_weight_dtype
+    return attention_dtype(b.opts)
 
 
 def _projections(b: BuilderBase, la: LinearAttentionSpec, col: str) -> list[Op]:
@@ -216,7 +217,7 @@ class _LinearAttention(LayerKind[LinearAttentionSpec]):
         return n, n
 
     def weight_bytes(self, spec: LinearAttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return linear_attention_params(spec, hidden, shard.tp) * DTYPE_BYTES[opts.attention_weight_dtype]
+        return linear_attention_params(spec, hidden, shard.tp) * DTYPE_BYTES[attention_dtype(opts)]
 
     def cache(self, spec: LinearAttentionSpec, shard: Shard, opts: Options) -> Cache:
         return Cache(state_bytes=linear_state_bytes(spec, shard.tp, opts.act_bytes))

@@ -117,7 +117,7 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
     if not ix.runs:
         return []
     T, H = b.T, b.H
-    wd = attention_dtype(b)
+    wd = attention_dtype(b.opts)
     ops = [
         b.gemm(
             "indexer.wq_b",
@@ -167,7 +167,7 @@ class Mla(LayerKind[AttentionSpec]):
         a, sh = spec, b.shard
         h = a.heads // sh.tp
         col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
-        wd = attention_dtype(b)
+        wd = attention_dtype(b.opts)
         ops = _projections_in(b, a, h, col, wd)
         if a.indexer is not None:
             ops += indexer_ops(b, a)
@@ -187,7 +187,7 @@ class Mla(LayerKind[AttentionSpec]):
         return n, n
 
     def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return mla_params(spec, hidden, spec.heads // shard.tp) * DTYPE_BYTES[opts.attention_weight_dtype]
+        return mla_params(spec, hidden, spec.heads // shard.tp) * DTYPE_BYTES[attention_dtype(opts)]
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         b = (spec.kv_lora_rank + spec.qk_rope_dim) * opts.kv_bytes  # latent cache, replicated across tp ranks

@@ -41,7 +41,7 @@ class MsaSpec:
 def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     T, H, di = b.T, b.H, s.index_dim
     hi = b.shard.kv_heads(s.index_heads)  # whole index heads per rank, replicated past index_heads ranks
-    wd = attention_dtype(b)
+    wd = attention_dtype(b.opts)
     col = f"column /{min(b.shard.tp, s.index_heads)}" if b.shard.tp > 1 else "replicated"
     if b.opts.attention_flops == "dense":
         pairs = sum(g.count * g.q * (g.c + g.q) for g in b.wl.groups)
@@ -105,7 +105,7 @@ class Msa(LayerKind[MsaSpec]):
     def weight_bytes(self, spec: MsaSpec, hidden: int, shard: Shard, opts: Options) -> float:
         base = kind_of(spec.attention).weight_bytes(spec.attention, hidden, shard, opts)
         idx = hidden * shard.kv_heads(spec.index_heads) * spec.index_dim + hidden * spec.index_dim
-        return base + idx * DTYPE_BYTES[opts.attention_weight_dtype]
+        return base + idx * DTYPE_BYTES[attention_dtype(opts)]
 
     def cache(self, spec: MsaSpec, shard: Shard, opts: Options) -> Cache:
         base = kind_of(spec.attention).cache(spec.attention, shard, opts)
