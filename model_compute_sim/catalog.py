@@ -108,7 +108,8 @@ class GpuRow(BaseModel):
     display_name: str
     aliases: list[str]
     vendor: str
-    memory_gb: float = Field(description="HBM capacity per device, decimal GB")
+    memory_gb: float = Field(description="HBM capacity per device, decimal GB (the label)")
+    memory_bytes: int = Field(description="Capacity as the device reports it (an 80 GB label is 80 GiB)")
     memory_bandwidth_gb_per_s: float = Field(description="HBM bandwidth per device, decimal GB/s")
     dense_peak_tflops: dict[str, float | None] = Field(description="Dense peak per dtype (int8: TOPS); null: none")
     scale_up_bandwidth_gb_per_s: float | None = Field(description="Scale-up link, one direction")
@@ -130,6 +131,7 @@ def gpu_row(g: GpuSpec) -> GpuRow:
         aliases=[a for a in g.aliases if a != g.name],
         vendor=g.vendor,
         memory_gb=g.memory_gb,
+        memory_bytes=g.memory_bytes,
         memory_bandwidth_gb_per_s=g.memory_bandwidth_gb_per_s,
         dense_peak_tflops=dict(g.peak_tflops),
         scale_up_bandwidth_gb_per_s=g.scale_up_bandwidth_gb_per_s,

@@ -198,6 +198,7 @@ def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
             g.name,
             g.display_name,
             g.memory_gb,
+            f"{g.memory_bytes / 2**30:g}",
             g.memory_bandwidth_gb_per_s,
             g.dense_peak_tflops.get("bf16") or "-",
             g.dense_peak_tflops.get("fp8") or "-",
@@ -206,7 +207,9 @@ def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
         ]
         for g in res.gpus
     ]
-    text = table(["name", "device", "HBM GB", "GB/s", "bf16 TF", "fp8 TF", "fp4 TF", "scale-up GB/s"], rows)
+    text = table(
+        ["name", "device", "HBM GB", "reported GiB", "GB/s", "bf16 TF", "fp8 TF", "fp4 TF", "scale-up GB/s"], rows
+    )
     return res.model_dump(mode="json"), text + f"\n{res.total} accelerators (dense peaks)"
 
 
