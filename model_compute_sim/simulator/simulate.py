@@ -92,8 +92,23 @@ def _check_positive(**values: int) -> None:
             raise ParallelismError(f"{key} must be an integer >= 1, got {v!r}")
 
 
+# layouts already accepted, keyed by the spec's identity (kept in the value so the id stays its own):
+# the check walks every layer and hashes frozen specs, a large share of a repeated simulate call
+_VALID_LAYOUTS: dict[tuple[int, int, int, int, int], ModelSpec] = {}
+
+
 def validate_parallelism(spec: ModelSpec, tp: int, dp: int, ep: int, pp: int) -> None:
     _check_positive(tp=tp, dp=dp, ep=ep, pp=pp)
+    key = (id(spec), tp, dp, ep, pp)
+    if _VALID_LAYOUTS.get(key) is spec:
+        return
+    _check_layout(spec, tp, dp, ep, pp)
+    if len(_VALID_LAYOUTS) > 4096:
+        _VALID_LAYOUTS.clear()
+    _VALID_LAYOUTS[key] = spec
+
+
+def _check_layout(spec: ModelSpec, tp: int, dp: int, ep: int, pp: int) -> None:
     n = spec.num_layers
     if n % pp:
         valid = [d for d in range(1, n + 1) if n % d == 0]
