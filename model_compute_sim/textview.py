@@ -7,7 +7,7 @@ from typing import Any
 
 from model_compute_sim.catalog import list_gpus, list_models
 from model_compute_sim.simulator.result import OpRow, SimResult
-from model_compute_sim.trace.flow_result import CompareResult, KernelFlowResult
+from model_compute_sim.trace.flow_result import CompareResult, KernelFlowResult, StepReport
 from model_compute_sim.trace.result import TraceFlowResult
 
 
@@ -328,6 +328,42 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
+def _unmeasured_lines(unmeasured: dict[str, float]) -> list[str]:
+    if not unmeasured:
+        return []
+    return ["not ranked (MFU/MBU unknown): " + ", ".join(f"{k} {us(v)} us" for k, v in unmeasured.items())]
+
+
+_STEP_ROWS = 10  # the text view shows the first steps; --format json has all
+
+
+def _engine_step_lines(steps: list[StepReport] | None) -> list[str]:
+    if not steps:
+        return []
+    rows = [
+        [
+            "-" if s.step is None else s.step,
+            s.name[:48],
+            s.kernels,
+            us(s.span_us),
+            us(s.idle_us),
+            us(s.comm_us),
+            us(s.comm_overlap_us),
+            si(s.flops),
+            _pct(s.mfu_pct),
+        ]
+        for s in steps[:_STEP_ROWS]
+    ]
+    out = [
+        "",
+        "engine steps (MFU over each step's own GPU span):",
+        table(["step", "name", "kernels", "span us", "idle us", "comm us", "comm hidden us", "FLOPs", "MFU %"], rows),
+    ]
+    if len(steps) > _STEP_ROWS:
+        out.append(f"({len(steps) - _STEP_ROWS} more steps; --format json for all)")
+    return out
+
+
 def render_kernel_flow(r: KernelFlowResult) -> str:
     t = r.totals
     out = [
@@ -364,6 +400,8 @@ def render_kernel_flow(r: KernelFlowResult) -> str:
             ["category", "time us", "utilisation %", "headroom us"],
             [[h.category, us(h.time_us), f"{h.utilisation_pct:.1f}", us(h.headroom_us)] for h in r.headroom[:10]],
         ),
+        *_unmeasured_lines(r.headroom_unmeasured),
+        *_engine_step_lines(r.engine_steps),
         "",
         table(
             ["kernel", "category", "n", "dur us", "%", "TFLOP/s", "MFU %", "peak", "MBU %", "op"],
