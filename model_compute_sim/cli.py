@@ -51,14 +51,6 @@ def build_parser() -> Parser:
         if name == "simulate":
             add_request_flags(p, KernelFlowRequest, only=KERNEL_SHORTCUT)
         p.add_argument("--format", choices=["text", "json"], default="text")
-        if name == "kernel-flow":
-            p.add_argument(
-                "--annotate",
-                metavar="OUT.json.gz",
-                default=None,
-                help="trace mode: write a copy of the trace whose kernels carry category, layer, op, FLOPs, "
-                "bytes, MFU and MBU in their args, with per-step counter tracks (open it in the Perfetto UI)",
-            )
     p = sub.add_parser("list-models", help="models in the index", allow_abbrev=False)
     ap.commands["list-models"] = p
     add_request_flags(p, ModelsRequest, ("filter",))  # --filter, --limit, --offset as the tool's
@@ -119,13 +111,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return _emit(simulate(surface_request(SimulateRequest, values)), args.format, tv.render_simulation)
 
 
-def _kernel_flow(values: dict[str, Any], fmt: str, annotate: str | None = None) -> int:
+def _kernel_flow(values: dict[str, Any], fmt: str) -> int:
     from model_compute_sim import textview as tv
     from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
 
     req = surface_request(KernelFlowRequest, values)
     with _progress("kernel MFU"):
-        result = kernel_flow_mfu(req, annotate_path=annotate)
+        result = kernel_flow_mfu(req)
     return _emit(result, fmt, tv.render_kernel_flow)
 
 
@@ -133,7 +125,7 @@ def _trace(args: argparse.Namespace) -> int:
     from model_compute_sim import textview as tv
 
     if args.command == "kernel-flow":
-        return _kernel_flow(given(args, KernelFlowRequest), args.format, args.annotate)
+        return _kernel_flow(given(args, KernelFlowRequest), args.format)
     if args.command == "extract-trace":
         from model_compute_sim.trace.extract import extract_trace_flow
 

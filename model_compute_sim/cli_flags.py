@@ -22,7 +22,7 @@ from model_compute_sim.request import surface_fields
 from model_compute_sim.validation import closest, unknown_argument
 
 # earlier spellings still accepted (the first flag of each parameter is its tool name in kebab-case)
-ALIASES: dict[str, tuple[str, ...]] = {"capture_trace_path": ("--capture-trace",)}
+ALIASES: dict[str, tuple[str, ...]] = {"capture_trace_path": ("--capture-trace",), "annotate_path": ("--annotate",)}
 
 
 def json_arg(value: str) -> Any:

@@ -196,6 +196,9 @@ OptTracePath = Annotated[
 CaptureTracePath = Annotated[
     str | None, Field(description="CUDA-graph runs: the capture trace, giving replayed kernels their ops")
 ]
+AnnotatePath = Annotated[
+    str | None, Field(description="Trace mode: write here (.json.gz) a copy of the trace annotated for Perfetto")
+]
 Step = Annotated[
     int | None,
     Field(ge=0, description="N of ProfilerStep#N, else a 0-based step index (default: chosen, named)"),
@@ -326,6 +329,7 @@ class KernelInput(Piece):
     capture_trace_path: CaptureTracePath = None
     step: Step = None
     layer: Layer = None
+    annotate_path: AnnotatePath = None
 
 
 # --- the requests (pieces listed last-first: pydantic orders fields from the last base) -----------

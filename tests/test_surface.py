@@ -24,7 +24,7 @@ from model_compute_sim.simulator.simulate import simulate
 
 DATA = Path(__file__).resolve().parent / "data" / "traces"
 TRACE = str(DATA / "cpu_llama.json.gz")
-CLI_ONLY = {"format", "annotate"}  # CLI output format (MCP answers JSON); kernel-flow's annotated trace copy
+CLI_ONLY = {"format"}  # CLI output format (MCP answers JSON)
 SIMULATE_SHORTCUT = {"kernel_flow", "kernel_ms", "layer"}  # `simulate --kernel-ms ...` runs kernel-flow
 
 

@@ -81,7 +81,7 @@ def kernel_flow_mfu(
             offset,
             assumptions,
             aligned,
-            annotate_path,
+            annotate_path if annotate_path is not None else req.annotate_path,
         )
     if not (req.model or req.config or req.config_path):
         raise SimError(

@@ -49,3 +49,26 @@ def test_cli_annotate_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     rc = main(["kernel-flow", str(real_trace(SGLANG_PREFILL)), "--gpu", "mi300x", "--annotate", str(out)])
     assert rc == 0 and "Annotated trace written to" in capsys.readouterr().out
     assert json.loads(out.read_text())["traceEvents"]
+
+
+@pytest.mark.anyio
+async def test_mcp_tool_and_cli_flag_write_the_same_annotated_trace(tmp_path: Path) -> None:
+    from mcp import Client
+
+    from model_compute_sim.server.app import mcp
+
+    src = str(real_trace(SGLANG_PREFILL))
+    out_mcp, out_cli = tmp_path / "mcp.json.gz", tmp_path / "cli.json.gz"
+    async with Client(mcp) as client:
+        res = await client.call_tool(
+            "kernel_flow_mfu", {"trace_path": src, "gpu": "mi300x", "annotate_path": str(out_mcp)}
+        )
+    assert not res.is_error
+    assert main(["kernel-flow", src, "--gpu", "mi300x", "--annotate-path", str(out_cli)]) == 0
+    with gzip.open(src, "rt") as f:
+        raw = _kernels(json.load(f))
+    with gzip.open(out_mcp, "rt") as f:
+        ks = _kernels(json.load(f))
+    assert len(ks) == len(raw) and all("mcs.category" in k["args"] for k in ks)  # type: ignore[operator]
+    with gzip.open(out_cli, "rt") as f:
+        assert _kernels(json.load(f)) == ks
