@@ -12,7 +12,7 @@ import re
 from model_compute_sim.simulator.categories import CATEGORY_ORDER, OTHER
 from model_compute_sim.trace.events import CpuOp
 from model_compute_sim.trace.kernel_classes import class_category
-from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS
+from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS, OP_REGISTRY
 from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
 CATEGORIES = (*(c for c in CATEGORY_ORDER if not c.startswith("linear_attention")), OTHER)
@@ -42,7 +42,8 @@ def _out_dim(op: CpuOp) -> int | None:
     d = op.input_dims
     if not d:
         return None
-    if op.name in ("aten::linear", "vllm::rocm_unquantized_gemm", "aiter::gemm_a16w16"):
+    rule = OP_REGISTRY.get(op.name)
+    if rule is not None and rule.weight_nk:  # x @ W[N, K]^T
         w = d[1] if len(d) > 1 else None
         return w[0] if isinstance(w, list) and len(w) == 2 else None
     b = d[2] if op.name == "aten::addmm" and len(d) > 2 else (d[1] if len(d) > 1 else None)

@@ -17,6 +17,7 @@ Every formula comes from `model_compute_sim.simulator.formulas`. Ops modelled:
   `execute_..._context_..(sq..sk..sqsq..sqsk..)`, SGLang's `step[EXTEND bs=.. toks=..]`); without one
   they are UNMODELLED.
 
+Each op has one row in `OP_REGISTRY` (`register`); an op without one is unmodelled (None), never zero.
 An op is counted only where none of its descendants is counted (the leaf GEMM, never its
 `linear`/`matmul` parents). `op_kind` returns "gemm", "attention" or None.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from model_compute_sim.simulator.formulas import (
@@ -177,62 +179,98 @@ def _varlen(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
     return attention_flops(step.pairs, q[1], q[2], dv), _fmt(q) + f" pairs={step.pairs} ({step.source})"
 
 
-GEMM_OPS = frozenset(
-    {
-        "aten::mm",
-        "aten::addmm",
-        "aten::bmm",
-        "aten::baddbmm",
-        "aten::matmul",
-        "aten::linear",
-        "aten::_scaled_mm",
-        "aten::addbmm",
-        "aiter::gemm_a16w16",
-        "vllm::rocm_unquantized_gemm",
-        "_C::cutlass_scaled_mm",
-    }
-)
-ATTENTION_OPS = frozenset(_SDPA) | _VARLEN_ATTENTION
-MODELLED_OPS = GEMM_OPS | ATTENTION_OPS
+OpCounter = Callable[[CpuOp, StepPairs | None], tuple[int, str] | None]  # FLOPs and shapes; None: shapes missing
+
+
+class OpRule(NamedTuple):
+    """How one op is counted: one row per op name in `OP_REGISTRY` (like torch's flop_counter registry)."""
+
+    kind: str  # "gemm" or "attention"
+    flops: OpCounter
+    dtype_input: int = 0  # the input whose dtype names the precision (addmm's input 0 is the bias)
+    weight_nk: bool = False  # second operand is W[N, K] (x @ W^T); otherwise B[..., K, N]
+
+
+OP_REGISTRY: dict[str, OpRule] = {}
+
+
+def register(kind: str, *names: str, dtype_input: int = 0, weight_nk: bool = False) -> Callable[[OpCounter], OpCounter]:
+    """Decorator: the function counts the ops `names`, one registry row each."""
+
+    def add(fn: OpCounter) -> OpCounter:
+        for n in names:
+            if n in OP_REGISTRY:
+                raise ValueError(f"op {n!r} is registered twice")
+            OP_REGISTRY[n] = OpRule(kind, fn, dtype_input, weight_nk)
+        return fn
+
+    return add
+
+
+@register("gemm", "aten::mm", "aten::_scaled_mm")
+def _count_mm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _mm(_dims(op, 0), _dims(op, 1))
+
+
+@register("gemm", "aten::addmm", dtype_input=1)
+def _count_addmm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _mm(_dims(op, 1), _dims(op, 2))
+
+
+@register("gemm", "_C::cutlass_scaled_mm")  # (out, a[M,K], b[K,N], ...)
+def _count_cutlass_scaled_mm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _mm(_dims(op, 1), _dims(op, 2))
+
+
+@register("gemm", "aten::bmm")
+def _count_bmm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _bmm(_dims(op, 0), _dims(op, 1))
+
+
+@register("gemm", "aten::baddbmm", "aten::addbmm", dtype_input=1)
+def _count_baddbmm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _bmm(_dims(op, 1), _dims(op, 2))
+
+
+@register("gemm", "aten::matmul")
+def _count_matmul(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return matmul_flops(_dims(op, 0), _dims(op, 1))
+
+
+@register("gemm", "aten::linear", "vllm::rocm_unquantized_gemm", "aiter::gemm_a16w16", weight_nk=True)
+def _count_linear(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _linear(_dims(op, 0), _dims(op, 1))
+
+
+def _count_varlen(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _varlen(op, step)
+
+
+def _sdpa_counter(layout: str, causal_idx: int) -> OpCounter:
+    return lambda op, step: _sdpa(op, layout, causal_idx)
+
+
+for _name, (_layout, _causal_idx) in _SDPA.items():
+    register("attention", _name)(_sdpa_counter(_layout, _causal_idx))
+register("attention", *sorted(_VARLEN_ATTENTION))(_count_varlen)
+
+GEMM_OPS = frozenset(n for n, r in OP_REGISTRY.items() if r.kind == "gemm")
+ATTENTION_OPS = frozenset(n for n, r in OP_REGISTRY.items() if r.kind == "attention")
+MODELLED_OPS = frozenset(OP_REGISTRY)
 
 
 def op_kind(name: str) -> str | None:
-    if name in GEMM_OPS:
-        return "gemm"
-    if name in ATTENTION_OPS:
-        return "attention"
-    return None
+    rule = OP_REGISTRY.get(name)
+    return rule.kind if rule is not None else None
 
 
 def op_flops(op: CpuOp, step: StepPairs | None = None) -> OpFlops | None:
-    """FLOPs of a modelled op, or None when it is not modelled or its shapes are missing."""
-    n = op.name
-    r: tuple[int, str] | None = None
-    kind = "gemm"
-    if n == "aten::mm" or n == "aten::_scaled_mm":
-        r = _mm(_dims(op, 0), _dims(op, 1))
-    elif n == "aten::addmm":
-        r = _mm(_dims(op, 1), _dims(op, 2))
-    elif n == "aten::bmm":
-        r = _bmm(_dims(op, 0), _dims(op, 1))
-    elif n == "aten::baddbmm" or n == "aten::addbmm":
-        r = _bmm(_dims(op, 1), _dims(op, 2))
-    elif n == "aten::matmul":
-        r = matmul_flops(_dims(op, 0), _dims(op, 1))
-    elif n == "aten::linear" or n == "vllm::rocm_unquantized_gemm" or n == "aiter::gemm_a16w16":
-        r = _linear(_dims(op, 0), _dims(op, 1))
-    elif n == "_C::cutlass_scaled_mm":
-        r = _mm(_dims(op, 1), _dims(op, 2))
-    elif n in _SDPA:
-        kind = "attention"
-        layout, ci = _SDPA[n]
-        r = _sdpa(op, layout, ci)
-    elif n in _VARLEN_ATTENTION:
-        kind = "attention"
-        r = _varlen(op, step)
-    if r is None:
+    """FLOPs of a registered op, or None when it is not registered (unmodelled) or its shapes are missing."""
+    rule = OP_REGISTRY.get(op.name)
+    r = rule.flops(op, step) if rule is not None else None
+    if rule is None or r is None:
         return None
-    return OpFlops(r[0], kind, _dtype(op, 1 if n in ("aten::addmm", "aten::baddbmm", "aten::addbmm") else 0), r[1])
+    return OpFlops(r[0], rule.kind, _dtype(op, rule.dtype_input), r[1])
 
 
 _MATH_HINT = re.compile(r"moe|expert|gemm|matmul|_mm\b|attention|attn|mha|fmha|conv|einsum|linear", re.I)
