@@ -78,6 +78,16 @@ def test_two_matrix_mlp_family_is_not_costed_as_gated() -> None:
     assert r.by_category["mlp"].flops == layers * 2 * (2 * t * h * i)
 
 
+@pytest.mark.parametrize("act", ["gelu", "gelu_pytorch_tanh", "relu2"])
+def test_unseen_family_with_a_gelu_or_relu_activation_is_refused_not_guessed(act: str) -> None:
+    """gelu_pytorch_tanh is two-matrix in StarCoder2 but gated in VaultGemma; relu2 plain in Nemotron, gated
+    in BitNet. The same GPT-NeoX config under an unseen model_type must be refused, naming the activation."""
+    case = next(c for c in CASES if c["family"] == "gpt_neox" and c["phase"] == "prefill")
+    cfg = {**case["config"], "model_type": "someone_new", "hidden_act": act}
+    with pytest.raises(NotModelledError, match=f"activation '{act}' runs a two-matrix MLP in some families"):
+        normalize(cfg)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "feature"),
     [

@@ -203,6 +203,26 @@ PLAIN_ACTIVATIONS = frozenset(
 # gated in BitNet (gate/up/down); VaultGemma's gelu_pytorch_tanh MLP is gated (GeGLU) like Gemma's;
 # transformers 5.24 BitNetMLP, VaultGemmaMLP (tests/golden/sweep_transformers.json)
 MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True, "vaultgemma": True}
+# A gelu/relu-type activation is two-matrix in these families and gated in others (Gemma, VaultGemma, BitNet),
+# so it decides the MLP only where FlopCounterMode showed it (tests/golden/golden_generic.json and
+# sweep_transformers.json); an unseen family with such an activation is refused, never guessed.
+PLAIN_MLP_FAMILIES = frozenset(
+    {
+        "apertus",
+        "arcee",
+        "falcon",
+        "gpt-sw3",
+        "gpt2",
+        "gpt_bigcode",
+        "gpt_neox",
+        "jais2",
+        "nanochat",
+        "nemotron",
+        "persimmon",
+        "phi",
+        "starcoder2",
+    }
+)
 
 # families whose modeling code runs work that no config key describes, so the generic path cannot see it
 # (transformers 5.24; found by tools/sweep_transformers.py): refused by model_type
@@ -281,7 +301,13 @@ def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool
     if str(act) in GATED_ACTIVATIONS:
         return True
     if str(act) in PLAIN_ACTIVATIONS:
-        return False
+        if model_type in PLAIN_MLP_FAMILIES:
+            return False
+        raise NotModelledError(
+            f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): activation {act!r} "
+            "runs a two-matrix MLP in some families (GPT-2, Phi, StarCoder2) and a gated one in others (Gemma, "
+            "VaultGemma, BitNet), so this MLP is not guessed"
+        )
     raise NotModelledError(
         f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): activation {act!r} does "
         f"not say whether the MLP is gated or plain (known: gated {sorted(GATED_ACTIVATIONS)}, plain "
