@@ -62,12 +62,9 @@ class MfuDevice:
         if p:
             return float(p), dt, None
         for alt in dict.fromkeys((self.dtype, *_HALF.get(dt, ()), *_HALF.get(self.dtype, ()))):
-            if self.gpu.peak_tflops.get(alt):
-                return (
-                    float(self.gpu.peak_tflops[alt]),
-                    alt,
-                    f"{self.gpu.name} has no {dt} peak; measured against {alt}",
-                )
+            q = self.gpu.peak_tflops.get(alt)
+            if q:
+                return float(q), alt, f"{self.gpu.name} has no {dt} peak; measured against {alt}"
         return (
             0.0,
             dt,
