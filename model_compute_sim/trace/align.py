@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from model_compute_sim.simulator.result import OpRow, SimResult
-from model_compute_sim.trace.kernels import gemm_precision
+from model_compute_sim.trace.kernels import PREC_PEAK, gemm_precision
 
 # auxiliary kernels of an attention / GEMM call: they run with it but do no tensor-core math
 _ATTN_AUX = re.compile(r"combine|reduce|prepare|segments|splitkv_merge|merge_attn|merge_state", re.I)
@@ -30,8 +30,6 @@ _ATTN_HELPER = re.compile(r"^reduce_segments|FlashAttnFwdCombine|paged_attention
 _GEMM_AUX = re.compile(r"splitKreduce|split_k_reduce|reduce_kernel", re.I)
 # fused-MoE kernels that do the expert GEMMs (the rest of class `moe` routes, sorts or finalises)
 _MOE_GEMM = re.compile(r"matmul_ogs|\bbmm_|grouped_gemm|fused_moe_kernel|moe_gemm|MoeGemm|moe_mlp|ck_moe|fmoe", re.I)
-_PREC_PEAK = {"mxfp4": "fp4", "fp8": "fp8", "int8": "int8", "bf16": "bf16", "fp16": "fp16", "tf32": "tf32"}
-_PREC_PEAK["fp32"] = "fp32"
 # kernel class -> template op kinds / name test it takes, for kernels without tensor-core math
 _VECTOR_KINDS: dict[str, tuple[str, ...]] = {
     "norm": ("norm",),
@@ -191,7 +189,7 @@ def _give(ties: dict[int, KernelTie], ks: list[KernelRec], unit: list[tuple[int 
             t.flops += s
             t.bytes += b * w
             if f:
-                t.peak_dtype = _PREC_PEAK.get(gemm_precision(k.name) or "", op.peak_dtype)
+                t.peak_dtype = PREC_PEAK.get(gemm_precision(k.name) or "", op.peak_dtype)
             elif op.kind == "communication":
                 t.peak_dtype = "comm"
             given += s

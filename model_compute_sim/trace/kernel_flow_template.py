@@ -16,8 +16,8 @@ from typing import Any
 from model_compute_sim.errors import SimError
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.result import OpRow, SimResult
-from model_compute_sim.trace.kernel_rows import NAME_WIDTH, PREC_PEAK, KernelRowDraft
-from model_compute_sim.trace.kernels import gemm_precision
+from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
+from model_compute_sim.trace.kernels import PREC_PEAK, gemm_precision
 
 # --- the one mapping table: seed kernel-flow categories -> template op groups --------------------
 KERNEL_FLOW_GROUPS: Mapping[str, str] = {

@@ -22,13 +22,12 @@ from model_compute_sim.trace.events import KERNEL, CpuOp, Trace
 from model_compute_sim.trace.flow_result import KernelFlowResult
 from model_compute_sim.trace.kernel_rows import (
     NAME_WIDTH,
-    PREC_PEAK,
     KernelRowDraft,
     MfuDevice,
     finish_result,
     row_metrics,
 )
-from model_compute_sim.trace.kernels import gemm_precision, kernel_category, short_name
+from model_compute_sim.trace.kernels import PREC_PEAK, gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.op_flops import GEMM_OPS, op_flops
 from model_compute_sim.trace.step_report import analysed_span_us, step_reports

@@ -18,8 +18,6 @@ from model_compute_sim.trace.flow_result import (
     KernelTotals,
 )
 
-PREC_PEAK = {"mxfp4": "fp4", "fp8": "fp8", "int8": "int8", "bf16": "bf16", "fp16": "fp16", "tf32": "tf32"}
-PREC_PEAK["fp32"] = "fp32"
 NAME_WIDTH = 64
 HEADROOM_FORMULA = (
     "headroom_us = time_us * (1 - min(100, max(MFU, MBU))/100) per category over kernels with a known MFU or "

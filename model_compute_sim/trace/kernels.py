@@ -23,6 +23,16 @@ PRECISION_PATTERNS: tuple[tuple[str, str], ...] = (
     ("tf32", r"tf32"),
     ("fp32", r"sgemm|scudnn|_SB_|f32f32_f32"),
 )
+# kernel precision -> the peak it is measured against (the GPU table names fp4 peaks "fp4")
+PREC_PEAK = {
+    "mxfp4": "fp4",
+    "fp8": "fp8",
+    "int8": "int8",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "tf32": "tf32",
+    "fp32": "fp32",
+}
 _PREC = tuple((p, re.compile(r)) for p, r in PRECISION_PATTERNS)
 
 _VOID = re.compile(r"^void\s+")
