@@ -19,6 +19,7 @@ from model_compute_sim.errors import NotModelledError
 from model_compute_sim.simulator.config import normalize
 from model_compute_sim.simulator.config_keys import GENERIC_KEYS, NON_STRUCTURAL_KEYS, UNMODELLED_KEYS
 from model_compute_sim.simulator.simulate import simulate
+from model_compute_sim.simulator.spec import MoeSpec
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_generic.json").read_text())
 CASES: list[dict[str, Any]] = GOLDEN["cases"]
@@ -123,7 +124,7 @@ def test_moe_spellings_of_top_k_shared_experts_and_first_moe_layer() -> None:
     is never read as experts per token."""
     base = {**LLAMA, "model_type": "brand_new_moe", "moe_intermediate_size": 32, "num_hidden_layers": 4}
     spec = normalize({**base, "num_experts": 8, "moe_k": 2, "moe_num_shared_experts": 2, "num_dense_layers": 1})
-    moe = [layer.moe for layer in spec.layers]
+    moe = [layer.first(MoeSpec) for layer in spec.layers]
     assert moe[0] is None and all(m is not None for m in moe[1:])
     assert moe[1] is not None and moe[1].top_k == 2 and moe[1].shared_intermediate == 2 * 32
     with pytest.raises(Exception, match="num_experts_per_tok"):

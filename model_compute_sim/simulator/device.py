@@ -32,7 +32,7 @@ class Device:
             )
         self.peak_dtype = opts.dtype
         self.peak_tflops = float(p)
-        attn_dtype = "fp16" if opts.dtype == "fp16" else "bf16"
+        attn_dtype = opts.half_dtype
         self.attn_peak_tflops = float(peak_tflops or peaks.get(attn_dtype) or p)
         self.bw_gb_s = float(bw or gpu.memory_bandwidth_gb_per_s)
         self.scale_up_gb_s = float(scale_up or gpu.scale_up_bandwidth_gb_per_s or default_scale_up)

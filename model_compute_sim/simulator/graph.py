@@ -12,7 +12,7 @@ from __future__ import annotations
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.mtp import mtp_ops
-from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact
+from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact, split
 from model_compute_sim.simulator.spec import LayerSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES
 
@@ -36,7 +36,7 @@ class Builder(BuilderBase):
                 act_write_bytes=float(rows) * self.H * self.a,
                 shape_in=[[rows], [self.spec.vocab_size // tp, self.H]],
                 shape_out=[rows, self.H],
-                sharding=f"vocab-parallel /{tp}" if tp > 1 else "replicated",
+                sharding=split("vocab-parallel", tp),
                 peak_dtype="vector",
                 note="gather: 0 FLOPs, bytes of the rows read",
             )
@@ -55,7 +55,7 @@ class Builder(BuilderBase):
             rows,
             self.H,
             v_loc,
-            f"vocab-parallel /{tp}" if tp > 1 else "replicated",
+            split("vocab-parallel", tp),
             weight_dtype=self.spec.embed_dtype,
         )
         ops.append(op)

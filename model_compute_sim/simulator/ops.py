@@ -170,6 +170,11 @@ class BuilderBase:
         )
 
 
+def split(what: str, ranks: int) -> str:
+    """Sharding label of a tensor split `what /ranks` over more than one rank, else "replicated"."""
+    return f"{what} /{ranks}" if ranks > 1 else "replicated"
+
+
 def _r(x: Number | Fraction) -> int:
     """Shapes are integers; fractional expected rows round up."""
     return int(x) if int(x) == x else int(x) + 1

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 NormKind = Literal["rmsnorm", "layernorm"]
+T = TypeVar("T")
 
 
 class KindSpec(Protocol):
@@ -107,21 +108,17 @@ class SsmSpec:
 
 @dataclass(frozen=True)
 class MlpSpec:
+    kind: ClassVar[str] = "mlp"
+    label: ClassVar[str] = "dense"
     intermediate: int
     gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
     bias: bool = False
 
-    @property
-    def kind(self) -> str:
-        return "mlp"
-
-    @property
-    def label(self) -> str:
-        return "dense"
-
 
 @dataclass(frozen=True)
 class MoeSpec:
+    kind: ClassVar[str] = "moe"
+    label: ClassVar[str] = "moe"
     experts: int
     top_k: int
     intermediate: int
@@ -131,14 +128,6 @@ class MoeSpec:
     shared_intermediate: int = 0  # total width of the shared expert(s); 0 = none
     shared_gate: bool = False  # sigmoid gate (H -> 1) on the shared expert output (Qwen2-MoE)
     latent_size: int = 0  # latent MoE (Nemotron-3 Super/Ultra): experts run in this width between fc1/fc2
-
-    @property
-    def kind(self) -> str:
-        return "moe"
-
-    @property
-    def label(self) -> str:
-        return "moe"
 
 
 @dataclass(frozen=True, init=False)
@@ -182,22 +171,9 @@ class LayerSpec:
     def label(self) -> str:
         return "+".join(x.label for x in (*self.mixers, *self.ffns))
 
-    @property
-    def attention(self) -> AttentionSpec | None:
-        """The first softmax-attention mixer (GQA or MLA), if any."""
-        return next((x for x in self.mixers if isinstance(x, AttentionSpec)), None)
-
-    @property
-    def ssm(self) -> SsmSpec | None:
-        return next((x for x in self.mixers if isinstance(x, SsmSpec)), None)
-
-    @property
-    def mlp(self) -> MlpSpec | None:
-        return next((x for x in self.ffns if isinstance(x, MlpSpec)), None)
-
-    @property
-    def moe(self) -> MoeSpec | None:
-        return next((x for x in self.ffns if isinstance(x, MoeSpec)), None)
+    def first(self, cls: type[T]) -> T | None:
+        """The first mixer or feed-forward spec of type `cls` (e.g. AttentionSpec, MoeSpec), if any."""
+        return next((x for x in (*self.mixers, *self.ffns) if isinstance(x, cls)), None)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ class Workload:
         return sum(g.count for g in self.groups)
 
     @property
+    def cached_sequences(self) -> int:
+        """Sequences over a cached prefix: those that read a recurrent or conv state back."""
+        return sum(g.count for g in self.groups if g.c > 0)
+
+    @property
     def phase(self) -> str:
         qs = {g.q for g in self.groups}
         cs = {g.c for g in self.groups}
@@ -83,13 +88,15 @@ class Workload:
         return Workload(tuple(g for g in self.groups if g in chosen))
 
 
+def _at_least(what: str, value: int, low: int, hint: str = "") -> None:
+    if value < low:
+        raise ShapeError(f"{what} must be >= {low}, got {value}{hint}")
+
+
 def uniform(batch_size: int, seq_len: int, context_len: int) -> Workload:
-    if batch_size < 1:
-        raise ShapeError(f"batch_size must be >= 1, got {batch_size}")
-    if seq_len < 1:
-        raise ShapeError(f"seq_len (new tokens per sequence) must be >= 1, got {seq_len}; use 1 for decode")
-    if context_len < 0:
-        raise ShapeError(f"context_len (cached tokens per sequence) must be >= 0, got {context_len}")
+    _at_least("batch_size", batch_size, 1)
+    _at_least("seq_len (new tokens per sequence)", seq_len, 1, "; use 1 for decode")
+    _at_least("context_len (cached tokens per sequence)", context_len, 0)
     return Workload((SeqGroup(batch_size, seq_len, context_len),))
 
 
@@ -98,12 +105,9 @@ def from_requests(requests: Iterable[tuple[int, int] | tuple[int, int, int]]) ->
     counts: Counter[tuple[int, int]] = Counter()
     for i, r in enumerate(requests):
         q, c, n = r[0], r[1], (r[2] if len(r) > 2 else 1)
-        if q < 1:
-            raise ShapeError(f"requests[{i}].new_tokens must be >= 1, got {q}")
-        if c < 0:
-            raise ShapeError(f"requests[{i}].cached_tokens must be >= 0, got {c}")
-        if n < 1:
-            raise ShapeError(f"requests[{i}].count must be >= 1, got {n}")
+        _at_least(f"requests[{i}].new_tokens", q, 1)
+        _at_least(f"requests[{i}].cached_tokens", c, 0)
+        _at_least(f"requests[{i}].count", n, 1)
         counts[(q, c)] += n
     if not counts:
         raise ShapeError("requests is empty; give at least one {new_tokens, cached_tokens} entry")
@@ -127,3 +131,9 @@ class Options:
     @property
     def kv_bytes(self) -> float:
         return DTYPE_BYTES[self.kv_cache_dtype]
+
+    @property
+    def half_dtype(self) -> str:
+        """Precision of the attention / scan cores: fp16 under dtype=fp16, else bf16 (an fp8 or fp4 GEMM
+        dtype does not change them)."""
+        return "fp16" if self.dtype == "fp16" else "bf16"

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.ops import BuilderBase, Op
+from model_compute_sim.simulator.layers.base import divisors
+from model_compute_sim.simulator.ops import BuilderBase, Op, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.workload import Options, SeqGroup, Workload
 
@@ -26,6 +27,46 @@ def pairs(
     return F.causal_pairs(g.q, g.c)
 
 
+def all_pairs(b: BuilderBase) -> int:
+    """Query-key pairs of the step over every cached and new key (no window or top-k): what an indexer
+    scores."""
+    return sum(g.count * pairs(b, g, None) for g in b.wl.groups)
+
+
+def softmax_core(
+    b: BuilderBase,
+    name: str,
+    n_pairs: int,
+    h: int,
+    d_qk: int,
+    d_v: int,
+    tokens: int,
+    *,
+    kv_read_bytes: float,
+    kv_write_bytes: float,
+    kv_shape: list[int],
+    note: str,
+) -> Op:
+    """The `attention_core` op of `h` local query heads over `n_pairs` query-key pairs per head: q.k scores,
+    softmax and the weighted sum of values; the caller knows what its keys and values cost to read."""
+    return Op(
+        name=name,
+        category="attention_core",
+        kind="attention",
+        flops=F.attention_flops(n_pairs, h, d_qk, d_v),
+        vector_flops=n_pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT,
+        act_read_bytes=float(tokens) * h * d_qk * b.a,
+        act_write_bytes=float(tokens) * h * d_v * b.a,
+        kv_read_bytes=kv_read_bytes,
+        kv_write_bytes=kv_write_bytes,
+        shape_in=[[tokens, h, d_qk], kv_shape],
+        shape_out=[tokens, h, d_v],
+        sharding=split("heads", b.shard.tp),
+        peak_dtype=b.opts.half_dtype,
+        note=note,
+    )
+
+
 def attention_core(
     b: BuilderBase, name: str, a: AttentionSpec, wl: Workload, h: int, kv: int, d_qk: int, d_v: int, *, kv_dims: int
 ) -> Op:
@@ -35,20 +76,17 @@ def attention_core(
     positions = sum(g.count * F.dense_kv_len(g.q, g.c, a.window or a.chunk) for g in wl.groups)
     tokens = wl.tokens
     kvb = b.opts.kv_bytes
-    return Op(
-        name=name,
-        category="attention_core",
-        kind="attention",
-        flops=F.attention_flops(n_pairs, h, d_qk, d_v),
-        vector_flops=n_pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT,
-        act_read_bytes=float(tokens) * h * d_qk * b.a,
-        act_write_bytes=float(tokens) * h * d_v * b.a,
+    return softmax_core(
+        b,
+        name,
+        n_pairs,
+        h,
+        d_qk,
+        d_v,
+        tokens,
         kv_read_bytes=float(positions) * kv * kv_dims * kvb,
         kv_write_bytes=float(tokens) * kv * kv_dims * kvb,
-        shape_in=[[tokens, h, d_qk], [positions, kv, kv_dims]],
-        shape_out=[tokens, h, d_v],
-        sharding=f"heads /{b.shard.tp}" if b.shard.tp > 1 else "replicated",
-        peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+        kv_shape=[positions, kv, kv_dims],
         note=f"{n_pairs} query-key pairs ({b.opts.attention_flops}"
         + (f", window {a.window}" if a.window else "")
         + (f", chunk {a.chunk}" if a.chunk else "")
@@ -69,7 +107,4 @@ def attention_dtype(opts: Options) -> str:
 def check_heads(a: AttentionSpec, tp: int) -> None:
     """tp must divide the query heads (shared by the attention kinds)."""
     if a.heads % tp:
-        raise ParallelismError(
-            f"tp={tp} does not divide num_attention_heads={a.heads}; valid tp: "
-            f"{[d for d in range(1, a.heads + 1) if a.heads % d == 0]}"
-        )
+        raise ParallelismError(f"tp={tp} does not divide num_attention_heads={a.heads}; valid tp: {divisors(a.heads)}")

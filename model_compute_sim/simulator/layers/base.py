@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Literal, TypeVar
 
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import KindSpec
-from model_compute_sim.simulator.workload import Options
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 Role = Literal["mixer", "ffn"]
 S = TypeVar("S", bound=KindSpec)
@@ -66,9 +66,53 @@ class LayerKind(ABC, Generic[S]):
         layer holding it, in layer order) and the model's layer count."""
         return None
 
+    notes: ClassVar[tuple[str, ...]] = ()  # fixed convention lines: what `assumptions` returns by default
+
     def assumptions(self, specs: Sequence[S], opts: Options) -> list[str]:
         """Conventions this kind's numbers rest on (added to the result's assumptions when present)."""
-        return []
+        return list(self.notes)
+
+
+class DenseKind(LayerKind[S]):
+    """A kind whose every parameter serves every token (no experts): the parameter count and the resident
+    weight bytes per rank both come from `weight_count`."""
+
+    @abstractmethod
+    def weight_count(self, spec: S, hidden: int, shard: Shard) -> int:
+        """Parameters of one layer held on the rank `shard` describes (the whole layer at `Shard()`)."""
+
+    def weight_dtype(self, opts: Options) -> str:
+        """Dtype of the resident weights (attention kinds: opts.attention_weight_dtype)."""
+        return opts.weight_dtype
+
+    def params(self, spec: S, hidden: int) -> tuple[int, int]:
+        n = self.weight_count(spec, hidden, Shard())
+        return n, n
+
+    def weight_bytes(self, spec: S, hidden: int, shard: Shard, opts: Options) -> float:
+        return self.weight_count(spec, hidden, shard) * DTYPE_BYTES[self.weight_dtype(opts)]
+
+
+def row_out(
+    b: BuilderBase, name: str, category: str, k: int, allreduce: str, *, weight_dtype: str | None = None
+) -> list[Op]:
+    """The row-parallel projection [T, k] -> [T, hidden] that closes a tp-split block, and the all-reduce
+    of its partial sums (per-GPU view, tp > 1)."""
+    tp = b.shard.tp
+    ops = [b.gemm(name, category, b.T, k, b.H, split("row", tp), weight_dtype=weight_dtype)]
+    if b.shard.per_gpu and tp > 1:
+        ops.append(b.allreduce(allreduce, b.T, tp))
+    return ops
+
+
+def divisors(n: int, most: int | None = None) -> list[int]:
+    """Divisors of n (up to `most`): the valid tp degrees an error names."""
+    return [d for d in range(1, n + 1) if n % d == 0 and (most is None or d <= most)]
+
+
+def share(specs: Sequence[KindSpec], layers: int) -> str:
+    """ " (n of L layers)" when a kind holds only some of the model's layers."""
+    return f" ({len(specs)} of {layers} layers)" if len(specs) < layers else ""
 
 
 _REGISTRY: dict[str, LayerKind[KindSpec]] = {}

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_dsv4 as V4
-from model_compute_sim.simulator.layers.attention_core import attention_dtype
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.layers.attention_core import attention_dtype, softmax_core
+from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, row_out
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
 
 FP32 = 4
@@ -118,8 +118,8 @@ def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str, wd: str) -> list[Op]:
             kv_write_bytes=float(T) / s.ratio * di * b.opts.kv_bytes,
             shape_in=[[T, hi, di], [entries, di]],
             shape_out=[T, s.index_topk],
-            sharding=f"index heads /{b.shard.tp}" if b.shard.tp > 1 else "replicated",
-            peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+            sharding=split("index heads", b.shard.tp),
+            peak_dtype=b.opts.half_dtype,
             note=f"{pairs} query-entry pairs over the ratio-{s.ratio} compressed keys; top-{s.index_topk} kept",
         )
     )
@@ -141,20 +141,17 @@ def _core(b: BuilderBase, s: CsaSpec, h: int) -> Op:
     if cap is not None:  # CSA reads the selected entries only: at most top-k per query
         read = sum(g.count * (min(g.c + g.q, s.window) + min((g.c + g.q) // s.ratio, g.q * cap)) for g in b.wl.groups)
     T = b.T
-    return Op(
-        name="attention",
-        category="attention_core",
-        kind="attention",
-        flops=F.attention_flops(pairs, h, d, d),
-        vector_flops=pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT,
-        act_read_bytes=float(T) * h * d * b.a,
-        act_write_bytes=float(T) * h * d * b.a,
+    return softmax_core(
+        b,
+        "attention",
+        pairs,
+        h,
+        d,
+        d,
+        T,
         kv_read_bytes=float(read) * d * b.opts.kv_bytes,
         kv_write_bytes=float(T) * d * (1 + (1 / s.ratio if s.ratio else 0)) * b.opts.kv_bytes,
-        shape_in=[[T, h, d], [read, 1, d]],
-        shape_out=[T, h, d],
-        sharding=f"heads /{b.shard.tp}" if b.shard.tp > 1 else "replicated",
-        peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+        kv_shape=[read, 1, d],
         note=f"{win} window pairs (W={s.window}) + {comp} compressed-entry pairs"
         + (f" (ratio {s.ratio}" + (f", top-{cap})" if cap else ", all entries)") if s.ratio else "")
         + f"; {b.opts.attention_flops}; one {d}-dim latent is key and value",
@@ -186,7 +183,7 @@ class Csa(LayerKind[CsaSpec]):
     def ops(self, b: BuilderBase, spec: CsaSpec) -> list[Op]:
         s, sh, T, H = spec, b.shard, b.T, b.H
         h, g_loc, d = s.heads // sh.tp, s.o_groups // sh.tp, s.head_dim
-        col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
+        col = split("column", sh.tp)
         wd = attention_dtype(b.opts)
         ops = _hc_ops(b, s, "attn")[:3] if s.hc_mult > 1 else []
         ops += [
@@ -221,10 +218,7 @@ class Csa(LayerKind[CsaSpec]):
         )
         wo_a.note = f"grouped low-rank output: {s.o_groups} groups of {s.heads * d // s.o_groups} -> {s.o_lora_rank}"
         ops.append(wo_a)
-        row = f"row /{sh.tp}" if sh.tp > 1 else "replicated"
-        ops.append(b.gemm("wo_b", "attention_proj", T, g_loc * s.o_lora_rank, H, row, weight_dtype=wd))
-        if sh.per_gpu and sh.tp > 1:
-            ops.append(b.allreduce("attn_allreduce", T, sh.tp))
+        ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce", weight_dtype=wd)
         if s.hc_mult > 1:
             ops += _hc_ops(b, s, "attn")[3:] + _hc_ops(b, s, "ffn")
         return ops

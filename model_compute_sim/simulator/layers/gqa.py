@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.attention_core import attention_core, attention_dtype, check_heads
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+from model_compute_sim.simulator.workload import Options
 
 
 def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
@@ -21,14 +21,14 @@ def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
 
 
 @register
-class Gqa(LayerKind[AttentionSpec]):
+class Gqa(DenseKind[AttentionSpec]):
     kind = "gqa"
     role = "mixer"
 
     def ops(self, b: BuilderBase, spec: AttentionSpec) -> list[Op]:
         a, sh, T, H = spec, b.shard, b.T, b.H
         h, kv = a.heads // sh.tp, sh.kv_heads(a.kv_heads)
-        col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
+        col = split("column", sh.tp)
         kv_shard = (
             f"column /{min(sh.tp, a.kv_heads)}" + (" (heads replicated)" if sh.tp > a.kv_heads else "")
             if sh.tp > 1
@@ -55,19 +55,13 @@ class Gqa(LayerKind[AttentionSpec]):
         if a.output_gate_dim:
             ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, weight_dtype=wd))
             ops.append(b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2))
-        row = f"row /{sh.tp}" if sh.tp > 1 else "replicated"
-        ops.append(b.gemm("o_proj", "attention_proj", T, h * a.v_head_dim, H, row, weight_dtype=wd))
-        if sh.per_gpu and sh.tp > 1:
-            ops.append(b.allreduce("attn_allreduce", T, sh.tp))
-        return ops
+        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wd)
 
-    def params(self, spec: AttentionSpec, hidden: int) -> tuple[int, int]:
-        n = gqa_params(spec, hidden, spec.heads, spec.kv_heads)
-        return n, n
+    def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
+        return gqa_params(spec, hidden, spec.heads // shard.tp, shard.kv_heads(spec.kv_heads))
 
-    def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        n = gqa_params(spec, hidden, spec.heads // shard.tp, shard.kv_heads(spec.kv_heads))
-        return n * DTYPE_BYTES[attention_dtype(opts)]
+    def weight_dtype(self, opts: Options) -> str:
+        return attention_dtype(opts)
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         dims = spec.head_dim if spec.k_eq_v else spec.head_dim + spec.v_head_dim
@@ -90,4 +84,4 @@ class Gqa(LayerKind[AttentionSpec]):
         windows = sorted({a.window for a in specs if a.window})
         if windows:
             text += f"; sliding window {windows} on {sum(1 for a in specs if a.window)} layers"
-        return text + (f" ({len(specs)} of {layers} layers)" if len(specs) < layers else "")
+        return text + share(specs, layers)

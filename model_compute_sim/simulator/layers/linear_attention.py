@@ -19,9 +19,10 @@ from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import linear_attention_formulas as LF
 from model_compute_sim.simulator.layers.attention_core import attention_dtype
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
+from model_compute_sim.simulator.layers.ssm_common import recurrent
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 PROJ = "linear_attention_proj"
 CORE = "linear_attention_core"
@@ -63,11 +64,6 @@ class LinearAttentionSpec:
     @property
     def per_channel_decay(self) -> bool:
         return self.kind == "kimi_delta_attention"
-
-
-def recurrent(g: SeqGroup) -> bool:
-    """vLLM's split: one new token over a cached state runs the fused recurrent update."""
-    return g.q == 1 and g.c > 0
 
 
 def linear_attention_params(la: LinearAttentionSpec, hidden: int, tp: int = 1) -> int:
@@ -118,22 +114,22 @@ def _short_conv(b: BuilderBase, la: LinearAttentionSpec) -> Op:
         "(causal_conv1d: one output per new token; conv state of kernel-1 tokens per sequence)",
     )
     state = float(LF.conv_state_elements(channels, K)) * b.a
-    op.kv_read_bytes = sum(g.count for g in b.wl.groups if g.c > 0) * state
+    op.kv_read_bytes = b.wl.cached_sequences * state
     op.kv_write_bytes = b.wl.sequences * state
-    op.sharding = f"channels /{tp}" if tp > 1 else "replicated"
+    op.sharding = split("channels", tp)
     return op
 
 
 def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
     tp = b.shard.tp
     hv, hk, dk, dv = la.v_heads // tp, la.k_heads // tp, la.head_k_dim, la.head_v_dim
-    split = {
+    paths = {
         "chunked": [g for g in b.wl.groups if not recurrent(g)],
         "recurrent": [g for g in b.wl.groups if recurrent(g)],
     }
     state = float(LF.state_elements(hv, dk, dv)) * DTYPE_BYTES[la.state_dtype]
     ops: list[Op] = []
-    for name, groups in split.items():
+    for name, groups in paths.items():
         if not groups:
             continue
         tokens = sum(g.tokens for g in groups)
@@ -146,7 +142,7 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
             note = "fused recurrent update, element-wise: 7*dk*dv FLOPs per token and value head"
         ops.append(
             Op(
-                name=f"linear_attention_{name}" if all(split.values()) else "linear_attention",
+                name=f"linear_attention_{name}" if all(paths.values()) else "linear_attention",
                 category=CORE,
                 kind="attention" if flops else "elementwise",
                 flops=flops,
@@ -157,8 +153,8 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
                 kv_write_bytes=sum(g.count for g in groups) * state,
                 shape_in=[[tokens, hk, dk], [tokens, hv, dv], [sum(g.count for g in groups), hv, dk, dv]],
                 shape_out=[tokens, hv, dv],
-                sharding=f"heads /{tp}" if tp > 1 else "replicated",
-                peak_dtype=("fp16" if b.opts.dtype == "fp16" else "bf16") if flops else "vector",
+                sharding=split("heads", tp),
+                peak_dtype=b.opts.half_dtype if flops else "vector",
                 note=f"{note}; recurrent state {hv}x{dk}x{dv} per sequence ({la.state_dtype})",
             )
         )
@@ -168,8 +164,7 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
 def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
     tp, T = b.shard.tp, b.T
     hv, hk = la.v_heads // tp, la.k_heads // tp
-    col, row = (f"column /{tp}", f"row /{tp}") if tp > 1 else ("replicated", "replicated")
-    ops = _projections(b, la, col)
+    ops = _projections(b, la, split("column", tp))
     ops.append(_short_conv(b, la))
     gate_elems = T * hv * (la.head_k_dim if la.per_channel_decay else 1)
     ops.append(
@@ -198,13 +193,10 @@ def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
         )
     )
     out = "out_proj" if la.kind == "gated_deltanet" else "o_proj"
-    ops.append(b.gemm(out, PROJ, T, hv * la.head_v_dim, b.H, row, weight_dtype=_dtype(b)))
-    if b.shard.per_gpu and tp > 1:
-        ops.append(b.allreduce("linear_attn_allreduce", T, tp))
-    return ops
+    return ops + row_out(b, out, PROJ, hv * la.head_v_dim, "linear_attn_allreduce", weight_dtype=_dtype(b))
 
 
-class _LinearAttention(LayerKind[LinearAttentionSpec]):
+class _LinearAttention(DenseKind[LinearAttentionSpec]):
     """Shared by both delta-rule kinds (one registration per `LinearAttentionSpec.kind`)."""
 
     role = "mixer"
@@ -212,12 +204,11 @@ class _LinearAttention(LayerKind[LinearAttentionSpec]):
     def ops(self, b: BuilderBase, spec: LinearAttentionSpec) -> list[Op]:
         return linear_attention_ops(b, spec)
 
-    def params(self, spec: LinearAttentionSpec, hidden: int) -> tuple[int, int]:
-        n = linear_attention_params(spec, hidden)
-        return n, n
+    def weight_count(self, spec: LinearAttentionSpec, hidden: int, shard: Shard) -> int:
+        return linear_attention_params(spec, hidden, shard.tp)
 
-    def weight_bytes(self, spec: LinearAttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return linear_attention_params(spec, hidden, shard.tp) * DTYPE_BYTES[attention_dtype(opts)]
+    def weight_dtype(self, opts: Options) -> str:
+        return attention_dtype(opts)
 
     def cache(self, spec: LinearAttentionSpec, shard: Shard, opts: Options) -> Cache:
         return Cache(state_bytes=linear_state_bytes(spec, shard.tp, opts.act_bytes))
@@ -227,7 +218,7 @@ class _LinearAttention(LayerKind[LinearAttentionSpec]):
         tp = shard.tp
         for what, heads in (("key", spec.k_heads), ("value", spec.v_heads)):
             if heads % tp:
-                valid = [d for d in range(1, heads + 1) if spec.k_heads % d == 0 and spec.v_heads % d == 0]
+                valid = [d for d in divisors(spec.k_heads) if spec.v_heads % d == 0]
                 raise ParallelismError(
                     f"tp={tp} does not divide the {heads} linear-attention {what} heads; valid tp: {valid}"
                 )

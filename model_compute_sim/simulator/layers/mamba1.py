@@ -7,23 +7,20 @@ Formulas: simulator/ssm_formulas.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import ssm_formulas as SF
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
+from model_compute_sim.simulator.layers.base import register
 from model_compute_sim.simulator.layers.ssm_common import (
     CORE,
     PROJ,
+    SsmKind,
     check_channels,
-    cols,
     conv_op,
+    out_proj,
     state_io,
-    with_allreduce,
 )
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 ASSUMPTION = (
     "Mamba-1: in_proj, x_proj, dt_proj, out_proj are GEMMs (linear_attention_proj; x_proj row-parallel with "
@@ -33,22 +30,15 @@ ASSUMPTION = (
 )
 
 
-def mamba1_params(s: SsmSpec, hidden: int, tp: int = 1) -> int:
-    """in_proj, conv, x_proj, dt_proj (+bias), A_log, D, dt/B/C norms, out_proj (one rank's shard at tp)."""
-    d = s.d_inner // tp
-    xw = s.dt_rank + 2 * s.state
-    norms = xw if s.bcdt_norms else 0
-    return hidden * 2 * d + d * s.conv_kernel + d * xw + s.dt_rank * d + d + d * s.state + d + norms + d * hidden
-
-
 @register
-class Mamba1(LayerKind[SsmSpec]):
+class Mamba1(SsmKind):
     kind = "mamba1"
-    role = "mixer"
+    name = "Mamba-1"
+    notes = (ASSUMPTION,)
 
     def ops(self, b: BuilderBase, spec: SsmSpec) -> list[Op]:
         s, sh, T, H = spec, b.shard, b.T, b.H
-        col, row = cols(b)
+        col, row = split("column", sh.tp), split("row", sh.tp)
         d = s.d_inner // sh.tp
         xw = s.dt_rank + 2 * s.state
         ops = [b.gemm("in_proj", PROJ, T, H, 2 * d, col), conv_op(b, d, s.conv_kernel)]
@@ -74,36 +64,27 @@ class Mamba1(LayerKind[SsmSpec]):
                 kv_write_bytes=write,
                 shape_in=[[T, d], [T, s.state]],
                 shape_out=[T, d],
-                sharding=f"channels /{sh.tp}" if sh.tp > 1 else "replicated",
+                sharding=split("channels", sh.tp),
                 peak_dtype="vector",
                 note=f"Mamba-1 selective scan (sequential, elementwise): state {d}x{s.state} {s.state_dtype} "
                 "per sequence",
             )
         )
         ops.append(b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2))
-        ops.append(b.gemm("out_proj", PROJ, T, d, H, row))
-        return with_allreduce(b, ops)
+        return ops + out_proj(b, d)
 
-    def params(self, spec: SsmSpec, hidden: int) -> tuple[int, int]:
-        n = mamba1_params(spec, hidden)
-        return n, n
+    def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
+        """in_proj, conv, x_proj, dt_proj (+bias), A_log, D, dt/B/C norms, out_proj."""
+        d = s.d_inner // tp
+        xw = s.dt_rank + 2 * s.state
+        norms = xw if s.bcdt_norms else 0
+        return hidden * 2 * d + d * s.conv_kernel + d * xw + s.dt_rank * d + d + d * s.state + d + norms + d * hidden
 
-    def weight_bytes(self, spec: SsmSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return mamba1_params(spec, hidden, shard.tp) * DTYPE_BYTES[opts.weight_dtype]
-
-    def cache(self, spec: SsmSpec, shard: Shard, opts: Options) -> Cache:
-        conv, ssm = SF.mamba1_state_elements(spec.conv_kernel, spec.d_inner, spec.state, shard.tp)
-        return Cache(state_bytes=conv * opts.act_bytes + ssm * DTYPE_BYTES[spec.state_dtype])
+    def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
+        return SF.mamba1_state_elements(s.conv_kernel, s.d_inner, s.state, tp)
 
     def check_sharding(self, spec: SsmSpec, shard: Shard) -> None:
         check_channels("Mamba-1", spec.d_inner, shard.tp)
 
-    def describe(self, specs: Sequence[SsmSpec], layers: int) -> str:
-        s = specs[0]
-        return (
-            f"Mamba-1 on {len(specs)} of {layers} layers: d_inner {s.d_inner}, state {s.state}, "
-            f"dt_rank {s.dt_rank}, conv {s.conv_kernel}"
-        )
-
-    def assumptions(self, specs: Sequence[SsmSpec], opts: Options) -> list[str]:
-        return [ASSUMPTION]
+    def details(self, s: SsmSpec) -> str:
+        return f"d_inner {s.d_inner}, state {s.state}, dt_rank {s.dt_rank}, conv {s.conv_kernel}"

@@ -7,16 +7,13 @@ B/C groups are split by tp, or one replicated group per rank when tp exceeds the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import ssm_formulas as SF
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
-from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, cols, conv_op, recurrent, state_io, with_allreduce
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.layers.base import divisors, register
+from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, SsmKind, conv_op, out_proj, recurrent, state_io
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 ASSUMPTION = (
     "Mamba-2: in_proj / out_proj are GEMMs (linear_attention_proj); causal conv1d over x, B, C = "
@@ -54,72 +51,57 @@ def _scan(b: BuilderBase, s: SsmSpec, h: int, g: int, channels: int) -> Op:
         kv_write_bytes=write,
         shape_in=[[T, h, s.head_dim], [T, g, s.state]],
         shape_out=[T, h, s.head_dim],
-        sharding=f"heads /{sh.tp}" if sh.tp > 1 else "replicated",
-        peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+        sharding=split("heads", sh.tp),
+        peak_dtype=b.opts.half_dtype,
         note=f"Mamba-2 SSD: chunked scan (chunk {s.chunk}) for prefill/extend, recurrent update for decode; "
         f"state {h}x{s.head_dim}x{s.state} {s.state_dtype} per sequence",
     )
 
 
-def mamba2_params(s: SsmSpec, hidden: int, tp: int = 1) -> int:
-    """Weights of one Mamba-2 mixer (whole layer at tp=1, one rank's shard otherwise): in_proj, conv taps,
-    dt_bias / A_log / D per head, gated-norm weight, out_proj."""
-    h, g = s.heads // tp, SF.mamba2_local_groups(s.groups, tp)
-    d = h * s.head_dim
-    channels = d + 2 * g * s.state
-    return hidden * SF.mamba2_in_proj_width(d, g, s.state, h) + channels * s.conv_kernel + 3 * h + d + d * hidden
-
-
 @register
-class Mamba2(LayerKind[SsmSpec]):
+class Mamba2(SsmKind):
     kind = "mamba2"
-    role = "mixer"
+    name = "Mamba-2"
+    notes = (ASSUMPTION,)
 
     def ops(self, b: BuilderBase, spec: SsmSpec) -> list[Op]:
         s, T, H = spec, b.T, b.H
-        col, row = cols(b)
         h, g = s.heads // b.shard.tp, SF.mamba2_local_groups(s.groups, b.shard.tp)
         d = h * s.head_dim
         channels = d + 2 * g * s.state
-        ops = [b.gemm("in_proj", PROJ, T, H, SF.mamba2_in_proj_width(d, g, s.state, h), col)]
+        ops = [b.gemm("in_proj", PROJ, T, H, SF.mamba2_in_proj_width(d, g, s.state, h), split("column", b.shard.tp))]
         ops.append(conv_op(b, channels, s.conv_kernel))
         ops.append(_scan(b, s, h, g, channels))
         if s.gated_norm:
             ops.append(b.vector("gated_norm", "norm", "norm", T * d, SF.GATED_RMSNORM_FLOPS_PER_ELEMENT, reads=2))
         else:
             ops.append(b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2))
-        ops.append(b.gemm("out_proj", PROJ, T, d, H, row))
-        return with_allreduce(b, ops)
+        return ops + out_proj(b, d)
 
-    def params(self, spec: SsmSpec, hidden: int) -> tuple[int, int]:
-        n = mamba2_params(spec, hidden)
-        return n, n
+    def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
+        """in_proj, conv taps, dt_bias / A_log / D per head, gated-norm weight, out_proj."""
+        h, g = s.heads // tp, SF.mamba2_local_groups(s.groups, tp)
+        d = h * s.head_dim
+        channels = d + 2 * g * s.state
+        return hidden * SF.mamba2_in_proj_width(d, g, s.state, h) + channels * s.conv_kernel + 3 * h + d + d * hidden
 
-    def weight_bytes(self, spec: SsmSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return mamba2_params(spec, hidden, shard.tp) * DTYPE_BYTES[opts.weight_dtype]
-
-    def cache(self, spec: SsmSpec, shard: Shard, opts: Options) -> Cache:
-        s = spec
-        conv, ssm = SF.mamba2_state_elements(s.conv_kernel, s.d_inner, s.groups, s.state, s.heads, s.head_dim, shard.tp)
-        return Cache(state_bytes=conv * opts.act_bytes + ssm * DTYPE_BYTES[s.state_dtype])
+    def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
+        return SF.mamba2_state_elements(s.conv_kernel, s.d_inner, s.groups, s.state, s.heads, s.head_dim, tp)
 
     def check_sharding(self, spec: SsmSpec, shard: Shard) -> None:
         s, tp = spec, shard.tp
         if s.heads % tp:
-            valid = [d for d in range(1, s.heads + 1) if s.heads % d == 0]
-            raise ParallelismError(f"tp={tp} does not divide the Mamba-2 heads ({s.heads}); valid tp: {valid}")
+            raise ParallelismError(
+                f"tp={tp} does not divide the Mamba-2 heads ({s.heads}); valid tp: {divisors(s.heads)}"
+            )
         if s.groups % tp and tp % s.groups:
             raise ParallelismError(
                 f"tp={tp} and the Mamba-2 n_groups={s.groups}: one must divide the other (groups are split, "
                 "or replicated once tp exceeds them)"
             )
 
-    def describe(self, specs: Sequence[SsmSpec], layers: int) -> str:
-        s = specs[0]
+    def details(self, s: SsmSpec) -> str:
         return (
-            f"Mamba-2 on {len(specs)} of {layers} layers: {s.heads} heads x {s.head_dim}, state {s.state}, "
-            f"{s.groups} groups, conv {s.conv_kernel}, chunk {s.chunk}, state cache {s.state_dtype}"
+            f"{s.heads} heads x {s.head_dim}, state {s.state}, {s.groups} groups, conv {s.conv_kernel}, "
+            f"chunk {s.chunk}, state cache {s.state_dtype}"
         )
-
-    def assumptions(self, specs: Sequence[SsmSpec], opts: Options) -> list[str]:
-        return [ASSUMPTION]

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.layers.attention_core import attention_core, attention_dtype, check_heads
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, attention_dtype, check_heads
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+from model_compute_sim.simulator.workload import MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
 
 def mla_params(a: AttentionSpec, hidden: int, heads: int) -> int:
@@ -80,32 +80,18 @@ def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, 
     return [op, core]
 
 
+def _per_head(b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, wd: str, note: str) -> Op:
+    """A per-head [k, n] weight applied to each of `h` local heads of `tokens` tokens (a batched GEMM)."""
+    return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_dtype=wd, weight_params=h * k * n, note=note)
+
+
 def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: str, only: bool) -> list[Op]:
     r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
-    t_abs = wl.tokens
-    q_absorb = b.gemm(
-        "q_absorb_uk",
-        "attention_proj",
-        t_abs * h,
-        nope,
-        r,
-        col,
-        weight_dtype=wd,
-        weight_params=h * nope * r,
-        note="W_UK folded into the query (absorbed MLA)",
-    )
+    q_absorb = _per_head(b, "q_absorb_uk", wl.tokens, h, nope, r, col, wd, "W_UK folded into the query (absorbed MLA)")
     core = attention_core(b, "attention" if only else "attention_absorbed", a, wl, h, 1, r + rope, r, kv_dims=r + rope)
     core.note += "; absorbed: latent-space MQA"
-    out_absorb = b.gemm(
-        "out_absorb_uv",
-        "attention_proj",
-        t_abs * h,
-        r,
-        dv,
-        col,
-        weight_dtype=wd,
-        weight_params=h * r * dv,
-        note="W_UV folded into the output (absorbed MLA)",
+    out_absorb = _per_head(
+        b, "out_absorb_uv", wl.tokens, h, r, dv, col, wd, "W_UV folded into the output (absorbed MLA)"
     )
     return [q_absorb, core, out_absorb]
 
@@ -131,10 +117,7 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
         b.gemm("indexer.wk", "attention_indexer", T, H, ix.head_dim, "replicated", weight_dtype=wd),
         b.gemm("indexer.weights_proj", "attention_indexer", T, H, ix.heads, "replicated", weight_dtype=wd),
     ]
-    if b.opts.attention_flops == "dense":
-        pairs = sum(g.count * g.q * (g.c + g.q) for g in b.wl.groups)
-    else:
-        pairs = sum(g.count * F.causal_pairs(g.q, g.c) for g in b.wl.groups)
+    pairs = all_pairs(b)
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
     kvb = b.opts.kv_bytes
     ops.append(
@@ -151,7 +134,7 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
             shape_in=[[T, ix.heads, ix.head_dim], [positions, ix.head_dim]],
             shape_out=[T, ix.topk],
             sharding="replicated",
-            peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+            peak_dtype=b.opts.half_dtype,
             note=f"{pairs} query-key pairs; selects top-{ix.topk} keys per query",
         )
     )
@@ -159,14 +142,14 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
 
 
 @register
-class Mla(LayerKind[AttentionSpec]):
+class Mla(DenseKind[AttentionSpec]):
     kind = "mla"
     role = "mixer"
 
     def ops(self, b: BuilderBase, spec: AttentionSpec) -> list[Op]:
         a, sh = spec, b.shard
         h = a.heads // sh.tp
-        col = f"column /{sh.tp}" if sh.tp > 1 else "replicated"
+        col = split("column", sh.tp)
         wd = attention_dtype(b.opts)
         ops = _projections_in(b, a, h, col, wd)
         if a.indexer is not None:
@@ -176,18 +159,13 @@ class Mla(LayerKind[AttentionSpec]):
             ops += _expanded(b, a, expanded, h, col, wd, only=not absorbed.groups)
         if absorbed.groups:
             ops += _absorbed(b, a, absorbed, h, col, wd, only=not expanded.groups)
-        row = f"row /{sh.tp}" if sh.tp > 1 else "replicated"
-        ops.append(b.gemm("o_proj", "attention_proj", b.T, h * a.v_head_dim, b.H, row, weight_dtype=wd))
-        if sh.per_gpu and sh.tp > 1:
-            ops.append(b.allreduce("attn_allreduce", b.T, sh.tp))
-        return ops
+        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wd)
 
-    def params(self, spec: AttentionSpec, hidden: int) -> tuple[int, int]:
-        n = mla_params(spec, hidden, spec.heads)
-        return n, n
+    def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
+        return mla_params(spec, hidden, spec.heads // shard.tp)
 
-    def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return mla_params(spec, hidden, spec.heads // shard.tp) * DTYPE_BYTES[attention_dtype(opts)]
+    def weight_dtype(self, opts: Options) -> str:
+        return attention_dtype(opts)
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         b = (spec.kv_lora_rank + spec.qk_rope_dim) * opts.kv_bytes  # latent cache, replicated across tp ranks
@@ -206,7 +184,7 @@ class Mla(LayerKind[AttentionSpec]):
         )
         if a0.indexer:
             text += f"; DSA indexer {a0.indexer.heads}x{a0.indexer.head_dim}, top-k {a0.indexer.topk}"
-        return text + (f" ({len(specs)} of {layers} layers)" if len(specs) < layers else "")
+        return text + share(specs, layers)
 
     def assumptions(self, specs: Sequence[AttentionSpec], opts: Options) -> list[str]:
         out = [

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.layers.base import LayerKind, register
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.layers.base import DenseKind, register
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import MlpSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 
 def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str) -> list[Op]:
@@ -15,8 +14,7 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     sh, H = b.shard, b.H
     tp = sh.tp
     i_loc = m.intermediate // tp
-    col = f"column /{tp}" if tp > 1 else "replicated"
-    row = f"row /{tp}" if tp > 1 else "replicated"
+    col = split("column", tp)
     ops: list[Op] = []
     if m.gated:
         ops.append(b.gemm(f"{prefix}.gate_proj", category, tokens, H, i_loc, col))
@@ -31,26 +29,22 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     )
     act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
     ops.append(act)
-    ops.append(b.gemm(f"{prefix}.down_proj", category, tokens, i_loc, H, row))
-    if category == "mlp" and sh.per_gpu and sh.tp > 1:
-        ops.append(b.allreduce("mlp_allreduce", tokens, sh.tp))
+    ops.append(b.gemm(f"{prefix}.down_proj", category, tokens, i_loc, H, split("row", tp)))
+    if category == "mlp" and sh.per_gpu and tp > 1:  # MoE shared experts: all-reduced with the routed ones
+        ops.append(b.allreduce("mlp_allreduce", tokens, tp))
     return ops
 
 
 @register
-class Mlp(LayerKind[MlpSpec]):
+class Mlp(DenseKind[MlpSpec]):
     kind = "mlp"
     role = "ffn"
 
     def ops(self, b: BuilderBase, spec: MlpSpec) -> list[Op]:
         return mlp_ops(b, spec, "mlp", b.T, "mlp")
 
-    def params(self, spec: MlpSpec, hidden: int) -> tuple[int, int]:
-        n = (3 if spec.gated else 2) * hidden * spec.intermediate
-        return n, n
-
-    def weight_bytes(self, spec: MlpSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        return (3 if spec.gated else 2) * hidden * (spec.intermediate // shard.tp) * DTYPE_BYTES[opts.weight_dtype]
+    def weight_count(self, spec: MlpSpec, hidden: int, shard: Shard) -> int:
+        return (3 if spec.gated else 2) * hidden * (spec.intermediate // shard.tp)
 
     def check_sharding(self, spec: MlpSpec, shard: Shard) -> None:
         if spec.intermediate % shard.tp:

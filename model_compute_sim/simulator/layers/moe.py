@@ -30,35 +30,30 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         f"{touched:.1f} of {e_loc} local experts touched"
     )
     up_n = i_loc * (2 if m.gated else 1)
-    up = b.gemm(
-        "experts.gate_up_proj",
-        "moe_experts",
-        exact(rows) if rows.denominator == 1 else float(rows),
-        H,
-        up_n,
-        shard,
-        weight_params=touched * H * up_n,
-        weight_dtype=b.opts.expert_weight_dtype,
-        note=note,
-    )
-    up.flops = exact(Fraction(F.gemm_flops(1, up_n, H)) * rows)
+
+    def expert_gemm(name: str, k: int, n: int) -> Op:
+        """One GEMM of the local experts over the rows routed here; weights of the experts touched."""
+        op = b.gemm(
+            name,
+            "moe_experts",
+            float(rows),
+            k,
+            n,
+            shard,
+            weight_params=touched * k * n,
+            weight_dtype=b.opts.expert_weight_dtype,
+            note=note,
+        )
+        op.flops = exact(Fraction(F.gemm_flops(1, n, k)) * rows)  # rows may be fractional: exact product
+        return op
+
+    up = expert_gemm("experts.gate_up_proj", H, up_n)
     act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, note="gated activation")
     act.vector_flops = exact(rows * i_loc * F.GATED_ACT_FLOPS_PER_ELEMENT)
     act.act_read_bytes = float(rows) * up_n * b.a
     act.act_write_bytes = float(rows) * i_loc * b.a
     act.shape_in, act.shape_out = [[_r(rows), up_n]], [_r(rows), i_loc]
-    down = b.gemm(
-        "experts.down_proj",
-        "moe_experts",
-        float(rows),
-        i_loc,
-        H,
-        shard,
-        weight_params=touched * i_loc * H,
-        weight_dtype=b.opts.expert_weight_dtype,
-        note=note,
-    )
-    down.flops = exact(Fraction(F.gemm_flops(1, H, i_loc)) * rows)
+    down = expert_gemm("experts.down_proj", i_loc, H)
     return [up, act, down]
 
 

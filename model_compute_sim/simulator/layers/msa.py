@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_msa as M
-from model_compute_sim.simulator.layers.attention_core import attention_dtype
+from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_dtype
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, kind_of, register
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
 from model_compute_sim.simulator.spec import AttentionSpec
@@ -23,19 +24,13 @@ from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 @dataclass(frozen=True)
 class MsaSpec:
+    kind: ClassVar[str] = "msa"
+    label: ClassVar[str] = "msa"
     attention: AttentionSpec  # the GQA layer the sparse selection applies to
     index_heads: int
     index_dim: int
     block: int  # tokens per key block
     topk: int  # key blocks attended per query (the last, partial block included)
-
-    @property
-    def kind(self) -> str:
-        return "msa"
-
-    @property
-    def label(self) -> str:
-        return "msa"
 
 
 def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
@@ -43,10 +38,7 @@ def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     hi = b.shard.kv_heads(s.index_heads)  # whole index heads per rank, replicated past index_heads ranks
     wd = attention_dtype(b.opts)
     col = f"column /{min(b.shard.tp, s.index_heads)}" if b.shard.tp > 1 else "replicated"
-    if b.opts.attention_flops == "dense":
-        pairs = sum(g.count * g.q * (g.c + g.q) for g in b.wl.groups)
-    else:
-        pairs = sum(g.count * F.causal_pairs(g.q, g.c) for g in b.wl.groups)
+    pairs = all_pairs(b)
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
     return [
         b.gemm("index_q_proj", "attention_indexer", T, H, hi * di, col, weight_dtype=wd),
@@ -65,7 +57,7 @@ def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
             shape_in=[[T, hi, di], [positions, di]],
             shape_out=[T, hi, s.topk],
             sharding=col,
-            peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+            peak_dtype=b.opts.half_dtype,
             note=f"{pairs} query-key pairs scored, max per {s.block}-token block; top-{s.topk} blocks kept",
         ),
     ]

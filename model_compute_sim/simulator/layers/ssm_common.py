@@ -8,10 +8,16 @@ recurrent state is the layer's cache: its reads and writes are reported as `kv_r
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import ssm_formulas as SF
-from model_compute_sim.simulator.ops import BuilderBase, Op
-from model_compute_sim.simulator.workload import DTYPE_BYTES, SeqGroup
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, row_out
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.spec import SsmSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
 
 PROJ = "linear_attention_proj"
 CORE = "linear_attention_core"
@@ -22,16 +28,9 @@ def recurrent(g: SeqGroup) -> bool:
     return g.q == 1 and g.c > 0
 
 
-def cols(b: BuilderBase) -> tuple[str, str]:
-    """Sharding labels of the column-parallel (in) and row-parallel (out) projections."""
-    tp = b.shard.tp
-    return (f"column /{tp}" if tp > 1 else "replicated"), (f"row /{tp}" if tp > 1 else "replicated")
-
-
 def conv_op(b: BuilderBase, channels: int, kernel: int) -> Op:
     """Causal depthwise conv1d over the local channels; reads and writes the (kernel-1)-token conv state."""
     T, a = b.T, b.a
-    seqs_with_state = sum(g.count for g in b.wl.groups if g.c > 0)
     state = float((kernel - 1) * channels) * a
     return Op(
         name="conv1d",
@@ -41,11 +40,11 @@ def conv_op(b: BuilderBase, channels: int, kernel: int) -> Op:
         weight_bytes=b.wbytes(channels * kernel, "bf16"),
         act_read_bytes=float(T) * channels * a,
         act_write_bytes=float(T) * channels * a,
-        kv_read_bytes=seqs_with_state * state,
+        kv_read_bytes=b.wl.cached_sequences * state,
         kv_write_bytes=b.wl.sequences * state,
         shape_in=[[T, channels], [channels, kernel]],
         shape_out=[T, channels],
-        sharding=f"channels /{b.shard.tp}" if b.shard.tp > 1 else "replicated",
+        sharding=split("channels", b.shard.tp),
         peak_dtype="vector",
         note=f"causal_conv1d: {kernel} taps x {channels} channels per token; conv state of {kernel - 1} tokens",
     )
@@ -54,18 +53,46 @@ def conv_op(b: BuilderBase, channels: int, kernel: int) -> Op:
 def state_io(b: BuilderBase, elements: int, state_dtype: str) -> tuple[float, float]:
     """(read, write) bytes of the SSM state: read when a sequence has a cached prefix, always written."""
     size = float(elements) * DTYPE_BYTES[state_dtype]
-    read = sum(g.count for g in b.wl.groups if g.c > 0) * size
-    return read, b.wl.sequences * size
+    return b.wl.cached_sequences * size, b.wl.sequences * size
 
 
-def with_allreduce(b: BuilderBase, ops: list[Op]) -> list[Op]:
-    """The all-reduce after the row-parallel out_proj (per-GPU view, tp > 1)."""
-    if b.shard.per_gpu and b.shard.tp > 1:
-        ops.append(b.allreduce("ssm_allreduce", b.T, b.shard.tp))
-    return ops
+def out_proj(b: BuilderBase, width: int) -> list[Op]:
+    """Row-parallel out_proj of the local channels and its all-reduce (per-GPU view, tp > 1)."""
+    return row_out(b, "out_proj", PROJ, width, "ssm_allreduce")
 
 
 def check_channels(kind: str, channels: int, tp: int) -> None:
     if channels % tp:
-        valid = [d for d in range(1, channels + 1) if channels % d == 0 and d <= 64]
+        valid = divisors(channels, most=64)
         raise ParallelismError(f"tp={tp} does not divide the {kind} channels ({channels}); valid tp: {valid}")
+
+
+class SsmKind(DenseKind[SsmSpec]):
+    """The state-space / convolution kinds: `weights(spec, hidden, tp)` counts one rank's parameters, the
+    fixed `notes` are the assumptions, `label` and `details` make the description line."""
+
+    role = "mixer"
+    name: ClassVar[str]  # in the model description: "Mamba-2"
+
+    @abstractmethod
+    def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
+        """Parameters of one layer on one of `tp` ranks."""
+
+    @abstractmethod
+    def details(self, s: SsmSpec) -> str:
+        """The sizes the description line names."""
+
+    @abstractmethod
+    def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
+        """(conv state, SSM state) elements one sequence keeps on one of `tp` ranks."""
+
+    def weight_count(self, spec: SsmSpec, hidden: int, shard: Shard) -> int:
+        return self.weights(spec, hidden, shard.tp)
+
+    def cache(self, spec: SsmSpec, shard: Shard, opts: Options) -> Cache:
+        """The conv state is activations (opts.act_bytes), the SSM state in the checkpoint's state dtype."""
+        conv, ssm = self.state_elements(spec, shard.tp)
+        return Cache(state_bytes=conv * opts.act_bytes + ssm * DTYPE_BYTES[spec.state_dtype])
+
+    def describe(self, specs: Sequence[SsmSpec], layers: int) -> str:
+        return f"{self.name} on {len(specs)} of {layers} layers: {self.details(specs[0])}"
