@@ -14,53 +14,17 @@ attention, MLP / MoE, LM head) must match exactly. The core and the short convol
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from model_compute_sim.errors import NotModelledError, ParallelismError
 from model_compute_sim.simulator.simulate import simulate
+from tests.golden_runner import Case, case_id, layer_flops, load, minimal_config, run, tensor_flops
 from tests.test_inputs import shared_or_skip
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_linear_attention.json").read_text())
-CASES: list[dict[str, Any]] = GOLDEN["cases"]
+GOLDEN, CASES = load("golden_linear_attention.json")
 LINEAR = {"linear_attention_core", "linear_attention_conv"}
-TENSOR = {
-    "attention_proj",
-    "attention_core",
-    "linear_attention_proj",
-    "mlp",
-    "moe_router",
-    "moe_experts",
-    "moe_shared",
-    "lm_head",
-}
-
-
-def _ids(case: dict[str, Any]) -> str:
-    return f"{case['family']}-{case['phase']}"
-
-
-def _run(case: dict[str, Any], config: dict[str, Any] | None = None, **kw: Any) -> Any:
-    return simulate(
-        config=case["config"] if config is None else config,
-        batch_size=case["batch_size"],
-        seq_len=case["seq_len"],
-        context_len=case["context_len"],
-        attention_flops="dense",
-        mla_path="expanded",
-        logits="all",
-        **kw,
-    )
-
-
-def _per_layer(r: Any) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {}
-    for g in r.layer_groups:
-        for i in g.layers:
-            out[i] = {k: v for k, v in g.by_category_flops_per_layer.items() if v}
-    return out
 
 
 def _ops(r: Any, layer: int) -> dict[str, Any]:
@@ -136,29 +100,28 @@ def test_golden_covers_the_families_and_phases() -> None:
         }
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_gemm_categories_match_flop_counter_exactly(case: dict[str, Any]) -> None:
-    r = _run(case, detail="layers")
-    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR and v.flops}
-    assert got == {k: v for k, v in case["categories"].items() if k not in LINEAR}
-    per_layer = _per_layer(r)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_gemm_categories_match_flop_counter_exactly(case: Case) -> None:
+    r = run(case, detail="layers")
+    assert tensor_flops(r) == {k: v for k, v in case["categories"].items() if k not in LINEAR}
+    per_layer = layer_flops(r)
     for row in case["layers"]:
         expected = {k: v for k, v in row["categories"].items() if k not in LINEAR}
         assert {k: v for k, v in per_layer[row["layer"]].items() if k != "linear_attention_core"} == expected
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_minimal_config_gives_the_same_gemms(case: dict[str, Any]) -> None:
-    cfg = {**case["config_overrides"], "model_type": case["config"]["model_type"]}
-    got = {k: v.flops for k, v in _run(case, config=cfg).by_category.items() if k in TENSOR and v.flops}
-    assert got == {k: v for k, v in case["categories"].items() if k not in LINEAR}
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_minimal_config_gives_the_same_gemms(case: Case) -> None:
+    assert tensor_flops(run(case, config=minimal_config(case))) == {
+        k: v for k, v in case["categories"].items() if k not in LINEAR
+    }
 
 
 # --- the core: reference (padded) and serving kernels, each against its closed form -------------
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_reference_core_is_the_padded_chunk_algorithm(case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_reference_core_is_the_padded_chunk_algorithm(case: Case) -> None:
     """The golden file's core counts are what the closed form of transformers' fallback says."""
     b, q = case["batch_size"], case["seq_len"]
     for row in case["layers"]:
@@ -170,10 +133,10 @@ def test_reference_core_is_the_padded_chunk_algorithm(case: dict[str, Any]) -> N
         assert row["categories"].get("linear_attention_core", 0) == expected
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_simulated_core_is_the_fla_kernel_count(case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_simulated_core_is_the_fla_kernel_count(case: Case) -> None:
     b, q = case["batch_size"], case["seq_len"]
-    r = _run(case, detail="ops")
+    r = run(case, detail="ops")
     for row in case["layers"]:
         if "linear" not in row:
             continue
@@ -205,11 +168,11 @@ def test_core_divergence_from_the_reference_is_the_documented_one() -> None:
     assert fla_core("kda", 1, 64, h, dk, dk) - reference_core("kda", 1, 64, h, dk, dk) == h * kda_extra
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_short_conv(case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_short_conv(case: Case) -> None:
     """Reference: 2 * channels * kernel per output, padded outputs; serving: one output per new token."""
     b, q, c = case["batch_size"], case["seq_len"], case["context_len"]
-    r = _run(case, detail="ops")
+    r = run(case, detail="ops")
     for row in case["layers"]:
         if "linear" not in row:
             continue

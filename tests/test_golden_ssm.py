@@ -11,50 +11,16 @@ reference's numbers, and here the simulator's core is checked against the servin
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from model_compute_sim.simulator.simulate import simulate
+from tests.golden_runner import TENSOR_CATEGORIES, Case, case_id, layer_flops, load, minimal_config, run, tensor_flops
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_ssm.json").read_text())
-CASES: list[dict[str, Any]] = GOLDEN["cases"]
-GEMM_CATEGORIES = {
-    "attention_proj",
-    "attention_core",
-    "linear_attention_proj",
-    "mlp",
-    "moe_router",
-    "moe_experts",
-    "moe_shared",
-    "lm_head",
-}
-
-
-def _ids(case: dict[str, Any]) -> str:
-    return f"{case['family']}-{case['phase']}"
-
-
-def _run(case: dict[str, Any], config: dict[str, Any] | None = None, **kw: Any) -> Any:
-    return simulate(
-        config=case["config"] if config is None else config,
-        batch_size=case["batch_size"],
-        seq_len=case["seq_len"],
-        context_len=case["context_len"],
-        attention_flops="dense",
-        logits="all",
-        **kw,
-    )
+GOLDEN, CASES = load("golden_ssm.json")
 
 
 def _gemm(categories: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in categories.items() if k in GEMM_CATEGORIES and v}
-
-
-def _sim_gemm(result: Any) -> dict[str, int]:
-    return {k: v.flops for k, v in result.by_category.items() if k in GEMM_CATEGORIES and v.flops}
+    """The golden categories the simulator must match: tensor-core work outside the SSM core."""
+    return {k: v for k, v in categories.items() if k in TENSOR_CATEGORIES and v}
 
 
 def test_golden_covers_the_families() -> None:
@@ -63,31 +29,24 @@ def test_golden_covers_the_families() -> None:
     assert not GOLDEN["failed_families"]
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_gemm_categories_match_flop_counter_exactly(case: dict[str, Any]) -> None:
-    assert _sim_gemm(_run(case)) == _gemm(case["categories"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_gemm_categories_match_flop_counter_exactly(case: Case) -> None:
+    assert tensor_flops(run(case)) == _gemm(case["categories"])
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_layers_match_flop_counter_exactly(case: dict[str, Any]) -> None:
-    r = _run(case, detail="layers")
-    per_layer: dict[int, dict[str, int]] = {}
-    assert r.layer_groups is not None
-    for g in r.layer_groups:
-        for i in g.layers:
-            per_layer[i] = {k: v for k, v in g.by_category_flops_per_layer.items() if k in GEMM_CATEGORIES and v}
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_layers_match_flop_counter_exactly(case: Case) -> None:
+    per_layer = layer_flops(run(case, detail="layers"), only=TENSOR_CATEGORIES)
     for row in case["layers"]:
         assert per_layer[row["layer"]] == _gemm(row["categories"]), f"layer {row['layer']} ({row['kind']})"
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_minimal_config_uses_transformers_defaults(case: dict[str, Any]) -> None:
-    """Only the keys the generator set (plus model_type): the rest from the config classes' defaults."""
-    cfg = {**case["config_overrides"], "model_type": case["config"]["model_type"]}
-    assert _sim_gemm(_run(case, config=cfg)) == _gemm(case["categories"])
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_minimal_config_uses_transformers_defaults(case: Case) -> None:
+    assert tensor_flops(run(case, config=minimal_config(case))) == _gemm(case["categories"])
 
 
-def _serving_core(case: dict[str, Any]) -> tuple[int, int]:
+def _serving_core(case: Case) -> tuple[int, int]:
     """(tensor FLOPs, conv vector FLOPs) of all SSM layers under the serving kernels, by hand.
 
     Mamba-2 prefill/extend, chunks of L from the first new token (here q <= 17, L = 8):
@@ -138,9 +97,9 @@ def _serving_core(case: dict[str, Any]) -> tuple[int, int]:
     return tensor, conv
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
-def test_ssm_core_is_the_serving_closed_form(case: dict[str, Any]) -> None:
-    r = _run(case, detail="ops")
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_ssm_core_is_the_serving_closed_form(case: Case) -> None:
+    r = run(case, detail="ops")
     tensor, conv = _serving_core(case)
     core = r.by_category.get("linear_attention_core")
     assert core is not None
