@@ -8,9 +8,7 @@ NotModelledError naming a key.
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +18,9 @@ from model_compute_sim.simulator.config import normalize
 from model_compute_sim.simulator.config_keys import GENERIC_KEYS, NON_STRUCTURAL_KEYS, UNMODELLED_KEYS
 from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.simulator.spec import MoeSpec
+from tests.golden_runner import case_id, load, run, tensor_flops
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_generic.json").read_text())
-CASES: list[dict[str, Any]] = GOLDEN["cases"]
-TENSOR = {"attention_proj", "attention_core", "attention_indexer", "mlp", "moe_router", "moe_experts", "moe_shared"}
-TENSOR |= {"lm_head"}
+GOLDEN, CASES = load("golden_generic.json")
 # families the generic path must model exactly (a refusal here would be a regression)
 MUST_BE_EXACT = {"gpt2", "gpt_neox", "phi", "falcon", "falcon_mqa_off", "starcoder2", "olmo", "olmo2", "granite"}
 MUST_BE_EXACT |= {"cohere", "persimmon", "gpt_bigcode", "apertus", "arcee", "phi3", "olmoe", "ernie4_5_moe"}
@@ -41,29 +37,16 @@ LLAMA = {
 }
 
 
-def _run(case: dict[str, Any]) -> Any:
-    return simulate(
-        config=case["config"],
-        batch_size=case["batch_size"],
-        seq_len=case["seq_len"],
-        context_len=case["context_len"],
-        attention_flops="dense",
-        mla_path="expanded",
-        logits="all",
-    )
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['family']}-{c['phase']}")
+@pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_generic_family_is_exact_or_refused_by_name(case: dict[str, Any]) -> None:
     try:
-        r = _run(case)
+        r = run(case)
     except NotModelledError as e:
         assert case["family"] not in MUST_BE_EXACT, str(e)
         assert re.search(r"'[a-z_]+'", str(e)), f"refusal names no key: {e}"
         return
     assert "other" not in case["categories"], "transformers ran GEMMs outside known modules"
-    got = {k: v.flops for k, v in r.by_category.items() if k in TENSOR and v.flops}
-    assert got == case["categories"]
+    assert tensor_flops(r) == case["categories"]
     assert any("no family rule" in a for a in r.assumptions) or case["model_type"] in ("gemma",)
 
 
@@ -74,7 +57,7 @@ def test_golden_generic_covers_the_exact_families() -> None:
 def test_two_matrix_mlp_family_is_not_costed_as_gated() -> None:
     """GPT-NeoX: up/down only. mlp = 2 GEMMs of 2*T*H*I each (T=24, H=64, I=96), not three."""
     case = next(c for c in CASES if c["family"] == "gpt_neox" and c["phase"] == "prefill")
-    r = _run(case)
+    r = run(case)
     t, h, i, layers = 24, 64, 96, 2
     assert r.by_category["mlp"].flops == layers * 2 * (2 * t * h * i)
 
