@@ -26,7 +26,7 @@ MAX_PAGE = 1000  # rows per page on the MCP/CLI surfaces (keeps one answer insid
 
 ComputeDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8"]
 KvCacheDtype = Literal["bf16", "fp16", "fp8", "fp32"]
-WeightDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32"]
+WeightDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32", "mxfp4", "nvfp4"]
 Detail = Literal["summary", "layers", "ops"]
 
 

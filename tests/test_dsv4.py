@@ -81,27 +81,38 @@ def test_prefill_is_causal_and_compressed_entries_complete_only() -> None:
 def test_routed_experts_are_costed_in_the_checkpoint_expert_dtype() -> None:
     """DeepSeek-V4 stores routed experts in fp4 (config expert_dtype) beside fp8 block-quantised weights.
 
-    Resident routed-expert bytes, tp=ep=1: every one of the 43 layers is MoE with 256 experts of
-    3*H*I = 3*4096*2048 parameters. At fp4 (0.5 B) instead of fp8 (1 B) that is
-    43 * 256 * 3 * 4096 * 2048 * 0.5 = 138,512,695,296 bytes fewer.
+    fp4 experts are FP4 E2M1 with one UE8M0 scale per 32 (reference model.py float4_e2m1fn_x2; vLLM's
+    deepseek_v4 runs them with its MXFP4 MoE method): 0.5 + 1/32 B per weight. Without expert_dtype the
+    experts are fp8 with one fp32 scale per 128 x 128 block: 1 + 4/16384 B. A fp4-expert checkpoint
+    stores the fp8 block scales as UE8M0 (1 B, vLLM deepseek_v4 loader): 1 + 1/16384 B.
+
+    Resident routed-expert bytes, tp=ep=1: 43 MoE layers x 256 experts x 3*4096*2048 parameters
+    = 277,025,390,592 parameters: 147,169,738,752 B in mxfp4, 277,093,023,744 B in fp8 blocks.
     """
     k = cfg("deepseek-v4-flash")
     n, e, H, i = k["num_hidden_layers"], k["n_routed_experts"], k["hidden_size"], k["moe_intermediate_size"]
+    params = n * e * 3 * H * i
+    assert params == 277_025_390_592
+    assert params * (0.5 + 1 / 32) == 147_169_738_752
+    assert params * (1 + 4 / 16384) == 277_093_023_744
     as_fp8 = {key: v for key, v in k.items() if key != "expert_dtype"}
     fp4 = simulate(config=k, batch_size=1, seq_len=1, context_len=1024)
     fp8 = simulate(config=as_fp8, batch_size=1, seq_len=1, context_len=1024)
-    assert n * e * 3 * H * i // 2 == 138_512_695_296
-    assert fp8.memory.weights_bytes_per_gpu - fp4.memory.weights_bytes_per_gpu == 138_512_695_296
-    assert any("routed-expert weights fp4" in a for a in fp4.assumptions)
+    assert any("routed_experts mxfp4" in a for a in fp4.assumptions)
     assert fp4.by_category["moe_experts"].flops == fp8.by_category["moe_experts"].flops
 
-    # per op: the expert GEMMs' weight bytes halve (same experts touched); the shared expert stays fp8
+    # per op: the expert GEMMs' weight bytes go 1 + 4/16384 -> 0.53125 B per weight (same experts
+    # touched); the shared expert stays fp8, its block scales 4 B -> 1 B (UE8M0)
     def op_rows(c: dict[str, Any]) -> dict[str, Any]:
         groups = simulate(config=c, context_len=1024, detail="ops", limit=1000).layer_groups or []
         return {r.name: r for r in groups[0].ops or []}
 
     rows4, rows8 = op_rows(k), op_rows(as_fp8)
     for name in ("experts.gate_up_proj", "experts.down_proj"):
-        assert rows8[name].weight_bytes_per_gpu == pytest.approx(2 * rows4[name].weight_bytes_per_gpu, rel=1e-9)
+        ratio = (0.5 + 1 / 32) / (1 + 4 / 16384)
+        assert rows4[name].weight_bytes_per_gpu == pytest.approx(ratio * rows8[name].weight_bytes_per_gpu, rel=1e-9)
     shared = [n for n in rows4 if n.startswith("shared_experts.")]
-    assert shared and all(rows4[n].weight_bytes_per_gpu == rows8[n].weight_bytes_per_gpu for n in shared)
+    assert shared
+    for name in shared:
+        ratio = (1 + 1 / 16384) / (1 + 4 / 16384)
+        assert rows4[name].weight_bytes_per_gpu == pytest.approx(ratio * rows8[name].weight_bytes_per_gpu, rel=1e-12)

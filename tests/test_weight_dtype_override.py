@@ -42,14 +42,29 @@ def test_attention_ops_take_the_override(override: str | None, bytes_per_param: 
     }
 
 
+# routed experts per layer: 32 experts x 3 x 2880 x 2880 = 796,262,400 parameters
+EXPERT_PARAMS = 32 * 3 * 2880 * 2880
+
+
 def test_memory_report_moves_with_the_same_rule() -> None:
-    # the experts are fp4 in the checkpoint either way; only attention goes bf16 (2 B) -> fp4 (0.5 B)
+    # weight_dtype='mxfp4' keeps the checkpoint's experts (mxfp4: 0.5 + 1/32 B); only attention goes
+    # bf16 (2 B) -> mxfp4 (0.53125 B): 24 x 26,542,080 x 1.46875 = 935,608,320 B
+    plain, mx = _run(), _run(weight_dtype="mxfp4")
+    saved = plain["memory"]["weights_bytes_per_gpu"] - mx["memory"]["weights_bytes_per_gpu"]
+    assert saved == LAYERS * ATTN_PARAMS * (2.0 - 0.53125) == 935_608_320
+
+
+def test_plain_fp4_override_drops_the_block_scales() -> None:
+    # weight_dtype='fp4' counts element bytes only: attention 2 -> 0.5 B and the experts lose their
+    # E8M0 scale byte per 32: 955,514,880 + 24 x 796,262,400 / 32 = 955,514,880 + 597,196,800
     plain, fp4 = _run(), _run(weight_dtype="fp4")
     saved = plain["memory"]["weights_bytes_per_gpu"] - fp4["memory"]["weights_bytes_per_gpu"]
-    assert saved == LAYERS * ATTN_PARAMS * (2.0 - 0.5)  # 955,514,880
+    assert saved == LAYERS * ATTN_PARAMS * 1.5 + LAYERS * EXPERT_PARAMS / 32 == 1_552_711_680
 
 
 def test_override_is_stated_in_assumptions() -> None:
     text = " ".join(_run(weight_dtype="fp8")["assumptions"])
     assert "weight_dtype override" in text and "attention and routed experts included" in text
-    assert "attention weights bf16" in " ".join(_run()["assumptions"])
+    text = " ".join(_run()["assumptions"])
+    assert "weights by class: attention, attention_out, lm_head, embeddings bf16; routed_experts mxfp4" in text
+    assert "mxfp4 0.5 + 1/32 = 0.53125 B" in text

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from model_compute_sim.simulator.device import Device
 from model_compute_sim.simulator.layers import by_kind, kind_of
+from model_compute_sim.simulator.quant_modules import layer_classes
 from model_compute_sim.simulator.spec import ModelSpec
+from model_compute_sim.simulator.weight_formats import scale_notes
 from model_compute_sim.simulator.workload import Options, Workload
 
 
@@ -20,6 +22,7 @@ def assumptions(
     dev: Device | None,
     usable_fraction: float,
 ) -> list[str]:
+    present = layer_classes(spec.layers, spec.model_type).present
     out = (
         [
             f"mtp_layers={opts.mtp_layers}: speculative-decoding draft passes of the MTP module (enorm, hnorm, "
@@ -40,24 +43,15 @@ def assumptions(
         ),
         f"logits={opts.logits}: LM head on "
         + ("the last token of each sequence" if opts.logits == "last" else "every token"),
-        f"compute dtype {opts.dtype}; weights {opts.weight_dtype} "
+        f"compute dtype {opts.dtype}; weights by class: {opts.weights.describe(present)} "
         + (
             f"(weight_dtype override of the checkpoint's {spec.weight_dtype}: it covers every "
             "transformer-block linear weight, attention and routed experts included)"
             if opts.weight_dtype_override
             else f"({spec.weight_dtype_source})"
         )
-        + (
-            f", attention weights {opts.attention_weight_dtype}"
-            if opts.attention_weight_dtype != opts.weight_dtype
-            else ""
-        )
-        + (
-            f", routed-expert weights {opts.expert_weight_dtype} (config expert_dtype)"
-            if opts.expert_weight_dtype != opts.weight_dtype
-            else ""
-        )
-        + f"; KV cache {opts.kv_cache_dtype}; activations 16-bit",
+        + f"; routers and norms 16-bit; KV cache {opts.kv_cache_dtype}; activations 16-bit",
+        *scale_notes(opts.weights),
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]
     for specs in by_kind(spec.layers).values():

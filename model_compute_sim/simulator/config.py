@@ -16,12 +16,12 @@ from model_compute_sim.errors import ConfigError, NotModelledError
 from model_compute_sim.simulator import config_hybrid
 from model_compute_sim.simulator import config_keys as K
 from model_compute_sim.simulator.config_attention import attention_specs, rotary_dim
-from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes, expert_dtype
+from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
 from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
-from model_compute_sim.simulator.config_quant import weight_dtypes
+from model_compute_sim.simulator.config_quant import weight_table
 from model_compute_sim.simulator.config_read import (
     GEMMA4_TYPES,
     _bool,
@@ -36,6 +36,7 @@ from model_compute_sim.simulator.linear_attention_config import (
     without_linear_keys,
 )
 from model_compute_sim.simulator.mtp import MTP_TYPES
+from model_compute_sim.simulator.quant_modules import layer_classes
 from model_compute_sim.simulator.spec import (
     KindSpec,
     LayerSpec,
@@ -144,8 +145,9 @@ def text_config(cfg: Config) -> tuple[dict[str, Any], str]:
         if isinstance(inner, Mapping) and any(k in inner for k in _KEY_ALIASES["hidden_size"]):
             merged = {k: v for k, v in cfg.items() if k not in NESTED_TEXT_KEYS and not k.endswith("_config")}
             merged.update(inner)
-            if "quantization_config" in cfg and "quantization_config" not in inner:
-                merged["quantization_config"] = cfg["quantization_config"]
+            for key in ("quantization_config", "hf_quant_config"):  # the checkpoint's, whichever level holds it
+                if key in cfg and key not in inner:
+                    merged[key] = cfg[key]
             return merged, outer_type
     return dict(cfg), outer_type
 
@@ -272,7 +274,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         notes += config_hybrid.notes(cfg)
     else:
         layers = _layers(cfg, model_type, hidden, n, gated, parallel, norms)
-    wdtype, wsource, attn_dtype = weight_dtypes(cfg)
+    quant = weight_table(cfg, layer_classes(layers, model_type))
+    notes += quant.notes
     tie = _first(cfg, "tie_word_embeddings", "tie_embedding")
     return ModelSpec(
         name=name or str(cfg.get("_name_or_path") or model_type or "custom"),
@@ -282,10 +285,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         layers=layers,
         tie_word_embeddings=bool(tie) if tie is not None else model_type in (*GEMMA_TYPES, "gemma", "lfm2"),
         norm_kind="layernorm" if norm_kind == "layernorm" else "rmsnorm",
-        weight_dtype=wdtype,
-        weight_dtype_source=wsource,
-        attention_weight_dtype=attn_dtype,
-        expert_weight_dtype=expert_dtype(cfg),
+        weights=quant.table,
+        weight_dtype_source=quant.source,
         generic=generic,
         notes=tuple(notes),
         hf_id=hf_id,

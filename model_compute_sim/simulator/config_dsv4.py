@@ -67,17 +67,3 @@ def dsv4_notes(cfg: Mapping[str, Any]) -> list[str]:
             "router GEMM still runs (its scores weight the experts), so they cost what score-routed layers cost"
         )
     return notes
-
-
-# DeepSeek-V4 stores routed experts apart from the fp8 block-quantised rest (config `expert_dtype`).
-_EXPERT_DTYPES = {"fp4": "fp4", "fp8": "fp8", "bf16": "bf16", "bfloat16": "bf16"}
-
-
-def expert_dtype(cfg: Mapping[str, Any]) -> str | None:
-    """Routed-expert weight dtype when the config names one apart from the other weights; else None."""
-    value = cfg.get("expert_dtype")
-    if value is None:
-        return None
-    if str(value).lower() not in _EXPERT_DTYPES:
-        raise ConfigError(f"expert_dtype={value!r} is not understood; known: {sorted(_EXPERT_DTYPES)}")
-    return _EXPERT_DTYPES[str(value).lower()]

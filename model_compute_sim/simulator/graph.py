@@ -14,7 +14,6 @@ from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.mtp import mtp_ops
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact, split
 from model_compute_sim.simulator.spec import LayerSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
 
@@ -32,7 +31,7 @@ class Builder(BuilderBase):
                 name="embed_tokens",
                 category="embedding",
                 kind="embedding",
-                weight_bytes=float(rows) * self.H * DTYPE_BYTES[self.spec.embed_dtype] / tp,
+                weight_bytes=float(rows) * self.H * self.opts.wbytes("embeddings") / tp,
                 act_write_bytes=float(rows) * self.H * self.a,
                 shape_in=[[rows], [self.spec.vocab_size // tp, self.H]],
                 shape_out=[rows, self.H],
@@ -56,7 +55,7 @@ class Builder(BuilderBase):
             self.H,
             v_loc,
             split("vocab-parallel", tp),
-            weight_dtype=self.spec.embed_dtype,
+            weight_dtype=self.opts.wfmt("lm_head"),
         )
         ops.append(op)
         return ops

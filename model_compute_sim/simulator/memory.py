@@ -82,11 +82,11 @@ def memory_report(
     rng = step.stage_layers(stage)
     in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in step.groups]
     weights = sum(c * layer_weight_bytes_per_gpu(layer, spec, shard, opts) for layer, c in in_stage)
-    emb = spec.vocab_size * spec.hidden_size / par.tp * DTYPE_BYTES[spec.embed_dtype]
+    table = spec.vocab_size * spec.hidden_size / par.tp
     if stage == 0:
-        weights += emb
+        weights += table * opts.wbytes("embeddings")
     if stage == par.pp - 1 and (not spec.tie_word_embeddings or par.pp > 1):
-        weights += emb
+        weights += table * opts.wbytes("lm_head")
     prof = cache_profile(in_stage, shard, opts)
     kv = sum(cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
     act_peak = 0.0

@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.spec import ModelSpec
+from model_compute_sim.simulator.weight_formats import CATEGORY_CLASS, WeightFormat
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, Workload
 
 Number = int | float
@@ -87,8 +88,10 @@ class BuilderBase:
 
     # --- primitives ---------------------------------------------------------------------------
 
-    def wbytes(self, params: Number, dtype: str | None = None) -> float:
-        return float(params) * DTYPE_BYTES[dtype or self.opts.weight_dtype]
+    def wbytes(self, params: Number, dtype: str | WeightFormat) -> float:
+        """Weight bytes of `params` weights stored as `dtype` (a plain dtype or a block-scaled format)."""
+        per = dtype.bytes_per_weight if isinstance(dtype, WeightFormat) else DTYPE_BYTES[dtype]
+        return float(params) * per
 
     def gemm(
         self,
@@ -99,11 +102,13 @@ class BuilderBase:
         n: int,
         sharding: str,
         *,
-        weight_dtype: str | None = None,
+        weight_dtype: str | WeightFormat | None = None,
         weight_params: Number | None = None,
         note: str = "",
     ) -> Op:
-        """[m, k] x [k, n]; the weight is [k, n] unless `weight_params` says otherwise (MoE)."""
+        """[m, k] x [k, n]; the weight is [k, n] unless `weight_params` says otherwise (MoE).
+
+        Without `weight_dtype` the weight takes its class's format from the category (CATEGORY_CLASS)."""
         flops = exact(Fraction(F.gemm_flops(1, n, k)) * Fraction(m)) if isinstance(m, float) else F.gemm_flops(m, n, k)
         params = k * n if weight_params is None else weight_params
         return Op(
@@ -111,7 +116,7 @@ class BuilderBase:
             category=category,
             kind="gemm",
             flops=flops,
-            weight_bytes=self.wbytes(params, weight_dtype),
+            weight_bytes=self.wbytes(params, weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])),
             act_read_bytes=float(m) * k * self.a,
             act_write_bytes=float(m) * n * self.a,
             shape_in=[[_r(m), k], [k, n]],

@@ -25,6 +25,7 @@ from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.spec import KindSpec, ModelSpec
 from model_compute_sim.simulator.step import Parallel, build_step
+from model_compute_sim.simulator.weight_formats import OVERRIDE_FORMATS, WeightTable
 from model_compute_sim.simulator.workload import (
     COMPUTE_DTYPES,
     KV_DTYPES,
@@ -143,18 +144,16 @@ def simulate(model: str | SimulateRequest | None = None, /, **kwargs: Any) -> Si
     return _simulate(req)
 
 
-def weight_dtypes(spec: ModelSpec, override: str | None) -> tuple[str, str, str]:
-    """(linear, attention, routed-expert) weight dtypes: the one rule ops and the memory report share.
+def weight_table(spec: ModelSpec, override: str | None) -> WeightTable:
+    """Weight format per class: the one table ops and the memory report share.
 
     An override names the transformer-block linear weights, so it covers attention and experts too
-    (gpt-oss with weight_dtype='fp8' costs its attention in fp8); without one, a checkpoint that stores
-    attention or experts apart (unquantized attention, DeepSeek-V4's fp4 experts) keeps their dtypes.
+    (gpt-oss with weight_dtype='fp8' costs its attention in fp8); LM head and embeddings keep the
+    checkpoint's. Without one, the checkpoint's per-class formats hold (config_quant.py).
     """
     if override:
-        wd = _dtype(override, WEIGHT_DTYPES, "weight_dtype")
-        return wd, wd, wd
-    w = spec.weight_dtype
-    return w, spec.attention_weight_dtype or w, spec.expert_weight_dtype or w
+        return spec.weights.with_linear(OVERRIDE_FORMATS[_dtype(override, WEIGHT_DTYPES, "weight_dtype")])
+    return spec.weights
 
 
 def _simulate(req: SimulateRequest) -> SimResult:
@@ -167,7 +166,6 @@ def _simulate(req: SimulateRequest) -> SimResult:
     validate_parallelism(spec, req.tp, req.dp, req.ep, req.pp)
     dt = _dtype(req.dtype, COMPUTE_DTYPES, "dtype")
     kv = _dtype(req.kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
-    wd, attn_wd, expert_wd = weight_dtypes(spec, req.weight_dtype)
     opts = Options(
         attention_flops=req.attention_flops,
         mla_path=req.mla_path,
@@ -175,9 +173,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
         mtp_layers=req.mtp_layers,
         dtype=dt,
         kv_cache_dtype=kv,
-        weight_dtype=wd,
-        attention_weight_dtype=attn_wd,
-        expert_weight_dtype=expert_wd,
+        weights=weight_table(spec, req.weight_dtype),
         weight_dtype_override=req.weight_dtype is not None,
         act_bytes=2.0,
     )

@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, TypeVar
 
+from model_compute_sim.simulator.weight_formats import WeightTable
+from model_compute_sim.simulator.workload import BF16_TABLE
+
 NormKind = Literal["rmsnorm", "layernorm"]
 T = TypeVar("T")
 
@@ -185,17 +188,19 @@ class ModelSpec:
     layers: tuple[LayerSpec, ...]
     tie_word_embeddings: bool = False
     norm_kind: NormKind = "rmsnorm"
-    weight_dtype: str = "bf16"  # dtype of transformer-block linear weights
+    weights: WeightTable = BF16_TABLE  # weight format per weight class, from the config's quantization
     weight_dtype_source: str = "config torch_dtype"
-    attention_weight_dtype: str | None = None  # when attention stays unquantized (e.g. mxfp4 experts only)
-    expert_weight_dtype: str | None = None  # routed experts stored in another dtype (DeepSeek-V4 expert_dtype)
-    embed_dtype: str = "bf16"
     generic: bool = False  # unknown model_type run on the generic decoder path
     notes: tuple[str, ...] = field(default_factory=tuple)
     hf_id: str | None = None
     hc_mult: int = 1  # residual streams (DeepSeek-V4 hyper-connections); 1 = one plain residual stream
     mtp_layer: LayerSpec | None = None  # the decoder layer of the checkpoint's MTP module (speculative decoding)
     mtp_modules: int = 0  # MTP modules the checkpoint ships
+
+    @property
+    def weight_dtype(self) -> str:
+        """Label of the format most transformer-block weights are stored in (routed experts when apart)."""
+        return str(self.weights.main)
 
     @property
     def num_layers(self) -> int:

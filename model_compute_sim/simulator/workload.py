@@ -8,24 +8,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 from model_compute_sim.errors import ShapeError
+from model_compute_sim.simulator.weight_formats import DTYPE_BYTES, OVERRIDE_FORMATS, WeightFormat, WeightTable, plain
+
+BF16_TABLE = WeightTable.uniform(plain("bf16"))
+
+__all__ = ["DTYPE_BYTES", "Options", "SeqGroup", "Workload", "from_requests", "uniform"]
 
 AttentionFlops = Literal["causal", "dense"]
 MlaPath = Literal["auto", "absorbed", "expanded"]
 Logits = Literal["last", "all"]
 
-DTYPE_BYTES: dict[str, float] = {
-    "fp32": 4.0,
-    "tf32": 4.0,
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "fp4": 0.5,
-    "int4": 0.5,
-}
 COMPUTE_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8")
 KV_DTYPES = ("bf16", "fp16", "fp8", "fp32")
-WEIGHT_DTYPES = ("bf16", "fp16", "fp8", "fp4", "int8", "int4", "fp32")
+WEIGHT_DTYPES = tuple(OVERRIDE_FORMATS)
 
 # mla_path="auto": a request over a cached prefix with at most this many new tokens (decode, speculative
 # verify, short extends) takes the absorbed path; every prefill without a cached prefix is expanded
@@ -122,11 +117,16 @@ class Options:
     mtp_layers: int = 0  # MTP draft passes in the step (speculative decoding)
     dtype: str = "bf16"  # GEMM compute dtype
     kv_cache_dtype: str = "bf16"
-    weight_dtype: str = "bf16"
-    attention_weight_dtype: str = "bf16"
-    expert_weight_dtype: str = "bf16"  # routed-expert weights (the checkpoint may store them apart)
-    weight_dtype_override: bool = False  # the request named weight_dtype (it then covers attention too)
+    weights: WeightTable = BF16_TABLE  # format per weight class (weight_formats.py)
+    weight_dtype_override: bool = False  # the request named weight_dtype (it then covers every block class)
     act_bytes: float = 2.0
+
+    def wfmt(self, cls: str) -> WeightFormat:
+        return self.weights.of(cls)
+
+    def wbytes(self, cls: str) -> float:
+        """Bytes per weight of a weight class, block scales included."""
+        return self.weights.of(cls).bytes_per_weight
 
     @property
     def kv_bytes(self) -> float:

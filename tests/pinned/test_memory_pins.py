@@ -1,7 +1,9 @@
 """The memory report against closed forms written out from each model's config.json.
 
 Every expected value below is arithmetic on the published config (quoted in the comments), never a
-call into the project. Dtype sizes: bf16 2 B, fp8 1 B, fp4 (mxfp4 payload) 0.5 B per parameter.
+call into the project. Dtype sizes: bf16 2 B, fp8 1 B, plain fp4 0.5 B per parameter; MXFP4 (OCP MX v1.0:
+one E8M0 scale byte per 32 elements) 0.5 + 1/32 = 0.53125 B; DeepSeek fp8 with one fp32 scale per
+128 x 128 block 1 + 4/16384 B.
 """
 
 from __future__ import annotations
@@ -31,21 +33,32 @@ def oss_weights_per_gpu(tp: int, ep: int, expert_b: float, attn_b: float) -> flo
 def test_gpt_oss_120b_weights_tp8_ep8_divide_experts_by_ep() -> None:
     r = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=4096, tp=8, ep=8, gpu="h100")
     # per layer: attention (512 + 64 + 64 + 512) * 2880 = 3,317,760 params x 2 B = 6,635,520 B;
-    # 16 local experts x 3 x 2880 x 2880 = 398,131,200 params x 0.5 B = 199,065,600 B;
-    # router 2880 x 128 x 2 B = 737,280 B; norms 2 x 2880 x 2 B = 11,520 B -> 206,449,920 B x 36 layers
-    # = 7,432,197,120 B; embedding + LM head 2 x 201088 x 2880 / 8 x 2 B = 289,566,720 B.
-    assert r.memory.weights_bytes_per_gpu == pytest.approx(7_721_763_840, rel=1e-12)
-    assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(8, 8, 0.5, 2), rel=1e-12)
-    # about 7.7 GB per GPU: far from the 57.9 GB of experts kept whole on every rank
-    assert 7.6e9 < r.memory.weights_bytes_per_gpu < 7.8e9
+    # 16 local experts x 3 x 2880 x 2880 = 398,131,200 params x 0.53125 B (mxfp4) = 211,507,200 B;
+    # router 2880 x 128 x 2 B = 737,280 B; norms 2 x 2880 x 2 B = 11,520 B -> 218,891,520 B x 36 layers
+    # = 7,880,094,720 B; embedding + LM head 2 x 201088 x 2880 / 8 x 2 B = 289,566,720 B.
+    # (Without the E8M0 scales it was 7,721,763,840 B: 447,897,600 B, 5.8%, low.)
+    assert r.memory.weights_bytes_per_gpu == pytest.approx(8_169_661_440, rel=1e-12)
+    assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(8, 8, 0.53125, 2), rel=1e-12)
+    # about 8.2 GB per GPU: far from the 57.9 GB of experts kept whole on every rank
+    assert 8.1e9 < r.memory.weights_bytes_per_gpu < 8.3e9
 
 
 def test_gpt_oss_120b_weights_other_splits_and_dtype_override() -> None:
     for tp, ep in ((8, 1), (4, 4), (2, 1), (1, 1)):
         r = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=128, tp=tp, ep=ep, gpu="h200")
-        assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(tp, ep, 0.5, 2), rel=1e-12)
-    # weight_dtype given: experts and attention in that dtype, router / norms / embeddings stay bf16
-    for wd, b in (("fp8", 1.0), ("bf16", 2.0), ("fp4", 0.5), ("int4", 0.5), ("int8", 1.0), ("fp32", 4.0)):
+        assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(tp, ep, 0.53125, 2), rel=1e-12)
+    # weight_dtype given: experts and attention in that dtype, router / norms / embeddings stay bf16;
+    # plain dtypes count element bytes only, mxfp4 / nvfp4 their scales (1 byte per 32 / per 16)
+    for wd, b in (
+        ("fp8", 1.0),
+        ("bf16", 2.0),
+        ("fp4", 0.5),
+        ("int4", 0.5),
+        ("int8", 1.0),
+        ("fp32", 4.0),
+        ("mxfp4", 0.5 + 1 / 32),
+        ("nvfp4", 0.5 + 1 / 16),
+    ):
         r = simulate("gpt-oss-120b", context_len=128, tp=8, ep=8, weight_dtype=wd, gpu="h100")
         assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(8, 8, b, b), rel=1e-12), wd
 
@@ -101,7 +114,11 @@ def test_dp_splits_kv_of_the_busiest_rank() -> None:
 
 # DeepSeek-V3 (config.json): hidden 7168, 61 layers (3 dense, 58 MoE), 128 heads, q_lora 1536,
 # kv_lora 512, qk_nope 128, qk_rope 64, v_head 128, dense width 18432, 256 experts of width 2048 plus
-# 1 shared, vocab 129280, fp8 weights (block-scaled e4m3), embeddings bf16.
+# 1 shared, vocab 129280, fp8 weights (e4m3, weight_block_size [128, 128]: one fp32 weight_scale_inv
+# per 128 x 128 block, 1 + 4/16384 B per weight), embeddings and LM head bf16.
+FP8_BLOCK = 1 + 4 / (128 * 128)
+
+
 def deepseek_v3_weights_per_gpu(tp: int, ep: int) -> float:
     H, h = 7168, 128 // tp
     q = H * 1536 + 1536 * h * (128 + 64)  # q_a (replicated) + q_b (column)
@@ -113,8 +130,8 @@ def deepseek_v3_weights_per_gpu(tp: int, ep: int) -> float:
     shared = 3 * H * (2048 // tp)
     router = H * 256  # bf16
     norms = 2 * H  # bf16
-    dense_layer = attn * 1 + dense_mlp * 1 + norms * 2
-    moe_layer = attn * 1 + experts * 1 + shared * 1 + router * 2 + norms * 2
+    dense_layer = (attn + dense_mlp) * FP8_BLOCK + norms * 2
+    moe_layer = (attn + experts + shared) * FP8_BLOCK + router * 2 + norms * 2
     return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / tp * 2
 
 

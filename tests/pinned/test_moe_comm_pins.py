@@ -94,12 +94,14 @@ def test_deepseek_v3_decode_ep8_alltoall_and_fp8_experts() -> None:
     for name in ("moe_dispatch_alltoall", "moe_combine_alltoall", "attn_allreduce", "moe_allreduce"):
         assert rows[name].peak_dtype == "comm" and rows[name].bound == "communication", name
     assert rows["attn_allreduce"].communication_bytes_per_gpu == 2 * 7 / 8 * 64 * 7168 * 2
-    # fp8 expert weights: expected experts touched by 64 tokens, 32 of 256 local, 1 B per parameter
+    # fp8 expert weights: expected experts touched by 64 tokens, 32 of 256 local, 1 B per parameter plus
+    # one fp32 scale per 128 x 128 block (weight_block_size [128, 128]): 1 + 4/16384 B
+    fp8 = 1 + 4 / 16384
     n = touched(256, 8, 64) / 8
-    assert rows["experts.gate_up_proj"].weight_bytes_per_gpu == pytest.approx(n * 7168 * 4096, rel=1e-9)
-    assert rows["experts.down_proj"].weight_bytes_per_gpu == pytest.approx(n * 2048 * 7168, rel=1e-9)
+    assert rows["experts.gate_up_proj"].weight_bytes_per_gpu == pytest.approx(n * 7168 * 4096 * fp8, rel=1e-9)
+    assert rows["experts.down_proj"].weight_bytes_per_gpu == pytest.approx(n * 2048 * 7168 * fp8, rel=1e-9)
     # the shared expert: column / row parallel over tp 8 (width 2048 / 8 = 256), fp8
-    assert rows["shared_experts.gate_proj"].weight_bytes_per_gpu == 7168 * 256
+    assert rows["shared_experts.gate_proj"].weight_bytes_per_gpu == pytest.approx(7168 * 256 * fp8, rel=1e-12)
     assert rows["shared_experts.down_proj"].flops_per_gpu == 2 * 64 * 256 * 7168
     # router: bf16, replicated
     assert rows["router"].weight_bytes_per_gpu == 7168 * 256 * 2

@@ -9,6 +9,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.base import divisors
 from model_compute_sim.simulator.ops import BuilderBase, Op, split
 from model_compute_sim.simulator.spec import AttentionSpec
+from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import Options, SeqGroup, Workload
 
 
@@ -95,13 +96,13 @@ def attention_core(
     )
 
 
-def attention_dtype(opts: Options) -> str:
-    """Weight dtype of the attention projections, for ops and the memory report alike.
+def attention_dtype(opts: Options) -> WeightFormat:
+    """Weight format of the attention input projections, for ops and the memory report alike.
 
-    simulate.weight_dtypes resolves it once: a `weight_dtype` override covers every transformer-block
-    linear weight, attention included; without one the checkpoint's (unquantized) attention dtype holds.
+    simulate.weight_table resolves the table once: a `weight_dtype` override covers every transformer-block
+    linear weight, attention included; without one the checkpoint's per-class formats hold.
     """
-    return opts.attention_weight_dtype
+    return opts.wfmt("attention")
 
 
 def check_heads(a: AttentionSpec, tp: int) -> None:

@@ -18,7 +18,8 @@ from typing import ClassVar, Generic, Literal, TypeVar
 
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import KindSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+from model_compute_sim.simulator.weight_formats import WeightFormat
+from model_compute_sim.simulator.workload import Options
 
 Role = Literal["mixer", "ffn"]
 S = TypeVar("S", bound=KindSpec)
@@ -81,20 +82,24 @@ class DenseKind(LayerKind[S]):
     def weight_count(self, spec: S, hidden: int, shard: Shard) -> int:
         """Parameters of one layer held on the rank `shard` describes (the whole layer at `Shard()`)."""
 
-    def weight_dtype(self, opts: Options) -> str:
-        """Dtype of the resident weights (attention kinds: opts.attention_weight_dtype)."""
-        return opts.weight_dtype
+    weight_class: ClassVar[str] = "dense_mlp"  # the WeightTable class its resident weights are stored in
 
     def params(self, spec: S, hidden: int) -> tuple[int, int]:
         n = self.weight_count(spec, hidden, Shard())
         return n, n
 
     def weight_bytes(self, spec: S, hidden: int, shard: Shard, opts: Options) -> float:
-        return self.weight_count(spec, hidden, shard) * DTYPE_BYTES[self.weight_dtype(opts)]
+        return self.weight_count(spec, hidden, shard) * opts.wbytes(self.weight_class)
 
 
 def row_out(
-    b: BuilderBase, name: str, category: str, k: int, allreduce: str, *, weight_dtype: str | None = None
+    b: BuilderBase,
+    name: str,
+    category: str,
+    k: int,
+    allreduce: str,
+    *,
+    weight_dtype: str | WeightFormat | None = None,
 ) -> list[Op]:
     """The row-parallel projection [T, k] -> [T, hidden] that closes a tp-split block, and the all-reduce
     of its partial sums (per-GPU view, tp > 1)."""

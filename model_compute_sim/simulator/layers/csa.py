@@ -19,7 +19,8 @@ from model_compute_sim.simulator import formulas_dsv4 as V4
 from model_compute_sim.simulator.layers.attention_core import attention_dtype, softmax_core
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, row_out
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
+from model_compute_sim.simulator.weight_formats import WeightFormat
+from model_compute_sim.simulator.workload import Options, SeqGroup
 
 FP32 = 4
 
@@ -91,7 +92,7 @@ def _core_pairs(b: BuilderBase, s: CsaSpec, g: SeqGroup) -> tuple[int, int]:
     return F.window_pairs(g.q, g.c, s.window), comp
 
 
-def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str, wd: str) -> list[Op]:
+def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str, wd: WeightFormat) -> list[Op]:
     T, H, di = b.T, b.H, s.index_head_dim
     hi = s.index_heads // b.shard.tp
     ops = [
@@ -235,7 +236,7 @@ class Csa(LayerKind[CsaSpec]):
         if s.has_indexer:
             split += s.q_lora_rank * s.index_heads * s.index_head_dim + hidden * s.index_heads
         local = whole - split + split // tp
-        return local * DTYPE_BYTES[attention_dtype(opts)] + hc_params(s, hidden) * FP32
+        return local * opts.wbytes("attention") + hc_params(s, hidden) * FP32
 
     def cache(self, spec: CsaSpec, shard: Shard, opts: Options) -> Cache:
         s, kvb = spec, opts.kv_bytes

@@ -55,13 +55,17 @@ class Gqa(DenseKind[AttentionSpec]):
         if a.output_gate_dim:
             ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, weight_dtype=wd))
             ops.append(b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2))
-        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wd)
+        wo = b.opts.wfmt("attention_out")
+        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
         return gqa_params(spec, hidden, spec.heads // shard.tp, shard.kv_heads(spec.kv_heads))
 
-    def weight_dtype(self, opts: Options) -> str:
-        return attention_dtype(opts)
+    def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """q/k/v (and the gate) in the `attention` format, o_proj in `attention_out`."""
+        o = spec.heads // shard.tp * spec.v_head_dim * hidden
+        rest = self.weight_count(spec, hidden, shard) - o
+        return rest * opts.wbytes("attention") + o * opts.wbytes("attention_out")
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         dims = spec.head_dim if spec.k_eq_v else spec.head_dim + spec.v_head_dim

@@ -18,10 +18,10 @@ from typing import Literal
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import linear_attention_formulas as LF
-from model_compute_sim.simulator.layers.attention_core import attention_dtype
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
 from model_compute_sim.simulator.layers.ssm_common import recurrent
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 PROJ = "linear_attention_proj"
@@ -83,8 +83,8 @@ def linear_state_bytes(la: LinearAttentionSpec, tp: int, conv_bytes: float) -> f
     return state + LF.conv_state_elements(la.conv_channels // tp, la.conv_kernel) * conv_bytes
 
 
-def _dtype(b: BuilderBase) -> str:
-    return attention_dtype(b.opts)
+def _dtype(b: BuilderBase) -> WeightFormat:
+    return b.opts.wfmt("recurrent")
 
 
 def _projections(b: BuilderBase, la: LinearAttentionSpec, col: str) -> list[Op]:
@@ -207,8 +207,7 @@ class _LinearAttention(DenseKind[LinearAttentionSpec]):
     def weight_count(self, spec: LinearAttentionSpec, hidden: int, shard: Shard) -> int:
         return linear_attention_params(spec, hidden, shard.tp)
 
-    def weight_dtype(self, opts: Options) -> str:
-        return attention_dtype(opts)
+    weight_class = "recurrent"
 
     def cache(self, spec: LinearAttentionSpec, shard: Shard, opts: Options) -> Cache:
         return Cache(state_bytes=linear_state_bytes(spec, shard.tp, opts.act_bytes))

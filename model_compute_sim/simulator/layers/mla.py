@@ -5,12 +5,14 @@ latent cache multiplied out, prefill); `mla_path` picks per sequence group."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, attention_dtype, check_heads
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
+from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
 
@@ -37,7 +39,7 @@ def mla_split(b: BuilderBase) -> tuple[Workload, Workload]:
     return Workload(tuple(short)), Workload(tuple(long))
 
 
-def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: str) -> list[Op]:
+def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: WeightFormat) -> list[Op]:
     T, H = b.T, b.H
     r, nope, rope = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim
     ops: list[Op] = []
@@ -56,7 +58,9 @@ def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: str)
     return ops
 
 
-def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: str, only: bool) -> list[Op]:
+def _expanded(
+    b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: WeightFormat, only: bool
+) -> list[Op]:
     r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
     positions = sum(g.count * (g.c + g.q) for g in wl.groups)
     kvb = b.opts.kv_bytes
@@ -80,12 +84,16 @@ def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, 
     return [op, core]
 
 
-def _per_head(b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, wd: str, note: str) -> Op:
+def _per_head(
+    b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, wd: WeightFormat, note: str
+) -> Op:
     """A per-head [k, n] weight applied to each of `h` local heads of `tokens` tokens (a batched GEMM)."""
     return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_dtype=wd, weight_params=h * k * n, note=note)
 
 
-def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: str, only: bool) -> list[Op]:
+def _absorbed(
+    b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: WeightFormat, only: bool
+) -> list[Op]:
     r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
     q_absorb = _per_head(b, "q_absorb_uk", wl.tokens, h, nope, r, col, wd, "W_UK folded into the query (absorbed MLA)")
     core = attention_core(b, "attention" if only else "attention_absorbed", a, wl, h, 1, r + rope, r, kv_dims=r + rope)
@@ -103,7 +111,6 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
     if not ix.runs:
         return []
     T, H = b.T, b.H
-    wd = attention_dtype(b.opts)
     ops = [
         b.gemm(
             "indexer.wq_b",
@@ -112,10 +119,9 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
             ix.q_lora_rank,
             ix.heads * ix.head_dim,
             "replicated",
-            weight_dtype=wd,
         ),
-        b.gemm("indexer.wk", "attention_indexer", T, H, ix.head_dim, "replicated", weight_dtype=wd),
-        b.gemm("indexer.weights_proj", "attention_indexer", T, H, ix.heads, "replicated", weight_dtype=wd),
+        b.gemm("indexer.wk", "attention_indexer", T, H, ix.head_dim, "replicated"),
+        b.gemm("indexer.weights_proj", "attention_indexer", T, H, ix.heads, "replicated"),
     ]
     pairs = all_pairs(b)
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
@@ -159,13 +165,20 @@ class Mla(DenseKind[AttentionSpec]):
             ops += _expanded(b, a, expanded, h, col, wd, only=not absorbed.groups)
         if absorbed.groups:
             ops += _absorbed(b, a, absorbed, h, col, wd, only=not expanded.groups)
-        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wd)
+        wo = b.opts.wfmt("attention_out")
+        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
         return mla_params(spec, hidden, spec.heads // shard.tp)
 
-    def weight_dtype(self, opts: Options) -> str:
-        return attention_dtype(opts)
+    def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """Projections in the `attention` format, o_proj in `attention_out`, the indexer in its own."""
+        h = spec.heads // shard.tp
+        o = h * spec.v_head_dim * hidden
+        idx = mla_params(spec, hidden, h) - mla_params(replace(spec, indexer=None), hidden, h)
+        rest = mla_params(spec, hidden, h) - o - idx
+        out, index = opts.wbytes("attention_out"), opts.wbytes("attention_indexer")
+        return rest * opts.wbytes("attention") + o * out + idx * index
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         b = (spec.kv_lora_rank + spec.qk_rope_dim) * opts.kv_bytes  # latent cache, replicated across tp ranks

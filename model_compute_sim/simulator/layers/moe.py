@@ -41,7 +41,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
             n,
             shard,
             weight_params=touched * k * n,
-            weight_dtype=b.opts.expert_weight_dtype,
+            weight_dtype=b.opts.wfmt("routed_experts"),
             note=note,
         )
         op.flops = exact(Fraction(F.gemm_flops(1, n, k)) * rows)  # rows may be fractional: exact product
@@ -133,13 +133,14 @@ class Moe(LayerKind[MoeSpec]):
         return m.experts * per + rest, m.top_k * per + rest
 
     def weight_bytes(self, spec: MoeSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        m, wb = spec, DTYPE_BYTES[opts.weight_dtype]
+        m, experts = spec, opts.wbytes("routed_experts")
         mats = 3 if m.gated else 2
         per = mats * (m.latent_size or hidden) * (m.intermediate // shard.moe_tp)
-        total = (m.experts // shard.ep) * per * DTYPE_BYTES[opts.expert_weight_dtype]
-        total += hidden * m.experts * DTYPE_BYTES["bf16"]
-        total += mats * hidden * (m.shared_intermediate // shard.tp) * wb
-        total += 2 * hidden * m.latent_size * wb  # latent projections, replicated
+        total = (m.experts // shard.ep) * per * experts
+        total += hidden * m.experts * DTYPE_BYTES["bf16"]  # router
+        shared = mats * hidden * (m.shared_intermediate // shard.tp) + (hidden if m.shared_gate else 0)
+        total += shared * opts.wbytes("shared_experts")
+        total += 2 * hidden * m.latent_size * experts  # latent projections, replicated
         return total
 
     def check_sharding(self, spec: MoeSpec, shard: Shard) -> None:

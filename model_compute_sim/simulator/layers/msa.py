@@ -15,11 +15,11 @@ from typing import ClassVar
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_msa as M
-from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_dtype
+from model_compute_sim.simulator.layers.attention_core import all_pairs
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, kind_of, register
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
 from model_compute_sim.simulator.spec import AttentionSpec
-from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+from model_compute_sim.simulator.workload import Options
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,12 @@ class MsaSpec:
 def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     T, H, di = b.T, b.H, s.index_dim
     hi = b.shard.kv_heads(s.index_heads)  # whole index heads per rank, replicated past index_heads ranks
-    wd = attention_dtype(b.opts)
     col = f"column /{min(b.shard.tp, s.index_heads)}" if b.shard.tp > 1 else "replicated"
     pairs = all_pairs(b)
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
     return [
-        b.gemm("index_q_proj", "attention_indexer", T, H, hi * di, col, weight_dtype=wd),
-        b.gemm("index_k_proj", "attention_indexer", T, H, di, "replicated", weight_dtype=wd),
+        b.gemm("index_q_proj", "attention_indexer", T, H, hi * di, col),
+        b.gemm("index_k_proj", "attention_indexer", T, H, di, "replicated"),
         b.norm("index_qk_norm", "norm", T, (hi + 1) * di),
         Op(
             name="index.block_scores",
@@ -97,7 +96,7 @@ class Msa(LayerKind[MsaSpec]):
     def weight_bytes(self, spec: MsaSpec, hidden: int, shard: Shard, opts: Options) -> float:
         base = kind_of(spec.attention).weight_bytes(spec.attention, hidden, shard, opts)
         idx = hidden * shard.kv_heads(spec.index_heads) * spec.index_dim + hidden * spec.index_dim
-        return base + idx * DTYPE_BYTES[attention_dtype(opts)]
+        return base + idx * opts.wbytes("attention_indexer")
 
     def cache(self, spec: MsaSpec, shard: Shard, opts: Options) -> Cache:
         base = kind_of(spec.attention).cache(spec.attention, shard, opts)

@@ -72,6 +72,7 @@ class SsmKind(DenseKind[SsmSpec]):
     fixed `notes` are the assumptions, `label` and `details` make the description line."""
 
     role = "mixer"
+    weight_class = "recurrent"
     name: ClassVar[str]  # in the model description: "Mamba-2"
 
     @abstractmethod

@@ -1,0 +1,110 @@
+"""Block-scaled weight formats: bytes per weight from the format definitions, and weights per GPU by hand.
+
+Sources: OCP Microscaling Formats (MX) Specification v1.0 (MXFP4 / MXFP8: 32 elements share one 8-bit
+E8M0 scale); NVIDIA ModelOpt NVFP4 (FP4 E2M1, one FP8 E4M3 scale per 16 elements, one FP32 scale per
+tensor); DeepSeek-V3 `weight_block_size: [128, 128]` (one FP32 `weight_scale_inv` per 128 x 128 block).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from model_compute_sim.simulator.simulate import simulate
+from model_compute_sim.simulator.weight_formats import fp8_blocks, int_groups, mxfp4, mxfp8, nvfp4, plain
+
+MX4 = 0.5 + 1 / 32  # 0.53125 B: 16 B of E2M1 pairs + 1 B of E8M0 per 32 elements = 17/32
+NV4 = 0.5 + 1 / 16  # 0.5625 B: 8 B of E2M1 pairs + 1 B of E4M3 per 16 elements = 9/16
+FP8_128 = 1 + 4 / (128 * 128)  # 1.000244140625 B
+
+
+def test_bytes_per_weight_of_each_format() -> None:
+    assert mxfp4().bytes_per_weight == MX4 == 17 / 32
+    assert nvfp4().bytes_per_weight == NV4 == 9 / 16
+    assert mxfp8().bytes_per_weight == 1 + 1 / 32
+    assert fp8_blocks(128, 128).bytes_per_weight == FP8_128
+    assert fp8_blocks(128, 128, 1.0).bytes_per_weight == 1 + 1 / 16384  # UE8M0 block scales (DeepSeek-V4)
+    assert int_groups(4, 32).bytes_per_weight == 0.5 + 2 / 32  # Kimi-K2.5 int4, bf16 scale per 32
+    assert plain("fp4").bytes_per_weight == 0.5 and plain("bf16").bytes_per_weight == 2.0
+    # a config's group size wins over the format's
+    assert nvfp4(32).bytes_per_weight == 0.5 + 1 / 32
+
+
+def _ops(model: str, **kw: object) -> dict[str, float]:
+    r = simulate(model, detail="ops", limit=1000, **kw)  # type: ignore[arg-type]
+    return {o.name: o.weight_bytes_per_gpu for g in r.layer_groups or [] for o in g.ops or [] if o.kind == "gemm"}
+
+
+def test_gpt_oss_120b_expert_bytes_read_per_op() -> None:
+    # gpt-oss-120b config: hidden 2880, expert width 2880, 128 experts top-4, mxfp4 experts. One decode
+    # token at tp=ep=1 touches exactly 4 experts: gate_up 4 x 2880 x 5760 = 66,355,200 weights
+    # x 0.53125 B = 35,251,200 B (33,177,600 B before the scales); down 4 x 2880 x 2880 x 0.53125
+    # = 17,625,600 B. Attention stays bf16: q_proj 2880 x 64 x 64 x 2 B = 23,592,960 B.
+    rows = _ops("gpt-oss-120b", batch_size=1, seq_len=1, context_len=100)
+    assert rows["experts.gate_up_proj"] == 4 * 2880 * 5760 * MX4 == 35_251_200
+    assert rows["experts.down_proj"] == 4 * 2880 * 2880 * MX4 == 17_625_600
+    assert rows["q_proj"] == 2880 * 4096 * 2 == 23_592_960
+
+
+def test_gpt_oss_120b_expert_weights_per_gpu_ep8() -> None:
+    # tp 8, ep 8: 128 / 8 = 16 local experts per layer x 3 x 2880 x 2880 = 398,131,200 weights; 36 layers
+    # = 14,332,723,200 weights x 0.53125 B = 7,614,259,200 B of experts per GPU (7,166,361,600 B at a bare
+    # 0.5 B: the scales add 447,897,600 B). The rest (bf16): attention (512 + 64 + 64 + 512) x 2880 x 2 B
+    # = 6,635,520 B, router 2880 x 128 x 2 B = 737,280 B, norms 11,520 B per layer -> 265,835,520 B over
+    # 36 layers; embedding + LM head 2 x 201088 x 2880 / 8 x 2 B = 289,566,720 B.
+    experts = 36 * 16 * 3 * 2880 * 2880 * MX4
+    assert experts == 7_614_259_200
+    r = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=4096, tp=8, ep=8)
+    assert r.memory.weights_bytes_per_gpu == experts + 265_835_520 + 289_566_720 == 8_169_661_440
+
+
+def deepseek_v31_nvfp4_weights_per_gpu() -> float:
+    """nvidia/DeepSeek-V3.1-NVFP4 at tp 8, ep 8, from its config.json and hf_quant_config.json.
+
+    config: hidden 7168, 61 layers (first_k_dense_replace 3), 128 heads, q_lora 1536, kv_lora 512,
+    qk_nope 128, qk_rope 64, v_head 128, dense width 18432, 256 experts of width 2048 + 1 shared,
+    vocab 129280, untied. hf_quant_config: quant_algo NVFP4, group_size 16, exclude_modules lm_head,
+    model.layers.*.self_attn.{q_a_proj, q_b_proj, kv_a_proj_with_mqa, kv_b_proj} (o_proj is NOT
+    excluded: it is NVFP4) and model.layers.61* (the MTP layer).
+    """
+    H, h = 7168, 128 // 8
+    attn_in = H * 1536 + 1536 * h * 192 + H * 576 + 512 * h * 256  # bf16; q_a, kv_a replicated
+    assert attn_in == 21_954_560
+    o = h * 128 * H  # nvfp4
+    dense = 3 * H * (18432 // 8)  # nvfp4
+    experts = (256 // 8) * 3 * H * 2048  # nvfp4, moe_tp 1
+    shared = 3 * H * (2048 // 8)  # nvfp4
+    router, norms = H * 256 * 2, 2 * H * 2  # bf16 bytes
+    dense_layer = attn_in * 2 + (o + dense) * NV4 + norms
+    moe_layer = attn_in * 2 + (o + experts + shared) * NV4 + router + norms
+    return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / 8 * 2
+
+
+def test_deepseek_v31_nvfp4_weights_per_gpu() -> None:
+    expected = deepseek_v31_nvfp4_weights_per_gpu()
+    assert expected == pytest.approx(50_101_284_864, abs=1)
+    r = simulate("deepseek-v3.1", batch_size=1, seq_len=1, context_len=100, tp=8, ep=8)
+    assert r.memory.weights_bytes_per_gpu == pytest.approx(expected, rel=1e-12)
+    text = " ".join(r.assumptions)
+    assert "weights by class: attention, lm_head, embeddings bf16; attention_out, dense_mlp" in text
+    assert "nvfp4 0.5 + 1/16 = 0.5625 B" in text
+
+
+def test_deepseek_v31_nvfp4_o_proj_is_nvfp4_and_q_b_proj_bf16() -> None:
+    # decode at tp 8: o_proj 16 x 128 x 7168 = 14,680,064 weights x 0.5625 B = 8,257,536 B;
+    # q_b_proj 1536 x 16 x 192 = 4,718,592 weights x 2 B = 9,437,184 B
+    rows = _ops("deepseek-v3.1", batch_size=1, seq_len=1, context_len=100, tp=8, ep=8)
+    assert rows["o_proj"] == 8_257_536
+    assert rows["q_b_proj"] == 9_437_184
+
+
+def test_fp8_model_weights_per_gpu_count_block_scales() -> None:
+    # Qwen3-32B-FP8 (weight_block_size [128, 128]): hidden 5120, 64 layers, 64 heads / 8 KV heads of 128,
+    # width 25600, vocab 151936, untied. tp 1, per layer: q 5120 x 8192 + k, v 5120 x 1024 each + o 8192 x
+    # 5120 = 94,371,840; MLP 3 x 5120 x 25600 = 393,216,000 -> 487,587,840 weights x (1 + 4/16384) B
+    # = 487,706,880 B; norms 2 x 5120 + q/k norms 2 x 128 at 2 B. Embedding + LM head 2 x 151936 x 5120 x 2 B.
+    per_layer = 487_587_840 * FP8_128
+    assert per_layer == 487_706_880
+    norms = (2 * 5120) * 2
+    r = simulate("qwen3-32b-fp8", batch_size=1, seq_len=1, context_len=100)
+    qk_norms = r.memory.weights_bytes_per_gpu - 64 * (per_layer + norms) - 2 * 151936 * 5120 * 2
+    assert 0 <= qk_norms <= 64 * 2 * 128 * 2  # the q/k norm weights, if the memory report counts them
