@@ -165,11 +165,11 @@ def _read(pattern: str, names: list[str], idx: list[int], lc: LayerClasses, out:
         raise ConfigError(f"quantization module pattern {pattern!r}: {bad[0]!r} is not a module name we can read")
     s = set(names)
     if s & _NOT_TEXT:
-        out.notes.append(f"{pattern!r}: vision / projector modules, not part of the text model costed here")
+        out.notes.append("quantization lists name vision / projector modules: not part of the text model costed here")
     elif s & _MTP or any(i >= n for i in idx):
         out.notes.append(
-            f"{pattern!r}: the MTP module stays 16-bit in the checkpoint (with mtp_layers its draft pass is "
-            "costed with the classes of the main layers)"
+            "quantization lists keep the MTP module (layers past num_hidden_layers, mtp.*) 16-bit in the checkpoint "
+            "(with mtp_layers its draft pass is costed with the classes of the main layers)"
         )
     elif not names and idx:
         out.layers.update(idx)
@@ -188,8 +188,8 @@ def _read_names(pattern: str, s: set[str], lc: LayerClasses, out: Classified) ->
 
     if s & _INDEXER_WEIGHTS:
         out.notes.append(
-            f"{pattern!r}: the DSA indexer's weights_proj (H x index heads, about 0.2 M parameters per layer) stays "
-            "16-bit in the checkpoint; it is counted with the indexer's other projections here"
+            "quantization lists keep GLM-5's indexers_proj (the DSA indexer's weights_proj, H x index heads: about "
+            "0.2 M parameters per layer) 16-bit; it is counted with the indexer's other projections here"
         )
     elif s & _ROUTER or s & _ALWAYS_16BIT or any(x.endswith(("norm", "layernorm")) for x in s):
         pass  # routers, norms, conv kernels, biases: 16-bit here whatever the list says
