@@ -19,7 +19,9 @@ would shadow it, and the script refuses to run then.
 Verdicts: "killed" when a covering test fails (timeouts count as killed, mutmut's convention);
 "survived" when every covering test passes or when no test of the area calls the function (nothing
 guards it); "equivalent" when the mutant matches an entry of EQUIVALENT (no observable change, with
-the reason): listed, and left out of the rate. Mutants the budget did not reach are "not run".
+the reason) and "text" when it only changes the words of a message (a string literal of three or more
+words: a note, an assumption line): both listed, and left out of the rate, which is about numbers.
+Mutants the budget did not reach are "not run".
 The tests an area runs are a fast subset of the suite, so its rate is a lower bound of the suite's.
 """
 
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
+import os
 import random
 import shutil
 import signal
@@ -35,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +58,9 @@ SIM_TESTS = (
     "--ignore=tests/pinned/test_trace_tp_pins.py",
     "--ignore=tests/pinned/test_recipes.py",
 )
-# the trace tests without the largest fixtures (resnet50: 74k events, traceMap: 179k, the vLLM capture: 131k)
-# and the annotate round trips, each several seconds a run; the pins on them stay in tests/pinned
-TRACE_TESTS = (
-    "tests/trace",
+# the trace side: the pins, then each area's own tests, without the largest fixtures (resnet50: 74k events,
+# traceMap: 179k, the vLLM capture: 131k) and the annotate round trips, several seconds each a run
+TRACE_PINS = (
     "tests/pinned/test_trace_pins.py",
     "tests/pinned/test_trace_graph_pins.py",
     "tests/pinned/test_trace_tp_pins.py",
@@ -115,21 +119,79 @@ AREAS = (
         12,
     ),
     Area("views", ("simulator/views.py", "simulator/info.py"), SIM_TESTS, 30, 10),
-    Area("trace-load", ("trace/load.py", "trace/events.py"), TRACE_TESTS, 30, 10),
+    Area("trace-load", ("trace/load.py", "trace/events.py"), ("tests/trace/test_load.py", *TRACE_PINS), 30, 10),
     Area(
         "trace-link",
         ("trace/tree.py", "trace/align.py", "trace/align_run.py", "trace/align_shape.py", "trace/steps.py"),
-        TRACE_TESTS,
+        ("tests/trace/test_link.py", "tests/trace/test_align.py", "tests/trace/test_steps.py", *TRACE_PINS),
         40,
         12,
     ),
-    Area("trace-rows", ("trace/kernel_rows.py", "trace/kernel_flow.py"), TRACE_TESTS, 30, 10),
-    Area("trace-extract", ("trace/extract.py", "trace/categorize.py"), TRACE_TESTS, 30, 10),
+    Area(
+        "trace-rows",
+        ("trace/kernel_rows.py", "trace/kernel_flow.py"),
+        ("tests/trace/test_kernel_flow.py", "tests/trace/test_peak_fallback.py", *TRACE_PINS),
+        30,
+        10,
+    ),
+    Area(
+        "trace-extract",
+        ("trace/extract.py", "trace/categorize.py"),
+        ("tests/trace/test_extract.py", "tests/trace/test_cpu_traces.py", "tests/trace/test_flops.py", *TRACE_PINS),
+        30,
+        10,
+    ),
 )
 
 # Equivalent mutants: (module, function, line before, line after, why no result can change). Matched on
 # the mutated line's text, not mutmut's numbering, so an entry survives edits elsewhere in the module.
-EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = ()
+_UNREACHED_EMPTY = "simulate refuses batch_size < 1 and a MoE spec has experts >= 1: tokens, experts > 0 here"
+_CONV_CALL = "called only as short_conv_flops(1, 1, K) (per element): 2 / 1 * 1 * K == 2 * 1 * 1 * K"
+_FP16_BRANCH = "attention carries peak_dtype fp16 only when the run's dtype is fp16, so it never differs here"
+_TIE = "compute == memory time only when both are 0; no simulated op has neither FLOPs nor bytes"
+_VENDOR = "the custom device's vendor is in no result (SimResult.gpu has no vendor field)"
+EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
+    ("simulator/formulas.py", "expected_experts_touched", "return 0.0", "return 1.0", _UNREACHED_EMPTY),
+    ("simulator/formulas.py", "expected_experts_touched", "return 0.0", "return None", _UNREACHED_EMPTY),
+    (
+        "simulator/linear_attention_formulas.py",
+        "short_conv_flops",
+        "return 2 * tokens * channels * kernel",
+        "return 2 / tokens * channels * kernel",
+        _CONV_CALL,
+    ),
+    (
+        "simulator/linear_attention_formulas.py",
+        "short_conv_flops",
+        "return 2 * tokens * channels * kernel",
+        "return 2 * tokens / channels * kernel",
+        _CONV_CALL,
+    ),
+    (
+        "simulator/device.py",
+        "peak_flops_per_s",
+        'if peak_dtype in ("bf16", "fp16") and peak_dtype != self.peak_dtype:',
+        'if peak_dtype in ("bf16", "FP16") and peak_dtype != self.peak_dtype:',
+        _FP16_BRANCH,
+    ),
+    (
+        "simulator/device.py",
+        "peak_flops_per_s",
+        'if peak_dtype in ("bf16", "fp16") and peak_dtype != self.peak_dtype:',
+        'if peak_dtype in ("bf16", "XXfp16XX") and peak_dtype != self.peak_dtype:',
+        _FP16_BRANCH,
+    ),
+    (
+        "simulator/device.py",
+        "time_ops",
+        'op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")',
+        'op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute > mem else "memory")',
+        _TIE,
+    ),
+    ("simulator/device.py", "make_device", 'vendor="custom",', 'vendor="CUSTOM",', _VENDOR),
+    ("simulator/device.py", "make_device", 'vendor="custom",', 'vendor="XXcustomXX",', _VENDOR),
+    ("simulator/device.py", "make_device", 'vendor="custom",', "vendor=None,", _VENDOR),
+)
 
 # mutmut 3 exit codes per mutant (mutmut.__main__.status_by_exit_code)
 KILLED = {1, 3, -24, 24, 36, 37, 152, 255}  # test failure, timeouts, type-check
@@ -180,25 +242,36 @@ def _write_config(work: Path, area: Area) -> None:
 
 
 def _mutmut(work: Path, args: list[str], log: Path, budget_s: float | None = None) -> int:
-    """Run mutmut; past `budget_s` interrupt it (it stops its workers and keeps the verdicts so far)."""
+    """Run mutmut. With `budget_s`: once it starts running mutants (after its clean-test pass), interrupt
+    it `budget_s` later; it stops its workers and keeps the verdicts so far."""
     cmd = [sys.executable, "-m", "mutmut", *args]
     with log.open("a", encoding="utf-8") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
+        start = log.stat().st_size
         proc = subprocess.Popen(cmd, cwd=work, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        if budget_s is None:
+            return proc.wait()
+        deadline = None
+        while proc.poll() is None:
+            time.sleep(2)
+            if deadline is None:
+                with log.open("rb") as r:
+                    r.seek(start)
+                    if b"Running mutation testing" in r.read():
+                        deadline = time.monotonic() + budget_s
+            elif time.monotonic() > deadline:
+                break
+        if proc.poll() is not None:
+            return proc.returncode
+        f.write(f"\n[mutation.py] time budget {budget_s:.0f} s spent: interrupting\n")
+        f.flush()
+        proc.send_signal(signal.SIGINT)
         try:
-            return proc.wait(timeout=budget_s)
+            return proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            f.write(f"\n[mutation.py] time budget {budget_s:.0f} s spent: interrupting\n")
-            f.flush()
-            proc.send_signal(signal.SIGINT)
-            try:
-                return proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                import os
-
-                os.killpg(proc.pid, signal.SIGKILL)  # the group this call started, nothing else
-                return proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)  # the process group this call started, nothing else
+            return proc.wait()
 
 
 def _meta(work: Path) -> dict[str, dict[str, int | None]]:
@@ -232,6 +305,28 @@ def _equivalent(module: str, name: str, diff: tuple[list[str], list[str]]) -> st
     return None
 
 
+def _tokens(line: str) -> list[tuple[int, str]] | None:
+    try:
+        return [(t.type, t.string) for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+
+
+def _prose_only(diff: tuple[list[str], list[str]]) -> bool:
+    """The mutant changes nothing but the words of a message (a note, an assumption line): every changed
+    token is a string literal of three or more words. Such mutants change a result's text, never a number."""
+    removed, added = diff
+    if len(removed) != 1 or len(added) != 1:
+        return False
+    a, b = _tokens(removed[0]), _tokens(added[0])
+    if a is None or b is None or len(a) != len(b):
+        return False
+    changed = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return bool(changed) and all(
+        x[0] == y[0] == tokenize.STRING and len(x[1].split()) >= 3 and len(y[1].split()) >= 3 for x, y in changed
+    )
+
+
 def _check_environment() -> None:
     if importlib.util.find_spec("mutmut") is None:
         sys.exit(f'mutmut is not installed: pip install -e ".[mutation]" (mutmut=={MUTMUT_VERSION})')
@@ -243,17 +338,19 @@ def _check_environment() -> None:
         )
 
 
-def run_area(area: Area, work: Path, root: Path, sample_n: int, budget_s: float, seed: int, kids: int) -> dict:
-    work.mkdir(parents=True, exist_ok=True)
-    _copy_repo(work, root)
-    _write_config(work, area)
+def run_area(
+    area: Area, work: Path, root: Path, sample_n: int, budget_s: float, seed: int, kids: int, run: bool = True
+) -> dict:
     log = work / "mutation.log"
-    print(f"[{area.name}] work dir {work} (mutmut log: {log})", file=sys.stderr, flush=True)
-
-    # 1. generate every mutant and collect which tests cover which function (a filter matching nothing
-    #    stops mutmut right after that step)
-    _mutmut(work, ["run", "--max-children", str(kids), "zz-no-such-mutant"], log)
-    generated = _meta(work)
+    if run:
+        work.mkdir(parents=True, exist_ok=True)
+        _copy_repo(work, root)
+        _write_config(work, area)
+        print(f"[{area.name}] work dir {work} (mutmut log: {log})", file=sys.stderr, flush=True)
+        # 1. generate every mutant and collect which tests cover which function (a filter matching nothing
+        #    stops mutmut right after that step)
+        _mutmut(work, ["run", "--max-children", str(kids), "zz-no-such-mutant"], log)
+    generated = _meta(work) if (work / "mutants").is_dir() else {}
     if not generated:
         print(f"[{area.name}] mutmut generated no mutants; see {log}", file=sys.stderr)
         return {}
@@ -264,7 +361,7 @@ def run_area(area: Area, work: Path, root: Path, sample_n: int, budget_s: float,
     k = len(everything) if sample_n <= 0 else min(sample_n, len(everything))
     chosen = sorted(rng.sample(everything, k))
     t0 = time.monotonic()
-    rc = _mutmut(work, ["run", "--max-children", str(kids), *(n for _, n in chosen)], log, budget_s)
+    rc = _mutmut(work, ["run", "--max-children", str(kids), *(n for _, n in chosen)], log, budget_s) if run else 0
     elapsed = time.monotonic() - t0
     if rc not in (0, 1):
         print(f"[{area.name}] mutmut exited {rc}; see {log}", file=sys.stderr)
@@ -274,17 +371,20 @@ def run_area(area: Area, work: Path, root: Path, sample_n: int, budget_s: float,
     per_module: dict[str, dict[str, object]] = {}
     for module in area.modules:
         mine = [n for m, n in chosen if m == module]
-        row: dict[str, list] = {"killed": [], "survived": [], "no_tests": [], "equivalent": [], "not_run": []}
+        row: dict[str, list] = {k: [] for k in ("killed", "survived", "no_tests", "equivalent", "text", "not_run")}
         for n in mine:
             c = codes.get(n)
             if c in KILLED:
                 row["killed"].append(n)
             elif c in SURVIVED or c in NO_TESTS:
-                why = _equivalent(module, n, _diff(work, n))
+                diff = _diff(work, n)
+                why = _equivalent(module, n, diff)
                 if why:
                     row["equivalent"].append([n, why])
+                elif _prose_only(diff):
+                    row["text"].append(n)
                 else:
-                    row["survived" if c in SURVIVED else "no_tests"].append(n)
+                    row["survived" if c in SURVIVED else "no_tests"].append([n, diff])
             else:
                 row["not_run"].append(n)
         per_module[module] = {"generated": len(generated.get(module, {})), **row}
@@ -296,7 +396,9 @@ def _rate(killed: int, counted: int) -> str:
 
 
 def print_report(report: dict[str, dict]) -> None:
-    head = f"{'area / module':44} {'mutants':>7} {'run':>5} {'killed':>6} {'surv':>5} {'equiv':>5} {'rate':>7}"
+    head = (
+        f"{'area / module':44} {'mutants':>7} {'run':>5} {'killed':>6} {'surv':>5} {'equiv':>5} {'text':>5} {'rate':>7}"
+    )
     print(head)
     all_k = all_n = 0
     for area, res in report.items():
@@ -308,15 +410,17 @@ def print_report(report: dict[str, dict]) -> None:
         for module, row in res["modules"].items():
             k = len(row["killed"])
             s = len(row["survived"]) + len(row["no_tests"])
-            e = len(row["equivalent"])
+            e, t = len(row["equivalent"]), len(row["text"])
             ak, an = ak + k, an + k + s
-            short = " ".join(x.rsplit(".", 1)[-1] for x in row["survived"] + row["no_tests"])
-            counts = f"{row['generated']:7d} {k + s:5d} {k:6d} {s:5d} {e:5d} {_rate(k, k + s)}"
+            short = " ".join(x[0].rsplit(".", 1)[-1] for x in row["survived"] + row["no_tests"])
+            counts = f"{row['generated']:7d} {k + s:5d} {k:6d} {s:5d} {e:5d} {t:5d} {_rate(k, k + s)}"
             lines.append(f"  {module:42} {counts}  {short}")
         all_k, all_n = all_k + ak, all_n + an
-        print(f"{area:44} {'':7} {an:5d} {ak:6d} {an - ak:5d} {'':5} {_rate(ak, an)}  ({res['elapsed_s']} s)")
+        print(f"{area:44} {'':7} {an:5d} {ak:6d} {an - ak:5d} {'':11} {_rate(ak, an)}  ({res['elapsed_s']} s)")
         print("\n".join(lines))
-    print(f"{'all areas':44} {'':7} {all_n:5d} {all_k:6d} {all_n - all_k:5d} {'':5} {_rate(all_k, all_n)}")
+    print(f"{'all areas':44} {'':7} {all_n:5d} {all_k:6d} {all_n - all_k:5d} {'':11} {_rate(all_k, all_n)}")
+    print("rate = killed / (killed + survived); equivalent mutants (EQUIVALENT) and text-only ones (the words")
+    print("of a note or assumption line) are listed apart, not counted; mutants past the budget are not run.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, default=REPO, help="tree to test (default: this checkout)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--list", action="store_true", help="print the areas and exit")
+    ap.add_argument("--report-only", action="store_true", help="report an earlier run in --workdir (same seed)")
     args = ap.parse_args(argv)
     if args.list:
         for a in AREAS:
@@ -344,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     for area in (a for a in AREAS if a.name in args.areas):
         n = area.sample if args.sample is None else args.sample
         budget = 60.0 * (area.budget_min if args.budget_min is None else args.budget_min)
-        report[area.name] = run_area(area, base / area.name, args.source, n, budget, args.seed, args.max_children)
+        report[area.name] = run_area(
+            area, base / area.name, args.source, n, budget, args.seed, args.max_children, not args.report_only
+        )
         if args.json:
             args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print_report(report)

@@ -1,0 +1,47 @@
+"""Result fields the numeric pins pass by: sharding labels, the attention row's note (its pair count), the
+tied-embedding LM head on the last pipeline stage, the layer-kind name in the assumptions.
+
+Expected values are closed forms from the configs (quoted) or the conventions' wording.
+"""
+
+from __future__ import annotations
+
+from model_compute_sim.simulator.simulate import simulate
+
+
+def test_tp1_ops_are_replicated_and_the_attention_note_counts_pairs() -> None:
+    # Llama-3.1-8B, 2 sequences decoding one token over 4096 cached: causal pairs q*c + q(q+1)/2 = 4097 each
+    r = simulate("llama-3.1-8b", batch_size=2, seq_len=1, context_len=4096, detail="ops")
+    assert r.layer_groups is not None and r.layer_groups[0].ops is not None
+    rows = {o.name: o for o in r.layer_groups[0].ops}
+    assert rows["attention"].sharding == "replicated" and rows["q_proj"].sharding == "replicated"
+    assert rows["attention"].note == f"{2 * 4097} query-key pairs (causal)"
+    r2 = simulate("llama-3.1-8b", batch_size=2, seq_len=1, context_len=4096, tp=2, detail="ops")
+    assert r2.layer_groups is not None and r2.layer_groups[0].ops is not None
+    rows2 = {o.name: o for o in r2.layer_groups[0].ops}
+    assert rows2["attention"].sharding == "heads /2"
+
+
+def test_sliding_window_note_names_the_window() -> None:
+    # gpt-oss-120b sliding layers (W = 128): one new token over 100 cached sees min(101, 128) = 101 keys
+    r = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=100, detail="ops")
+    assert r.layer_groups is not None
+    notes = {g.label: [o.note for o in (g.ops or []) if o.name == "attention"] for g in r.layer_groups}
+    assert notes["sliding+moe"] == ["101 query-key pairs (causal, window 128)"]
+    assert notes["full+moe"] == ["101 query-key pairs (causal)"]
+
+
+def test_tied_embeddings_the_last_stage_holds_the_lm_head() -> None:
+    # Qwen3-0.6B ties the LM head to the embedding (vocab 151936 x hidden 1024, bf16: E = 311,164,928 B) and
+    # has 28 layers of weight L each. pp 1: 28 L + E (one copy). pp = n: the reported (last) stage holds
+    # 28 / n layers and the LM head, a copy of E. So n x W(pp n) - W(pp 1) = (n - 1) x E.
+    e = 151936 * 1024 * 2
+    w = {pp: simulate("qwen3-0.6b", context_len=10, pp=pp).memory.weights_bytes_per_gpu for pp in (1, 2, 4)}
+    assert 2 * w[2] - w[1] == e
+    assert 4 * w[4] - w[1] == 3 * e
+
+
+def test_linear_attention_assumption_names_the_kind() -> None:
+    # Qwen3-Next: Gated DeltaNet layers (linear_attention in its layer_types) beside full attention
+    r = simulate("qwen3-next-80b-a3b")
+    assert any(a.startswith("Gated DeltaNet layers:") for a in r.assumptions)
