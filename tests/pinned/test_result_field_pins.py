@@ -45,3 +45,25 @@ def test_linear_attention_assumption_names_the_kind() -> None:
     # Qwen3-Next: Gated DeltaNet layers (linear_attention in its layer_types) beside full attention
     r = simulate("qwen3-next-80b-a3b")
     assert any(a.startswith("Gated DeltaNet layers:") for a in r.assumptions)
+
+
+def test_pipeline_send_recv_row() -> None:
+    # pp 2: the stage boundary sends the [T, H] bf16 activations once: 3 tokens x 4096 x 2 B = 24,576 B,
+    # priced on the NVLink (450 GB/s one way, NVIDIA H100 SXM datasheet)
+    r = simulate("llama-3.1-8b", batch_size=3, seq_len=1, context_len=100, pp=2, gpu="h100", detail="ops")
+    assert r.head_tail_ops is not None
+    o = next(o for o in r.head_tail_ops if o.name == "pp_send_recv")
+    assert (o.category, o.kind, o.bound) == ("communication", "communication", "communication")
+    assert o.communication_bytes_per_gpu == 3 * 4096 * 2
+    assert o.shape_in == [[3, 4096]] and o.shape_out == [3, 4096]
+    assert o.sharding == "activations to the next of 2 stages"
+    assert o.roofline_time_us is not None and abs(o.roofline_time_us - 3 * 4096 * 2 / 450e9 * 1e6) < 1e-9
+
+
+def test_mixed_step_echoes_its_requests() -> None:
+    reqs = [{"count": 2, "new_tokens": 1, "cached_tokens": 100}, {"count": 1, "new_tokens": 64, "cached_tokens": 0}]
+    w = simulate("llama-3.1-8b", requests=reqs).workload
+    assert (w.phase, w.batch_size, w.tokens, w.tokens_per_gpu) == ("mixed", 3, 2 * 1 + 64, 66)
+    assert w.requests == reqs and w.seq_len is None and w.context_len is None
+    w = simulate("llama-3.1-8b", batch_size=2, seq_len=1, context_len=10).workload
+    assert (w.phase, w.seq_len, w.context_len, w.tokens, w.requests) == ("decode", 1, 10, 2, None)

@@ -106,3 +106,53 @@ def test_kernel_flow_mfu_rows_carry_every_launch(tmp_path: Path) -> None:
     assert k.totals.flops == flops
     assert k.totals.mfu_pct == pytest.approx(flops / (span * 1e-6 * 989.4e12) * 100, abs=0.001)
     assert k.totals.kernel_time_mfu_pct == pytest.approx(flops / (total * 1e-6 * 989.4e12) * 100, abs=0.001)
+
+
+ROCM_KERNELS = ("Cijk_Alik_Bljk_BBS_BH_MT128x128x64_gemm_a", "Cijk_Alik_Bljk_BBS_BH_MT64x64x64_gemm_b")
+
+
+def test_rocm_replays_match_the_capture_by_kernel_name(tmp_path: Path) -> None:
+    # ROCm capture-time launches carry the kernel's name (args "kernel"); replays are tied to them by name,
+    # with no capture-region markers in the file. Two launches of the graph: 2 x the two GEMMs' FLOPs.
+    def rt(name: str, ts: float, corr: int, ext: int | None = None, kernel: str | None = None) -> dict[str, Any]:
+        args: dict[str, Any] = {"correlation": corr}
+        if ext is not None:
+            args["External id"] = ext
+        if kernel:
+            args["kernel"] = kernel
+        return {"ph": "X", "cat": "cuda_runtime", "name": name, "pid": 1, "tid": 1, "ts": ts, "dur": 5.0, "args": args}
+
+    cap: list[dict[str, Any]] = []
+    for i, (a, b) in enumerate(SHAPES):
+        t = 10.0 + 40 * i
+        dims = {"External id": i + 1, "Input Dims": [list(a), list(b)], "Input type": ["c10::BFloat16"] * 2}
+        cap.append(
+            {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": t, "dur": 20.0, "args": dims}
+        )
+        cap.append(rt("hipExtModuleLaunchKernel", t + 5, 11 + i, i + 1, ROCM_KERNELS[i]))
+    run: list[dict[str, Any]] = []
+    for r in range(2):
+        t, corr = 1000.0 * (r + 1), 101 + r
+        run.append(rt("hipGraphLaunch", t, corr))
+        for i, name in enumerate(ROCM_KERNELS):
+            args = {"correlation": corr, "stream": 3, "device": 2}
+            run.append(
+                {
+                    "ph": "X",
+                    "cat": "kernel",
+                    "name": name,
+                    "pid": 2,
+                    "tid": 3,
+                    "ts": t + 10 + 30 * i,
+                    "dur": 20.0,
+                    "args": args,
+                }
+            )
+    mi300x = [{"id": 2, "name": "AMD Instinct MI300X"}]
+    cp, rp = tmp_path / "rocm_capture.json", tmp_path / "rocm_replays.json"
+    cp.write_text(json.dumps({"traceEvents": cap, "deviceProperties": mi300x}), encoding="utf-8")
+    rp.write_text(json.dumps({"traceEvents": run, "deviceProperties": mi300x}), encoding="utf-8")
+    r = extract_trace_flow(str(rp), capture_trace_path=str(cp))
+    assert r.trace.graph_launches == 2 and r.trace.graph_kernels == 4
+    assert r.totals.gemm_flops == 2 * sum(_mm_flops(a, b) for a, b in SHAPES)  # 2,147,483,648
+    assert r.totals.gpu_time_us == pytest.approx(4 * 20.0)

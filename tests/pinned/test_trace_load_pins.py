@@ -1,0 +1,44 @@
+"""Which raw events count as kernels: only complete (`ph` "X") events of a kernel category, with numbers
+given as numbers or as numeric strings; instants, begin markers and flow arrows in the same categories
+are not kernels. Expected values are sums over the events written here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model_compute_sim.trace.extract import extract_trace_flow
+
+
+def test_only_complete_events_are_kernels(tmp_path: Path) -> None:
+    kernels = [
+        {
+            "ph": "X",
+            "cat": "kernel",
+            "name": f"k{i}",
+            "pid": 0,
+            "tid": 7,
+            "ts": 100.0 * i,
+            "dur": 10.0,
+            "args": {"correlation": i, "stream": 7},
+        }
+        for i in range(3)
+    ]
+    noise = [
+        {"ph": "i", "cat": "kernel", "name": "marker", "pid": 0, "tid": 7, "ts": 5.0, "s": "t", "args": {}},
+        {"ph": "B", "cat": "kernel", "name": "begin", "pid": 0, "tid": 7, "ts": 6.0},
+        {"ph": "s", "cat": "ac2g", "name": "flow", "id": 1, "pid": 1, "tid": 1, "ts": 1.0},
+        {"ph": "f", "cat": "ac2g", "name": "flow", "id": 1, "pid": 0, "tid": 7, "ts": 1.0, "bp": "e"},
+        {"ph": "i", "cat": "gpu_memcpy", "name": "Memcpy marker", "pid": 0, "tid": 7, "ts": 7.0, "s": "t"},
+    ]
+    memcpy = {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy HtoD", "pid": 0, "tid": 7, "ts": 50.0, "dur": 4.0}
+    as_strings = {"ph": "X", "cat": "kernel", "name": "s", "pid": 0, "tid": 7, "ts": "400.5", "dur": "2.5", "args": {}}
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": kernels + noise + [memcpy, as_strings]}), encoding="utf-8")
+    r = extract_trace_flow(str(p))
+    assert r.totals.kernels == 3 + 1
+    assert r.totals.gpu_time_us == pytest.approx(3 * 10.0 + 2.5)
+    assert r.totals.memcpy_memset_time_us == pytest.approx(4.0)
