@@ -154,6 +154,7 @@ _FP16_BRANCH = "attention carries peak_dtype fp16 only when the run's dtype is f
 _TIE = "compute == memory time only when both are 0; no simulated op has neither FLOPs nor bytes"
 _VENDOR = "the custom device's vendor is in no result (SimResult.gpu has no vendor field)"
 _FLOWS = "flow arrows (Trace.flows) and the skipped count are loaded but read by no analysis"
+_NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
 EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/formulas.py", "expected_experts_touched", "return 0.0", "return 1.0", _UNREACHED_EMPTY),
     ("simulator/formulas.py", "expected_experts_touched", "return 0.0", "return None", _UNREACHED_EMPTY),
@@ -198,6 +199,12 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("trace/load.py", "add", "self.flows.append(FlowEndpoint(", "", _FLOWS),
     ("trace/load.py", "add", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
     ("trace/load.py", "add", "self.skipped += 1", "", _FLOWS),
+    ("trace/load.py", "add", 'elif ph == "M":', "", _NAMES),
+    ("trace/load.py", "add", 'a = e.get("args") or {}', "", _NAMES),
+    ("trace/load.py", "add", 'if e.get("name") == "thread_name":', "", _NAMES),
+    ("trace/load.py", "add", 'elif e.get("name") == "process_name":', "", _NAMES),
+    ("trace/load.py", "add", "self.thread_names[", "", _NAMES),
+    ("trace/load.py", "add", "self.process_names[", "", _NAMES),
 )
 
 # mutmut 3 exit codes per mutant (mutmut.__main__.status_by_exit_code)
