@@ -154,6 +154,8 @@ _FP16_BRANCH = "attention carries peak_dtype fp16 only when the run's dtype is f
 _TIE = "compute == memory time only when both are 0; no simulated op has neither FLOPs nor bytes"
 _VENDOR = "the custom device's vendor is in no result (SimResult.gpu has no vendor field)"
 _FLOWS = "flow arrows (Trace.flows) and the skipped count are loaded but read by no analysis"
+_POSITIVE = "peaks and bandwidths are > 0 (request fields gt=0; every GPU of the table >= 300 GB/s): else never runs"
+_DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
 _NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
 EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/formulas.py", "expected_experts_touched", "return 0.0", "return 1.0", _UNREACHED_EMPTY),
@@ -196,6 +198,12 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/device.py", "make_device", 'vendor="custom",', 'vendor="CUSTOM",', _VENDOR),
     ("simulator/device.py", "make_device", 'vendor="custom",', 'vendor="XXcustomXX",', _VENDOR),
     ("simulator/device.py", "make_device", 'vendor="custom",', "vendor=None,", _VENDOR),
+    ("simulator/formulas.py", "roofline_time_s", "if bandwidth_bytes_per_s > 0 else 0.0", "else 1.0", _POSITIVE),
+    ("simulator/formulas.py", "roofline_time_s", "if bandwidth_bytes_per_s > 0 else 0.0", "else None", _POSITIVE),
+    ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else 1.0", _POSITIVE),
+    ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else None", _POSITIVE),
+    ("simulator/ssm_formulas.py", "mamba1_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
+    ("simulator/ssm_formulas.py", "short_conv_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("trace/load.py", "add", "self.flows.append(FlowEndpoint(", "", _FLOWS),
     ("trace/load.py", "add", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
     ("trace/load.py", "add", "self.skipped += 1", "", _FLOWS),
@@ -353,9 +361,13 @@ def _check_environment() -> None:
 
 
 def run_area(
-    area: Area, work: Path, root: Path, sample_n: int, budget_s: float, seed: int, kids: int, run: bool = True
+    area: Area, work: Path, root: Path, sample_n: int, budget_s: float, seed: int, kids: int, mode: str = "run"
 ) -> dict:
+    """mode "run": the whole sample; "survivors": again only the sample's survivors and the mutants not run
+    (after adding tests); "report": no run, the verdicts already in `work`."""
     log = work / "mutation.log"
+    run = mode != "report"
+    before = {n: c for keys in _meta(work).values() for n, c in keys.items()} if (work / "mutants").is_dir() else {}
     if run:
         work.mkdir(parents=True, exist_ok=True)
         _copy_repo(work, root)
@@ -374,8 +386,9 @@ def run_area(
     rng = random.Random(f"{seed}:{area.name}")
     k = len(everything) if sample_n <= 0 else min(sample_n, len(everything))
     chosen = sorted(rng.sample(everything, k))
+    todo = [n for _, n in chosen if mode == "run" or before.get(n) not in KILLED]
     t0 = time.monotonic()
-    rc = _mutmut(work, ["run", "--max-children", str(kids), *(n for _, n in chosen)], log, budget_s) if run else 0
+    rc = _mutmut(work, ["run", "--max-children", str(kids), *todo], log, budget_s) if run and todo else 0
     elapsed = time.monotonic() - t0
     if rc not in (0, 1):
         print(f"[{area.name}] mutmut exited {rc}; see {log}", file=sys.stderr)
@@ -450,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--list", action="store_true", help="print the areas and exit")
     ap.add_argument("--report-only", action="store_true", help="report an earlier run in --workdir (same seed)")
+    ap.add_argument(
+        "--survivors", action="store_true", help="rerun only the survivors of an earlier run in --workdir (same seed)"
+    )
     args = ap.parse_args(argv)
     if args.list:
         for a in AREAS:
@@ -464,7 +480,14 @@ def main(argv: list[str] | None = None) -> int:
         n = area.sample if args.sample is None else args.sample
         budget = 60.0 * (area.budget_min if args.budget_min is None else args.budget_min)
         report[area.name] = run_area(
-            area, base / area.name, args.source, n, budget, args.seed, args.max_children, not args.report_only
+            area,
+            base / area.name,
+            args.source,
+            n,
+            budget,
+            args.seed,
+            args.max_children,
+            "report" if args.report_only else "survivors" if args.survivors else "run",
         )
         if args.json:
             args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

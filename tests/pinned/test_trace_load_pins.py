@@ -42,3 +42,16 @@ def test_only_complete_events_are_kernels(tmp_path: Path) -> None:
     assert r.totals.kernels == 3 + 1
     assert r.totals.gpu_time_us == pytest.approx(3 * 10.0 + 2.5)
     assert r.totals.memcpy_memset_time_us == pytest.approx(4.0)
+
+
+def test_a_kernel_without_a_name_keeps_its_time_under_the_empty_name(tmp_path: Path) -> None:
+    evs = [
+        {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 0, "tid": 7, "ts": 0.0, "dur": 3.0, "args": {}},
+        {"ph": "X", "cat": "kernel", "pid": 0, "tid": 7, "ts": 10.0, "dur": 4.5, "args": {}},
+    ]
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": evs}), encoding="utf-8")
+    r = extract_trace_flow(str(p), detail="ops")
+    assert r.totals.kernels == 2 and r.totals.gpu_time_us == pytest.approx(7.5)
+    assert r.top_kernels is not None
+    assert {k.name: k.gpu_time_us for k in r.top_kernels} == pytest.approx({"gemm": 3.0, "": 4.5})

@@ -1,0 +1,62 @@
+"""Parameter counts (model.params_total / params_active_per_token) and the SSM state in the memory report,
+against closed forms from the configs and the figures the model authors publish.
+
+Convention of the closed forms: weight matrices, embeddings and norm weights; biases and attention sinks
+are not counted (they are why gpt-oss's count sits 0.04% under OpenAI's 116.83B).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from model_compute_sim.simulator.simulate import simulate
+
+
+def test_llama_8b_total_is_the_checkpoints_parameter_count() -> None:
+    # Llama-3.1-8B: 32 layers of q/o 4096x4096, k/v 4096x1024, gate/up/down 4096x14336, two norms; untied
+    # embedding and LM head 128256 x 4096; final norm. 8,030,261,248 is also the checkpoint's count
+    # (model.safetensors.index.json total_size 16,060,522,496 B / 2 B).
+    layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096
+    total = 32 * layer + 2 * 128256 * 4096 + 4096
+    m = simulate("llama-3.1-8b").model
+    assert m.params_total == total == 8_030_261_248
+    assert m.params_active_per_token == total  # dense
+
+
+def test_gpt_oss_120b_total_and_active() -> None:
+    # openai/gpt-oss-120b: 36 layers; attention q/o 64 heads x 64, k/v 8 heads x 64 of hidden 2880; 128
+    # experts (gate, up, down 2880 x 2880), top-4; router 2880 x 128; two norms; untied vocab 201088.
+    attn = (64 * 64 + 2 * 8 * 64 + 64 * 64) * 2880
+    expert = 3 * 2880 * 2880
+    rest = 2880 * 128 + 2 * 2880
+    emb = 2 * 201088 * 2880 + 2880
+    m = simulate("gpt-oss-120b").model
+    assert m.params_total == 36 * (attn + 128 * expert + rest) + emb  # 116,789,048,640
+    assert m.params_active_per_token == 36 * (attn + 4 * expert + rest) + emb  # 5,710,443,840
+    # OpenAI model card: 116.83B total parameters
+    assert m.params_total == pytest.approx(116.83e9, rel=1e-3)
+
+
+def test_published_moe_totals() -> None:
+    # DeepSeek-V3 technical report: 671B total, 37B activated per token (the MTP module apart)
+    m = simulate("deepseek-v3").model
+    assert m.params_total == pytest.approx(671e9, rel=1e-3)
+    assert m.params_active_per_token == pytest.approx(37e9, rel=0.02)
+    # Qwen3-30B-A3B model card: 30.5B total, 3.3B activated
+    m = simulate("qwen3-30b-a3b").model
+    assert m.params_total == pytest.approx(30.5e9, rel=0.002)
+    assert m.params_active_per_token == pytest.approx(3.3e9, rel=0.02)
+
+
+def test_nemotron_nano_ssm_state_per_sequence() -> None:
+    # NVIDIA-Nemotron-3-Nano-30B-A3B: 23 Mamba2 blocks of 64 heads x head_dim 64, state 128, 8 groups,
+    # conv kernel 4, mamba_ssm_cache_dtype float32. Per block and sequence: conv state (4 - 1) x
+    # (4096 + 2 x 8 x 128) channels x 2 B = 36,864 B; SSM state 64 x 64 x 128 x 4 B = 2,097,152 B.
+    per_seq = 23 * (3 * 6144 * 2 + 64 * 64 * 128 * 4)  # 49,082,368 B
+    r = simulate("nemotron-3-nano-30b-a3b", batch_size=3, seq_len=1, context_len=100)
+    assert r.memory.ssm_state_bytes_per_sequence_per_gpu == per_seq
+    assert r.memory.ssm_state_bytes_per_gpu == 3 * per_seq
+    # tp 2: heads and conv channels split in two
+    r = simulate("nemotron-3-nano-30b-a3b", batch_size=3, seq_len=1, context_len=100, tp=2)
+    assert r.memory.ssm_state_bytes_per_sequence_per_gpu == per_seq // 2
+    assert r.memory.ssm_state_bytes_per_gpu == 3 * per_seq // 2
