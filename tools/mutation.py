@@ -152,7 +152,7 @@ _UNREACHED_EMPTY = "simulate refuses batch_size < 1 and a MoE spec has experts >
 _CONV_CALL = "called only as short_conv_flops(1, 1, K) (per element): 2 / 1 * 1 * K == 2 * 1 * 1 * K"
 _FP16_BRANCH = "attention carries peak_dtype fp16 only when the run's dtype is fp16, so it never differs here"
 _TIE = "compute == memory time only when both are 0; no simulated op has neither FLOPs nor bytes"
-_VENDOR = "the custom device's vendor is in no result (SimResult.gpu has no vendor field)"
+_VENDOR = "the custom device's vendor, aliases, interconnect, confidence and notes are in no result (SimResult.gpu)"
 _FLOWS = "flow arrows (Trace.flows) and the skipped count are loaded but read by no analysis"
 _POSITIVE = "peaks and bandwidths are > 0 (request fields gt=0; every GPU of the table >= 300 GB/s): else never runs"
 _DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
@@ -198,6 +198,10 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/device.py", "make_device", 'vendor="custom",', 'vendor="CUSTOM",', _VENDOR),
     ("simulator/device.py", "make_device", 'vendor="custom",', 'vendor="XXcustomXX",', _VENDOR),
     ("simulator/device.py", "make_device", 'vendor="custom",', "vendor=None,", _VENDOR),
+    ("simulator/device.py", "make_device", "aliases=(),", "", _VENDOR),
+    ("simulator/device.py", "make_device", 'interconnect="",', "", _VENDOR),
+    ("simulator/device.py", "make_device", 'confidence="user",', "", _VENDOR),
+    ("simulator/device.py", "make_device", 'notes="",', "", _VENDOR),
     ("simulator/formulas.py", "roofline_time_s", "if bandwidth_bytes_per_s > 0 else 0.0", "else 1.0", _POSITIVE),
     ("simulator/formulas.py", "roofline_time_s", "if bandwidth_bytes_per_s > 0 else 0.0", "else None", _POSITIVE),
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else 1.0", _POSITIVE),

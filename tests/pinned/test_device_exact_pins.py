@@ -52,6 +52,8 @@ def test_custom_device_from_peak_and_bandwidth() -> None:
     assert g is not None
     assert (g.name, g.display_name, g.source) == ("custom", "custom device", "per-call override")
     assert (g.peak_tflops, g.attention_peak_tflops, g.memory_bandwidth_gb_per_s) == (500.0, 500.0, 2000.0)
+    assert g.memory_gb == 0.0 and g.memory_bytes is None and g.peak_dtype == "bf16"  # capacity unknown
+    assert r.memory.fits is None and r.memory.max_batch_size is None
     # no link given: PCIe Gen4 x16, 32 GB/s one way, and the result says it was assumed
     assert g.scale_up_bandwidth_gb_per_s == 32.0
     assert any("scale-up bandwidth unknown" in a for a in r.assumptions)
