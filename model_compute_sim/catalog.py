@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from model_compute_sim.page import Page, make_page
+
 if TYPE_CHECKING:
     from model_compute_sim.references import GpuSpec, ModelEntry
 
 DEFAULT_MODELS_LIMIT = 40
+DEFAULT_GPUS_LIMIT = 50
 
 
 class ModelRow(BaseModel):
@@ -104,7 +107,7 @@ def matches(needle: str | None, *fields: str | None) -> bool:
 
 
 class GpuRow(BaseModel):
-    name: str = Field(description="Table name: pass it as `gpu` to simulate / kernel_flow_mfu")
+    name: str = Field(description="Pass it as `gpu`")
     display_name: str
     aliases: list[str]
     vendor: str
@@ -122,6 +125,7 @@ class GpuRow(BaseModel):
 class GpuList(BaseModel):
     gpus: list[GpuRow]
     total: int
+    page: Page
 
 
 def gpu_row(g: GpuSpec) -> GpuRow:
@@ -156,9 +160,10 @@ def list_models(filter: str | None = None, limit: int | None = DEFAULT_MODELS_LI
     )
 
 
-def list_gpus(filter: str | None = None) -> GpuList:
-    """Accelerators matching `filter` (substring of name, display name, vendor or alias)."""
+def list_gpus(filter: str | None = None, limit: int | None = None, offset: int = 0) -> GpuList:
+    """Accelerators matching `filter` (substring of name, display name, vendor or alias), paged (None: all)."""
     from model_compute_sim.references import load_gpus
 
     rows = [gpu_row(g) for g in load_gpus() if matches(filter, g.name, g.display_name, g.vendor, *g.aliases)]
-    return GpuList(gpus=rows, total=len(rows))
+    page = make_page(len(rows), offset, limit)
+    return GpuList(gpus=rows[offset : offset + page.returned], total=len(rows), page=page)

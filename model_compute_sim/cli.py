@@ -23,6 +23,7 @@ from model_compute_sim.errors import SimError
 from model_compute_sim.request import (
     CompareRequest,
     ExtractRequest,
+    GpusRequest,
     KernelFlowRequest,
     ModelsRequest,
     SimulateRequest,
@@ -57,7 +58,7 @@ def build_parser() -> Parser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p = sub.add_parser("list-gpus", help="accelerators in the GPU table", allow_abbrev=False)
     ap.commands["list-gpus"] = p
-    p.add_argument("filter", nargs="?", default=None, help="case-insensitive substring")
+    add_request_flags(p, GpusRequest, ("filter",))  # FILTER, --limit, --offset as the tool's
     p.add_argument("--format", choices=["text", "json"], default="text")
     sub.add_parser("serve", help="run the MCP server over stdio", allow_abbrev=False)
     return ap
@@ -151,7 +152,8 @@ def _list(args: argparse.Namespace) -> int:
         req = surface_request(ModelsRequest, given(args, ModelsRequest))
         data, text = list_models_view(req.filter, req.limit, req.offset)
     else:
-        data, text = list_gpus_view(args.filter)
+        req_g = surface_request(GpusRequest, given(args, GpusRequest))
+        data, text = list_gpus_view(req_g.filter, req_g.limit, req_g.offset)
     print(json.dumps(data) if args.format == "json" else text)
     return 0
 

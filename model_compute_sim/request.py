@@ -183,10 +183,10 @@ TraceDetail = Annotated[
 CompareDetail = Annotated[
     Literal["summary", "layers"], Field(description="summary: categories and differing layers; layers: every layer")
 ]
-_LIMIT_TEXT = "Rows per page (default 40 ops or models, 20 trace rows); see page"
+_LIMIT_TEXT = "Rows per page (default 40; trace rows 20, GPUs 50)"
 Limit = Annotated[int | None, Field(ge=1, description=_LIMIT_TEXT)]  # the core pages freely
 SurfaceLimit = Annotated[int | None, Field(ge=1, le=MAX_PAGE, description=_LIMIT_TEXT)]  # MCP and CLI cap pages
-Offset = Annotated[int, Field(ge=0, description="First row of the page (the previous page.next_offset)")]
+Offset = Annotated[int, Field(ge=0, description="First row (a previous page.next_offset)")]
 TracePath = Annotated[
     str, Field(min_length=1, description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
 ]
@@ -224,16 +224,14 @@ ModelFilter = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Case-insensitive substring of the name, an alias, the HF id, model_type or vendor, "
-        "e.g. 'qwen3', 'deepseek_v3'",
+        description="Substring (any case) of a name, alias, HF id or model_type, e.g. 'qwen3', 'deepseek_v3'",
     ),
 ]
 GpuFilter = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Case-insensitive substring of the GPU name, an alias, the device name or vendor, "
-        "e.g. 'h100', 'mi300', 'amd', 'nvidia'",
+        description="Substring (any case) of a GPU name, alias, device name or vendor, e.g. 'h100', 'amd'",
     ),
 ]
 
@@ -370,6 +368,14 @@ class ModelsRequest(Piece):
     offset: Offset = 0
 
 
+class GpusRequest(Piece):
+    """list_gpus: a filter and a page (the CLI's list-gpus flags come from here)."""
+
+    filter: GpuFilter = None
+    limit: SurfaceLimit = None
+    offset: Offset = 0
+
+
 R = TypeVar("R", bound=BaseModel)
 
 # Fields of a request that a surface does not offer yet (they would be accepted and ignored).
@@ -384,6 +390,7 @@ SURFACE_LIMIT: Mapping[type[BaseModel], int] = {
     CompareRequest: 20,
     KernelFlowRequest: 20,
     ModelsRequest: 40,  # catalog.DEFAULT_MODELS_LIMIT (a test checks)
+    GpusRequest: 50,  # catalog.DEFAULT_GPUS_LIMIT: the whole table (42 devices) on one page
 }
 
 

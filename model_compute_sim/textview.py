@@ -191,8 +191,8 @@ def list_models_view(filter: str | None, limit: int | None = None, offset: int =
     return res.model_dump(mode="json"), text + f"\n{shown}{res.total} models{more}"
 
 
-def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
-    res = list_gpus(filter)
+def list_gpus_view(filter: str | None, limit: int | None = None, offset: int = 0) -> tuple[dict[str, Any], str]:
+    res = list_gpus(filter, limit, offset)
     rows = [
         [
             g.name,
@@ -210,7 +210,11 @@ def list_gpus_view(filter: str | None) -> tuple[dict[str, Any], str]:
     text = table(
         ["name", "device", "HBM GB", "reported GiB", "GB/s", "bf16 TF", "fp8 TF", "fp4 TF", "scale-up GB/s"], rows
     )
-    return res.model_dump(mode="json"), text + f"\n{res.total} accelerators (dense peaks)"
+    pg = res.page
+    shown = f"rows {offset + 1}-{offset + pg.returned} of " if pg.returned and (pg.truncated or offset) else ""
+    shown = shown or (f"no rows at offset {offset} of " if offset else "")
+    more = f"; next page: --offset {pg.next_offset}" if pg.next_offset is not None else ""
+    return res.model_dump(mode="json"), text + f"\n{shown}{res.total} accelerators (dense peaks){more}"
 
 
 def render_trace_flow(r: TraceFlowResult) -> str:

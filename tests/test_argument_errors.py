@@ -142,7 +142,10 @@ def test_cli_names_every_unknown_flag(capsys: pytest.CaptureFixture[str]) -> Non
 def test_cli_lists_the_flags_when_none_is_close(capsys: pytest.CaptureFixture[str]) -> None:
     rc, lines = _cli(["list-gpus", "--zzz"], capsys)
     assert rc == 2
-    assert lines == ["model-compute-sim list-gpus: error: unknown argument '--zzz'; valid: --format, --help"]
+    assert lines == [
+        "model-compute-sim list-gpus: error: unknown argument '--zzz'; valid: --filter, --format, --help, --limit, "
+        "--offset"
+    ]
 
 
 def test_cli_choice_suggestion_comes_from_that_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,6 +152,8 @@ BAD_INPUTS = [
     ["list-models", "--limit", "1001"],
     ["list-models", "--offset", "-1"],
     ["list-gpus", "a", "b"],
+    ["list-gpus", "--limit", "0"],
+    ["list-gpus", "--offset", "-1"],
     ["serve", "--port", "3"],
 ]
 
@@ -291,3 +293,36 @@ async def test_list_models_flags_are_the_tool_parameters(capsys: pytest.CaptureF
     assert rc == 0 and len(page["models"]) == 40 < page["total"]  # the tool's page of 40
     rc, out, _ = _run(["list-models", "qwen3", "--limit", "3"], capsys)
     assert rc == 0 and out.rstrip().endswith("next page: --offset 3")
+
+
+@pytest.mark.anyio
+async def test_list_gpus_pages_like_list_models(capsys: pytest.CaptureFixture[str]) -> None:
+    tools = await _tools()
+    props = tools["list_gpus"].input_schema["properties"]
+    assert set(props) == set(_flags("list-gpus")) - CLI_ONLY == {"filter", "limit", "offset"}
+    assert tools["list_gpus"].output_schema is not None and "page" in tools["list_gpus"].output_schema["properties"]
+    rc, out, err = _run(["list-gpus", "--format", "json"], capsys)
+    whole = json.loads(out)
+    assert rc == 0, err
+    # the default page (50) holds the whole table: every row, nothing truncated
+    assert whole["page"] == {
+        "total": whole["total"],
+        "offset": 0,
+        "limit": 50,
+        "returned": whole["total"],
+        "truncated": False,
+        "next_offset": None,
+    }
+    assert len(whole["gpus"]) == whole["total"] > 2
+    rc, out, err = _run(["list-gpus", "--limit", "2", "--offset", "1", "--format", "json"], capsys)
+    page = json.loads(out)
+    assert rc == 0, err
+    assert [g["name"] for g in page["gpus"]] == [g["name"] for g in whole["gpus"][1:3]]
+    assert page["page"]["next_offset"] == 3 and page["page"]["truncated"] and page["total"] == whole["total"]
+    rc, out, _ = _run(["list-gpus", "amd", "--limit", "2"], capsys)
+    assert rc == 0 and out.rstrip().endswith("next page: --offset 2")
+    async with Client(mcp) as client:
+        res = await client.call_tool("list_gpus", {"filter": "nvidia", "limit": 3, "offset": 3})
+    data = res.structured_content
+    assert data is not None and len(data["gpus"]) == 3 and data["page"]["offset"] == 3
+    assert data["page"]["next_offset"] == 6

@@ -17,7 +17,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from model_compute_sim.catalog import GpuList, ModelList
 from model_compute_sim.request import (
@@ -40,6 +40,10 @@ from model_compute_sim.trace.result import TraceFlowResult
 T = TypeVar("T")
 Req = TypeVar("Req", bound=BaseModel)
 
+# list_gpus pages as list_models does: its limit / offset point there (tools/list says it once)
+SeeLimit = Annotated[SurfaceLimit, Field(description="See list_models.")]
+SeeOffset = Annotated[Offset, Field(description="See list_models.")]
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 PROGRESS_INTERVAL_S = 1.0
 
@@ -50,7 +54,7 @@ def list_models(
     """List the models the simulator knows (name, aliases, HF id, layers, parameters, source).
 
     Call this first for the `model` name of the other tools. `names` lists every match; rows are paged.
-    modelled=false: layer types not modelled yet (family_status says which); simulate refuses them.
+    modelled=false: simulate refuses it (family_status says why).
     """
     from model_compute_sim.catalog import DEFAULT_MODELS_LIMIT
     from model_compute_sim.catalog import list_models as list_models_fn
@@ -58,14 +62,17 @@ def list_models(
     return compact(list_models_fn(filter, limit or DEFAULT_MODELS_LIMIT, offset))
 
 
-def list_gpus(filter: GpuFilter = None) -> Annotated[CallToolResult, GpuList]:
-    """List the GPUs: dense peaks per dtype (TFLOP/s, decimal, per device), HBM size and bandwidth, links.
+def list_gpus(
+    filter: GpuFilter = None, limit: SeeLimit = None, offset: SeeOffset = 0
+) -> Annotated[CallToolResult, GpuList]:
+    """List the GPUs: dense peaks per dtype (TFLOP/s, decimal), HBM size and bandwidth, links.
 
     Pass a `name` as `gpu` to simulate / kernel_flow_mfu.
     """
+    from model_compute_sim.catalog import DEFAULT_GPUS_LIMIT
     from model_compute_sim.catalog import list_gpus as list_gpus_fn
 
-    return compact(list_gpus_fn(filter))
+    return compact(list_gpus_fn(filter, limit or DEFAULT_GPUS_LIMIT, offset))
 
 
 def surface_request(cls: type[Req], args: dict[str, Any]) -> Req:
