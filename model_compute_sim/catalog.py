@@ -149,14 +149,14 @@ def gpu_row(g: GpuSpec) -> GpuRow:
 def list_models(filter: str | None = None, limit: int | None = DEFAULT_MODELS_LIMIT, offset: int = 0) -> ModelList:
     """Models matching `filter` (substring of name, alias, HF id or model_type), paged."""
     found = [r for r in model_rows() if matches(filter, r.name, r.hf_id, r.model_type, *r.aliases)]
-    end = len(found) if limit is None else offset + limit
+    page = make_page(len(found), offset, limit)
     return ModelList(
-        models=found[offset:end],
+        models=found[offset : offset + page.returned],
         total=len(found),
         names=[r.name for r in found],
         offset=offset,
-        truncated=end < len(found),
-        next_offset=end if end < len(found) else None,
+        truncated=page.truncated,
+        next_offset=page.next_offset,
     )
 
 
