@@ -75,3 +75,25 @@ def layer_flops(result: SimResult, only: Collection[str] | None = None) -> dict[
         for i in g.layers:
             out[i] = {k: v for k, v in g.by_category_flops_per_layer.items() if v and (only is None or k in only)}
     return out
+
+
+def mamba2_dims(cfg: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
+    """(heads, head_dim, state, groups, kernel, chunk) of a Mamba-2 golden config, read the way each family's
+    mixer reads them (Nemotron-H's keys, else the Falcon-H1 / Granite-4.0-H `mamba_*` keys)."""
+    if cfg["model_type"] == "nemotron_h":
+        return (
+            cfg["mamba_num_heads"],
+            cfg["mamba_head_dim"],
+            cfg["ssm_state_size"],
+            cfg["n_groups"],
+            cfg["conv_kernel"],
+            cfg["chunk_size"],
+        )
+    return (
+        cfg["mamba_n_heads"],
+        cfg["mamba_d_head"],
+        cfg["mamba_d_state"],
+        cfg["mamba_n_groups"],
+        cfg["mamba_d_conv"],
+        cfg["mamba_chunk_size"],
+    )

@@ -13,7 +13,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.golden_runner import TENSOR_CATEGORIES, Case, case_id, layer_flops, load, minimal_config, run, tensor_flops
+from tests.golden_runner import (
+    TENSOR_CATEGORIES,
+    Case,
+    case_id,
+    layer_flops,
+    load,
+    mamba2_dims,
+    minimal_config,
+    run,
+    tensor_flops,
+)
 
 GOLDEN, CASES = load("golden_ssm.json")
 
@@ -66,24 +76,7 @@ def _serving_core(case: Case) -> tuple[int, int]:
         if cfg["model_type"] == "jamba":
             conv += 2 * t * cfg["mamba_expand"] * cfg["hidden_size"] * cfg["mamba_d_conv"]
             continue
-        if cfg["model_type"] == "nemotron_h":
-            h, p, n, g, k, L = (
-                cfg["mamba_num_heads"],
-                cfg["mamba_head_dim"],
-                cfg["ssm_state_size"],
-                cfg["n_groups"],
-                cfg["conv_kernel"],
-                cfg["chunk_size"],
-            )
-        else:
-            h, p, n, g, k, L = (
-                cfg["mamba_n_heads"],
-                cfg["mamba_d_head"],
-                cfg["mamba_d_state"],
-                cfg["mamba_n_groups"],
-                cfg["mamba_d_conv"],
-                cfg["mamba_chunk_size"],
-            )
+        h, p, n, g, k, L = mamba2_dims(cfg)
         conv += 2 * t * (h * p + 2 * g * n) * k
         if q == 1 and c > 0:
             continue

@@ -11,38 +11,15 @@ Two kinds of evidence:
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from model_compute_sim.simulator import ssm_formulas as S
+from tests.golden_runner import load, mamba2_dims
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_ssm.json").read_text())
-CASES: list[dict[str, Any]] = GOLDEN["cases"]
-
-
-def _mamba2_dims(cfg: dict[str, Any]) -> tuple[int, int, int, int, int, int]:
-    """(heads, head_dim, state, groups, kernel, chunk) read the way each family's mixer reads them."""
-    if cfg["model_type"] == "nemotron_h":
-        return (
-            cfg["mamba_num_heads"],
-            cfg["mamba_head_dim"],
-            cfg["ssm_state_size"],
-            cfg["n_groups"],
-            cfg["conv_kernel"],
-            cfg["chunk_size"],
-        )
-    return (
-        cfg["mamba_n_heads"],
-        cfg["mamba_d_head"],
-        cfg["mamba_d_state"],
-        cfg["mamba_n_groups"],
-        cfg["mamba_d_conv"],
-        cfg["mamba_chunk_size"],
-    )
+GOLDEN, CASES = load("golden_ssm.json")
 
 
 def _reference_conv_len(s: int, c: int, k: int) -> int:
@@ -83,7 +60,7 @@ def test_reference_mixer_flops_follow_the_reference_algorithm(case: dict[str, An
             # the reference loops over tokens: one (d x n) @ (n x 1) product per token
             assert row["reference_scan_flops"] == 2 * b * s * d * n
         else:
-            h, p, n, g, k, chunk = _mamba2_dims(cfg)
+            h, p, n, g, k, chunk = mamba2_dims(cfg)
             conv_dim = h * p + 2 * g * n
             assert row["reference_conv_flops"] == 2 * b * conv_dim * k * _reference_conv_len(s, c, k)
             assert row["reference_scan_flops"] == _reference_ssd(b, s, c, chunk, h, p, n)
