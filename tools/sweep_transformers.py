@@ -249,7 +249,7 @@ def categorize(G: Any, GS: Any, fqn: str, mods: dict[str, Any]) -> str:
     is a shared expert."""
     ch = GS.chain(fqn, mods)
     attrs = [a for a, _ in ch]
-    linear = [i for i, (_, c) in enumerate(ch) if c.endswith(("GatedDeltaNet", "DeltaAttention"))]
+    linear = [i for i, (_, c) in enumerate(ch) if c.endswith(("GatedDeltaNet", "DeltaAttention", "LightningAttention"))]
     if linear:  # tools/golden_linear_attention.py: the mixer's Linears, and its own chunked / recurrent core
         return "linear_attention_core" if linear[-1] == len(ch) - 1 else "linear_attention_proj"
     if "shared_mlp" in attrs:

@@ -18,6 +18,13 @@ from model_compute_sim.simulator import config_keys as K
 from model_compute_sim.simulator.config_attention import attention_specs, rotary_dim
 from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
+from model_compute_sim.simulator.config_lightning import (
+    LIGHTNING_TYPES,
+    lightning_layers,
+    lightning_notes,
+    lightning_spec,
+    without_lightning_keys,
+)
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
 from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
@@ -87,6 +94,7 @@ KNOWN_MODEL_TYPES = frozenset(
         "qwen3_vl_moe_text",
         "gemma",  # Gemma-1: a llama layout with a gated GeLU (GeGLU) MLP
         *LINEAR_MODEL_TYPES,
+        *LIGHTNING_TYPES,
         *HYBRID_FAMILIES,
         *NAS_TYPES,
         *DSV4_TYPES,
@@ -179,6 +187,8 @@ def _refuse_unmodelled(cfg: Config, model_type: str, outer_type: str, name: str 
     understood = config_hybrid.UNDERSTOOD_KEYS.get(model_type, frozenset())
     # the linear-attention families read their own keys (linear_attention_config.py)
     checked = without_linear_keys(cfg) if model_type in LINEAR_MODEL_TYPES else cfg
+    if model_type in LIGHTNING_TYPES:  # MiniMax lightning attention: config_lightning.py
+        checked = without_lightning_keys(cfg)
     K.check_unmodelled_keys(checked, name, understood | K.FAMILY_HANDLED_KEYS.get(model_type, frozenset()))
 
 
@@ -200,6 +210,9 @@ def _layers(
     if model_type in LINEAR_MODEL_TYPES:  # a linear-attention mixer on the layers the pattern marks
         la = linear_spec(cfg, model_type)
         attn = [la if lin else a for lin, a in zip(linear_layers(cfg, model_type, n), attn, strict=True)]
+    if model_type in LIGHTNING_TYPES:
+        lightning = lightning_spec(cfg)
+        attn = [lightning if lin else a for lin, a in zip(lightning_layers(cfg, model_type, n), attn, strict=True)]
     if any(f and m is None for f, m in zip(moe_flags, moes, strict=True)):
         raise ConfigError("a MoE layer has no experts in its per-layer expert list; which FFN it runs is not said")
     dense: MlpSpec | None = None
@@ -258,6 +271,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
             notes.append(f"keys read as non-structural and ignored: {sorted(ignored)}")
     if model_type in DSV4_TYPES:
         notes += dsv4_notes(cfg)
+    if model_type in LIGHTNING_TYPES:
+        notes += lightning_notes(cfg, lightning_layers(cfg, model_type, _int(cfg, *_KEY_ALIASES["num_hidden_layers"])))
     if model_type in NAS_TYPES:
         notes.append(
             "Nemotron-NAS: each layer's block from block_configs (no-op attention or FFN, n_heads_in_group query "

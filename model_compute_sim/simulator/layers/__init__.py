@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from model_compute_sim.simulator.layers import (  # noqa: F401  (importing registers the kinds)
     csa,
     gqa,
+    lightning_attention,
     linear_attention,
     mamba1,
     mamba2,
