@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.simulator.config_read import _int, _per_layer
 from model_compute_sim.simulator.layers.lightning_attention import LightningAttentionSpec
 
 LIGHTNING_TYPES = ("minimax", "minimax_text_01", "minimax_m1")
@@ -34,31 +35,15 @@ _FAMILY_KEYS = (
 )
 
 
-def _pos_int(cfg: Mapping[str, Any], key: str, default: int | None = None) -> int:
-    v = cfg.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"config field {key!r} must be a positive integer, got {v!r}")
-    return v
-
-
-def _list(cfg: Mapping[str, Any], key: str, n: int) -> list[Any] | None:
-    v = cfg.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, Sequence) or isinstance(v, str) or len(v) < n:
-        raise ConfigError(f"config field {key!r} must list {n} layers, got {v!r}")
-    return list(v[:n])
-
-
 def lightning_layers(cfg: Mapping[str, Any], model_type: str, n: int) -> list[bool]:
     """Per layer: True for a lightning-attention layer, False for softmax (full) attention."""
-    types = _list(cfg, "layer_types", n)
+    types = _per_layer(cfg, "layer_types", n)
     if types is not None:
         bad = sorted({str(t) for t in types} - set(_KINDS))
         if bad:
             raise ConfigError(f"layer_types has {bad}; MiniMax knows {sorted(_KINDS)}")
         return [_KINDS[str(t)] for t in types]
-    kinds = _list(cfg, "attn_type_list", n)
+    kinds = _per_layer(cfg, "attn_type_list", n)
     if kinds is not None:
         bad = sorted({repr(k) for k in kinds if isinstance(k, bool) or k not in (0, 1)})
         if bad:
@@ -86,10 +71,10 @@ def lightning_spec(cfg: Mapping[str, Any]) -> LightningAttentionSpec:
             f"config key 'shared_intermediate_size' ({cfg.get('shared_intermediate_size')!r}) describes a shared "
             "expert MLP with a coefficient gate beside MiniMax's routed experts, which is not modelled yet"
         )
-    heads = _pos_int(cfg, "num_attention_heads")
-    # LinearAttention: config.head_dim, else hidden_size // heads
-    head_dim = _pos_int(cfg, "head_dim") if cfg.get("head_dim") is not None else _pos_int(cfg, "hidden_size") // heads
-    return LightningAttentionSpec(heads=heads, head_dim=head_dim, block_size=_pos_int(cfg, "block_size", 256))
+    heads = _int(cfg, "num_attention_heads")
+    # vLLM LinearAttention: config.head_dim, else hidden_size // heads
+    head_dim = _int(cfg, "head_dim", default=_int(cfg, "hidden_size") // heads)
+    return LightningAttentionSpec(heads=heads, head_dim=head_dim, block_size=_int(cfg, "block_size", default=256))
 
 
 def without_lightning_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
