@@ -15,18 +15,16 @@ forms written out here:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from model_compute_sim.errors import ConfigError, NotModelledError, ParallelismError
 from model_compute_sim.simulator.simulate import simulate
+from tests import golden_runner as GR
 
-GOLDEN = json.loads((Path(__file__).parent / "golden" / "golden_lightning.json").read_text())
-CASES: list[dict[str, Any]] = GOLDEN["cases"]
-TENSOR = {"attention_proj", "attention_core", "linear_attention_proj", "moe_router", "moe_experts", "lm_head"}
+_, CASES = GR.load("golden_lightning.json")
+TENSOR = GR.TENSOR_CATEGORIES
 
 # MiniMax-M1 (MiniMaxAI/MiniMax-M1-80k config.json, model_type minimax_m1, remote code; the same layout as
 # MiniMax-Text-01): 80 layers, every 8th softmax attention, the rest lightning.
@@ -63,25 +61,8 @@ M1 = {
 }
 
 
-def _ids(case: dict[str, Any]) -> str:
-    return f"{case['family']}-{case['phase']}"
-
-
-def _run(case: dict[str, Any], config: dict[str, Any] | None = None, **kw: Any) -> Any:
-    return simulate(
-        config=case["config"] if config is None else config,
-        batch_size=case["batch_size"],
-        seq_len=case["seq_len"],
-        context_len=case["context_len"],
-        attention_flops="dense",
-        mla_path="expanded",
-        logits="all",
-        **kw,
-    )
-
-
-def _gemms(r: Any) -> dict[str, int]:
-    return {k: v.flops for k, v in r.by_category.items() if k in TENSOR and v.flops}
+def _gemms(r: Any) -> dict[str, Any]:
+    return GR.tensor_flops(r, TENSOR)
 
 
 def _expected_gemms(case: dict[str, Any]) -> dict[str, int]:
@@ -140,28 +121,25 @@ def test_golden_covers_the_families_and_phases() -> None:
         assert phases == {"prefill", "decode", "extend", "prefill_long", "extend_long"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=GR.case_id)
 def test_gemm_categories_match_flop_counter_exactly(case: dict[str, Any]) -> None:
-    r = _run(case, detail="layers")
+    r = GR.run(case, detail="layers")
     assert _gemms(r) == _expected_gemms(case)
-    per_layer = {i: g.by_category_flops_per_layer for g in r.layer_groups for i in g.layers}
+    per_layer = GR.layer_flops(r, TENSOR)
     for row in case["layers"]:
-        want = {k: v for k, v in row["categories"].items() if k != "linear_attention_core"}
-        got = {k: v for k, v in per_layer[row["layer"]].items() if v and k in TENSOR}
-        assert got == want
+        assert per_layer[row["layer"]] == {k: v for k, v in row["categories"].items() if k != "linear_attention_core"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=GR.case_id)
 def test_minimal_and_remote_code_configs_give_the_same_gemms(case: dict[str, Any]) -> None:
-    minimal = {**case["config_overrides"], "model_type": "minimax"}
-    assert _gemms(_run(case, config=minimal)) == _expected_gemms(case)
-    assert _gemms(_run(case, config=_legacy(case))) == _expected_gemms(case)
+    assert _gemms(GR.run(case, config=GR.minimal_config(case))) == _expected_gemms(case)
+    assert _gemms(GR.run(case, config=_legacy(case))) == _expected_gemms(case)
 
 
 # --- the core: reference and serving kernel, each against its closed form ------------------------
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=GR.case_id)
 def test_reference_core_is_the_blocked_cpu_algorithm(case: dict[str, Any]) -> None:
     b, q, c = case["batch_size"], case["seq_len"], case["context_len"]
     for row in case["layers"]:
@@ -173,10 +151,10 @@ def test_reference_core_is_the_blocked_cpu_algorithm(case: dict[str, Any]) -> No
         assert row["categories"]["linear_attention_core"] == want
 
 
-@pytest.mark.parametrize("case", CASES, ids=_ids)
+@pytest.mark.parametrize("case", CASES, ids=GR.case_id)
 def test_simulated_core_is_the_vllm_kernel_count(case: dict[str, Any]) -> None:
     b, q = case["batch_size"], case["seq_len"]
-    r = _run(case, detail="ops")
+    r = GR.run(case, detail="ops")
     for row in case["layers"]:
         if "lightning" not in row:
             continue
@@ -206,7 +184,7 @@ def test_extend_over_a_state_runs_the_blocked_kernel() -> None:
     """vLLM runs every sequence with more than one new token through lightning_attention with its cached
     state as kv_history; transformers' CPU path would loop token by token (4 d^2 per token)."""
     case = next(c for c in CASES if c["family"] == "minimax" and c["phase"] == "extend_long")
-    r = _run(case, detail="ops")
+    r = GR.run(case, detail="ops")
     assert _ops(r, 1)["lightning_attention"].flops == kernel_core(4, 16, 1, 40)
 
 

@@ -19,7 +19,6 @@ from typing import ClassVar
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import lightning_formulas as LF
-from model_compute_sim.simulator.layers.attention_core import attention_dtype
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
 from model_compute_sim.simulator.layers.ssm_common import recurrent
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
@@ -126,7 +125,7 @@ def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     tp, T, H = b.shard.tp, b.T, b.H
     inner = la.inner // tp
     col = split("column", tp)
-    dt = attention_dtype(b.opts)
+    dt = b.opts.wfmt("recurrent")
     ops = [
         b.gemm("qkv_proj", PROJ, T, H, 3 * inner, col, weight_dtype=dt),
         b.vector("qkv_silu", "elementwise", "elementwise", T * 3 * inner, LF.QKV_ACT_FLOPS_PER_ELEMENT),
@@ -163,8 +162,7 @@ class LightningAttention(DenseKind[LightningAttentionSpec]):
     def weight_count(self, spec: LightningAttentionSpec, hidden: int, shard: Shard) -> int:
         return lightning_params(spec, hidden, shard.tp)
 
-    def weight_dtype(self, opts: Options) -> str:
-        return attention_dtype(opts)
+    weight_class = "recurrent"  # weight_formats: linear-attention projections
 
     def cache(self, spec: LightningAttentionSpec, shard: Shard, opts: Options) -> Cache:
         return Cache(state_bytes=lightning_state_bytes(spec, shard.tp, opts.act_bytes))
