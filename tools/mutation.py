@@ -57,6 +57,7 @@ SIM_TESTS = (
     "--ignore=tests/pinned/test_trace_graph_pins.py",
     "--ignore=tests/pinned/test_trace_tp_pins.py",
     "--ignore=tests/pinned/test_trace_load_pins.py",
+    "--ignore=tests/pinned/test_trace_step_pins.py",
     "--ignore=tests/pinned/test_recipes.py",
 )
 # the trace side: the pins, then each area's own tests, without the largest fixtures (resnet50: 74k events,
@@ -66,6 +67,7 @@ TRACE_PINS = (
     "tests/pinned/test_trace_graph_pins.py",
     "tests/pinned/test_trace_tp_pins.py",
     "tests/pinned/test_trace_load_pins.py",
+    "tests/pinned/test_trace_step_pins.py",
     "-k",
     "not resnet50 and not tracemap and not capture_rank and not annotate",
 )

@@ -55,3 +55,28 @@ def test_a_kernel_without_a_name_keeps_its_time_under_the_empty_name(tmp_path: P
     assert r.totals.kernels == 2 and r.totals.gpu_time_us == pytest.approx(7.5)
     assert r.top_kernels is not None
     assert {k.name: k.gpu_time_us for k in r.top_kernels} == pytest.approx({"gemm": 3.0, "": 4.5})
+
+
+def test_a_kernel_linked_by_external_id_alone_takes_its_ops_flops(tmp_path: Path) -> None:
+    # older traces tie a kernel to its op by `External id` (no runtime launch in the file): an aten::mm of
+    # [64, 4096] x [4096, 1024] is 2 x 64 x 1024 x 4096 = 536,870,912 FLOPs; nothing was replayed by a graph
+    mm = {"External id": 5, "Input Dims": [[64, 4096], [4096, 1024]], "Input type": ["c10::BFloat16"] * 2}
+    evs = [
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 0.0, "dur": 50.0, "args": mm},
+        {
+            "ph": "X",
+            "cat": "kernel",
+            "name": "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64",
+            "pid": 0,
+            "tid": 7,
+            "ts": 20.0,
+            "dur": 30.0,
+            "args": {"External id": 5, "stream": 7},
+        },
+    ]
+    p = tmp_path / "ext.json"
+    p.write_text(json.dumps({"traceEvents": evs}), encoding="utf-8")
+    r = extract_trace_flow(str(p))
+    assert r.totals.gemm_flops == 2 * 64 * 1024 * 4096
+    assert r.trace.graph_kernels == 0 and r.trace.graph_launches == 0
+    assert r.coverage.linked_to_op == 1.0 and r.coverage.unlinked == 0.0
