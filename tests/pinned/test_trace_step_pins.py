@@ -69,3 +69,46 @@ def test_sglang_extend_annotation_gives_the_steps_shape(tmp_path: Path) -> None:
     # no attention kernel to anchor the layers: nothing is tied, and the result says why
     assert st.assigned_flops == 0 and st.layers_anchored == 0
     assert any("0 attention kernels" in n for n in st.notes)
+
+
+def test_a_step_without_shape_keeps_its_kernels_untied_and_says_why(tmp_path: Path) -> None:
+    evs: list[dict[str, object]] = []
+    for i in range(3):  # three 30 us GEMMs starting at 20, 120, 220 us
+        evs.append(
+            {
+                "ph": "X",
+                "cat": "cuda_runtime",
+                "name": "cudaLaunchKernel",
+                "pid": 1,
+                "tid": 1,
+                "ts": 10.0 + 100 * i,
+                "dur": 5.0,
+                "args": {"correlation": 10 + i},
+            }
+        )
+        evs.append(
+            {
+                "ph": "X",
+                "cat": "kernel",
+                "name": GEMM,
+                "pid": 0,
+                "tid": 7,
+                "ts": 20.0 + 100 * i,
+                "dur": 30.0,
+                "args": {"correlation": 10 + i, "stream": 7},
+            }
+        )
+    p = tmp_path / "no_shape.json"
+    p.write_text(json.dumps({"traceEvents": evs, "deviceProperties": [{"id": 0, "name": "NVIDIA H100 80GB HBM3"}]}))
+    k = kernel_flow_mfu(trace_path=str(p), model="qwen3-8b")
+    assert k.steps is not None and len(k.steps) == 1
+    st = k.steps[0]
+    assert st.shape is None and st.template_flops_per_gpu is None and st.kernels == 3
+    assert [u.reason for u in st.untied_kernels] == [
+        "shape of the step unknown: give the shape (batch_size, seq_len, context_len or requests)"
+    ]
+    assert [(r.name, r.count, r.ts_us, r.dur_us) for r in k.kernels] == [(GEMM, 3, 20.0, 90.0)]
+    # the engine step: GPU span 20 -> 250 us, of which 250 - 20 - 3 x 30 = 140 us idle
+    assert k.engine_steps is not None and len(k.engine_steps) == 1
+    es = k.engine_steps[0]
+    assert (es.kernels, es.span_us, es.idle_us) == (3, 230.0, 140.0)
