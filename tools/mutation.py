@@ -58,6 +58,7 @@ SIM_TESTS = (
     "--ignore=tests/pinned/test_trace_tp_pins.py",
     "--ignore=tests/pinned/test_trace_load_pins.py",
     "--ignore=tests/pinned/test_trace_step_pins.py",
+    "--ignore=tests/pinned/test_trace_layer_pins.py",
     "--ignore=tests/pinned/test_recipes.py",
 )
 # the trace side: the pins, then each area's own tests, without the largest fixtures (resnet50: 74k events,
@@ -70,6 +71,7 @@ _PIN_FILES = (
     "tests/pinned/test_trace_tp_pins.py",
     "tests/pinned/test_trace_load_pins.py",
     "tests/pinned/test_trace_step_pins.py",
+    "tests/pinned/test_trace_layer_pins.py",
 )
 TRACE_PINS = (*_PIN_FILES, "-k", "not resnet50 and not tracemap and not capture_rank and not annotate")
 LINK_PINS = (*_PIN_FILES, "-k", "not resnet50 and not capture_rank and not annotate")
