@@ -53,12 +53,7 @@ SIM_TESTS = (
     "tests/test_conventions.py",
     "tests/test_memory_fit.py",
     "tests/test_parallelism.py",
-    "--ignore=tests/pinned/test_trace_pins.py",
-    "--ignore=tests/pinned/test_trace_graph_pins.py",
-    "--ignore=tests/pinned/test_trace_tp_pins.py",
-    "--ignore=tests/pinned/test_trace_load_pins.py",
-    "--ignore=tests/pinned/test_trace_step_pins.py",
-    "--ignore=tests/pinned/test_trace_layer_pins.py",
+    "--ignore-glob=tests/pinned/test_trace_*",
     "--ignore=tests/pinned/test_recipes.py",
 )
 # the trace side: the pins, then each area's own tests, without the largest fixtures (resnet50: 74k events,
