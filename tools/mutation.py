@@ -156,6 +156,7 @@ _TIE = "compute == memory time only when both are 0; no simulated op has neither
 _VENDOR = "the custom device's vendor, aliases, interconnect, confidence and notes are in no result (SimResult.gpu)"
 _FLOWS = "flow arrows (Trace.flows) and the skipped count are loaded but read by no analysis"
 _POSITIVE = "peaks and bandwidths are > 0 (request fields gt=0; every GPU of the table >= 300 GB/s): else never runs"
+_OP_DEFAULT = "Op.sharding defaults to 'replicated': passing it or not builds the same op"
 _DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
 _NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
 EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
@@ -207,6 +208,7 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/formulas.py", "roofline_time_s", "if bandwidth_bytes_per_s > 0 else 0.0", "else None", _POSITIVE),
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else 1.0", _POSITIVE),
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else None", _POSITIVE),
+    ("simulator/ops.py", "vector", 'sharding="replicated",', "", _OP_DEFAULT),
     ("simulator/ssm_formulas.py", "mamba1_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("simulator/ssm_formulas.py", "short_conv_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("trace/load.py", "add", "self.flows.append(FlowEndpoint(", "", _FLOWS),
@@ -327,7 +329,8 @@ def _equivalent(module: str, name: str, diff: tuple[list[str], list[str]]) -> st
     func = func.split("ǁ")[-1] if "ǁ" in func else func.removeprefix("x_")
     removed, added = diff
     for mod, fn, before, after, why in EQUIVALENT:
-        if mod == module and fn == func and any(before in r for r in removed) and any(after in a for a in added):
+        hit_after = not after or any(after in a for a in added)
+        if mod == module and fn == func and any(before in r for r in removed) and hit_after:
             return why
     return None
 
@@ -341,17 +344,25 @@ def _tokens(line: str) -> list[tuple[int, str]] | None:
 
 def _prose_only(diff: tuple[list[str], list[str]]) -> bool:
     """The mutant changes nothing but the words of a message (a note, an assumption line): every changed
-    token is a string literal of three or more words. Such mutants change a result's text, never a number."""
+    token is a string literal of three or more words, or the value of a `note=` argument. Such mutants
+    change a result's text, never a number."""
     removed, added = diff
     if len(removed) != 1 or len(added) != 1:
         return False
     a, b = _tokens(removed[0]), _tokens(added[0])
     if a is None or b is None or len(a) != len(b):
         return False
-    changed = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-    return bool(changed) and all(
-        x[0] == y[0] == tokenize.STRING and len(x[1].split()) >= 3 and len(y[1].split()) >= 3 for x, y in changed
-    )
+    changed = [k for k, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+
+    def words(k: int) -> bool:
+        x, y = a[k], b[k]
+        if not x[0] == y[0] == tokenize.STRING:
+            return False
+        if k >= 2 and a[k - 1][1] == "=" and a[k - 2][1] == "note":
+            return True
+        return len(x[1].split()) >= 3 and len(y[1].split()) >= 3
+
+    return bool(changed) and all(words(k) for k in changed)
 
 
 def _check_environment() -> None:
