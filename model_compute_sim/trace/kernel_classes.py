@@ -82,6 +82,9 @@ KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
     (r"multimem", _c("symm_mem_multimem", "torch symmetric memory", _COMM, _COMM)),
     (r"dpsk::ep::|deep_?ep|internode::|intranode::", _c("deepep", "DeepEP", _COMM, _COMM)),
     (r"all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|alltoall", _c("collective", "", _COMM, _COMM)),
+    # FlashInfer's rotary kernels (`flashinfer::BatchQKApplyRotaryPosIdsKernel`) share the namespace its
+    # attention row matches on: elementwise work, matched first
+    (r"flashinfer::\w*Rotary", _c("flashinfer_rotary", "FlashInfer", "rotary", _EW)),
     # --- attention (forward, decode, backward, and their split-KV combine / reduce kernels)
     (
         r"FlashAttnFwdCombine|FlashAttnBwdPre|FlashAttnBwdPost|flash_fwd_splitkv_combine|merge_?attn_?states|merge_state",

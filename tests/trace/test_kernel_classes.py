@@ -116,6 +116,23 @@ def test_kernel_class_table(name: str, cls: str, category: str | None) -> None:
     assert (c.name, c.category) == (cls, category)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        # FlashInfer's rotary-embedding kernels (sglang / vLLM on flashinfer): elementwise, not attention
+        "void flashinfer::BatchQKApplyRotaryPosIdsCosSinCacheKernel<true, 128u, 8u, 16u, __nv_bfloat16, long>"
+        "(__nv_bfloat16*, __nv_bfloat16*, __nv_bfloat16*, __nv_bfloat16*, float*, long*, unsigned int)",
+        "void flashinfer::BatchQKApplyRotaryPosIdsKernel<false, 128u, 8u, 16u, __nv_bfloat16, int>(__nv_bfloat16*)",
+        "void flashinfer::BatchQKApplyLlama31RotaryPosIdsKernel<false, 128u, 8u, 16u, float, int>(float*)",
+    ],
+)
+def test_flashinfer_rotary_is_elementwise(name: str) -> None:
+    c = kernel_class(name)
+    assert (c.name, c.kind, c.category) == ("flashinfer_rotary", "rotary", "elementwise")
+    # its attention kernels, in the same namespace, stay attention
+    assert kernel_class("void flashinfer::BatchPrefillWithPagedKVCacheKernel<Params>(Params)").kind == "attention"
+
+
 def test_parameter_list_never_decides() -> None:
     """A GEMM whose template / parameter types mention attention or norms stays a GEMM."""
     gemm = "void cutlass::Kernel2<cutlass_80_tensorop_s16816gemm_bf16_128x64>(Params<AttentionEpilogue, RMSNorm>)"
