@@ -12,7 +12,7 @@ import re
 from model_compute_sim.simulator.categories import CATEGORY_ORDER, OTHER
 from model_compute_sim.trace.events import CpuOp
 from model_compute_sim.trace.kernel_classes import class_category
-from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS, OP_REGISTRY
+from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS, OP_REGISTRY, operand_dims
 from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
 CATEGORIES = (*(c for c in CATEGORY_ORDER if not c.startswith("linear_attention")), OTHER)
@@ -38,26 +38,25 @@ _LINEAR = re.compile(r"linear$", re.I)
 _BATCHED = frozenset({"aten::bmm", "aten::baddbmm", "aten::matmul"})
 
 
-def _out_dim(op: CpuOp) -> int | None:
-    d = op.input_dims
-    if not d:
-        return None
+def out_dim(op: CpuOp) -> int | None:
+    """Output width N of a registered GEMM: W[N, K]'s first dim, else B[..., K, N]'s last (the operands
+    from `OP_REGISTRY`: addmm / baddbmm read batch2 / mat2, never their bias `input`)."""
     rule = OP_REGISTRY.get(op.name)
-    if rule is not None and rule.weight_nk:  # x @ W[N, K]^T
-        w = d[1] if len(d) > 1 else None
-        return w[0] if isinstance(w, list) and len(w) == 2 else None
-    b = d[2] if op.name == "aten::addmm" and len(d) > 2 else (d[1] if len(d) > 1 else None)
-    return b[-1] if isinstance(b, list) and b else None
+    if rule is None:
+        return None
+    _, b = operand_dims(op)
+    if rule.weight_nk:
+        return b[0] if b is not None and len(b) == 2 else None
+    return b[-1] if b else None
 
 
 def _is_core_matmul(op: CpuOp) -> bool:
     """An activation x activation matmul (scores / weighted values): both operands batched."""
     if op.name in ATTENTION_OPS:
         return True
-    if op.name not in _BATCHED or not op.input_dims:
+    if op.name not in _BATCHED:
         return False
-    dims = op.input_dims[-2:] if op.name == "aten::baddbmm" else op.input_dims[:2]
-    return all(isinstance(x, list) and len(x) >= 3 for x in dims)
+    return all(x is not None and len(x) >= 3 for x in operand_dims(op))
 
 
 def _is_moe_block(cls: str) -> bool:
@@ -97,7 +96,7 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None, experts: frozenset[i
     if is_gemm:
         if any(_ROUTER.search(c) and not _ATTN.search(c) for c in classes):
             return "moe_router"
-        if experts and _out_dim(op) in experts and not any(_ATTN.search(c) for c in sem):
+        if experts and out_dim(op) in experts and not any(_ATTN.search(c) for c in sem):
             return "moe_router"
         if any(_EXPERTS.search(c) and not _SHARED.search(c) for c in classes):
             return "moe_experts"
@@ -107,7 +106,7 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None, experts: frozenset[i
             if any(_SHARED.search(c) or _MLP.search(c) for c in below):
                 return "moe_shared"
             if not [c for c in below if not _LINEAR.search(c)]:
-                return "moe_shared" if _out_dim(op) == 1 else "moe_router"
+                return "moe_shared" if out_dim(op) == 1 else "moe_router"
             return "moe_experts"
         if _ATTN.search(inner_sem):
             if _LINEAR.search(inner) or not _is_core_matmul(op):

@@ -187,59 +187,59 @@ class OpRule(NamedTuple):
 
     kind: str  # "gemm" or "attention"
     flops: OpCounter
-    dtype_input: int = 0  # the input whose dtype names the precision (addmm's input 0 is the bias)
-    weight_nk: bool = False  # second operand is W[N, K] (x @ W^T); otherwise B[..., K, N]
+    # inputs holding the two matrix operands A and B (addmm / baddbmm: input 0 is the bias, torch's
+    # `input`); A's dtype names the precision
+    operands: tuple[int, int] = (0, 1)
+    weight_nk: bool = False  # B is W[N, K] (x @ W^T); otherwise B[..., K, N]
 
 
 OP_REGISTRY: dict[str, OpRule] = {}
 
 
-def register(kind: str, *names: str, dtype_input: int = 0, weight_nk: bool = False) -> Callable[[OpCounter], OpCounter]:
+def register(
+    kind: str, *names: str, operands: tuple[int, int] = (0, 1), weight_nk: bool = False
+) -> Callable[[OpCounter], OpCounter]:
     """Decorator: the function counts the ops `names`, one registry row each."""
 
     def add(fn: OpCounter) -> OpCounter:
         for n in names:
             if n in OP_REGISTRY:
                 raise ValueError(f"op {n!r} is registered twice")
-            OP_REGISTRY[n] = OpRule(kind, fn, dtype_input, weight_nk)
+            OP_REGISTRY[n] = OpRule(kind, fn, operands, weight_nk)
         return fn
 
     return add
 
 
+def operand_dims(op: CpuOp) -> tuple[list[int] | None, list[int] | None]:
+    """Recorded shapes of a registered GEMM's operands A and B (None where missing or unregistered)."""
+    rule = OP_REGISTRY.get(op.name)
+    if rule is None:
+        return None, None
+    a, b = rule.operands
+    return _dims(op, a), _dims(op, b)
+
+
 @register("gemm", "aten::mm", "aten::_scaled_mm")
+@register("gemm", "aten::addmm", "_C::cutlass_scaled_mm", operands=(1, 2))  # cutlass: (out, a[M,K], b[K,N], ...)
 def _count_mm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return _mm(_dims(op, 0), _dims(op, 1))
-
-
-@register("gemm", "aten::addmm", dtype_input=1)
-def _count_addmm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return _mm(_dims(op, 1), _dims(op, 2))
-
-
-@register("gemm", "_C::cutlass_scaled_mm")  # (out, a[M,K], b[K,N], ...)
-def _count_cutlass_scaled_mm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return _mm(_dims(op, 1), _dims(op, 2))
+    return _mm(*operand_dims(op))
 
 
 @register("gemm", "aten::bmm")
+@register("gemm", "aten::baddbmm", "aten::addbmm", operands=(1, 2))
 def _count_bmm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return _bmm(_dims(op, 0), _dims(op, 1))
-
-
-@register("gemm", "aten::baddbmm", "aten::addbmm", dtype_input=1)
-def _count_baddbmm(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return _bmm(_dims(op, 1), _dims(op, 2))
+    return _bmm(*operand_dims(op))
 
 
 @register("gemm", "aten::matmul")
 def _count_matmul(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return matmul_flops(_dims(op, 0), _dims(op, 1))
+    return matmul_flops(*operand_dims(op))
 
 
 @register("gemm", "aten::linear", "vllm::rocm_unquantized_gemm", "aiter::gemm_a16w16", weight_nk=True)
 def _count_linear(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
-    return _linear(_dims(op, 0), _dims(op, 1))
+    return _linear(*operand_dims(op))
 
 
 def _count_varlen(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
@@ -270,7 +270,7 @@ def op_flops(op: CpuOp, step: StepPairs | None = None) -> OpFlops | None:
     r = rule.flops(op, step) if rule is not None else None
     if rule is None or r is None:
         return None
-    return OpFlops(r[0], rule.kind, _dtype(op, rule.dtype_input), r[1])
+    return OpFlops(r[0], rule.kind, _dtype(op, rule.operands[0]), r[1])
 
 
 _MATH_HINT = re.compile(r"moe|expert|gemm|matmul|_mm\b|attention|attn|mha|fmha|conv|einsum|linear", re.I)
