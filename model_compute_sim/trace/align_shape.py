@@ -26,11 +26,15 @@ class StepShape:
         return sum(q for q, _ in self.requests)
 
     def as_requests(self) -> list[dict[str, int]]:
-        """Equal (new, cached) pairs merged: [{new_tokens, cached_tokens, count}]."""
-        counts: dict[tuple[int, int], int] = {}
-        for r in self.requests:
-            counts[r] = counts.get(r, 0) + 1
-        return [{"new_tokens": q, "cached_tokens": c, "count": n} for (q, c), n in counts.items()]
+        return compact_requests(self.requests)
+
+
+def compact_requests(requests: list[tuple[int, int]]) -> list[dict[str, int]]:
+    """(new, cached) pairs with equal ones merged: [{new_tokens, cached_tokens, count}]."""
+    counts: dict[tuple[int, int], int] = {}
+    for r in requests:
+        counts[r] = counts.get(r, 0) + 1
+    return [{"new_tokens": q, "cached_tokens": c, "count": n} for (q, c), n in counts.items()]
 
 
 def spread(n_seq: int, total: int) -> list[int]:

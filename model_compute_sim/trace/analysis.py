@@ -1,7 +1,8 @@
 """The typed analysis of one trace: steps, the selected window, counted ops, and classified kernels.
 
 `analyse(trace, capture, step)` builds a `TraceAnalysis` once; `extract_trace_flow`,
-`kernel_flow_mfu` (trace mode) and `compare_trace` are views over it.
+`kernel_flow_mfu` (trace mode) and `compare_trace` are views over it (the first and the last through
+its typed totals, `tally.tally`).
 
 Per kernel (`KernelRecord`, one per GPU kernel of the selected window, in `Trace.gpu` order):
 - `category` (simulator vocabulary, or `other`) is decided in this order, `category_source` says which:
@@ -18,6 +19,7 @@ Per kernel (`KernelRecord`, one per GPU kernel of the selected window, in `Trace
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from model_compute_sim.errors import TraceError
 from model_compute_sim.simulator.categories import OTHER
@@ -28,6 +30,9 @@ from model_compute_sim.trace.kernel_classes import KernelClass, kernel_class
 from model_compute_sim.trace.op_flops import StepPairs, does_math, op_flops, op_kind, step_pairs
 from model_compute_sim.trace.steps import Step, find_steps
 from model_compute_sim.trace.tree import Flow, build_flow
+
+if TYPE_CHECKING:
+    from model_compute_sim.trace.tally import FlowTally
 
 _ELEMENTWISE_TRITON = ("triton_poi", "triton_red", "triton_per")
 
@@ -74,6 +79,7 @@ class TraceAnalysis:
     cap_status: OpStatus | None
     experts: frozenset[int]
     kernels: list[KernelRecord] = field(default_factory=list)
+    tally: FlowTally | None = None  # FLOPs and time per category / layer / kernel class (`tally.tally`)
 
 
 StepContext = TraceAnalysis  # the name the trace views used first

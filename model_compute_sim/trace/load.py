@@ -174,6 +174,9 @@ _DIMS = ARG_KEYS["input_dims"][0]
 _CONCRETE = ARG_KEYS["concrete_inputs"][0]
 
 
+_NUMBER = (int, float)
+
+
 class _Builder:
     """Turns raw event dicts into typed events, keeping only what the analysis needs."""
 
@@ -190,9 +193,8 @@ class _Builder:
         self._names: dict[str, str] = {}
 
     def add(self, events: list[Any]) -> None:
-        kinds = CAT_KIND
-        intern = self._names.setdefault
-        py_append, ops_append = self.python.append, self.ops.append
+        """Complete ('X') events of the known categories, flow endpoints and thread / process names."""
+        kinds, complete = CAT_KIND, self._complete
         for e in events:
             if not isinstance(e, dict):
                 self.skipped += 1
@@ -200,95 +202,76 @@ class _Builder:
             ph = e.get("ph")
             kind = kinds.get(e.get("cat", ""))
             if ph == "X" and kind is not None:
-                ts = e.get("ts")
-                dur = e.get("dur") or 0
-                if ts.__class__ not in _NUMBER or dur.__class__ not in _NUMBER:
-                    try:  # numbers written as strings; anything else is not a usable event
-                        ts, dur = float(ts), float(dur)  # type: ignore[arg-type]
-                    except (TypeError, ValueError):
-                        self.skipped += 1
-                        continue
-                name = e.get("name", "")
-                if name.__class__ is not str:
-                    name = str(name)
-                name = intern(name, name)
-                pid = e.get("pid", 0)
-                tid = e.get("tid", 0)
-                if kind == PYTHON:
-                    py_append(PyEvent(name, pid, tid, ts, dur))
-                    continue
-                args = e.get("args")
-                if args.__class__ is not dict:
-                    args = {}
-                ext = args.get(_EXT_ID)
-                if ext is None:
-                    ext = _arg(args, "external_id")
-                if kind in (OP, ANNOTATION):
-                    dims = args.get(_DIMS)
-                    if dims is None:
-                        dims = _arg(args, "input_dims")
-                    concrete = args.get(_CONCRETE)
-                    if concrete is None:
-                        concrete = _arg(args, "concrete_inputs")
-                    ops_append(
-                        CpuOp(
-                            name,
-                            pid,
-                            tid,
-                            ts,
-                            dur,
-                            ext,
-                            dims,
-                            args.get("Input type") or None,
-                            concrete,
-                            kind == ANNOTATION,
-                        )
-                    )
-                elif kind == LAUNCH:
-                    lk = args.get("kernel")
-                    self.launches.append(
-                        Launch(
-                            name,
-                            pid,
-                            tid,
-                            ts,
-                            dur,
-                            args.get("correlation"),
-                            ext,
-                            intern(lk, lk) if isinstance(lk, str) else None,
-                        )
-                    )
-                elif kind in (KERNEL, MEMCPY, MEMSET):
-                    self.gpu.append(
-                        GpuEvent(
-                            kind,
-                            name,
-                            pid,
-                            tid,
-                            ts,
-                            dur,
-                            args.get("correlation"),
-                            ext,
-                            args,
-                        )
-                    )
-                elif kind == GPU_ANNOTATION:
-                    self.gpu_annotations.append(GpuAnnotation(name, pid, tid, ts, dur))
-                else:
-                    self.skipped += 1
+                complete(e, kind)
             elif kind == FLOW and (ph == "s" or ph == "f"):
                 self.flows.append(FlowEndpoint(ph, e.get("id"), e.get("pid", 0), e.get("tid", 0), e.get("ts", 0)))
             elif ph == "M":
-                a = e.get("args") or {}
-                if e.get("name") == "thread_name":
-                    self.thread_names[(e.get("pid", 0), e.get("tid", 0))] = str(a.get("name", ""))
-                elif e.get("name") == "process_name":
-                    self.process_names[e.get("pid", 0)] = str(a.get("name", ""))
+                self._name(e)
             else:
                 self.skipped += 1
 
+    def _complete(self, e: dict[str, Any], kind: str) -> None:
+        ts = e.get("ts")
+        dur = e.get("dur") or 0
+        if ts.__class__ not in _NUMBER or dur.__class__ not in _NUMBER:
+            try:  # numbers written as strings; anything else is not a usable event
+                ts, dur = float(ts), float(dur)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                self.skipped += 1
+                return
+        name = e.get("name", "")
+        if name.__class__ is not str:
+            name = str(name)
+        name = self._names.setdefault(name, name)
+        pid = e.get("pid", 0)
+        tid = e.get("tid", 0)
+        if kind == PYTHON:
+            self.python.append(PyEvent(name, pid, tid, ts, dur))
+            return
+        args = e.get("args")
+        if args.__class__ is not dict:
+            args = {}
+        ext = args.get(_EXT_ID)
+        if ext is None:
+            ext = _arg(args, "external_id")
+        if kind in (OP, ANNOTATION):
+            dims, concrete = _op_inputs(args)
+            types = args.get("Input type") or None
+            self.ops.append(CpuOp(name, pid, tid, ts, dur, ext, dims, types, concrete, kind == ANNOTATION))
+        elif kind == LAUNCH:
+            lk = args.get("kernel")
+            lk = self._names.setdefault(lk, lk) if isinstance(lk, str) else None
+            self.launches.append(Launch(name, pid, tid, ts, dur, args.get("correlation"), ext, lk))
+        elif kind in (KERNEL, MEMCPY, MEMSET):
+            self.gpu.append(GpuEvent(kind, name, pid, tid, ts, dur, args.get("correlation"), ext, args))
+        elif kind == GPU_ANNOTATION:
+            self.gpu_annotations.append(GpuAnnotation(name, pid, tid, ts, dur))
+        else:
+            self.skipped += 1
 
-_NUMBER = (int, float)
+    def _name(self, e: dict[str, Any]) -> None:
+        """A metadata event: the name of a thread or a process."""
+        a = e.get("args") or {}
+        if e.get("name") == "thread_name":
+            self.thread_names[(e.get("pid", 0), e.get("tid", 0))] = str(a.get("name", ""))
+        elif e.get("name") == "process_name":
+            self.process_names[e.get("pid", 0)] = str(a.get("name", ""))
+
+    def trace(self, path: str, metadata: dict[str, Any], repaired: bool) -> Trace:
+        """The events gathered, as a `Trace` (fields in its order)."""
+        events = (self.ops, self.python, self.launches, self.gpu, self.gpu_annotations, self.flows)
+        return Trace(path, metadata, *events, self.thread_names, self.process_names, repaired, self.skipped)
+
+
+def _op_inputs(args: dict[str, Any]) -> tuple[Any, Any]:
+    """(Input Dims, Concrete Inputs) of an op, under their modern keys first."""
+    dims = args.get(_DIMS)
+    if dims is None:
+        dims = _arg(args, "input_dims")
+    concrete = args.get(_CONCRETE)
+    if concrete is None:
+        concrete = _arg(args, "concrete_inputs")
+    return dims, concrete
 
 
 def _parse_chunk(raw: Buf, start: int, end: int) -> list[Any] | None:
@@ -381,20 +364,7 @@ def load_trace(
             f"not a PyTorch profiler trace: {path!r} has a traceEvents list but no cpu_op, python_function, "
             "runtime or GPU events (expected Kineto categories such as cpu_op, kernel, cuda_runtime)"
         )
-    return Trace(
-        path=path,
-        metadata=md,
-        ops=b.ops,
-        python=b.python,
-        launches=b.launches,
-        gpu=b.gpu,
-        gpu_annotations=b.gpu_annotations,
-        flows=b.flows,
-        thread_names=b.thread_names,
-        process_names=b.process_names,
-        repaired=repaired,
-        skipped=b.skipped,
-    )
+    return b.trace(path, md, repaired)
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_COMPRESSED_BYTES", "load_trace"]

@@ -133,34 +133,10 @@ def _truthy(s: str) -> bool:
     return s.strip().lower() in ("true", "1")
 
 
-# name -> (q, k, v input index, layout "bhsd" or "bshd", index of is_causal in the arguments)
-_SDPA: dict[str, tuple[str, int]] = {
-    "aten::scaled_dot_product_attention": ("bhsd", 5),
-    "aten::_scaled_dot_product_flash_attention": ("bhsd", 4),
-    "aten::_scaled_dot_product_flash_attention_for_cpu": ("bhsd", 4),
-    "aten::_scaled_dot_product_efficient_attention": ("bhsd", 6),
-    "aten::_scaled_dot_product_cudnn_attention": ("bhsd", 6),
-    "aten::_flash_attention_forward": ("bshd", 8),
-    "aten::_efficient_attention_forward": ("bshd", 8),
-}
-
-_VARLEN_ATTENTION = frozenset(
-    {
-        "vllm::unified_attention_with_output",
-        "vllm::unified_attention",
-        "_vllm_fa3_C::fwd",
-        "aiter::mha_batch_prefill",
-        "aiter::mha_varlen_fwd",
-        "sgl_kernel::fwd",
-    }
-)
-
-
-def _sdpa(op: CpuOp, layout: str, causal_idx: int) -> tuple[int, str] | None:
+def _sdpa(op: CpuOp, layout: str, causal: bool) -> tuple[int, str] | None:
     q, k, v = _dims(op, 0), _dims(op, 1), _dims(op, 2)
     if q is None or k is None or v is None or len(q) != 4 or len(k) != 4 or len(v) != 4:
         return None
-    causal = _truthy(_concrete(op, causal_idx))
     if layout == "bhsd":
         b, h, sq, dqk = q
         skv, dv = k[2], v[3]
@@ -172,6 +148,7 @@ def _sdpa(op: CpuOp, layout: str, causal_idx: int) -> tuple[int, str] | None:
 
 
 def _varlen(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    """q[T, H, D] packed tokens: the pairs come from the step annotation."""
     q, v = _dims(op, 0), _dims(op, 2)
     if step is None or q is None or len(q) != 3:
         return None
@@ -191,13 +168,26 @@ class OpRule(NamedTuple):
     # `input`); A's dtype names the precision
     operands: tuple[int, int] = (0, 1)
     weight_nk: bool = False  # B is W[N, K] (x @ W^T); otherwise B[..., K, N]
+    # attention: q/k/v layout, "bhsd" / "bshd" (SDPA and flash forms) or "thd" (packed varlen tokens,
+    # lengths from the step annotation), and the argument index of SDPA's is_causal
+    layout: str | None = None
+    causal_input: int | None = None
+
+    @property
+    def packed(self) -> bool:
+        return self.layout == "thd"
 
 
 OP_REGISTRY: dict[str, OpRule] = {}
 
 
 def register(
-    kind: str, *names: str, operands: tuple[int, int] = (0, 1), weight_nk: bool = False
+    kind: str,
+    *names: str,
+    operands: tuple[int, int] = (0, 1),
+    weight_nk: bool = False,
+    layout: str | None = None,
+    causal_input: int | None = None,
 ) -> Callable[[OpCounter], OpCounter]:
     """Decorator: the function counts the ops `names`, one registry row each."""
 
@@ -205,7 +195,7 @@ def register(
         for n in names:
             if n in OP_REGISTRY:
                 raise ValueError(f"op {n!r} is registered twice")
-            OP_REGISTRY[n] = OpRule(kind, fn, operands, weight_nk)
+            OP_REGISTRY[n] = OpRule(kind, fn, operands, weight_nk, layout, causal_input)
         return fn
 
     return add
@@ -242,17 +232,52 @@ def _count_linear(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
     return _linear(*operand_dims(op))
 
 
+def is_causal(op: CpuOp) -> bool | None:
+    """Whether a registered attention op masks causally: SDPA / flash forms by their is_causal argument,
+    packed ops always (their pairs are causal); None for other ops."""
+    rule = OP_REGISTRY.get(op.name)
+    if rule is None or rule.kind != "attention":
+        return None
+    if rule.causal_input is None:
+        return rule.packed
+    return _truthy(_concrete(op, rule.causal_input))
+
+
+@register("attention", "aten::scaled_dot_product_attention", layout="bhsd", causal_input=5)
+@register(
+    "attention",
+    "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    layout="bhsd",
+    causal_input=4,
+)
+@register(
+    "attention",
+    "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_cudnn_attention",
+    layout="bhsd",
+    causal_input=6,
+)
+@register(
+    "attention", "aten::_flash_attention_forward", "aten::_efficient_attention_forward", layout="bshd", causal_input=8
+)
+def _count_sdpa(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
+    return _sdpa(op, OP_REGISTRY[op.name].layout or "bhsd", bool(is_causal(op)))
+
+
+@register(
+    "attention",
+    "vllm::unified_attention_with_output",
+    "vllm::unified_attention",
+    "_vllm_fa3_C::fwd",
+    "aiter::mha_batch_prefill",
+    "aiter::mha_varlen_fwd",
+    "sgl_kernel::fwd",
+    layout="thd",
+)
 def _count_varlen(op: CpuOp, step: StepPairs | None) -> tuple[int, str] | None:
     return _varlen(op, step)
 
-
-def _sdpa_counter(layout: str, causal_idx: int) -> OpCounter:
-    return lambda op, step: _sdpa(op, layout, causal_idx)
-
-
-for _name, (_layout, _causal_idx) in _SDPA.items():
-    register("attention", _name)(_sdpa_counter(_layout, _causal_idx))
-register("attention", *sorted(_VARLEN_ATTENTION))(_count_varlen)
 
 GEMM_OPS = frozenset(n for n, r in OP_REGISTRY.items() if r.kind == "gemm")
 ATTENTION_OPS = frozenset(n for n, r in OP_REGISTRY.items() if r.kind == "attention")
