@@ -86,12 +86,8 @@ def _within(a: int, b: int, tol: float) -> bool:
 def _unmeasured_time(t: FlowTally) -> float:
     """GPU time that could hide tensor math the trace cannot count: unmodelled math ops, kernels linked to
     no op (graph replays, orphans) and kernels whose op has no category ('other')."""
-    return (
-        sum(u.time_us for u in t.unmodelled.values())
-        + t.time_launch_only
-        + t.time_unlinked
-        + t.cat_time.get("other", 0.0)
-    )
+    unlinked = t.link_time["launch_only"] + t.link_time["unlinked"]
+    return sum(u.time_us for u in t.unmodelled.values()) + unlinked + t.cat_time.get("other", 0.0)
 
 
 def _sliding_caveat(t: FlowTally, sim: SimResult) -> bool:

@@ -151,7 +151,7 @@ def flow_assumptions(ctx: TraceAnalysis, t: FlowTally) -> list[str]:
             "capture trace they are attributed to the graph launch and its Python scope, categorised by kernel "
             "name, and their FLOPs are not counted (give capture_trace_path to count them)."
         )
-    if t.time_unlinked:
+    if t.link_time["unlinked"]:
         out.append(
             "Kernels whose launch lies outside the profiled window are kept as unattributed (category from the "
             "kernel name)."
@@ -165,11 +165,12 @@ def flow_assumptions(ctx: TraceAnalysis, t: FlowTally) -> list[str]:
 
 def _coverage(t: FlowTally) -> Coverage:
     total = t.kernel_time_us or 1.0
+    share = {link: round(v / total, 4) for link, v in t.link_time.items()}
     return Coverage(
-        linked_to_op_with_flops=round(t.time_counted_op / total, 4),
-        linked_to_op=round((t.time_counted_op + t.time_other_op) / total, 4),
-        linked_to_launch_only=round(t.time_launch_only / total, 4),
-        unlinked=round(t.time_unlinked / total, 4),
+        linked_to_op_with_flops=share["counted_op"],
+        linked_to_op=round((t.link_time["counted_op"] + t.link_time["other_op"]) / total, 4),
+        linked_to_launch_only=share["launch_only"],
+        unlinked=share["unlinked"],
     )
 
 

@@ -22,7 +22,9 @@ from model_compute_sim.trace.kernels import gemm_precision
 from model_compute_sim.trace.op_flops import OP_REGISTRY
 from model_compute_sim.trace.tree import Flow
 
-_PRECISION_KINDS = ("gemm", "moe", "attention")  # kernel classes whose names state a compute precision
+_PRECISION_KINDS = ("gemm", "moe", "attention")
+# what a kernel is linked to: an op with FLOPs, another op, only a launch (graph replays), nothing
+LINKS = ("counted_op", "other_op", "launch_only", "unlinked")  # kernel classes whose names state a compute precision
 
 
 def kernel_precision(name: str, kind: str) -> str | None:
@@ -83,11 +85,8 @@ class FlowTally:
     kernel_time_us: float = 0.0
     kernels: int = 0
     memcpy_time_us: float = 0.0
-    # kernel time by what it is linked to: an op with FLOPs, another op, only a launch, nothing
-    time_counted_op: float = 0.0
-    time_other_op: float = 0.0
-    time_launch_only: float = 0.0
-    time_unlinked: float = 0.0
+    # kernel time by what the kernel is linked to (`LINKS`)
+    link_time: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LINKS, 0.0))
     kind_time: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     kind_count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     kind_precision: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
@@ -152,22 +151,17 @@ def _link_kernel(a: TraceAnalysis, t: FlowTally, ot: _OpTime, rec: KernelRecord,
     """Add the kernel's time to what it is linked to; the name of its launching op, if any."""
     fl = a.flow.capture if rec.source == "capture" else a.flow
     if rec.op < 0 or fl is None:
-        if rec.launch >= 0:
-            t.time_launch_only += dur
-        else:
-            t.time_unlinked += dur
+        t.link_time["launch_only" if rec.launch >= 0 else "unlinked"] += dur
         return None
+    t.link_time["counted_op" if rec.counted else "other_op"] += dur
     if rec.counted:
-        t.time_counted_op += dur
         key = (rec.source, rec.owner)
         ot.gpu[key] += dur
         ot.kernels[key] += 1
         if rec.source == "capture":
             ot.cap_pairs.add((rec.launch, rec.owner))
-    else:
-        t.time_other_op += dur
-        if rec.owner >= 0:
-            ot.unmodelled_time[fl.trace.ops[rec.owner].name] += dur
+    elif rec.owner >= 0:
+        ot.unmodelled_time[fl.trace.ops[rec.owner].name] += dur
     return fl.trace.ops[rec.op].name
 
 
