@@ -51,67 +51,79 @@ class KernelClass(NamedTuple):
     category: str | None  # a simulator category, or None: from the context (dense GEMMs)
 
 
-def _c(name: str, library: str, kind: str, category: str | None) -> KernelClass:
-    return KernelClass(name, library, kind, category)
-
-
 _COMM, _ATTN, _EW = "communication", "attention_core", "elementwise"
 _ROUTER, _EXPERTS = "moe_router", "moe_experts"
+# the simulator category of each kernel kind; MoE kernels say theirs (router or experts), dense GEMMs
+# have none (the context decides)
+_KIND_CATEGORY: dict[str, str | None] = {
+    "gemm": None,
+    "attention": _ATTN,
+    "norm": "norm",
+    "communication": _COMM,
+    **{k: _EW for k in ("activation", "rotary", "quantization", "memcpy", "memset", "kv_cache", "sampling")},
+    "elementwise": _EW,
+    "other": None,
+}
+
+
+def _c(name: str, library: str, kind: str, category: str | None = None) -> KernelClass:
+    return KernelClass(name, library, kind, category or _KIND_CATEGORY[kind])
+
 
 # (pattern on the identity, class), in priority order: specific families before generic words.
 KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
     # --- Triton (inductor) kernels are classed by their fused body only: names list every fused op
-    (r"^triton_tem_fused_\w*(mm|matmul)", _c("triton_gemm", "Triton (inductor)", "gemm", None)),
+    (r"^triton_tem_fused_\w*(mm|matmul)", _c("triton_gemm", "Triton (inductor)", "gemm")),
     (
         r"^triton_(red|per|poi)_fused(?=\w*rsqrt)(?=\w*(mean|pow|var))",
-        _c("triton_norm", "Triton (inductor)", "norm", "norm"),
+        _c("triton_norm", "Triton (inductor)", "norm"),
     ),
     (
         r"^triton_(red|per|poi)_fused\w*(silu|gelu|sigmoid|tanh|relu)",
-        _c("triton_activation", "Triton (inductor)", "activation", _EW),
+        _c("triton_activation", "Triton (inductor)", "activation"),
     ),
-    (r"^triton_(red|per|poi)_fused\w*(rotary|rope)", _c("triton_rotary", "Triton (inductor)", "rotary", _EW)),
-    (r"^triton_(poi|red|per)_", _c("triton_elementwise", "Triton (inductor)", "elementwise", _EW)),
+    (r"^triton_(red|per|poi)_fused\w*(rotary|rope)", _c("triton_rotary", "Triton (inductor)", "rotary")),
+    (r"^triton_(poi|red|per)_", _c("triton_elementwise", "Triton (inductor)", "elementwise")),
     # --- communication
-    (r"^nccl|/nccl|ncclDevKernel|ncclKernel", _c("nccl", "NCCL", _COMM, _COMM)),
-    (r"rccl", _c("rccl", "RCCL", _COMM, _COMM)),
+    (r"^nccl|/nccl|ncclDevKernel|ncclKernel", _c("nccl", "NCCL", _COMM)),
+    (r"rccl", _c("rccl", "RCCL", _COMM)),
     (
         r"cross_device_reduce|custom_?all_?reduce|one_?shot_?all_?reduce|two_?shot",
-        _c("custom_all_reduce", "vLLM/SGLang", _COMM, _COMM),
+        _c("custom_all_reduce", "vLLM/SGLang", _COMM),
     ),
-    (r"multimem", _c("symm_mem_multimem", "torch symmetric memory", _COMM, _COMM)),
-    (r"dpsk::ep::|deep_?ep|internode::|intranode::", _c("deepep", "DeepEP", _COMM, _COMM)),
-    (r"all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|alltoall", _c("collective", "", _COMM, _COMM)),
+    (r"multimem", _c("symm_mem_multimem", "torch symmetric memory", _COMM)),
+    (r"dpsk::ep::|deep_?ep|internode::|intranode::", _c("deepep", "DeepEP", _COMM)),
+    (r"all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|alltoall", _c("collective", "", _COMM)),
     # FlashInfer's rotary kernels (`flashinfer::BatchQKApplyRotaryPosIdsKernel`) share the namespace its
     # attention row matches on: elementwise work, matched first
-    (r"flashinfer::\w*Rotary", _c("flashinfer_rotary", "FlashInfer", "rotary", _EW)),
+    (r"flashinfer::\w*Rotary", _c("flashinfer_rotary", "FlashInfer", "rotary")),
     # --- attention (forward, decode, backward, and their split-KV combine / reduce kernels)
     (
         r"FlashAttnFwdCombine|FlashAttnBwdPre|FlashAttnBwdPost|flash_fwd_splitkv_combine|merge_?attn_?states|merge_state",
-        _c("attention_combine", "FlashAttention/FlashInfer", "attention", _ATTN),
+        _c("attention_combine", "FlashAttention/FlashInfer", "attention"),
     ),
-    (r"flash_?mla|FlashMLA|mla_combine|flash_fwd_splitkv_mla", _c("flash_mla", "FlashMLA", "attention", _ATTN)),
+    (r"flash_?mla|FlashMLA|mla_combine|flash_fwd_splitkv_mla", _c("flash_mla", "FlashMLA", "attention")),
     (
         r"FlashAttnFwdSm90|FlashAttnFwdSm100|FlashAttnBwdSm90|FlashAttnBwd|flash::compute_attn",
-        _c("flash_attention_3", "FlashAttention 3", "attention", _ATTN),
+        _c("flash_attention_3", "FlashAttention 3", "attention"),
     ),
-    (r"flash_fwd|flash_bwd|flash::", _c("flash_attention_2", "FlashAttention 2", "attention", _ATTN)),
-    (r"ck_tile::kentry/\w*fmha|ck_tile::\w*fmha", _c("ck_tile_fmha", "ck_tile", "attention", _ATTN)),
+    (r"flash_fwd|flash_bwd|flash::", _c("flash_attention_2", "FlashAttention 2", "attention")),
+    (r"ck_tile::kentry/\w*fmha|ck_tile::\w*fmha", _c("ck_tile_fmha", "ck_tile", "attention")),
     (
         r"flashinfer::|BatchPrefillWithPagedKVCache|BatchDecodeWithPagedKVCache|SinglePrefillWith|SingleDecodeWith|BatchPrefillWithRagged",
-        _c("flashinfer", "FlashInfer", "attention", _ATTN),
+        _c("flashinfer", "FlashInfer", "attention"),
     ),
-    (r"^fmha|fmha_|Fmha|fused_multihead_attention", _c("fmha", "TensorRT-LLM/cuDNN fmha", "attention", _ATTN)),
-    (r"paged_attention|pa_fwd|pa_decode", _c("paged_attention", "vLLM/aiter", "attention", _ATTN)),
-    (r"unified_attention|^reduce_segments$", _c("unified_attention", "vLLM", "attention", _ATTN)),
-    (r"aiter::\w*(mha|fmha)|mha_fwd|mha_bwd|mha_varlen", _c("aiter_mha", "aiter", "attention", _ATTN)),
+    (r"^fmha|fmha_|Fmha|fused_multihead_attention", _c("fmha", "TensorRT-LLM/cuDNN fmha", "attention")),
+    (r"paged_attention|pa_fwd|pa_decode", _c("paged_attention", "vLLM/aiter", "attention")),
+    (r"unified_attention|^reduce_segments$", _c("unified_attention", "vLLM", "attention")),
+    (r"aiter::\w*(mha|fmha)|mha_fwd|mha_bwd|mha_varlen", _c("aiter_mha", "aiter", "attention")),
     (
         r"_fwd_kernel_stage[12]|_fwd_grouped_kernel_stage1|decode_attention|extend_attention|prefill_attention",
-        _c("triton_attention", "SGLang Triton", "attention", _ATTN),
+        _c("triton_attention", "SGLang Triton", "attention"),
     ),
     (
         r"efficient_attention|fmha_cutlass|attention_kernel|attn_fwd|attn_bwd|attention_fwd",
-        _c("attention", "", "attention", _ATTN),
+        _c("attention", "", "attention"),
     ),
     # --- MoE: routing (router top-k) and expert work (align, sort, permute, grouped GEMMs, finalize)
     (
@@ -128,56 +140,56 @@ KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
         r"clean_and_count_expert|get_fused_mapping|expand_to_fused|reduce_fused|expert",
         _c("moe_permute", "", "moe", _EXPERTS),
     ),
-    (r"^cudnn::bn_|bn_fw|bn_bw|batch_?norm", _c("norm", "cuDNN", "norm", "norm")),
+    (r"^cudnn::bn_|bn_fw|bn_bw|batch_?norm", _c("norm", "cuDNN", "norm")),
     # --- dense GEMMs: category from the context (op scope, or position in the layer)
-    (r"splitKreduce|splitK_?reduce", _c("splitk_reduce", "cuBLAS", "gemm", None)),
+    (r"splitKreduce|splitK_?reduce", _c("splitk_reduce", "cuBLAS", "gemm")),
     (
         r"^sm\d+_xmma|xmma_gemm|cublas|gemv|gemmSN|^(volta|turing|ampere|hopper|maxwell)_\w*gemm",
-        _c("cublas_gemm", "cuBLAS/cuBLASLt", "gemm", None),
+        _c("cublas_gemm", "cuBLAS/cuBLASLt", "gemm"),
     ),
-    (r"^nvjet", _c("nvjet_gemm", "cuBLASLt (nvjet)", "gemm", None)),
-    (r"^Cijk_", _c("hipblaslt_gemm", "hipBLASLt/Tensile", "gemm", None)),
-    (r"deep_gemm|fp8_gemm_kernel", _c("deepgemm_gemm", "DeepGEMM", "gemm", None)),
+    (r"^nvjet", _c("nvjet_gemm", "cuBLASLt (nvjet)", "gemm")),
+    (r"^Cijk_", _c("hipblaslt_gemm", "hipBLASLt/Tensile", "gemm")),
+    (r"deep_gemm|fp8_gemm_kernel", _c("deepgemm_gemm", "DeepGEMM", "gemm")),
     (
         r"cutlass\w*gemm|cutlass_\d+_(tensorop|simt|wmma)|cutlass::gemm|GemmUniversal|Sm90Gemm|Sm100Gemm",
-        _c("cutlass_gemm", "CUTLASS", "gemm", None),
+        _c("cutlass_gemm", "CUTLASS", "gemm"),
     ),
-    (r"ck_tile::\w*Gemm|DeviceGemm|gemm_xdl|aiter::\w*gemm", _c("ck_gemm", "ck_tile/aiter", "gemm", None)),
+    (r"ck_tile::\w*Gemm|DeviceGemm|gemm_xdl|aiter::\w*gemm", _c("ck_gemm", "ck_tile/aiter", "gemm")),
     (
         r"^triton_tem_fused_(mm|addmm|bmm|_scaled_mm)|matmul_kernel|_w8a8\w*matmul|scaled_mm",
-        _c("triton_gemm", "Triton", "gemm", None),
+        _c("triton_gemm", "Triton", "gemm"),
     ),
-    (r"scudnn|convolve|wgrad|dgrad|winograd|im2col|cask_cudnn|cudnn", _c("cudnn", "cuDNN", "gemm", None)),
-    (r"gemm|matmul", _c("gemm", "", "gemm", None)),
+    (r"scudnn|convolve|wgrad|dgrad|winograd|im2col|cask_cudnn|cudnn", _c("cudnn", "cuDNN", "gemm")),
+    (r"gemm|matmul", _c("gemm", "", "gemm")),
     # --- norms (fused residual-add + norm + quant included), inductor norms by their fused body
     (
         r"rms_?norm|layer_?norm|Rmsnorm2d|Layernorm2d|ln_fwd|ln_bwd|batch_?norm|group_?norm|bn_fw|bn_bw",
-        _c("norm", "", "norm", "norm"),
+        _c("norm", "", "norm"),
     ),
     # --- KV-cache writes, quantisation, rotary, activations, sampling, copies: elementwise work
     (
         r"reshape_and_cache|store_kvcache|kv_?cache|concat_and_cache|copy_page_indices|kv_indices|set_kv_buffer",
-        _c("kv_cache_write", "vLLM/SGLang", "kv_cache", _EW),
+        _c("kv_cache_write", "vLLM/SGLang", "kv_cache"),
     ),
     (
         r"quant|cast_to_fp8|fp8_cast|cast_back|per_token_cast|per_channel_cast",
-        _c("quantization", "", "quantization", _EW),
+        _c("quantization", "", "quantization"),
     ),
-    (r"rotary|rope", _c("rotary", "", "rotary", _EW)),
-    (r"silu|gelu|act_and_mul|swiglu|relu|sigmoid|threshold|tanh", _c("activation", "", "activation", _EW)),
+    (r"rotary|rope", _c("rotary", "", "rotary")),
+    (r"silu|gelu|act_and_mul|swiglu|relu|sigmoid|threshold|tanh", _c("activation", "", "activation")),
     (
         r"sampl|argmax|top_?k|top_?p|gatherTopK|sbtopk|multinomial|DistributionNormal|distribution_",
-        _c("sampling", "", "sampling", _EW),
+        _c("sampling", "", "sampling"),
     ),
     (
         r"direct_copy|copy_kernel|CatArrayBatchedCopy|_copy_|batched_transpose|copy_device_to_device",
-        _c("copy", "", "memcpy", _EW),
+        _c("copy", "", "memcpy"),
     ),
     (
         r"elementwise|Functor|fill|index_?select|gather|scatter|reduce_kernel|reduce_segments|cat_|clamp|"
         r"multi_tensor_apply|softmax|arange|masked|embedding|rocprim|cub::|resolve_future_token|compute_position|"
         r"NLLCriterion|max_pool|avg_pool",
-        _c("elementwise", "", "elementwise", _EW),
+        _c("elementwise", "", "elementwise"),
     ),
 )
 
