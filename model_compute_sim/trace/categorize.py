@@ -35,7 +35,6 @@ _MLP = re.compile(r"mlp|feedforward|ffn", re.I)
 _LM_HEAD = re.compile(r"lmhead|lm_head|logitsprocessor", re.I)
 _MOE_NAME = re.compile(r"moe|expert", re.I)
 _LINEAR = re.compile(r"linear$", re.I)
-_BATCHED = frozenset({"aten::bmm", "aten::baddbmm", "aten::matmul"})
 
 
 def out_dim(op: CpuOp) -> int | None:
@@ -51,12 +50,9 @@ def out_dim(op: CpuOp) -> int | None:
 
 
 def _is_core_matmul(op: CpuOp) -> bool:
-    """An activation x activation matmul (scores / weighted values): both operands batched."""
-    if op.name in ATTENTION_OPS:
-        return True
-    if op.name not in _BATCHED:
-        return False
-    return all(x is not None and len(x) >= 3 for x in operand_dims(op))
+    """An activation x activation GEMM (scores / weighted values): both operands batched, neither a weight."""
+    rule = OP_REGISTRY.get(op.name)
+    return rule is not None and not rule.weight_nk and all(x is not None and len(x) >= 3 for x in operand_dims(op))
 
 
 def _is_moe_block(cls: str) -> bool:

@@ -295,18 +295,8 @@ def _conventions(run: _Run) -> dict[str, Any]:
         mla_path = "expanded"
         run.assumptions.append("mla_path='expanded': Hugging Face transformers runs MLA expanded.")
     run.chosen.update(attention_flops=attention_flops, mla_path=mla_path)
-    return {
-        "model": req.model,
-        "config": req.config,
-        "config_path": req.config_path,
-        "tp": req.tp,
-        "dp": req.dp,
-        "ep": req.ep,
-        "pp": req.pp,
-        "attention_flops": attention_flops,
-        "mla_path": mla_path,
-        "detail": "ops",
-    }
+    given = req.model_dump(include={"model", "config", "config_path", "tp", "dp", "ep", "pp"})
+    return {**given, "attention_flops": attention_flops, "mla_path": mla_path, "detail": "ops"}
 
 
 def _template_run(run: _Run, shape: Shape, common: dict[str, Any]) -> SimResult:

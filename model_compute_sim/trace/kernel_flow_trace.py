@@ -29,7 +29,7 @@ from model_compute_sim.trace.kernel_rows import (
 )
 from model_compute_sim.trace.kernels import PREC_PEAK, gemm_precision, kernel_category, short_name
 from model_compute_sim.trace.load import load_trace
-from model_compute_sim.trace.op_flops import GEMM_OPS, op_flops
+from model_compute_sim.trace.op_flops import GEMM_OPS, op_flops, operand_dims
 from model_compute_sim.trace.step_report import analysed_span_us, step_reports
 
 _TORCH_DTYPE = {
@@ -138,10 +138,9 @@ def _op_bytes(op: CpuOp) -> float:
 
 
 def _gemm_k(op: CpuOp) -> int:
-    d = op.input_dims or []
-    i = 1 if op.name in ("aten::addmm", "aten::baddbmm", "aten::addbmm", "_C::cutlass_scaled_mm") else 0
-    a = d[i] if i < len(d) else None
-    return a[-1] if isinstance(a, list) and a and isinstance(a[-1], int) else 0
+    """K of a registered GEMM: the last dim of its operand A (`OP_REGISTRY` says which input that is)."""
+    a = operand_dims(op)[0]
+    return a[-1] if a else 0
 
 
 @dataclass(slots=True)
