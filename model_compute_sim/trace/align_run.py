@@ -14,9 +14,9 @@ from model_compute_sim.simulator.result import SimResult
 from model_compute_sim.simulator.simulate import resolve_spec, simulate
 from model_compute_sim.trace.align import KernelRec, StepAlignment, align_step, is_tensor_core_kernel
 from model_compute_sim.trace.align_shape import StepShape, chain_shapes, kv_write_tokens, shape_from_annotation
+from model_compute_sim.trace.analysis import StepContext, kernel_in_window
 from model_compute_sim.trace.categorize import kernel_fallback_category
 from model_compute_sim.trace.events import KERNEL
-from model_compute_sim.trace.extract import StepContext, kernel_in_window
 from model_compute_sim.trace.flow_result import AlignedStep, TraceAlignment, Untied
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
 from model_compute_sim.trace.kernels import kernel_category, short_name
