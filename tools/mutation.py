@@ -215,11 +215,11 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("trace/load.py", "add", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
     ("trace/load.py", "add", "self.skipped += 1", "", _FLOWS),
     ("trace/load.py", "add", 'elif ph == "M":', "", _NAMES),
-    ("trace/load.py", "add", 'a = e.get("args") or {}', "", _NAMES),
-    ("trace/load.py", "add", 'if e.get("name") == "thread_name":', "", _NAMES),
-    ("trace/load.py", "add", 'elif e.get("name") == "process_name":', "", _NAMES),
-    ("trace/load.py", "add", "self.thread_names[", "", _NAMES),
-    ("trace/load.py", "add", "self.process_names[", "", _NAMES),
+    ("trace/load.py", "_name", 'a = e.get("args") or {}', "", _NAMES),
+    ("trace/load.py", "_name", 'if e.get("name") == "thread_name":', "", _NAMES),
+    ("trace/load.py", "_name", 'elif e.get("name") == "process_name":', "", _NAMES),
+    ("trace/load.py", "_name", "self.thread_names[", "", _NAMES),
+    ("trace/load.py", "_name", "self.process_names[", "", _NAMES),
 )
 
 # mutmut 3 exit codes per mutant (mutmut.__main__.status_by_exit_code)
