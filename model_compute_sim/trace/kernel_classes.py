@@ -110,7 +110,8 @@ KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
     (r"flash_fwd|flash_bwd|flash::", _c("flash_attention_2", "FlashAttention 2", "attention")),
     (r"ck_tile::kentry/\w*fmha|ck_tile::\w*fmha", _c("ck_tile_fmha", "ck_tile", "attention")),
     (
-        r"flashinfer::|BatchPrefillWithPagedKVCache|BatchDecodeWithPagedKVCache|SinglePrefillWith|SingleDecodeWith|BatchPrefillWithRagged",
+        # its norm / activation / sampling namespaces are matched by the rows below (rms_?norm, act_and_mul, sampl)
+        r"flashinfer::(?!norm::|activation::|sampling::)|BatchPrefillWithPagedKVCache|BatchDecodeWithPagedKVCache|SinglePrefillWith|SingleDecodeWith|BatchPrefillWithRagged",
         _c("flashinfer", "FlashInfer", "attention"),
     ),
     (r"^fmha|fmha_|Fmha|fused_multihead_attention", _c("fmha", "TensorRT-LLM/cuDNN fmha", "attention")),

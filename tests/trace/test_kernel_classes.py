@@ -133,6 +133,37 @@ def test_flashinfer_rotary_is_elementwise(name: str) -> None:
     assert kernel_class("void flashinfer::BatchPrefillWithPagedKVCacheKernel<Params>(Params)").kind == "attention"
 
 
+@pytest.mark.parametrize(
+    ("name", "cls", "kind"),
+    [
+        # FlashInfer's other namespaces (sglang's norms, SiLU-and-mul and samplers; names as profilers show them)
+        (
+            "void flashinfer::norm::RMSNormKernel<8u, __nv_bfloat16>(__nv_bfloat16*, __nv_bfloat16*, __nv_bfloat16*, "
+            "unsigned int, unsigned int, unsigned int, float, float)",
+            "norm",
+            "norm",
+        ),
+        ("void flashinfer::norm::FusedAddRMSNormKernel<8u, __nv_bfloat16>(__nv_bfloat16*)", "norm", "norm"),
+        (
+            "void flashinfer::activation::act_and_mul_kernel<__nv_bfloat16, &(silu(float const&))>"
+            "(__nv_bfloat16*, __nv_bfloat16 const*, int)",
+            "activation",
+            "activation",
+        ),
+        (
+            "void flashinfer::sampling::TopPSamplingFromProbKernel<1024u, 1u, 4u, true, float, int>(float*)",
+            "sampling",
+            "sampling",
+        ),
+        ("void flashinfer::sampling::RadixTopKMaskLogitsKernel_MultiCTA<float, 4u>(float*)", "sampling", "sampling"),
+    ],
+)
+def test_flashinfer_namespaces_beside_attention(name: str, cls: str, kind: str) -> None:
+    c = kernel_class(name)
+    assert (c.name, c.kind) == (cls, kind)
+    assert c.category == ("norm" if kind == "norm" else "elementwise")
+
+
 def test_parameter_list_never_decides() -> None:
     """A GEMM whose template / parameter types mention attention or norms stays a GEMM."""
     gemm = "void cutlass::Kernel2<cutlass_80_tensorop_s16816gemm_bf16_128x64>(Params<AttentionEpilogue, RMSNorm>)"
