@@ -257,3 +257,18 @@ def test_shared_expert_and_bad_patterns_are_refused_by_name() -> None:
         simulate(config={k: v for k, v in M1.items() if k != "attn_type_list"})
     with pytest.raises(NotModelledError, match="'layer_types' describes layers of kind \\['mamba'\\]"):
         simulate(config={**M1, "model_type": "minimax", "layer_types": ["mamba"] * 80})
+
+
+def test_decode_reads_and_writes_the_state_once_per_step() -> None:
+    """MiniMax-Text-01 (model_type minimax_text_01, same config as M1), 8 decodes: per lightning layer the decode
+    kernel reads q, k, v (fp32, as vLLM upcasts them) and each sequence's 64 x 128 x 128 bf16 state, and writes
+    the fp32 output and the state back; tp=8 keeps 8 heads per rank."""
+    cfg = {**M1, "model_type": "minimax_text_01", "architectures": ["MiniMaxText01ForCausalLM"]}
+    for tp in (1, 8):
+        r = simulate(config=cfg, batch_size=8, seq_len=1, context_len=2048, tp=tp, detail="ops")
+        h = 64 // tp
+        state = h * 128 * 128 * 2
+        core = _ops(r, 0)["lightning_attention"]
+        assert core.bytes_read_per_gpu == 8 * (h * 3 * 128 * 4 + state)
+        assert core.bytes_written_per_gpu == 8 * (h * 128 * 4 + state)
+        assert r.memory.ssm_state_bytes_per_sequence_per_gpu == 70 * state
