@@ -5,6 +5,7 @@ layers/mla.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
@@ -251,16 +252,13 @@ def _gqa_layer(
     kvh = int(over.get("num_key_value_heads", kvh))
     if "head_dim" in over:
         d = dv = int(over["head_dim"])
-    return AttentionSpec(
-        kind="gqa",
+    return replace(
+        base,
         heads=h,
         kv_heads=kvh,
         head_dim=d,
         v_head_dim=dv,
         window=w,
-        qkv_bias=base.qkv_bias,
-        o_bias=base.o_bias,
-        qk_norm=base.qk_norm,
         rotary_dim=rotary_dim(cfg, d) if use_rope else 0,
         sinks=model_type == "gpt_oss"
         or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
