@@ -1,0 +1,37 @@
+"""kernel_flow_mfu rows of a seed-style kernel table (tests/data/recipes/kernel_flow_layer3.json, one
+DeepSeek-V3 MoE layer, read here with json) against closed forms: a collective's bytes and its MBU
+against the scale-up link, achieved TB/s, and each row's share of the table's time.
+
+H200 (NVIDIA datasheet): HBM3e 4.8 TB/s, NVLink 900 GB/s both directions = 450 GB/s one way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
+
+TABLE = Path(__file__).resolve().parents[1] / "data" / "recipes" / "kernel_flow_layer3.json"
+
+
+def test_allreduce_row_is_measured_against_the_link() -> None:
+    rows_in = json.loads(TABLE.read_text(encoding="utf-8"))["kernels"]
+    total = sum(float(r["dur_us"]) for r in rows_in)  # 1257 us
+    k = kernel_flow_mfu(
+        kernel_flow=f"@{TABLE}", model="deepseek-v3", tp=8, ep=8, gpu="h200", batch_size=1, seq_len=4096
+    )
+    assert k.totals.kernel_time_us == pytest.approx(total)
+    # the attention output all-reduce of 4096 tokens x hidden 7168 bf16 over 8 ranks: ring 2 (n-1)/n
+    ar = next(r for r in k.kernels if r.ops == ["attn_allreduce"])
+    buf = 4096 * 7168 * 2
+    assert ar.bytes == 2 * 7 * buf / 8  # 102,760,448 B
+    assert ar.peak_dtype == "comm" and ar.dur_us == 64.0
+    assert ar.mbu_pct == pytest.approx(ar.bytes / (64e-6 * 450e9) * 100, abs=0.001)
+    assert ar.achieved_tb_per_s == pytest.approx(ar.bytes / 64e-6 / 1e12, abs=0.001)
+    for row in k.kernels:
+        assert row.share_pct == pytest.approx(row.dur_us * 100 / total, abs=0.001), row.name
+        if row.bytes and row.peak_dtype != "comm":  # everything else against HBM
+            assert row.mbu_pct == pytest.approx(row.bytes / (row.dur_us * 1e-6 * 4800e9) * 100, abs=0.001)
