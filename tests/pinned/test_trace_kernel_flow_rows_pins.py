@@ -35,3 +35,26 @@ def test_allreduce_row_is_measured_against_the_link() -> None:
         assert row.share_pct == pytest.approx(row.dur_us * 100 / total, abs=0.001), row.name
         if row.bytes and row.peak_dtype != "comm":  # everything else against HBM
             assert row.mbu_pct == pytest.approx(row.bytes / (row.dur_us * 1e-6 * 4800e9) * 100, abs=0.001)
+
+
+def test_category_counts_and_a_sub_microsecond_category_in_the_headroom() -> None:
+    rows_in = json.loads(TABLE.read_text(encoding="utf-8"))["kernels"]
+    k = kernel_flow_mfu(
+        kernel_flow=f"@{TABLE}", model="deepseek-v3", tp=8, ep=8, gpu="h200", batch_size=1, seq_len=4096
+    )
+    want: dict[str, int] = {}
+    for r in rows_in:
+        want[r["category"]] = want.get(r["category"], 0) + 1
+    assert {c: v.count for c, v in k.by_category.items()} == want  # 12 kernels
+    # a 0.5 us norm kernel is measured (its bytes are known): it is ranked, not dropped
+    table = {
+        "kernels": [
+            {"name": "rmsnorm_kernel", "dur_us": 0.5, "category": "rmsnorm", "half": "first"},
+            {"name": "deep_gemm_fp8 q_a/kv_a", "dur_us": 95.0, "category": "gemm_fp8", "half": "first"},
+        ]
+    }
+    small = kernel_flow_mfu(
+        kernel_flow=json.dumps(table), model="deepseek-v3", tp=8, ep=8, gpu="h200", batch_size=1, seq_len=4096
+    )
+    assert {h.category: h.time_us for h in small.headroom} == {"gemm_fp8": 95.0, "rmsnorm": 0.5}
+    assert small.headroom_unmeasured == {}
