@@ -157,6 +157,9 @@ _TIE = "compute == memory time only when both are 0; no simulated op has neither
 _VENDOR = "the custom device's vendor, aliases, interconnect, confidence and notes are in no result (SimResult.gpu)"
 _FLOWS = "flow arrows (Trace.flows) and the skipped count are loaded but read by no analysis"
 _POSITIVE = "peaks and bandwidths are > 0 (request fields gt=0; every GPU of the table >= 300 GB/s): else never runs"
+_EVEN = "x (x + 1) is even: / 2 gives the same number as // 2 (a float, exact below 2**53)"
+_PER_GPU = "per_gpu only decides the collectives of a layer's ops; the memory report asks weights and cache only"
+_LO = "binary-search start below the first candidate: -2 and -1 end at the same largest fitting context"
 _OP_DEFAULT = "Op.sharding defaults to 'replicated': passing it or not builds the same op"
 _DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
 _NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
@@ -210,6 +213,12 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else 1.0", _POSITIVE),
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else None", _POSITIVE),
     ("simulator/ops.py", "vector", 'sharding="replicated",', "", _OP_DEFAULT),
+    ("simulator/formulas_msa.py", "_keys_prefix_sum", "n * (n + 1) // 2", "n * (n + 1) / 2", _EVEN),
+    ("simulator/ssm_formulas.py", "chunk_sums", "chunk * (chunk + 1) // 2", "chunk * (chunk + 1) / 2", _EVEN),
+    ("simulator/ssm_formulas.py", "chunk_sums", "rest * (rest + 1) // 2", "rest * (rest + 1) / 2", _EVEN),
+    ("simulator/memory.py", "memory_report", "per_gpu=True)", "per_gpu=None)", _PER_GPU),
+    ("simulator/memory.py", "memory_report", "per_gpu=True)", "per_gpu=False)", _PER_GPU),
+    ("simulator/memory.py", "_fit", "lo, hi = -1, 1 << 40", "lo, hi = -2, 1 << 40", _LO),
     ("simulator/ssm_formulas.py", "mamba1_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("simulator/ssm_formulas.py", "short_conv_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("trace/load.py", "add", "self.flows.append(FlowEndpoint(", "", _FLOWS),

@@ -60,3 +60,63 @@ def test_nemotron_nano_ssm_state_per_sequence() -> None:
     r = simulate("nemotron-3-nano-30b-a3b", batch_size=3, seq_len=1, context_len=100, tp=2)
     assert r.memory.ssm_state_bytes_per_sequence_per_gpu == per_seq // 2
     assert r.memory.ssm_state_bytes_per_gpu == 3 * per_seq // 2
+
+
+def test_nemotron_nano_cache_is_kv_plus_state() -> None:
+    # 6 attention blocks of 2 KV heads x 128 x (K, V) x 2 B = 1024 B per position each; 101 positions
+    # per sequence (100 cached + 1 new); the recurrent state (above) is in the same pool
+    per_seq = 23 * (3 * 6144 * 2 + 64 * 64 * 128 * 4)
+    r = simulate("nemotron-3-nano-30b-a3b", batch_size=3, seq_len=1, context_len=100)
+    assert r.memory.kv_cache_bytes_per_token_per_gpu == 6 * 1024
+    assert r.memory.kv_cache_bytes_per_gpu == 3 * (6 * 1024 * 101 + per_seq)
+    assert any(n.startswith("SSM state:") for n in r.memory.notes)
+    assert all(isinstance(n, str) for n in r.memory.notes)
+
+
+# mistralai/Mistral-7B-v0.1: every layer slides over 4096 keys; 32 layers, 8 KV heads of 128, bf16
+MISTRAL = {
+    "architectures": ["MistralForCausalLM"],
+    "model_type": "mistral",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 32000,
+    "sliding_window": 4096,
+    "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "hidden_act": "silu",
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "initializer_range": 0.02,
+    "use_cache": True,
+    "attention_dropout": 0.0,
+}
+
+
+def test_all_windowed_model_has_no_context_limit() -> None:
+    r = simulate(config=MISTRAL, batch_size=8, seq_len=1, context_len=10000, gpu="h100")
+    m = r.memory
+    # weights: 32 x (q/o 4096^2, k/v 4096 x 1024, MLP 3 x 4096 x 14336, 2 norms) + embedding and LM head
+    weights = (32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096) + 2 * 32000 * 4096) * 2
+    assert m.weights_bytes_per_gpu == weights  # 14,483,456,000 B
+    per_pos = 32 * 8 * 256 * 2  # 131,072 B
+    assert m.kv_cache_bytes_per_gpu == 8 * 4096 * per_pos  # each layer keeps the 4096-key window
+    assert m.max_context_len is None
+    assert "KV cache does not grow with context here (all layers windowed)" in m.notes
+    # largest batch: (usable - weights) / (window KV + activations) per sequence
+    assert m.usable_bytes_per_gpu is not None
+    per_seq = 4096 * per_pos + m.activation_bytes_per_gpu / 8
+    assert m.max_batch_size == int((m.usable_bytes_per_gpu - weights) // per_seq)
+
+
+def test_a_step_whose_own_tokens_do_not_fit_has_no_context_room() -> None:
+    # Llama-3.1-70B at tp 2 (about 70.6 GB of weights per GPU): 512 prompts of 4096 tokens need
+    # 512 x 4096 x 163,840 B = 344 GB of KV per GPU before any cached context
+    m = simulate("llama-3.1-70b", batch_size=512, seq_len=4096, gpu="h100", tp=2).memory
+    assert m.fits is False and m.max_context_len is None
