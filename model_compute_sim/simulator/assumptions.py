@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from model_compute_sim.simulator.device import Device
 from model_compute_sim.simulator.layers import by_kind, kind_of
-from model_compute_sim.simulator.quant_modules import layer_classes
 from model_compute_sim.simulator.spec import ModelSpec
 from model_compute_sim.simulator.weight_formats import scale_notes
 from model_compute_sim.simulator.workload import Options, Workload
@@ -22,7 +21,6 @@ def assumptions(
     dev: Device | None,
     usable_fraction: float,
 ) -> list[str]:
-    present = layer_classes(spec.layers, spec.model_type).present
     out = (
         [
             f"mtp_layers={opts.mtp_layers}: speculative-decoding draft passes of the MTP module (enorm, hnorm, "
@@ -43,7 +41,7 @@ def assumptions(
         ),
         f"logits={opts.logits}: LM head on "
         + ("the last token of each sequence" if opts.logits == "last" else "every token"),
-        f"compute dtype {opts.dtype}; weights by class: {opts.weights.describe(present)} "
+        f"compute dtype {opts.dtype}; weights by class: {opts.weights.describe(spec.weight_classes)} "
         + (
             f"(weight_dtype override of the checkpoint's {spec.weight_dtype}: it covers every "
             "transformer-block linear weight, attention and routed experts included)"

@@ -289,7 +289,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         notes += config_hybrid.notes(cfg)
     else:
         layers = _layers(cfg, model_type, hidden, n, gated, parallel, norms)
-    quant = weight_table(cfg, layer_classes(layers, model_type))
+    classes = layer_classes(layers, model_type)
+    quant = weight_table(cfg, classes)
     notes += quant.notes
     tie = _first(cfg, "tie_word_embeddings", "tie_embedding")
     return ModelSpec(
@@ -302,6 +303,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         norm_kind="layernorm" if norm_kind == "layernorm" else "rmsnorm",
         weights=quant.table,
         weight_dtype_source=quant.source,
+        weight_classes=tuple(sorted(classes.present)),
         generic=generic,
         notes=tuple(notes),
         hf_id=hf_id,

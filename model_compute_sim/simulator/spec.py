@@ -190,6 +190,7 @@ class ModelSpec:
     norm_kind: NormKind = "rmsnorm"
     weights: WeightTable = BF16_TABLE  # weight format per weight class, from the config's quantization
     weight_dtype_source: str = "config torch_dtype"
+    weight_classes: tuple[str, ...] = ()  # the classes of `weights` this model has (empty: not read)
     generic: bool = False  # unknown model_type run on the generic decoder path
     notes: tuple[str, ...] = field(default_factory=tuple)
     hf_id: str | None = None
