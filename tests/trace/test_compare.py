@@ -163,3 +163,35 @@ def test_given_requests_with_count_equal_batch_shape() -> None:
     )
     assert by_req.verdict == by_batch.verdict == "match"
     assert by_req.template_flops_per_gpu == by_batch.template_flops_per_gpu
+
+
+QWEN3_8B = {  # Qwen/Qwen3-8B, public config facts
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+    "tie_word_embeddings": False,
+    "hidden_act": "silu",
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000,
+    "max_position_embeddings": 40960,
+    "attention_bias": False,
+}
+
+
+def test_packed_attention_beside_sliding_windows_is_not_measurable() -> None:
+    # the sglang step's packed attention counts full causal pairs: 15 x 1024 tokens, 36 layers, 32 heads of 128
+    full_causal = 36 * 2 * (15 * 1024 * 1025 // 2) * 32 * (128 + 128)
+    sliding = {**QWEN3_8B, "use_sliding_window": True, "sliding_window": 256, "max_window_layers": 18}
+    r = compare_trace(str(real_trace(SGLANG_PREFILL)), config=sliding)
+    attn = r.by_category["attention_core"]
+    assert attn.trace_flops == full_causal and attn.template_flops < full_causal
+    assert attn.status == "not_measurable" and "sliding-window" in attn.note
+    # the same trace against the config without windows: attention compared and equal
+    plain = compare_trace(str(real_trace(SGLANG_PREFILL)), config=QWEN3_8B).by_category["attention_core"]
+    assert (plain.status, plain.trace_flops) == ("match", full_causal)
