@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import ConfigError, NotModelledError
-from model_compute_sim.simulator.config_read import _int, _per_layer
+from model_compute_sim.simulator.config_read import _int, _per_layer, without_family_keys
 from model_compute_sim.simulator.layers.lightning_attention import LightningAttentionSpec
 
 LIGHTNING_TYPES = ("minimax", "minimax_text_01", "minimax_m1")
@@ -79,11 +79,7 @@ def lightning_spec(cfg: Mapping[str, Any]) -> LightningAttentionSpec:
 
 def without_lightning_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The config minus what this module reads (for the check of keys no family models)."""
-    out = {k: v for k, v in cfg.items() if k not in _FAMILY_KEYS}
-    types = cfg.get("layer_types")
-    if isinstance(types, Sequence) and not isinstance(types, str):
-        out["layer_types"] = [t for t in types if t != "linear_attention"]
-    return out
+    return without_family_keys(cfg, _FAMILY_KEYS, "linear_attention")
 
 
 def lightning_notes(cfg: Mapping[str, Any], layers: list[bool]) -> list[str]:

@@ -53,6 +53,17 @@ def _per_layer(cfg: Config, key: str, n: int) -> list[Any] | None:
     return None
 
 
+def without_family_keys(cfg: Config, keys: Iterable[str], layer_type: str) -> dict[str, Any]:
+    """The config minus the keys a family reader consumes and minus its own `layer_types` entries, for the
+    check of keys no family models (config_keys.check_unmodelled_keys)."""
+    drop = frozenset(keys)
+    out = {k: v for k, v in cfg.items() if k not in drop}
+    types = cfg.get("layer_types")
+    if isinstance(types, Sequence) and not isinstance(types, str):
+        out["layer_types"] = [t for t in types if t != layer_type]
+    return out
+
+
 def _ints(key: str, items: Any) -> list[int]:
     """A config list of layer indices / flags as ints, or a ConfigError naming the key."""
     try:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.simulator.config_read import without_family_keys
 from model_compute_sim.simulator.layers.linear_attention import LinearAttentionSpec
 
 GDN_TYPES = ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text")
@@ -160,8 +161,4 @@ _FAMILY_KEYS = (
 
 def without_linear_keys(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The config minus what this module reads (for the check of keys no family models)."""
-    out = {k: v for k, v in cfg.items() if k not in _FAMILY_KEYS}
-    types = cfg.get("layer_types")
-    if isinstance(types, Sequence) and not isinstance(types, str):
-        out["layer_types"] = [t for t in types if t != "linear_attention"]
-    return out
+    return without_family_keys(cfg, _FAMILY_KEYS, "linear_attention")
