@@ -20,12 +20,10 @@ from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import lightning_formulas as LF
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
-from model_compute_sim.simulator.layers.ssm_common import recurrent
+from model_compute_sim.simulator.layers.ssm_common import PROJ, core_op, core_paths
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.workload import Options
 
-PROJ = "linear_attention_proj"
-CORE = "linear_attention_core"
 FP32 = 4.0  # bytes of the q, k, v and output vLLM hands the kernels (silu of the fp32 upcast)
 
 
@@ -58,18 +56,13 @@ def lightning_state_bytes(la: LightningAttentionSpec, tp: int, state_bytes: floa
 def _core(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     tp = b.shard.tp
     h, d = la.heads // tp, la.head_dim
-    paths = {
-        "prefill": [g for g in b.wl.groups if not recurrent(g)],
-        "decode": [g for g in b.wl.groups if recurrent(g)],
-    }
     state = float(LF.state_elements(h, d)) * b.a
+    paths = core_paths(b, "prefill", "decode")
     ops: list[Op] = []
-    for name, groups in paths.items():
-        if not groups:
-            continue
+    for path, groups in paths:
         tokens = sum(g.tokens for g in groups)
         seqs = sum(g.count for g in groups)
-        if name == "prefill":
+        if path == "prefill":
             flops = h * sum(g.count * LF.prefill_core_flops(g.q, d, d) for g in groups)
             vec = h * sum(g.count * LF.prefill_core_vector_flops(g.q, d, d) for g in groups)
             blocks = sum(g.count * sum(c for _, c in LF.block_lengths(g.q)) for g in groups)
@@ -86,20 +79,17 @@ def _core(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
             read, write = float(tokens) * h * 3 * d * FP32, float(tokens) * h * d * FP32
             note = "_linear_attn_decode_kernel, element-wise: 5*d*d FLOPs per token and head"
         ops.append(
-            Op(
-                name=f"lightning_attention_{name}" if all(paths.values()) else "lightning_attention",
-                category=CORE,
-                kind="attention" if flops else "elementwise",
-                flops=flops,
-                vector_flops=vec,
-                act_read_bytes=read,
-                act_write_bytes=write,
-                kv_read_bytes=seqs * state,  # the prefill kernel loads the (cleared) state slot too
-                kv_write_bytes=seqs * state,
+            core_op(
+                b,
+                f"lightning_attention_{path}" if len(paths) == 2 else "lightning_attention",
+                flops,
+                vec,
+                read=read,
+                write=write,
+                state_read=seqs * state,  # the prefill kernel loads the (cleared) state slot too
+                state_write=seqs * state,
                 shape_in=[[tokens, h, d], [tokens, h, d], [seqs, h, d, d]],
                 shape_out=[tokens, h, d],
-                sharding=split("heads", tp),
-                peak_dtype=b.opts.half_dtype if flops else "vector",
                 note=f"{note}; state {h}x{d}x{d} per sequence (model dtype)",
             )
         )

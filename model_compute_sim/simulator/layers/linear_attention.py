@@ -19,13 +19,10 @@ from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import linear_attention_formulas as LF
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
-from model_compute_sim.simulator.layers.ssm_common import recurrent
+from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, core_op, core_paths
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
-
-PROJ = "linear_attention_proj"
-CORE = "linear_attention_core"
 
 
 @dataclass(frozen=True)
@@ -123,17 +120,12 @@ def _short_conv(b: BuilderBase, la: LinearAttentionSpec) -> Op:
 def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
     tp = b.shard.tp
     hv, hk, dk, dv = la.v_heads // tp, la.k_heads // tp, la.head_k_dim, la.head_v_dim
-    paths = {
-        "chunked": [g for g in b.wl.groups if not recurrent(g)],
-        "recurrent": [g for g in b.wl.groups if recurrent(g)],
-    }
     state = float(LF.state_elements(hv, dk, dv)) * DTYPE_BYTES[la.state_dtype]
+    paths = core_paths(b, "chunked", "recurrent")
     ops: list[Op] = []
-    for name, groups in paths.items():
-        if not groups:
-            continue
+    for path, groups in paths:
         tokens = sum(g.tokens for g in groups)
-        if name == "chunked":
+        if path == "chunked":
             flops = hv * sum(g.count * LF.chunked_core_flops(g.q, dk, dv, la.per_channel_decay) for g in groups)
             vec = hv * sum(g.count * LF.chunked_core_vector_flops(g.q, dk, dv, la.per_channel_decay) for g in groups)
             note = "fla chunked kernels, 64-token chunks (kkt, solve_tril, wy_fast, chunk_delta_h, chunk_o)"
@@ -141,20 +133,17 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
             flops, vec = 0, hv * LF.recurrent_flops(tokens, dk, dv)
             note = "fused recurrent update, element-wise: 7*dk*dv FLOPs per token and value head"
         ops.append(
-            Op(
-                name=f"linear_attention_{name}" if all(paths.values()) else "linear_attention",
-                category=CORE,
-                kind="attention" if flops else "elementwise",
-                flops=flops,
-                vector_flops=vec,
-                act_read_bytes=float(tokens) * (hk * dk * 2 + hv * dv + hv * 2) * b.a,
-                act_write_bytes=float(tokens) * hv * dv * b.a,
-                kv_read_bytes=sum(g.count for g in groups if g.c > 0) * state,
-                kv_write_bytes=sum(g.count for g in groups) * state,
+            core_op(
+                b,
+                f"linear_attention_{path}" if len(paths) == 2 else "linear_attention",
+                flops,
+                vec,
+                read=float(tokens) * (hk * dk * 2 + hv * dv + hv * 2) * b.a,
+                write=float(tokens) * hv * dv * b.a,
+                state_read=sum(g.count for g in groups if g.c > 0) * state,
+                state_write=sum(g.count for g in groups) * state,
                 shape_in=[[tokens, hk, dk], [tokens, hv, dv], [sum(g.count for g in groups), hv, dk, dv]],
                 shape_out=[tokens, hv, dv],
-                sharding=split("heads", tp),
-                peak_dtype=b.opts.half_dtype if flops else "vector",
                 note=f"{note}; recurrent state {hv}x{dk}x{dv} per sequence ({la.state_dtype})",
             )
         )

@@ -1,4 +1,6 @@
-"""Pieces shared by the state-space / convolution mixer kinds (mamba2.py, mamba1.py, short_conv.py).
+"""Pieces shared by the state-space / convolution mixer kinds (mamba2.py, mamba1.py, short_conv.py) and the
+recurrent linear-attention kinds (linear_attention.py, lightning_attention.py: `recurrent`, `core_paths`,
+`core_op`).
 
 Sharding follows vLLM (mamba_mixer2.py, mamba_mixer.py, short_conv.py): in_proj column-parallel by heads /
 channels, conv and scan on the local channels and heads, out_proj row-parallel and an all-reduce. The
@@ -26,6 +28,50 @@ CORE = "linear_attention_core"
 def recurrent(g: SeqGroup) -> bool:
     """vLLM's split: one new token on top of a cached state runs the recurrent update, the rest the scan."""
     return g.q == 1 and g.c > 0
+
+
+def core_paths(b: BuilderBase, chunked: str, update: str) -> list[tuple[str, list[SeqGroup]]]:
+    """The step's sequence groups by kernel path, the empty path left out: `chunked` (prefill / extend, the
+    chunked or blocked tensor-core kernels) and `update` (one new token over a cached state, see `recurrent`)."""
+    paths = [
+        (chunked, [g for g in b.wl.groups if not recurrent(g)]),
+        (update, [g for g in b.wl.groups if recurrent(g)]),
+    ]
+    return [(path, groups) for path, groups in paths if groups]
+
+
+def core_op(
+    b: BuilderBase,
+    name: str,
+    flops: int,
+    vector_flops: int,
+    *,
+    read: float,
+    write: float,
+    state_read: float,
+    state_write: float,
+    shape_in: list[list[int]],
+    shape_out: list[int],
+    note: str,
+) -> Op:
+    """One kernel path of a recurrent mixer's core, split by heads: tensor-core work when it has FLOPs (the
+    chunked path), element-wise otherwise (the recurrent update); the state's traffic is its kv bytes."""
+    return Op(
+        name=name,
+        category=CORE,
+        kind="attention" if flops else "elementwise",
+        flops=flops,
+        vector_flops=vector_flops,
+        act_read_bytes=read,
+        act_write_bytes=write,
+        kv_read_bytes=state_read,
+        kv_write_bytes=state_write,
+        shape_in=shape_in,
+        shape_out=shape_out,
+        sharding=split("heads", b.shard.tp),
+        peak_dtype=b.opts.half_dtype if flops else "vector",
+        note=note,
+    )
 
 
 def conv_op(b: BuilderBase, channels: int, kernel: int) -> Op:
