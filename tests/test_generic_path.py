@@ -129,3 +129,41 @@ def test_per_layer_expert_counts_and_top_k() -> None:
     t, h, i = 8, 64, 32
     assert r.by_category["moe_experts"].flops == 6 * t * h * i * (1 + 2)
     assert r.by_category["moe_router"].flops == 2 * t * h * (4 + 8)
+
+
+def _exaone4(**over: Any) -> dict[str, Any]:
+    return {
+        **LLAMA,
+        "model_type": "exaone4",
+        "num_hidden_layers": 4,
+        "head_dim": 16,
+        "sliding_window": 8,
+        "sliding_window_pattern": 4,
+        "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+        **over,
+    }
+
+
+def test_sliding_window_pattern_is_read_only_where_layer_types_spell_it_out() -> None:
+    # every 4th layer full (transformers' Exaone4Config), and the "LLLG" spelling of released EXAONE-4 configs
+    for pattern in (4, "LLLG"):
+        layers = normalize(_exaone4(sliding_window_pattern=pattern)).layers
+        assert [ly.mixers[0].window for ly in layers] == [8, 8, 8, None]
+    with pytest.raises(NotModelledError, match="'sliding_window_pattern'"):
+        normalize(_exaone4(sliding_window_pattern=2))  # disagrees with layer_types: refused, not guessed
+
+
+def test_global_nope_families_rotate_sliding_layers_only() -> None:
+    # Exaone4Attention / Cohere2Attention apply rope only on sliding layers (transformers 5.24)
+    assert [ly.mixers[0].rotary_dim for ly in normalize(_exaone4()).layers] == [16, 16, 16, 0]
+    no_window = _exaone4(sliding_window=None, sliding_window_pattern=0, layer_types=["full_attention"] * 4)
+    assert [ly.mixers[0].rotary_dim for ly in normalize(no_window).layers] == [16] * 4
+    cohere2 = {**_exaone4(), "model_type": "cohere2", "layer_norm_eps": 1e-5}
+    assert [ly.mixers[0].rotary_dim for ly in normalize(cohere2).layers] == [16, 16, 16, 0]
+
+
+def test_attention_out_bias_sets_the_output_projection_bias_alone() -> None:
+    # Seed-OSS: q/k/v biased (attention_bias), o_proj not (attention_out_bias), SeedOssAttention in 5.24
+    mixer = normalize({**LLAMA, "model_type": "seed_oss", "attention_bias": True, "attention_out_bias": False})
+    attn = mixer.layers[0].mixers[0]
+    assert (attn.qkv_bias, attn.o_bias) == (True, False)

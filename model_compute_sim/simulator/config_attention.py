@@ -22,6 +22,11 @@ from model_compute_sim.simulator.config_read import (
 from model_compute_sim.simulator.linear_attention_config import GDN_TYPES
 from model_compute_sim.simulator.spec import AttentionSpec, IndexerSpec
 
+# families whose full-attention layers skip rope (transformers 5.24 Cohere2Attention: rope on sliding layers
+# only; Exaone4Attention, ExaoneMoeAttention: the same once the config has a sliding_window); the EXAONE
+# ones also norm q and k per head
+GLOBAL_NOPE_TYPES = ("cohere2", "exaone4", "exaone_moe")
+
 
 def _sliding_layers(cfg: Config, model_type: str, n: int) -> list[int | None]:
     """Per-layer sliding window (None = full attention)."""
@@ -48,6 +53,9 @@ def _sliding_layers(cfg: Config, model_type: str, n: int) -> list[int | None]:
         out = [None if (i + 1) % 6 == 0 else window for i in range(n)]
         out[-1] = None
         return out
+    if model_type in GLOBAL_NOPE_TYPES:  # transformers' Cohere2Config / Exaone4Config default: every 4th full
+        every = _int(cfg, "sliding_window_pattern", default=4)
+        return [None if (i + 1) % every == 0 else window for i in range(n)]
     if model_type == "gemma2":
         return [window if i % 2 == 0 else None for i in range(n)]
     if model_type in ("gemma3", "gemma3_text"):
@@ -154,6 +162,8 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
         return _mla_specs(cfg, model_type, heads, windows, bias, n)
     base = _gqa_base(cfg, model_type, hidden, heads, kv_heads, bias)
     no_rope = _no_rope_layers(cfg, n)
+    if model_type == "cohere2" or (model_type in GLOBAL_NOPE_TYPES and cfg.get("sliding_window")):
+        no_rope = [w is not None for w in windows]  # rope on sliding layers only, NoPE on full ones
     return [
         _gqa_layer(cfg, model_type, base, i, windows[i], chunks[i], True if no_rope is None else bool(no_rope[i]))
         for i in range(n)
@@ -209,9 +219,11 @@ def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: i
     o_bias = bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
     if model_type == "gpt_oss":
         o_bias = True
+    if "attention_out_bias" in cfg:  # Seed-OSS: its own key for o_proj's bias (attention_bias is q/k/v only)
+        o_bias = _bool(cfg, "attention_out_bias")
     qk_norm = (
-        model_type
-        in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", *STEP_TYPES, *GEMMA4_TYPES, *GDN_TYPES)
+        model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", "exaone4", "exaone_moe")
+        or model_type in (*STEP_TYPES, *GEMMA4_TYPES, *GDN_TYPES)
         or _bool(cfg, "use_qk_norm")
         or _bool(cfg, "qk_layernorm")
     )

@@ -104,7 +104,8 @@ GENERIC_KEYS = frozenset(
         "rms_norm_eps", "rms_norm_epsilon", "layer_norm_eps", "layer_norm_epsilon", "norm_epsilon",
         "layernorm_epsilon",
         "use_parallel_residual", "parallel_attn", "parallel_residual", "num_ln_in_parallel_attn",
-        "attention_bias", "mlp_bias", "use_bias", "bias", "add_bias_linear", "qkv_bias", "use_qkv_bias",
+        "attention_bias", "attention_out_bias", "mlp_bias", "use_bias", "bias", "add_bias_linear", "qkv_bias",
+        "use_qkv_bias",
         "tie_word_embeddings", "qk_layernorm", "use_qk_norm",
         # positions
         "rotary_dim", "rotary_pct", "partial_rotary_factor", "rope_parameters", "rope_scaling", "alibi",
@@ -229,7 +230,6 @@ PLAIN_MLP_FAMILIES = frozenset(
 CODE_ONLY_FEATURES: dict[str, str] = {
     "beam": "an attention output gate (gate_proj, hidden -> heads x head_dim) that no config key describes",
     "diffllama": "differential attention (two softmax maps per head: twice the attention core)",
-    "hunyuan_v1_moe": "a shared MLP of intermediate_size beside the routed experts that no config key describes",
 }
 
 
@@ -240,10 +240,28 @@ def _refuse(key: str, feature: str, name: str | None) -> NotModelledError:
     )
 
 
+def _pattern_spelled_out(pattern: Any, layer_types: Any) -> bool:
+    """True when `layer_types` lists exactly the sliding/full layers `sliding_window_pattern` describes: an
+    int p (every p-th layer full, the rest sliding; transformers' Exaone4Config / Cohere2Config) or a string
+    of L (local) / G (global) letters repeated over the layers (released EXAONE-4 configs)."""
+    if not isinstance(layer_types, Sequence) or isinstance(layer_types, str) or not layer_types:
+        return False
+    if isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0:
+        want = ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(len(layer_types))]
+    elif isinstance(pattern, str) and pattern and set(pattern) <= {"L", "G"}:
+        kind = {"L": "sliding_attention", "G": "full_attention"}
+        want = [kind[pattern[i % len(pattern)]] for i in range(len(layer_types))]
+    else:
+        return False
+    return list(layer_types) == want
+
+
 def check_unmodelled_keys(cfg: Mapping[str, Any], name: str | None, handled: frozenset[str] = frozenset()) -> None:
     """Refuse any config that carries a key naming an unmodelled feature, except the keys its family rule
     models (`handled`: FAMILY_HANDLED_KEYS, config_hybrid.UNDERSTOOD_KEYS)."""
     cfg = {k: v for k, v in cfg.items() if k not in handled}
+    if _pattern_spelled_out(cfg.get("sliding_window_pattern"), cfg.get("layer_types")):
+        cfg.pop("sliding_window_pattern")  # the old spelling of what layer_types lists (EXAONE-4, Cohere-2)
     for key, feature in UNMODELLED_KEYS.items():
         if not cfg.get(key):  # absent, null, 0, false or empty: the feature is off
             continue
@@ -273,6 +291,9 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
         )
     ignored: list[str] = []
     for key in cfg:
+        # 0 is Exaone4Config's "no pattern" (sliding_window null); otherwise it must agree with layer_types
+        if key == "sliding_window_pattern" and (not cfg[key] or _pattern_spelled_out(cfg[key], cfg.get("layer_types"))):
+            continue
         if key in GENERIC_KEYS or key in NON_STRUCTURAL_KEYS or key.endswith(NON_STRUCTURAL_SUFFIXES):
             continue
         if key.startswith("_") or (key.endswith("_config") and key != "text_config"):

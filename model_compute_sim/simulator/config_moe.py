@@ -135,6 +135,8 @@ def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> M
         shared = _int(cfg, "shared_expert_intermediate_size", default=0, minimum=0)
     elif model_type in ("llama4", "llama4_text"):
         shared = inter  # one shared expert of the routed width
+    elif model_type == "hunyuan_v1_moe":  # transformers 5.24 HunYuanMoEV1Moe.shared_mlp: always one, intermediate_size
+        shared = _int(cfg, "intermediate_size")
     elif model_type in STEP_TYPES:
         shared = (n_shared or 1) * _int(cfg, "share_expert_dim", "share_expert_dims", default=0, minimum=0)
     elif n_shared:
