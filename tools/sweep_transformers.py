@@ -29,7 +29,7 @@ import collections
 import importlib
 import json
 import re
-import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,6 +53,8 @@ ENCODER_DECODER = {
     "bart", "bigbird_pegasus", "blenderbot", "blenderbot-small", "marian", "mbart", "mvp", "pegasus",
     "plbart", "prophetnet", "trocr", "whisper", "musicgen", "musicgen_melody", "moshi", "moss_transcribe_diarize",
 }  # fmt: skip
+# speculative-decoding drafters: they read the target model's hidden states, not token ids
+DRAFTERS = {"gemma4_assistant": "gemma4_text", "gemma4_unified_assistant": "gemma4_unified_text"}
 
 # size keys shrunk when the config class has them (values chosen to be mutually consistent)
 TINY: dict[str, Any] = dict(
@@ -72,6 +74,18 @@ FAMILY_OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": dict(num_heads=8, head_dim=16, n_groups=1),
     "lfm2_moe": dict(layer_types=["conv", "full_attention", "conv", "full_attention"], num_dense_layers=1),
     "lfm2": dict(layer_types=["conv", "full_attention", "conv", "full_attention"]),
+    "codegen": dict(rotary_dim=8),  # the default 64 exceeds the tiny head
+    "gptj": dict(rotary_dim=8),
+    # transformers 5.24 DbrxAttention reads attn_config.rope_theta, which DbrxAttentionConfig does not define
+    "dbrx": dict(
+        attn_config=dict(kv_n_heads=2, rope_theta=10000.0),
+        ffn_config=dict(ffn_hidden_size=96, moe_num_experts=8, moe_top_k=2),
+    ),
+    "dots1": dict(n_shared_experts=1),
+    "qwen4_exp_text": dict(
+        indexer_n_heads=4, indexer_kv_heads=1, indexer_head_dim=16, indexer_budget=8, indexer_compress_ratio=4
+    ),
+    "cohere_compass_text": dict(rope_parameters={"full_attention": dict(rope_type="default", rope_theta=10000.0)}),
 }
 # swept first (the families people serve), then every other model_type in name order
 PRIORITY = tuple(
@@ -167,24 +181,19 @@ PRIORITY = tuple(
         "jais2",
     ]
 )
-TIMEOUT_S = 120
-
-
-class Timeout(Exception):
-    pass
-
-
-def _alarm(*_: Any) -> None:
-    raise Timeout(f"took over {TIMEOUT_S} s on CPU")
+TIMEOUT_S = 900  # per family, each in its own niced subprocess
 
 
 def tiny_overrides(cls: Any, layers: int | None) -> dict[str, Any]:
     default = cls()
     over = {}
     for k, v in TINY.items():
-        if not hasattr(default, k) or isinstance(getattr(cls, k, None), property):  # Falcon: head_dim derived
-            continue
-        cur = getattr(default, k)
+        try:
+            if not hasattr(default, k) or isinstance(getattr(cls, k, None), property):  # Falcon: head_dim derived
+                continue
+            cur = getattr(default, k)
+        except Exception:  # a per-layer attribute (Gemma-4 head_dim): set it globally, it is uniform when tiny
+            cur = None
         if k == "q_lora_rank" and cur is None:
             continue  # no low-rank query in this family
         if k == "n_inner" and cur is not None:
@@ -212,6 +221,11 @@ def build(model_type: str, layers: int | None) -> tuple[Any, Any, dict[str, Any]
     return model, model.config, over
 
 
+class NoCache(Exception):
+    """The reference keeps no cache (GPT-1, RWKV, RecurrentGemma in 5.24): only its prefill is measured; a
+    decode there would recompute the whole context, which no serving engine does."""
+
+
 def measure(G: Any, model: Any, modeling: Any, s: int, c: int, b: int) -> Any:
     """tools/golden.py's measure, without its attention-cache length check (recurrent-only caches have none)."""
     import torch
@@ -230,7 +244,8 @@ def measure(G: Any, model: Any, modeling: Any, s: int, c: int, b: int) -> Any:
                 ),
                 None,
             )
-            assert cache is not None, "no cache returned"
+            if cache is None:
+                raise NoCache(f"{type(model).__name__} returns no cache, so a decode step cannot reuse one")
             kw["cache"] = cache
         kw["position_ids"] = torch.arange(c, c + s).unsqueeze(0).expand(b, -1)
         with G.AttnRecorder(modeling) as rec:
@@ -278,9 +293,13 @@ def measure_family(model_type: str) -> dict[str, Any]:
             model, cfg, over = build(model_type, layers)
             modeling = importlib.import_module(type(model).__module__)
             mods = G.module_map(model)
-            phases = []
+            phases, omitted = [], {}
             for phase, b, s, c in PHASES:
-                counter = measure(G, model, modeling, s, c, b)
+                try:
+                    counter = measure(G, model, modeling, s, c, b)
+                except NoCache as e:
+                    omitted[phase] = f"not measured: {e}"
+                    continue
                 cats: collections.Counter[str] = collections.Counter()
                 for fqn, f in G.exclusive_counts(counter).items():
                     cats[categorize(G, GS, fqn, mods) if fqn != "Global" else "other"] += f
@@ -297,9 +316,8 @@ def measure_family(model_type: str) -> dict[str, Any]:
             raw = json.loads(json.dumps(G.to_jsonable(cfg.to_dict()), sort_keys=True))
             for k in ("dtype", "torch_dtype"):
                 raw.pop(k, None)
-            return dict(model_class=type(model).__name__, config=raw, config_overrides=over, phases=phases)
-        except Timeout:
-            raise
+            rec = dict(model_class=type(model).__name__, config=raw, config_overrides=over, phases=phases)
+            return {**rec, "phases_omitted": omitted} if omitted else rec
         except Exception as e:  # a failed tiny build: retry with the class's own layer count
             errors.append(f"{type(e).__name__}: {str(e)[:300]}")
     raise RuntimeError(" | ".join(errors))
@@ -312,6 +330,11 @@ def skip_reason(model_type: str) -> str | None:
         return "encoder-only family (its causal-LM head is a decoder use of a bidirectional encoder)"
     if model_type in ENCODER_DECODER:
         return "encoder-decoder or speech/audio family"
+    if model_type in DRAFTERS:
+        return (
+            "speculative-decoding drafter fed with the target model's hidden states, not a standalone decoder; "
+            f"its text model is swept as {DRAFTERS[model_type]!r}"
+        )
     cls = transformers.CONFIG_MAPPING[model_type]
     subs = getattr(cls, "sub_configs", {}) or {}
     if "text_config" in subs and len(subs) > 1:
@@ -321,37 +344,52 @@ def skip_reason(model_type: str) -> str | None:
     return None
 
 
-def cmd_measure(args: argparse.Namespace) -> int:
+def measure_one(model_type: str) -> dict[str, Any]:
+    """One family, in this process: its record for the json (measured, or skipped with the reason)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import transformers
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     transformers.logging.set_verbosity_error()
+    reason = skip_reason(model_type)
+    if reason:
+        return dict(status="skipped", reason=reason)
+    try:
+        return dict(status="measured", **measure_family(model_type))
+    except Exception as e:
+        return dict(status="skipped", reason=f"cannot build or run on CPU: {str(e)[:400]}")
+
+
+def run_isolated(model_type: str, timeout_s: int) -> dict[str, Any]:
+    """measure_one in a niced subprocess, so a slow or crashing family cannot hide the others."""
+    cmd = ["nice", "-n", "10", sys.executable, str(Path(__file__).resolve()), "measure-one", model_type]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return dict(status="skipped", reason=f"cannot build or run on CPU: took over {timeout_s} s on CPU")
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return dict(status="skipped", reason=f"cannot build or run on CPU: exit {proc.returncode}: {tail[:300]}")
+    return dict(json.loads(lines[-1]))
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
     only = [f for f in args.only.split(",") if f]
     out = Path(args.out)
-    old = json.loads(out.read_text()) if out.exists() and (only or args.shard) else {"families": {}}
+    old = json.loads(out.read_text()) if out.exists() and (only or args.shard or args.missing) else {"families": {}}
     fams: dict[str, Any] = old["families"]
-    signal.signal(signal.SIGALRM, _alarm)
     shard, shards = (int(x) for x in (args.shard or "0/1").split("/"))
     names = sorted(
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         key=lambda m: (m not in PRIORITY, PRIORITY.index(m) if m in PRIORITY else 0, m),
     )
     for i, mt in enumerate(names):
-        if (only and mt not in only) or i % shards != shard or (args.shard and mt in fams):
+        if (only and mt not in only) or i % shards != shard or ((args.shard or args.missing) and mt in fams):
             continue
         t = time.time()
-        reason = skip_reason(mt)
-        if reason:
-            fams[mt] = dict(status="skipped", reason=reason)
-            continue
-        signal.alarm(TIMEOUT_S)
-        try:
-            fams[mt] = dict(status="measured", **measure_family(mt))
-        except Exception as e:
-            fams[mt] = dict(status="skipped", reason=f"cannot build or run on CPU: {str(e)[:400]}")
-        finally:
-            signal.alarm(0)
+        fams[mt] = run_isolated(mt, args.timeout)
         print(f"{mt:28s} {time.time() - t:5.1f}s {fams[mt]['status']} {fams[mt].get('reason', '')[:100]}", flush=True)
         write(out, fams)
     write(out, fams)
@@ -441,10 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--only", default="")
     m.add_argument("--shard", default="", help="i/n: every n-th family from the i-th, resuming --out")
     m.add_argument("--out", default=str(OUT))
+    m.add_argument("--missing", action="store_true", help="only families --out does not list yet")
+    m.add_argument("--timeout", type=int, default=TIMEOUT_S, help="seconds per family")
+    one = sub.add_parser("measure-one", help="one family in this process; its record as one json line")
+    one.add_argument("model_type")
     c = sub.add_parser("classify")
     c.add_argument("--write", action="store_true")
     c.add_argument("--merge", nargs="*", default=[], help="shard files of `measure --shard` to merge in")
     args = ap.parse_args(argv)
+    if args.cmd == "measure-one":
+        print(json.dumps(measure_one(args.model_type)))
+        return 0
     return cmd_measure(args) if args.cmd == "measure" else cmd_classify(args)
 
 
