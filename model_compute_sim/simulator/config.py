@@ -216,7 +216,7 @@ def _layers(
     if any(f and m is None for f, m in zip(moe_flags, moes, strict=True)):
         raise ConfigError("a MoE layer has no experts in its per-layer expert list; which FFN it runs is not said")
     dense: MlpSpec | None = None
-    mlp_bias = any(_bool(cfg, k) for k in ("mlp_bias", "use_bias", "bias", "add_bias_linear"))
+    mlp_bias = any(_bool(cfg, k) for k in ("mlp_bias", "use_bias", "bias", "add_bias_linear", "enable_bias"))
     parallel_moe = model_type in GEMMA4_TYPES and moes[0] is not None  # Gemma-4: MoE beside the dense MLP
     if parallel_moe or not all(moe_flags):
         dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=gated, bias=mlp_bias)
@@ -267,6 +267,9 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
             f"from activation {act!r}"
         )
         notes += layout_notes
+        if not K.uses_rope(cfg):
+            cfg = {**cfg, "rotary_dim": 0}
+            notes.append("no key describes rotary embeddings (learned, absolute or ALiBi positions): none costed")
         if ignored:
             notes.append(f"keys read as non-structural and ignored: {sorted(ignored)}")
     if model_type in DSV4_TYPES:

@@ -156,7 +156,8 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
     windows = _sliding_layers(cfg, model_type, n)
     chunks = _chunked_layers(cfg, n)
     bias = any(
-        _bool(cfg, k) for k in ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear")
+        _bool(cfg, k)
+        for k in ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear", "enable_bias")
     )
     if cfg.get("kv_lora_rank") is not None:
         return _mla_specs(cfg, model_type, heads, windows, bias, n)

@@ -105,7 +105,8 @@ GENERIC_KEYS = frozenset(
         "layernorm_epsilon",
         "use_parallel_residual", "parallel_attn", "parallel_residual", "num_ln_in_parallel_attn",
         "attention_bias", "attention_out_bias", "mlp_bias", "use_bias", "bias", "add_bias_linear", "qkv_bias",
-        "use_qkv_bias",
+        "use_qkv_bias", "enable_bias",
+        "do_layer_norm_before",  # OPT: pre- or post-LN, the same norms either way (vector work only)
         "tie_word_embeddings", "qk_layernorm", "use_qk_norm",
         # positions
         "rotary_dim", "rotary_pct", "partial_rotary_factor", "rope_parameters", "rope_scaling", "alibi",
@@ -161,7 +162,9 @@ NON_STRUCTURAL_KEYS = frozenset(
         "use_scaled_rope", "hidden_dropout", "attention_dropout", "dropout", "resid_pdrop", "embd_pdrop",
         "attn_pdrop", "layer_norm_type", "mup", "use_mup", "tp_plan", "base_model_tp_plan", "base_model_pp_plan",
         "expert_dtype", "scale_fmt", "attention_softmax_in_fp32", "scale_attention_softmax_in_fp32",
-        "qk_norm_type", "chat_template", "generation_config",
+        "qk_norm_type", "chat_template", "generation_config", "layerdrop", "layer_norm_elementwise_affine",
+        "scale_depth", "scale_emb", "dim_model_base",  # MiniCPM muP scalars: elementwise only
+        "lm_head_bias",  # a bias add after the same GEMM (PhiMoE)
         "top_k", "top_p", "temperature", "do_sample", "num_beams", "repetition_penalty", "length_penalty",
         "min_length", "max_length", "no_repeat_ngram_size", "typical_p", "num_return_sequences",
     }
@@ -211,14 +214,17 @@ PLAIN_MLP_FAMILIES = frozenset(
     {
         "apertus",
         "arcee",
+        "codegen",
         "falcon",
         "gpt-sw3",
         "gpt2",
         "gpt_bigcode",
         "gpt_neox",
+        "gptj",
         "jais2",
         "nanochat",
         "nemotron",
+        "opt",
         "persimmon",
         "phi",
         "starcoder2",
@@ -231,6 +237,18 @@ CODE_ONLY_FEATURES: dict[str, str] = {
     "beam": "an attention output gate (gate_proj, hidden -> heads x head_dim) that no config key describes",
     "diffllama": "differential attention (two softmax maps per head: twice the attention core)",
 }
+
+
+# keys the generic path reads for one family only (config_moe.GRANITE_SHARED: the shared MLP's width)
+FAMILY_KEYS: dict[str, frozenset[str]] = {
+    "granitemoeshared": frozenset({"shared_intermediate_size"}),
+    "granitemoe_swa": frozenset({"shared_intermediate_size"}),
+}
+# keys the generic path understands only when they equal the hidden size (then they add no work)
+SAME_AS_HIDDEN_KEYS = {
+    "word_embed_proj_dim": "an embedding width other than the hidden size (OPT project_in / project_out GEMMs)",
+}
+_HIDDEN_KEYS = ("hidden_size", "d_model", "n_embd", "dim")
 
 
 def _refuse(key: str, feature: str, name: str | None) -> NotModelledError:
@@ -290,7 +308,15 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
             "not modelled; its FLOPs would be wrong, so no estimate is given"
         )
     ignored: list[str] = []
+    for key, feature in SAME_AS_HIDDEN_KEYS.items():
+        if cfg.get(key) is not None and cfg.get(key) != next((cfg[k] for k in _HIDDEN_KEYS if k in cfg), None):
+            raise _refuse(key, feature, name)
+    qk = cfg.get("qk_head_dim")  # MLA families that also store the sum (MiniCPM3, Youtu, Sarvam-MLA)
+    if qk is not None and qk != (cfg.get("qk_nope_head_dim") or 0) + (cfg.get("qk_rope_head_dim") or 0):
+        raise _refuse("qk_head_dim", "a query/key head width other than qk_nope_head_dim + qk_rope_head_dim", name)
     for key in cfg:
+        if key in SAME_AS_HIDDEN_KEYS or key == "qk_head_dim" or key in FAMILY_KEYS.get(model_type, ()):
+            continue
         # 0 is Exaone4Config's "no pattern" (sliding_window null); otherwise it must agree with layer_types
         if key == "sliding_window_pattern" and (not cfg[key] or _pattern_spelled_out(cfg[key], cfg.get("layer_types"))):
             continue
@@ -309,6 +335,22 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
     return ignored
 
 
+ROPE_KEYS = (
+    "rope_parameters", "rope_theta", "rope_scaling", "rotary_dim", "rotary_pct", "partial_rotary_factor",
+    "rotary_emb_base",
+)  # fmt: skip
+
+
+def uses_rope(cfg: Mapping[str, Any]) -> bool:
+    """Generic path: rotary embeddings only where a key describes them. GPT-2, GPT-BigCode, OPT learn absolute
+    positions and their configs carry no rope key; ALiBi (Falcon alibi=true, BLOOM) replaces rope."""
+    if cfg.get("alibi") or str(cfg.get("position_embedding_type")) in ("absolute", "learned", "alibi"):
+        return False
+    return str(cfg.get("position_embedding_type")) in ("rope", "rotary") or any(
+        cfg.get(k) is not None for k in ROPE_KEYS
+    )
+
+
 def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool:
     """Generic path: gated (three-matrix) or plain (two-matrix) MLP from the activation; unknown refuses."""
     if model_type in MLP_GATED_BY_FAMILY:
@@ -317,7 +359,7 @@ def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool
     if act is None:
         raise NotModelledError(
             f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule) names no activation "
-            "(hidden_act / activation_function), so whether its MLP is gated (3 matrices) or plain (2) is unknown"
+            "('hidden_act' / 'activation_function'), so whether its MLP is gated (3 matrices) or plain (2) is unknown"
         )
     if str(act) in GATED_ACTIVATIONS:
         return True
