@@ -6,7 +6,9 @@ Two steps, two interpreters (torch is never a runtime dependency):
     /work/toolvenv/bin/python tools/sweep_transformers.py measure     # -> tests/golden/sweep_transformers.json
     PYTHONPATH=$PWD .venv/bin/python tools/sweep_transformers.py classify   # adds each family's verdict
 
-`measure` walks `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`. For each `model_type` a tiny config is built with the
+`measure` walks `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`, each family in its own niced subprocess (`measure-one`)
+under a per-family time limit, so a slow or crashing family cannot hide the others. For each `model_type` a
+tiny config is built with the
 family's own config class: the size keys it has (hidden size, heads, widths, experts, MLA ranks, vocabulary)
 are shrunk, every other key keeps the class default (layer patterns included), the model is instantiated
 with random weights (eager attention, eager experts) and a prefill (B=2, S=12) and a decode (B=2, S=1 after
@@ -14,6 +16,12 @@ an uncounted 20-token cache fill) are counted with FlopCounterMode, attributed p
 tools/golden.py / tools/golden_ssm.py do (their code is imported, not copied). Families that cannot be
 swept are listed with the reason (encoder-decoder, encoder-only, multimodal wrappers whose text model is
 swept under its own model_type, builds that fail on CPU).
+
+`configs` writes the tiny configs alone (no model is built); `classify --configs FILE` records the families
+that `simulate` refuses by name on the config alone as status "config_only" (no FLOPs are needed to check a
+refusal), so only families that simulate need the slow measurement. References that keep no cache (GPT-1,
+RWKV) are measured at prefill only and say so in `phases_omitted`; Llama-4's dense-expert reference is
+converted to top-k (`expected`), as tests/test_golden.py does.
 
 `classify` runs `simulate` on each stored config with the reference's conventions (attention_flops="dense",
 mla_path="expanded", logits="all") and records the verdict: exact (every GEMM category equal), refused
@@ -53,13 +61,16 @@ ENCODER_DECODER = {
     "bart", "bigbird_pegasus", "blenderbot", "blenderbot-small", "marian", "mbart", "mvp", "pegasus",
     "plbart", "prophetnet", "trocr", "whisper", "musicgen", "musicgen_melody", "moshi", "moss_transcribe_diarize",
 }  # fmt: skip
+# multimodal model_types whose causal-LM class is the text model alone, built on the text config
+# (Emu3ForCausalLM on Emu3TextConfig, MllamaForCausalLM on MllamaTextConfig): swept through that config
+TEXT_HEADS = frozenset({"emu3", "mllama"})
 # speculative-decoding drafters: they read the target model's hidden states, not token ids
 DRAFTERS = {"gemma4_assistant": "gemma4_text", "gemma4_unified_assistant": "gemma4_unified_text"}
 
 # size keys shrunk when the config class has them (values chosen to be mutually consistent)
 TINY: dict[str, Any] = dict(
     vocab_size=128, hidden_size=64, n_embd=64, d_model=64, num_attention_heads=4, n_head=4, num_heads=4,
-    num_key_value_heads=2, head_dim=16, intermediate_size=96, n_inner=None, ffn_hidden_size=96,
+    num_key_value_heads=2, head_dim=16, intermediate_size=96, n_inner=None, ffn_hidden_size=96, ffn_dim=96,
     max_position_embeddings=256, moe_intermediate_size=32, expert_intermediate_size=32,
     shared_expert_intermediate_size=48, num_experts=8, num_local_experts=8, n_routed_experts=8,
     moe_num_experts=8, num_experts_per_tok=2, pad_token_id=0,
@@ -74,6 +85,20 @@ FAMILY_OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": dict(num_heads=8, head_dim=16, n_groups=1),
     "lfm2_moe": dict(layer_types=["conv", "full_attention", "conv", "full_attention"], num_dense_layers=1),
     "lfm2": dict(layer_types=["conv", "full_attention", "conv", "full_attention"]),
+    "jamba": dict(attn_layer_period=4, attn_layer_offset=2, expert_layer_period=2, expert_layer_offset=1),
+    "granitemoehybrid": dict(
+        layer_types=["mamba", "attention", "mamba", "mamba"], mamba_n_heads=8, mamba_d_head=16, mamba_chunk_size=8
+    ),
+    "granitemoeshared": dict(shared_intermediate_size=48),  # the default 0 would leave the shared MLP out
+    "granitemoe_swa": dict(shared_intermediate_size=48),
+    # the default KDA heads (32 x 128) make the chunked CPU reference slow; tools/golden_linear_attention.py's sizes
+    "kimi_linear": dict(
+        linear_attn_config=dict(
+            head_dim=16, num_heads=4, short_conv_kernel_size=4, full_attn_layers=[2, 4], kda_layers=[1, 3]
+        )
+    ),
+    "zaya": dict(num_experts_per_tok=1),  # ZayaConfig accepts top-1 only
+    "gpt_neo": dict(attention_types=[[["global", "local"], 2]]),  # one entry per layer pair
     "codegen": dict(rotary_dim=8),  # the default 64 exceeds the tiny head
     "gptj": dict(rotary_dim=8),
     # transformers 5.24 DbrxAttention reads attn_config.rope_theta, which DbrxAttentionConfig does not define
@@ -209,15 +234,30 @@ def tiny_overrides(cls: Any, layers: int | None) -> dict[str, Any]:
     return over
 
 
+def config_class(model_type: str) -> Any:
+    import transformers
+
+    cls = transformers.CONFIG_MAPPING[model_type]
+    return cls.sub_configs["text_config"] if model_type in TEXT_HEADS else cls
+
+
 def build(model_type: str, layers: int | None) -> tuple[Any, Any, dict[str, Any]]:
     import transformers
     from transformers import AutoModelForCausalLM
 
-    cls = transformers.CONFIG_MAPPING[model_type]
+    cls = config_class(model_type)
     over = tiny_overrides(cls, layers)
     cfg = cls(**json.loads(json.dumps(over)))
-    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", experts_implementation="eager")
+    if model_type in TEXT_HEADS:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        head = getattr(transformers, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type])
+        model = head._from_config(cfg, attn_implementation="eager")
+    else:
+        model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", experts_implementation="eager")
     model.eval()
+    if model_type == "jamba":  # dt_proj through its module, as tools/golden_ssm.py does (changes no FLOP count)
+        model.config._is_quantized = True
     return model, model.config, over
 
 
@@ -274,6 +314,8 @@ def categorize(G: Any, GS: Any, fqn: str, mods: dict[str, Any]) -> str:
     if any(GS.is_ssm_mixer(c) for _, c in ch) or "shared_mlp" in attrs or attrs[-1].endswith("_latent_proj"):
         return str(GS.categorize(fqn, mods))
     cat = str(G.categorize(fqn, mods))
+    if cat == "other" and attrs[-1] in ("fc1", "fc2") and attrs[-2].isdigit():  # OPT-style: MLP on the layer itself
+        return "mlp"
     return str(GS.categorize(fqn, mods)) if cat == "other" else cat  # Nemotron-H: an MLP block named `mixer`
 
 
@@ -335,6 +377,8 @@ def skip_reason(model_type: str) -> str | None:
             "speculative-decoding drafter fed with the target model's hidden states, not a standalone decoder; "
             f"its text model is swept as {DRAFTERS[model_type]!r}"
         )
+    if model_type in TEXT_HEADS:
+        return None
     cls = transformers.CONFIG_MAPPING[model_type]
     subs = getattr(cls, "sub_configs", {}) or {}
     if "text_config" in subs and len(subs) > 1:
@@ -359,6 +403,31 @@ def measure_one(model_type: str) -> dict[str, Any]:
         return dict(status="skipped", reason=f"cannot build or run on CPU: {str(e)[:400]}")
 
 
+def cmd_configs(args: argparse.Namespace) -> int:
+    """The tiny config of each family, without building the model (seconds, not minutes): `classify
+    --configs` records the families simulate refuses on the config alone, so only the rest need measuring."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import golden as G  # tools/golden.py
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    out: dict[str, Any] = {}
+    for mt in [f for f in args.only.split(",") if f]:
+        if skip_reason(mt):
+            continue
+        try:
+            cls = config_class(mt)
+            over = tiny_overrides(cls, LAYERS)
+            raw = json.loads(json.dumps(G.to_jsonable(cls(**json.loads(json.dumps(over))).to_dict()), sort_keys=True))
+            for k in ("dtype", "torch_dtype"):
+                raw.pop(k, None)
+            out[mt] = dict(config=raw, config_overrides=over)
+        except Exception as e:
+            print(f"{mt}: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def run_isolated(model_type: str, timeout_s: int) -> dict[str, Any]:
     """measure_one in a niced subprocess, so a slow or crashing family cannot hide the others."""
     cmd = ["nice", "-n", "10", sys.executable, str(Path(__file__).resolve()), "measure-one", model_type]
@@ -374,22 +443,25 @@ def run_isolated(model_type: str, timeout_s: int) -> dict[str, Any]:
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
+    import transformers
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+    transformers.logging.set_verbosity_error()
     only = [f for f in args.only.split(",") if f]
     out = Path(args.out)
     old = json.loads(out.read_text()) if out.exists() and (only or args.shard or args.missing) else {"families": {}}
     fams: dict[str, Any] = old["families"]
     shard, shards = (int(x) for x in (args.shard or "0/1").split("/"))
-    names = sorted(
+    names = [m for m in only if m in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES] or sorted(
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
         key=lambda m: (m not in PRIORITY, PRIORITY.index(m) if m in PRIORITY else 0, m),
-    )
+    )  # --only: in the order given
     for i, mt in enumerate(names):
         if (only and mt not in only) or i % shards != shard or ((args.shard or args.missing) and mt in fams):
             continue
         t = time.time()
-        fams[mt] = run_isolated(mt, args.timeout)
+        reason = skip_reason(mt)
+        fams[mt] = dict(status="skipped", reason=reason) if reason else run_isolated(mt, args.timeout)
         print(f"{mt:28s} {time.time() - t:5.1f}s {fams[mt]['status']} {fams[mt].get('reason', '')[:100]}", flush=True)
         write(out, fams)
     write(out, fams)
@@ -428,13 +500,30 @@ def simulate_phase(config: dict[str, Any], ph: dict[str, Any]) -> dict[str, int]
     return {k: v.flops for k, v in r.by_category.items() if k in COMPARED and v.flops}
 
 
+# references that run every routed expert on every token (Llama4TextMoe scales the unselected outputs by
+# zero): FlopCounterMode sees T*E*per-expert work, engines run top-k; golden * top_k / E is exact
+# (tests/test_golden.py does the same)
+DENSE_EXPERT_REFERENCES = frozenset({"llama4_text"})
+
+
+def expected(fam: dict[str, Any], ph: dict[str, Any]) -> dict[str, int]:
+    """The compared categories of one measured phase, in the serving convention."""
+    want = {k: v for k, v in ph["categories"].items() if k in COMPARED}
+    cfg = fam["config"]
+    if cfg.get("model_type") in DENSE_EXPERT_REFERENCES and "moe_experts" in want:
+        scaled = want["moe_experts"] * cfg["num_experts_per_tok"]
+        assert scaled % cfg["num_local_experts"] == 0
+        want["moe_experts"] = scaled // cfg["num_local_experts"]
+    return want
+
+
 def verdict(fam: dict[str, Any]) -> dict[str, Any]:
     from model_compute_sim.errors import ConfigError, NotModelledError
 
     diffs = {}
     try:
         for ph in fam["phases"]:
-            want = {k: v for k, v in ph["categories"].items() if k in COMPARED}
+            want = expected(fam, ph)
             got = simulate_phase(fam["config"], ph)
             if got != want:
                 diffs[ph["phase"]] = dict(reference=want, simulated=got)
@@ -451,19 +540,39 @@ def verdict(fam: dict[str, Any]) -> dict[str, Any]:
     return dict(verdict="exact")
 
 
+def config_verdict(fam: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on the config alone: simulate at the prefill shape (refused, or it needs measuring)."""
+    probe = dict(phase="prefill", batch_size=2, seq_len=12, context_len=0, categories={})
+    return verdict(dict(fam, phases=[probe]))
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     doc = json.loads(OUT.read_text()) if OUT.exists() else {"families": {}}
     for shard in args.merge:  # shards written by `measure --shard i/n --out FILE`
         part = json.loads(Path(shard).read_text())
         doc = {**part, "families": dict(sorted({**doc["families"], **part["families"]}.items()))}
+    for path in args.configs:  # `configs` output: families refused on the config alone need no measuring
+        for mt, rec in json.loads(Path(path).read_text()).items():
+            if doc["families"].get(mt, {}).get("status") == "measured":
+                continue
+            fam = dict(status="config_only", **rec, phases=[])
+            if config_verdict(fam)["verdict"] == "refused":
+                doc["families"][mt] = fam
+            else:
+                print(f"{mt:28s} simulates on its config: measure it")
     counts: collections.Counter[str] = collections.Counter()
     for mt, fam in doc["families"].items():
         for k in ("verdict", "message", "diffs"):
             fam.pop(k, None)
-        if fam["status"] != "measured":
+        if fam["status"] == "config_only":  # refused by name on the config alone: no FLOPs to compare
+            fam.update(config_verdict(fam))
+            if fam["verdict"] != "refused":
+                print(f"{mt:28s} no longer refused on its config: measure it")
+        elif fam["status"] != "measured":
             counts["skipped"] += 1
             continue
-        fam.update(verdict(fam))
+        else:
+            fam.update(verdict(fam))
         counts[fam["verdict"]] += 1
         print(f"{mt:28s} {fam['verdict']:9s} {fam.get('message', '')[:150]} {json.dumps(fam.get('diffs', ''))[:300]}")
     print(dict(counts))
@@ -486,10 +595,16 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("classify")
     c.add_argument("--write", action="store_true")
     c.add_argument("--merge", nargs="*", default=[], help="shard files of `measure --shard` to merge in")
+    c.add_argument("--configs", nargs="*", default=[], help="`configs` output: record families refused on it")
+    cf = sub.add_parser("configs", help="tiny configs only (no model), for `classify --configs`")
+    cf.add_argument("--only", required=True)
+    cf.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "measure-one":
         print(json.dumps(measure_one(args.model_type)))
         return 0
+    if args.cmd == "configs":
+        return cmd_configs(args)
     return cmd_measure(args) if args.cmd == "measure" else cmd_classify(args)
 
 
