@@ -198,6 +198,20 @@ def test_granite_shared_mlp_width_is_read_for_its_families_only() -> None:
     assert moe is not None and (moe.intermediate, moe.shared_intermediate) == (96, 48)
     with pytest.raises(NotModelledError, match="'shared_intermediate_size'"):
         normalize({**granite, "model_type": "someone_new", "shared_intermediate_size": 48})
+    # Flint: the same shared MLP under Qwen's key name (FlintSparseMoeBlock.shared_expert, no sigmoid gate)
+    moe = normalize({**granite, "model_type": "flint", "shared_expert_intermediate_size": 40}).layers[0].first(MoeSpec)
+    assert moe is not None and (moe.shared_intermediate, moe.shared_gate) == (40, False)
+
+
+def test_peri_ln_mtp_and_lm_head_width_keys() -> None:
+    # HyperCLOVAX use_post_norm: a norm after attention and after the MLP too (4 per layer)
+    assert normalize({**LLAMA, "model_type": "someone_new", "use_post_norm": True}).layers[0].norms == 4
+    # Mellum's MTP layer lists: MellumForCausalLM does not even load the mtp.* weights
+    assert normalize({**LLAMA, "model_type": "someone_new", "mtp_layer_types": ["full_attention"]}).layers
+    # Apertus-1.5: output_vocab_size is the LM head's width; read only when it is the vocabulary's
+    assert normalize({**LLAMA, "model_type": "someone_new", "output_vocab_size": 128}).vocab_size == 128
+    with pytest.raises(NotModelledError, match="'output_vocab_size'"):
+        normalize({**LLAMA, "model_type": "someone_new", "output_vocab_size": 256})
 
 
 def test_generic_path_costs_rope_only_where_a_key_describes_it() -> None:

@@ -133,6 +133,8 @@ GENERIC_KEYS = frozenset(
         "moe_statics", "moe_use_aux_free", "use_moe_router_bias",
         # multi-token prediction layers are not part of the base forward pass
         "num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_layers",
+        "mtp_layer_types", "mtp_mlp_layer_types",  # Mellum: its mtp.* weights are not even loaded
+        "use_post_norm",  # HyperCLOVAX Peri-LN: a norm after attention and after the MLP (generic_layout)
         # nested configs and dtype
         "is_encoder_decoder", "attn_type_list", "text_config", "quantization_config", "hf_quant_config",
         "torch_dtype", "dtype", "rope_theta",
@@ -213,6 +215,7 @@ MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True, "vaultgemma": True}
 PLAIN_MLP_FAMILIES = frozenset(
     {
         "apertus",
+        "apertus1p5_text",
         "arcee",
         "codegen",
         "falcon",
@@ -239,10 +242,12 @@ CODE_ONLY_FEATURES: dict[str, str] = {
 }
 
 
-# keys the generic path reads for one family only (config_moe.GRANITE_SHARED: the shared MLP's width)
+# keys the generic path reads for some families only (config_moe.ONE_SHARED_MLP: the shared MLP's width)
 FAMILY_KEYS: dict[str, frozenset[str]] = {
     "granitemoeshared": frozenset({"shared_intermediate_size"}),
     "granitemoe_swa": frozenset({"shared_intermediate_size"}),
+    "flint": frozenset({"shared_expert_intermediate_size"}),
+    "kolibri1": frozenset({"shared_expert_intermediate_size"}),
 }
 # keys the generic path understands only when they equal the hidden size (then they add no work)
 SAME_AS_HIDDEN_KEYS = {
@@ -311,11 +316,14 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
     for key, feature in SAME_AS_HIDDEN_KEYS.items():
         if cfg.get(key) is not None and cfg.get(key) != next((cfg[k] for k in _HIDDEN_KEYS if k in cfg), None):
             raise _refuse(key, feature, name)
+    out_vocab = cfg.get("output_vocab_size")  # Apertus-1.5: the LM head's width when set
+    if out_vocab is not None and out_vocab != cfg.get("vocab_size"):
+        raise _refuse("output_vocab_size", "an LM head wider or narrower than the vocabulary", name)
     qk = cfg.get("qk_head_dim")  # MLA families that also store the sum (MiniCPM3, Youtu, Sarvam-MLA)
     if qk is not None and qk != (cfg.get("qk_nope_head_dim") or 0) + (cfg.get("qk_rope_head_dim") or 0):
         raise _refuse("qk_head_dim", "a query/key head width other than qk_nope_head_dim + qk_rope_head_dim", name)
     for key in cfg:
-        if key in SAME_AS_HIDDEN_KEYS or key == "qk_head_dim" or key in FAMILY_KEYS.get(model_type, ()):
+        if key in (*SAME_AS_HIDDEN_KEYS, "qk_head_dim", "output_vocab_size") or key in FAMILY_KEYS.get(model_type, ()):
             continue
         # 0 is Exaone4Config's "no pattern" (sliding_window null); otherwise it must agree with layer_types
         if key == "sliding_window_pattern" and (not cfg[key] or _pattern_spelled_out(cfg[key], cfg.get("layer_types"))):
@@ -400,7 +408,7 @@ def generic_layout(cfg: Mapping[str, Any], model_type: str) -> tuple[str, bool, 
     parallel = model_type in PARALLEL_RESIDUAL_FAMILIES or any(
         bool(cfg.get(k)) for k in ("use_parallel_residual", "parallel_attn", "parallel_residual")
     )
-    norms = 2
+    norms = 4 if cfg.get("use_post_norm") else 2  # HyperCLOVAX: Peri-LN, a norm before and after each block
     if parallel:
         two = (
             cfg.get("use_parallel_residual")

@@ -47,8 +47,15 @@ N_SHARED_DEFAULT = {
 }
 # a shared expert of `shared_expert_intermediate_size` behind a sigmoid gate H -> 1
 QWEN_GATED_SHARED = ("qwen2_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text")
-# one gated shared MLP of `shared_intermediate_size` beside the experts (transformers 5.24)
-GRANITE_SHARED = ("granitemoeshared", "granitemoe_swa")
+# families with one shared MLP beside the experts, added without a gate, and the key of its width
+# (transformers 5.24 GraniteMoeSharedMoE.shared_mlp, FlintSparseMoeBlock.shared_expert,
+# Kolibri1SparseMoeBlock.shared_experts)
+ONE_SHARED_MLP = {
+    "granitemoeshared": "shared_intermediate_size",
+    "granitemoe_swa": "shared_intermediate_size",
+    "flint": "shared_expert_intermediate_size",
+    "kolibri1": "shared_expert_intermediate_size",
+}
 EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
 # the spellings of "experts per token" across families (transformers 5.24 config classes and released configs)
 TOP_K_KEYS = (
@@ -137,8 +144,8 @@ def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> M
         shared = _int(cfg, "shared_expert_intermediate_size", default=0, minimum=0)
     elif model_type in ("llama4", "llama4_text"):
         shared = inter  # one shared expert of the routed width
-    elif model_type in GRANITE_SHARED:  # GraniteMoeSharedMoE.shared_mlp, absent when the width is 0
-        shared = _int(cfg, "shared_intermediate_size", default=0, minimum=0)
+    elif model_type in ONE_SHARED_MLP:  # one ungated-add shared MLP; absent when the width is 0
+        shared = _int(cfg, ONE_SHARED_MLP[model_type], default=0, minimum=0)
     elif model_type == "hunyuan_v1_moe":  # transformers 5.24 HunYuanMoEV1Moe.shared_mlp: always one, intermediate_size
         shared = _int(cfg, "intermediate_size")
     elif model_type in STEP_TYPES:
