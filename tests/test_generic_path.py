@@ -221,3 +221,10 @@ def test_generic_path_costs_rope_only_where_a_key_describes_it() -> None:
     alibi = LLAMA | {"model_type": "someone_new", "rope_theta": 1e4, "alibi": True}
     assert normalize(alibi).layers[0].mixers[0].rotary_dim == 0
     assert normalize(LLAMA).layers[0].mixers[0].rotary_dim == 16  # a family rule (llama) keeps its rope
+
+
+def test_bloom_mlp_is_four_hidden_wide_and_plain() -> None:
+    # BloomMLP: dense_h_to_4h, gelu, dense_4h_to_h; the config names neither activation nor width; ALiBi, no rope
+    bloom = {"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 128}
+    layer = normalize({**bloom, "layer_norm_epsilon": 1e-5}).layers[0]
+    assert layer.first(MlpSpec) == MlpSpec(256, gated=False) and layer.mixers[0].rotary_dim == 0

@@ -166,6 +166,8 @@ def text_config(cfg: Config) -> tuple[dict[str, Any], str]:
 def _dense_width(cfg: Config, model_type: str) -> int:
     if model_type in ("llama4", "llama4_text"):
         return _int(cfg, "intermediate_size_mlp", "intermediate_size")
+    if model_type == "bloom":  # BloomMLP: dense_h_to_4h, no width key
+        return 4 * _int(cfg, *_KEY_ALIASES["hidden_size"])
     if "n_inner" in cfg and cfg["n_inner"] is None and "intermediate_size" not in cfg:
         return 4 * _int(cfg, *_KEY_ALIASES["hidden_size"])  # GPT-2 convention: n_inner=None means 4*n_embd
     return _int(cfg, "dense_intermediate_size", "intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size")
@@ -260,11 +262,11 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         ignored = K.check_generic_keys(cfg, model_type, name)
         gated = K.mlp_gated(cfg, model_type, name)
         norm_kind, parallel, norms, layout_notes = K.generic_layout(cfg, model_type)
-        act = next(cfg[k] for k in K.ACTIVATION_KEYS if cfg.get(k))
+        act = next((repr(cfg[k]) for k in K.ACTIVATION_KEYS if cfg.get(k)), None)
         notes.append(
             f"model_type {model_type or 'unknown'!r} has no family rule: ran the generic decoder path after checking "
             f"that every structural key is understood; MLP {'gated (gate/up/down)' if gated else 'plain (up/down)'} "
-            f"from activation {act!r}"
+            + (f"from activation {act}" if act else f"as {model_type!r}'s modeling code runs it (no activation key)")
         )
         notes += layout_notes
         if not K.uses_rope(cfg):

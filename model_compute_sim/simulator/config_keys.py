@@ -206,9 +206,10 @@ PLAIN_ACTIVATIONS = frozenset(
     {"gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_python", "quick_gelu", "relu", "relu2", "xielu"}
 )
 # families whose MLP kind the activation does not decide: relu2 is plain in Nemotron and Arcee (up/down) but
-# gated in BitNet (gate/up/down); VaultGemma's gelu_pytorch_tanh MLP is gated (GeGLU) like Gemma's;
-# transformers 5.24 BitNetMLP, VaultGemmaMLP (tests/golden/sweep_transformers.json)
-MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True, "vaultgemma": True}
+# gated in BitNet (gate/up/down); VaultGemma's gelu_pytorch_tanh MLP is gated (GeGLU) like Gemma's; BLOOM
+# names no activation (BloomMLP: gelu, dense_h_to_4h / dense_4h_to_h, 4 x hidden wide);
+# transformers 5.24 BitNetMLP, VaultGemmaMLP, BloomMLP (tests/golden/sweep_transformers.json)
+MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True, "vaultgemma": True, "bloom": False}
 # A gelu/relu-type activation is two-matrix in these families and gated in others (Gemma, VaultGemma, BitNet),
 # so it decides the MLP only where FlopCounterMode showed it (tests/golden/golden_generic.json and
 # sweep_transformers.json); an unseen family with such an activation is refused, never guessed.
