@@ -68,6 +68,7 @@ _PIN_FILES = (
     "tests/pinned/test_trace_step_pins.py",
     "tests/pinned/test_trace_layer_pins.py",
     "tests/pinned/test_trace_kernel_flow_rows_pins.py",
+    "tests/pinned/test_trace_meta_pins.py",
 )
 TRACE_PINS = (*_PIN_FILES, "-k", "not resnet50 and not tracemap and not capture_rank and not annotate")
 LINK_PINS = (*_PIN_FILES, "-k", "not resnet50 and not capture_rank and not annotate")
@@ -160,6 +161,7 @@ _POSITIVE = "peaks and bandwidths are > 0 (request fields gt=0; every GPU of the
 _EVEN = "x (x + 1) is even: / 2 gives the same number as // 2 (a float, exact below 2**53)"
 _PER_GPU = "per_gpu only decides the collectives of a layer's ops; the memory report asks weights and cache only"
 _LO = "binary-search start below the first candidate: -2 and -1 end at the same largest fitting context"
+_HEADS = "check_heads refuses a tp that does not divide the heads: / and // give the same number"
 _OP_DEFAULT = "Op.sharding defaults to 'replicated': passing it or not builds the same op"
 _DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
 _NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
@@ -213,6 +215,7 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else 1.0", _POSITIVE),
     ("simulator/formulas.py", "roofline_time_s", "if peak_flops_per_s > 0 else 0.0", "else None", _POSITIVE),
     ("simulator/ops.py", "vector", 'sharding="replicated",', "", _OP_DEFAULT),
+    ("simulator/layers/gqa.py", "ops", "h, kv = a.heads // sh.tp,", "h, kv = a.heads / sh.tp,", _HEADS),
     ("simulator/formulas_msa.py", "_keys_prefix_sum", "n * (n + 1) // 2", "n * (n + 1) / 2", _EVEN),
     ("simulator/ssm_formulas.py", "chunk_sums", "chunk * (chunk + 1) // 2", "chunk * (chunk + 1) / 2", _EVEN),
     ("simulator/ssm_formulas.py", "chunk_sums", "rest * (rest + 1) // 2", "rest * (rest + 1) / 2", _EVEN),

@@ -65,3 +65,40 @@ def test_norms_and_residuals_are_replicated_under_tp() -> None:
     for name in ("input_layernorm", "post_attention_layernorm", "attn_residual_add", "mlp_residual_add"):
         assert o[name].sharding == "replicated", name
         assert o[name].vector_flops_per_gpu == (4 if name.endswith("norm") else 1) * 16 * 4096, name
+
+
+def test_collective_rows_carry_their_buffers_shape() -> None:
+    # DeepSeek-V3 decode of 2 tokens at tp 8, ep 8: the attention output all-reduce moves [2, 7168]; each
+    # rank dispatches its 2 / 8 tokens x top-8 experts = 2 token copies of width 7168
+    r = simulate("deepseek-v3", batch_size=2, seq_len=1, context_len=10, tp=8, ep=8, detail="ops")
+    o = _ops(r, "mla+moe")
+    for name in ("attn_allreduce", "moe_dispatch_alltoall", "moe_combine_alltoall", "moe_allreduce"):
+        assert (o[name].shape_in, o[name].shape_out) == ([[2, 7168]], [2, 7168]), name
+
+
+def test_tp1_has_no_collectives_and_names_the_head_and_tail() -> None:
+    r = simulate("llama-3.1-8b", batch_size=2, seq_len=1, context_len=10, detail="ops")
+    assert r.head_tail_ops is not None
+    assert [o.name for o in r.head_tail_ops] == ["embed_tokens", "final_norm", "lm_head"]
+    assert not [o.name for o in _ops(r).values() if o.kind == "communication"]
+    assert r.totals.communication_bytes_per_gpu == 0
+
+
+def test_mla_expanded_attention_reads_the_expanded_keys_and_values() -> None:
+    # DeepSeek-V3 prefill of 1024 tokens at tp 8 (16 heads per GPU), expanded MLA: the core reads q
+    # (1024 x 16 x (128 + 64)) and the up-projected K and V of every position (1024 x 16 x (128 + 64 + 128)),
+    # bf16; writes its output (1024 x 16 x 128) and the new tokens' latent cache (1024 x (512 + 64))
+    t, h = 1024, 16
+    a = _ops(simulate("deepseek-v3", batch_size=1, seq_len=t, tp=8, ep=8, detail="ops"))["attention"]
+    assert a.bytes_read_per_gpu == t * h * 192 * 2 + t * h * 320 * 2
+    assert a.bytes_written_per_gpu == t * h * 128 * 2 + t * 576 * 2
+    # a mixed step runs both paths, each row named by its path
+    reqs = [{"count": 1, "new_tokens": 512, "cached_tokens": 0}, {"count": 2, "new_tokens": 1, "cached_tokens": 100}]
+    names = _ops(simulate("deepseek-v3", requests=reqs, tp=8, ep=8, detail="ops"))
+    assert "attention_expanded" in names and "attention_absorbed" in names and "attention" not in names
+
+
+def test_latent_projection_is_replicated() -> None:
+    o = _ops(simulate("nemotron-3-super-120b-a12b", batch_size=1, seq_len=16, tp=2, detail="ops"), "moe")
+    assert o["experts.fc1_latent_proj"].sharding == "replicated"
+    assert o["experts.fc2_latent_proj"].sharding == "replicated"
