@@ -148,9 +148,10 @@ AREAS = (
     ),
 )
 
-# Equivalent mutants: (module, function, text of the line before, text of the line after ("" = any
-# mutation of that line), why no result can change). Matched as substrings of the mutated line, not by
-# mutmut's numbering, so an entry survives edits elsewhere in the module.
+# Equivalent mutants: (module, function ("*": any, for code that moves between helpers), text of the
+# line before, text of the line after ("" = any mutation of that line), why no result can change).
+# Matched as substrings of the mutated line, not by mutmut's numbering, so an entry survives edits
+# elsewhere in the module.
 _UNREACHED_EMPTY = "simulate refuses batch_size < 1 and a MoE spec has experts >= 1: tokens, experts > 0 here"
 _CONV_CALL = "called only as short_conv_flops(1, 1, K) (per element): 2 / 1 * 1 * K == 2 * 1 * 1 * K"
 _FP16_BRANCH = "attention carries peak_dtype fp16 only when the run's dtype is fp16, so it never differs here"
@@ -224,15 +225,15 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/memory.py", "_fit", "lo, hi = -1, 1 << 40", "lo, hi = -2, 1 << 40", _LO),
     ("simulator/ssm_formulas.py", "mamba1_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("simulator/ssm_formulas.py", "short_conv_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
-    ("trace/load.py", "add", "self.flows.append(FlowEndpoint(", "", _FLOWS),
-    ("trace/load.py", "add", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
-    ("trace/load.py", "add", "self.skipped += 1", "", _FLOWS),
-    ("trace/load.py", "add", 'elif ph == "M":', "", _NAMES),
-    ("trace/load.py", "_name", 'a = e.get("args") or {}', "", _NAMES),
-    ("trace/load.py", "_name", 'if e.get("name") == "thread_name":', "", _NAMES),
-    ("trace/load.py", "_name", 'elif e.get("name") == "process_name":', "", _NAMES),
-    ("trace/load.py", "_name", "self.thread_names[", "", _NAMES),
-    ("trace/load.py", "_name", "self.process_names[", "", _NAMES),
+    ("trace/load.py", "*", "self.flows.append(FlowEndpoint(", "", _FLOWS),
+    ("trace/load.py", "*", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
+    ("trace/load.py", "*", "self.skipped += 1", "", _FLOWS),
+    ("trace/load.py", "*", 'elif ph == "M":', "", _NAMES),
+    ("trace/load.py", "*", 'a = e.get("args") or {}', "", _NAMES),
+    ("trace/load.py", "*", 'if e.get("name") == "thread_name":', "", _NAMES),
+    ("trace/load.py", "*", 'elif e.get("name") == "process_name":', "", _NAMES),
+    ("trace/load.py", "*", "self.thread_names[", "", _NAMES),
+    ("trace/load.py", "*", "self.process_names[", "", _NAMES),
 )
 
 # mutmut 3 exit codes per mutant (mutmut.__main__.status_by_exit_code)
@@ -343,7 +344,7 @@ def _equivalent(module: str, name: str, diff: tuple[list[str], list[str]]) -> st
     removed, added = diff
     for mod, fn, before, after, why in EQUIVALENT:
         hit_after = not after or any(after in a for a in added)
-        if mod == module and fn == func and any(before in r for r in removed) and hit_after:
+        if mod == module and fn in (func, "*") and any(before in r for r in removed) and hit_after:
             return why
     return None
 
