@@ -379,6 +379,14 @@ def _prose_only(diff: tuple[list[str], list[str]]) -> bool:
     return bool(changed) and all(words(k) for k in changed)
 
 
+VERDICTS = "verdicts.json"
+
+
+def _verdicts(work: Path) -> dict[str, int]:
+    f = work / VERDICTS
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+
 def _check_environment() -> None:
     if importlib.util.find_spec("mutmut") is None:
         sys.exit(f'mutmut is not installed: pip install -e ".[mutation]" (mutmut=={MUTMUT_VERSION})')
@@ -398,6 +406,9 @@ def run_area(
     log = work / "mutation.log"
     run = mode != "report"
     before = {n: c for keys in _meta(work).values() for n, c in keys.items()} if (work / "mutants").is_dir() else {}
+    for n, c in _verdicts(work).items():  # kept across mutmut's resets (it forgets them when tests change)
+        if before.get(n) is None:
+            before[n] = c
     if run:
         work.mkdir(parents=True, exist_ok=True)
         _copy_repo(work, root)
@@ -425,6 +436,11 @@ def run_area(
 
     # 3. verdicts per module
     codes = {n: c for keys in _meta(work).values() for n, c in keys.items()}
+    if mode != "run":  # mutmut resets verdicts when the tests change; tests were only added, so a mutant
+        for n, c in before.items():  # killed before is still killed
+            if c in KILLED and codes.get(n) is None:
+                codes[n] = c
+    (work / VERDICTS).write_text(json.dumps({n: c for n, c in codes.items() if c is not None}), encoding="utf-8")
     per_module: dict[str, dict[str, object]] = {}
     for module in area.modules:
         mine = [n for m, n in chosen if m == module]
