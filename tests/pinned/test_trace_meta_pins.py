@@ -52,3 +52,43 @@ def test_ops_without_shapes_or_kernels(tmp_path: Path) -> None:
 def test_a_request_and_keywords_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="give an ExtractRequest alone, or the trace path and keyword arguments"):
         extract_trace_flow(ExtractRequest(trace_path=str(tmp_path / "x.json")), detail="ops")
+
+
+def test_a_framework_op_outside_any_module_is_elementwise_time(tmp_path: Path) -> None:
+    # aten::add launching one kernel, no module scope: its 7 us are element-wise work
+    evs = [
+        {
+            "ph": "X",
+            "cat": "cpu_op",
+            "name": "aten::add",
+            "pid": 1,
+            "tid": 1,
+            "ts": 0.0,
+            "dur": 20.0,
+            "args": {"External id": 1},
+        },
+        {
+            "ph": "X",
+            "cat": "cuda_runtime",
+            "name": "cudaLaunchKernel",
+            "pid": 1,
+            "tid": 1,
+            "ts": 5.0,
+            "dur": 3.0,
+            "args": {"correlation": 9, "External id": 1},
+        },
+        {
+            "ph": "X",
+            "cat": "kernel",
+            "name": "void at::native::vectorized_elementwise_kernel<4>(int)",
+            "pid": 0,
+            "tid": 7,
+            "ts": 10.0,
+            "dur": 7.0,
+            "args": {"correlation": 9, "External id": 1, "stream": 7},
+        },
+    ]
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": evs}), encoding="utf-8")
+    r = extract_trace_flow(str(p))
+    assert {c: v.gpu_time_us for c, v in r.by_category.items()} == {"elementwise": 7.0}
