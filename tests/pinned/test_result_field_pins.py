@@ -67,3 +67,29 @@ def test_mixed_step_echoes_its_requests() -> None:
     assert w.requests == reqs and w.seq_len is None and w.context_len is None
     w = simulate("llama-3.1-8b", batch_size=2, seq_len=1, context_len=10).workload
     assert (w.phase, w.seq_len, w.context_len, w.tokens, w.requests) == ("decode", 1, 10, 2, None)
+
+
+def test_ops_per_category_page_and_identity_fields() -> None:
+    # Llama-3.1-8B (meta-llama/Meta-Llama-3.1-8B), 32 layers at tp 1: per layer q, k, v, o; the core; gate, up,
+    # down; 2 norms; rotary, act_fn and 2 residual adds; plus embedding, final norm and LM head
+    r = simulate("llama-3.1-8b", batch_size=2, seq_len=1, context_len=10, gpu="h100", detail="ops", limit=5)
+    assert r.model.hf_id == "meta-llama/Meta-Llama-3.1-8B"
+    assert {c: v.ops for c, v in r.by_category.items()} == {
+        "attention_proj": 32 * 4,
+        "attention_core": 32,
+        "mlp": 32 * 3,
+        "norm": 32 * 2 + 1,
+        "elementwise": 32 * 4,
+        "embedding": 1,
+        "lm_head": 1,
+    }
+    # 14 rows of one layer + 3 head / tail rows, 5 per page
+    p = r.page
+    assert p is not None
+    assert (p.total, p.offset, p.limit, p.returned, p.truncated, p.next_offset) == (17, 0, 5, 5, True, 5)
+    # bytes moved = weights + KV cache + activations
+    t = r.totals
+    assert t.activation_bytes_per_gpu > 0
+    assert t.bytes_per_gpu == t.weight_bytes_per_gpu + t.kv_cache_bytes_per_gpu + t.activation_bytes_per_gpu
+    # capacity as CUDA reports an H100 80GB HBM3 (totalGlobalMem in the traceMap trace's deviceProperties)
+    assert r.gpu is not None and r.gpu.memory_bytes == 85_018_279_936
