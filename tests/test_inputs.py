@@ -121,7 +121,11 @@ def test_bad_files(tmp_path: Path) -> None:
         ({"model": "llama-3.1-8b", "measured_ms": 0}, ShapeError, "measured_ms must be > 0"),
         ({"model": "llama-3.1-8b", "measured_ms": 3.0}, SimError, "measured_ms needs a gpu"),
         ({"model": "llama-3.1-8b", "gpu": "a100", "dtype": "fp8"}, SimError, "has no dense fp8 peak"),
-        ({"model": "kimi-k3"}, NotModelledError, "'attn_res_block_size' describes block attention residuals"),
+        (
+            {"config": {**small_config(), "zero_expert_num": 4}},
+            NotModelledError,
+            "'zero_expert_num' describes zero-computation experts",
+        ),
         ({}, SimError, "give exactly one of model"),
     ],
 )

@@ -186,15 +186,8 @@ def family_status(cfg: dict[str, Any]) -> str:
     parts: list[str] = []
     for view in _views(cfg):
         mt = str(view.get("model_type", ""))
-        # Gated DeltaNet (Qwen3-Next, Qwen3.5/3.6) and Kimi Delta Attention (Kimi-Linear) are modelled;
-        # Kimi-K3 adds keys the simulator refuses by name
-        for key, feature in (
-            ("attn_res_block_size", "block attention residuals (attn_res_block_size)"),
-            ("routed_expert_hidden_size", "latent MoE experts (routed_expert_hidden_size)"),
-            ("mla_use_output_gate", "MLA output gate (mla_use_output_gate)"),
-        ):
-            if mt == "kimi_linear" and view.get(key):
-                parts.append(feature)
+        # Gated DeltaNet (Qwen3-Next, Qwen3.5/3.6), Kimi Delta Attention (Kimi-Linear) and Kimi-K3's additions
+        # (simulator/config_kimi_k3.py) are modelled
         blocks = view.get("layers_block_type") or []
         pattern = view.get("hybrid_override_pattern") or ""
         # nemotron_h (Mamba-2 blocks) is modelled (simulator/config_hybrid.py); other Mamba patterns are not

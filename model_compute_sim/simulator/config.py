@@ -18,6 +18,7 @@ from model_compute_sim.simulator import config_keys as K
 from model_compute_sim.simulator.config_attention import attention_specs, rotary_dim
 from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
 from model_compute_sim.simulator.config_hybrid import FAMILIES as HYBRID_FAMILIES
+from model_compute_sim.simulator.config_kimi_k3 import final_attn_res_blocks, kimi_layers, kimi_notes
 from model_compute_sim.simulator.config_lightning import (
     LIGHTNING_TYPES,
     lightning_layers,
@@ -37,6 +38,7 @@ from model_compute_sim.simulator.config_read import (
     _opt_int,
 )
 from model_compute_sim.simulator.linear_attention_config import (
+    KDA_TYPES,
     LINEAR_MODEL_TYPES,
     linear_layers,
     linear_spec,
@@ -294,6 +296,9 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         notes += config_hybrid.notes(cfg)
     else:
         layers = _layers(cfg, model_type, hidden, n, gated, parallel, norms)
+    if model_type in KDA_TYPES:  # Kimi-K3's additions to Kimi-Linear (config_kimi_k3.py)
+        layers = kimi_layers(cfg, layers)
+        notes += kimi_notes(cfg, n)
     classes = layer_classes(layers, model_type)
     quant = weight_table(cfg, classes)
     notes += quant.notes
@@ -315,4 +320,5 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
         hc_mult=int(cfg.get("hc_mult") or 1) if model_type in DSV4_TYPES else 1,
         mtp_layer=layers[-1] if model_type in MTP_TYPES else None,
         mtp_modules=_opt_int(cfg, "num_nextn_predict_layers") or 0,
+        attn_res_blocks=final_attn_res_blocks(cfg, n) if model_type in KDA_TYPES else 0,
     )

@@ -185,6 +185,10 @@ def _mla_specs(
     kv_lora = _int(cfg, "kv_lora_rank")
     q_lora = _opt_int(cfg, "q_lora_rank")
     indexers = _indexer(cfg, n)
+    # Kimi-K3 mla_use_output_gate: g_proj hidden -> heads*v_head_dim, sigmoid, times the attention output
+    # before o_proj (vLLM models/kimi_k3 KimiMLAAttention g_proj, ColumnParallelLinear; Moonshot
+    # modeling_kimi_linear.py KimiMLAAttention.forward: attn_output * g_proj(hidden_states).sigmoid())
+    gate = v if _bool(cfg, "mla_use_output_gate") else 0
     return [
         AttentionSpec(
             kind="mla",
@@ -201,6 +205,7 @@ def _mla_specs(
             qk_nope_dim=nope,
             qk_rope_dim=rope,
             indexer=indexers[i],
+            output_gate_dim=gate,
         )
         for i in range(n)
     ]

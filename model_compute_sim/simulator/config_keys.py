@@ -65,6 +65,8 @@ UNMODELLED_KEYS: dict[str, str] = {
     "n_zero_experts": _ZERO,
     "num_zero_experts": _ZERO,
     "moe_latent_size": "latent MoE (experts computed in a smaller latent width)",
+    "routed_expert_hidden_size": "latent MoE (experts computed in a smaller latent width)",
+    "attn_res_block_size": "block attention residuals (a depth attention over earlier blocks' outputs)",
     "use_residual": "a dense residual MLP beside the MoE block (Arctic)",
     "parallel_attn_mlp_res": "a parallel attention / MLP residual layout (Arctic)",
     "cross_attention_layers": "cross-attention layers",
@@ -87,6 +89,7 @@ FAMILY_HANDLED_KEYS: dict[str, frozenset[str]] = {
     "deepseek_ref": _DSV4,
     "minimax_m3": _MSA,  # simulator/config_msa.py, layers/msa.py
     "minimax_m3_vl": _MSA,
+    "kimi_linear": frozenset({"routed_expert_hidden_size", "attn_res_block_size"}),  # simulator/config_kimi_k3.py
 }
 
 # keys the generic path reads and models (value checks in config.py / this module)

@@ -116,6 +116,19 @@ ROPE_FLOPS_PER_ELEMENT = 3  # x*cos + rotate(x)*sin
 SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, accumulate, divide
 GATED_ACT_FLOPS_PER_ELEMENT = 5  # silu/gelu (about 4) and the gate multiply
 ADD_FLOPS_PER_ELEMENT = 1
+# Kimi-K3 SiTU (SituAndMul in vLLM's and SGLang's kimi_k3 models and Moonshot's modeling_kimi_linear.py):
+# beta*tanh(gate/beta)*sigmoid(gate)*up, up first replaced by linear_beta*tanh(up/linear_beta) when
+# activation_situ_linear_beta is set. Per output element: gate/beta, tanh, *beta (3), sigmoid (3: exp, add,
+# reciprocal), their product (1), times up (1) = 8; the linear_beta transform of up adds 3 = 11.
+SITU_FLOPS_PER_ELEMENT = 8
+SITU_LINEAR_FLOPS_PER_ELEMENT = 11
+
+
+def act_flops_per_element(activation: str) -> int:
+    """Vector FLOPs per output element of an MLP / expert activation ('' = the family's silu / gelu gate)."""
+    return {"situ": SITU_FLOPS_PER_ELEMENT, "situ_linear": SITU_LINEAR_FLOPS_PER_ELEMENT}.get(
+        activation, GATED_ACT_FLOPS_PER_ELEMENT
+    )
 
 
 # --- communication ---------------------------------------------------------------------------

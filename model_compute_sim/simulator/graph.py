@@ -9,13 +9,21 @@ embedding and LM head. Closed forms only: no loop over tokens or identical layer
 
 from __future__ import annotations
 
+from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.mtp import mtp_ops
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact, split
-from model_compute_sim.simulator.spec import LayerSpec
+from model_compute_sim.simulator.spec import KindSpec, LayerSpec
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
+
+
+def _clone(op: Op) -> Op:
+    """A shallow copy of an op record (copy.copy's generic path is several times slower)."""
+    new = object.__new__(Op)
+    new.__dict__.update(op.__dict__)
+    return new
 
 
 class Builder(BuilderBase):
@@ -44,7 +52,7 @@ class Builder(BuilderBase):
     def lm_head(self) -> list[Op]:
         tp = self.shard.tp
         rows = self.wl.sequences if self.opts.logits == "last" else self.T
-        ops = self.hc_head() if self.spec.hc_mult > 1 else []
+        ops = self.hc_head() if self.spec.hc_mult > 1 else attn_res.output(self, self.spec)
         ops.append(self.norm("final_norm", "norm", self.T, self.H))
         v = self.spec.vocab_size
         v_loc = -(-v // tp)  # vocab shard, padded when tp does not divide it (engines pad the vocabulary)
@@ -74,6 +82,15 @@ class Builder(BuilderBase):
 
     # --- one decoder layer ---------------------------------------------------------------------
 
+    def kind_ops(self, spec: KindSpec) -> list[Op]:
+        """A mixer's or feed-forward block's ops, built once per builder and spec: layer groups that differ
+        only around their blocks (Kimi-K3's attention-residual sources) reuse them (as copies: ops are
+        records the roofline pass fills in)."""
+        cache: dict[KindSpec, list[Op]] = self.__dict__.setdefault("_kind_cache", {})
+        if spec not in cache:
+            cache[spec] = kind_of(spec).ops(self, spec)
+        return [_clone(op) for op in cache[spec]]
+
     def residual(self, name: str) -> Op:
         return self.vector(
             name, "elementwise", "elementwise", self.T * self.H, F.ADD_FLOPS_PER_ELEMENT, reads=2, width=self.H
@@ -81,14 +98,18 @@ class Builder(BuilderBase):
 
     def layer(self, layer: LayerSpec) -> list[Op]:
         """Pre-norm block: mixers side by side, residual add; feed-forward blocks side by side, residual
-        add. Gemma-style layers (norms=4) also norm each block's output."""
+        add. Gemma-style layers (norms=4) also norm each block's output. Kimi-K3 attention residuals
+        (simulator/attn_res.py) run before each block's norm and replace the residual adds."""
         if layer.parallel:
             return self.parallel_layer(layer)
         ops: list[Op] = []
+        res = layer.attn_res
         if layer.mixers:
+            if res is not None:
+                ops.append(attn_res.pre_mixer(self, res))
             ops.append(self.norm("input_layernorm", "norm", self.T, self.H))
             for mixer in layer.mixers:
-                ops += kind_of(mixer).ops(self, mixer)
+                ops += self.kind_ops(mixer)
             if len(layer.mixers) > 1:  # Falcon-H1: the mixers' outputs are summed
                 n = len(layer.mixers)
                 ops.append(
@@ -104,15 +125,19 @@ class Builder(BuilderBase):
                 )
             if layer.norms == 4:
                 ops.append(self.norm("post_attention_layernorm", "norm", self.T, self.H))
-            ops.append(self.residual("attn_residual_add"))
+            if res is None:
+                ops.append(self.residual("attn_residual_add"))
         if layer.ffns:
+            if res is not None:
+                ops.append(attn_res.pre_ffn(self, res))
             pre = "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm"
             ops.append(self.norm(pre if layer.mixers else "input_layernorm", "norm", self.T, self.H))
             for ffn in layer.ffns:
-                ops += kind_of(ffn).ops(self, ffn)
+                ops += self.kind_ops(ffn)
             if layer.norms == 4:
                 ops.append(self.norm("post_feedforward_layernorm", "norm", self.T, self.H))
-            ops.append(self.residual("mlp_residual_add"))
+            if res is None:
+                ops.append(self.residual("mlp_residual_add"))
         return ops
 
     def parallel_layer(self, layer: LayerSpec) -> list[Op]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.errors import ConfigError
 from model_compute_sim.simulator.config_read import without_family_keys
 from model_compute_sim.simulator.layers.linear_attention import LinearAttentionSpec
 
@@ -20,15 +20,6 @@ GDN_TYPES = ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_mo
 KDA_TYPES = ("kimi_linear",)
 LINEAR_MODEL_TYPES = (*GDN_TYPES, *KDA_TYPES)
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-# Kimi-K3 features beyond Kimi-Linear, refused until modelled. Each is in vLLM's kimi_k3 model (read, not
-# modelled here): the attention-residual op over closed blocks (ops/attn_res), the latent MoE wrapper
-# (routed_expert_down_proj -> RMSNorm -> experts in routed_expert_hidden_size -> routed_expert_up_proj), the
-# MLA g_proj sigmoid output gate (hidden -> heads*v_head_dim), KDA's full-rank forget gate, and SituAndMul.
-_UNMODELLED_KIMI_KEYS = {
-    "attn_res_block_size": "block attention residuals",
-    "routed_expert_hidden_size": "latent MoE experts (routed experts in a smaller hidden size)",
-    "mla_use_output_gate": "an output gate on the MLA layers",
-}
 
 
 def _int(cfg: Mapping[str, Any], key: str, default: int | None = None) -> int:
@@ -103,26 +94,11 @@ def gdn_spec(cfg: Mapping[str, Any], model_type: str) -> LinearAttentionSpec:
     )
 
 
-def _unmodelled_kimi_features(cfg: Mapping[str, Any], lac: Mapping[str, Any]) -> list[str]:
-    """Every Kimi-K3 feature the config turns on that is not modelled, so one refusal names them all."""
-    found = [
-        f"config key {key!r} describes {feature}" for key, feature in _UNMODELLED_KIMI_KEYS.items() if cfg.get(key)
-    ]
-    if lac.get("use_full_rank_gate"):
-        found.append("linear_attn_config.use_full_rank_gate describes a full-rank KDA forget gate")
-    if cfg.get("hidden_act") == "situ":
-        found.append("hidden_act 'situ' describes the SiTU gated activation (activation_situ_beta)")
-    return found
-
-
 def kda_spec(cfg: Mapping[str, Any]) -> LinearAttentionSpec:
-    """Kimi Delta Attention: q/k/v/b projections, rank-head_dim forget and output gates."""
+    """Kimi Delta Attention: q/k/v/b projections, rank-head_dim forget and output gates (Kimi-K3
+    use_full_rank_gate: a full-rank H -> heads*head_dim output gate g_proj instead of g_a/g_b)."""
     lac = cfg.get("linear_attn_config")
     lac = lac if isinstance(lac, Mapping) else {}
-    unmodelled = _unmodelled_kimi_features(cfg, lac)
-    if unmodelled:
-        rest = f"; also not modelled: {'; '.join(unmodelled[1:])}" if len(unmodelled) > 1 else ""
-        raise NotModelledError(f"{unmodelled[0]}, which is not modelled yet{rest}")
     heads = _int(lac, "num_heads") if "num_heads" in lac else _int(cfg, "linear_num_heads", 32)
     d = _int(lac, "head_dim") if "head_dim" in lac else _int(cfg, "linear_head_dim", 128)
     kernel = (
@@ -131,6 +107,8 @@ def kda_spec(cfg: Mapping[str, Any]) -> LinearAttentionSpec:
         else _int(cfg, "linear_conv_kernel_dim", 4)
     )
     hd = heads * d
+    full_rank = lac.get("use_full_rank_gate") is True
+    gate: tuple[tuple[str, int], ...] = (("g_proj", hd),) if full_rank else ()
     return LinearAttentionSpec(
         kind="kimi_delta_attention",
         k_heads=heads,
@@ -138,8 +116,9 @@ def kda_spec(cfg: Mapping[str, Any]) -> LinearAttentionSpec:
         head_k_dim=d,
         head_v_dim=d,
         conv_kernel=kernel,
-        projections=(("q_proj", hd), ("k_proj", hd), ("v_proj", hd), ("b_proj", heads)),
+        projections=(("q_proj", hd), ("k_proj", hd), ("v_proj", hd), *gate, ("b_proj", heads)),
         gate_rank=d,
+        full_rank_gate=full_rank,
         state_dtype=_state_dtype(cfg),
     )
 

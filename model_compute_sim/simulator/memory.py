@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from model_compute_sim.simulator.attn_res import block_buffer_bytes
 from model_compute_sim.simulator.device import Device
+from model_compute_sim.simulator.formulas_attn_res import attn_res_params
 from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.result import MemoryReport
@@ -18,7 +20,7 @@ GIB = 2**30
 
 def layer_params(layer: LayerSpec, hidden: int) -> tuple[int, int]:
     """(total, active per token) parameters of one layer: its kinds' weights plus its norms."""
-    total = active = layer.norms * hidden
+    total = active = layer.norms * hidden + (attn_res_params(hidden) if layer.attn_res else 0)
     for x in (*layer.mixers, *layer.ffns):
         t, a = kind_of(x).params(x, hidden)
         total += t
@@ -31,6 +33,9 @@ def model_params(spec: ModelSpec) -> tuple[int, int]:
     emb = spec.vocab_size * spec.hidden_size
     head = 0 if spec.tie_word_embeddings else emb
     total = active = emb + head + spec.hidden_size
+    if spec.attn_res_blocks:  # output_attn_res_norm and output_attn_res_proj
+        total += 2 * spec.hidden_size
+        active += 2 * spec.hidden_size
     for layer in spec.layers:
         t, a = layer_params(layer, spec.hidden_size)
         total += t
@@ -44,7 +49,8 @@ def layer_weight_bytes_per_gpu(layer: LayerSpec, spec: ModelSpec, shard: Shard, 
     total = 0.0
     for x in (*layer.mixers, *layer.ffns):
         total += kind_of(x).weight_bytes(x, hidden, shard, opts)
-    return total + layer.norms * hidden * DTYPE_BYTES["bf16"]
+    norms = layer.norms * hidden + (attn_res_params(hidden) if layer.attn_res else 0)
+    return total + norms * DTYPE_BYTES["bf16"]
 
 
 @dataclass
@@ -94,7 +100,7 @@ def memory_report(
         for o in g.local:
             act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
     logits = sum(o.act_write_bytes for o in step.tail[1] if o.name == "lm_head") * 2  # fp32 logits
-    act = act_peak + logits
+    act = act_peak + logits + block_buffer_bytes(spec, local_wl.tokens, opts.act_bytes)
     rep = MemoryReport(
         weights_bytes_per_gpu=weights,
         kv_cache_bytes_per_gpu=kv,
@@ -119,7 +125,9 @@ def memory_report(
         "KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
         "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank"
     )
-    rep.notes.append("activations: largest single-op input+output plus fp32 logits (estimate)")
+    stack = f" plus the attention-residual block stack (tokens x {spec.attn_res_blocks} x hidden)"
+    note = "activations: largest single-op input+output plus fp32 logits (estimate)"
+    rep.notes.append(note + (stack if spec.attn_res_blocks else ""))
     if dev is not None and dev.gpu.memory_bytes:
         _fit(rep, step, prof, float(dev.gpu.memory_bytes))
     return rep

@@ -50,6 +50,9 @@ _ALWAYS_16BIT = {"conv1d", "bias", "norm", "A_log", "D", "dt_bias"}
 
 # families whose MoE sits beside the layer's `mlp` (Gemma-4: layer.mlp is dense, layer.experts the MoE)
 _MOE_OUTSIDE_MLP = {"gemma4", "gemma4_text"}
+# families whose linear-attention mixer is the layer's `self_attn` (Kimi-Linear / Kimi-K3: Moonshot's
+# modeling_kimi_linear.py and vLLM's kimi_k3 set self_attn = KimiDeltaAttention on the KDA layers)
+_RECURRENT_IN_SELF_ATTN = {"kimi_linear"}
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,8 @@ def _read_names(pattern: str, s: set[str], lc: LayerClasses, out: Classified) ->
             part("attention", s & _ATTN_IN)
     elif s & _ATTN:
         out.classes.update(ATTENTION_ALL)
+        if lc.model_type in _RECURRENT_IN_SELF_ATTN:
+            out.classes.add("recurrent")
     elif s & _LM_HEAD:
         out.classes.add("lm_head")
     elif s & _EMBED:

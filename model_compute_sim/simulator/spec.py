@@ -116,6 +116,7 @@ class MlpSpec:
     intermediate: int
     gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
     bias: bool = False
+    activation: str = ""  # "" = silu / gelu gate; "situ" / "situ_linear": Kimi-K3 SiTU (formulas.act_flops_per_element)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,21 @@ class MoeSpec:
     router_bias: bool = False
     shared_intermediate: int = 0  # total width of the shared expert(s); 0 = none
     shared_gate: bool = False  # sigmoid gate (H -> 1) on the shared expert output (Qwen2-MoE)
-    latent_size: int = 0  # latent MoE (Nemotron-3 Super/Ultra): experts run in this width between fc1/fc2
+    latent_size: int = 0  # latent MoE (Nemotron-3 Super/Ultra, Kimi-K3): experts run in this width
+    # "nemotron": fc1/fc2_latent_proj in the model's weight dtype; "kimi": routed_expert_down/up_proj, kept bf16
+    # (vLLM kimi_k3 builds them with quant_config=None), with an RMSNorm on the latent output when latent_norm
+    latent_style: Literal["nemotron", "kimi"] = "nemotron"
+    latent_norm: bool = False
+    activation: str = ""  # as MlpSpec.activation, for routed and shared experts
+
+
+@dataclass(frozen=True)
+class AttnResSpec:
+    """Kimi-K3 block attention residuals on one layer (formulas_attn_res): `blocks` closed before the layer,
+    `write`: the layer closes one more before its mixer (0-based index a multiple of attn_res_block_size)."""
+
+    blocks: int
+    write: bool
 
 
 @dataclass(frozen=True, init=False)
@@ -148,6 +163,7 @@ class LayerSpec:
     norms: int  # hidden-size norms per layer (gemma: 4; parallel layers: 1 or 2; a Nemotron-H block: 1)
     parallel: bool
     norm_kind: NormKind
+    attn_res: AttnResSpec | None  # block attention residuals replace the residual adds (Kimi-K3)
 
     def __init__(
         self,
@@ -161,6 +177,7 @@ class LayerSpec:
         ssm: SsmSpec | None = None,
         mlp: MlpSpec | None = None,
         moe: MoeSpec | None = None,
+        attn_res: AttnResSpec | None = None,
     ) -> None:
         shortcut_mixers: tuple[KindSpec | None, ...] = (ssm, attention)
         shortcut_ffns: tuple[KindSpec | None, ...] = (mlp, moe)
@@ -169,6 +186,7 @@ class LayerSpec:
         object.__setattr__(self, "norms", norms)
         object.__setattr__(self, "parallel", parallel)
         object.__setattr__(self, "norm_kind", norm_kind)
+        object.__setattr__(self, "attn_res", attn_res)
 
     @property
     def label(self) -> str:
@@ -197,6 +215,7 @@ class ModelSpec:
     hc_mult: int = 1  # residual streams (DeepSeek-V4 hyper-connections); 1 = one plain residual stream
     mtp_layer: LayerSpec | None = None  # the decoder layer of the checkpoint's MTP module (speculative decoding)
     mtp_modules: int = 0  # MTP modules the checkpoint ships
+    attn_res_blocks: int = 0  # Kimi-K3: blocks the output attention residual sees after the last layer (0 = none)
 
     @property
     def weight_dtype(self) -> str:

@@ -130,8 +130,9 @@ def deepseek_v3_weights_per_gpu(tp: int, ep: int) -> float:
     shared = 3 * H * (2048 // tp)
     router = H * 256  # bf16
     norms = 2 * H  # bf16
-    dense_layer = (attn + dense_mlp) * FP8_BLOCK + norms * 2
-    moe_layer = (attn + experts + shared) * FP8_BLOCK + router * 2 + norms * 2
+    attn_norms = (1536 + 512) * 2  # q_a_layernorm, kv_a_layernorm weights (bf16)
+    dense_layer = (attn + dense_mlp) * FP8_BLOCK + attn_norms + norms * 2
+    moe_layer = (attn + experts + shared) * FP8_BLOCK + attn_norms + router * 2 + norms * 2
     return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / tp * 2
 
 

@@ -237,7 +237,7 @@ def _simulate_cases(b: _Builder) -> None:
         ("two_sources", {"model": "qwen3-8b", "config": SMALL}),
         ("missing_config_path", {"config_path": "/nonexistent/config.json"}),
         ("measured_without_gpu", {"model": "qwen3-8b", "measured_ms": 3.0}),
-        ("not_modelled", {"model": "kimi-k3"}),
+        ("not_modelled", {"config": {**SMALL, "zero_expert_num": 4}}),
     ]
     for name, kw in errors:
         b.core(f"simulate_error_{name}", "simulate", **kw)

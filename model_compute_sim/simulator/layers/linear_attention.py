@@ -39,6 +39,10 @@ class LinearAttentionSpec:
     conv_kernel: int
     projections: tuple[tuple[str, int], ...]
     gate_rank: int = 0  # KDA: f_a/f_b (forget gate) and g_a/g_b (output gate) through this rank
+    # Kimi-K3 linear_attn_config.use_full_rank_gate: the output gate is one H -> heads*head_dim g_proj (listed
+    # in `projections`), no g_a/g_b; the forget gate stays low-rank (Moonshot modeling_kimi_linear.py
+    # KimiDeltaAttention; vLLM kimi_k3 load_weights stacks g_proj into in_proj_qkvgfab)
+    full_rank_gate: bool = False
     state_dtype: str = "bf16"  # recurrent state (Qwen3.5: config mamba_ssm_dtype float32)
 
     @property
@@ -59,6 +63,11 @@ class LinearAttentionSpec:
         return 2 * self.key_dim + self.value_dim
 
     @property
+    def low_rank_gates(self) -> int:
+        """KDA: forget and output gate through rank r (2), or the forget gate only (full-rank output gate)."""
+        return 0 if not self.gate_rank else 1 if self.full_rank_gate else 2
+
+    @property
     def per_channel_decay(self) -> bool:
         return self.kind == "kimi_delta_attention"
 
@@ -66,10 +75,10 @@ class LinearAttentionSpec:
 def linear_attention_params(la: LinearAttentionSpec, hidden: int, tp: int = 1) -> int:
     """Weights of one mixer on one tp rank (tp=1: the whole layer); KDA's gate down-projections are whole."""
     proj = sum(hidden * (width // tp) for _, width in la.projections)
-    gates = 2 * (hidden * la.gate_rank + la.gate_rank * la.value_dim // tp) if la.gate_rank else 0
+    gates = la.low_rank_gates * (hidden * la.gate_rank + la.gate_rank * la.value_dim // tp)
     conv = la.conv_channels // tp * la.conv_kernel
-    # A_log and dt_bias per value head (KDA: dt_bias per channel), the gated norm's weight
-    small = 2 * la.v_heads // tp + (la.value_dim // tp if la.per_channel_decay else 0) + la.head_v_dim
+    # A_log per value head, dt_bias per value head (KDA: per channel), the gated norm's weight
+    small = la.v_heads // tp + (la.value_dim if la.per_channel_decay else la.v_heads) // tp + la.head_v_dim
     return proj + gates + conv + la.value_dim // tp * hidden + small
 
 
@@ -89,7 +98,7 @@ def _projections(b: BuilderBase, la: LinearAttentionSpec, col: str) -> list[Op]:
     ops = [b.gemm(name, PROJ, T, H, width // tp, col, weight_dtype=_dtype(b)) for name, width in la.projections]
     if la.gate_rank:  # KDA: forget gate and output gate through rank r (down-projection replicated)
         r = la.gate_rank
-        for down, up in (("f_a_proj", "f_b_proj"), ("g_a_proj", "g_b_proj")):
+        for down, up in (("f_a_proj", "f_b_proj"), ("g_a_proj", "g_b_proj"))[: la.low_rank_gates]:
             ops.append(b.gemm(down, PROJ, T, H, r, "replicated", weight_dtype=_dtype(b)))
             ops.append(b.gemm(up, PROJ, T, r, la.value_dim // tp, col, weight_dtype=_dtype(b)))
     return ops
@@ -178,7 +187,8 @@ def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
             LF.GATED_NORM_FLOPS_PER_ELEMENT,
             reads=2,
             weight_params=la.head_v_dim,
-            note="RMSNorm over head_v_dim times act(gate) (GDN: silu(z), KDA: sigmoid(g_b(g_a(x))))",
+            note="RMSNorm over head_v_dim times act(gate) (GDN: silu(z), KDA: sigmoid(g_b(g_a(x))), "
+            "K3 full-rank gate: sigmoid(g_proj(x)))",
         )
     )
     out = "out_proj" if la.kind == "gated_deltanet" else "o_proj"

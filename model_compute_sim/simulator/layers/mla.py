@@ -13,7 +13,7 @@ from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, 
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat
-from model_compute_sim.simulator.workload import MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
+from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
 
 def mla_params(a: AttentionSpec, hidden: int, heads: int) -> int:
@@ -21,10 +21,12 @@ def mla_params(a: AttentionSpec, hidden: int, heads: int) -> int:
     h = heads
     q = (hidden * a.q_lora_rank + a.q_lora_rank * h * a.head_dim) if a.q_lora_rank else hidden * h * a.head_dim
     kv = hidden * (a.kv_lora_rank + a.qk_rope_dim) + a.kv_lora_rank * h * (a.qk_nope_dim + a.v_head_dim)
+    norms = (a.q_lora_rank or 0) + a.kv_lora_rank  # q_a_layernorm, kv_a_layernorm
     o = h * a.v_head_dim * hidden
+    gate = hidden * h * a.output_gate_dim  # Kimi-K3 g_proj (mla_use_output_gate)
     ix = a.indexer
     idx = (ix.q_lora_rank * ix.heads * ix.head_dim + hidden * ix.head_dim + hidden * ix.heads) if ix and ix.runs else 0
-    return q + kv + o + idx
+    return q + kv + norms + o + gate + idx
 
 
 def mla_split(b: BuilderBase) -> tuple[Workload, Workload]:
@@ -165,6 +167,9 @@ class Mla(DenseKind[AttentionSpec]):
             ops += _expanded(b, a, expanded, h, col, wd, only=not absorbed.groups)
         if absorbed.groups:
             ops += _absorbed(b, a, absorbed, h, col, wd, only=not expanded.groups)
+        if a.output_gate_dim:  # Kimi-K3: sigmoid(g_proj(x)) times the heads' outputs before o_proj
+            ops.append(b.gemm("g_proj", "attention_proj", b.T, b.H, h * a.output_gate_dim, col, weight_dtype=wd))
+            ops.append(b.vector("output_gate", "elementwise", "elementwise", b.T * h * a.v_head_dim, 2))
         wo = b.opts.wfmt("attention_out")
         return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
 
@@ -176,9 +181,10 @@ class Mla(DenseKind[AttentionSpec]):
         h = spec.heads // shard.tp
         o = h * spec.v_head_dim * hidden
         idx = mla_params(spec, hidden, h) - mla_params(replace(spec, indexer=None), hidden, h)
-        rest = mla_params(spec, hidden, h) - o - idx
+        norms = (spec.q_lora_rank or 0) + spec.kv_lora_rank  # q_a / kv_a layernorm weights, bf16 like every norm
+        rest = mla_params(spec, hidden, h) - o - idx - norms
         out, index = opts.wbytes("attention_out"), opts.wbytes("attention_indexer")
-        return rest * opts.wbytes("attention") + o * out + idx * index
+        return rest * opts.wbytes("attention") + o * out + idx * index + norms * DTYPE_BYTES["bf16"]
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         b = (spec.kv_lora_rank + spec.qk_rope_dim) * opts.kv_bytes  # latent cache, replicated across tp ranks

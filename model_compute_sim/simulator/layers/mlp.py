@@ -24,7 +24,7 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
         "elementwise",
         "elementwise",
         tokens * i_loc,
-        F.GATED_ACT_FLOPS_PER_ELEMENT,
+        F.act_flops_per_element(m.activation),
         reads=2 if m.gated else 1,
     )
     act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]

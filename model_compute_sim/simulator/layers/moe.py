@@ -12,7 +12,22 @@ from model_compute_sim.simulator.layers.base import LayerKind, register
 from model_compute_sim.simulator.layers.mlp import mlp_ops
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, _r, exact
 from model_compute_sim.simulator.spec import MlpSpec, MoeSpec
+from model_compute_sim.simulator.weight_formats import WeightFormat, plain
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
+
+LATENT_NAMES = {
+    "nemotron": ("experts.fc1_latent_proj", "experts.fc2_latent_proj"),
+    "kimi": ("routed_expert_down_proj", "routed_expert_up_proj"),
+}
+
+
+def latent_format(m: MoeSpec, opts: Options) -> WeightFormat:
+    """Format of the latent projections: the routed experts' (Nemotron-3), but Kimi-K3's stay bf16 whatever
+    the checkpoint quantizes (vLLM kimi_k3 KimiMoE builds routed_expert_down_proj / up_proj as ReplicatedLinear
+    with quant_config=None) unless a weight_dtype override covers every block weight."""
+    if m.latent_style == "kimi" and not opts.weight_dtype_override:
+        return plain("bf16")
+    return opts.wfmt("routed_experts")
 
 
 def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
@@ -49,7 +64,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
 
     up = expert_gemm("experts.gate_up_proj", H, up_n)
     act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, note="gated activation")
-    act.vector_flops = exact(rows * i_loc * F.GATED_ACT_FLOPS_PER_ELEMENT)
+    act.vector_flops = exact(rows * i_loc * F.act_flops_per_element(m.activation))
     act.act_read_bytes = float(rows) * up_n * b.a
     act.act_write_bytes = float(rows) * i_loc * b.a
     act.shape_in, act.shape_out = [[_r(rows), up_n]], [_r(rows), i_loc]
@@ -110,13 +125,18 @@ class Moe(LayerKind[MoeSpec]):
             b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16"),
             b.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0),
         ]
-        if m.latent_size:  # Nemotron-3 latent MoE: replicated projections into and out of the expert width
-            ops.append(b.gemm("experts.fc1_latent_proj", "moe_experts", T, H, m.latent_size, "replicated"))
+        down, up = LATENT_NAMES[m.latent_style]
+        wd = latent_format(m, b.opts)
+        if m.latent_size:  # latent MoE: replicated projections into and out of the expert width
+            ops.append(b.gemm(down, "moe_experts", T, H, m.latent_size, "replicated", weight_dtype=wd))
         ops += routed_experts(b, m)
+        if m.latent_norm:  # Kimi-K3 routed_expert_norm on the combined latent output, before the up projection
+            ops.append(b.norm("routed_expert_norm", "norm", T, m.latent_size))
         if m.latent_size:
-            ops.append(b.gemm("experts.fc2_latent_proj", "moe_experts", T, m.latent_size, H, "replicated"))
+            ops.append(b.gemm(up, "moe_experts", T, m.latent_size, H, "replicated", weight_dtype=wd))
         if m.shared_intermediate:
-            ops += mlp_ops(b, MlpSpec(m.shared_intermediate, gated=m.gated), "moe_shared", T, "shared_experts")
+            shared = MlpSpec(m.shared_intermediate, gated=m.gated, activation=m.activation)
+            ops += mlp_ops(b, shared, "moe_shared", T, "shared_experts")
             if m.shared_gate:
                 ops.append(b.gemm("shared_expert_gate", "moe_shared", T, H, 1, "replicated"))
         ops.append(b.vector("moe_combine", "elementwise", "elementwise", T * m.top_k * (m.latent_size or H), 2))
@@ -129,7 +149,7 @@ class Moe(LayerKind[MoeSpec]):
         mats = 3 if m.gated else 2
         per = mats * (m.latent_size or hidden) * m.intermediate
         rest = hidden * m.experts + mats * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
-        rest += 2 * hidden * m.latent_size  # latent projections run on every token
+        rest += 2 * hidden * m.latent_size + (m.latent_size if m.latent_norm else 0)  # latent projections (+ norm)
         return m.experts * per + rest, m.top_k * per + rest
 
     def weight_bytes(self, spec: MoeSpec, hidden: int, shard: Shard, opts: Options) -> float:
@@ -140,7 +160,8 @@ class Moe(LayerKind[MoeSpec]):
         total += hidden * m.experts * DTYPE_BYTES["bf16"]  # router
         shared = mats * hidden * (m.shared_intermediate // shard.tp) + (hidden if m.shared_gate else 0)
         total += shared * opts.wbytes("shared_experts")
-        total += 2 * hidden * m.latent_size * experts  # latent projections, replicated
+        total += 2 * hidden * m.latent_size * latent_format(m, opts).bytes_per_weight  # latent projections, replicated
+        total += (m.latent_size if m.latent_norm else 0) * DTYPE_BYTES["bf16"]  # routed_expert_norm
         return total
 
     def check_sharding(self, spec: MoeSpec, shard: Shard) -> None:
@@ -176,9 +197,17 @@ class Moe(LayerKind[MoeSpec]):
         ]
         if not all(m.gated for m in specs):  # Nemotron-H relu2 experts: up/down only
             out[0] = out[0].replace("6*T*k*H*I", "6*T*k*H*I (gated) or 4*T*k*H*I (up/down experts)")
-        if any(m.latent_size for m in specs):
+        if any(m.latent_size and m.latent_style == "nemotron" for m in specs):
             out.append(
                 "latent MoE: fc1_latent_proj H -> L and fc2_latent_proj L -> H on every token (replicated, counted "
                 "as moe_experts), experts in the latent width L, all-to-all of latent-width tokens under ep"
+            )
+        if any(m.latent_style == "kimi" for m in specs):
+            out.append(
+                "Kimi-K3 latent MoE (vLLM models/kimi_k3 KimiMoE, Moonshot modeling_kimi_linear.py "
+                "KimiSparseMoeBlock): routed_expert_down_proj H -> L before the experts and routed_expert_norm "
+                "(RMSNorm over L) + routed_expert_up_proj L -> H after the combine, on every token, replicated, "
+                "bf16 (quant_config=None); experts of width L; shared experts on the full hidden input; "
+                "all-to-all of latent-width tokens under ep"
             )
         return out

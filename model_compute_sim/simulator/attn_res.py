@@ -1,0 +1,70 @@
+"""Kimi-K3 block attention residuals as ops: one depth-attention op per site (before the mixer, before the
+feed-forward block, after the last layer), in place of the ordinary residual adds. Closed forms and their
+sources: formulas_attn_res.py. Replicated on every tp rank (vLLM: `*_res_proj` are ReplicatedLinear)."""
+
+from __future__ import annotations
+
+from model_compute_sim.simulator import formulas_attn_res as R
+from model_compute_sim.simulator.ops import BuilderBase, Op
+from model_compute_sim.simulator.spec import AttnResSpec, ModelSpec
+
+CATEGORY = "hyper_connection"  # residual-stream mixing, beside DeepSeek-V4's hyper-connections
+
+
+def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> Op:
+    """One attention-residual site over `sources` sources (closed blocks + the prefix)."""
+    T, H, a = b.T, b.H, b.a
+    # read: the closed blocks and the prefix (+ the sublayer output added into it); write: the output, the
+    # updated prefix when a delta was added, and the prefix as a new block on a block-closing layer
+    reads = sources + (1 if delta else 0)
+    writes = 1 + (1 if delta else 0) + (1 if write else 0)
+    return Op(
+        name=name,
+        category=CATEGORY,
+        kind="attention",
+        flops=R.attn_res_flops(T, sources, H),
+        vector_flops=R.attn_res_vector_flops(T, sources, H, delta),
+        weight_bytes=b.wbytes(2 * H, "bf16"),  # the site's RMSNorm weight and its h -> 1 projection
+        act_read_bytes=float(T) * reads * H * a,
+        act_write_bytes=float(T) * writes * H * a,
+        shape_in=[[T, sources, H], [H]],
+        shape_out=[T, H],
+        sharding="replicated",
+        peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
+        note=f"depth softmax over {sources} sources (closed blocks + partial sum)"
+        + ("; adds the sublayer output into the partial sum" if delta else "")
+        + ("; closes a block" if write else ""),
+    )
+
+
+def pre_mixer(b: BuilderBase, res: AttnResSpec) -> Op:
+    return site(b, "self_attention_res", res.blocks + 1, delta=res.blocks > 0, write=res.write)
+
+
+def pre_ffn(b: BuilderBase, res: AttnResSpec) -> Op:
+    return site(b, "mlp_res", res.blocks + res.write + 1, delta=not res.write, write=False)
+
+
+def output(b: BuilderBase, spec: ModelSpec) -> list[Op]:
+    """The site after the last layer (before the final norm), when the model has attention residuals."""
+    if not spec.attn_res_blocks:
+        return []
+    return [site(b, "output_attn_res", spec.attn_res_blocks + 1, delta=True, write=False)]
+
+
+def block_buffer_bytes(spec: ModelSpec, tokens: int, act_bytes: float) -> float:
+    """The stack of closed blocks every token keeps through the forward pass (activations)."""
+    return float(tokens) * spec.attn_res_blocks * spec.hidden_size * act_bytes
+
+
+def assumption(block: int, final_blocks: int) -> str:
+    return (
+        f"Kimi-K3 block attention residuals (attn_res_block_size={block}; vLLM models/kimi_k3 attn_res, its "
+        "pure-PyTorch reference and Moonshot modeling_kimi_linear.py): before the mixer and before the "
+        "feed-forward block of layer i, and once after the last layer, a depth softmax over S sources (ceil(i/B) "
+        "closed blocks, +1 on a block-closing layer before the feed-forward block, plus the partial sum; "
+        f"{final_blocks} blocks + 1 after the last layer): per token 2*S*h scores + 2*S*h weighted sum as "
+        "flops (matrix products in the reference), RMSNorm of the S sources, softmax and the partial-sum add as "
+        "vector_flops; replaces the residual adds; replicated on every tp rank; the block stack "
+        "(tokens x blocks x h) is counted in activations"
+    )
