@@ -201,6 +201,8 @@ def test_parameter_count_matches_the_published_checkpoint_size() -> None:
     checkpoint_bytes = routed * 4.25 / 8 + (total - routed) * 2
     assert checkpoint_bytes == pytest.approx(1.56e12, rel=0.004)
     assert total > 2.5e12
+    # the simulator's own memory report on one GPU (no sharding): every weight of the text model
+    assert simulate(model="kimi-k3", seq_len=1).memory.weights_bytes_per_gpu == pytest.approx(1.56e12, rel=0.004)
 
 
 @pytest.mark.parametrize("shape", [DECODE, {"seq_len": 2048}, {"batch_size": 4, "seq_len": 512}])
@@ -227,3 +229,34 @@ def test_k3_keys_on_another_family_are_refused_by_name(key: str) -> None:
     cfg = {**to_plain(entry.config), key: 12}
     with pytest.raises(NotModelledError, match=f"'{key}'"):
         simulate(config=cfg, seq_len=1)
+
+
+def test_weights_per_gpu_routed_experts_fp4_rest_bf16() -> None:
+    """tp 8, ep 8: quantization_config (mxfp4, compressed-tensors) ignores self_attn (MLA and, in this family,
+    KDA: both are the layer's self_attn), shared_experts and mlp.*_proj, so only the routed experts are
+    4-bit: 0.5 byte per weight plus one uint8 scale per group of 32 (group_size 32, scale_dtype uint8) =
+    0.53125 B; vLLM builds the latent projections with quant_config=None (bf16)."""
+    tp, hl = 8, HEADS // 8  # 12 heads per rank
+    # fmt: off
+    routed = (E // 8) * 3 * L_LAT * I * (0.5 + 1 / 32)  # 112 local experts
+    moe = routed + (H * E + 3 * H * (2 * I // tp) + 2 * H * L_LAT + L_LAT) * 2  # router, shared, latent, norm
+    kda = (
+        4 * H * (HD // tp)  # q, k, v, g_proj (column)
+        + H * hl  # b_proj (column)
+        + H * D + D * (HD // tp)  # f_a_proj (replicated), f_b_proj (column)
+        + (HD // tp) * H  # o_proj (row)
+        + 3 * (HD // tp) * 4 + hl + HD // tp + D  # convs, A_log, dt_bias, o_norm
+    ) * 2
+    mla = (
+        H * 1536 + 1536 + 1536 * hl * 192  # q_a (replicated), q_a_layernorm, q_b (column)
+        + H * 576 + 512 + 512 * hl * 256  # kv_a (replicated), kv_a_layernorm, kv_b (column)
+        + hl * 128 * H + H * hl * 128  # o_proj (row), g_proj (column)
+    ) * 2
+    # fmt: on
+    dense = 3 * H * (33792 // tp) * 2
+    norms = 93 * 6 * H * 2  # input / post-attention norms, attn-res norms and projections
+    embed = 2 * V * H // tp * 2  # embedding and LM head, vocab-parallel
+    expected = 92 * moe + 69 * kda + 24 * mla + dense + norms + embed
+    r = simulate(model="kimi-k3", tp=8, ep=8, **DECODE)
+    assert r.memory.weights_bytes_per_gpu == expected
+    assert any("routed_experts mxfp4" in a and "recurrent" in a.split("routed_experts")[0] for a in r.assumptions)
