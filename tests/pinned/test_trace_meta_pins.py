@@ -92,3 +92,24 @@ def test_a_framework_op_outside_any_module_is_elementwise_time(tmp_path: Path) -
     p.write_text(json.dumps({"traceEvents": evs}), encoding="utf-8")
     r = extract_trace_flow(str(p))
     assert {c: v.gpu_time_us for c, v in r.by_category.items()} == {"elementwise": 7.0}
+
+
+def test_rotary_module_is_not_an_embedding_and_the_model_module_names_transformers(tmp_path: Path) -> None:
+    # python stacks without any transformers/ file path: the `nn.Module: LlamaForCausalLM_0` scope says the
+    # framework; an op inside `LlamaRotaryEmbedding` is rotary (element-wise) work, not an embedding lookup
+    def ev(cat: str, name: str, ts: float, dur: float, **args: object) -> dict[str, object]:
+        pid, tid = (0, 7) if cat == "kernel" else (1, 1)
+        return {"ph": "X", "cat": cat, "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur, "args": args}
+
+    evs = [
+        ev("python_function", "nn.Module: LlamaForCausalLM_0", 0.0, 200.0),
+        ev("python_function", "nn.Module: LlamaRotaryEmbedding_0", 5.0, 100.0),
+        ev("cpu_op", "aten::mul", 10.0, 30.0, **{"External id": 1}),
+        ev("cuda_runtime", "cudaLaunchKernel", 15.0, 3.0, correlation=9, **{"External id": 1}),
+        ev("kernel", "my_fused_kernel_v2", 20.0, 7.0, correlation=9, stream=7),
+    ]
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": evs}), encoding="utf-8")
+    r = extract_trace_flow(str(p))
+    assert r.trace.framework == "transformers"
+    assert {c: v.gpu_time_us for c, v in r.by_category.items()} == {"elementwise": 7.0}
