@@ -163,6 +163,7 @@ _EVEN = "x (x + 1) is even: / 2 gives the same number as // 2 (a float, exact be
 _PER_GPU = "per_gpu only decides the collectives of a layer's ops; the memory report asks weights and cache only"
 _LO = "binary-search start below the first candidate: -2 and -1 end at the same largest fitting context"
 _HEADS = "check_heads refuses a tp that does not divide the heads: / and // give the same number"
+_SORT_NONE = "the None layer sorts by its first key (True) alone: its second key is never compared"
 _OP_DEFAULT = "Op.sharding defaults to 'replicated': passing it or not builds the same op"
 _DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
 _NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
@@ -225,6 +226,7 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/memory.py", "_fit", "lo, hi = -1, 1 << 40", "lo, hi = -2, 1 << 40", _LO),
     ("simulator/ssm_formulas.py", "mamba1_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("simulator/ssm_formulas.py", "short_conv_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
+    ("trace/extract.py", "*", "x if x is not None else 0))", "x if (x is not None) or True else 0))", _SORT_NONE),
     ("trace/load.py", "*", "self.flows.append(FlowEndpoint(", "", _FLOWS),
     ("trace/load.py", "*", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
     ("trace/load.py", "*", "self.skipped += 1", "", _FLOWS),
