@@ -353,3 +353,16 @@ def test_data_files_are_up_to_date(tmp_path: Path) -> None:
         assert (tmp_path / fname).read_text(encoding="utf-8") == packaged, (
             f"{fname} is stale: run python tools/build_index.py"
         )
+
+
+def test_index_config_object_simulates_like_its_name() -> None:
+    # the index stores configs frozen (read-only mappings, tuples): handing one back as `config` must read
+    # the same as the name (compressed-tensors targets arrive as a tuple there)
+    from model_compute_sim.references import load_models
+    from model_compute_sim.simulator.simulate import simulate
+
+    entry = next(m for m in load_models() if m.name == "kimi-k3")
+    by_config = simulate(config=entry.config, context_len=1024)
+    by_name = simulate("kimi-k3", context_len=1024)
+    assert by_config.totals.weight_bytes_per_gpu == by_name.totals.weight_bytes_per_gpu
+    assert by_config.totals.flops == by_name.totals.flops

@@ -205,7 +205,9 @@ def _compressed_tensors(q: Config, b: _Builder) -> str:
         )
     g = next(iter(groups.values()))
     w = g.get("weights") if isinstance(g, Mapping) else None
-    if not isinstance(w, Mapping) or g.get("targets") not in (["Linear"], None):
+    targets = g.get("targets") if isinstance(g, Mapping) else None
+    # a list in JSON, a tuple in the frozen index entries
+    if not isinstance(w, Mapping) or (targets is not None and list(targets) != ["Linear"]):
         raise ConfigError("quantization_config (compressed-tensors): a group must target ['Linear'] with weights")
     bits, kind, group = _int(w.get("num_bits")), str(w.get("type", "int")), _int(w.get("group_size"))
     fmt_name = str(g.get("format") or q.get("format") or "")
