@@ -57,9 +57,8 @@ def _core(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     tp = b.shard.tp
     h, d = la.heads // tp, la.head_dim
     state = float(LF.state_elements(h, d)) * b.a
-    paths = core_paths(b, "prefill", "decode")
     ops: list[Op] = []
-    for path, groups in paths:
+    for name, path, groups in core_paths(b, "lightning_attention", "prefill", "decode"):
         tokens = sum(g.tokens for g in groups)
         seqs = sum(g.count for g in groups)
         if path == "prefill":
@@ -81,7 +80,7 @@ def _core(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
         ops.append(
             core_op(
                 b,
-                f"lightning_attention_{path}" if len(paths) == 2 else "lightning_attention",
+                name,
                 flops,
                 vec,
                 read=read,

@@ -130,9 +130,8 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
     tp = b.shard.tp
     hv, hk, dk, dv = la.v_heads // tp, la.k_heads // tp, la.head_k_dim, la.head_v_dim
     state = float(LF.state_elements(hv, dk, dv)) * DTYPE_BYTES[la.state_dtype]
-    paths = core_paths(b, "chunked", "recurrent")
     ops: list[Op] = []
-    for path, groups in paths:
+    for name, path, groups in core_paths(b, "linear_attention", "chunked", "recurrent"):
         tokens = sum(g.tokens for g in groups)
         if path == "chunked":
             flops = hv * sum(g.count * LF.chunked_core_flops(g.q, dk, dv, la.per_channel_decay) for g in groups)
@@ -144,7 +143,7 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
         ops.append(
             core_op(
                 b,
-                f"linear_attention_{path}" if len(paths) == 2 else "linear_attention",
+                name,
                 flops,
                 vec,
                 read=float(tokens) * (hk * dk * 2 + hv * dv + hv * 2) * b.a,

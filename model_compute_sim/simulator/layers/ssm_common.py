@@ -30,14 +30,14 @@ def recurrent(g: SeqGroup) -> bool:
     return g.q == 1 and g.c > 0
 
 
-def core_paths(b: BuilderBase, chunked: str, update: str) -> list[tuple[str, list[SeqGroup]]]:
-    """The step's sequence groups by kernel path, the empty path left out: `chunked` (prefill / extend, the
-    chunked or blocked tensor-core kernels) and `update` (one new token over a cached state, see `recurrent`)."""
-    paths = [
-        (chunked, [g for g in b.wl.groups if not recurrent(g)]),
-        (update, [g for g in b.wl.groups if recurrent(g)]),
-    ]
-    return [(path, groups) for path, groups in paths if groups]
+def core_paths(b: BuilderBase, name: str, chunked: str, update: str) -> list[tuple[str, str, list[SeqGroup]]]:
+    """(op name, path, groups) of each kernel path the step runs: `chunked` (prefill / extend, the chunked or
+    blocked tensor-core kernels) and `update` (one new token over a cached state, see `recurrent`). The op is
+    `name`, or `name_<path>` when both paths run."""
+    groups = b.wl.groups
+    paths = [(chunked, [g for g in groups if not recurrent(g)]), (update, [g for g in groups if recurrent(g)])]
+    run = [(path, gs) for path, gs in paths if gs]
+    return [(f"{name}_{path}" if len(run) == 2 else name, path, gs) for path, gs in run]
 
 
 def core_op(
