@@ -58,3 +58,22 @@ def test_category_counts_and_a_sub_microsecond_category_in_the_headroom() -> Non
     )
     assert {h.category: h.time_us for h in small.headroom} == {"gemm_fp8": 95.0, "rmsnorm": 0.5}
     assert small.headroom_unmeasured == {}
+
+
+def test_measured_ms_sets_the_wall_and_the_whole_forward_numerator() -> None:
+    # with measured_ms, totals.mfu_pct = the whole forward's per-GPU FLOPs / (measured_ms x peak), not the
+    # table's one layer: DeepSeek-V3 (config.json: num_hidden_layers 61, first_k_dense_replace 3) has 58 MoE
+    # layers shaped like layer 3, so the implied numerator is at least 58x the rows' FLOPs, and at most
+    # 61 layers plus the LM head (< 64x). H200 dense bf16 peak 989.4 TFLOP/s (NVIDIA datasheet).
+    kw = {"kernel_flow": f"@{TABLE}", "model": "deepseek-v3", "tp": 8, "ep": 8, "gpu": "h200", "batch_size": 1}
+    one = kernel_flow_mfu(**kw, seq_len=4096, measured_ms=1000.0)
+    two = kernel_flow_mfu(**kw, seq_len=4096, measured_ms=2000.0)
+    assert one.totals.wall_time_us == 1_000_000.0 and one.totals.wall_time_source == "measured_ms"
+    assert two.totals.wall_time_us == 2_000_000.0
+    assert one.totals.mfu_pct is not None and two.totals.mfu_pct is not None
+    assert one.totals.mfu_pct == pytest.approx(2 * two.totals.mfu_pct, abs=0.002)  # 3 decimals each
+    rows_flops = sum(r.flops or 0 for r in one.kernels)
+    implied = one.totals.mfu_pct / 100 * 1.0 * 989.4e12  # FLOPs over 1 s at the peak
+    assert 58 * rows_flops <= implied < 64 * rows_flops
+    # the kernels' own MFU still uses their summed time (1257 us) and their own FLOPs
+    assert one.totals.kernel_time_mfu_pct == pytest.approx(rows_flops / 1257e-6 / 989.4e12 * 100, abs=0.001)
