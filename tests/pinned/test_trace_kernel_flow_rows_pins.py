@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,9 +66,9 @@ def test_measured_ms_sets_the_wall_and_the_whole_forward_numerator() -> None:
     # table's one layer: DeepSeek-V3 (config.json: num_hidden_layers 61, first_k_dense_replace 3) has 58 MoE
     # layers shaped like layer 3, so the implied numerator is at least 58x the rows' FLOPs, and at most
     # 61 layers plus the LM head (< 64x). H200 dense bf16 peak 989.4 TFLOP/s (NVIDIA datasheet).
-    kw = {"kernel_flow": f"@{TABLE}", "model": "deepseek-v3", "tp": 8, "ep": 8, "gpu": "h200", "batch_size": 1}
-    one = kernel_flow_mfu(**kw, seq_len=4096, measured_ms=1000.0)
-    two = kernel_flow_mfu(**kw, seq_len=4096, measured_ms=2000.0)
+    kw: dict[str, Any] = {"kernel_flow": f"@{TABLE}", "model": "deepseek-v3", "tp": 8, "ep": 8, "gpu": "h200"}
+    one = kernel_flow_mfu(**kw, batch_size=1, seq_len=4096, measured_ms=1000.0)
+    two = kernel_flow_mfu(**kw, batch_size=1, seq_len=4096, measured_ms=2000.0)
     assert one.totals.wall_time_us == 1_000_000.0 and one.totals.wall_time_source == "measured_ms"
     assert two.totals.wall_time_us == 2_000_000.0
     assert one.totals.mfu_pct is not None and two.totals.mfu_pct is not None
