@@ -211,6 +211,11 @@ def _mla_specs(
     ]
 
 
+# q/k norm weights of heads x head_dim (MiniMaxM2RMSNorm(heads * head_dim), CohereLayerNorm((heads, head_dim)),
+# StableLmLayerNormPerHead); every other family's is one head_dim vector shared by the heads
+QK_NORM_PER_HEAD_TYPES = ("minimax_m2", "cohere", "stablelm")
+
+
 def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: int, bias: bool) -> AttentionSpec:
     """What every GQA layer of the model shares: head counts and sizes, biases, q/k norms."""
     head_dim = _opt_int(cfg, "head_dim", minimum=1) or hidden // heads
@@ -244,6 +249,7 @@ def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: i
         qkv_bias=qkv_bias,
         o_bias=o_bias,
         qk_norm=qk_norm,
+        qk_norm_shared=model_type not in QK_NORM_PER_HEAD_TYPES,
     )
 
 

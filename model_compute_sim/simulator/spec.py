@@ -57,6 +57,9 @@ class AttentionSpec:
     qkv_bias: bool = False
     o_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm on q and k
+    # its weight: one head_dim vector shared by every head (Qwen3RMSNorm(head_dim)), or False: one per head,
+    # heads x head_dim (MiniMax-M2, Cohere, StableLM); transformers 5.24 modeling code
+    qk_norm_shared: bool = True
     rotary_dim: int = 0  # rotated dims per head (0 = no rope on this layer)
     sinks: bool = False  # learned per-head softmax sink (gpt-oss)
     k_eq_v: bool = False  # values are the keys (Gemma-4 global layers): no v_proj, K-only cache

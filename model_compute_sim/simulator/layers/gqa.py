@@ -10,7 +10,7 @@ from model_compute_sim.simulator.layers.attention_core import attention_core, at
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
-from model_compute_sim.simulator.workload import Options
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 
 def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
@@ -18,6 +18,13 @@ def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
     gate = hidden * heads * a.output_gate_dim
     v = 0 if a.k_eq_v else hidden * kv_heads * a.v_head_dim
     return hidden * heads * a.head_dim + hidden * kv_heads * a.head_dim + v + heads * a.v_head_dim * hidden + gate
+
+
+def qk_norm_params(a: AttentionSpec, heads: int) -> int:
+    """Weights of one q or k norm over `heads` heads: one shared head_dim vector, or one per head."""
+    if not a.qk_norm:
+        return 0
+    return a.head_dim if a.qk_norm_shared else heads * a.head_dim
 
 
 @register
@@ -42,8 +49,10 @@ class Gqa(DenseKind[AttentionSpec]):
         if not a.k_eq_v:
             ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, weight_dtype=wd))
         if a.qk_norm:
-            ops.append(b.norm("q_norm", "norm", T, h * a.head_dim))
-            ops.append(b.norm("k_norm", "norm", T, kv * a.head_dim))
+            for name, heads in (("q_norm", h), ("k_norm", kv)):
+                op = b.norm(name, "norm", T, heads * a.head_dim)
+                op.weight_bytes = b.wbytes(qk_norm_params(a, heads), "bf16")
+                ops.append(op)
         if a.rotary_dim:
             ops.append(
                 b.vector(
@@ -59,13 +68,16 @@ class Gqa(DenseKind[AttentionSpec]):
         return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
-        return gqa_params(spec, hidden, spec.heads // shard.tp, shard.kv_heads(spec.kv_heads))
+        h, kv = spec.heads // shard.tp, shard.kv_heads(spec.kv_heads)
+        return gqa_params(spec, hidden, h, kv) + qk_norm_params(spec, h) + qk_norm_params(spec, kv)
 
     def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        """q/k/v (and the gate) in the `attention` format, o_proj in `attention_out`."""
-        o = spec.heads // shard.tp * spec.v_head_dim * hidden
-        rest = self.weight_count(spec, hidden, shard) - o
-        return rest * opts.wbytes("attention") + o * opts.wbytes("attention_out")
+        """q/k/v (and the gate) in the `attention` format, o_proj in `attention_out`, q/k norms in bf16."""
+        h, kv = spec.heads // shard.tp, shard.kv_heads(spec.kv_heads)
+        o = h * spec.v_head_dim * hidden
+        norms = qk_norm_params(spec, h) + qk_norm_params(spec, kv)
+        rest = self.weight_count(spec, hidden, shard) - o - norms
+        return rest * opts.wbytes("attention") + o * opts.wbytes("attention_out") + norms * DTYPE_BYTES["bf16"]
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         dims = spec.head_dim if spec.k_eq_v else spec.head_dim + spec.v_head_dim
