@@ -138,8 +138,10 @@ class BuilderBase:
         writes: int = 1,
         weight_params: int = 0,
         width: int = 0,
+        sharding: str = "replicated",
         note: str = "",
     ) -> Op:
+        """Element-wise work; `sharding` says how its elements are split when they are (the GEMM beside it)."""
         return Op(
             name=name,
             category=category,
@@ -150,14 +152,16 @@ class BuilderBase:
             act_write_bytes=float(elements) * writes * self.a,
             shape_in=[[self.T, width]] if width else [],
             shape_out=[self.T, width] if width else [],
-            sharding="replicated",
+            sharding=sharding,
             peak_dtype="vector",
             note=note,
         )
 
-    def norm(self, name: str, category: str, tokens: int, width: int, copies: int = 1) -> Op:
+    def norm(
+        self, name: str, category: str, tokens: int, width: int, copies: int = 1, sharding: str = "replicated"
+    ) -> Op:
         per = F.LAYERNORM_FLOPS_PER_ELEMENT if self.spec.norm_kind == "layernorm" else F.RMSNORM_FLOPS_PER_ELEMENT
-        op = self.vector(name, category, "norm", tokens * width * copies, per, weight_params=width)
+        op = self.vector(name, category, "norm", tokens * width * copies, per, weight_params=width, sharding=sharding)
         op.shape_in, op.shape_out = [[tokens, width]], [tokens, width]
         return op
 

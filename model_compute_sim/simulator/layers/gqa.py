@@ -48,22 +48,30 @@ class Gqa(DenseKind[AttentionSpec]):
         ]
         if not a.k_eq_v:
             ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, weight_dtype=wd))
+        heads_split = split("heads", sh.tp)  # element-wise work on the local heads, split like the GEMMs
         if a.qk_norm:
-            for name, heads in (("q_norm", h), ("k_norm", kv)):
-                op = b.norm(name, "norm", T, heads * a.head_dim)
+            for name, heads, label in (("q_norm", h, heads_split), ("k_norm", kv, kv_shard)):
+                op = b.norm(name, "norm", T, heads * a.head_dim, sharding=label)
                 op.weight_bytes = b.wbytes(qk_norm_params(a, heads), "bf16")
                 ops.append(op)
         if a.rotary_dim:
             ops.append(
                 b.vector(
-                    "rotary_emb", "elementwise", "elementwise", T * (h + kv) * a.rotary_dim, F.ROPE_FLOPS_PER_ELEMENT
+                    "rotary_emb",
+                    "elementwise",
+                    "elementwise",
+                    T * (h + kv) * a.rotary_dim,
+                    F.ROPE_FLOPS_PER_ELEMENT,
+                    sharding=heads_split,
                 )
             )
         kv_dims = a.head_dim if a.k_eq_v else a.head_dim + a.v_head_dim
         ops.append(attention_core(b, "attention", a, b.wl, h, kv, a.head_dim, a.v_head_dim, kv_dims=kv_dims))
         if a.output_gate_dim:
             ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, weight_dtype=wd))
-            ops.append(b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2))
+            ops.append(
+                b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2, sharding=heads_split)
+            )
         wo = b.opts.wfmt("attention_out")
         return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
 

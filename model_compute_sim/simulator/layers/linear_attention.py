@@ -172,10 +172,13 @@ def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
             gate_elems + T * hv,
             8,
             reads=2,
+            sharding=split("heads", tp),
             note="g = -exp(A_log) * softplus(a + dt_bias) (KDA: per key channel), beta = sigmoid(b)",
         )
     )
-    ops.append(b.vector("qk_l2norm", "norm", "norm", T * hk * la.head_k_dim * 2, F.RMSNORM_FLOPS_PER_ELEMENT))
+    l2 = b.vector("qk_l2norm", "norm", "norm", T * hk * la.head_k_dim * 2, F.RMSNORM_FLOPS_PER_ELEMENT)
+    l2.sharding = split("heads", tp)
+    ops.append(l2)
     ops += _core(b, la)
     ops.append(
         b.vector(
@@ -186,6 +189,7 @@ def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
             LF.GATED_NORM_FLOPS_PER_ELEMENT,
             reads=2,
             weight_params=la.head_v_dim,
+            sharding=split("heads", tp),
             note="RMSNorm over head_v_dim times act(gate) (GDN: silu(z), KDA: sigmoid(g_b(g_a(x))), "
             "K3 full-rank gate: sigmoid(g_proj(x)))",
         )

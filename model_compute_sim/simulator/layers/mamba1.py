@@ -70,7 +70,9 @@ class Mamba1(SsmKind):
                 "per sequence",
             )
         )
-        ops.append(b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2))
+        gate = b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2)
+        gate.sharding = split("channels", sh.tp)
+        ops.append(gate)
         return ops + out_proj(b, d)
 
     def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:

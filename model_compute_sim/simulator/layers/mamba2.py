@@ -73,9 +73,11 @@ class Mamba2(SsmKind):
         ops.append(conv_op(b, channels, s.conv_kernel))
         ops.append(_scan(b, s, h, g, channels))
         if s.gated_norm:
-            ops.append(b.vector("gated_norm", "norm", "norm", T * d, SF.GATED_RMSNORM_FLOPS_PER_ELEMENT, reads=2))
+            gate = b.vector("gated_norm", "norm", "norm", T * d, SF.GATED_RMSNORM_FLOPS_PER_ELEMENT, reads=2)
         else:
-            ops.append(b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2))
+            gate = b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2)
+        gate.sharding = split("heads", b.shard.tp)
+        ops.append(gate)
         return ops + out_proj(b, d)
 
     def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:

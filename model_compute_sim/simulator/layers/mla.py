@@ -55,7 +55,14 @@ def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: Weig
     ops.append(b.norm("kv_a_layernorm", "norm", T, r))
     if a.rotary_dim:  # 0 for NoPE MLA (Kimi-Linear): the rope dims are carried but not rotated
         ops.append(
-            b.vector("rotary_emb", "elementwise", "elementwise", T * (h + 1) * a.rotary_dim, F.ROPE_FLOPS_PER_ELEMENT)
+            b.vector(
+                "rotary_emb",
+                "elementwise",
+                "elementwise",
+                T * (h + 1) * a.rotary_dim,
+                F.ROPE_FLOPS_PER_ELEMENT,
+                sharding=split("heads", b.shard.tp),  # local q heads plus the one shared k_pe
+            )
         )
     return ops
 
@@ -169,7 +176,9 @@ class Mla(DenseKind[AttentionSpec]):
             ops += _absorbed(b, a, absorbed, h, col, wd, only=not expanded.groups)
         if a.output_gate_dim:  # Kimi-K3: sigmoid(g_proj(x)) times the heads' outputs before o_proj
             ops.append(b.gemm("g_proj", "attention_proj", b.T, b.H, h * a.output_gate_dim, col, weight_dtype=wd))
-            ops.append(b.vector("output_gate", "elementwise", "elementwise", b.T * h * a.v_head_dim, 2))
+            gate = b.vector("output_gate", "elementwise", "elementwise", b.T * h * a.v_head_dim, 2)
+            gate.sharding = split("heads", b.shard.tp)
+            ops.append(gate)
         wo = b.opts.wfmt("attention_out")
         return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
 

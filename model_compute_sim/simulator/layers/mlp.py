@@ -26,6 +26,7 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
         tokens * i_loc,
         F.act_flops_per_element(m.activation),
         reads=2 if m.gated else 1,
+        sharding=col,  # the local intermediate columns of gate/up
     )
     act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
     ops.append(act)

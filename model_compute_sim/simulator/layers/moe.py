@@ -63,7 +63,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         return op
 
     up = expert_gemm("experts.gate_up_proj", H, up_n)
-    act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, note="gated activation")
+    act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, sharding=shard, note="gated activation")
     act.vector_flops = exact(rows * i_loc * F.act_flops_per_element(m.activation))
     act.act_read_bytes = float(rows) * up_n * b.a
     act.act_write_bytes = float(rows) * i_loc * b.a

@@ -29,11 +29,12 @@ class ShortConv(SsmKind):
     def ops(self, b: BuilderBase, spec: SsmSpec) -> list[Op]:
         T, H = b.T, b.H
         d = spec.d_inner // b.shard.tp
+        ch = split("channels", b.shard.tp)
         ops = [
             b.gemm("in_proj", PROJ, T, H, 3 * d, split("column", b.shard.tp)),
-            b.vector("bx_gate", "elementwise", "elementwise", T * d, 1, reads=2),
+            b.vector("bx_gate", "elementwise", "elementwise", T * d, 1, reads=2, sharding=ch),
             conv_op(b, d, spec.conv_kernel),
-            b.vector("cy_gate", "elementwise", "elementwise", T * d, 1, reads=2),
+            b.vector("cy_gate", "elementwise", "elementwise", T * d, 1, reads=2, sharding=ch),
         ]
         return ops + out_proj(b, d)
 
