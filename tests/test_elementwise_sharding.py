@@ -26,3 +26,11 @@ def test_qwen3_8b_tp4_elementwise_labels_and_flops() -> None:
     assert _op(one, "rotary_emb").sharding == _op(one, "mlp.act_fn").sharding == "replicated"
     assert _op(one, "rotary_emb").vector_flops_per_gpu == 15_360
 
+
+def test_relu2_experts_activation_is_not_called_gated() -> None:
+    # Nemotron-H routed experts: up_proj then relu2 then down_proj, two matrices, no gate
+    r = simulate("nemotron-3-super-120b-a12b", detail="ops")
+    note = _op(r, "experts.act_fn").note
+    assert "not gated" in note and "gated activation" not in note
+    # Qwen3-30B-A3B experts: silu(gate) * up, three matrices
+    assert _op(simulate("qwen3-30b-a3b", detail="ops"), "experts.act_fn").note.startswith("gated activation")

@@ -63,7 +63,9 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         return op
 
     up = expert_gemm("experts.gate_up_proj", H, up_n)
-    act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, sharding=shard, note="gated activation")
+    # relu2 (Nemotron-H) and gelu experts are two matrices, up then down: nothing gates the activation
+    what = "gated activation: act(gate) * up" if m.gated else "activation of up_proj (not gated: up and down only)"
+    act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, sharding=shard, note=what)
     act.vector_flops = exact(rows * i_loc * F.act_flops_per_element(m.activation))
     act.act_read_bytes = float(rows) * up_n * b.a
     act.act_write_bytes = float(rows) * i_loc * b.a
