@@ -69,6 +69,8 @@ _PIN_FILES = (
     "tests/pinned/test_trace_layer_pins.py",
     "tests/pinned/test_trace_kernel_flow_rows_pins.py",
     "tests/pinned/test_trace_meta_pins.py",
+    "tests/pinned/test_trace_extract_more_pins.py",
+    "tests/pinned/test_trace_engine_step_pins.py",
 )
 TRACE_PINS = (*_PIN_FILES, "-k", "not resnet50 and not tracemap and not capture_rank and not annotate")
 LINK_PINS = (*_PIN_FILES, "-k", "not resnet50 and not capture_rank and not annotate")

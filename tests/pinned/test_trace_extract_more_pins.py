@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from model_compute_sim.trace.extract import extract_trace_flow
 
 
@@ -58,3 +60,21 @@ def test_a_gemm_in_an_embedding_class_is_not_a_moe_block(tmp_path: Path) -> None
     ]
     r = extract_trace_flow(_write(tmp_path, evs))
     assert {c: v.gpu_time_us for c, v in r.by_category.items()} == {"other": 9.0}
+
+
+def test_a_launch_without_external_id_belongs_to_the_op_around_it_on_its_thread(tmp_path: Path) -> None:
+    # aten::mm on thread 1 (0..20 us) encloses a launch on thread 1 at 5 us; a launch at the same time on
+    # thread 2 is not inside any op. Neither carries an External id: only time and thread place them.
+    mm = {"Input Dims": [[8, 16], [16, 32]], "Input type": ["float", "float"]}
+    evs = [
+        _ev("cpu_op", "aten::mm", 0.0, 20.0, **mm),
+        _ev("cuda_runtime", "cudaLaunchKernel", 5.0, 3.0, correlation=9),
+        _ev("kernel", "my_gemm_kernel", 30.0, 6.0, correlation=9, stream=7),
+    ]
+    other = dict(_ev("cuda_runtime", "cudaLaunchKernel", 6.0, 3.0, correlation=10), tid=2)
+    evs += [other, _ev("kernel", "my_fused_kernel_v2", 40.0, 4.0, correlation=10, stream=7)]
+    r = extract_trace_flow(_write(tmp_path, evs))
+    # the 6 us kernel carries the mm (2 x 8 x 32 x 16 FLOPs); the 4 us one only its launch: 6 / 10 and 4 / 10
+    assert r.totals.flops == 2 * 8 * 32 * 16 and r.totals.gpu_time_us == 10.0
+    assert r.coverage.linked_to_op_with_flops == pytest.approx(0.6)
+    assert r.coverage.linked_to_launch_only == pytest.approx(0.4)
