@@ -1,21 +1,27 @@
-"""In-process time of `simulate` for every modelled index model (issue 9: within 1 ms at any shape).
+"""In-process time of `simulate` over every index model and corpus config (issue 9: within 1 ms at any shape).
 
-Shapes: decode (B=64, context 4096), prefill (S=8192) and a mixed `requests` step (prefill chunks and
-decodes together), each at detail=ops on an H100 with the largest tp in 8, 4, 2, 1 the model accepts
-(ep = tp for MoE). Reports per model and shape the median and max wall time and the median CPU time
-(ms), and first the time of a trivial call in the same run (an orjson round trip of a small dict) and
-the load average, so a reader can judge how loaded the machine was. Prints numbers; asserts nothing.
+Each model (every index entry, and every config of ../shared/fixtures/configs/corpus when present) runs
+every shape below: decode at batch 1 and 64 with context 4096 and 131072, prefill of 4096 and 32768
+tokens, and a mixed `requests` step (prefill chunks and decodes together), each in three layouts: tp 1;
+the largest tp in 8, 4, 2 the model accepts; and for MoE models that tp with ep = tp. A case is timed
+`runs` times after one warm-up (the spec of a model is built once, as a server does); the sweep is
+repeated `rounds` times, interleaved, and each case keeps the minimum of its round medians, so a load
+spike from other processes on the machine lifts one round only. Printed per model: the median, p90 and
+max over its cases of those per-case times (ms), and the slowest cases overall. A trivial call timed in
+the same run (an orjson round trip of a small dict) and the load average show how loaded the machine was.
+Prints numbers; asserts nothing.
 
-    PYTHONPATH=. python benchmarks/bench_simulate.py [runs] [name-substring]
+    PYTHONPATH=. python benchmarks/bench_simulate.py [--runs N] [--rounds R] [--detail D] [--only SUBSTR]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,71 +29,130 @@ import orjson
 from model_compute_sim.errors import SimError
 from model_compute_sim.references import load_models
 from model_compute_sim.simulator.simulate import resolve_spec, simulate, validate_parallelism
+from model_compute_sim.simulator.spec import ModelSpec
 
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "configs" / "corpus"
 MIXED = [
     {"new_tokens": 2048, "cached_tokens": 0, "count": 1},
     {"new_tokens": 512, "cached_tokens": 8192, "count": 2},
     {"new_tokens": 1, "cached_tokens": 4096, "count": 48},
 ]
 SHAPES: dict[str, dict[str, Any]] = {
-    "decode": dict(batch_size=64, seq_len=1, context_len=4096),
-    "prefill": dict(batch_size=1, seq_len=8192, context_len=0),
+    "decode b1 c4k": dict(batch_size=1, seq_len=1, context_len=4096),
+    "decode b64 c4k": dict(batch_size=64, seq_len=1, context_len=4096),
+    "decode b1 c128k": dict(batch_size=1, seq_len=1, context_len=131072),
+    "decode b64 c128k": dict(batch_size=64, seq_len=1, context_len=131072),
+    "prefill 4k": dict(batch_size=1, seq_len=4096, context_len=0),
+    "prefill 32k": dict(batch_size=1, seq_len=32768, context_len=0),
     "mixed": dict(requests=MIXED),
 }
 
 
-def timed(call: Callable[[], object], n: int) -> tuple[float, float, float]:
-    """(median wall, max wall, median CPU) time of `call` in ms over n runs, after one warm-up.
-
-    The CPU time (this thread's) is what a loaded machine inflates least."""
+def timed(call: Callable[[], object], n: int) -> float:
+    """Median wall time of `call` in ms over n runs, after one warm-up."""
     call()
-    walls, cpus = [], []
+    walls = []
     for _ in range(n):
-        c0, t0 = time.thread_time(), time.perf_counter()
+        t0 = time.perf_counter()
         call()
         walls.append(time.perf_counter() - t0)
-        cpus.append(time.thread_time() - c0)
-    return statistics.median(walls) * 1e3, max(walls) * 1e3, statistics.median(cpus) * 1e3
+    return statistics.median(walls) * 1e3
 
 
-def layout(name: str) -> dict[str, int]:
-    """The largest tp in 8, 4, 2, 1 the model accepts (ep = tp for MoE models)."""
-    spec = resolve_spec(name)
-    ep_too = any(layer.moe for layer in spec.layers)
-    for tp in (8, 4, 2, 1):
-        try:
-            validate_parallelism(spec, tp, 1, tp if ep_too else 1, 1)
-        except SimError:
+def _accepts(spec: ModelSpec, tp: int, ep: int) -> bool:
+    try:
+        validate_parallelism(spec, tp, 1, ep, 1)
+    except SimError:
+        return False
+    return True
+
+
+def layouts(spec: ModelSpec) -> list[dict[str, int]]:
+    """tp 1; the largest tp in 8, 4, 2 the model accepts; for MoE models that tp with ep = tp."""
+    out = [{"tp": 1, "ep": 1}]
+    tp = next((t for t in (8, 4, 2) if _accepts(spec, t, 1)), 1)
+    if tp > 1:
+        out.append({"tp": tp, "ep": 1})
+    if tp > 1 and any(layer.moe for layer in spec.layers) and _accepts(spec, tp, tp):
+        out.append({"tp": tp, "ep": tp})
+    return out
+
+
+def models(only: str) -> Iterator[tuple[str, dict[str, Any], ModelSpec]]:
+    """(label, how simulate names it, spec) of every index entry and corpus config that simulates."""
+    sources: list[tuple[str, dict[str, Any]]] = [(e.name, {"model": e.name}) for e in load_models()]
+    if CORPUS.is_dir():
+        sources += [(f"corpus/{p.stem}", {"config_path": str(p)}) for p in sorted(CORPUS.glob("*.json"))]
+    for label, source in sources:
+        if only not in label:
             continue
-        return {"tp": tp, "ep": tp if ep_too else 1}
-    return {"tp": 1, "ep": 1}
+        try:
+            yield label, source, resolve_spec(**source)
+        except SimError:
+            continue  # not modelled: simulate refuses it by name (list_models says why)
 
 
-def bench(n: int, needle: str) -> None:
+def cases(only: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(model label, case label, simulate keywords) of every case that simulates."""
+    out = []
+    for label, source, spec in models(only):
+        for par in layouts(spec):
+            lay = f"tp{par['tp']}" + (f"ep{par['ep']}" if par["ep"] > 1 else "")
+            for shape_label, shape in SHAPES.items():
+                args = {"gpu": "h100", **source, **par, **shape}
+                try:
+                    simulate(**args)
+                except SimError:
+                    continue
+                out.append((label, f"{lay} {shape_label}", args))
+    return out
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+def bench(runs: int, rounds: int, detail: str | None, only: str) -> None:
     payload = {"a": list(range(64)), "b": "x" * 64}
-    med, worst, _ = timed(lambda: orjson.loads(orjson.dumps(payload)), n * 10)
+    ref = timed(lambda: orjson.loads(orjson.dumps(payload)), runs * 10)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"reference: orjson round trip of a small dict {med * 1e3:.2f} us median ({worst * 1e3:.1f} us max)")
-    print(f"load average (1 min) {load:.1f} on {os.cpu_count()} CPUs; {n} runs per case, detail=ops, gpu=h100\n")
-    print(f"{'model':44} {'layout':>10} " + " ".join(f"{s + ' med/max/cpu ms':>22}" for s in SHAPES))
-    worst_median = (0.0, "")
-    for entry in load_models():
-        if needle not in entry.name:
-            continue
-        try:
-            par = layout(entry.name)
-        except SimError:
-            continue  # not modelled: simulate refuses it (list_models says why)
-        cells = []
-        for label, shape in SHAPES.items():
-            args = {"gpu": "h100", "detail": "ops", **par, **shape}
-            med, worst, cpu = timed(lambda a=args, m=entry.name: simulate(m, **a), n)
-            worst_median = max(worst_median, (med, f"{entry.name} {label}"))
-            cells.append(f"{med:7.3f}/{worst:7.3f}/{cpu:6.3f}")
-        lay = f"tp{par['tp']}" + (f" ep{par['ep']}" if par["ep"] > 1 else "")
-        print(f"{entry.name:44} {lay:>10} " + " ".join(f"{c:>22}" for c in cells))
-    print(f"\nslowest median: {worst_median[0]:.3f} ms ({worst_median[1]})")
+    todo = cases(only)
+    extra = {"detail": detail} if detail else {}
+    best: dict[int, float] = {}
+    for _ in range(rounds):
+        for i, (_, _, args) in enumerate(todo):
+            med = timed(lambda a=args: simulate(**a, **extra), runs)  # type: ignore[misc]
+            best[i] = min(best.get(i, med), med)
+    print(f"reference: orjson round trip of a small dict {ref * 1e3:.2f} us median")
+    print(
+        f"load average (1 min) {load:.1f} on {os.cpu_count()} CPUs; {len(todo)} cases, {runs} runs x {rounds} "
+        f"rounds each (min of round medians), detail={detail or 'default'}, gpu=h100\n"
+    )
+    print(f"{'model':64} {'cases':>5} {'median':>8} {'p90':>8} {'max':>8}  slowest case")
+    per_model: dict[str, list[int]] = {}
+    for i, (label, _, _) in enumerate(todo):
+        per_model.setdefault(label, []).append(i)
+    for label, idx in per_model.items():
+        ts = [best[i] for i in idx]
+        worst = max(idx, key=lambda i: best[i])
+        print(
+            f"{label:64} {len(ts):5} {statistics.median(ts):8.3f} {_pct(ts, 0.9):8.3f} {max(ts):8.3f}  {todo[worst][1]}"
+        )
+    if best:
+        all_ts = list(best.values())
+        print(f"\nall cases: median {statistics.median(all_ts):.3f} ms, p90 {_pct(all_ts, 0.9):.3f} ms")
+        for i in sorted(best, key=lambda i: -best[i])[:5]:
+            print(f"slowest: {best[i]:.3f} ms  {todo[i][0]} {todo[i][1]}")
+        over = sum(1 for t in all_ts if t >= 1.0)
+        print(f"overall max {max(all_ts):.3f} ms; {over} of {len(all_ts)} cases at or over 1 ms")
 
 
 if __name__ == "__main__":
-    bench(int(sys.argv[1]) if len(sys.argv) > 1 else 50, sys.argv[2] if len(sys.argv) > 2 else "")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--runs", type=int, default=15, help="timed calls per case and round (default 15)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; a case keeps its best (default 2)")
+    ap.add_argument("--detail", default=None, help="summary, layers or ops (default: simulate's default)")
+    ap.add_argument("--only", default="", help="only models whose label contains this")
+    a = ap.parse_args()
+    bench(a.runs, a.rounds, a.detail, a.only)
