@@ -48,15 +48,15 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
-def timed(call: Callable[[], object], n: int) -> float:
-    """Median wall time of `call` in ms over n runs, after one warm-up."""
+def timed(call: Callable[[], object], n: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median time of `call` in ms over n runs, after one warm-up."""
     call()
-    walls = []
+    times = []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0 = clock()
         call()
-        walls.append(time.perf_counter() - t0)
-    return statistics.median(walls) * 1e3
+        times.append(clock() - t0)
+    return statistics.median(times) * 1e3
 
 
 def _accepts(spec: ModelSpec, tp: int, ep: int) -> bool:
@@ -113,21 +113,22 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def bench(runs: int, rounds: int, detail: str | None, only: str) -> None:
+def bench(runs: int, rounds: int, detail: str | None, only: str, cpu: bool) -> None:
     payload = {"a": list(range(64)), "b": "x" * 64}
     ref = timed(lambda: orjson.loads(orjson.dumps(payload)), runs * 10)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     todo = cases(only)
     extra = {"detail": detail} if detail else {}
     best: dict[int, float] = {}
+    clock = time.thread_time if cpu else time.perf_counter
     for _ in range(rounds):
         for i, (_, _, args) in enumerate(todo):
-            med = timed(lambda a=args: simulate(**a, **extra), runs)  # type: ignore[misc]
+            med = timed(lambda a=args: simulate(**a, **extra), runs, clock)  # type: ignore[misc]
             best[i] = min(best.get(i, med), med)
     print(f"reference: orjson round trip of a small dict {ref * 1e3:.2f} us median")
     print(
         f"load average (1 min) {load:.1f} on {os.cpu_count()} CPUs; {len(todo)} cases, {runs} runs x {rounds} "
-        f"rounds each (min of round medians), detail={detail or 'default'}, gpu=h100\n"
+        f"rounds each (min of round medians), {'CPU' if cpu else 'wall'} time, detail={detail or 'default'}, gpu=h100\n"
     )
     print(f"{'model':64} {'cases':>5} {'median':>8} {'p90':>8} {'max':>8}  slowest case")
     per_model: dict[str, list[int]] = {}
@@ -154,5 +155,6 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; a case keeps its best (default 2)")
     ap.add_argument("--detail", default=None, help="summary, layers or ops (default: simulate's default)")
     ap.add_argument("--only", default="", help="only models whose label contains this")
+    ap.add_argument("--cpu", action="store_true", help="this thread's CPU time, not wall time: less inflated by load")
     a = ap.parse_args()
-    bench(a.runs, a.rounds, a.detail, a.only)
+    bench(a.runs, a.rounds, a.detail, a.only, a.cpu)

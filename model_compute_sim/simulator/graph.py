@@ -14,20 +14,37 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.mtp import mtp_ops
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact, split
-from model_compute_sim.simulator.spec import KindSpec, LayerSpec
+from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
+from model_compute_sim.simulator.workload import Options, Workload
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
 
 
-def _clone(op: Op) -> Op:
-    """A shallow copy of an op record (copy.copy's generic path is several times slower)."""
-    new = object.__new__(Op)
-    new.__dict__.update(op.__dict__)
-    return new
-
-
 class Builder(BuilderBase):
-    """Builds the ops of one rank (or the whole model) for one workload."""
+    """Builds the ops of one rank (or the whole model) for one workload.
+
+    A block (a mixer or feed-forward spec, a layer norm, a residual add) is costed once per builder:
+    layer groups that share it (the same MoE after linear and full attention) share its op records,
+    which are not changed after they are built (the roofline pass writes the same times into each)."""
+
+    def __init__(self, spec: ModelSpec, wl: Workload, shard: Shard, opts: Options) -> None:
+        super().__init__(spec, wl, shard, opts)
+        self._blocks: dict[KindSpec, list[Op]] = {}
+        self._shared: dict[tuple[str, int], Op] = {}
+
+    def block(self, block: KindSpec) -> list[Op]:
+        """The ops of one mixer or feed-forward block (built once per builder)."""
+        ops = self._blocks.get(block)
+        if ops is None:
+            ops = self._blocks[block] = kind_of(block).ops(self, block)
+        return ops
+
+    def layer_norm(self, name: str) -> Op:
+        """A [T, H] norm around a block (built once per builder)."""
+        op = self._shared.get((name, 0))
+        if op is None:
+            op = self._shared[name, 0] = self.norm(name, "norm", self.T, self.H)
+        return op
 
     # --- model head and tail -------------------------------------------------------------------
 
@@ -82,19 +99,14 @@ class Builder(BuilderBase):
 
     # --- one decoder layer ---------------------------------------------------------------------
 
-    def kind_ops(self, spec: KindSpec) -> list[Op]:
-        """A mixer's or feed-forward block's ops, built once per builder and spec: layer groups that differ
-        only around their blocks (Kimi-K3's attention-residual sources) reuse them (as copies: ops are
-        records the roofline pass fills in)."""
-        cache: dict[KindSpec, list[Op]] = self.__dict__.setdefault("_kind_cache", {})
-        if spec not in cache:
-            cache[spec] = kind_of(spec).ops(self, spec)
-        return [_clone(op) for op in cache[spec]]
-
-    def residual(self, name: str) -> Op:
-        return self.vector(
-            name, "elementwise", "elementwise", self.T * self.H, F.ADD_FLOPS_PER_ELEMENT, reads=2, width=self.H
-        )
+    def residual(self, name: str, n: int = 2) -> Op:
+        """The add of `n` [T, H] tensors (built once per builder)."""
+        op = self._shared.get((name, n))
+        if op is None:
+            per = (n - 1) * F.ADD_FLOPS_PER_ELEMENT
+            op = self.vector(name, "elementwise", "elementwise", self.T * self.H, per, reads=n, width=self.H)
+            self._shared[name, n] = op
+        return op
 
     def layer(self, layer: LayerSpec) -> list[Op]:
         """Pre-norm block: mixers side by side, residual add; feed-forward blocks side by side, residual
@@ -107,55 +119,34 @@ class Builder(BuilderBase):
         if layer.mixers:
             if res is not None:
                 ops.append(attn_res.pre_mixer(self, res))
-            ops.append(self.norm("input_layernorm", "norm", self.T, self.H))
+            ops.append(self.layer_norm("input_layernorm"))
             for mixer in layer.mixers:
-                ops += self.kind_ops(mixer)
+                ops += self.block(mixer)
             if len(layer.mixers) > 1:  # Falcon-H1: the mixers' outputs are summed
-                n = len(layer.mixers)
-                ops.append(
-                    self.vector(
-                        "mixer_sum",
-                        "elementwise",
-                        "elementwise",
-                        self.T * self.H,
-                        (n - 1) * F.ADD_FLOPS_PER_ELEMENT,
-                        reads=n,
-                        width=self.H,
-                    )
-                )
+                ops.append(self.residual("mixer_sum", len(layer.mixers)))
             if layer.norms == 4:
-                ops.append(self.norm("post_attention_layernorm", "norm", self.T, self.H))
+                ops.append(self.layer_norm("post_attention_layernorm"))
             if res is None:
                 ops.append(self.residual("attn_residual_add"))
         if layer.ffns:
             if res is not None:
                 ops.append(attn_res.pre_ffn(self, res))
             pre = "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm"
-            ops.append(self.norm(pre if layer.mixers else "input_layernorm", "norm", self.T, self.H))
+            ops.append(self.layer_norm(pre if layer.mixers else "input_layernorm"))
             for ffn in layer.ffns:
-                ops += self.kind_ops(ffn)
+                ops += self.block(ffn)
             if layer.norms == 4:
-                ops.append(self.norm("post_feedforward_layernorm", "norm", self.T, self.H))
+                ops.append(self.layer_norm("post_feedforward_layernorm"))
             if res is None:
                 ops.append(self.residual("mlp_residual_add"))
         return ops
 
     def parallel_layer(self, layer: LayerSpec) -> list[Op]:
         """x + attn(norm(x)) + mlp(norm'(x)): one or two norms of the input, one three-way residual add."""
-        ops: list[Op] = [self.norm("input_layernorm", "norm", self.T, self.H)]
+        ops: list[Op] = [self.layer_norm("input_layernorm")]
         if layer.norms == 2:
-            ops.append(self.norm("mlp_layernorm", "norm", self.T, self.H))
+            ops.append(self.layer_norm("mlp_layernorm"))
         for block in (*layer.mixers, *layer.ffns):
-            ops += kind_of(block).ops(self, block)
-        ops.append(
-            self.vector(
-                "residual_add",
-                "elementwise",
-                "elementwise",
-                self.T * self.H,
-                2 * F.ADD_FLOPS_PER_ELEMENT,
-                reads=3,
-                width=self.H,
-            )
-        )
+            ops += self.block(block)
+        ops.append(self.residual("residual_add", 3))
         return ops

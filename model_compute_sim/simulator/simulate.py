@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
-from collections.abc import Mapping, Sequence
+import stat
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from model_compute_sim.errors import (
     ConfigError,
@@ -59,10 +67,11 @@ def resolve_spec(
             "or config_path (a config.json file or a directory holding one)"
         )
     if config is not None:
-        return normalize(config)
+        return _cached_spec(_config_key(config), config, lambda: normalize(config))
     if config_path is not None:
-        raw = load_config_file(config_path)
-        return normalize(raw, name=os.path.basename(os.path.normpath(str(config_path))))
+        name = os.path.basename(os.path.normpath(str(config_path)))
+        key = _path_key(config_path, name)
+        return _cached_spec(key, key, lambda: normalize(load_config_file(config_path), name=name))
     assert model is not None
     entry = find_model(model)
     if entry is None:
@@ -75,6 +84,57 @@ def resolve_spec(
             "Or pass config / config_path with the model's config.json"
         )
     return _index_spec(entry.name)
+
+
+# Specs of inline configs and config files, keyed by their content (a config parse is most of a call
+# for a large config): least recently used first. The entry keeps what the key was made from, compared
+# on a hit, so two configs whose JSON text coincides (NaN and null, a tuple and a list) do not share.
+_SPEC_CACHE: OrderedDict[object, tuple[object, ModelSpec]] = OrderedDict()
+_SPEC_CACHE_SIZE = 64
+
+
+def _config_key(config: Mapping[str, Any]) -> object:
+    try:
+        return orjson.dumps(config, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # not JSON (a value orjson cannot write): no caching
+        return None
+
+
+# a config file whose inode changed (ctime) this recently is read afresh: see _path_key
+RACY_WINDOW_NS = 2_000_000_000
+
+
+def _path_key(path: str | os.PathLike[str], name: str) -> object:
+    """The config.json's identity and stamps, or None (not cached) when it cannot be stat'ed, is not a
+    regular file (load_config_file says why) or changed in the last RACY_WINDOW_NS: a file rewritten
+    within one tick of the filesystem's clock keeps its stamps, so a recent stamp proves nothing (git's
+    "racy clean" rule); any later change sets a ctime past the cached one. Reading the file instead
+    would cost milliseconds for a 3 MB config."""
+    p = Path(path).expanduser()
+    try:
+        p = p / "config.json" if p.is_dir() else p
+        st = p.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or time.time_ns() - st.st_ctime_ns < RACY_WINDOW_NS:
+        return None
+    return (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _cached_spec(key: object, source: object, build: Callable[[], ModelSpec]) -> ModelSpec:
+    if key is None:
+        return build()
+    hit = _SPEC_CACHE.get(key)
+    if hit is not None and hit[0] == source:
+        with contextlib.suppress(KeyError):  # another thread may have evicted it meanwhile
+            _SPEC_CACHE.move_to_end(key)
+        return hit[1]
+    kept = copy.deepcopy(source)  # before build: a caller's later edit of its dict must not match
+    spec = build()
+    _SPEC_CACHE[key] = (kept, spec)
+    if len(_SPEC_CACHE) > _SPEC_CACHE_SIZE:
+        _SPEC_CACHE.popitem(last=False)
+    return spec
 
 
 def resolve_gpu(name: str) -> GpuSpec:
