@@ -83,17 +83,8 @@ def memory_report(
     step: Step, stage: int, dev: Device | None, usable_fraction: float = USABLE_MEMORY_FRACTION
 ) -> MemoryReport:
     """Weights, cache and activations on the busiest GPU of the reported pipeline stage, and what fits."""
-    spec, opts, par, local_wl = step.spec, step.opts, step.par, step.local_wl
-    shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, per_gpu=True)
-    rng = step.stage_layers(stage)
-    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in step.groups]
-    weights = sum(c * layer_weight_bytes_per_gpu(layer, spec, shard, opts) for layer, c in in_stage)
-    table = spec.vocab_size * spec.hidden_size / par.tp
-    if stage == 0:
-        weights += table * opts.wbytes("embeddings")
-    if stage == par.pp - 1 and (not spec.tie_word_embeddings or par.pp > 1):
-        weights += table * opts.wbytes("lm_head")
-    prof = cache_profile(in_stage, shard, opts)
+    local_wl = step.local_wl
+    weights, prof = _stage_residents(step, stage)
     kv = sum(cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
     act_peak = 0.0
     for g in step.groups:
@@ -131,6 +122,35 @@ def memory_report(
     if dev is not None and dev.gpu.memory_bytes:
         _fit(rep, step, prof, float(dev.gpu.memory_bytes))
     return rep
+
+
+# weights and cache profile of a stage, keyed by the spec's identity (kept in the value so the id stays
+# its own), layout, options and stage: they do not depend on the shape (issue 9: simulate within 1 ms)
+_RESIDENTS: dict[tuple[object, ...], tuple[ModelSpec, float, CacheProfile]] = {}
+
+
+def _stage_residents(step: Step, stage: int) -> tuple[float, CacheProfile]:
+    """Resident weights and the cache profile of one rank of pipeline stage `stage` (callers only read
+    the profile)."""
+    spec, opts, par = step.spec, step.opts, step.par
+    key = (id(spec), par, opts, stage)
+    hit = _RESIDENTS.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1], hit[2]
+    shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, per_gpu=True)
+    rng = step.stage_layers(stage)
+    in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in step.groups]
+    weights = sum(c * layer_weight_bytes_per_gpu(layer, spec, shard, opts) for layer, c in in_stage)
+    table = spec.vocab_size * spec.hidden_size / par.tp
+    if stage == 0:
+        weights += table * opts.wbytes("embeddings")
+    if stage == par.pp - 1 and (not spec.tie_word_embeddings or par.pp > 1):
+        weights += table * opts.wbytes("lm_head")
+    prof = cache_profile(in_stage, shard, opts)
+    if len(_RESIDENTS) > 1024:
+        _RESIDENTS.clear()
+    _RESIDENTS[key] = (spec, weights, prof)
+    return weights, prof
 
 
 def _fit(rep: MemoryReport, step: Step, prof: CacheProfile, capacity: float) -> None:

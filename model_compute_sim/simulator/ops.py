@@ -26,6 +26,14 @@ def exact(x: Fraction | int) -> Number:
     return x.numerator if x.denominator == 1 else float(x)
 
 
+def scaled(count: int, x: float) -> Number:
+    """exact(count * x) for a float x, without building Fractions (a hot path of every MoE op): the
+    float's exact ratio p/q, an integer when q divides count * p, else the correctly rounded quotient."""
+    p, q = x.as_integer_ratio()
+    num = count * p
+    return num // q if num % q == 0 else num / q
+
+
 @dataclass(frozen=True)
 class Shard:
     """One rank's share. The default is the whole model on one device."""
@@ -45,7 +53,7 @@ class Shard:
         return kv // self.tp if self.tp <= kv else 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Op:
     name: str
     category: str
@@ -109,21 +117,27 @@ class BuilderBase:
         """[m, k] x [k, n]; the weight is [k, n] unless `weight_params` says otherwise (MoE).
 
         Without `weight_dtype` the weight takes its class's format from the category (CATEGORY_CLASS)."""
-        flops = exact(Fraction(F.gemm_flops(1, n, k)) * Fraction(m)) if isinstance(m, float) else F.gemm_flops(m, n, k)
+        flops = scaled(F.gemm_flops(1, n, k), m) if isinstance(m, float) else F.gemm_flops(m, n, k)
         params = k * n if weight_params is None else weight_params
+        rows = _r(m)
+        # positional, in Op's field order: keywords cost twice as much on this path (every op of a call)
         return Op(
-            name=name,
-            category=category,
-            kind="gemm",
-            flops=flops,
-            weight_bytes=self.wbytes(params, weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])),
-            act_read_bytes=float(m) * k * self.a,
-            act_write_bytes=float(m) * n * self.a,
-            shape_in=[[_r(m), k], [k, n]],
-            shape_out=[_r(m), n],
-            sharding=sharding,
-            peak_dtype=self.opts.dtype,
-            note=note,
+            name,
+            category,
+            "gemm",
+            flops,
+            0,  # vector_flops
+            self.wbytes(params, weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])),
+            float(m) * k * self.a,  # act_read_bytes
+            float(m) * n * self.a,  # act_write_bytes
+            0.0,  # kv_read_bytes
+            0.0,  # kv_write_bytes
+            0.0,  # comm_bytes
+            [[rows, k], [k, n]],
+            [rows, n],
+            sharding,
+            self.opts.dtype,
+            note,
         )
 
     def vector(
@@ -141,29 +155,55 @@ class BuilderBase:
         sharding: str = "replicated",
         note: str = "",
     ) -> Op:
-        """Element-wise work; `sharding` says how its elements are split when they are (the GEMM beside it)."""
+        return self._vector(
+            name, category, kind, elements, per_element, reads, writes, weight_params, note, width, sharding
+        )
+
+    def _vector(
+        self,
+        name: str,
+        category: str,
+        kind: str,
+        elements: Number,
+        per_element: int,
+        reads: int,
+        writes: int,
+        weight_params: int,
+        note: str,
+        width: int,
+        sharding: str = "replicated",
+        tokens: int | None = None,
+    ) -> Op:
+        """vector() (`sharding`: how its elements are split when they are, the GEMM beside it); a norm gives its `tokens` (shape [tokens, width] whatever the width). Positional in Op's
+        field order (see gemm)."""
+        rows = self.T if tokens is None else tokens
+        shape_in, shape_out = ([[rows, width]], [rows, width]) if width or tokens is not None else ([], [])
         return Op(
-            name=name,
-            category=category,
-            kind=kind,
-            vector_flops=elements * per_element if isinstance(elements, int) else float(elements) * per_element,
-            weight_bytes=self.wbytes(weight_params, "bf16"),
-            act_read_bytes=float(elements) * reads * self.a,
-            act_write_bytes=float(elements) * writes * self.a,
-            shape_in=[[self.T, width]] if width else [],
-            shape_out=[self.T, width] if width else [],
-            sharding=sharding,
-            peak_dtype="vector",
-            note=note,
+            name,
+            category,
+            kind,
+            0,  # flops
+            elements * per_element if isinstance(elements, int) else float(elements) * per_element,
+            self.wbytes(weight_params, "bf16"),
+            float(elements) * reads * self.a,  # act_read_bytes
+            float(elements) * writes * self.a,  # act_write_bytes
+            0.0,  # kv_read_bytes
+            0.0,  # kv_write_bytes
+            0.0,  # comm_bytes
+            shape_in,
+            shape_out,
+            sharding,
+            "vector",
+            note,
         )
 
     def norm(
         self, name: str, category: str, tokens: int, width: int, copies: int = 1, sharding: str = "replicated"
     ) -> Op:
         per = F.LAYERNORM_FLOPS_PER_ELEMENT if self.spec.norm_kind == "layernorm" else F.RMSNORM_FLOPS_PER_ELEMENT
-        op = self.vector(name, category, "norm", tokens * width * copies, per, weight_params=width, sharding=sharding)
-        op.shape_in, op.shape_out = [[tokens, width]], [tokens, width]
-        return op
+        return self._vector(
+            name, category, "norm", tokens * width * copies, per, 1, 1, width, "", width, sharding, tokens
+        )
 
     def allreduce(self, name: str, tokens: int, ranks: int, category: str = "communication") -> Op:
         buf = float(tokens) * self.H * self.a

@@ -60,16 +60,17 @@ class Tally:
         c = self.cats.get(op.category)
         if c is None:
             c = self.cats[op.category] = [0, 0, 0, 0, 0, 0, 0, 0]
+        w, ar, aw, kr, kw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes, op.kv_read_bytes, op.kv_write_bytes
         c[FLOPS] += whole_flops * count_whole
         c[VECTOR] += whole_vector * count_whole
         c[FLOPS_GPU] += op.flops * count_local
         c[VECTOR_GPU] += op.vector_flops * count_local
-        c[BYTES_GPU] += op.bytes_total * count_local
+        c[BYTES_GPU] += (w + ar + aw + kr + kw) * count_local  # Op.bytes_total, in its order
         c[COMM_GPU] += op.comm_bytes * count_local
-        c[OPS] += max(count_local, count_whole)
-        self.weight += op.weight_bytes * count_local
-        self.kv += (op.kv_read_bytes + op.kv_write_bytes) * count_local
-        self.act += (op.act_read_bytes + op.act_write_bytes) * count_local
+        c[OPS] += count_local if count_local > count_whole else count_whole
+        self.weight += w * count_local
+        self.kv += (kr + kw) * count_local
+        self.act += (ar + aw) * count_local
         t = op.time_us
         if t is None or count_local == 0:
             return t
