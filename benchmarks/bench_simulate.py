@@ -28,6 +28,7 @@ import orjson
 
 from model_compute_sim.errors import SimError
 from model_compute_sim.references import load_models
+from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.simulate import resolve_spec, simulate, validate_parallelism
 from model_compute_sim.simulator.spec import ModelSpec
 
@@ -73,7 +74,8 @@ def layouts(spec: ModelSpec) -> list[dict[str, int]]:
     tp = next((t for t in (8, 4, 2) if _accepts(spec, t, 1)), 1)
     if tp > 1:
         out.append({"tp": tp, "ep": 1})
-    if tp > 1 and any(layer.moe for layer in spec.layers) and _accepts(spec, tp, tp):
+    moe = any(kind_of(x).expert_parallel for layer in spec.layers for x in layer.ffns)
+    if tp > 1 and moe and _accepts(spec, tp, tp):
         out.append({"tp": tp, "ep": tp})
     return out
 

@@ -27,8 +27,9 @@ class Builder(BuilderBase):
     layer groups that share it (the same MoE after linear and full attention) share its op records,
     which are not changed after they are built (the roofline pass writes the same times into each)."""
 
-    def __init__(self, spec: ModelSpec, wl: Workload, shard: Shard, opts: Options) -> None:
+    def __init__(self, spec: ModelSpec, wl: Workload, shard: Shard, opts: Options, flops_only: bool = False) -> None:
         super().__init__(spec, wl, shard, opts)
+        self.flops_only = flops_only
         self._blocks: dict[KindSpec, list[Op]] = {}
         self._shared: dict[tuple[str, int], Op] = {}
 

@@ -85,6 +85,10 @@ class Op:
 class BuilderBase:
     """Constructor and primitive ops shared by the attention and feed-forward mixins."""
 
+    # GEMMs and vector ops with their names, categories and FLOPs only (no bytes or shapes): the
+    # whole-model view, of which the result reads nothing else (issue 9: simulate within 1 ms)
+    flops_only = False
+
     def __init__(self, spec: ModelSpec, wl: Workload, shard: Shard, opts: Options) -> None:
         self.spec = spec
         self.wl = wl
@@ -118,6 +122,8 @@ class BuilderBase:
 
         Without `weight_dtype` the weight takes its class's format from the category (CATEGORY_CLASS)."""
         flops = scaled(F.gemm_flops(1, n, k), m) if isinstance(m, float) else F.gemm_flops(m, n, k)
+        if self.flops_only:
+            return Op(name, category, "gemm", flops)
         params = k * n if weight_params is None else weight_params
         rows = _r(m)
         # positional, in Op's field order: keywords cost twice as much on this path (every op of a call)
@@ -176,6 +182,9 @@ class BuilderBase:
     ) -> Op:
         """vector() (`sharding`: how its elements are split when they are, the GEMM beside it); a norm gives its `tokens` (shape [tokens, width] whatever the width). Positional in Op's
         field order (see gemm)."""
+        vector_flops = elements * per_element if isinstance(elements, int) else float(elements) * per_element
+        if self.flops_only:
+            return Op(name, category, kind, 0, vector_flops)
         rows = self.T if tokens is None else tokens
         shape_in, shape_out = ([[rows, width]], [rows, width]) if width or tokens is not None else ([], [])
         return Op(
@@ -183,7 +192,7 @@ class BuilderBase:
             category,
             kind,
             0,  # flops
-            elements * per_element if isinstance(elements, int) else float(elements) * per_element,
+            vector_flops,
             self.wbytes(weight_params, "bf16"),
             float(elements) * reads * self.a,  # act_read_bytes
             float(elements) * writes * self.a,  # act_write_bytes

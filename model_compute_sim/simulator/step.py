@@ -33,7 +33,7 @@ class Parallel:
 class GroupOps:
     layer: LayerSpec
     indices: list[int]
-    whole: list[Op]  # whole-model view, one layer
+    whole: list[Op]  # whole-model view, one layer: names, categories and FLOPs (Builder flops_only)
     local: list[Op]  # busiest GPU, one layer
 
 
@@ -45,7 +45,7 @@ class Step:
     opts: Options
     par: Parallel
     groups: list[GroupOps]
-    head: tuple[list[Op], list[Op]]  # (whole model, busiest GPU): embedding
+    head: tuple[list[Op], list[Op]]  # (whole model: FLOPs only, busiest GPU): embedding
     tail: tuple[list[Op], list[Op]]  # final norm and LM head
 
     def stage_layers(self, stage: int) -> range:
@@ -101,7 +101,7 @@ def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
 def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> Step:
     """Whole-model and busiest-GPU ops of every layer group, the embedding and the LM head."""
     local_wl = wl.split(par.dp)
-    whole = Builder(spec, wl, Shard(), opts)
+    whole = Builder(spec, wl, Shard(), opts, flops_only=True)
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts)
     groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in layer_groups(spec)]

@@ -54,34 +54,59 @@ class Tally:
         self.comm_us: float | int = 0
 
     def add(
-        self, op: Op, whole_flops: Number, whole_vector: Number, count_whole: int, count_local: int
-    ) -> float | None:
-        """Count `op` (whole-model FLOPs `count_whole` times, per-GPU cost `count_local` times); its time."""
-        c = self.cats.get(op.category)
-        if c is None:
-            c = self.cats[op.category] = [0, 0, 0, 0, 0, 0, 0, 0]
-        w, ar, aw, kr, kw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes, op.kv_read_bytes, op.kv_write_bytes
-        c[FLOPS] += whole_flops * count_whole
-        c[VECTOR] += whole_vector * count_whole
-        c[FLOPS_GPU] += op.flops * count_local
-        c[VECTOR_GPU] += op.vector_flops * count_local
-        c[BYTES_GPU] += (w + ar + aw + kr + kw) * count_local  # Op.bytes_total, in its order
-        c[COMM_GPU] += op.comm_bytes * count_local
-        c[OPS] += count_local if count_local > count_whole else count_whole
-        self.weight += w * count_local
-        self.kv += (kr + kw) * count_local
-        self.act += (ar + aw) * count_local
-        t = op.time_us
-        if t is None or count_local == 0:
-            return t
-        c[TIME] += t * count_local
-        if op.kind == "communication":
-            self.comm_us += t * count_local
-        else:
-            self.compute_us += op.compute_us * count_local
-            self.memory_us += op.memory_us * count_local
-            self.roof_us += t * count_local
-        return t
+        self, ops: list[Op], whole_by_name: dict[str, Op], count: int, count_local: int
+    ) -> tuple[float, dict[str, Number]]:
+        """Count `ops` (one layer on the busiest GPU): per-GPU costs `count_local` times, the whole-model
+        FLOPs of the op of the same name in `whole_by_name` `count` times. The sum of the ops' times and
+        the whole-model FLOPs per category (once). Accumulators are locals in the loop (the hot loop of
+        a call), written back once."""
+        cats = self.cats
+        weight, kv, act = self.weight, self.kv, self.act
+        compute_us, memory_us, roof_us, comm_us = self.compute_us, self.memory_us, self.roof_us, self.comm_us
+        t_sum = 0.0
+        cat_flops: dict[str, Number] = {}
+        for op in ops:
+            whole = whole_by_name.get(op.name)
+            wf, wv, cw = (whole.flops, whole.vector_flops, count) if whole is not None else (0, 0, 0)
+            cat = op.category
+            c = cats.get(cat)
+            if c is None:
+                c = cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0]
+            w, ar, aw, kr, kw = (
+                op.weight_bytes,
+                op.act_read_bytes,
+                op.act_write_bytes,
+                op.kv_read_bytes,
+                op.kv_write_bytes,
+            )
+            c[0] += wf * cw  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
+            c[1] += wv * cw
+            c[2] += op.flops * count_local
+            c[3] += op.vector_flops * count_local
+            c[4] += (w + ar + aw + kr + kw) * count_local  # Op.bytes_total, in its order
+            c[5] += op.comm_bytes * count_local
+            c[6] += count_local if count_local > cw else cw
+            weight += w * count_local
+            kv += (kr + kw) * count_local
+            act += (ar + aw) * count_local
+            if whole is not None:
+                cat_flops[cat] = cat_flops.get(cat, 0) + wf
+            t = op.time_us
+            if t is None:
+                continue
+            t_sum += t
+            if count_local == 0:
+                continue
+            c[7] += t * count_local
+            if op.kind == "communication":
+                comm_us += t * count_local
+            else:
+                compute_us += op.compute_us * count_local
+                memory_us += op.memory_us * count_local
+                roof_us += t * count_local
+        self.weight, self.kv, self.act = weight, kv, act
+        self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
+        return t_sum, cat_flops
 
 
 def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult:
@@ -136,19 +161,9 @@ def _layer_groups(step: Step, stage: int, tally: Tally, timed: bool, want_rows: 
         whole_by_name = {o.name: o for o in g.whole}
         count_local = sum(1 for i in g.indices if i in in_stage)
         count = len(g.indices)
-        cat_flops: dict[str, Number] = {}
-        t_layer = 0.0
-        for o in g.local:
-            w = whole_by_name.get(o.name)
-            if w is not None:
-                t = tally.add(o, w.flops, w.vector_flops, count, count_local)
-                cat_flops[o.category] = cat_flops.get(o.category, 0) + w.flops
-            else:
-                t = tally.add(o, 0, 0, 0, count_local)
-            if t is not None:
-                t_layer += t
-            if want_rows:
-                rows.append((gi, o, w.flops if w is not None else 0))
+        t_layer, cat_flops = tally.add(g.local, whole_by_name, count, count_local)
+        if want_rows:
+            rows += [(gi, o, w.flops if (w := whole_by_name.get(o.name)) is not None else 0) for o in g.local]
         groups.append(
             {
                 "label": g.layer.label,
@@ -170,11 +185,9 @@ def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_ro
     rows: Rows = []
     for (whole_ops, local_ops), on_stage in ((step.head, stage == 0), (step.tail, stage == pp - 1)):
         whole_by_name = {o.name: o for o in whole_ops}
-        for o in local_ops:
-            w = whole_by_name.get(o.name)
-            tally.add(o, w.flops if w else 0, w.vector_flops if w else 0, 1 if w else 0, 1 if on_stage else 0)
-            if want_rows and on_stage:
-                rows.append((-1, o, w.flops if w else 0))
+        tally.add(local_ops, whole_by_name, 1, 1 if on_stage else 0)
+        if want_rows and on_stage:
+            rows += [(-1, o, w.flops if (w := whole_by_name.get(o.name)) is not None else 0) for o in local_ops]
     if pp > 1:
         tokens, hidden = step.local_wl.tokens, step.spec.hidden_size
         send = Op(
@@ -189,7 +202,7 @@ def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_ro
         )
         if dev is not None:
             time_ops([send], dev)
-        tally.add(send, 0, 0, 0, 1)
+        tally.add([send], {}, 0, 1)
         if want_rows:
             rows.append((-1, send, 0))
     return rows
