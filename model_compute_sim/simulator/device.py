@@ -47,11 +47,15 @@ class Device:
 def time_ops(ops: list[Op], dev: Device) -> None:
     """Roofline pass: each op's compute and memory time and its bound, once."""
     bw = dev.bw_gb_s * 1e9
+    peaks: dict[str, float] = {}  # per peak dtype, looked up once (every op of a call passes here)
     for op in ops:
         if op.kind == "communication":
             op.time_us, op.bound = op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
             continue
-        compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, dev.peak_flops_per_s(op.peak_dtype), bw)
+        peak = peaks.get(op.peak_dtype)
+        if peak is None:
+            peak = peaks[op.peak_dtype] = dev.peak_flops_per_s(op.peak_dtype)
+        compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, peak, bw)
         op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
         op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
 

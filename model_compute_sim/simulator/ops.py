@@ -26,12 +26,21 @@ def exact(x: Fraction | int) -> Number:
     return x.numerator if x.denominator == 1 else float(x)
 
 
+def ratio(num: int, den: int) -> Number:
+    """exact(Fraction(num, den)) without building a Fraction (a hot path of every MoE op): an integer
+    when den divides num, else the correctly rounded quotient (int / int is, as Fraction's float is)."""
+    return num // den if num % den == 0 else num / den
+
+
 def scaled(count: int, x: float) -> Number:
-    """exact(count * x) for a float x, without building Fractions (a hot path of every MoE op): the
-    float's exact ratio p/q, an integer when q divides count * p, else the correctly rounded quotient."""
+    """exact(count * x) for a float x: the float's exact ratio p/q times count."""
     p, q = x.as_integer_ratio()
-    num = count * p
-    return num // q if num % q == 0 else num / q
+    return ratio(count * p, q)
+
+
+def ceil_ratio(num: int, den: int) -> int:
+    """_r(Fraction(num, den)) for num, den > 0: the rows of a fractional share, rounded up."""
+    return -(-num // den)
 
 
 @dataclass(frozen=True)

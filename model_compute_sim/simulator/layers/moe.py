@@ -4,13 +4,12 @@ expert-parallel communication (all-to-all for ep > 1, all-gather / reduce-scatte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.base import LayerKind, register
 from model_compute_sim.simulator.layers.mlp import mlp_ops
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, _r, exact
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, ceil_ratio, ratio
 from model_compute_sim.simulator.spec import MlpSpec, MoeSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat, plain
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
@@ -36,8 +35,9 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     ranks = sh.tp * sh.dp  # ep * moe_tp
     e_loc = m.experts // sh.ep
     i_loc = m.intermediate // sh.moe_tp
-    # token-expert assignments handled by this rank (uniform routing)
-    rows = Fraction(t_all * m.top_k, sh.ep)
+    # token-expert assignments handled by this rank (uniform routing): assigned / ep, exact (ops.ratio)
+    assigned = t_all * m.top_k
+    rows = assigned / sh.ep
     touched = F.expected_experts_touched(m.experts, m.top_k, t_all) * e_loc / m.experts
     shard = f"experts /{sh.ep} (ep), intermediate /{sh.moe_tp} (moe_tp)" if ranks > 1 else "replicated"
     note = (
@@ -51,7 +51,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         op = b.gemm(
             name,
             "moe_experts",
-            float(rows),
+            rows,
             k,
             n,
             shard,
@@ -59,17 +59,17 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
             weight_dtype=b.opts.wfmt("routed_experts"),
             note=note,
         )
-        op.flops = exact(Fraction(F.gemm_flops(1, n, k)) * rows)  # rows may be fractional: exact product
+        op.flops = ratio(F.gemm_flops(1, n, k) * assigned, sh.ep)  # rows may be fractional: exact product
         return op
 
     up = expert_gemm("experts.gate_up_proj", H, up_n)
     # relu2 (Nemotron-H) and gelu experts are two matrices, up then down: nothing gates the activation
     what = "gated activation: act(gate) * up" if m.gated else "activation of up_proj (not gated: up and down only)"
     act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, sharding=shard, note=what)
-    act.vector_flops = exact(rows * i_loc * F.act_flops_per_element(m.activation))
-    act.act_read_bytes = float(rows) * up_n * b.a
-    act.act_write_bytes = float(rows) * i_loc * b.a
-    act.shape_in, act.shape_out = [[_r(rows), up_n]], [_r(rows), i_loc]
+    act.vector_flops = ratio(assigned * i_loc * F.act_flops_per_element(m.activation), sh.ep)
+    act.act_read_bytes = rows * up_n * b.a
+    act.act_write_bytes = rows * i_loc * b.a
+    act.shape_in, act.shape_out = [[ceil_ratio(assigned, sh.ep), up_n]], [ceil_ratio(assigned, sh.ep), i_loc]
     down = expert_gemm("experts.down_proj", i_loc, H)
     return [up, act, down]
 
@@ -92,15 +92,14 @@ def communication(b: BuilderBase, m: MoeSpec) -> list[Op]:
     sh, T, H = b.shard, b.T, b.H
     ops: list[Op] = []
     if sh.ep > 1:
-        per_rank = Fraction(T, sh.tp)
         width = m.latent_size or H  # a latent MoE dispatches latent-width tokens
-        buf = float(per_rank) * m.top_k * width * b.a
+        buf = T / sh.tp * m.top_k * width * b.a  # T / tp tokens per rank
         for step in ("dispatch", "combine"):
             ops.append(
                 _collective(
                     f"moe_{step}_alltoall",
                     F.alltoall_bytes(buf, sh.ep),
-                    _r(per_rank * m.top_k),
+                    ceil_ratio(T * m.top_k, sh.tp),
                     width,
                     f"all-to-all over ep={sh.ep}",
                 )
