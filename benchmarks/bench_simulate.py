@@ -80,11 +80,11 @@ def layouts(spec: ModelSpec) -> list[dict[str, int]]:
     return out
 
 
-def models(only: str) -> Iterator[tuple[str, dict[str, Any], ModelSpec]]:
+def models(only: str, corpus: Path) -> Iterator[tuple[str, dict[str, Any], ModelSpec]]:
     """(label, how simulate names it, spec) of every index entry and corpus config that simulates."""
     sources: list[tuple[str, dict[str, Any]]] = [(e.name, {"model": e.name}) for e in load_models()]
-    if CORPUS.is_dir():
-        sources += [(f"corpus/{p.stem}", {"config_path": str(p)}) for p in sorted(CORPUS.glob("*.json"))]
+    if corpus.is_dir():
+        sources += [(f"corpus/{p.stem}", {"config_path": str(p)}) for p in sorted(corpus.glob("*.json"))]
     for label, source in sources:
         if only not in label:
             continue
@@ -94,10 +94,10 @@ def models(only: str) -> Iterator[tuple[str, dict[str, Any], ModelSpec]]:
             continue  # not modelled: simulate refuses it by name (list_models says why)
 
 
-def cases(only: str) -> list[tuple[str, str, dict[str, Any]]]:
+def cases(only: str, corpus: Path = CORPUS) -> list[tuple[str, str, dict[str, Any]]]:
     """(model label, case label, simulate keywords) of every case that simulates."""
     out = []
-    for label, source, spec in models(only):
+    for label, source, spec in models(only, corpus):
         for par in layouts(spec):
             lay = f"tp{par['tp']}" + (f"ep{par['ep']}" if par["ep"] > 1 else "")
             for shape_label, shape in SHAPES.items():
@@ -115,11 +115,11 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def bench(runs: int, rounds: int, detail: str | None, only: str, cpu: bool) -> None:
+def bench(runs: int, rounds: int, detail: str | None, only: str, cpu: bool, corpus: Path) -> None:
     payload = {"a": list(range(64)), "b": "x" * 64}
     ref = timed(lambda: orjson.loads(orjson.dumps(payload)), runs * 10)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    todo = cases(only)
+    todo = cases(only, corpus)
     extra = {"detail": detail} if detail else {}
     best: dict[int, float] = {}
     clock = time.thread_time if cpu else time.perf_counter
@@ -158,5 +158,6 @@ if __name__ == "__main__":
     ap.add_argument("--detail", default=None, help="summary, layers or ops (default: simulate's default)")
     ap.add_argument("--only", default="", help="only models whose label contains this")
     ap.add_argument("--cpu", action="store_true", help="this thread's CPU time, not wall time: less inflated by load")
+    ap.add_argument("--corpus", type=Path, default=CORPUS, help=f"corpus configs (default {CORPUS})")
     a = ap.parse_args()
-    bench(a.runs, a.rounds, a.detail, a.only, a.cpu)
+    bench(a.runs, a.rounds, a.detail, a.only, a.cpu, a.corpus)

@@ -8,6 +8,7 @@ feed-forward mixins and `graph.Builder` compose a layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -106,6 +107,15 @@ class BuilderBase:
         self.H = spec.hidden_size
         self.T = wl.tokens
         self.a = opts.act_bytes
+        self._once: dict[object, list[Op]] = {}
+
+    def once(self, key: object, build: Callable[[], list[Op]]) -> list[Op]:
+        """Ops that depend on `key` alone, built once per builder and shared by the blocks that ask (they
+        are not changed after they are built): e.g. DeepSeek-V4's hyper-connection ops in every layer."""
+        ops = self._once.get(key)
+        if ops is None:
+            ops = self._once[key] = build()
+        return ops
 
     # --- primitives ---------------------------------------------------------------------------
 

@@ -186,7 +186,7 @@ class Csa(LayerKind[CsaSpec]):
         h, g_loc, d = s.heads // sh.tp, s.o_groups // sh.tp, s.head_dim
         col = split("column", sh.tp)
         wd = attention_dtype(b.opts)
-        hc_attn = _hc_ops(b, s, "attn") if s.hc_mult > 1 else []
+        hc_attn = b.once(("hc", "attn", s.hc_mult), lambda: _hc_ops(b, s, "attn")) if s.hc_mult > 1 else []
         ops = hc_attn[:3]
         ops += [
             b.gemm("wq_a", "attention_proj", T, H, s.q_lora_rank, "replicated", weight_dtype=wd),
@@ -222,7 +222,7 @@ class Csa(LayerKind[CsaSpec]):
         ops.append(wo_a)
         ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce", weight_dtype=wd)
         if s.hc_mult > 1:
-            ops += hc_attn[3:] + _hc_ops(b, s, "ffn")
+            ops += hc_attn[3:] + b.once(("hc", "ffn", s.hc_mult), lambda: _hc_ops(b, s, "ffn"))
         return ops
 
     def params(self, spec: CsaSpec, hidden: int) -> tuple[int, int]:
