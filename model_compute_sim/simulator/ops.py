@@ -179,28 +179,11 @@ class BuilderBase:
         width: int = 0,
         sharding: str = "replicated",
         note: str = "",
-    ) -> Op:
-        return self._vector(
-            name, category, kind, elements, per_element, reads, writes, weight_params, note, width, sharding
-        )
-
-    def _vector(
-        self,
-        name: str,
-        category: str,
-        kind: str,
-        elements: Number,
-        per_element: int,
-        reads: int,
-        writes: int,
-        weight_params: int,
-        note: str,
-        width: int,
-        sharding: str = "replicated",
         tokens: int | None = None,
     ) -> Op:
-        """vector() (`sharding`: how its elements are split when they are, the GEMM beside it); a norm gives its `tokens` (shape [tokens, width] whatever the width). Positional in Op's
-        field order (see gemm)."""
+        """Element-wise work; `sharding` says how its elements are split when they are (the GEMM beside it).
+        Shape [T, width] (a norm gives its `tokens`: [tokens, width] whatever the width). Op built
+        positionally, in its field order (see gemm)."""
         vector_flops = elements * per_element if isinstance(elements, int) else float(elements) * per_element
         if self.flops_only:
             return Op(name, category, kind, 0, vector_flops)
@@ -229,8 +212,9 @@ class BuilderBase:
         self, name: str, category: str, tokens: int, width: int, copies: int = 1, sharding: str = "replicated"
     ) -> Op:
         per = F.LAYERNORM_FLOPS_PER_ELEMENT if self.spec.norm_kind == "layernorm" else F.RMSNORM_FLOPS_PER_ELEMENT
-        return self._vector(
-            name, category, "norm", tokens * width * copies, per, 1, 1, width, "", width, sharding, tokens
+        elements = tokens * width * copies
+        return self.vector(
+            name, category, "norm", elements, per, weight_params=width, width=width, sharding=sharding, tokens=tokens
         )
 
     def allreduce(self, name: str, tokens: int, ranks: int, category: str = "communication") -> Op:

@@ -105,13 +105,6 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts)
     groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in layer_groups(spec)]
-    return Step(
-        spec=spec,
-        wl=wl,
-        local_wl=local_wl,
-        opts=opts,
-        par=par,
-        groups=groups,
-        head=(whole.embedding(), local.embedding()),
-        tail=(whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp()),
-    )
+    head = (whole.embedding(), local.embedding())
+    tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())
+    return Step(spec, wl, local_wl, opts, par, groups, head, tail)
