@@ -4,6 +4,8 @@ head_dim)). Expected values are written out by hand from the published configs."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from model_compute_sim.simulator.simulate import simulate
@@ -36,3 +38,16 @@ def test_minimax_m2_full_width_qk_norm_stays() -> None:
     one = simulate("minimax-m2.5", tp=1, detail="ops")
     assert _op(one, "q_norm").weight_bytes_per_gpu == 6144 * 2
     assert _op(one, "k_norm").weight_bytes_per_gpu == 1024 * 2
+
+
+def test_olmo2_full_width_qk_norms_counted() -> None:
+    # transformers 5.24 Olmo2Attention always builds q_norm = RMSNorm(heads * head_dim) and k_norm =
+    # RMSNorm(kv_heads * head_dim), with no config key for them. The sweep's tiny Olmo2 config: vocab 128,
+    # hidden 64, 4 q / 2 kv heads of 16, intermediate 96, 4 layers, untied. Per layer: q 64*64 + k 64*32 +
+    # v 64*32 + o 64*64 = 12,288; mlp 3*64*96 = 18,432; two norms 2*64 = 128; q_norm 4*16 + k_norm 2*16 = 96.
+    families = json.loads((Path(__file__).parent / "golden" / "sweep_transformers.json").read_text())["families"]
+    layer = 12_288 + 18_432 + 128 + 96  # 30,944
+    total = 4 * layer + 2 * 128 * 64 + 64  # 140,224 (sum of Olmo2ForCausalLM parameter numels, meta device)
+    r = simulate(config=families["olmo2"]["config"], tp=2, detail="ops")
+    assert r.model.params_total == total == 140_224
+    assert _op(r, "q_norm").weight_bytes_per_gpu == 2 * 16 * 2  # tp=2: 2 local heads x 16, bf16

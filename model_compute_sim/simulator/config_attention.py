@@ -212,8 +212,12 @@ def _mla_specs(
 
 
 # q/k norm weights of heads x head_dim (MiniMaxM2RMSNorm(heads * head_dim), CohereLayerNorm((heads, head_dim)),
-# StableLmLayerNormPerHead); every other family's is one head_dim vector shared by the heads
-QK_NORM_PER_HEAD_TYPES = ("minimax_m2", "cohere", "stablelm")
+# StableLmLayerNormPerHead)
+# (and Olmo2/Olmo3/FlexOlmo/OLMoE RMSNorm(heads * head_dim)); every other family's is one head_dim vector shared
+# by the heads
+QK_NORM_PER_HEAD_TYPES = ("minimax_m2", "cohere", "stablelm", "olmo2", "olmo3", "flex_olmo", "olmoe")
+# families whose q/k norms no config key announces (transformers 5.24 modeling code builds them always)
+QK_NORM_ALWAYS_TYPES = ("olmo2", "olmo3", "flex_olmo", "olmoe", "apertus")
 
 
 def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: int, bias: bool) -> AttentionSpec:
@@ -234,7 +238,7 @@ def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: i
         o_bias = _bool(cfg, "attention_out_bias")
     qk_norm = (
         model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", "exaone4", "exaone_moe")
-        or model_type in (*STEP_TYPES, *GEMMA4_TYPES, *GDN_TYPES)
+        or model_type in (*STEP_TYPES, *GEMMA4_TYPES, *GDN_TYPES, *QK_NORM_ALWAYS_TYPES)
         or _bool(cfg, "use_qk_norm")
         or _bool(cfg, "qk_layernorm")
     )
