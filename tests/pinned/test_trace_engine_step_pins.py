@@ -34,7 +34,7 @@ CFG: dict[str, Any] = {
 }
 
 
-def _trace(tmp_path: Path, tokens: list[int]) -> str:
+def _trace(tmp_path: Path, tokens: list[int], quant: bool = False) -> str:
     """Per step and layer: GEMM 10 us, KV write 2 us (grid [new tokens, 1, 1]), attention 20 us, GEMM 10 us.
     After step 0: a 100 us kernel, a 10 us gap, a 1 us kernel, then the 50 us gap that ends the step."""
     evs: list[dict[str, object]] = []
@@ -65,6 +65,8 @@ def _trace(tmp_path: Path, tokens: list[int]) -> str:
             kernel(GEMM, t, 10.0)
             kernel(KV_WRITE, t + 12, 2.0, [toks, 1, 1])
             kernel("flash_fwd_kernel", t + 15, 20.0)
+            if quant:  # a 1 us activation quantisation between two GEMMs
+                kernel("per_token_group_quant_8bit_kernel", t + 47.5, 1.0)
             kernel(GEMM, t + 37, 10.0)
             t += 49
         if step == 0:
@@ -114,3 +116,19 @@ def test_given_requests_set_the_shape_in_trace_mode(tmp_path: Path) -> None:
     # (QK and PV) x 4 heads x 2 x 16; the LM head on each sequence's last token 2 x 2 x 64 x 128
     per_layer = 2 * 8 * 30720 + 2 * 18 * 2 * 4 * 2 * 16
     assert step.template_flops_per_gpu == 2 * per_layer + 2 * 2 * 64 * 128  # 1,034,240
+
+
+def test_a_quantisation_kernel_goes_with_the_next_gemm(tmp_path: Path) -> None:
+    # per layer: GEMM, KV write, attention, GEMM (37 us), quantisation (47.5 us), then the next GEMM (49 us): the
+    # quantisation is the next GEMM's input: it takes that GEMM's ops, category and layer, not the previous one's
+    k = kernel_flow_mfu(trace_path=_trace(tmp_path, [8], quant=True), config=CFG, limit=1000)
+    quant = [r for r in k.kernels if r.name.startswith("per_token_group_quant")]
+    assert sum(r.count for r in quant) == 2
+    gemms = sorted((r.ts_us, r.ops, r.category, r.layer) for r in k.kernels if r.name == GEMM)
+    first, last = sorted(quant, key=lambda r: r.ts_us)
+    nxt = next(g for g in gemms if g[0] > first.ts_us)  # the GEMM that starts 1.5 us later
+    assert nxt[0] == first.ts_us + 1.5
+    assert (first.ops, first.category, first.layer) == nxt[1:] and first.layer == 0
+    # after the last GEMM of the step there is no next one: the previous one (0.5 us before) takes it
+    prev = [g for g in gemms if g[0] < last.ts_us][-1]
+    assert (last.ops, last.category, last.layer) == prev[1:] and last.layer == 1
