@@ -172,6 +172,13 @@ _NAMES = "thread / process names (ph M metadata) are loaded but read by no analy
 EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     (
         "trace/align_run.py",
+        "_rows",
+        'kernel_fallback_category(k.name, "kernel")',
+        'kernel_fallback_category(k.name, "KERNEL")',
+        "kernel_class reads the event kind only to spot 'memcpy' / 'memset'; 'kernel' and 'KERNEL' are neither",
+    ),
+    (
+        "trace/align_run.py",
         "split_steps",
         "strict=True)]",
         "strict=False)]",
