@@ -333,11 +333,15 @@ async def test_error_text_reaches_the_client(
 async def test_not_modelled_family_is_said_plainly(client: Client) -> None:
     from model_compute_sim.catalog import model_rows
 
-    pending = [r.name for r in model_rows() if not r.modelled]
-    if not pending:
-        pytest.skip("every model of the index is modelled")
-    text = error_of(await client.call_tool("simulate", {"model": pending[0]}), "simulate")
-    assert "not modelled" in text or "not yet" in text
+    # every index entry is modelled now (a refused one would be listed with modelled=False): a config with
+    # a feature that has no exact count must be refused over MCP naming the key and saying why
+    assert all(r.modelled for r in model_rows())
+    config = {
+        "model_type": "llama", "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 512, "vocab_size": 1000, "zero_expert_num": 4,
+    }  # fmt: skip
+    text = error_of(await client.call_tool("simulate", {"config": config}), "simulate")
+    assert "'zero_expert_num'" in text and "not modelled" in text, text
 
 
 # --- output schema: every result validates -----------------------------------------------------
