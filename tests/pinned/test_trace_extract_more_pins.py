@@ -78,3 +78,12 @@ def test_a_launch_without_external_id_belongs_to_the_op_around_it_on_its_thread(
     assert r.totals.flops == 2 * 8 * 32 * 16 and r.totals.gpu_time_us == 10.0
     assert r.coverage.linked_to_op_with_flops == pytest.approx(0.6)
     assert r.coverage.linked_to_launch_only == pytest.approx(0.4)
+
+
+def test_detail_may_be_given_by_position(tmp_path: Path) -> None:
+    # extract_trace_flow(path, detail, ...): the second positional argument is the detail level
+    mm = {"Input Dims": [[8, 16], [16, 32]], "Input type": ["float", "float"]}
+    path = _write(tmp_path, [_ev("cpu_op", "aten::mm", 0.0, 2.0, **mm)])
+    assert extract_trace_flow(path).top_ops is None
+    r = extract_trace_flow(path, "ops")
+    assert r.top_ops is not None and [o.name for o in r.top_ops] == ["aten::mm"]
