@@ -67,6 +67,7 @@ _PIN_FILES = (
     "tests/pinned/test_trace_load_pins.py",
     "tests/pinned/test_trace_step_pins.py",
     "tests/pinned/test_trace_layer_pins.py",
+    "tests/pinned/test_trace_extract_rows_pins.py",
     "tests/pinned/test_trace_kernel_flow_rows_pins.py",
     "tests/pinned/test_trace_meta_pins.py",
     "tests/pinned/test_trace_extract_more_pins.py",
