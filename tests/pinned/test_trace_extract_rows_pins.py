@@ -14,15 +14,18 @@ from model_compute_sim.trace.extract import extract_trace_flow
 GEMM = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64"
 
 
-def _trace(tmp_path: Path) -> str:
+OPS = [(f"myext::gemm_{i}", 1.0 + i, GEMM, None) for i in range(27)] + [
+    ("aiter::fused_thing", 5.0, "aiter_thing_kernel", None),
+    ("aten::mm", 7.0, GEMM, None),
+]
+
+
+def _trace(tmp_path: Path, ops: list[tuple[str, float, str, list[list[int]] | None]] = OPS) -> str:
     evs: list[dict[str, object]] = []
     t = 100.0
-    for corr, (name, dur, kernel) in enumerate(
-        [(f"myext::gemm_{i}", 1.0 + i, GEMM) for i in range(27)]
-        + [("aiter::fused_thing", 5.0, "aiter_thing_kernel"), ("aten::mm", 7.0, GEMM)],
-        start=1,
-    ):
-        evs.append({"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": 1, "ts": t, "dur": 8.0, "args": {}})
+    for corr, (name, dur, kernel, dims) in enumerate(ops, start=1):
+        op_args = {"Input Dims": dims, "Input type": ["c10::BFloat16"] * len(dims)} if dims else {}
+        evs.append({"ph": "X", "cat": "cpu_op", "name": name, "pid": 1, "tid": 1, "ts": t, "dur": 8.0, "args": op_args})
         launch = {"correlation": corr}
         evs.append(
             {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": t + 1,
@@ -61,3 +64,23 @@ def test_kernel_rows_carry_precision_and_op_category(tmp_path: Path) -> None:
     assert aiter.op == "aiter::fused_thing"
     assert aiter.op_category == "elementwise"
     assert aiter.gpu_time_us == 5.0
+
+
+def test_framework_from_op_prefixes(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    fa3 = extract_trace_flow(_trace(tmp_path / "a", [("_vllm_fa3_C::fwd", 5.0, "flash_fwd_kernel", None)]))
+    assert fa3.trace.framework == "vllm"  # vLLM's FlashAttention-3 extension op
+    sgl_ops: list[tuple[str, float, str, list[list[int]] | None]] = [
+        ("sgl_kernel::fused_thing", 5.0, "sgl_thing_kernel", None)
+    ]
+    sgl = extract_trace_flow(_trace(tmp_path / "b", sgl_ops), detail="ops")
+    assert sgl.trace.framework == "sglang"
+    assert sgl.top_kernels is not None
+    assert sgl.top_kernels[0].op_category == "elementwise"  # an sgl_kernel:: op without math
+
+
+def test_top_ops_same_time_larger_flops_first(tmp_path: Path) -> None:
+    # two aten::mm of 7 us each: [4,8]x[8,16] = 2*4*8*16 = 1024 FLOPs and [4,8]x[8,32] = 2048 FLOPs
+    ops = [("aten::mm", 7.0, GEMM, [[4, 8], [8, 16]]), ("aten::mm", 7.0, GEMM, [[4, 8], [8, 32]])]
+    r = extract_trace_flow(_trace(tmp_path, ops), detail="ops")
+    assert [o.flops for o in r.top_ops] == [2048, 1024]
