@@ -23,3 +23,21 @@ def test_every_decoder_layer_carries_its_own_flops() -> None:
     by_layer = {row.layer: row.flops for row in r.layers}
     assert {k: v for k, v in by_layer.items() if k is not None} == {n: linear + attention for n in range(24)}
     assert by_layer.get(None, 0) < 1e-6 * r.totals.flops  # the rest (outside every layer) is tiny
+
+
+def test_layer_rows_share_out_the_raw_kernel_time() -> None:
+    import gzip
+    import json
+
+    path = shared_or_skip(H100_HF, "real-trace fixture")
+    with gzip.open(path, "rt") as f:
+        events = json.load(f)["traceEvents"]
+    # the trace's own kernel time, read without the project's parser: every complete `kernel` event
+    raw_us = sum(e["dur"] for e in events if e.get("ph") == "X" and e.get("cat") == "kernel")
+    r = extract_trace_flow(str(path), detail="layers")
+    assert r.layers is not None
+    per_layer = [row.gpu_time_us for row in r.layers]
+    # every kernel belongs to one layer row (or the row of kernels outside the layers); rows round to 1 ns
+    assert abs(sum(per_layer) - raw_us) <= 0.0005 * len(per_layer) + 1e-6 * raw_us
+    layers = [row.gpu_time_us for row in r.layers if row.layer is not None]
+    assert len(layers) == 24 and min(layers) > 0.5 * max(layers)  # 24 identical layers take similar time
