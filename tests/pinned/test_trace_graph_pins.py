@@ -79,6 +79,8 @@ def test_extract_counts_captured_flops_once_per_launch(tmp_path: Path) -> None:
     assert r.trace.graph_launches == LAUNCHES and r.trace.graph_kernels == len(kernels) == 6
     assert r.totals.gemm_flops == r.totals.flops == LAUNCHES * per_replay  # 3,221,225,472
     assert r.totals.kernels == 6 and r.totals.gpu_time_us == pytest.approx(sum(k["dur"] for k in kernels))
+    # the result says how replayed kernels got their ops: matched with the capture, counted once per launch
+    assert any("aligned with the capture trace" in a and "once per graph launch" in a for a in r.assumptions)
     # without the capture trace the replayed kernels have no op: no FLOPs, all time kept
     bare = extract_trace_flow(str(rp))
     assert bare.trace.graph_launches == LAUNCHES and bare.totals.flops == 0
