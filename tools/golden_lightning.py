@@ -38,6 +38,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import golden as G
+import golden_linear_attention as LA
 
 PHASES = [  # name, batch size, new tokens S, cached tokens C
     ("prefill", 2, 12, 0),
@@ -149,30 +150,8 @@ def run_case(model: Any, modeling: Any, phase: str, b: int, s: int, c: int) -> d
         expected = reference_core(m.num_attention_heads, m.head_dim, m.block_size, b, s, c)
         assert layers[li]["linear_attention_core"] == expected, (phase, li, layers[li], expected)
         shapes[li] = shape
-    for li in range(cfg.num_hidden_layers):
-        if li in mixers:
-            continue
-        r = rec.records[li]
-        core = 2 * b * r["h_q"] * s * r["s_kv"] * (r["d_qk"] + r["d_v"])
-        assert r["s_kv"] == s + c and layers[li]["attention_core"] == core, (phase, li, r, layers[li])
-    assert cats["lm_head"] == 2 * t * cfg.hidden_size * cfg.vocab_size
-    return dict(
-        phase=phase,
-        batch_size=b,
-        seq_len=s,
-        context_len=c,
-        logits="all",
-        categories={k: int(cats[k]) for k in CATEGORIES if cats[k]},
-        total_flops=total,
-        layers=[
-            dict(
-                layer=li,
-                kind=cfg.layer_types[li],
-                categories={k: int(layers[li][k]) for k in CATEGORIES if layers[li][k]},
-                **({"lightning": shapes[li]} if li in shapes else {}),
-            )
-            for li in range(cfg.num_hidden_layers)
-        ],
+    return LA.softmax_layers_and_record(
+        cfg, rec, mixers, cats, layers, (phase, b, s, c), total, "lightning", shapes, CATEGORIES
     )
 
 

@@ -228,27 +228,45 @@ def run_case(model, cfg, modeling, phase: str, b: int, s: int, c: int) -> dict[s
         assert layers[li]["linear_attention_conv"] == conv, (phase, li, layers[li], conv)
         assert layers[li]["linear_attention_core"] == reference_core(shape, b, s), (phase, li, layers[li])
         linear[li] = shape
+    return softmax_layers_and_record(cfg, rec, mixers, cats, layers, (phase, b, s, c), total, "linear", linear)
+
+
+def softmax_layers_and_record(
+    cfg: Any,
+    rec: Any,
+    mixers: dict[int, Any],
+    cats: Any,
+    layers: Any,
+    case: tuple[str, int, int, int],
+    total: int,
+    key: str,
+    shapes: dict[int, dict[str, Any]],
+    categories: list[str] = CATEGORIES,
+) -> dict[str, Any]:
+    """Check the softmax-attention layers (causal core over S + C keys) and the LM head against their closed
+    forms, then the case record with each mixer layer's shape under `key` (shared by golden_lightning)."""
+    phase, b, s, c = case
     for li in range(cfg.num_hidden_layers):
         if li in mixers:
             continue
         r = rec.records[li]
         core = 2 * b * r["h_q"] * s * r["s_kv"] * (r["d_qk"] + r["d_v"])
         assert r["s_kv"] == s + c and layers[li]["attention_core"] == core, (phase, li, r, layers[li])
-    assert cats["lm_head"] == 2 * t * cfg.hidden_size * cfg.vocab_size
+    assert cats["lm_head"] == 2 * b * s * cfg.hidden_size * cfg.vocab_size
     return dict(
         phase=phase,
         batch_size=b,
         seq_len=s,
         context_len=c,
         logits="all",
-        categories={k: int(cats[k]) for k in CATEGORIES if cats[k]},
+        categories={k: int(cats[k]) for k in categories if cats[k]},
         total_flops=total,
         layers=[
             dict(
                 layer=li,
                 kind=cfg.layer_types[li],
-                categories={k: int(layers[li][k]) for k in CATEGORIES if layers[li][k]},
-                **({"linear": linear[li]} if li in linear else {}),
+                categories={k: int(layers[li][k]) for k in categories if layers[li][k]},
+                **({key: shapes[li]} if li in shapes else {}),
             )
             for li in range(cfg.num_hidden_layers)
         ],

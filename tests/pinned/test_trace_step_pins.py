@@ -79,8 +79,7 @@ def test_sglang_extend_annotation_gives_the_steps_shape(tmp_path: Path) -> None:
 
 
 def test_a_step_without_shape_keeps_its_kernels_untied_and_says_why(tmp_path: Path) -> None:
-    evs: list[dict[str, object]] = []
-    evs += _three_gemms()
+    evs = _three_gemms()
     p = tmp_path / "no_shape.json"
     p.write_text(json.dumps({"traceEvents": evs, "deviceProperties": [{"id": 0, "name": "NVIDIA H100 80GB HBM3"}]}))
     k = kernel_flow_mfu(trace_path=str(p), model="qwen3-8b")
