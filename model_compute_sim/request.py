@@ -1,7 +1,10 @@
 """The request: every parameter of simulate / the trace tools, defined once, in pieces.
 
 Each piece is a pydantic model of flat fields (`Annotated[type, Field(...)]`: type, range, enum and
-description). The four requests compose the pieces; the core entry points take a request, the MCP
+description). A piece the requests need in two variants (the shape given or inferred from a trace, the
+FLOP conventions set or picked from a trace, the trace path required or optional) is one generic
+definition (`ShapeOf`, `ConventionsOf`, `TraceInputOf`) parameterised by its fields' types, which then
+carry their defaults. The four requests compose the pieces; the core entry points take a request, the MCP
 tools' flat parameters and the CLI flags are generated from the same fields (server/surface.py,
 cli_flags.py), so names, defaults and validation agree on every surface. `build` turns keyword
 arguments into a request and refuses an unknown one with the closest valid name.
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -73,12 +76,14 @@ Config = Annotated[
 ConfigPath = Annotated[
     str | None, Field(description="Path on the server's machine to a config.json, or to a directory holding one")
 ]
+# the types of the two-variant pieces' fields (ShapeOf, ConventionsOf, TraceInputOf) carry their defaults
 BatchSize = Annotated[
-    int, Field(ge=1, le=MAX_SEQUENCES, description="Sequences in the step (ignored when requests is given)")
+    int, Field(1, ge=1, le=MAX_SEQUENCES, description="Sequences in the step (ignored when requests is given)")
 ]
 SeqLen = Annotated[
     int,
     Field(
+        1,
         ge=1,
         le=MAX_TOKENS,
         description="New tokens per sequence: 1 = decode, prompt length = prefill, drafts + 1 = spec verify",
@@ -86,7 +91,7 @@ SeqLen = Annotated[
 ]
 ContextLen = Annotated[
     int,
-    Field(ge=0, le=MAX_TOKENS, description="Tokens per sequence already in the KV cache (0 = prefill)"),
+    Field(0, ge=0, le=MAX_TOKENS, description="Tokens per sequence already in the KV cache (0 = prefill)"),
 ]
 Requests = Annotated[
     list[RequestShape] | None,
@@ -98,14 +103,14 @@ Requests = Annotated[
 ]
 InferredBatchSize = Annotated[
     int | None,
-    Field(ge=1, le=MAX_SEQUENCES, description="Sequences per DP rank (default: inferred from the trace)"),
+    Field(None, ge=1, le=MAX_SEQUENCES, description="Sequences per DP rank (default: inferred from the trace)"),
 ]
 InferredSeqLen = Annotated[
-    int | None, Field(ge=1, le=MAX_TOKENS, description="New tokens per sequence (default: inferred)")
+    int | None, Field(None, ge=1, le=MAX_TOKENS, description="New tokens per sequence (default: inferred)")
 ]
 InferredContextLen = Annotated[
     int | None,
-    Field(ge=0, le=MAX_TOKENS, description="Cached tokens per sequence (default: inferred)"),
+    Field(None, ge=0, le=MAX_TOKENS, description="Cached tokens per sequence (default: inferred)"),
 ]
 Tp = Annotated[int, Field(ge=1, le=1024, description="Tensor-parallel degree")]
 Dp = Annotated[
@@ -145,11 +150,14 @@ GpuMemoryUtilization = Annotated[
 USABLE_MEMORY_FRACTION = 0.9  # vLLM's default (simulator.memory uses the same; a test checks)
 AttentionFlopsOpt = Annotated[
     Literal["causal", "dense"],
-    Field(description="causal: pairs a causal flash kernel computes; dense: the q x kv rectangle eager kernels count"),
+    Field(
+        "causal",
+        description="causal: pairs a causal flash kernel computes; dense: the q x kv rectangle eager kernels count",
+    ),
 ]
 MlaPathOpt = Annotated[
     Literal["auto", "absorbed", "expanded"],
-    Field(description="MLA: absorbed (decode, latent space) or expanded (prefill); auto follows vLLM/SGLang"),
+    Field("auto", description="MLA: absorbed (decode, latent space) or expanded (prefill); auto follows vLLM/SGLang"),
 ]
 MtpLayers = Annotated[
     int,
@@ -160,18 +168,18 @@ MtpLayers = Annotated[
     ),
 ]
 LogitsOpt = Annotated[
-    Literal["last", "all"], Field(description="LM head rows: last = one per sequence, all = every new token")
+    Literal["last", "all"], Field("last", description="LM head rows: last = one per sequence, all = every new token")
 ]
 TraceAttentionFlops = Annotated[
     Literal["auto", "causal", "dense"],
-    Field(description="auto: picked from the trace's attention ops (flash kernels: causal; eager/math: dense)"),
+    Field("auto", description="auto: picked from the trace's attention ops (flash kernels: causal; eager/math: dense)"),
 ]
 TraceMlaPath = Annotated[
     Literal["auto", "absorbed", "expanded"],
-    Field(description="MLA models: auto follows the engine (transformers runs MLA expanded)"),
+    Field("auto", description="MLA models: auto follows the engine (transformers runs MLA expanded)"),
 ]
 TraceLogits = Annotated[
-    Literal["auto", "last", "all"], Field(description="auto: picked from the LM-head FLOPs seen in the trace")
+    Literal["auto", "last", "all"], Field("auto", description="auto: picked from the LM-head FLOPs seen in the trace")
 ]
 SimDetail = Annotated[
     Detail, Field(description="summary: totals, categories, memory; layers: + layer groups; ops: + per-op rows")
@@ -191,7 +199,7 @@ TracePath = Annotated[
     str, Field(min_length=1, description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
 ]
 OptTracePath = Annotated[
-    str | None, Field(description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
+    str | None, Field(None, description="Path on the server's machine to a PyTorch profiler trace (.json[.gz])")
 ]
 CaptureTracePath = Annotated[
     str | None, Field(description="CUDA-graph runs: the capture trace, giving replayed kernels their ops")
@@ -243,26 +251,38 @@ class Piece(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# the field types of the pieces given in two variants (ShapeOf, ConventionsOf, TraceInputOf)
+BatchT = TypeVar("BatchT")
+SeqT = TypeVar("SeqT")
+ContextT = TypeVar("ContextT")
+AttentionT = TypeVar("AttentionT")
+MlaT = TypeVar("MlaT")
+LogitsT = TypeVar("LogitsT")
+PathT = TypeVar("PathT")
+
+
 class ModelSource(Piece):
     model: Model = None
     config: Config = None
     config_path: ConfigPath = None
 
 
-class Shape(Piece):
-    batch_size: BatchSize = 1
-    seq_len: SeqLen = 1
-    context_len: ContextLen = 0
+class ShapeOf(Piece, Generic[BatchT, SeqT, ContextT]):
+    """The step's shape: uniform sizes, or a mixed batch of `requests`. The sizes' types (range, default,
+    description) depend on the request: given by the caller (`Shape`) or inferred from a trace (`TraceShape`)."""
+
+    batch_size: BatchT
+    seq_len: SeqT
+    context_len: ContextT
     requests: Requests = None
 
 
-class TraceShape(Piece):
+class Shape(ShapeOf[BatchSize, SeqLen, ContextLen]):
+    """Sizes given by the caller; the default is one sequence's 1-token prefill."""
+
+
+class TraceShape(ShapeOf[InferredBatchSize, InferredSeqLen, InferredContextLen]):
     """The traced step's shape: each size not given is inferred from the trace."""
-
-    batch_size: InferredBatchSize = None
-    seq_len: InferredSeqLen = None
-    context_len: InferredContextLen = None
-    requests: Requests = None
 
 
 class Parallelism(Piece):
@@ -278,20 +298,25 @@ class Numerics(Piece):
     weight_dtype: WDtype = None
 
 
-class Conventions(Piece):
-    attention_flops: AttentionFlopsOpt = "causal"
-    mla_path: MlaPathOpt = "auto"
-    logits: LogitsOpt = "last"
+class ConventionsOf(Piece, Generic[AttentionT, MlaT, LogitsT]):
+    """What the FLOPs count (the attention pairs, the MLA path, the LM-head rows): set by the caller
+    (`Conventions`) or, for a trace, picked from it unless given (`TraceConventions`)."""
+
+    attention_flops: AttentionT
+    mla_path: MlaT
+    logits: LogitsT
+
+
+class Conventions(ConventionsOf[AttentionFlopsOpt, MlaPathOpt, LogitsOpt]):
+    pass
 
 
 class Speculative(Piece):
     mtp_layers: MtpLayers = 0
 
 
-class TraceConventions(Piece):
-    attention_flops: TraceAttentionFlops = "auto"
-    mla_path: TraceMlaPath = "auto"
-    logits: TraceLogits = "auto"
+class TraceConventions(ConventionsOf[TraceAttentionFlops, TraceMlaPath, TraceLogits]):
+    pass
 
 
 class GpuChoice(Piece):
@@ -314,18 +339,26 @@ class Paging(Piece):
     offset: Offset = 0
 
 
-class TraceInput(Piece):
-    trace_path: TracePath
+class TraceInputOf(Piece, Generic[PathT]):
+    """A profiler trace and the step to read; the path is required (`TraceInput`) or optional (`KernelInput`)."""
+
+    trace_path: PathT
     capture_trace_path: CaptureTracePath = None
     step: Step = None
 
 
-class KernelInput(Piece):
+class TraceInput(TraceInputOf[TracePath]):
+    pass
+
+
+class KernelRows(Piece):
     kernel_flow: KernelFlowArg = None
     kernel_ms: KernelMs = None
-    trace_path: OptTracePath = None
-    capture_trace_path: CaptureTracePath = None
-    step: Step = None
+
+
+class KernelInput(TraceInputOf[OptTracePath], KernelRows):
+    """Kernel rows, per-category milliseconds or a trace; the trace's fields follow the rows'."""
+
     layer: Layer = None
     annotate_path: AnnotatePath = None
 
@@ -398,6 +431,17 @@ def surface_fields(cls: type[BaseModel]) -> list[str]:
     """The parameters a tool or CLI command offers for request `cls`, in order."""
     hidden = NOT_ON_SURFACE.get(cls, frozenset())
     return [name for name in cls.model_fields if name not in hidden]
+
+
+def field_types(cls: type[BaseModel]) -> dict[str, Any]:
+    """Each field's annotated type (`Annotated[type, Field(...)]`), with the type parameters of the pieces
+    given in two variants (`ShapeOf`, `ConventionsOf`) replaced by the types the request's piece gives."""
+    given: dict[Any, Any] = {}
+    for base in cls.__mro__:
+        meta = getattr(base, "__pydantic_generic_metadata__", None)
+        if meta and meta["origin"] is not None:
+            given.update(zip(meta["origin"].__pydantic_generic_metadata__["parameters"], meta["args"], strict=True))
+    return {name: given.get(t, t) for name, t in get_type_hints(cls, include_extras=True).items()}
 
 
 def _error_class(exc: ValidationError) -> type[SimError]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.tools import Tool
@@ -28,6 +28,7 @@ from model_compute_sim.request import (
     RequestShape,
     SimulateRequest,
     SurfaceLimit,
+    field_types,
     surface_fields,
 )
 from model_compute_sim.server.errors import ModelComputeSimToolError
@@ -51,7 +52,7 @@ def tool_signature(
     request: type[BaseModel], output: type[BaseModel], with_context: bool
 ) -> tuple[inspect.Signature, dict[str, Any]]:
     """The flat keyword signature (and annotations) of a tool taking `request`'s surface fields."""
-    hints = get_type_hints(request, include_extras=True)
+    hints = field_types(request)
     params: list[inspect.Parameter] = []
     annotations: dict[str, Any] = {}
     if with_context:
