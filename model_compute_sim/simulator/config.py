@@ -30,13 +30,8 @@ from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
 from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
 from model_compute_sim.simulator.config_quant import weight_table
-from model_compute_sim.simulator.config_read import (
-    GEMMA4_TYPES,
-    _bool,
-    _first,
-    _int,
-    _opt_int,
-)
+from model_compute_sim.simulator.config_read import _bool, _first, _int, _opt_int
+from model_compute_sim.simulator.families import GEMMA4_TYPES
 from model_compute_sim.simulator.linear_attention_config import (
     KDA_TYPES,
     LINEAR_MODEL_TYPES,

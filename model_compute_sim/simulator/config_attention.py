@@ -9,16 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import (
-    GEMMA4_TYPES,
-    STEP_TYPES,
-    Config,
-    _bool,
-    _int,
-    _ints,
-    _opt_int,
-    _per_layer,
-)
+from model_compute_sim.simulator.config_read import Config, _bool, _int, _ints, _opt_int, _per_layer
+from model_compute_sim.simulator.families import GEMMA4_TYPES, STEP_TYPES
 from model_compute_sim.simulator.linear_attention_config import GDN_TYPES
 from model_compute_sim.simulator.spec import AttentionSpec, IndexerSpec
 

@@ -13,16 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import (
-    GEMMA4_TYPES,
-    STEP_TYPES,
-    Config,
-    _bool,
-    _int,
-    _ints,
-    _opt_int,
-    _per_layer,
-)
+from model_compute_sim.simulator.config_read import Config, _bool, _int, _ints, _opt_int, _per_layer
+from model_compute_sim.simulator.families import GEMMA4_TYPES, STEP_TYPES
 from model_compute_sim.simulator.spec import MoeSpec
 
 # transformers' config-class defaults for keys a hand-written config may leave out

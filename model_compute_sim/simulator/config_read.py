@@ -9,9 +9,6 @@ from model_compute_sim.errors import ConfigError
 
 Config = Mapping[str, Any]
 
-STEP_TYPES = ("step3p7", "step3p5")  # transformers names Step-3.7's text config "step3p5"
-GEMMA4_TYPES = ("gemma4", "gemma4_text")
-
 
 def _first(cfg: Config, *keys: str) -> Any:
     for k in keys:
