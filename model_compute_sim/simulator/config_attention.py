@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import Config, _bool, _int, _ints, _opt_int, _per_layer
+from model_compute_sim.simulator.config_read import Config, _bool, _int, _ints, _opt_int, _per_layer, check_multiple
 from model_compute_sim.simulator.families import GEMMA4_TYPES, STEP_TYPES
 from model_compute_sim.simulator.linear_attention_config import GDN_TYPES
 from model_compute_sim.simulator.spec import AttentionSpec, IndexerSpec
@@ -166,41 +166,33 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
 def _mla_specs(
     cfg: Config, model_type: str, heads: int, windows: list[int | None], bias: bool, n: int
 ) -> list[AttentionSpec]:
-    """Multi-head latent attention, with the DSA indexer when the config has one."""
+    """Multi-head latent attention, with the DSA indexer when the config has one: what every layer shares,
+    then each layer's window and indexer."""
     nope = _int(cfg, "qk_nope_head_dim")
     rope = _int(cfg, "qk_rope_head_dim", minimum=0)
-    # Kimi-Linear MLA is NoPE: transformers' KimiMLAAttention never rotates k_rot/q (its config has no
-    # rope keys), vLLM's KimiMLAAttention asserts mla_use_nope and passes rotary_emb=None. The rope dims
-    # still widen q, kv_a_proj and the cache; only the rotation is absent.
-    rotary = 0 if model_type == "kimi_linear" or cfg.get("mla_use_nope") is True else rope
     v = _int(cfg, "v_head_dim")
-    kv_lora = _int(cfg, "kv_lora_rank")
-    q_lora = _opt_int(cfg, "q_lora_rank")
-    indexers = _indexer(cfg, n)
-    # Kimi-K3 mla_use_output_gate: g_proj hidden -> heads*v_head_dim, sigmoid, times the attention output
-    # before o_proj (vLLM models/kimi_k3 KimiMLAAttention g_proj, ColumnParallelLinear; Moonshot
-    # modeling_kimi_linear.py KimiMLAAttention.forward: attn_output * g_proj(hidden_states).sigmoid())
-    gate = v if _bool(cfg, "mla_use_output_gate") else 0
-    return [
-        AttentionSpec(
-            kind="mla",
-            heads=heads,
-            kv_heads=heads,
-            head_dim=nope + rope,
-            v_head_dim=v,
-            window=windows[i],
-            qkv_bias=bias,
-            o_bias=bias,
-            rotary_dim=rotary,
-            q_lora_rank=q_lora,
-            kv_lora_rank=kv_lora,
-            qk_nope_dim=nope,
-            qk_rope_dim=rope,
-            indexer=indexers[i],
-            output_gate_dim=gate,
-        )
-        for i in range(n)
-    ]
+    base = AttentionSpec(
+        kind="mla",
+        heads=heads,
+        kv_heads=heads,
+        head_dim=nope + rope,
+        v_head_dim=v,
+        qkv_bias=bias,
+        o_bias=bias,
+        # Kimi-Linear MLA is NoPE: transformers' KimiMLAAttention never rotates k_rot/q (its config has no
+        # rope keys), vLLM's KimiMLAAttention asserts mla_use_nope and passes rotary_emb=None. The rope dims
+        # still widen q, kv_a_proj and the cache; only the rotation is absent.
+        rotary_dim=0 if model_type == "kimi_linear" or cfg.get("mla_use_nope") is True else rope,
+        kv_lora_rank=_int(cfg, "kv_lora_rank"),
+        q_lora_rank=_opt_int(cfg, "q_lora_rank"),
+        qk_nope_dim=nope,
+        qk_rope_dim=rope,
+        # Kimi-K3 mla_use_output_gate: g_proj hidden -> heads*v_head_dim, sigmoid, times the attention output
+        # before o_proj (vLLM models/kimi_k3 KimiMLAAttention g_proj, ColumnParallelLinear; Moonshot
+        # modeling_kimi_linear.py KimiMLAAttention.forward: attn_output * g_proj(hidden_states).sigmoid())
+        output_gate_dim=v if _bool(cfg, "mla_use_output_gate") else 0,
+    )
+    return [replace(base, window=w, indexer=x) for w, x in zip(windows, _indexer(cfg, n), strict=True)]
 
 
 # q/k norm weights of heads x head_dim (MiniMaxM2RMSNorm(heads * head_dim), CohereLayerNorm((heads, head_dim)),
@@ -219,33 +211,39 @@ def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: i
         raise ConfigError(
             f"hidden_size {hidden} is not divisible by num_attention_heads {heads} and head_dim is missing"
         )
+    check_multiple("num_attention_heads", heads, "num_key_value_heads", kv_heads)
     v_head_dim = _opt_int(cfg, "v_head_dim", minimum=1) or head_dim
-    if heads % kv_heads:
-        raise ConfigError(f"num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})")
-    qkv_bias = bias or model_type in ("qwen2", "qwen2_moe", "mimo", "gpt_oss")
-    o_bias = bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
-    if model_type == "gpt_oss":
-        o_bias = True
-    if "attention_out_bias" in cfg:  # Seed-OSS: its own key for o_proj's bias (attention_bias is q/k/v only)
-        o_bias = _bool(cfg, "attention_out_bias")
-    qk_norm = (
-        model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", "exaone4", "exaone_moe")
-        or model_type in (*STEP_TYPES, *GEMMA4_TYPES, *GDN_TYPES, *QK_NORM_ALWAYS_TYPES)
-        or _bool(cfg, "use_qk_norm")
-        or _bool(cfg, "qk_layernorm")
-    )
-    if model_type in ("llama4", "llama4_text"):
-        qk_norm = False  # an L2 norm without weights: counted as elementwise via rotary below
     return AttentionSpec(
         kind="gqa",
         heads=heads,
         kv_heads=kv_heads,
         head_dim=head_dim,
         v_head_dim=v_head_dim,
-        qkv_bias=qkv_bias,
-        o_bias=o_bias,
-        qk_norm=qk_norm,
+        qkv_bias=bias or model_type in ("qwen2", "qwen2_moe", "mimo", "gpt_oss"),
+        o_bias=_o_bias(cfg, model_type, bias),
+        qk_norm=_qk_norm(cfg, model_type),
         qk_norm_shared=model_type not in QK_NORM_PER_HEAD_TYPES,
+    )
+
+
+def _o_bias(cfg: Config, model_type: str, bias: bool) -> bool:
+    """o_proj's bias: the config's attention bias, except in families that keep it on q/k/v only."""
+    if "attention_out_bias" in cfg:  # Seed-OSS: its own key for o_proj's bias (attention_bias is q/k/v only)
+        return _bool(cfg, "attention_out_bias")
+    if model_type == "gpt_oss":
+        return True
+    return bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
+
+
+def _qk_norm(cfg: Config, model_type: str) -> bool:
+    """Whether q and k are normed (with weights) before rope."""
+    if model_type in ("llama4", "llama4_text"):
+        return False  # an L2 norm without weights: counted as elementwise via rotary (_gqa_layer)
+    return (
+        model_type in ("qwen3", "qwen3_moe", "gemma3", "gemma3_text", "minimax_m2", "exaone4", "exaone_moe")
+        or model_type in (*STEP_TYPES, *GEMMA4_TYPES, *GDN_TYPES, *QK_NORM_ALWAYS_TYPES)
+        or _bool(cfg, "use_qk_norm")
+        or _bool(cfg, "qk_layernorm")
     )
 
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
+from model_compute_sim.simulator.config_read import check_multiple
 from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec, MoeSpec, SsmSpec
 
 Config = Mapping[str, Any]
@@ -157,8 +158,7 @@ def _mamba2(cfg: Config, d_inner: int, heads: int, head_dim: int, gated_norm: bo
     if heads * head_dim != d_inner:
         raise ConfigError(f"Mamba-2 heads ({heads}) x head_dim ({head_dim}) != intermediate width {d_inner}")
     groups = _pos_int(cfg, f"{prefix}n_groups", 8 if prefix == "" else 1, "mamba_n_groups", "n_groups")
-    if heads % groups:
-        raise ConfigError(f"Mamba-2 heads ({heads}) are not a multiple of n_groups ({groups})")
+    check_multiple("Mamba-2 heads", heads, "n_groups", groups)
     return SsmSpec(
         kind="mamba2",
         d_inner=d_inner,

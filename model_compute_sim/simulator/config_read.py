@@ -35,6 +35,12 @@ def _opt_int(cfg: Config, *keys: str, minimum: int = 0) -> int | None:
     return None if v is None else _int(cfg, *keys, minimum=minimum)
 
 
+def check_multiple(key: str, value: int, of_key: str, of: int) -> None:
+    """A ConfigError naming both fields unless `of` divides `value` (heads per KV head, per group...)."""
+    if value % of:
+        raise ConfigError(f"{key} ({value}) is not a multiple of {of_key} ({of})")
+
+
 def _bool(cfg: Config, key: str, default: bool = False) -> bool:
     v = cfg.get(key)
     return default if v is None else bool(v)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import without_family_keys
+from model_compute_sim.simulator.config_read import check_multiple, without_family_keys
 from model_compute_sim.simulator.layers.linear_attention import LinearAttentionSpec
 
 GDN_TYPES = ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text")
@@ -75,8 +75,7 @@ def gdn_spec(cfg: Mapping[str, Any], model_type: str) -> LinearAttentionSpec:
     """Gated DeltaNet: Qwen3-Next fuses q|k|v|z and b|a into two projections, Qwen3.5 splits them."""
     hk, hv = _int(cfg, "linear_num_key_heads", 16), _int(cfg, "linear_num_value_heads", 32)
     dk, dv = _int(cfg, "linear_key_head_dim", 128), _int(cfg, "linear_value_head_dim", 128)
-    if hv % hk:
-        raise ConfigError(f"linear_num_value_heads ({hv}) is not a multiple of linear_num_key_heads ({hk})")
+    check_multiple("linear_num_value_heads", hv, "linear_num_key_heads", hk)
     kd, vd = hk * dk, hv * dv
     if model_type == "qwen3_next":
         proj: tuple[tuple[str, int], ...] = (("in_proj_qkvz", 2 * kd + 2 * vd), ("in_proj_ba", 2 * hv))
