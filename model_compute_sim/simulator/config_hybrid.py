@@ -76,13 +76,11 @@ UNDERSTOOD_KEYS: dict[str, frozenset[str]] = {
 }
 
 _NEMOTRON_CHARS = {"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}
+# layers_block_type names: each block kind by its own name, and the layer_types spellings of two of them
 _NEMOTRON_NAMES = {
-    "mamba": "mamba",
+    **{k: k for k in _NEMOTRON_CHARS.values()},
     "linear_attention": "mamba",
-    "attention": "attention",
     "full_attention": "attention",
-    "moe": "moe",
-    "mlp": "mlp",
 }
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "fp32": "fp32", "bf16": "bf16"}
 
