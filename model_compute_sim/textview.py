@@ -289,8 +289,11 @@ def render_trace_flow(r: TraceFlowResult) -> str:
             ),
         ]
     if r.unmodelled:
-        out += ["", "unmodelled ops (math whose FLOPs cannot be known from the trace):"]
-        out += [f"  {u.name}: {u.count} calls, {us(u.gpu_time_us)} us ({u.reason})" for u in r.unmodelled]
+        out += ["", "unmodelled (work whose FLOPs cannot be known from the trace):"]
+        out += [
+            f"  {u.name}: {u.count} calls, {u.kernels} kernels, {us(u.gpu_time_us)} us ({u.reason})"
+            for u in r.unmodelled
+        ]
     out += ["", "assumptions:", *[f"  - {a}" for a in r.assumptions]]
     return "\n".join(out)
 

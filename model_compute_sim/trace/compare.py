@@ -84,10 +84,9 @@ def _within(a: int, b: int, tol: float) -> bool:
 
 
 def _unmeasured_time(t: FlowTally) -> float:
-    """GPU time that could hide tensor math the trace cannot count: unmodelled math ops, kernels linked to
-    no op (graph replays, orphans) and kernels whose op has no category ('other')."""
-    unlinked = t.link_time["launch_only"] + t.link_time["unlinked"]
-    return sum(u.time_us for u in t.unmodelled.values()) + unlinked + t.cat_time.get("other", 0.0)
+    """GPU time that could hide tensor math the trace cannot count: the unmodelled rows' kernels, kernels
+    linked to no op (graph replays, orphans) and uncounted kernels in category 'other', each kernel once."""
+    return t.unmeasured_time_us
 
 
 def _sliding_caveat(t: FlowTally, sim: SimResult) -> bool:
@@ -189,11 +188,12 @@ def _compare_layers(t: FlowTally, tpl: _Template, tol: float, skip: set[str]) ->
 
 
 def _unmodelled(t: FlowTally) -> list[UnmodelledTime]:
-    """Unmodelled ops and the kernel classes the template does not cost, by GPU time."""
+    """Unmodelled ops, then the kernel classes the template does not cost (their kernels outside those
+    ops), by GPU time: each kernel in one row."""
     rows = [
         UnmodelledTime(name=name, gpu_time_us=round(u.time_us, 3), reason=u.reason) for name, u in unmodelled_by_time(t)
     ]
-    for kind, time in sorted(t.kind_time.items(), key=lambda kv: -round(kv[1], 3)):
+    for kind, time in sorted(t.unlisted_kind_time.items(), key=lambda kv: -round(kv[1], 3)):
         if kind in _UNMODELLED_KERNELS and round(time, 3):
             rows.append(
                 UnmodelledTime(

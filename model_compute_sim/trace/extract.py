@@ -199,7 +199,7 @@ def _kernel_kind_rows(t: FlowTally) -> list[KernelCategoryRow]:
 def _unmodelled_rows(t: FlowTally) -> list[UnmodelledRow]:
     """Unmodelled op names by GPU time; past `_MAX_UNMODELLED`, one row sums the rest."""
     rows = [
-        UnmodelledRow(name=n, count=u.count, gpu_time_us=round(u.time_us, 3), reason=u.reason)
+        UnmodelledRow(name=n, count=u.count, gpu_time_us=round(u.time_us, 3), kernels=u.kernels, reason=u.reason)
         for n, u in unmodelled_by_time(t)
     ]
     if len(rows) <= _MAX_UNMODELLED:
@@ -211,6 +211,7 @@ def _unmodelled_rows(t: FlowTally) -> list[UnmodelledRow]:
             name=f"({len(rest)} more op names)",
             count=sum(r.count for r in rest),
             gpu_time_us=round(sum(r.gpu_time_us for r in rest), 3),
+            kernels=sum(r.kernels for r in rest),
             reason="see detail='ops'",
         ),
     ]

@@ -75,9 +75,12 @@ class OpRow(BaseModel):
 
 
 class UnmodelledRow(BaseModel):
+    """Work the trace cannot count: an op name (its ops in the window), or kernels without an op."""
+
     name: str
-    count: int
+    count: int = Field(description="its ops in the window (a capture op once per graph launch); 0: kernels without op")
     gpu_time_us: float
+    kernels: int = Field(description="kernels whose time this row holds")
     reason: str
 
 

@@ -8,6 +8,14 @@ counts once per graph launch that replayed one of its kernels. GPU time is the s
 durations, by the kernel's category (`KernelRecord.category`), layer and class. `packed_attention`
 says that packed (varlen/paged) attention ops were counted from the step annotation's query-key
 pairs: those pairs cannot tell sliding-window layers apart.
+
+`unmodelled` lists, once each, the kernels whose work no counted op stands for (`_unmodelled_row`):
+those of ops that do tensor math without a FLOP model (`OpStatus.unmodelled`, trace or capture), the
+GEMM / attention kernels and kernels of no known class launched by an op with no FLOP rule (a custom
+`myext::op`, a user annotation), and such kernels with no op at all (graph replays without a capture
+trace, launches before the window). `unmeasured_time_us` is the kernel time that could hide tensor
+math: those rows, every other kernel without an op, and uncounted kernels in category `other`, each
+kernel once.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from model_compute_sim.simulator.categories import OTHER
+from model_compute_sim.trace.align import is_tensor_core_kernel
 from model_compute_sim.trace.analysis import KernelRecord, TraceAnalysis, kernel_in_window
 from model_compute_sim.trace.categorize import op_category
 from model_compute_sim.trace.events import KERNEL
@@ -25,6 +35,15 @@ from model_compute_sim.trace.tree import Flow
 _PRECISION_KINDS = ("gemm", "moe", "attention")
 # what a kernel is linked to: an op with FLOPs, another op, only a launch (graph replays), nothing
 LINKS = ("counted_op", "other_op", "launch_only", "unlinked")  # kernel classes whose names state a compute precision
+# why an op with no FLOP rule, or no op, is listed for the kernels it launched (`_unmodelled_row`)
+_LAUNCHES_MATH = "launches GEMM or attention kernels but has no FLOP model"
+_LAUNCHES_UNKNOWN = "launches kernels of no known class and has no FLOP model or category"
+_BEFORE_WINDOW = "began before the selected step and launched GEMM or attention kernels in it (FLOPs not counted)"
+_NO_OP = {
+    "graph replay": "replayed by a CUDA/HIP graph, no capture trace: no op, FLOPs not counted "
+    "(give capture_trace_path)",
+    "no launch": "no launch or op in the trace (launched before profiling began): FLOPs not counted",
+}
 
 
 def kernel_precision(name: str, kind: str) -> str | None:
@@ -62,11 +81,13 @@ class KernelName:
 
 @dataclass(slots=True)
 class Unmodelled:
-    """One op name that does tensor math without a FLOP model: its ops in the window and their time."""
+    """One op name whose kernels do work the trace cannot count: its ops in the window (a capture op once
+    per graph launch), the time and number of those kernels. Rows of kernels without an op have no ops."""
 
     count: int = 0
     time_us: float = 0.0
     reason: str = ""
+    kernels: int = 0
 
 
 @dataclass(slots=True)
@@ -91,7 +112,9 @@ class FlowTally:
     kind_count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     kind_precision: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
     kernel_names: dict[str, KernelName] = field(default_factory=dict)
-    unmodelled: dict[str, Unmodelled] = field(default_factory=dict)  # op name -> its ops (trace ops only)
+    unmodelled: dict[str, Unmodelled] = field(default_factory=dict)  # row name -> its ops and kernels
+    unmeasured_time_us: float = 0.0  # kernel time that could hide uncounted tensor math (module docstring)
+    unlisted_kind_time: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # not in `unmodelled`
     graph_kernels: int = 0
     packed_attention: bool = False
 
@@ -123,7 +146,8 @@ class _OpTime:
     gpu: dict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
     kernels: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     cap_pairs: set[tuple[int, int]] = field(default_factory=set)
-    unmodelled_time: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    unmodelled: dict[str, Unmodelled] = field(default_factory=dict)  # rows from the kernels, in kernel order
+    unmodelled_ops: set[tuple[str, int, int]] = field(default_factory=set)  # (source, op, graph launch) counted
 
 
 def _add_kernels(a: TraceAnalysis, t: FlowTally) -> _OpTime:
@@ -140,6 +164,7 @@ def _add_kernels(a: TraceAnalysis, t: FlowTally) -> _OpTime:
             t.kind_precision[kind][prec] += g.dur
         t.graph_kernels += rec.graph
         opname = _link_kernel(a, t, ot, rec, g.dur)
+        _add_unmodelled_kernel(a, t, ot, rec, g.name, g.dur)
         t.cat_time[rec.category] += g.dur
         t.cat_count[rec.category] += 1
         t.layer_time[rec.layer] += g.dur
@@ -160,9 +185,56 @@ def _link_kernel(a: TraceAnalysis, t: FlowTally, ot: _OpTime, rec: KernelRecord,
         ot.kernels[key] += 1
         if rec.source == "capture":
             ot.cap_pairs.add((rec.launch, rec.owner))
-    elif rec.owner >= 0:
-        ot.unmodelled_time[fl.trace.ops[rec.owner].name] += dur
     return fl.trace.ops[rec.op].name
+
+
+def _unmodelled_row(a: TraceAnalysis, rec: KernelRecord, name: str) -> tuple[str, str, int] | None:
+    """(row name, reason, op index or -1) of the `unmodelled` row an uncounted kernel's time goes to; None
+    when it goes to none (counted, or plain vector work of a known op)."""
+    if rec.counted:
+        return None
+    kind = rec.cls.kind
+    tensor = is_tensor_core_kernel(name, kind)
+    unknown = kind == OTHER and rec.category == OTHER
+    fl, st = (a.flow.capture, a.cap_status) if rec.source == "capture" else (a.flow, a.status)
+    if rec.op < 0 or fl is None or st is None:
+        if not (tensor or unknown):
+            return None
+        link = "graph replay" if rec.launch >= 0 else "no launch"
+        return f"({link}) {kind} kernels", _NO_OP[link], -1
+    if rec.owner >= 0:  # an owner without FLOPs is an unmodelled op (`OpStatus`)
+        return fl.trace.ops[rec.owner].name, st.unmodelled[rec.owner], rec.owner
+    if not (tensor or unknown):
+        return None
+    if rec.source == "trace" and a.selected is not None and rec.op not in a.selected:
+        why = _BEFORE_WINDOW
+    else:
+        why = _LAUNCHES_MATH if tensor else _LAUNCHES_UNKNOWN
+    return fl.trace.ops[rec.op].name, why, rec.op
+
+
+def _add_unmodelled_kernel(
+    a: TraceAnalysis, t: FlowTally, ot: _OpTime, rec: KernelRecord, name: str, dur: float
+) -> None:
+    """Put an uncounted kernel in its `unmodelled` row (counting its op once per graph launch), or in the
+    time per kernel kind outside the rows; add it to the unmeasured time when its math could hide there."""
+    row = _unmodelled_row(a, rec, name)
+    if row is None:
+        t.unlisted_kind_time[rec.cls.kind] += dur
+        if rec.op < 0 or (not rec.counted and rec.category == OTHER):
+            t.unmeasured_time_us += dur
+        return
+    t.unmeasured_time_us += dur
+    label, reason, op = row
+    u = ot.unmodelled.get(label)
+    if u is None:
+        u = ot.unmodelled[label] = Unmodelled(reason=reason)
+    u.time_us += dur
+    u.kernels += 1
+    key = (rec.source, op, rec.launch if rec.source == "capture" else -1)
+    if op >= 0 and key not in ot.unmodelled_ops:
+        ot.unmodelled_ops.add(key)
+        u.count += 1
 
 
 def _add_kernel_name(t: FlowTally, name: str, ts: float, dur: float, op: str | None, category: str) -> None:
@@ -214,14 +286,19 @@ def _count_op(a: TraceAnalysis, t: FlowTally, ot: _OpTime, fl: Flow, i: int, sou
 
 
 def _add_unmodelled(a: TraceAnalysis, t: FlowTally, ot: _OpTime) -> None:
-    """Unmodelled ops of the trace by name, with the time of the kernels they own."""
+    """The `unmodelled` rows: the trace's unmodelled ops by name (with or without kernels), then the rows
+    only kernels opened; a name's ops are counted once whichever way they came."""
     ops = a.trace.ops
     for i, reason in a.status.unmodelled.items():
         name = ops[i].name
         row = t.unmodelled.get(name)
         if row is None:
-            row = t.unmodelled[name] = Unmodelled(0, ot.unmodelled_time.get(name, 0.0), reason)
-        row.count += 1
+            row = t.unmodelled[name] = ot.unmodelled.get(name) or Unmodelled(reason=reason)
+            row.reason = reason
+        if ("trace", i, -1) not in ot.unmodelled_ops:
+            row.count += 1
+    for name, row in ot.unmodelled.items():
+        t.unmodelled.setdefault(name, row)
 
 
 def unmodelled_by_time(t: FlowTally) -> list[tuple[str, Unmodelled]]:
