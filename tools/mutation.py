@@ -144,8 +144,15 @@ AREAS = (
     ),
     Area(
         "trace-extract",
-        ("trace/extract.py", "trace/categorize.py"),
-        ("tests/trace/test_extract.py", "tests/trace/test_cpu_traces.py", "tests/trace/test_flops.py", *TRACE_PINS),
+        ("trace/extract.py", "trace/categorize.py", "trace/tally.py"),
+        (
+            "tests/trace/test_extract.py",
+            "tests/trace/test_cpu_traces.py",
+            "tests/trace/test_flops.py",
+            "tests/trace/test_categorize_edges.py",
+            "tests/trace/test_unmodelled.py",
+            *TRACE_PINS,
+        ),
         30,
         10,
     ),

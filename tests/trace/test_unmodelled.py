@@ -91,10 +91,14 @@ def test_unknown_op_and_its_attention_counted_once_per_op(tmp_path: Path) -> Non
         t.op("myext::fused", 100 * i, 20)
         t.launch(100 * i + 2, GEMM, 1000 + 100 * i, 4.0)
         t.launch(100 * i + 4, ATTN, 1010 + 100 * i, 6.0)
-    rows = _rows(t.write(tmp_path / "t.json"))
+    r = extract_trace_flow(t.write(tmp_path / "t.json"))
+    rows = {u.name: u for u in r.unmodelled}
     assert set(rows) == {"myext::fused"}
     u = rows["myext::fused"]
     assert (u.count, u.kernels, u.gpu_time_us) == (3, 6, 3 * (4.0 + 6.0))
+    # the attention kernels keep their category by kernel class: 3 kernels, no op counted
+    core = r.by_category["attention_core"]
+    assert (core.count, core.gpu_time_us, core.flops) == (3, 18.0, 0)
 
 
 def test_counted_op_under_an_unknown_wrapper_is_not_listed(tmp_path: Path) -> None:
