@@ -1,7 +1,9 @@
 """Category of each op in the simulator's vocabulary, from its module scope, name and shapes.
 
-Categories: attention_proj, attention_core, attention_indexer, mlp, moe_router, moe_experts,
-moe_shared, lm_head, norm, elementwise, embedding, communication, other.
+Categories: the simulator's (simulator/categories.py) and `other`. Ops are put in attention_proj,
+attention_core, attention_indexer, mlp, moe_router, moe_experts, moe_shared, lm_head, norm, elementwise,
+embedding, communication or other; kernels without an op take their kernel class's category (the
+linear-attention kernels' time is in linear_attention_core).
 The scope is the chain of `nn.Module: <Class>_<n>` python scopes around the op (outermost first).
 """
 
@@ -15,7 +17,7 @@ from model_compute_sim.trace.kernel_classes import class_category
 from model_compute_sim.trace.op_flops import ATTENTION_OPS, GEMM_OPS, OP_REGISTRY, operand_dims
 from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
-CATEGORIES = (*(c for c in CATEGORY_ORDER if not c.startswith("linear_attention")), OTHER)
+CATEGORIES = (*CATEGORY_ORDER, OTHER)
 
 _COMM_OP = re.compile(
     r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"

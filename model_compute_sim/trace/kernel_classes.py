@@ -52,147 +52,140 @@ class KernelClass(NamedTuple):
 
 
 _COMM, _ATTN, _EW = "communication", "attention_core", "elementwise"
-_ROUTER, _EXPERTS = "moe_router", "moe_experts"
-# the simulator category of each kernel kind; MoE kernels say theirs (router or experts), dense GEMMs
-# have none (the context decides)
+# the simulator category of each kernel kind; dense GEMMs have none (the context decides)
 _KIND_CATEGORY: dict[str, str | None] = {
     "gemm": None,
     "attention": _ATTN,
+    "moe": "moe_experts",
     "norm": "norm",
     "communication": _COMM,
     **{k: _EW for k in ("activation", "rotary", "quantization", "memcpy", "memset", "kv_cache", "sampling")},
     "elementwise": _EW,
     "other": None,
 }
+# classes whose time belongs to another category than their kind's
+_CLASS_CATEGORY = {"moe_routing": "moe_router", "lightning_attention": "linear_attention_core"}
+
+# One row per kernel family, checked top to bottom (specific families before generic words):
+# class, kind (KERNEL_KINDS), library (`-`: none named), pattern on the identity. Columns are separated by
+# two or more spaces; a long pattern goes on in the indented lines below it (joined as written).
+_TABLE = r"""
+# --- Triton (inductor) kernels are classed by their fused body only: names list every fused op
+triton_gemm          gemm           Triton (inductor)          ^triton_tem_fused_\w*(mm|matmul)
+triton_norm          norm           Triton (inductor)          ^triton_(red|per|poi)_fused
+                                                               (?=\w*rsqrt)(?=\w*(mean|pow|var))
+triton_activation    activation     Triton (inductor)          ^triton_(red|per|poi)_fused
+                                                               \w*(silu|gelu|sigmoid|tanh|relu)
+triton_rotary        rotary         Triton (inductor)          ^triton_(red|per|poi)_fused\w*(rotary|rope)
+triton_elementwise   elementwise    Triton (inductor)          ^triton_(poi|red|per)_
+# --- communication
+nccl                 communication  NCCL                       ^nccl|/nccl|ncclDevKernel|ncclKernel
+rccl                 communication  RCCL                       rccl
+custom_all_reduce    communication  vLLM/SGLang                cross_device_reduce|custom_?all_?reduce
+                                                               |one_?shot_?all_?reduce|two_?shot
+symm_mem_multimem    communication  torch symmetric memory     multimem
+deepep               communication  DeepEP                     dpsk::ep::|deep_?ep|internode::|intranode::
+collective           communication  -                          all_?reduce|all_?gather|reduce_?scatter|all_?to_?all
+                                                               |alltoall
+# FlashInfer's rotary kernels (`flashinfer::BatchQKApplyRotaryPosIdsKernel`) share the namespace its
+# attention row matches on: elementwise work, matched first
+flashinfer_rotary    rotary         FlashInfer                 flashinfer::\w*Rotary
+# --- attention (forward, decode, backward, and their split-KV combine / reduce kernels)
+attention_combine    attention      FlashAttention/FlashInfer  FlashAttnFwdCombine|FlashAttnBwdPre|FlashAttnBwdPost
+                                                               |flash_fwd_splitkv_combine|merge_?attn_?states
+                                                               |merge_state
+flash_mla            attention      FlashMLA                   flash_?mla|FlashMLA|mla_combine|flash_fwd_splitkv_mla
+flash_attention_3    attention      FlashAttention 3           FlashAttnFwdSm90|FlashAttnFwdSm100|FlashAttnBwdSm90
+                                                               |FlashAttnBwd|flash::compute_attn
+flash_attention_2    attention      FlashAttention 2           flash_fwd|flash_bwd|flash::
+ck_tile_fmha         attention      ck_tile                    ck_tile::kentry/\w*fmha|ck_tile::\w*fmha
+# its norm / activation / sampling namespaces are matched by the rows below (rms_?norm, act_and_mul, sampl)
+flashinfer           attention      FlashInfer                 flashinfer::(?!norm::|activation::|sampling::)
+                                                               |BatchPrefillWithPagedKVCache
+                                                               |BatchDecodeWithPagedKVCache|SinglePrefillWith
+                                                               |SingleDecodeWith|BatchPrefillWithRagged
+fmha                 attention      TensorRT-LLM/cuDNN fmha    ^fmha|fmha_|Fmha|fused_multihead_attention
+paged_attention      attention      vLLM/aiter                 paged_attention|pa_fwd|pa_decode
+unified_attention    attention      vLLM                       unified_attention|^reduce_segments$
+aiter_mha            attention      aiter                      aiter::\w*(mha|fmha)|mha_fwd|mha_bwd|mha_varlen
+# vLLM's MiniMax lightning attention (model_executor/layers/lightning_attn.py): prefill's diagonal blocks,
+# per-block KV outer products, their decayed prefix reduce and the off-diagonal blocks; decode's state update
+lightning_attention  attention      vLLM (MiniMax)             ^(_fwd_diag_kernel|_fwd_kv_parallel|_fwd_kv_reduce
+                                                               |_fwd_none_diag_kernel|_linear_attn_decode_kernel)$
+triton_attention     attention      SGLang Triton              _fwd_kernel_stage[12]|_fwd_grouped_kernel_stage1
+                                                               |decode_attention|extend_attention|prefill_attention
+attention            attention      -                          efficient_attention|fmha_cutlass|attention_kernel
+                                                               |attn_fwd|attn_bwd|attention_fwd
+# --- MoE: routing (router top-k) and expert work (align, sort, permute, grouped GEMMs, finalize)
+moe_routing          moe            -                          moe::dev::routing|routingIndices|_topk_forward
+                                                               |_combined_routing|_sum_bitmatrix|bitmatrix
+                                                               |topk_?softmax|topkGating|grouped_topk|moe_fused_gate
+                                                               |moe_gating|aiter::\w*topk
+trtllm_gen_bmm       moe            trtllm-gen                 ^bmm_
+moe                  moe            -                          matmul_ogs|_finalize_matmul|fused_moe|fmoe|ck_moe
+                                                               |MoeSorting|moe_sorting|moe_align|moe_sum|moe_permute
+                                                               |moe_unpermute|shuffle_rows|expand_input
+                                                               |count_and_sort_expert|moe::dev|moe_
+grouped_gemm         moe            DeepGEMM                   grouped_gemm|m_grouped|deep_gemm::\w*grouped
+moe_permute          moe            -                          clean_and_count_expert|get_fused_mapping
+                                                               |expand_to_fused|reduce_fused|expert
+norm                 norm           cuDNN                      ^cudnn::bn_|bn_fw|bn_bw|batch_?norm
+# --- dense GEMMs: category from the context (op scope, or position in the layer)
+splitk_reduce        gemm           cuBLAS                     splitKreduce|splitK_?reduce
+cublas_gemm          gemm           cuBLAS/cuBLASLt            ^sm\d+_xmma|xmma_gemm|cublas|gemv|gemmSN
+                                                               |^(volta|turing|ampere|hopper|maxwell)_\w*gemm
+nvjet_gemm           gemm           cuBLASLt (nvjet)           ^nvjet
+hipblaslt_gemm       gemm           hipBLASLt/Tensile          ^Cijk_
+deepgemm_gemm        gemm           DeepGEMM                   deep_gemm|fp8_gemm_kernel
+cutlass_gemm         gemm           CUTLASS                    cutlass\w*gemm|cutlass_\d+_(tensorop|simt|wmma)
+                                                               |cutlass::gemm|GemmUniversal|Sm90Gemm|Sm100Gemm
+ck_gemm              gemm           ck_tile/aiter              ck_tile::\w*Gemm|DeviceGemm|gemm_xdl|aiter::\w*gemm
+triton_gemm          gemm           Triton                     ^triton_tem_fused_(mm|addmm|bmm|_scaled_mm)
+                                                               |matmul_kernel|_w8a8\w*matmul|scaled_mm
+cudnn                gemm           cuDNN                      scudnn|convolve|wgrad|dgrad|winograd|im2col|cask_cudnn
+                                                               |cudnn
+gemm                 gemm           -                          gemm|matmul
+# --- norms (fused residual-add + norm + quant included), inductor norms by their fused body
+norm                 norm           -                          rms_?norm|layer_?norm|Rmsnorm2d|Layernorm2d|ln_fwd
+                                                               |ln_bwd|batch_?norm|group_?norm|bn_fw|bn_bw
+# --- KV-cache writes, quantisation, rotary, activations, sampling, copies: elementwise work
+kv_cache_write       kv_cache       vLLM/SGLang                reshape_and_cache|store_kvcache|kv_?cache
+                                                               |concat_and_cache|copy_page_indices|kv_indices
+                                                               |set_kv_buffer
+quantization         quantization   -                          quant|cast_to_fp8|fp8_cast|cast_back|per_token_cast
+                                                               |per_channel_cast
+rotary               rotary         -                          rotary|rope
+activation           activation     -                          silu|gelu|act_and_mul|swiglu|relu|sigmoid|threshold
+                                                               |tanh
+sampling             sampling       -                          sampl|argmax|top_?k|top_?p|gatherTopK|sbtopk
+                                                               |multinomial|DistributionNormal|distribution_
+copy                 memcpy         -                          direct_copy|copy_kernel|CatArrayBatchedCopy|_copy_
+                                                               |batched_transpose|copy_device_to_device
+elementwise          elementwise    -                          elementwise|Functor|fill|index_?select|gather|scatter
+                                                               |reduce_kernel|reduce_segments|cat_|clamp
+                                                               |multi_tensor_apply|softmax|arange|masked|embedding
+                                                               |rocprim|cub::|resolve_future_token|compute_position
+                                                               |NLLCriterion|max_pool|avg_pool
+"""
 
 
-def _c(name: str, library: str, kind: str, category: str | None = None) -> KernelClass:
-    return KernelClass(name, library, kind, category or _KIND_CATEGORY[kind])
+def _rows(table: str) -> tuple[tuple[str, KernelClass], ...]:
+    rows: list[list[str]] = []
+    for line in table.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line[0].isspace():
+            rows[-1][3] += line.strip()
+        else:
+            rows.append(re.split(r"\s{2,}", line.strip(), maxsplit=3))
+    return tuple(
+        (pattern, KernelClass(name, "" if lib == "-" else lib, kind, _CLASS_CATEGORY.get(name, _KIND_CATEGORY[kind])))
+        for name, kind, lib, pattern in rows
+    )
 
 
-# (pattern on the identity, class), in priority order: specific families before generic words.
-KERNEL_CLASSES: tuple[tuple[str, KernelClass], ...] = (
-    # --- Triton (inductor) kernels are classed by their fused body only: names list every fused op
-    (r"^triton_tem_fused_\w*(mm|matmul)", _c("triton_gemm", "Triton (inductor)", "gemm")),
-    (
-        r"^triton_(red|per|poi)_fused(?=\w*rsqrt)(?=\w*(mean|pow|var))",
-        _c("triton_norm", "Triton (inductor)", "norm"),
-    ),
-    (
-        r"^triton_(red|per|poi)_fused\w*(silu|gelu|sigmoid|tanh|relu)",
-        _c("triton_activation", "Triton (inductor)", "activation"),
-    ),
-    (r"^triton_(red|per|poi)_fused\w*(rotary|rope)", _c("triton_rotary", "Triton (inductor)", "rotary")),
-    (r"^triton_(poi|red|per)_", _c("triton_elementwise", "Triton (inductor)", "elementwise")),
-    # --- communication
-    (r"^nccl|/nccl|ncclDevKernel|ncclKernel", _c("nccl", "NCCL", _COMM)),
-    (r"rccl", _c("rccl", "RCCL", _COMM)),
-    (
-        r"cross_device_reduce|custom_?all_?reduce|one_?shot_?all_?reduce|two_?shot",
-        _c("custom_all_reduce", "vLLM/SGLang", _COMM),
-    ),
-    (r"multimem", _c("symm_mem_multimem", "torch symmetric memory", _COMM)),
-    (r"dpsk::ep::|deep_?ep|internode::|intranode::", _c("deepep", "DeepEP", _COMM)),
-    (r"all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|alltoall", _c("collective", "", _COMM)),
-    # FlashInfer's rotary kernels (`flashinfer::BatchQKApplyRotaryPosIdsKernel`) share the namespace its
-    # attention row matches on: elementwise work, matched first
-    (r"flashinfer::\w*Rotary", _c("flashinfer_rotary", "FlashInfer", "rotary")),
-    # --- attention (forward, decode, backward, and their split-KV combine / reduce kernels)
-    (
-        r"FlashAttnFwdCombine|FlashAttnBwdPre|FlashAttnBwdPost|flash_fwd_splitkv_combine|merge_?attn_?states|merge_state",
-        _c("attention_combine", "FlashAttention/FlashInfer", "attention"),
-    ),
-    (r"flash_?mla|FlashMLA|mla_combine|flash_fwd_splitkv_mla", _c("flash_mla", "FlashMLA", "attention")),
-    (
-        r"FlashAttnFwdSm90|FlashAttnFwdSm100|FlashAttnBwdSm90|FlashAttnBwd|flash::compute_attn",
-        _c("flash_attention_3", "FlashAttention 3", "attention"),
-    ),
-    (r"flash_fwd|flash_bwd|flash::", _c("flash_attention_2", "FlashAttention 2", "attention")),
-    (r"ck_tile::kentry/\w*fmha|ck_tile::\w*fmha", _c("ck_tile_fmha", "ck_tile", "attention")),
-    (
-        # its norm / activation / sampling namespaces are matched by the rows below (rms_?norm, act_and_mul, sampl)
-        r"flashinfer::(?!norm::|activation::|sampling::)|BatchPrefillWithPagedKVCache|BatchDecodeWithPagedKVCache|SinglePrefillWith|SingleDecodeWith|BatchPrefillWithRagged",
-        _c("flashinfer", "FlashInfer", "attention"),
-    ),
-    (r"^fmha|fmha_|Fmha|fused_multihead_attention", _c("fmha", "TensorRT-LLM/cuDNN fmha", "attention")),
-    (r"paged_attention|pa_fwd|pa_decode", _c("paged_attention", "vLLM/aiter", "attention")),
-    (r"unified_attention|^reduce_segments$", _c("unified_attention", "vLLM", "attention")),
-    (r"aiter::\w*(mha|fmha)|mha_fwd|mha_bwd|mha_varlen", _c("aiter_mha", "aiter", "attention")),
-    (
-        r"_fwd_kernel_stage[12]|_fwd_grouped_kernel_stage1|decode_attention|extend_attention|prefill_attention",
-        _c("triton_attention", "SGLang Triton", "attention"),
-    ),
-    (
-        r"efficient_attention|fmha_cutlass|attention_kernel|attn_fwd|attn_bwd|attention_fwd",
-        _c("attention", "", "attention"),
-    ),
-    # --- MoE: routing (router top-k) and expert work (align, sort, permute, grouped GEMMs, finalize)
-    (
-        r"moe::dev::routing|routingIndices|_topk_forward|_combined_routing|_sum_bitmatrix|bitmatrix|topk_?softmax|topkGating|grouped_topk|moe_fused_gate|moe_gating|aiter::\w*topk",
-        _c("moe_routing", "", "moe", _ROUTER),
-    ),
-    (r"^bmm_", _c("trtllm_gen_bmm", "trtllm-gen", "moe", _EXPERTS)),
-    (
-        r"matmul_ogs|_finalize_matmul|fused_moe|fmoe|ck_moe|MoeSorting|moe_sorting|moe_align|moe_sum|moe_permute|moe_unpermute|shuffle_rows|expand_input|count_and_sort_expert|moe::dev|moe_",
-        _c("moe", "", "moe", _EXPERTS),
-    ),
-    (r"grouped_gemm|m_grouped|deep_gemm::\w*grouped", _c("grouped_gemm", "DeepGEMM", "moe", _EXPERTS)),
-    (
-        r"clean_and_count_expert|get_fused_mapping|expand_to_fused|reduce_fused|expert",
-        _c("moe_permute", "", "moe", _EXPERTS),
-    ),
-    (r"^cudnn::bn_|bn_fw|bn_bw|batch_?norm", _c("norm", "cuDNN", "norm")),
-    # --- dense GEMMs: category from the context (op scope, or position in the layer)
-    (r"splitKreduce|splitK_?reduce", _c("splitk_reduce", "cuBLAS", "gemm")),
-    (
-        r"^sm\d+_xmma|xmma_gemm|cublas|gemv|gemmSN|^(volta|turing|ampere|hopper|maxwell)_\w*gemm",
-        _c("cublas_gemm", "cuBLAS/cuBLASLt", "gemm"),
-    ),
-    (r"^nvjet", _c("nvjet_gemm", "cuBLASLt (nvjet)", "gemm")),
-    (r"^Cijk_", _c("hipblaslt_gemm", "hipBLASLt/Tensile", "gemm")),
-    (r"deep_gemm|fp8_gemm_kernel", _c("deepgemm_gemm", "DeepGEMM", "gemm")),
-    (
-        r"cutlass\w*gemm|cutlass_\d+_(tensorop|simt|wmma)|cutlass::gemm|GemmUniversal|Sm90Gemm|Sm100Gemm",
-        _c("cutlass_gemm", "CUTLASS", "gemm"),
-    ),
-    (r"ck_tile::\w*Gemm|DeviceGemm|gemm_xdl|aiter::\w*gemm", _c("ck_gemm", "ck_tile/aiter", "gemm")),
-    (
-        r"^triton_tem_fused_(mm|addmm|bmm|_scaled_mm)|matmul_kernel|_w8a8\w*matmul|scaled_mm",
-        _c("triton_gemm", "Triton", "gemm"),
-    ),
-    (r"scudnn|convolve|wgrad|dgrad|winograd|im2col|cask_cudnn|cudnn", _c("cudnn", "cuDNN", "gemm")),
-    (r"gemm|matmul", _c("gemm", "", "gemm")),
-    # --- norms (fused residual-add + norm + quant included), inductor norms by their fused body
-    (
-        r"rms_?norm|layer_?norm|Rmsnorm2d|Layernorm2d|ln_fwd|ln_bwd|batch_?norm|group_?norm|bn_fw|bn_bw",
-        _c("norm", "", "norm"),
-    ),
-    # --- KV-cache writes, quantisation, rotary, activations, sampling, copies: elementwise work
-    (
-        r"reshape_and_cache|store_kvcache|kv_?cache|concat_and_cache|copy_page_indices|kv_indices|set_kv_buffer",
-        _c("kv_cache_write", "vLLM/SGLang", "kv_cache"),
-    ),
-    (
-        r"quant|cast_to_fp8|fp8_cast|cast_back|per_token_cast|per_channel_cast",
-        _c("quantization", "", "quantization"),
-    ),
-    (r"rotary|rope", _c("rotary", "", "rotary")),
-    (r"silu|gelu|act_and_mul|swiglu|relu|sigmoid|threshold|tanh", _c("activation", "", "activation")),
-    (
-        r"sampl|argmax|top_?k|top_?p|gatherTopK|sbtopk|multinomial|DistributionNormal|distribution_",
-        _c("sampling", "", "sampling"),
-    ),
-    (
-        r"direct_copy|copy_kernel|CatArrayBatchedCopy|_copy_|batched_transpose|copy_device_to_device",
-        _c("copy", "", "memcpy"),
-    ),
-    (
-        r"elementwise|Functor|fill|index_?select|gather|scatter|reduce_kernel|reduce_segments|cat_|clamp|"
-        r"multi_tensor_apply|softmax|arange|masked|embedding|rocprim|cub::|resolve_future_token|compute_position|"
-        r"NLLCriterion|max_pool|avg_pool",
-        _c("elementwise", "", "elementwise"),
-    ),
-)
+# (pattern on the identity, class), in priority order
+KERNEL_CLASSES = _rows(_TABLE)
 
 UNKNOWN = KernelClass("unknown", "", "other", None)
 MEMCPY = KernelClass("memcpy", "", "memcpy", _EW)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from model_compute_sim.trace.extract import extract_trace_flow
 from model_compute_sim.trace.gemm_position import place_gemms
 from model_compute_sim.trace.kernel_classes import kernel_class, kernel_identity
 from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
@@ -246,3 +248,38 @@ def test_fixture_kernel_categories(fixture: str) -> None:
     )
     assert rows_attn == pytest.approx(attn, rel=1e-6)
     assert rows_comm == pytest.approx(comm, rel=1e-6)
+
+
+# vLLM's MiniMax lightning attention (vllm/model_executor/layers/lightning_attn.py): the four prefill
+# kernels of `_attention.forward` and the decode kernel of `linear_decode_forward_triton`, by their
+# @triton.jit function names (a Triton kernel's profiler name is its function name)
+LIGHTNING_KERNELS = (
+    "_fwd_diag_kernel",
+    "_fwd_kv_parallel",
+    "_fwd_kv_reduce",
+    "_fwd_none_diag_kernel",
+    "_linear_attn_decode_kernel",
+)
+
+
+@pytest.mark.parametrize("name", LIGHTNING_KERNELS)
+def test_lightning_attention_kernels_are_linear_attention(name: str) -> None:
+    c = kernel_class(name)
+    assert (c.name, c.kind, c.category) == ("lightning_attention", "attention", "linear_attention_core")
+    # SGLang's softmax-attention Triton kernels, with the same `_fwd_` prefix, stay softmax attention
+    assert kernel_class("_fwd_kernel_stage1").category == "attention_core"
+
+
+def test_lightning_kernel_time_is_shown_in_linear_attention_core(tmp_path: Path) -> None:
+    """Kernels launched by no op take their class's category; their time (sum of the raw `dur`s written
+    here: 40 + 30 + 20 + 10 + 5 = 105 us) is listed under linear_attention_core, nowhere dropped."""
+    events = [
+        {"ph": "X", "cat": "kernel", "name": n, "pid": 0, "tid": 7, "ts": 100.0 * i, "dur": d, "args": {}}
+        for i, (n, d) in enumerate(zip(LIGHTNING_KERNELS, (40.0, 30.0, 20.0, 10.0, 5.0), strict=True))
+    ]
+    path = tmp_path / "lightning.json"
+    path.write_text(json.dumps({"traceEvents": events}))
+    r = extract_trace_flow(str(path))
+    assert r.by_category["linear_attention_core"].gpu_time_us == 105.0
+    assert r.totals.gpu_time_us == 105.0
+    assert [(k.category, k.gpu_time_us) for k in r.kernels_by_category] == [("attention", 105.0)]
