@@ -1,12 +1,14 @@
 """Typed trace events: the boundary between raw Kineto JSON and the rest of the trace package.
 
-Each kind of event the analysis needs is a NamedTuple (immutable, tuple-sized, fast to build).
+Each kind of event the analysis needs is a slotted dataclass (small, fast to build); the fields every
+complete event has are declared once, in `Span`.
 Raw argument keys and their schema variants are mapped to fields in one declarative table,
 `ARG_KEYS`; raw categories (modern and legacy) to kinds in `CAT_KIND`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 Tid = int | str
@@ -61,14 +63,21 @@ ARG_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-class CpuOp(NamedTuple):
-    """A cpu_op or user_annotation (`is_annotation`) on a CPU thread."""
+@dataclass(slots=True)
+class Span:
+    """A complete ('X') event: its name, process, thread (or GPU stream), start and duration (us)."""
 
     name: str
     pid: int | str
     tid: Tid
     ts: float
     dur: float
+
+
+@dataclass(slots=True)
+class CpuOp(Span):
+    """A cpu_op or user_annotation (`is_annotation`) on a CPU thread."""
+
     external_id: int | None
     input_dims: Dims | None
     input_types: list[str] | None
@@ -76,49 +85,39 @@ class CpuOp(NamedTuple):
     is_annotation: bool
 
 
-class PyEvent(NamedTuple):
+class PyEvent(Span):
     """A python_function scope: `nn.Module: Class_N`, or a frame `file.py(line): func`."""
 
-    name: str
-    pid: int | str
-    tid: Tid
-    ts: float
-    dur: float
+    __slots__ = ()
 
 
-class Launch(NamedTuple):
-    """A runtime or driver call (cudaLaunchKernel, cudaGraphLaunch, hipModuleLaunchKernel, ...)."""
+class GpuAnnotation(Span):
+    """A gpu_user_annotation on a GPU stream."""
 
-    name: str
-    pid: int | str
-    tid: Tid
-    ts: float
-    dur: float
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class Correlated(Span):
+    """An event tied to its launch (`correlation`) and to the op around it (`external_id`)."""
+
     correlation: int | None
     external_id: int | None
+
+
+@dataclass(slots=True)
+class Launch(Correlated):
+    """A runtime or driver call (cudaLaunchKernel, cudaGraphLaunch, hipModuleLaunchKernel, ...)."""
+
     launch_kernel: str | None
 
 
-class GpuEvent(NamedTuple):
+@dataclass(slots=True)
+class GpuEvent(Correlated):
     """A kernel, memcpy or memset on a GPU stream (`kind` is KERNEL, MEMCPY or MEMSET)."""
 
     kind: str
-    name: str
-    pid: int | str
-    tid: Tid
-    ts: float
-    dur: float
-    correlation: int | None
-    external_id: int | None
     args: dict[str, Any]  # the raw args (collective metadata, grid, block, ...)
-
-
-class GpuAnnotation(NamedTuple):
-    name: str
-    pid: int | str
-    tid: Tid
-    ts: float
-    dur: float
 
 
 class FlowEndpoint(NamedTuple):

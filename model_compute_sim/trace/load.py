@@ -243,7 +243,7 @@ class _Builder:
             lk = self._names.setdefault(lk, lk) if isinstance(lk, str) else None
             self.launches.append(Launch(name, pid, tid, ts, dur, args.get("correlation"), ext, lk))
         elif kind in (KERNEL, MEMCPY, MEMSET):
-            self.gpu.append(GpuEvent(kind, name, pid, tid, ts, dur, args.get("correlation"), ext, args))
+            self.gpu.append(GpuEvent(name, pid, tid, ts, dur, args.get("correlation"), ext, kind, args))
         elif kind == GPU_ANNOTATION:
             self.gpu_annotations.append(GpuAnnotation(name, pid, tid, ts, dur))
         else:
