@@ -19,24 +19,27 @@ from model_compute_sim.trace.tree import Scope, is_layer_class, module_class
 
 CATEGORIES = (*CATEGORY_ORDER, OTHER)
 
-_COMM_OP = re.compile(
-    r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"
-    r"|all_to_all|alltoall",
-    re.I,
-)
-_NORM = re.compile(r"norm", re.I)
-_EMBED = re.compile(r"embedding", re.I)
-_ROTARY = re.compile(r"rotary|rope", re.I)
-_INDEXER = re.compile(r"indexer", re.I)
-_ROUTER = re.compile(r"(router|gate)$", re.I)
-_EXPERTS = re.compile(r"experts?$|naivemoe$", re.I)
-_SHARED = re.compile(r"shared", re.I)
-_MOE = re.compile(r"moe|sparse", re.I)
-_ATTN = re.compile(r"attention|attn", re.I)
-_MLP = re.compile(r"mlp|feedforward|ffn", re.I)
-_LM_HEAD = re.compile(r"lmhead|lm_head|logitsprocessor", re.I)
-_MOE_NAME = re.compile(r"moe|expert", re.I)
-_LINEAR = re.compile(r"linear$", re.I)
+# the words of op names and module-class names that mark a role, searched case-insensitively
+_WORD = {
+    k: re.compile(p, re.I)
+    for k, p in {
+        "communication": r"^(c10d::|nccl:|record_param_comms|symm_mem::)|all_reduce|all_gather|reduce_scatter"
+        r"|all_to_all|alltoall",
+        "norm": r"norm",
+        "embedding": r"embedding",
+        "rotary": r"rotary|rope",
+        "indexer": r"indexer",
+        "router": r"(router|gate)$",
+        "experts": r"experts?$|naivemoe$",
+        "shared": r"shared",
+        "moe": r"moe|sparse",
+        "attention": r"attention|attn",
+        "mlp": r"mlp|feedforward|ffn",
+        "lm_head": r"lmhead|lm_head|logitsprocessor",
+        "moe_op": r"moe|expert",  # op names of MoE kernels (`vllm::moe_forward`)
+        "linear": r"linear$",
+    }.items()
+}
 
 
 def out_dim(op: CpuOp) -> int | None:
@@ -59,7 +62,12 @@ def _is_core_matmul(op: CpuOp) -> bool:
 
 def _is_moe_block(cls: str) -> bool:
     """`Qwen3MoeSparseMoeBlock`, `DeepseekV3MoE`, `MixtralSparseMoeBlock`; not `Qwen3MoeDecoderLayer`."""
-    if not _MOE.search(cls) or _MLP.search(cls) or _ATTN.search(cls) or is_layer_class(cls):
+    if (
+        not _WORD["moe"].search(cls)
+        or _WORD["mlp"].search(cls)
+        or _WORD["attention"].search(cls)
+        or is_layer_class(cls)
+    ):
         return False
     return not cls.endswith(("Model", "ForCausalLM", "Norm", "Embedding", "RotaryEmbedding"))
 
@@ -79,51 +87,53 @@ def op_category(op: CpuOp, scope: Scope, layer: int | None, experts: frozenset[i
     """Category of a CPU op (see module docstring). `experts`: expert counts seen in the trace's MoE
     ops; a GEMM outside attention whose output width is one of them is the router."""
     name = op.name
-    if _COMM_OP.search(name):
+    if _WORD["communication"].search(name):
         return "communication"
     classes = [module_class(s) for s in scope]
-    if any(_INDEXER.search(c) for c in classes):
+    if any(_WORD["indexer"].search(c) for c in classes):
         return "attention_indexer"
     if name in ATTENTION_OPS:
         return "attention_core"
     is_gemm = name in GEMM_OPS
     inner = classes[-1] if classes else ""
     # innermost semantic scope (skip Linear leaves)
-    sem = [c for c in classes if not _LINEAR.search(c)]
+    sem = [c for c in classes if not _WORD["linear"].search(c)]
     inner_sem = sem[-1] if sem else ""
     if is_gemm:
-        if any(_ROUTER.search(c) and not _ATTN.search(c) for c in classes):
+        if any(_WORD["router"].search(c) and not _WORD["attention"].search(c) for c in classes):
             return "moe_router"
-        if experts and out_dim(op) in experts and not any(_ATTN.search(c) for c in sem):
+        if experts and out_dim(op) in experts and not any(_WORD["attention"].search(c) for c in sem):
             return "moe_router"
-        if any(_EXPERTS.search(c) and not _SHARED.search(c) for c in classes):
+        if any(_WORD["experts"].search(c) and not _WORD["shared"].search(c) for c in classes):
             return "moe_experts"
         moe_at = [i for i, c in enumerate(classes) if _is_moe_block(c)]
         if moe_at:
             below = classes[moe_at[-1] + 1 :]
-            if any(_SHARED.search(c) or _MLP.search(c) for c in below):
+            if any(_WORD["shared"].search(c) or _WORD["mlp"].search(c) for c in below):
                 return "moe_shared"
-            if not [c for c in below if not _LINEAR.search(c)]:
+            if not [c for c in below if not _WORD["linear"].search(c)]:
                 return "moe_shared" if out_dim(op) == 1 else "moe_router"
             return "moe_experts"
-        if _ATTN.search(inner_sem):
-            if _LINEAR.search(inner) or not _is_core_matmul(op):
+        if _WORD["attention"].search(inner_sem):
+            if _WORD["linear"].search(inner) or not _is_core_matmul(op):
                 return "attention_proj"
             return "attention_core"
-        if any(_ATTN.search(c) for c in sem):
+        if any(_WORD["attention"].search(c) for c in sem):
             return "attention_proj"
-        if any(_MLP.search(c) for c in sem):
+        if any(_WORD["mlp"].search(c) for c in sem):
             return "mlp"
-        if any(_LM_HEAD.search(c) for c in sem) and layer is None:
+        if any(_WORD["lm_head"].search(c) for c in sem) and layer is None:
             return "lm_head"
-        if layer is None and classes and _LINEAR.search(inner):
+        if layer is None and classes and _WORD["linear"].search(inner):
             return "lm_head"
         return "other"
-    if _MOE_NAME.search(name) and not name.startswith(("aten::", "triton_")):
+    if _WORD["moe_op"].search(name) and not name.startswith(("aten::", "triton_")):
         return "moe_experts"
-    if _EMBED.search(name) or (_EMBED.search(inner_sem) and not _ROTARY.search(inner_sem)):
+    if _WORD["embedding"].search(name) or (
+        _WORD["embedding"].search(inner_sem) and not _WORD["rotary"].search(inner_sem)
+    ):
         return "embedding"
-    if _NORM.search(name) or _NORM.search(inner_sem):
+    if _WORD["norm"].search(name) or _WORD["norm"].search(inner_sem):
         return "norm"
     if name.startswith(("aten::", "_C::", "sgl_kernel::", "aiter::", "triton_")):
         return "elementwise"
