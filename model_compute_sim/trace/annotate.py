@@ -19,7 +19,7 @@ from model_compute_sim.errors import TraceError
 from model_compute_sim.trace.analysis import TraceAnalysis
 from model_compute_sim.trace.events import CAT_KIND, KERNEL
 from model_compute_sim.trace.flow_result import KernelMfuRow, StepReport
-from model_compute_sim.trace.load import DEFAULT_MAX_BYTES, DEFAULT_MAX_COMPRESSED_BYTES, _read_bytes
+from model_compute_sim.trace.load import DEFAULT_MAX_BYTES, DEFAULT_MAX_COMPRESSED_BYTES, _read_bytes, json_or_error
 from model_compute_sim.trace.step_report import step_groups
 from model_compute_sim.trace.steps import gpu_span
 
@@ -74,10 +74,10 @@ def write_annotated(
 ) -> int:
     """Write the annotated copy of `a.trace` to `out_path`; returns the number of kernels annotated."""
     raw = _read_bytes(a.trace.path, DEFAULT_MAX_BYTES, DEFAULT_MAX_COMPRESSED_BYTES)
-    try:
-        top = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TraceError(f"cannot annotate {a.trace.path!r}: it is not complete JSON ({e}); repair it first") from None
+    top = json_or_error(
+        raw,
+        lambda why: TraceError(f"cannot annotate {a.trace.path!r}: it is not complete JSON ({why}); repair it first"),
+    )
     events = top.get("traceEvents") if isinstance(top, dict) else top
     if not isinstance(events, list):
         raise TraceError(f"cannot annotate {a.trace.path!r}: no traceEvents list")

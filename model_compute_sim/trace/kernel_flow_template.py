@@ -6,7 +6,6 @@ JSON, or per category group split by time for per-category milliseconds."""
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 from collections import defaultdict
@@ -18,6 +17,7 @@ from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.result import OpRow, SimResult
 from model_compute_sim.trace.kernel_rows import NAME_WIDTH, KernelRowDraft
 from model_compute_sim.trace.kernels import PREC_PEAK, gemm_precision
+from model_compute_sim.trace.load import json_or_error
 
 # --- the one mapping table: seed kernel-flow categories -> template op groups --------------------
 KERNEL_FLOW_GROUPS: Mapping[str, str] = {
@@ -103,12 +103,9 @@ def parse_flow(kf: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str) -> Map
                 raise SimError(f"kernel_flow file {path!r} not found")
             with open(path, encoding="utf-8") as f:
                 text = f.read()
-        try:
-            kf = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SimError(
-                f"kernel_flow is not valid JSON ({e.msg} at char {e.pos}); give a JSON object or '@file'"
-            ) from e
+        kf = json_or_error(
+            text, lambda why: SimError(f"kernel_flow is not valid JSON ({why}); give a JSON object or '@file'")
+        )
     if isinstance(kf, list):
         kf = {"kernels": kf}
     if not isinstance(kf, Mapping) or not isinstance(kf.get("kernels"), list) or not kf["kernels"]:

@@ -16,11 +16,12 @@ import os
 import re
 import stat
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from model_compute_sim.errors import TraceError
+from model_compute_sim.errors import SimError, TraceError
 from model_compute_sim.trace.events import (
     ANNOTATION,
     ARG_KEYS,
@@ -116,6 +117,15 @@ def _gunzip(f: Any, path: str, max_bytes: int) -> bytearray:
     return out_buf
 
 
+def json_or_error(text: str | bytes | bytearray, error: Callable[[str], SimError]) -> Any:
+    """`text` parsed as JSON (orjson, like the traces), or `error(why)` raised, `why` the parser's reason
+    and position: every JSON input of the trace side fails the same way, with a message naming it."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise error(str(e)) from None
+
+
 def _skip_ws(raw: Buf, i: int) -> int:
     n = len(raw)
     while i < n and raw[i] in _WS:
@@ -142,12 +152,12 @@ def _find_event_array(raw: Buf, path: str) -> tuple[int, bool]:
             j = _skip_ws(raw, j + 1)
             if raw[j : j + 1] == b"[":
                 return j + 1, True
-    try:
-        top = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise TraceError(
-            f"not a PyTorch profiler trace: {path!r} is not valid JSON ({e}) and has no traceEvents list"
-        ) from None
+    top = json_or_error(
+        raw,
+        lambda why: TraceError(
+            f"not a PyTorch profiler trace: {path!r} is not valid JSON ({why}) and has no traceEvents list"
+        ),
+    )
     if isinstance(top, dict):
         keys = ", ".join(sorted(top)[:20])
         raise TraceError(

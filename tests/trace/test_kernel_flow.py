@@ -244,7 +244,10 @@ def test_error_texts() -> None:
         kernel_flow_mfu(kernel_ms={"mla": 1.0}, model="deepseek-v3")
     with pytest.raises(SimError, match="dur_us"):
         kernel_flow_mfu(kernel_flow={"kernels": [{"name": "x"}]}, **DS)
-    with pytest.raises(SimError, match="not valid JSON"):
+    # the parser's reason and where: `{nope` breaks at its second character (char 1)
+    with pytest.raises(
+        SimError, match=r"^kernel_flow is not valid JSON \(.*\(char 1\)\); give a JSON object or '@file'$"
+    ):
         kernel_flow_mfu(kernel_flow="{nope", **DS)
     with pytest.raises(SimError, match=r"layers \[99\] are not layers"):
         kernel_flow_mfu(kernel_flow=ds_flow(layers=(99,)), **DS)
