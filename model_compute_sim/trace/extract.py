@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Literal
 
 from model_compute_sim.errors import TraceError
@@ -298,24 +299,18 @@ def _kernel_row(name: str, k: KernelName) -> KernelRow:
     )
 
 
+# an op row carries its counted op's numbers under the same field names, then the op's name, time and scope
+_COUNTED_FIELDS = tuple(f.name for f in fields(CountedOp) if f.name in OpRow.model_fields)
+
+
 def _op_row(ctx: TraceAnalysis, c: CountedOp) -> OpRow:
     fl = ctx.flow if c.source == "trace" else ctx.flow.capture
     assert fl is not None
     o, oi = fl.trace.ops[c.index], fl.op_info[c.index]
-    return OpRow(
-        name=o.name,
-        category=c.category,
-        layer=c.layer,
-        flops=c.flops,
-        kind=c.kind,
-        dtype=c.dtype,
-        shapes=c.shapes,
-        gpu_time_us=round(c.gpu_time_us, 3),
-        kernels=c.kernels,
-        ts_us=o.ts,
-        dur_us=o.dur,
-        scope="/".join(oi.scope[-3:]) + (f" [{c.source}]" if c.source != "trace" else ""),
-    )
+    row = {f: getattr(c, f) for f in _COUNTED_FIELDS}
+    row["gpu_time_us"] = round(c.gpu_time_us, 3)
+    scope = "/".join(oi.scope[-3:]) + (f" [{c.source}]" if c.source != "trace" else "")
+    return OpRow(**row, name=o.name, ts_us=o.ts, dur_us=o.dur, scope=scope)
 
 
 def _alignment(ctx: TraceAnalysis, request: ExtractRequest) -> TraceAlignment:

@@ -6,7 +6,7 @@ totals, per-category sums, the headroom ranking and paging)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from model_compute_sim.page import make_page
 from model_compute_sim.references import GpuSpec
@@ -73,6 +73,10 @@ class MfuDevice:
 # --- metrics, totals, headroom, paging ---------------------------------------------------------
 
 
+# a row carries its draft's fields under the same names (times and bytes rounded), then its metrics
+_DRAFT_FIELDS = tuple(f.name for f in fields(KernelRowDraft) if f.name in KernelMfuRow.model_fields)
+
+
 def row_metrics(r: KernelRowDraft, dev: MfuDevice, total: float) -> KernelMfuRow:
     flags: list[str] = []
     mfu = mbu = tflops = tbs = None
@@ -98,24 +102,21 @@ def row_metrics(r: KernelRowDraft, dev: MfuDevice, total: float) -> KernelMfuRow
         flags.append("MFU above 100%: wrong FLOP count, wrong peak or overlapping kernels")
     if mbu is not None and mbu > 100:
         flags.append("MBU above 100%: bytes overestimated (cache reuse) or wrong bandwidth")
-    return KernelMfuRow(
-        name=r.name,
+    row = {f: getattr(r, f) for f in _DRAFT_FIELDS}
+    row.update(
         attributed=bool(r.ops) if r.attributed is None else r.attributed,
-        category=r.category,
-        kernel_category=r.kernel_category,
-        layer=r.layer,
-        count=r.count,
-        ts_us=r.ts_us,
         dur_us=round(r.dur_us, 3),
-        ops=r.ops,
-        flops=r.flops,
         bytes=round(r.bytes, 1),
+        peak_dtype=peak_dtype if (r.flops > 0 or peak_dtype == "comm") else None,
+    )
+    share = round(r.dur_us * 100.0 / total, 3) if total else 0.0
+    return KernelMfuRow(
+        **row,
         achieved_tflops=_r(tflops),
         achieved_tb_per_s=_r(tbs),
         mfu_pct=_r(mfu),
-        peak_dtype=peak_dtype if (r.flops > 0 or peak_dtype == "comm") else None,
         mbu_pct=_r(mbu),
-        share_pct=round(r.dur_us * 100.0 / total, 3) if total else 0.0,
+        share_pct=share,
         flags=flags,
     )
 
