@@ -26,11 +26,8 @@ class ToyStateSpec:
     label: str = "toy"
 
 
-@register
+@register("toy_state", role="mixer")
 class ToyState(LayerKind[ToyStateSpec]):
-    kind = "toy_state"
-    role = "mixer"
-
     def ops(self, b: BuilderBase, spec: ToyStateSpec) -> list[Op]:
         return [b.gemm("toy_proj", "linear_attention_proj", b.T, b.H, b.H, "replicated")]
 
@@ -54,7 +51,7 @@ def test_every_index_spec_has_a_registered_kind() -> None:
                     seen.add(x.kind)
     assert {"gqa", "mla", "mlp", "moe"} <= seen <= set(registered())
     with pytest.raises(ValueError, match="registered twice"):
-        register(ToyState)
+        register("toy_state", role="mixer")(ToyState)
 
 
 def test_recurrent_state_and_single_block_layers() -> None:

@@ -4,9 +4,8 @@ compressed variants): query-key pairs under the chosen FLOP convention, KV posit
 
 from __future__ import annotations
 
-from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.layers.base import divisors
+from model_compute_sim.simulator.layers.base import require_divides
 from model_compute_sim.simulator.ops import BuilderBase, Op, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat
@@ -107,5 +106,4 @@ def attention_dtype(opts: Options) -> WeightFormat:
 
 def check_heads(a: AttentionSpec, tp: int) -> None:
     """tp must divide the query heads (shared by the attention kinds)."""
-    if a.heads % tp:
-        raise ParallelismError(f"tp={tp} does not divide num_attention_heads={a.heads}; valid tp: {divisors(a.heads)}")
+    require_divides(tp, a.heads, f"num_attention_heads={a.heads}")

@@ -12,10 +12,11 @@ description and assumptions. See ARCHITECTURE.md, "Adding a layer kind".
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Literal, TypeVar
 
+from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import KindSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat
@@ -35,11 +36,16 @@ class Cache:
 
 
 class LayerKind(ABC, Generic[S]):
-    """One mixer or feed-forward kind. Subclass, set `kind` and `role`, decorate with `@register`."""
+    """One mixer or feed-forward kind. Subclass it and register the subclass under the `kind` its specs carry:
+    `@register("mla", role="mixer")`. The registry holds one instance per name, which knows its name, role
+    and title (`kind`, `role`, `title`: given once, at registration)."""
 
-    kind: ClassVar[str]  # the `kind` of the specs this class handles
-    role: ClassVar[Role]
     expert_parallel: ClassVar[bool] = False  # True when ep > 1 spreads this kind's weights (MoE)
+
+    def __init__(self, kind: str, role: Role, title: str | None = None) -> None:
+        self.kind = kind  # the `kind` of the specs this instance costs
+        self.role = role
+        self.title = title  # its name in the result's model description ("Mamba-2"), when `describe` is default
 
     @abstractmethod
     def ops(self, b: BuilderBase, spec: S) -> list[Op]:
@@ -64,8 +70,15 @@ class LayerKind(ABC, Generic[S]):
 
     def describe(self, specs: Sequence[S], layers: int) -> str | None:
         """One line for the result's model description, from every spec of this kind in the model (one per
-        layer holding it, in layer order) and the model's layer count."""
-        return None
+        layer holding it, in layer order) and the model's layer count. Default: "<title> on n of L layers:
+        <details of the first spec>", none without a title."""
+        if self.title is None:
+            return None
+        return f"{self.title} on {len(specs)} of {layers} layers: {self.details(specs[0])}"
+
+    def details(self, spec: S) -> str:
+        """The sizes the default description line names after the title."""
+        return ""
 
     notes: ClassVar[tuple[str, ...]] = ()  # fixed convention lines: what `assumptions` returns by default
 
@@ -115,6 +128,14 @@ def divisors(n: int, most: int | None = None) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0 and (most is None or d <= most)]
 
 
+def require_divides(tp: int, n: int, what: str, *, also: tuple[int, ...] = (), most: int | None = None) -> None:
+    """Raise ParallelismError "tp=<tp> does not divide <what>; valid tp: [...]" unless tp divides n; the valid
+    degrees are the divisors of n (up to `most`) that divide every count in `also` too."""
+    if n % tp:
+        valid = [d for d in divisors(n, most) if all(m % d == 0 for m in also)]
+        raise ParallelismError(f"tp={tp} does not divide {what}; valid tp: {valid}")
+
+
 def share(specs: Sequence[KindSpec], layers: int) -> str:
     """ " (n of L layers)" when a kind holds only some of the model's layers."""
     return f" ({len(specs)} of {layers} layers)" if len(specs) < layers else ""
@@ -124,12 +145,18 @@ _REGISTRY: dict[str, LayerKind[KindSpec]] = {}
 K = TypeVar("K", bound=type[LayerKind])  # type: ignore[type-arg]
 
 
-def register(cls: K) -> K:
-    """Class decorator: one instance of `cls` handles every spec whose `kind` is `cls.kind`."""
-    if cls.kind in _REGISTRY:
-        raise ValueError(f"layer kind {cls.kind!r} is registered twice")
-    _REGISTRY[cls.kind] = cls()
-    return cls
+def register(kind: str, *, role: Role, title: str | None = None) -> Callable[[K], K]:
+    """Class decorator: `@register("mamba2", role="mixer", title="Mamba-2")` makes one instance of the class
+    the kind that costs every spec whose `kind` is "mamba2". Registration order is the order of the kinds
+    in a result's model description (layers/__init__.py imports the modules in that order)."""
+
+    def add(cls: K) -> K:
+        if kind in _REGISTRY:
+            raise ValueError(f"layer kind {kind!r} is registered twice")
+        _REGISTRY[kind] = cls(kind, role, title)
+        return cls
+
+    return add
 
 
 def kind_of(spec: KindSpec) -> LayerKind[KindSpec]:

@@ -13,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_dsv4 as V4
 from model_compute_sim.simulator.layers.attention_core import attention_dtype, softmax_core
-from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, row_out
+from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, require_divides, row_out
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
-from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import Options, SeqGroup
 
 FP32 = 4
@@ -92,8 +90,9 @@ def _core_pairs(b: BuilderBase, s: CsaSpec, g: SeqGroup) -> tuple[int, int]:
     return F.window_pairs(g.q, g.c, s.window), comp
 
 
-def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str, wd: WeightFormat) -> list[Op]:
+def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str) -> list[Op]:
     T, H, di = b.T, b.H, s.index_head_dim
+    wd = attention_dtype(b.opts)  # the `attention` format, as Csa.weight_bytes counts them
     hi = s.index_heads // b.shard.tp
     ops = [
         b.gemm("indexer.wq_b", "attention_indexer", T, s.q_lora_rank, hi * di, col, weight_dtype=wd),
@@ -176,24 +175,20 @@ def _hc_ops(b: BuilderBase, s: CsaSpec, half: str) -> list[Op]:
     return ops
 
 
-@register
+@register("csa", role="mixer")
 class Csa(LayerKind[CsaSpec]):
-    kind = "csa"
-    role = "mixer"
-
     def ops(self, b: BuilderBase, spec: CsaSpec) -> list[Op]:
         s, sh, T, H = spec, b.shard, b.T, b.H
         h, g_loc, d = s.heads // sh.tp, s.o_groups // sh.tp, s.head_dim
         col = split("column", sh.tp)
-        wd = attention_dtype(b.opts)
         hc_attn = b.once(("hc", "attn", s.hc_mult), lambda: _hc_ops(b, s, "attn")) if s.hc_mult > 1 else []
         ops = hc_attn[:3]
         ops += [
-            b.gemm("wq_a", "attention_proj", T, H, s.q_lora_rank, "replicated", weight_dtype=wd),
+            b.gemm("wq_a", "attention_proj", T, H, s.q_lora_rank, "replicated"),
             b.norm("q_norm", "norm", T, s.q_lora_rank),
-            b.gemm("wq_b", "attention_proj", T, s.q_lora_rank, h * d, col, weight_dtype=wd),
+            b.gemm("wq_b", "attention_proj", T, s.q_lora_rank, h * d, col),
             b.norm("q_head_rms", "norm", T, h * d),
-            b.gemm("wkv", "attention_proj", T, H, d, "replicated", weight_dtype=wd),
+            b.gemm("wkv", "attention_proj", T, H, d, "replicated"),
             b.norm("kv_norm", "norm", T, d),
             b.vector(
                 "rotary_emb", "elementwise", "elementwise", T * (2 * h + 1) * s.rope_dim, F.ROPE_FLOPS_PER_ELEMENT
@@ -201,11 +196,11 @@ class Csa(LayerKind[CsaSpec]):
         ]
         if s.ratio:
             w = s.overlap * d
-            ops.append(b.gemm("compressor.wkv", "attention_proj", T, H, w, "replicated", weight_dtype=wd))
-            ops.append(b.gemm("compressor.wgate", "attention_proj", T, H, w, "replicated", weight_dtype=wd))
+            ops.append(b.gemm("compressor.wkv", "attention_proj", T, H, w, "replicated"))
+            ops.append(b.gemm("compressor.wgate", "attention_proj", T, H, w, "replicated"))
             ops.append(b.vector("compressor.pool", "elementwise", "elementwise", T * w, 4, reads=2))
         if s.has_indexer:
-            ops += _indexer_ops(b, s, col, wd)
+            ops += _indexer_ops(b, s, col)
         ops.append(_core(b, s, h))
         o_in = h * d // g_loc if g_loc else 0
         wo_a = b.gemm(
@@ -215,12 +210,11 @@ class Csa(LayerKind[CsaSpec]):
             o_in,
             s.o_lora_rank,
             col,
-            weight_dtype=wd,
             weight_params=g_loc * o_in * s.o_lora_rank,
         )
         wo_a.note = f"grouped low-rank output: {s.o_groups} groups of {s.heads * d // s.o_groups} -> {s.o_lora_rank}"
         ops.append(wo_a)
-        ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce", weight_dtype=wd)
+        ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce")
         if s.hc_mult > 1:
             ops += hc_attn[3:] + b.once(("hc", "ffn", s.hc_mult), lambda: _hc_ops(b, s, "ffn"))
         return ops
@@ -252,11 +246,9 @@ class Csa(LayerKind[CsaSpec]):
         return Cache(bytes_per_position=per_pos * kvb, state_bytes=state)
 
     def check_sharding(self, spec: CsaSpec, shard: Shard) -> None:
-        s, tp = spec, shard.tp
-        for what, n in (("num_attention_heads", s.heads), ("o_groups", s.o_groups), ("index_n_heads", s.index_heads)):
-            if n % tp:
-                valid = [t for t in range(1, n + 1) if s.heads % t == 0 and s.o_groups % t == 0]
-                raise ParallelismError(f"tp={tp} does not divide {what}={n}; valid tp: {valid}")
+        counts = (("num_attention_heads", spec.heads), ("o_groups", spec.o_groups), ("index_n_heads", spec.index_heads))
+        for what, n in counts:
+            require_divides(shard.tp, n, f"{what}={n}", also=(spec.heads, spec.o_groups, spec.index_heads))
 
     def describe(self, specs: Sequence[CsaSpec], layers: int) -> str:
         s = specs[0]

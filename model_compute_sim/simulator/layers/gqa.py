@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.layers.attention_core import attention_core, attention_dtype, check_heads
+from model_compute_sim.simulator.layers.attention_core import attention_core, check_heads
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
@@ -27,11 +27,8 @@ def qk_norm_params(a: AttentionSpec, heads: int) -> int:
     return a.head_dim if a.qk_norm_shared else heads * a.head_dim
 
 
-@register
+@register("gqa", role="mixer")
 class Gqa(DenseKind[AttentionSpec]):
-    kind = "gqa"
-    role = "mixer"
-
     def ops(self, b: BuilderBase, spec: AttentionSpec) -> list[Op]:
         a, sh, T, H = spec, b.shard, b.T, b.H
         h, kv = a.heads // sh.tp, sh.kv_heads(a.kv_heads)
@@ -41,13 +38,12 @@ class Gqa(DenseKind[AttentionSpec]):
             if sh.tp > 1
             else "replicated"
         )
-        wd = attention_dtype(b.opts)
         ops = [
-            b.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col, weight_dtype=wd),
-            b.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard, weight_dtype=wd),
+            b.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col),
+            b.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard),
         ]
         if not a.k_eq_v:
-            ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, weight_dtype=wd))
+            ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard))
         heads_split = split("heads", sh.tp)  # element-wise work on the local heads, split like the GEMMs
         if a.qk_norm:
             for name, heads, label in (("q_norm", h, heads_split), ("k_norm", kv, kv_shard)):
@@ -68,7 +64,7 @@ class Gqa(DenseKind[AttentionSpec]):
         kv_dims = a.head_dim if a.k_eq_v else a.head_dim + a.v_head_dim
         ops.append(attention_core(b, "attention", a, b.wl, h, kv, a.head_dim, a.v_head_dim, kv_dims=kv_dims))
         if a.output_gate_dim:
-            ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, weight_dtype=wd))
+            ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col))
             ops.append(
                 b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2, sharding=heads_split)
             )

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import lightning_formulas as LF
-from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, require_divides, row_out
 from model_compute_sim.simulator.layers.ssm_common import PROJ, core_op, core_paths
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.workload import Options
@@ -114,9 +113,8 @@ def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     tp, T, H = b.shard.tp, b.T, b.H
     inner = la.inner // tp
     col = split("column", tp)
-    dt = b.opts.wfmt("recurrent")
     ops = [
-        b.gemm("qkv_proj", PROJ, T, H, 3 * inner, col, weight_dtype=dt),
+        b.gemm("qkv_proj", PROJ, T, H, 3 * inner, col),
         b.vector("qkv_silu", "elementwise", "elementwise", T * 3 * inner, LF.QKV_ACT_FLOPS_PER_ELEMENT),
     ]
     ops += _core(b, la)
@@ -125,7 +123,7 @@ def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     ops.append(norm)
     if b.shard.per_gpu and tp > 1:
         ops.append(_norm_allreduce(b, T, tp))
-    ops.append(b.gemm("output_gate", PROJ, T, H, inner, col, weight_dtype=dt))
+    ops.append(b.gemm("output_gate", PROJ, T, H, inner, col))
     ops.append(
         b.vector(
             "output_gate_mul",
@@ -137,14 +135,11 @@ def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
             note="sigmoid(output_gate(x)) * norm(o)",
         )
     )
-    return ops + row_out(b, "out_proj", PROJ, inner, "lightning_allreduce", weight_dtype=dt)
+    return ops + row_out(b, "out_proj", PROJ, inner, "lightning_allreduce")
 
 
-@register
+@register("lightning_attention", role="mixer", title="MiniMax lightning attention")
 class LightningAttention(DenseKind[LightningAttentionSpec]):
-    kind = "lightning_attention"
-    role = "mixer"
-
     def ops(self, b: BuilderBase, spec: LightningAttentionSpec) -> list[Op]:
         return lightning_ops(b, spec)
 
@@ -158,17 +153,12 @@ class LightningAttention(DenseKind[LightningAttentionSpec]):
 
     def check_sharding(self, spec: LightningAttentionSpec, shard: Shard) -> None:
         """vLLM asserts num_heads % tp_size == 0 (LinearAttention.__init__)."""
-        if spec.heads % shard.tp:
-            raise ParallelismError(
-                f"tp={shard.tp} does not divide the {spec.heads} lightning-attention heads; "
-                f"valid tp: {divisors(spec.heads)}"
-            )
+        require_divides(shard.tp, spec.heads, f"the {spec.heads} lightning-attention heads")
 
-    def describe(self, specs: Sequence[LightningAttentionSpec], layers: int) -> str:
-        s = specs[0]
+    def details(self, s: LightningAttentionSpec) -> str:
         return (
-            f"MiniMax lightning attention on {len(specs)} of {layers} layers: {s.heads} heads, head_dim "
-            f"{s.head_dim}, {LF.BLOCK}-token blocks, state {s.heads}x{s.head_dim}x{s.head_dim} per sequence"
+            f"{s.heads} heads, head_dim {s.head_dim}, {LF.BLOCK}-token blocks, "
+            f"state {s.heads}x{s.head_dim}x{s.head_dim} per sequence"
         )
 
     def assumptions(self, specs: Sequence[LightningAttentionSpec], opts: Options) -> list[str]:

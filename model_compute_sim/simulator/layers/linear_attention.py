@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import linear_attention_formulas as LF
-from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, register, row_out
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, require_divides, row_out
 from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, core_op, core_paths
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
-from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 
@@ -89,18 +87,14 @@ def linear_state_bytes(la: LinearAttentionSpec, tp: int, conv_bytes: float) -> f
     return state + LF.conv_state_elements(la.conv_channels // tp, la.conv_kernel) * conv_bytes
 
 
-def _dtype(b: BuilderBase) -> WeightFormat:
-    return b.opts.wfmt("recurrent")
-
-
 def _projections(b: BuilderBase, la: LinearAttentionSpec, col: str) -> list[Op]:
     tp, T, H = b.shard.tp, b.T, b.H
-    ops = [b.gemm(name, PROJ, T, H, width // tp, col, weight_dtype=_dtype(b)) for name, width in la.projections]
+    ops = [b.gemm(name, PROJ, T, H, width // tp, col) for name, width in la.projections]
     if la.gate_rank:  # KDA: forget gate and output gate through rank r (down-projection replicated)
         r = la.gate_rank
         for down, up in (("f_a_proj", "f_b_proj"), ("g_a_proj", "g_b_proj"))[: la.low_rank_gates]:
-            ops.append(b.gemm(down, PROJ, T, H, r, "replicated", weight_dtype=_dtype(b)))
-            ops.append(b.gemm(up, PROJ, T, r, la.value_dim // tp, col, weight_dtype=_dtype(b)))
+            ops.append(b.gemm(down, PROJ, T, H, r, "replicated"))
+            ops.append(b.gemm(up, PROJ, T, r, la.value_dim // tp, col))
     return ops
 
 
@@ -195,13 +189,11 @@ def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
         )
     )
     out = "out_proj" if la.kind == "gated_deltanet" else "o_proj"
-    return ops + row_out(b, out, PROJ, hv * la.head_v_dim, "linear_attn_allreduce", weight_dtype=_dtype(b))
+    return ops + row_out(b, out, PROJ, hv * la.head_v_dim, "linear_attn_allreduce")
 
 
 class _LinearAttention(DenseKind[LinearAttentionSpec]):
     """Shared by both delta-rule kinds (one registration per `LinearAttentionSpec.kind`)."""
-
-    role = "mixer"
 
     def ops(self, b: BuilderBase, spec: LinearAttentionSpec) -> list[Op]:
         return linear_attention_ops(b, spec)
@@ -216,31 +208,25 @@ class _LinearAttention(DenseKind[LinearAttentionSpec]):
 
     def check_sharding(self, spec: LinearAttentionSpec, shard: Shard) -> None:
         """Engines split the key and the value heads of a linear-attention layer over the tp ranks."""
-        tp = shard.tp
-        for what, heads in (("key", spec.k_heads), ("value", spec.v_heads)):
-            if heads % tp:
-                valid = [d for d in divisors(spec.k_heads) if spec.v_heads % d == 0]
-                raise ParallelismError(
-                    f"tp={tp} does not divide the {heads} linear-attention {what} heads; valid tp: {valid}"
-                )
+        both = (spec.k_heads, spec.v_heads)
+        for what, heads in zip(("key", "value"), both, strict=True):
+            require_divides(shard.tp, heads, f"the {heads} linear-attention {what} heads", also=both)
 
-    def describe(self, specs: Sequence[LinearAttentionSpec], layers: int) -> str:
-        s = specs[0]
-        name = "Gated DeltaNet" if s.kind == "gated_deltanet" else "Kimi Delta Attention"
+    def details(self, s: LinearAttentionSpec) -> str:
         return (
-            f"{name} on {len(specs)} of {layers} layers: {s.k_heads} key / {s.v_heads} value heads, "
-            f"dk {s.head_k_dim}, dv {s.head_v_dim}, conv {s.conv_kernel}, state {s.state_dtype}"
+            f"{s.k_heads} key / {s.v_heads} value heads, dk {s.head_k_dim}, dv {s.head_v_dim}, "
+            f"conv {s.conv_kernel}, state {s.state_dtype}"
         )
 
     def assumptions(self, specs: Sequence[LinearAttentionSpec], opts: Options) -> list[str]:
         return LF.linear_attention_assumptions(specs[0].kind, specs[0].state_dtype)
 
 
-@register
+@register("gated_deltanet", role="mixer", title="Gated DeltaNet")
 class GatedDeltaNet(_LinearAttention):
-    kind = "gated_deltanet"
+    """Qwen3-Next, Qwen3.5 / 3.6 linear_attention layers."""
 
 
-@register
+@register("kimi_delta_attention", role="mixer", title="Kimi Delta Attention")
 class KimiDeltaAttention(_LinearAttention):
-    kind = "kimi_delta_attention"
+    """Kimi-Linear, Kimi-K3 KDA layers."""

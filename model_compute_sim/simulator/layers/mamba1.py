@@ -30,10 +30,8 @@ ASSUMPTION = (
 )
 
 
-@register
+@register("mamba1", role="mixer", title="Mamba-1")
 class Mamba1(SsmKind):
-    kind = "mamba1"
-    name = "Mamba-1"
     notes = (ASSUMPTION,)
 
     def ops(self, b: BuilderBase, spec: SsmSpec) -> list[Op]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import ssm_formulas as SF
-from model_compute_sim.simulator.layers.base import divisors, register
+from model_compute_sim.simulator.layers.base import register, require_divides
 from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, SsmKind, conv_op, out_proj, recurrent, state_io
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
@@ -58,10 +58,8 @@ def _scan(b: BuilderBase, s: SsmSpec, h: int, g: int, channels: int) -> Op:
     )
 
 
-@register
+@register("mamba2", role="mixer", title="Mamba-2")
 class Mamba2(SsmKind):
-    kind = "mamba2"
-    name = "Mamba-2"
     notes = (ASSUMPTION,)
 
     def ops(self, b: BuilderBase, spec: SsmSpec) -> list[Op]:
@@ -92,10 +90,7 @@ class Mamba2(SsmKind):
 
     def check_sharding(self, spec: SsmSpec, shard: Shard) -> None:
         s, tp = spec, shard.tp
-        if s.heads % tp:
-            raise ParallelismError(
-                f"tp={tp} does not divide the Mamba-2 heads ({s.heads}); valid tp: {divisors(s.heads)}"
-            )
+        require_divides(tp, s.heads, f"the Mamba-2 heads ({s.heads})")
         if s.groups % tp and tp % s.groups:
             raise ParallelismError(
                 f"tp={tp} and the Mamba-2 n_groups={s.groups}: one must divide the other (groups are split, "

@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, attention_dtype, check_heads
+from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, check_heads
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
-from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
 
@@ -41,17 +40,17 @@ def mla_split(b: BuilderBase) -> tuple[Workload, Workload]:
     return Workload(tuple(short)), Workload(tuple(long))
 
 
-def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: WeightFormat) -> list[Op]:
+def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str) -> list[Op]:
     T, H = b.T, b.H
     r, nope, rope = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim
     ops: list[Op] = []
     if a.q_lora_rank:
-        ops.append(b.gemm("q_a_proj", "attention_proj", T, H, a.q_lora_rank, "replicated", weight_dtype=wd))
+        ops.append(b.gemm("q_a_proj", "attention_proj", T, H, a.q_lora_rank, "replicated"))
         ops.append(b.norm("q_a_layernorm", "norm", T, a.q_lora_rank))
-        ops.append(b.gemm("q_b_proj", "attention_proj", T, a.q_lora_rank, h * (nope + rope), col, weight_dtype=wd))
+        ops.append(b.gemm("q_b_proj", "attention_proj", T, a.q_lora_rank, h * (nope + rope), col))
     else:
-        ops.append(b.gemm("q_proj", "attention_proj", T, H, h * (nope + rope), col, weight_dtype=wd))
-    ops.append(b.gemm("kv_a_proj_with_mqa", "attention_proj", T, H, r + rope, "replicated", weight_dtype=wd))
+        ops.append(b.gemm("q_proj", "attention_proj", T, H, h * (nope + rope), col))
+    ops.append(b.gemm("kv_a_proj_with_mqa", "attention_proj", T, H, r + rope, "replicated"))
     ops.append(b.norm("kv_a_layernorm", "norm", T, r))
     if a.rotary_dim:  # 0 for NoPE MLA (Kimi-Linear): the rope dims are carried but not rotated
         ops.append(
@@ -67,9 +66,7 @@ def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str, wd: Weig
     return ops
 
 
-def _expanded(
-    b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: WeightFormat, only: bool
-) -> list[Op]:
+def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, only: bool) -> list[Op]:
     r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
     positions = sum(g.count * (g.c + g.q) for g in wl.groups)
     kvb = b.opts.kv_bytes
@@ -80,7 +77,6 @@ def _expanded(
         r,
         h * (nope + dv),
         col,
-        weight_dtype=wd,
         note="expanded MLA: latent cache multiplied out for every key position",
     )
     op.act_read_bytes = float(positions) * r * kvb
@@ -93,23 +89,17 @@ def _expanded(
     return [op, core]
 
 
-def _per_head(
-    b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, wd: WeightFormat, note: str
-) -> Op:
+def _per_head(b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, note: str) -> Op:
     """A per-head [k, n] weight applied to each of `h` local heads of `tokens` tokens (a batched GEMM)."""
-    return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_dtype=wd, weight_params=h * k * n, note=note)
+    return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_params=h * k * n, note=note)
 
 
-def _absorbed(
-    b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, wd: WeightFormat, only: bool
-) -> list[Op]:
+def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, only: bool) -> list[Op]:
     r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
-    q_absorb = _per_head(b, "q_absorb_uk", wl.tokens, h, nope, r, col, wd, "W_UK folded into the query (absorbed MLA)")
+    q_absorb = _per_head(b, "q_absorb_uk", wl.tokens, h, nope, r, col, "W_UK folded into the query (absorbed MLA)")
     core = attention_core(b, "attention" if only else "attention_absorbed", a, wl, h, 1, r + rope, r, kv_dims=r + rope)
     core.note += "; absorbed: latent-space MQA"
-    out_absorb = _per_head(
-        b, "out_absorb_uv", wl.tokens, h, r, dv, col, wd, "W_UV folded into the output (absorbed MLA)"
-    )
+    out_absorb = _per_head(b, "out_absorb_uv", wl.tokens, h, r, dv, col, "W_UV folded into the output (absorbed MLA)")
     return [q_absorb, core, out_absorb]
 
 
@@ -156,26 +146,22 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
     return ops
 
 
-@register
+@register("mla", role="mixer")
 class Mla(DenseKind[AttentionSpec]):
-    kind = "mla"
-    role = "mixer"
-
     def ops(self, b: BuilderBase, spec: AttentionSpec) -> list[Op]:
         a, sh = spec, b.shard
         h = a.heads // sh.tp
         col = split("column", sh.tp)
-        wd = attention_dtype(b.opts)
-        ops = _projections_in(b, a, h, col, wd)
+        ops = _projections_in(b, a, h, col)
         if a.indexer is not None:
             ops += indexer_ops(b, a)
         absorbed, expanded = mla_split(b)
         if expanded.groups:
-            ops += _expanded(b, a, expanded, h, col, wd, only=not absorbed.groups)
+            ops += _expanded(b, a, expanded, h, col, only=not absorbed.groups)
         if absorbed.groups:
-            ops += _absorbed(b, a, absorbed, h, col, wd, only=not expanded.groups)
+            ops += _absorbed(b, a, absorbed, h, col, only=not expanded.groups)
         if a.output_gate_dim:  # Kimi-K3: sigmoid(g_proj(x)) times the heads' outputs before o_proj
-            ops.append(b.gemm("g_proj", "attention_proj", b.T, b.H, h * a.output_gate_dim, col, weight_dtype=wd))
+            ops.append(b.gemm("g_proj", "attention_proj", b.T, b.H, h * a.output_gate_dim, col))
             gate = b.vector("output_gate", "elementwise", "elementwise", b.T * h * a.v_head_dim, 2)
             gate.sharding = split("heads", b.shard.tp)
             ops.append(gate)

@@ -36,11 +36,8 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     return ops
 
 
-@register
+@register("mlp", role="ffn")
 class Mlp(DenseKind[MlpSpec]):
-    kind = "mlp"
-    role = "ffn"
-
     def ops(self, b: BuilderBase, spec: MlpSpec) -> list[Op]:
         return mlp_ops(b, spec, "mlp", b.T, "mlp")
 

@@ -114,10 +114,8 @@ def communication(b: BuilderBase, m: MoeSpec) -> list[Op]:
     return ops
 
 
-@register
+@register("moe", role="ffn")
 class Moe(LayerKind[MoeSpec]):
-    kind = "moe"
-    role = "ffn"
     expert_parallel = True
 
     def ops(self, b: BuilderBase, spec: MoeSpec) -> list[Op]:

@@ -62,11 +62,8 @@ def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     ]
 
 
-@register
+@register("msa", role="mixer")
 class Msa(LayerKind[MsaSpec]):
-    kind = "msa"
-    role = "mixer"
-
     def ops(self, b: BuilderBase, spec: MsaSpec) -> list[Op]:
         a = spec.attention
         ops = kind_of(a).ops(b, a)

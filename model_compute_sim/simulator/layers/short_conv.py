@@ -20,10 +20,8 @@ ASSUMPTION = (
 )
 
 
-@register
+@register("short_conv", role="mixer", title="short conv")
 class ShortConv(SsmKind):
-    kind = "short_conv"
-    name = "short conv"
     notes = (ASSUMPTION,)
 
     def ops(self, b: BuilderBase, spec: SsmSpec) -> list[Op]:

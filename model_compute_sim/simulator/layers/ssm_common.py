@@ -11,12 +11,9 @@ recurrent state is the layer's cache: its reads and writes are reported as `kv_r
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
 
-from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import ssm_formulas as SF
-from model_compute_sim.simulator.layers.base import Cache, DenseKind, divisors, row_out
+from model_compute_sim.simulator.layers.base import Cache, DenseKind, require_divides, row_out
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
@@ -108,18 +105,14 @@ def out_proj(b: BuilderBase, width: int) -> list[Op]:
 
 
 def check_channels(kind: str, channels: int, tp: int) -> None:
-    if channels % tp:
-        valid = divisors(channels, most=64)
-        raise ParallelismError(f"tp={tp} does not divide the {kind} channels ({channels}); valid tp: {valid}")
+    require_divides(tp, channels, f"the {kind} channels ({channels})", most=64)
 
 
 class SsmKind(DenseKind[SsmSpec]):
     """The state-space / convolution kinds: `weights(spec, hidden, tp)` counts one rank's parameters, the
-    fixed `notes` are the assumptions, `label` and `details` make the description line."""
+    fixed `notes` are the assumptions, the registered title and `details` make the description line."""
 
-    role = "mixer"
     weight_class = "recurrent"
-    name: ClassVar[str]  # in the model description: "Mamba-2"
 
     @abstractmethod
     def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
@@ -140,6 +133,3 @@ class SsmKind(DenseKind[SsmSpec]):
         """The conv state is activations (opts.act_bytes), the SSM state in the checkpoint's state dtype."""
         conv, ssm = self.state_elements(spec, shard.tp)
         return Cache(state_bytes=conv * opts.act_bytes + ssm * DTYPE_BYTES[spec.state_dtype])
-
-    def describe(self, specs: Sequence[SsmSpec], layers: int) -> str:
-        return f"{self.name} on {len(specs)} of {layers} layers: {self.details(specs[0])}"
