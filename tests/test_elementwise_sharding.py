@@ -34,3 +34,61 @@ def test_relu2_experts_activation_is_not_called_gated() -> None:
     assert "not gated" in note and "gated activation" not in note
     # Qwen3-30B-A3B experts: silu(gate) * up, three matrices
     assert _op(simulate("qwen3-30b-a3b", detail="ops"), "experts.act_fn").note.startswith("gated activation")
+
+
+def test_lightning_elementwise_ops_run_on_the_local_heads() -> None:
+    # MiniMax-M1 lightning layers: 64 heads x head_dim 128 = 8192 channels; tp=8 keeps 8 heads = 1024 channels.
+    # Decode, one token. qkv_silu: silu (4 FLOPs) on q|k|v: 3 * 8192 * 4 = 98,304 whole, 3 * 1024 * 4 = 12,288
+    # per GPU. lightning_norm (RMSNorm, 4 FLOPs, weight split with the heads, variance all-reduced):
+    # 8192 * 4 = 32,768 whole, 1024 * 4 = 4096 per GPU, weight 1024 * 2 B = 2048 B. output_gate_mul
+    # (sigmoid 4 + multiply 1): 8192 * 5 = 40,960 whole, 1024 * 5 = 5120 per GPU.
+    from tests.test_lightning_attention import M1
+
+    one, tp8 = simulate(config=M1, detail="ops"), simulate(config=M1, tp=8, detail="ops")
+    for name, whole, local in (
+        ("qkv_silu", 98_304, 12_288),
+        ("lightning_norm", 32_768, 4096),
+        ("output_gate_mul", 40_960, 5120),
+    ):
+        assert _op(one, name).sharding == "replicated" and _op(one, name).vector_flops_per_gpu == whole
+        assert _op(tp8, name).sharding == "heads /8" and _op(tp8, name).vector_flops_per_gpu == local == whole // 8
+    assert _op(tp8, "lightning_norm").weight_bytes_per_gpu == 1024 * 2
+
+
+def test_dsv4_head_sharded_and_replicated_elementwise_ops() -> None:
+    # DeepSeek-V4-Flash: hidden 4096, 64 heads x head_dim 512, rope dims 64, q_lora_rank 1024, hc_mult 4,
+    # compressor width 2 * 512 on ratio-4 layers. tp=8: 8 local heads. Decode, one token.
+    one, tp8 = simulate("deepseek-v4-flash", detail="ops"), simulate("deepseek-v4-flash", tp=8, detail="ops")
+    # q_head_rms (4 FLOPs per element) on the local heads: 64 * 512 * 4 = 131,072 whole, 8 * 512 * 4 = 16,384
+    q = _op(tp8, "q_head_rms")
+    assert q.sharding == "heads /8" and q.vector_flops_per_gpu == 8 * 512 * 4 == 16_384
+    assert _op(one, "q_head_rms").vector_flops_per_gpu == 64 * 512 * 4 == 131_072
+    # rotary_emb (3 FLOPs per element): q and the output's inverse rotation on the local heads plus the one
+    # shared kv latent: (2 * 64 + 1) * 64 * 3 = 24,768 whole, (2 * 8 + 1) * 64 * 3 = 3264 per GPU
+    rope = _op(tp8, "rotary_emb")
+    assert rope.sharding == "heads /8" and rope.vector_flops_per_gpu == 17 * 64 * 3 == 3264
+    assert _op(one, "rotary_emb").vector_flops_per_gpu == 129 * 64 * 3 == 24_768
+    # replicated at any tp: the hc streams are the whole hidden state on every rank, wq_a / wkv and the
+    # compressor are whole on every rank (so are their norms and pooling)
+    for name, flops in (
+        ("hc_attn_pre.rms", 4 * 4096 * 4),  # 65,536: RMS over hc * H
+        ("hc_attn_pre.sum", 4 * 4096 * 2),  # 32,768: weighted sum of the streams
+        ("hc_attn_post", 4 * 4096 * 2 * (1 + 4)),  # 163,840: post * out + comb @ streams
+        ("hc_ffn_post", 4 * 4096 * 2 * (1 + 4)),
+        ("q_norm", 1024 * 4),  # 4096
+        ("kv_norm", 512 * 4),  # 2048
+        ("compressor.pool", 2 * 512 * 4),  # 4096
+    ):
+        for r in (one, tp8):
+            assert _op(r, name).sharding == "replicated" and _op(r, name).vector_flops_per_gpu == flops
+
+
+def test_msa_index_norm_split_like_the_index_heads() -> None:
+    # MiniMax-M3 index branch: 4 index heads of 128 and one replicated index key. index_qk_norm (4 FLOPs) over
+    # q and k: (4 + 1) * 128 * 4 = 2560 whole; tp=8 keeps one whole index head per rank (replicated past 4):
+    # (1 + 1) * 128 * 4 = 1024, split like index_q_proj ("column /4")
+    one, tp8 = simulate("minimax-m3", detail="ops"), simulate("minimax-m3", tp=8, detail="ops")
+    assert _op(one, "index_qk_norm").vector_flops_per_gpu == 2560
+    norm = _op(tp8, "index_qk_norm")
+    assert norm.sharding == "heads /4" and norm.vector_flops_per_gpu == 1024
+    assert _op(tp8, "index_q_proj").sharding == "column /4"

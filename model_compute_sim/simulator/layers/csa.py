@@ -159,7 +159,9 @@ def _core(b: BuilderBase, s: CsaSpec, h: int) -> Op:
 
 
 def _hc_ops(b: BuilderBase, s: CsaSpec, half: str) -> list[Op]:
-    """hc_pre (mixing GEMM over the hc streams, Sinkhorn, weighted sum) and hc_post of one half."""
+    """hc_pre (mixing GEMM over the hc streams, Sinkhorn, weighted sum) and hc_post of one half. Replicated at
+    any tp: the hc residual streams are the whole hidden state on every rank (reference Block.hc_pre / hc_post
+    run before the attention's column split and after wo_b's all-reduce)."""
     T, H, hc = b.T, b.H, s.hc_mult
     mix = V4.hc_mix_width(hc)
     pre = b.gemm(f"hc_{half}_pre.mix", "hyper_connection", T, hc * H, mix, "replicated", weight_dtype="fp32")
@@ -180,24 +182,32 @@ class Csa(LayerKind[CsaSpec]):
     def ops(self, b: BuilderBase, spec: CsaSpec) -> list[Op]:
         s, sh, T, H = spec, b.shard, b.T, b.H
         h, g_loc, d = s.heads // sh.tp, s.o_groups // sh.tp, s.head_dim
-        col = split("column", sh.tp)
+        col, heads = split("column", sh.tp), split("heads", sh.tp)
         hc_attn = b.once(("hc", "attn", s.hc_mult), lambda: _hc_ops(b, s, "attn")) if s.hc_mult > 1 else []
         ops = hc_attn[:3]
+        # wq_a, wkv and their norms are whole on every rank (reference `Linear`); wq_b splits the heads
         ops += [
             b.gemm("wq_a", "attention_proj", T, H, s.q_lora_rank, "replicated"),
             b.norm("q_norm", "norm", T, s.q_lora_rank),
             b.gemm("wq_b", "attention_proj", T, s.q_lora_rank, h * d, col),
-            b.norm("q_head_rms", "norm", T, h * d),
+            b.norm("q_head_rms", "norm", T, h * d, sharding=heads),
             b.gemm("wkv", "attention_proj", T, H, d, "replicated"),
             b.norm("kv_norm", "norm", T, d),
+            # q and the output's inverse rotation on the local heads, plus the one shared kv latent
             b.vector(
-                "rotary_emb", "elementwise", "elementwise", T * (2 * h + 1) * s.rope_dim, F.ROPE_FLOPS_PER_ELEMENT
+                "rotary_emb",
+                "elementwise",
+                "elementwise",
+                T * (2 * h + 1) * s.rope_dim,
+                F.ROPE_FLOPS_PER_ELEMENT,
+                sharding=heads,
             ),
         ]
         if s.ratio:
             w = s.overlap * d
             ops.append(b.gemm("compressor.wkv", "attention_proj", T, H, w, "replicated"))
             ops.append(b.gemm("compressor.wgate", "attention_proj", T, H, w, "replicated"))
+            # the compressor is whole on every rank, so is its pooling
             ops.append(b.vector("compressor.pool", "elementwise", "elementwise", T * w, 4, reads=2))
         if s.has_indexer:
             ops += _indexer_ops(b, s, col)

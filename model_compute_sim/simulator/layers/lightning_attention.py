@@ -112,13 +112,15 @@ def _norm_allreduce(b: BuilderBase, tokens: int, tp: int) -> Op:
 def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     tp, T, H = b.shard.tp, b.T, b.H
     inner = la.inner // tp
-    col = split("column", tp)
+    col, heads = split("column", tp), split("heads", tp)  # element-wise work runs on the local heads
     ops = [
         b.gemm("qkv_proj", PROJ, T, H, 3 * inner, col),
-        b.vector("qkv_silu", "elementwise", "elementwise", T * 3 * inner, LF.QKV_ACT_FLOPS_PER_ELEMENT),
+        b.vector("qkv_silu", "elementwise", "elementwise", T * 3 * inner, LF.QKV_ACT_FLOPS_PER_ELEMENT, sharding=heads),
     ]
     ops += _core(b, la)
-    norm = b.vector("lightning_norm", "norm", "norm", T * inner, F.RMSNORM_FLOPS_PER_ELEMENT, weight_params=inner)
+    norm = b.vector(
+        "lightning_norm", "norm", "norm", T * inner, F.RMSNORM_FLOPS_PER_ELEMENT, weight_params=inner, sharding=heads
+    )
     norm.note = "RMSNorm over heads x head_dim of the core output"
     ops.append(norm)
     if b.shard.per_gpu and tp > 1:
@@ -132,6 +134,7 @@ def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
             T * inner,
             LF.GATE_FLOPS_PER_ELEMENT,
             reads=2,
+            sharding=heads,
             note="sigmoid(output_gate(x)) * norm(o)",
         )
     )

@@ -17,7 +17,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_msa as M
 from model_compute_sim.simulator.layers.attention_core import all_pairs
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, kind_of, register
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.workload import Options
 
@@ -42,7 +42,8 @@ def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     return [
         b.gemm("index_q_proj", "attention_indexer", T, H, hi * di, col),
         b.gemm("index_k_proj", "attention_indexer", T, H, di, "replicated"),
-        b.norm("index_qk_norm", "norm", T, (hi + 1) * di),
+        # the local index heads' q and the one replicated k: split like index_q_proj
+        b.norm("index_qk_norm", "norm", T, (hi + 1) * di, sharding=split("heads", min(b.shard.tp, s.index_heads))),
         Op(
             name="index.block_scores",
             category="attention_indexer",
