@@ -59,10 +59,13 @@ def test_dsv4_head_sharded_and_replicated_elementwise_ops() -> None:
     # DeepSeek-V4-Flash: hidden 4096, 64 heads x head_dim 512, rope dims 64, q_lora_rank 1024, hc_mult 4,
     # compressor width 2 * 512 on ratio-4 layers. tp=8: 8 local heads. Decode, one token.
     one, tp8 = simulate("deepseek-v4-flash", detail="ops"), simulate("deepseek-v4-flash", tp=8, detail="ops")
-    # q_head_rms (4 FLOPs per element) on the local heads: 64 * 512 * 4 = 131,072 whole, 8 * 512 * 4 = 16,384
+    # q_head_rms, q *= rsqrt(mean(q^2) + eps) per head (reference Attention.forward; no weight): square,
+    # accumulate, scale = 3 FLOPs per element on the local heads: 64 * 512 * 3 = 98,304 whole, 8 * 512 * 3 =
+    # 12,288 per GPU; reads and writes 8 * 512 bf16 = 8192 B, no weight bytes
     q = _op(tp8, "q_head_rms")
-    assert q.sharding == "heads /8" and q.vector_flops_per_gpu == 8 * 512 * 4 == 16_384
-    assert _op(one, "q_head_rms").vector_flops_per_gpu == 64 * 512 * 4 == 131_072
+    assert q.sharding == "heads /8" and q.vector_flops_per_gpu == 8 * 512 * 3 == 12_288
+    assert q.weight_bytes_per_gpu == 0 and q.bytes_read_per_gpu == q.bytes_written_per_gpu == 8 * 512 * 2
+    assert _op(one, "q_head_rms").vector_flops_per_gpu == 64 * 512 * 3 == 98_304
     # rotary_emb (3 FLOPs per element): q and the output's inverse rotation on the local heads plus the one
     # shared kv latent: (2 * 64 + 1) * 64 * 3 = 24,768 whole, (2 * 8 + 1) * 64 * 3 = 3264 per GPU
     rope = _op(tp8, "rotary_emb")
@@ -71,7 +74,7 @@ def test_dsv4_head_sharded_and_replicated_elementwise_ops() -> None:
     # replicated at any tp: the hc streams are the whole hidden state on every rank, wq_a / wkv and the
     # compressor are whole on every rank (so are their norms and pooling)
     for name, flops in (
-        ("hc_attn_pre.rms", 4 * 4096 * 4),  # 65,536: RMS over hc * H
+        ("hc_attn_pre.rms", 4 * 4096 * 2 + 24),  # 32,792: square + accumulate hc * H, scale (2 + 4) * 4 mixes
         ("hc_attn_pre.sum", 4 * 4096 * 2),  # 32,768: weighted sum of the streams
         ("hc_attn_post", 4 * 4096 * 2 * (1 + 4)),  # 163,840: post * out + comb @ streams
         ("hc_ffn_post", 4 * 4096 * 2 * (1 + 4)),
@@ -92,3 +95,18 @@ def test_msa_index_norm_split_like_the_index_heads() -> None:
     norm = _op(tp8, "index_qk_norm")
     assert norm.sharding == "heads /4" and norm.vector_flops_per_gpu == 1024
     assert _op(tp8, "index_q_proj").sharding == "column /4"
+
+
+def test_dsv4_hyper_connection_rms_has_no_weight() -> None:
+    # reference Block.hc_pre and ParallelHead.hc_head: rsqrt(mean(x^2) + eps) over a token's hc * H = 4 * 4096
+    # stream values (2 FLOPs each: square, accumulate) scales its mixes (1 FLOP each: (2 + 4) * 4 = 24 in a
+    # block, hc = 4 at the head); no weight; reads the 16,384 bf16 values (32,768 B), writes one fp32 per token
+    t = 16
+    r = simulate("deepseek-v4-flash", batch_size=1, seq_len=t, detail="ops")
+    assert r.head_tail_ops is not None
+    head = next(o for o in r.head_tail_ops if o.name == "hc_head.rms")
+    block = _op(r, "hc_ffn_pre.rms")
+    for op, mix in ((block, 24), (head, 4)):
+        assert op.vector_flops_per_gpu == t * (2 * 4 * 4096 + mix)  # 524,672 (block), 524,352 (head)
+        assert op.weight_bytes_per_gpu == 0
+        assert op.bytes_read_per_gpu == t * 4 * 4096 * 2 == 524_288 and op.bytes_written_per_gpu == t * 4

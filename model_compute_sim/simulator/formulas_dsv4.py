@@ -48,3 +48,14 @@ def compressed_entries(n: int, r: int, cap: int | None) -> int:
 def hc_mix_width(hc: int) -> int:
     """Rows of hc_fn: pre (hc) + post (hc) + comb (hc * hc) mixing weights = (2 + hc) * hc."""
     return (2 + hc) * hc
+
+
+# Weightless RMS scalings of the reference. Attention.forward: q *= rsqrt(mean(q^2) + eps) over each head's
+# head_dim. Block.hc_pre / ParallelHead.hc_head: rsqrt(mean(x^2) + eps) over a token's hc * H stream values
+# scales the token's mixes (F.linear(x, hc_fn) * rsqrt), not x.
+Q_HEAD_RMS_FLOPS_PER_ELEMENT = 3  # square, accumulate, scale by the rsqrt (no weight to multiply)
+
+
+def hc_rms_vector_flops(tokens: int, hc: int, hidden: int, mix: int) -> int:
+    """Square and accumulate each of the hc * hidden values (2 FLOPs), then scale the `mix` mixes (1 FLOP)."""
+    return tokens * (2 * hc * hidden + mix)

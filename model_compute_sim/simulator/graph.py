@@ -12,6 +12,7 @@ from __future__ import annotations
 from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
+from model_compute_sim.simulator.layers.csa import hc_rms
 from model_compute_sim.simulator.mtp import mtp_ops
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact, split
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
@@ -96,7 +97,7 @@ class Builder(BuilderBase):
         hc, T, H = self.spec.hc_mult, self.T, self.H
         mix = self.gemm("hc_head.mix", "hyper_connection", T, hc * H, hc, "replicated", weight_dtype="fp32")
         total = self.vector("hc_head.sum", "elementwise", "elementwise", T * hc * H, 2)
-        return [self.norm("hc_head.rms", "norm", T, hc * H), mix, total]
+        return [hc_rms(self, "hc_head.rms", hc, hc), mix, total]
 
     # --- one decoder layer ---------------------------------------------------------------------
 

@@ -158,6 +158,19 @@ def _core(b: BuilderBase, s: CsaSpec, h: int) -> Op:
     )
 
 
+def hc_rms(b: BuilderBase, name: str, hc: int, mix: int) -> Op:
+    """rsqrt(mean(x^2) + eps) of each token over its hc * H stream values, scaling the token's `mix` mixes:
+    reads the streams, writes one fp32 per token, no weight (formulas_dsv4.hc_rms_vector_flops)."""
+    T, H = b.T, b.H
+    op = b.vector(name, "norm", "norm", T * hc * H, 2, writes=0, width=hc * H, tokens=T)
+    op.vector_flops = V4.hc_rms_vector_flops(T, hc, H, mix)
+    op.act_write_bytes = float(T) * FP32
+    if op.shape_out:
+        op.shape_out = [T, 1]
+    op.note = f"rsqrt of the mean square over {hc} streams x {H}, scales the {mix} mixes per token (no weight)"
+    return op
+
+
 def _hc_ops(b: BuilderBase, s: CsaSpec, half: str) -> list[Op]:
     """hc_pre (mixing GEMM over the hc streams, Sinkhorn, weighted sum) and hc_post of one half. Replicated at
     any tp: the hc residual streams are the whole hidden state on every rank (reference Block.hc_pre / hc_post
@@ -167,7 +180,7 @@ def _hc_ops(b: BuilderBase, s: CsaSpec, half: str) -> list[Op]:
     pre = b.gemm(f"hc_{half}_pre.mix", "hyper_connection", T, hc * H, mix, "replicated", weight_dtype="fp32")
     pre.note = f"mixes = rmsnorm(x over {hc} streams) @ hc_fn^T: pre, post and comb weights per token (fp32)"
     ops = [
-        b.norm(f"hc_{half}_pre.rms", "norm", T, hc * H),
+        hc_rms(b, f"hc_{half}_pre.rms", hc, mix),
         pre,
         b.vector(f"hc_{half}_pre.sum", "elementwise", "elementwise", T * hc * H, 2, reads=1),
         b.vector(f"hc_{half}_post", "elementwise", "elementwise", T * hc * H, 2 * (1 + hc), reads=2),
@@ -190,7 +203,17 @@ class Csa(LayerKind[CsaSpec]):
             b.gemm("wq_a", "attention_proj", T, H, s.q_lora_rank, "replicated"),
             b.norm("q_norm", "norm", T, s.q_lora_rank),
             b.gemm("wq_b", "attention_proj", T, s.q_lora_rank, h * d, col),
-            b.norm("q_head_rms", "norm", T, h * d, sharding=heads),
+            b.vector(
+                "q_head_rms",
+                "norm",
+                "norm",
+                T * h * d,
+                V4.Q_HEAD_RMS_FLOPS_PER_ELEMENT,
+                width=h * d,
+                tokens=T,
+                sharding=heads,
+                note="q *= rsqrt(mean(q^2) + eps) over each head's head_dim: no weight",
+            ),
             b.gemm("wkv", "attention_proj", T, H, d, "replicated"),
             b.norm("kv_norm", "norm", T, d),
             # q and the output's inverse rotation on the local heads, plus the one shared kv latent
