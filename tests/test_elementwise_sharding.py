@@ -110,3 +110,19 @@ def test_dsv4_hyper_connection_rms_has_no_weight() -> None:
         assert op.vector_flops_per_gpu == t * (2 * 4 * 4096 + mix)  # 524,672 (block), 524,352 (head)
         assert op.weight_bytes_per_gpu == 0
         assert op.bytes_read_per_gpu == t * 4 * 4096 * 2 == 524_288 and op.bytes_written_per_gpu == t * 4
+
+
+def test_lightning_elementwise_bytes_in_the_dtypes_vllm_runs() -> None:
+    # vLLM MiniMaxText01LinearAttention._forward: qkv = qkv_proj(x) (bf16); q, k, v = silu(qkv.to(float32));
+    # the core output is fp32 (q's dtype), norm(hidden) stays fp32, sigmoid(gate) * hidden is cast back to bf16.
+    # MiniMax-M1 at tp=8, decode, one token: 1024 local channels.
+    from tests.test_lightning_attention import M1
+
+    r = simulate(config=M1, tp=8, detail="ops")
+    silu, norm, gate = _op(r, "qkv_silu"), _op(r, "lightning_norm"), _op(r, "output_gate_mul")
+    assert silu.bytes_read_per_gpu == 3 * 1024 * 2 == 6144  # bf16 q|k|v in
+    assert silu.bytes_written_per_gpu == 3 * 1024 * 4 == 12_288  # fp32 out
+    assert norm.bytes_written_per_gpu == 1024 * 4 == 4096
+    assert norm.bytes_read_per_gpu == 1024 * 4 + 1024 * 2 == 6144  # fp32 core output + bf16 weight
+    assert gate.bytes_read_per_gpu == 1024 * (2 + 4) == 6144  # bf16 gate + fp32 normed output
+    assert gate.bytes_written_per_gpu == 1024 * 2 == 2048

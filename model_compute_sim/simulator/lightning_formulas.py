@@ -100,7 +100,8 @@ def lightning_assumptions(block_size: int) -> list[str]:
         "element-wise FLOPs per token and head (vector_flops, no tensor-core FLOPs)",
         "lightning attention: qkv_proj (H -> 3 heads d) and output_gate (H -> heads d) column-parallel, the "
         "core and state split by heads, RMSNorm over heads d (under tp its variance is all-reduced: "
-        "MiniMaxText01RMSNormTP), sigmoid(output_gate) * norm, out_proj row-parallel; state heads x d x d per "
+        "MiniMaxText01RMSNormTP), sigmoid(output_gate) * norm, out_proj row-parallel; q, k, v, the core output "
+        "and the norm in fp32 (vLLM: silu of the upcast qkv, cast back after the output gate); state heads x d x d per "
         "sequence and layer in the model dtype, read and written once per step, constant in context length",
         "MiniMax residual scales (full/linear_attn and mlp alpha / beta factors, layernorm_*_alpha / beta): "
         "residual * alpha + branch * beta is costed as the plain residual add; the two multiplies per hidden "

@@ -113,31 +113,35 @@ def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
     tp, T, H = b.shard.tp, b.T, b.H
     inner = la.inner // tp
     col, heads = split("column", tp), split("heads", tp)  # element-wise work runs on the local heads
-    ops = [
-        b.gemm("qkv_proj", PROJ, T, H, 3 * inner, col),
-        b.vector("qkv_silu", "elementwise", "elementwise", T * 3 * inner, LF.QKV_ACT_FLOPS_PER_ELEMENT, sharding=heads),
-    ]
+    # vLLM keeps q, k, v and the core output in fp32 until the output gate: silu(qkv.to(float32)) writes fp32,
+    # the norm reads and writes fp32, the gate product reads the bf16 gate and the fp32 norm, writes bf16
+    # (one read and one write per tensor; vLLM runs the cast and the silu as two eager kernels)
+    silu = b.vector(
+        "qkv_silu", "elementwise", "elementwise", T * 3 * inner, LF.QKV_ACT_FLOPS_PER_ELEMENT, sharding=heads
+    )
+    silu.act_write_bytes = float(T) * 3 * inner * FP32
+    ops = [b.gemm("qkv_proj", PROJ, T, H, 3 * inner, col), silu]
     ops += _core(b, la)
     norm = b.vector(
         "lightning_norm", "norm", "norm", T * inner, F.RMSNORM_FLOPS_PER_ELEMENT, weight_params=inner, sharding=heads
     )
-    norm.note = "RMSNorm over heads x head_dim of the core output"
+    norm.act_read_bytes = norm.act_write_bytes = float(T) * inner * FP32
+    norm.note = "RMSNorm over heads x head_dim of the core output (fp32)"
     ops.append(norm)
     if b.shard.per_gpu and tp > 1:
         ops.append(_norm_allreduce(b, T, tp))
     ops.append(b.gemm("output_gate", PROJ, T, H, inner, col))
-    ops.append(
-        b.vector(
-            "output_gate_mul",
-            "elementwise",
-            "elementwise",
-            T * inner,
-            LF.GATE_FLOPS_PER_ELEMENT,
-            reads=2,
-            sharding=heads,
-            note="sigmoid(output_gate(x)) * norm(o)",
-        )
+    gate = b.vector(
+        "output_gate_mul",
+        "elementwise",
+        "elementwise",
+        T * inner,
+        LF.GATE_FLOPS_PER_ELEMENT,
+        sharding=heads,
+        note="sigmoid(output_gate(x)) * norm(o), cast back to the model dtype",
     )
+    gate.act_read_bytes = float(T) * inner * (b.a + FP32)
+    ops.append(gate)
     return ops + row_out(b, "out_proj", PROJ, inner, "lightning_allreduce")
 
 
