@@ -14,35 +14,49 @@ CATEGORY = "hyper_connection"  # residual-stream mixing, beside DeepSeek-V4's hy
 def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> Op:
     """One attention-residual site over `sources` sources (closed blocks + the prefix)."""
     T, H, a = b.T, b.H, b.a
+    flops, vector_flops = R.attn_res_flops(T, sources, H), R.attn_res_vector_flops(T, sources, H, delta)
+    if b.flops_only:
+        return Op(name, CATEGORY, "attention", flops, vector_flops)
     # read: the closed blocks and the prefix (+ the sublayer output added into it); write: the output, the
     # updated prefix when a delta was added, and the prefix as a new block on a block-closing layer
     reads = sources + (1 if delta else 0)
     writes = 1 + (1 if delta else 0) + (1 if write else 0)
-    return Op(
-        name=name,
-        category=CATEGORY,
-        kind="attention",
-        flops=R.attn_res_flops(T, sources, H),
-        vector_flops=R.attn_res_vector_flops(T, sources, H, delta),
-        weight_bytes=b.wbytes(2 * H, "bf16"),  # the site's RMSNorm weight and its h -> 1 projection
-        act_read_bytes=float(T) * reads * H * a,
-        act_write_bytes=float(T) * writes * H * a,
-        shape_in=[[T, sources, H], [H]],
-        shape_out=[T, H],
-        sharding="replicated",
-        peak_dtype="fp16" if b.opts.dtype == "fp16" else "bf16",
-        note=f"depth softmax over {sources} sources (closed blocks + partial sum)"
+    note = (
+        f"depth softmax over {sources} sources (closed blocks + partial sum)"
         + ("; adds the sublayer output into the partial sum" if delta else "")
-        + ("; closes a block" if write else ""),
+        + ("; closes a block" if write else "")
+    )
+    return Op(  # positional, in Op's field order (as BuilderBase.gemm)
+        name,
+        CATEGORY,
+        "attention",
+        flops,
+        vector_flops,
+        b.wbytes(2 * H, "bf16"),  # weight_bytes: the site's RMSNorm weight and its h -> 1 projection
+        float(T) * reads * H * a,  # act_read_bytes
+        float(T) * writes * H * a,  # act_write_bytes
+        0.0,  # kv_read_bytes
+        0.0,  # kv_write_bytes
+        0.0,  # comm_bytes
+        [[T, sources, H], [H]],
+        [T, H],
+        "replicated",
+        "fp16" if b.opts.dtype == "fp16" else "bf16",
+        note,
     )
 
 
-def pre_mixer(b: BuilderBase, res: AttnResSpec) -> Op:
-    return site(b, "self_attention_res", res.blocks + 1, delta=res.blocks > 0, write=res.write)
+def _part(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> list[Op]:
+    """A site as a one-op part of its layer, built once per builder (layer groups that share it share it)."""
+    return b.once((CATEGORY, name, sources, delta, write), lambda: [site(b, name, sources, delta, write)])
 
 
-def pre_ffn(b: BuilderBase, res: AttnResSpec) -> Op:
-    return site(b, "mlp_res", res.blocks + res.write + 1, delta=not res.write, write=False)
+def pre_mixer(b: BuilderBase, res: AttnResSpec) -> list[Op]:
+    return _part(b, "self_attention_res", res.blocks + 1, res.blocks > 0, res.write)
+
+
+def pre_ffn(b: BuilderBase, res: AttnResSpec) -> list[Op]:
+    return _part(b, "mlp_res", res.blocks + res.write + 1, not res.write, False)
 
 
 def output(b: BuilderBase, spec: ModelSpec) -> list[Op]:

@@ -88,8 +88,8 @@ def memory_report(
     weights, prof = _stage_residents(step, stage)
     kv = sum(cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
     act_peak = 0.0
-    for g in step.groups:
-        for o in g.local:
+    for part in step.local_parts():
+        for o in part:
             act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
     logits = sum(o.act_write_bytes for o in step.tail[1] if o.name == "lm_head") * 2  # fp32 logits
     act = act_peak + logits + block_buffer_bytes(spec, local_wl.tokens, opts.act_bytes)

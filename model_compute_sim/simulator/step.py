@@ -6,10 +6,11 @@ config -> spec -> **step** (graph per layer group, sharded) -> device (roofline)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, replace
 
 from model_compute_sim.simulator.graph import Builder, Op, Shard
-from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
+from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import Options, Workload
 
 
@@ -31,10 +32,22 @@ class Parallel:
 
 @dataclass
 class GroupOps:
+    """One group of identical layers. Its ops are kept as the layer's parts (graph.Builder.layer_parts: the
+    ops between Kimi-K3 attention-residual sites, or a whole layer without them, and each site), each part one
+    list object that every group having it shares (views sums a part once)."""
+
     layer: LayerSpec
     indices: list[int]
-    whole: list[Op]  # whole-model view, one layer: names, categories and FLOPs (Builder flops_only)
-    local: list[Op]  # busiest GPU, one layer
+    whole_parts: list[list[Op]]  # whole-model view, one layer: names, categories and FLOPs (Builder flops_only)
+    local_parts: list[list[Op]]  # busiest GPU, one layer; part i is the same piece of the layer as whole_parts[i]
+
+    @property
+    def local(self) -> list[Op]:
+        return [o for part in self.local_parts for o in part]
+
+    def count_in(self, layers: range) -> int:
+        """How many of the group's layers are in `layers` (a pipeline stage's contiguous range)."""
+        return bisect_left(self.indices, layers.stop) - bisect_left(self.indices, layers.start)
 
 
 @dataclass
@@ -48,6 +61,10 @@ class Step:
     head: tuple[list[Op], list[Op]]  # (whole model: FLOPs only, busiest GPU): embedding
     tail: tuple[list[Op], list[Op]]  # final norm and LM head
 
+    def local_parts(self) -> list[list[Op]]:
+        """Each distinct busiest-GPU part of the layer groups, once (groups share parts)."""
+        return list({id(part): part for g in self.groups for part in g.local_parts}.values())
+
     def stage_layers(self, stage: int) -> range:
         return stage_layers(self.spec.num_layers, self.par.pp, stage)
 
@@ -57,13 +74,17 @@ class Step:
         if pp == 1:
             return 0
 
+        per_layer = [
+            (g, sum(float(o.flops) for o in g.local), sum(o.bytes_total for o in g.local)) for g in self.groups
+        ]
+
         def cost(s: int) -> tuple[float, float]:
-            rng = set(self.stage_layers(s))
+            rng = self.stage_layers(s)
             f = b = 0.0
-            for g in self.groups:
-                c = sum(1 for i in g.indices if i in rng)
-                f += c * sum(float(o.flops) for o in g.local)
-                b += c * sum(o.bytes_total for o in g.local)
+            for g, gf, gb in per_layer:
+                c = g.count_in(rng)
+                f += c * gf
+                b += c * gb
             if s == 0:
                 b += sum(o.bytes_total for o in self.head[1])
             if s == pp - 1:
@@ -91,7 +112,19 @@ def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
     index: dict[LayerSpec, list[int]] = {}
     for i, layer in enumerate(spec.layers):
         index.setdefault(layer, []).append(i)
-    out = list(index.items())
+    # equal blocks as one object, so a builder finds a block it has built by identity (graph.Builder.block)
+    blocks: dict[KindSpec, KindSpec] = {}
+    out = [
+        (
+            replace(
+                layer,
+                mixers=tuple(blocks.setdefault(x, x) for x in layer.mixers),
+                ffns=tuple(blocks.setdefault(x, x) for x in layer.ffns),
+            ),
+            idx,
+        )
+        for layer, idx in index.items()
+    ]
     if len(_GROUP_CACHE) > 256:
         _GROUP_CACHE.clear()
     _GROUP_CACHE[id(spec)] = (spec, out)
@@ -104,7 +137,9 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
     whole = Builder(spec, wl, Shard(), opts, flops_only=True)
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts)
-    groups = [GroupOps(layer, idx, whole.layer(layer), local.layer(layer)) for layer, idx in layer_groups(spec)]
+    groups = [
+        GroupOps(layer, idx, whole.layer_parts(layer), local.layer_parts(layer)) for layer, idx in layer_groups(spec)
+    ]
     head = (whole.embedding(), local.embedding())
     tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())
     return Step(spec, wl, local_wl, opts, par, groups, head, tail)

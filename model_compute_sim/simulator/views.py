@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter
+
 from model_compute_sim.page import Page, make_page
 from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
@@ -15,11 +17,11 @@ from model_compute_sim.simulator.categories import CATEGORY_ORDER
 from model_compute_sim.simulator.device import Device, time_ops
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
-from model_compute_sim.simulator.result import MemoryReport, SimResult, Throughput
+from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput
 from model_compute_sim.simulator.step import Step
 from model_compute_sim.simulator.workload import Workload
 
-Rows = list[tuple[int, Op, Number]]  # (group index or -1 for head/tail, op, whole-model FLOPs)
+_ROWS = TypeAdapter(list[OpRow])
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,106 @@ class ViewOptions:
     shape: tuple[int, int, int] | None = None  # (batch_size, seq_len, context_len) as asked; None: requests
 
 
+class PartCost:
+    """Sums over the ops of one part of a layer (graph.Builder.layer_parts: a block, a norm, an add) on the
+    busiest GPU, each in op order; an op's whole-model FLOPs are those of the op of the same name in the
+    whole-model part. Built once per part and call: layer groups share parts (Kimi-K3's 24 groups differ
+    only in their attention-residual sites), so the tally adds each distinct part once, times the layers
+    that have it, instead of every op of every group (issue 9: simulate within 1 ms)."""
+
+    __slots__ = (
+        "act",
+        "by_name",
+        "bytes",
+        "cats",
+        "comm_us",
+        "compute_us",
+        "flops",
+        "flops_cats",
+        "kv",
+        "memory_us",
+        "ops",
+        "roof_us",
+        "rows",
+        "t",
+        "timed",
+        "weight",
+        "whole_flops",
+    )
+
+    def __init__(self, local: list[Op], whole: list[Op]) -> None:
+        self.ops = local
+        self.by_name = by_name = {o.name: o for o in whole}
+        self.rows: list[OpRow] | None = None  # the op rows, made by _page when a page shows them
+        # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
+        # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time, timed ops
+        self.cats: dict[str, list[Number]] = {}
+        self.flops_cats: list[str] = []  # categories with a whole-model op, in order of their first op
+        weight: Number = 0
+        kv: Number = 0
+        act: Number = 0
+        compute_us: Number = 0
+        memory_us: Number = 0
+        roof_us: Number = 0
+        comm_us: Number = 0
+        t_sum = 0.0
+        b_sum: Number = 0
+        f_sum: Number = 0
+        timed = False
+        for op in local:
+            cat = op.category
+            c = self.cats.get(cat)
+            if c is None:
+                c = self.cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0]
+            w_op = by_name.get(op.name)
+            if w_op is not None:
+                c[0] += w_op.flops
+                c[1] += w_op.vector_flops
+                c[6] += 1
+                if cat not in self.flops_cats:
+                    self.flops_cats.append(cat)
+            else:
+                c[7] += 1
+            w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
+            kr, kw = op.kv_read_bytes, op.kv_write_bytes
+            b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
+            c[2] += op.flops
+            c[3] += op.vector_flops
+            c[4] += b
+            c[5] += op.comm_bytes
+            f_sum += op.flops
+            b_sum += b
+            weight += w
+            kv += kr + kw
+            act += ar + aw
+            t = op.time_us
+            if t is None:
+                continue
+            timed = True
+            c[8] += t
+            c[9] += 1
+            t_sum += t
+            if op.kind == "communication":
+                comm_us += t
+            else:
+                compute_us += op.compute_us
+                memory_us += op.memory_us
+                roof_us += t
+        self.weight, self.kv, self.act = weight, kv, act
+        self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
+        self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
+        self.whole_flops: Number = sum((o.flops for o in whole), 0)
+
+
+# the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
+Rows = list[tuple[int, PartCost]]
+
 # per-category accumulators of the tally, in this order
 FLOPS, VECTOR, FLOPS_GPU, VECTOR_GPU, BYTES_GPU, COMM_GPU, OPS, TIME = range(8)
 
 
 class Tally:
-    """Per-category and total costs of the reported stage, accumulated op by op (in op order, so the
-    float sums are the same whatever the caller's grouping)."""
+    """Per-category and total costs of the reported stage, accumulated part by part."""
 
     def __init__(self) -> None:
         self.cats: dict[str, list[float | int]] = {}
@@ -53,69 +148,41 @@ class Tally:
         self.roof_us: float | int = 0
         self.comm_us: float | int = 0
 
-    def add(
-        self, ops: list[Op], whole_by_name: dict[str, Op], count: int, count_local: int
-    ) -> tuple[float, dict[str, Number]]:
-        """Count `ops` (one layer on the busiest GPU): per-GPU costs `count_local` times, the whole-model
-        FLOPs of the op of the same name in `whole_by_name` `count` times. The sum of the ops' times and
-        the whole-model FLOPs per category (once). Accumulators are locals in the loop (the hot loop of
-        a call), written back once."""
+    def add(self, p: PartCost, count: int, count_local: int) -> None:
+        """Count one part of a layer in `count` layers of the model, `count_local` of them in the reported
+        stage (count >= count_local): whole-model FLOPs `count` times, per-GPU costs `count_local` times; an
+        op counts max(count, count_local) instances when it has a whole-model op, else count_local."""
         cats = self.cats
-        weight, kv, act = self.weight, self.kv, self.act
-        compute_us, memory_us, roof_us, comm_us = self.compute_us, self.memory_us, self.roof_us, self.comm_us
-        t_sum = 0.0
-        cat_flops: dict[str, Number] = {}
-        for op in ops:
-            whole = whole_by_name.get(op.name)
-            wf, wv, cw = (whole.flops, whole.vector_flops, count) if whole is not None else (0, 0, 0)
-            cat = op.category
+        for cat, v in p.cats.items():
             c = cats.get(cat)
             if c is None:
                 c = cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0]
-            w, ar, aw, kr, kw = (
-                op.weight_bytes,
-                op.act_read_bytes,
-                op.act_write_bytes,
-                op.kv_read_bytes,
-                op.kv_write_bytes,
-            )
-            c[0] += wf * cw  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
-            c[1] += wv * cw
-            c[2] += op.flops * count_local
-            c[3] += op.vector_flops * count_local
-            c[4] += (w + ar + aw + kr + kw) * count_local  # Op.bytes_total, in its order
-            c[5] += op.comm_bytes * count_local
-            c[6] += count_local if count_local > cw else cw
-            weight += w * count_local
-            kv += (kr + kw) * count_local
-            act += (ar + aw) * count_local
-            if whole is not None:
-                cat_flops[cat] = cat_flops.get(cat, 0) + wf
-            t = op.time_us
-            if t is None:
-                continue
-            t_sum += t
-            if count_local == 0:
-                continue
-            c[7] += t * count_local
-            if op.kind == "communication":
-                comm_us += t * count_local
-            else:
-                compute_us += op.compute_us * count_local
-                memory_us += op.memory_us * count_local
-                roof_us += t * count_local
-        self.weight, self.kv, self.act = weight, kv, act
-        self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
-        return t_sum, cat_flops
+            c[0] += v[0] * count  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
+            c[1] += v[1] * count
+            c[2] += v[2] * count_local
+            c[3] += v[3] * count_local
+            c[4] += v[4] * count_local
+            c[5] += v[5] * count_local
+            c[6] += v[6] * max(count, count_local) + v[7] * count_local
+            if v[9] and count_local:
+                c[7] += v[8] * count_local
+        self.weight += p.weight * count_local
+        self.kv += p.kv * count_local
+        self.act += p.act * count_local
+        if p.timed and count_local:
+            self.compute_us += p.compute_us * count_local
+            self.memory_us += p.memory_us * count_local
+            self.roof_us += p.roof_us * count_local
+            self.comm_us += p.comm_us * count_local
 
 
 def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult:
     """The result of one simulated step on `dev` (roofline times when a device is known).
 
     The parts are plain dicts validated once as a whole (one pass of pydantic's validator instead of
-    one per row: the op rows are most of a detail=ops call)."""
+    one per row); op rows are validated per distinct layer part (_page) and shared by its groups."""
     if dev is not None:
-        local = {id(o): o for g in step.groups for o in g.local}  # layer groups share op records
+        local = {id(o): o for part in step.local_parts() for o in part}  # layer groups share op records
         time_ops([*local.values(), *step.head[1], *step.tail[1]], dev)
     stage = step.busiest_stage()
     tally = Tally()
@@ -154,28 +221,50 @@ Dict = dict[str, object]
 
 
 def _layer_groups(step: Step, stage: int, tally: Tally, timed: bool, want_rows: bool) -> tuple[list[Dict], Rows]:
-    in_stage = set(step.stage_layers(stage))
+    """The layer groups' rows (per-layer sums of their parts) and the stage's tally: each distinct part
+    counted once, with the layer counts of every group that has it."""
+    stage_range = step.stage_layers(stage)
     groups: list[Dict] = []
     rows: Rows = []
+    # by the parts' identities, in order of first use: the part's sums, its whole-model and stage layer counts
+    parts: dict[tuple[int, int], tuple[PartCost, list[int]]] = {}
     for gi, g in enumerate(step.groups):
-        whole_by_name = {o.name: o for o in g.whole}
-        count_local = sum(1 for i in g.indices if i in in_stage)
+        count_local = g.count_in(stage_range)
         count = len(g.indices)
-        t_layer, cat_flops = tally.add(g.local, whole_by_name, count, count_local)
-        if want_rows:
-            rows += [(gi, o, w.flops if (w := whole_by_name.get(o.name)) is not None else 0) for o in g.local]
+        t_layer = 0.0
+        flops: Number = 0
+        flops_local: Number = 0
+        bytes_local: Number = 0
+        cat_flops: dict[str, Number] = {}
+        for local, whole in zip(g.local_parts, g.whole_parts, strict=True):
+            hit = parts.get((id(local), id(whole)))
+            if hit is None:
+                hit = parts[id(local), id(whole)] = (PartCost(local, whole), [0, 0])
+            p, counts = hit
+            counts[0] += count
+            counts[1] += count_local
+            t_layer += p.t
+            flops += p.whole_flops
+            flops_local += p.flops
+            bytes_local += p.bytes
+            for cat in p.flops_cats:
+                cat_flops[cat] = cat_flops.get(cat, 0) + p.cats[cat][0]
+            if want_rows:
+                rows.append((gi, p))
         groups.append(
             {
                 "label": g.layer.label,
                 "layers": g.indices,
                 "count": count,
-                "flops_per_layer": sum((o.flops for o in g.whole), 0),
-                "flops_per_gpu_per_layer": sum((o.flops for o in g.local), 0),
-                "bytes_per_gpu_per_layer": sum(o.bytes_total for o in g.local),
+                "flops_per_layer": flops,
+                "flops_per_gpu_per_layer": flops_local,
+                "bytes_per_gpu_per_layer": bytes_local,
                 "roofline_time_us_per_layer": t_layer if timed else None,
                 "by_category_flops_per_layer": {k: v for k, v in cat_flops.items() if v},
             }
         )
+    for p, (count, count_local) in parts.values():
+        tally.add(p, count, count_local)
     return groups, rows
 
 
@@ -184,10 +273,10 @@ def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_ro
     pp = step.par.pp
     rows: Rows = []
     for (whole_ops, local_ops), on_stage in ((step.head, stage == 0), (step.tail, stage == pp - 1)):
-        whole_by_name = {o.name: o for o in whole_ops}
-        tally.add(local_ops, whole_by_name, 1, 1 if on_stage else 0)
+        p = PartCost(local_ops, whole_ops)
+        tally.add(p, 1, 1 if on_stage else 0)
         if want_rows and on_stage:
-            rows += [(-1, o, w.flops if (w := whole_by_name.get(o.name)) is not None else 0) for o in local_ops]
+            rows.append((-1, p))
     if pp > 1:
         tokens, hidden = step.local_wl.tokens, step.spec.hidden_size
         send = Op(
@@ -202,9 +291,10 @@ def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_ro
         )
         if dev is not None:
             time_ops([send], dev)
-        tally.add([send], {}, 0, 1)
+        p = PartCost([send], [])
+        tally.add(p, 0, 1)
         if want_rows:
-            rows.append((-1, send, 0))
+            rows.append((-1, p))
     return rows
 
 
@@ -294,14 +384,33 @@ def _measured(
     return flags
 
 
-def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[Dict], Page]:
-    """Op rows of the requested page, placed in their layer groups; the head/tail rows and the page."""
+def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow], Page]:
+    """Op rows of the requested page, placed in their layer groups; the head/tail rows and the page. The
+    rows of a part are validated once (one pass for all parts) and shared by the groups that have it."""
     offset, limit = view.offset, view.limit
-    end = len(rows) if limit is None else offset + limit
-    chosen = [(g, _row(o, wf)) for g, o, wf in rows[offset:end]]
-    for gi, lg in enumerate(groups):
-        lg["ops"] = [r for g, r in chosen if g == gi]
-    return [r for g, r in chosen if g == -1], make_page(len(rows), offset, limit)
+    total = sum(len(p.ops) for _, p in rows)
+    end = total if limit is None else offset + limit
+    picked: list[tuple[int, PartCost, int, int]] = []  # (group, part, its first and last+1 row in the page)
+    pos = 0
+    for gi, p in rows:
+        lo, hi = max(offset - pos, 0), min(end - pos, len(p.ops))
+        if lo < hi:
+            picked.append((gi, p, lo, hi))
+        pos += len(p.ops)
+    todo = list({id(p): p for _, p, _, _ in picked if p.rows is None}.values())
+    made = _ROWS.validate_python(
+        [_row(o, w.flops if (w := p.by_name.get(o.name)) is not None else 0) for p in todo for o in p.ops]
+    )
+    for p in todo:
+        p.rows, made = made[: len(p.ops)], made[len(p.ops) :]
+    head: list[OpRow] = []
+    per_group: list[list[OpRow]] = [[] for _ in groups]
+    for gi, p, lo, hi in picked:
+        assert p.rows is not None
+        (head if gi == -1 else per_group[gi]).extend(p.rows[lo:hi])
+    for lg, ops in zip(groups, per_group, strict=True):
+        lg["ops"] = ops
+    return head, make_page(total, offset, limit)
 
 
 def _row(op: Op, whole_flops: Number) -> Dict:
