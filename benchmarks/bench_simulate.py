@@ -1,9 +1,11 @@
 """In-process time of `simulate` over every index model and corpus config (issue 9: within 1 ms at any shape).
 
-Each model (every index entry, and every config of ../shared/fixtures/configs/corpus when present) runs
-every shape below: decode at batch 1 and 64 with context 4096 and 131072, prefill of 4096 and 32768
-tokens, and a mixed `requests` step (prefill chunks and decodes together), each in three layouts: tp 1;
-the largest tp in 8, 4, 2 the model accepts; and for MoE models that tp with ep = tp. A case is timed
+Each model (every index entry, Kimi-K3 included, and every config of ../shared/fixtures/configs/corpus when
+present) runs every shape below: decode at batch 1 and 64 with context 4096 and 131072, prefill of 4096 and
+32768 tokens, and a mixed `requests` step (prefill chunks and decodes together), each in these layouts:
+tp 1; the largest tp in 8, 4, 2 the model accepts; for MoE models that tp with ep = tp, and with dp 2 and
+ep = 2 tp; and that tp with the smallest pp in 2, 3, 4 that divides the layers; and each at every detail
+level asked (default summary and ops: the op rows are most of an ops call). A case is timed
 `runs` times after one warm-up (the spec of a model is built once, as a server does); the sweep is
 repeated `rounds` times, interleaved, and each case keeps the minimum of its round medians, so a load
 spike from other processes on the machine lifts one round only. Printed per model: the median, p90 and
@@ -11,7 +13,7 @@ max over its cases of those per-case times (ms), and the slowest cases overall. 
 the same run (an orjson round trip of a small dict) and the load average show how loaded the machine was.
 Prints numbers; asserts nothing.
 
-    PYTHONPATH=. python benchmarks/bench_simulate.py [--runs N] [--rounds R] [--detail D] [--only SUBSTR]
+    PYTHONPATH=. python benchmarks/bench_simulate.py [--runs N] [--rounds R] [--details D,D] [--only SUBSTR]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ MIXED = [
     {"new_tokens": 512, "cached_tokens": 8192, "count": 2},
     {"new_tokens": 1, "cached_tokens": 4096, "count": 48},
 ]
+DETAILS = ("summary", "ops")
 SHAPES: dict[str, dict[str, Any]] = {
     "decode b1 c4k": dict(batch_size=1, seq_len=1, context_len=4096),
     "decode b64 c4k": dict(batch_size=64, seq_len=1, context_len=4096),
@@ -60,23 +63,29 @@ def timed(call: Callable[[], object], n: int, clock: Callable[[], float] = time.
     return statistics.median(times) * 1e3
 
 
-def _accepts(spec: ModelSpec, tp: int, ep: int) -> bool:
+def _accepts(spec: ModelSpec, tp: int, ep: int, dp: int = 1, pp: int = 1) -> bool:
     try:
-        validate_parallelism(spec, tp, 1, ep, 1)
+        validate_parallelism(spec, tp, dp, ep, pp)
     except SimError:
         return False
     return True
 
 
 def layouts(spec: ModelSpec) -> list[dict[str, int]]:
-    """tp 1; the largest tp in 8, 4, 2 the model accepts; for MoE models that tp with ep = tp."""
-    out = [{"tp": 1, "ep": 1}]
+    """tp 1; the largest tp in 8, 4, 2 the model accepts; for MoE models that tp with ep = tp, and with dp 2
+    and ep = 2 tp; that tp with the smallest pp in 2, 3, 4 that divides the layers."""
+    out = [{"tp": 1}]
     tp = next((t for t in (8, 4, 2) if _accepts(spec, t, 1)), 1)
     if tp > 1:
-        out.append({"tp": tp, "ep": 1})
+        out.append({"tp": tp})
     moe = any(kind_of(x).expert_parallel for layer in spec.layers for x in layer.ffns)
     if tp > 1 and moe and _accepts(spec, tp, tp):
         out.append({"tp": tp, "ep": tp})
+    if moe and _accepts(spec, tp, 2 * tp, dp=2):
+        out.append({"tp": tp, "dp": 2, "ep": 2 * tp})
+    pp = next((p for p in (2, 3, 4) if _accepts(spec, tp, 1, pp=p)), 0)
+    if pp:
+        out.append({"tp": tp, "pp": pp})
     return out
 
 
@@ -94,19 +103,21 @@ def models(only: str, corpus: Path) -> Iterator[tuple[str, dict[str, Any], Model
             continue  # not modelled: simulate refuses it by name (list_models says why)
 
 
-def cases(only: str, corpus: Path = CORPUS) -> list[tuple[str, str, dict[str, Any]]]:
+def cases(
+    only: str, corpus: Path = CORPUS, details: tuple[str, ...] = DETAILS
+) -> list[tuple[str, str, dict[str, Any]]]:
     """(model label, case label, simulate keywords) of every case that simulates."""
     out = []
     for label, source, spec in models(only, corpus):
         for par in layouts(spec):
-            lay = f"tp{par['tp']}" + (f"ep{par['ep']}" if par["ep"] > 1 else "")
+            lay = "".join(f"{k}{v}" for k, v in par.items())
             for shape_label, shape in SHAPES.items():
                 args = {"gpu": "h100", **source, **par, **shape}
                 try:
                     simulate(**args)
                 except SimError:
                     continue
-                out.append((label, f"{lay} {shape_label}", args))
+                out += [(label, f"{lay} {shape_label} {d}", {**args, "detail": d}) for d in details]
     return out
 
 
@@ -115,22 +126,21 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def bench(runs: int, rounds: int, detail: str | None, only: str, cpu: bool, corpus: Path) -> None:
+def bench(runs: int, rounds: int, details: tuple[str, ...], only: str, cpu: bool, corpus: Path) -> None:
     payload = {"a": list(range(64)), "b": "x" * 64}
     ref = timed(lambda: orjson.loads(orjson.dumps(payload)), runs * 10)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    todo = cases(only, corpus)
-    extra = {"detail": detail} if detail else {}
+    todo = cases(only, corpus, details)
     best: dict[int, float] = {}
     clock = time.thread_time if cpu else time.perf_counter
     for _ in range(rounds):
         for i, (_, _, args) in enumerate(todo):
-            med = timed(lambda a=args: simulate(**a, **extra), runs, clock)  # type: ignore[misc]
+            med = timed(lambda a=args: simulate(**a), runs, clock)  # type: ignore[misc]
             best[i] = min(best.get(i, med), med)
     print(f"reference: orjson round trip of a small dict {ref * 1e3:.2f} us median")
     print(
         f"load average (1 min) {load:.1f} on {os.cpu_count()} CPUs; {len(todo)} cases, {runs} runs x {rounds} "
-        f"rounds each (min of round medians), {'CPU' if cpu else 'wall'} time, detail={detail or 'default'}, gpu=h100\n"
+        f"rounds each (min of round medians), {'CPU' if cpu else 'wall'} time, detail {', '.join(details)}, gpu=h100\n"
     )
     print(f"{'model':64} {'cases':>5} {'median':>8} {'p90':>8} {'max':>8}  slowest case")
     per_model: dict[str, list[int]] = {}
@@ -155,9 +165,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--runs", type=int, default=15, help="timed calls per case and round (default 15)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; a case keeps its best (default 2)")
-    ap.add_argument("--detail", default=None, help="summary, layers or ops (default: simulate's default)")
+    ap.add_argument(
+        "--details", default=",".join(DETAILS), help=f"detail levels, comma-separated (default {','.join(DETAILS)})"
+    )
     ap.add_argument("--only", default="", help="only models whose label contains this")
     ap.add_argument("--cpu", action="store_true", help="this thread's CPU time, not wall time: less inflated by load")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help=f"corpus configs (default {CORPUS})")
     a = ap.parse_args()
-    bench(a.runs, a.rounds, a.detail, a.only, a.cpu, a.corpus)
+    bench(a.runs, a.rounds, tuple(a.details.split(",")), a.only, a.cpu, a.corpus)
