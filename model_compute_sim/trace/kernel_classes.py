@@ -170,14 +170,18 @@ elementwise          elementwise    -                          elementwise|Funct
 
 
 def _rows(table: str) -> tuple[tuple[str, KernelClass], ...]:
+    """(pattern, class) of each row of `table`; a malformed row is refused at import, by its text."""
     rows: list[list[str]] = []
     for line in table.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        if line[0].isspace():
+        if line[0].isspace() and rows:
             rows[-1][3] += line.strip()
-        else:
-            rows.append(re.split(r"\s{2,}", line.strip(), maxsplit=3))
+            continue
+        cols = re.split(r"\s{2,}", line.strip(), maxsplit=3)
+        if line[0].isspace() or len(cols) != 4 or cols[1] not in KERNEL_KINDS or " " in cols[3]:
+            raise ValueError(f"kernel-class row {line!r}: expected class, kind, library, pattern (2+ spaces apart)")
+        rows.append(cols)
     return tuple(
         (pattern, KernelClass(name, "" if lib == "-" else lib, kind, _CLASS_CATEGORY.get(name, _KIND_CATEGORY[kind])))
         for name, kind, lib, pattern in rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from model_compute_sim.trace.extract import extract_trace_flow
 from model_compute_sim.trace.gemm_position import place_gemms
-from model_compute_sim.trace.kernel_classes import kernel_class, kernel_identity
+from model_compute_sim.trace.kernel_classes import KernelClass, _rows, kernel_class, kernel_identity
 from model_compute_sim.trace.kernel_flow import kernel_flow_mfu
 from tests.trace.conftest import B200, SGLANG_DECODE, SGLANG_PREFILL, TRACEMAP, VLLM_GRAPH, real_trace
 
@@ -283,3 +284,22 @@ def test_lightning_kernel_time_is_shown_in_linear_attention_core(tmp_path: Path)
     assert r.by_category["linear_attention_core"].gpu_time_us == 105.0
     assert r.totals.gpu_time_us == 105.0
     assert [(k.category, k.gpu_time_us) for k in r.kernels_by_category] == [("attention", 105.0)]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "my_gemm  gemm  -",  # no pattern
+        "my_gemm  gem  -  my_gemm_kernel",  # a kind that is not in KERNEL_KINDS
+        "my_gemm gemm  -  my_gemm_kernel",  # one space between class and kind
+        "  |my_gemm_kernel",  # a continuation line with no row above
+    ],
+)
+def test_malformed_table_row_is_refused_by_its_text(row: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(row))):
+        _rows(row)
+
+
+def test_table_row_with_continuation_lines() -> None:
+    table = "\n# a comment\nmy_moe  moe  Lib X  ^my_moe_\n                |_my_topk$\n"
+    assert _rows(table) == (("^my_moe_|_my_topk$", KernelClass("my_moe", "Lib X", "moe", "moe_experts")),)
