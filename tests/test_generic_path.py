@@ -224,7 +224,8 @@ def test_generic_path_costs_rope_only_where_a_key_describes_it() -> None:
 
 
 def test_bloom_mlp_is_four_hidden_wide_and_plain() -> None:
-    # BloomMLP: dense_h_to_4h, gelu, dense_4h_to_h; the config names neither activation nor width; ALiBi, no rope
+    # BloomMLP: dense_h_to_4h, gelu, dense_4h_to_h (both with a bias); the config names neither activation nor
+    # width; ALiBi, no rope
     bloom = {"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 128}
     layer = normalize({**bloom, "layer_norm_epsilon": 1e-5}).layers[0]
-    assert layer.first(MlpSpec) == MlpSpec(256, gated=False) and layer.mixers[0].rotary_dim == 0
+    assert layer.first(MlpSpec) == MlpSpec(256, gated=False, bias=True) and layer.mixers[0].rotary_dim == 0

@@ -256,7 +256,8 @@ def test_weights_per_gpu_routed_experts_fp4_rest_bf16() -> None:
     dense = 3 * H * (33792 // tp) * 2
     norms = 93 * 6 * H * 2  # input / post-attention norms, attn-res norms and projections
     embed = 2 * V * H // tp * 2  # embedding and LM head, vocab-parallel
-    expected = 92 * moe + 69 * kda + 24 * mla + dense + norms + embed
+    final_norm = H * 2
+    expected = 92 * moe + 69 * kda + 24 * mla + dense + norms + embed + final_norm
     r = simulate(model="kimi-k3", tp=8, ep=8, **DECODE)
     assert r.memory.weights_bytes_per_gpu == expected
     assert any("routed_experts mxfp4" in a and "recurrent" in a.split("routed_experts")[0] for a in r.assumptions)

@@ -26,7 +26,7 @@ GIB = 2**30
 # hidden 4096, 2 layers, 32 query / 8 KV heads of 128, gated MLP 16384, vocab 32000, untied, bf16.
 # Weights per layer: q,o 4096*4096 each, k,v 4096*1024 each = 41,943,040; MLP 3*4096*16384 =
 # 201,326,592; two norms 8,192 -> 243,277,824 params. Two layers 486,555,648 + embedding and LM head
-# 2*32000*4096 = 262,144,000 -> 748,699,648 params = 1,497,399,296 bytes.
+# 2*32000*4096 = 262,144,000, final norm 4,096 -> 748,703,744 params = 1,497,407,488 bytes.
 # KV per position: 2 layers * 8 heads * (128 + 128) * 2 B = 8,192 B; at 131,072 positions 1 GiB per sequence.
 # Activations per decode sequence: the largest op is the MLP act_fn (reads gate and up, 2*16384*2 B,
 # writes 16384*2 B = 98,304 B) plus fp32 logits 32000*4 B = 128,000 B -> 226,304 B.
@@ -42,7 +42,7 @@ CONFIG: dict[str, Any] = {
     "tie_word_embeddings": False,
     "torch_dtype": "bfloat16",
 }
-WEIGHTS_B = 1_497_399_296
+WEIGHTS_B = 1_497_407_488
 PER_SEQ_B = 1_073_741_824 + 226_304  # KV at 131,072 positions + activations
 H100_B = 85_018_279_936  # totalGlobalMem of 'NVIDIA H100 80GB HBM3' in two real traces
 
@@ -80,8 +80,8 @@ def test_capacity_matches_real_trace_device_properties() -> None:
 def test_step_that_does_not_fit_says_so_with_the_largest_batch() -> None:
     r = decode(100)
     usable = H100_B * 0.9  # 76,516,451,942.4 B = 71.26 GiB
-    need = WEIGHTS_B + 100 * PER_SEQ_B  # 108,894,212,096 B = 101.42 GiB
-    largest = int((usable - WEIGHTS_B) // PER_SEQ_B)  # 75,019,052,646.4 / 1,073,968,128 = 69.85 -> 69
+    need = WEIGHTS_B + 100 * PER_SEQ_B  # 108,894,220,288 B = 101.42 GiB
+    largest = int((usable - WEIGHTS_B) // PER_SEQ_B)  # 75,019,044,454.4 / 1,073,968,128 = 69.85 -> 69
     assert largest == 69
     assert r.memory.fits is False and r.memory.max_batch_size == 69
     assert r.memory.total_bytes_per_gpu == need

@@ -50,11 +50,14 @@ def test_gpt_oss_120b_expert_weights_per_gpu_ep8() -> None:
     # = 14,332,723,200 weights x 0.53125 B = 7,614,259,200 B of experts per GPU (7,166,361,600 B at a bare
     # 0.5 B: the scales add 447,897,600 B). The rest (bf16): attention (512 + 64 + 64 + 512) x 2880 x 2 B
     # = 6,635,520 B, router 2880 x 128 x 2 B = 737,280 B, norms 11,520 B per layer -> 265,835,520 B over
-    # 36 layers; embedding + LM head 2 x 201088 x 2880 / 8 x 2 B = 289,566,720 B.
+    # 36 layers; embedding + LM head 2 x 201088 x 2880 / 8 x 2 B = 289,566,720 B. bf16 vectors per layer: q/k/v
+    # biases 512 + 64 + 64, o_proj bias 2880, 8 sinks, router bias 128, 16 local experts x (5760 + 2880)
+    # biases = 141,896 x 2 B x 36 = 10,216,512 B; the final norm 2880 x 2 B = 5,760 B.
     experts = 36 * 16 * 3 * 2880 * 2880 * MX4
     assert experts == 7_614_259_200
     r = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=4096, tp=8, ep=8)
-    assert r.memory.weights_bytes_per_gpu == experts + 265_835_520 + 289_566_720 == 8_169_661_440
+    total = experts + 265_835_520 + 289_566_720 + 10_216_512 + 5_760
+    assert r.memory.weights_bytes_per_gpu == total == 8_179_883_712
 
 
 def deepseek_v31_nvfp4_weights_per_gpu() -> float:
@@ -77,12 +80,12 @@ def deepseek_v31_nvfp4_weights_per_gpu() -> float:
     norms += (1536 + 512) * 2  # q_a_layernorm, kv_a_layernorm weights (bf16)
     dense_layer = attn_in * 2 + (o + dense) * NV4 + norms
     moe_layer = attn_in * 2 + (o + experts + shared) * NV4 + router + norms
-    return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / 8 * 2
+    return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / 8 * 2 + H * 2  # + the final norm (bf16)
 
 
 def test_deepseek_v31_nvfp4_weights_per_gpu() -> None:
     expected = deepseek_v31_nvfp4_weights_per_gpu()
-    assert expected == pytest.approx(50_101_534_720, abs=1)
+    assert expected == pytest.approx(50_101_549_056, abs=1)
     r = simulate("deepseek-v3.1", batch_size=1, seq_len=1, context_len=100, tp=8, ep=8)
     assert r.memory.weights_bytes_per_gpu == pytest.approx(expected, rel=1e-12)
     text = " ".join(r.assumptions)
@@ -107,5 +110,5 @@ def test_fp8_model_weights_per_gpu_count_block_scales() -> None:
     assert per_layer == 487_706_880
     norms = (2 * 5120) * 2
     r = simulate("qwen3-32b-fp8", batch_size=1, seq_len=1, context_len=100)
-    qk_norms = r.memory.weights_bytes_per_gpu - 64 * (per_layer + norms) - 2 * 151936 * 5120 * 2
-    assert 0 <= qk_norms <= 64 * 2 * 128 * 2  # the q/k norm weights, if the memory report counts them
+    qk_norms = r.memory.weights_bytes_per_gpu - 64 * (per_layer + norms) - 2 * 151936 * 5120 * 2 - 5120 * 2
+    assert qk_norms == 64 * 2 * 128 * 2  # the q/k norm weights (bf16); 5120 x 2 B: the final norm

@@ -201,7 +201,11 @@ def _mla_specs(
 # by the heads
 QK_NORM_PER_HEAD_TYPES = ("minimax_m2", "cohere", "stablelm", "olmo2", "olmo3", "flex_olmo", "olmoe")
 # families whose q/k norms no config key announces (transformers 5.24 modeling code builds them always)
-QK_NORM_ALWAYS_TYPES = ("olmo2", "olmo3", "flex_olmo", "olmoe", "apertus")
+QK_NORM_ALWAYS_TYPES: tuple[str, ...] = ("olmo2", "olmo3", "flex_olmo", "olmoe", "apertus", "apertus1p5_text")
+QK_NORM_ALWAYS_TYPES += ("hunyuan_v1_dense", "hunyuan_v1_moe", "mellum", "dots1", "flint", "kolibri1")
+# families with a learned per-head softmax sink on every layer (transformers 5.24: GptOssAttention, FlintAttention,
+# GraniteSWAAttention's sink scale); MiMo-V2-Flash has one on its sliding layers
+SINK_TYPES = ("gpt_oss", "flint", "granite_swa", "granitemoe_swa")
 
 
 def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: int, bias: bool) -> AttentionSpec:
@@ -278,7 +282,8 @@ def _gqa_layer(
         v_head_dim=dv,
         window=w,
         rotary_dim=rotary_dim(cfg, d) if use_rope else 0,
-        sinks=model_type == "gpt_oss"
+        sinks=model_type in SINK_TYPES
+        or (w is not None and model_type == "mimo_v2_flash")
         or (w is not None and _bool(cfg, "add_swa_attention_sink_bias"))
         or (w is None and _bool(cfg, "add_full_attention_sink_bias")),
         k_eq_v=k_eq_v,

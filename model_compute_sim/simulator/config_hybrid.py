@@ -170,7 +170,17 @@ def _mamba2(cfg: Config, d_inner: int, heads: int, head_dim: int, gated_norm: bo
         ),
         gated_norm=gated_norm,
         state_dtype=_state_dtype(cfg, "fp32" if prefix == "" else "bf16"),  # prefix "": Nemotron-H keys
+        **_ssm_biases(cfg, prefix),
     )
+
+
+def _ssm_biases(cfg: Config, prefix: str) -> dict[str, bool]:
+    """conv1d / in_proj / out_proj biases (transformers 5.24: NemotronHMamba2Mixer use_conv_bias / use_bias;
+    Jamba, Granite-4.0-H, Bamba mamba_conv_bias / mamba_proj_bias; FalconH1Mixer out_proj projectors_bias)."""
+    conv = bool(cfg.get("use_conv_bias" if prefix == "" else "mamba_conv_bias", True))
+    proj = bool(cfg.get("use_bias" if prefix == "" else "mamba_proj_bias", False))
+    out = bool(cfg.get("projectors_bias", False)) if "projectors_bias" in cfg else proj
+    return dict(conv_bias=conv, in_bias=proj, out_bias=out)
 
 
 def _nemotron(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
@@ -224,6 +234,7 @@ def _jamba(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
         dt_rank=rank,
         bcdt_norms=True,
         state_dtype=_state_dtype(cfg),
+        **_ssm_biases(cfg, "mamba_"),
     )
     inter = _pos_int(cfg, "intermediate_size", 14336)
     experts = _pos_int(cfg, "num_experts", 16, "num_local_experts")
@@ -320,7 +331,15 @@ def _lfm2(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
     bad = sorted({str(t) for t in types if str(t) not in ("conv", "full_attention")})
     if bad or len(types) < n:
         raise ConfigError(f"layer_types must list {n} of ['conv', 'full_attention']; got unknown {bad} or too few")
-    conv = SsmSpec(kind="short_conv", d_inner=hidden, conv_kernel=_pos_int(cfg, "conv_L_cache", 3))
+    bias = bool(cfg.get("conv_bias", False))  # Lfm2ShortConv: conv, in_proj and out_proj
+    conv = SsmSpec(
+        kind="short_conv",
+        d_inner=hidden,
+        conv_kernel=_pos_int(cfg, "conv_L_cache", 3),
+        conv_bias=bias,
+        in_bias=bias,
+        out_bias=bias,
+    )
     mlp = MlpSpec(intermediate=lfm2_ff_width(cfg))
     qk = replace(attn, qk_norm=True)
     return [

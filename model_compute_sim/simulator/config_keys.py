@@ -393,7 +393,9 @@ def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool
 # families whose decoder layer runs attention and MLP in parallel on one normalized input although no
 # config key says so (transformers 5.24 modeling code: PhiDecoderLayer, CohereDecoderLayer, GPTJBlock,
 # CodeGenBlock); the keys use_parallel_residual / parallel_attn / parallel_residual say it for the others
-PARALLEL_RESIDUAL_FAMILIES = frozenset({"phi", "cohere", "gptj", "codegen"})
+PARALLEL_RESIDUAL_FAMILIES = frozenset({"phi", "cohere", "cohere2", "cohere_compass_text", "gptj", "codegen"})
+# transformers 5.24 Glm4DecoderLayer, Kolibri1DecoderLayer: a norm after each block too, no key says so
+POST_NORM_FAMILIES = frozenset({"glm4", "kolibri1"})
 _LAYERNORM_EPS_KEYS = ("layer_norm_eps", "layer_norm_epsilon", "norm_epsilon", "layernorm_epsilon")
 
 
@@ -412,7 +414,8 @@ def generic_layout(cfg: Mapping[str, Any], model_type: str) -> tuple[str, bool, 
     parallel = model_type in PARALLEL_RESIDUAL_FAMILIES or any(
         bool(cfg.get(k)) for k in ("use_parallel_residual", "parallel_attn", "parallel_residual")
     )
-    norms = 4 if cfg.get("use_post_norm") else 2  # HyperCLOVAX: Peri-LN, a norm before and after each block
+    # HyperCLOVAX: Peri-LN, a norm before and after each block; GLM-4: post_self_attn / post_mlp_layernorm
+    norms = 4 if cfg.get("use_post_norm") or model_type in POST_NORM_FAMILIES else 2
     if parallel:
         two = (
             cfg.get("use_parallel_residual")

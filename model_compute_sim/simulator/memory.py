@@ -19,9 +19,10 @@ USABLE_MEMORY_FRACTION = 0.9  # vLLM's default gpu_memory_utilization (SGLang's 
 GIB = 2**30
 
 
-def layer_params(layer: LayerSpec, hidden: int) -> tuple[int, int]:
-    """(total, active per token) parameters of one layer: its kinds' weights plus its norms."""
-    total = active = layer.norms * hidden + (attn_res_params(hidden) if layer.attn_res else 0)
+def layer_params(layer: LayerSpec, hidden: int, norm_vectors: int = 1) -> tuple[int, int]:
+    """(total, active per token) parameters of one layer: its kinds' weights plus its norms (`norm_vectors`
+    learned vectors each: ModelSpec.norm_vectors)."""
+    total = active = layer.norms * hidden * norm_vectors + (attn_res_params(hidden) if layer.attn_res else 0)
     for x in (*layer.mixers, *layer.ffns):
         t, a = kind_of(x).params(x, hidden)
         total += t
@@ -29,16 +30,23 @@ def layer_params(layer: LayerSpec, hidden: int) -> tuple[int, int]:
     return total, active
 
 
+def outside_layers_params(spec: ModelSpec) -> int:
+    """Embeddings, LM head (untied) and its bias, the final norm, a learned position table, an embedding norm."""
+    hidden = spec.hidden_size
+    emb = spec.vocab_size * hidden
+    head = (0 if spec.tie_word_embeddings else emb) + (spec.vocab_size if spec.lm_head_bias else 0)
+    norms = (1 + spec.embedding_norm) * hidden * spec.norm_vectors
+    return emb + head + norms + spec.position_embeddings * hidden
+
+
 def model_params(spec: ModelSpec) -> tuple[int, int]:
     """(total, active per token) parameters, embeddings and LM head included."""
-    emb = spec.vocab_size * spec.hidden_size
-    head = 0 if spec.tie_word_embeddings else emb
-    total = active = emb + head + spec.hidden_size
+    total = active = outside_layers_params(spec)
     if spec.attn_res_blocks:  # output_attn_res_norm and output_attn_res_proj
         total += 2 * spec.hidden_size
         active += 2 * spec.hidden_size
     for layer in spec.layers:
-        t, a = layer_params(layer, spec.hidden_size)
+        t, a = layer_params(layer, spec.hidden_size, spec.norm_vectors)
         total += t
         active += a
     return total, active
@@ -50,7 +58,7 @@ def layer_weight_bytes_per_gpu(layer: LayerSpec, spec: ModelSpec, shard: Shard, 
     total = 0.0
     for x in (*layer.mixers, *layer.ffns):
         total += kind_of(x).weight_bytes(x, hidden, shard, opts)
-    norms = layer.norms * hidden + (attn_res_params(hidden) if layer.attn_res else 0)
+    norms = layer.norms * hidden * spec.norm_vectors + (attn_res_params(hidden) if layer.attn_res else 0)
     return total + norms * DTYPE_BYTES["bf16"]
 
 
@@ -142,11 +150,16 @@ def _stage_residents(step: Step, stage: int) -> tuple[float, CacheProfile]:
     rng = step.stage_layers(stage)
     in_stage = [(g.layer, sum(1 for i in g.indices if i in rng)) for g in step.groups]
     weights = sum(c * layer_weight_bytes_per_gpu(layer, spec, shard, opts) for layer, c in in_stage)
-    table = spec.vocab_size * spec.hidden_size / par.tp
-    if stage == 0:
-        weights += table * opts.wbytes("embeddings")
-    if stage == par.pp - 1 and (not spec.tie_word_embeddings or par.pp > 1):
-        weights += table * opts.wbytes("lm_head")
+    hidden, vectors = spec.hidden_size, spec.norm_vectors
+    table = spec.vocab_size * hidden / par.tp
+    if stage == 0:  # the token table (and a learned position table) split over tp, the embedding norm
+        weights += (table + spec.position_embeddings * hidden / par.tp) * opts.wbytes("embeddings")
+        weights += spec.embedding_norm * hidden * vectors * DTYPE_BYTES["bf16"]
+    if stage == par.pp - 1:  # the final norm, the LM head (unless tied on this rank) and its bias
+        weights += hidden * vectors * DTYPE_BYTES["bf16"]
+        if not spec.tie_word_embeddings or par.pp > 1:
+            weights += table * opts.wbytes("lm_head")
+        weights += (spec.vocab_size / par.tp if spec.lm_head_bias else 0) * DTYPE_BYTES["bf16"]
     prof = cache_profile(in_stage, shard, opts)
     if len(_RESIDENTS) > 1024:
         _RESIDENTS.clear()

@@ -60,6 +60,7 @@ class AttentionSpec:
     # its weight: one head_dim vector shared by every head (Qwen3RMSNorm(head_dim)), or False: one per head,
     # heads x head_dim (MiniMax-M2, Cohere, StableLM); transformers 5.24 modeling code
     qk_norm_shared: bool = True
+    qk_norm_bias: bool = False  # the q/k norms are LayerNorms with a bias (Persimmon)
     rotary_dim: int = 0  # rotated dims per head (0 = no rope on this layer)
     sinks: bool = False  # learned per-head softmax sink (gpt-oss)
     k_eq_v: bool = False  # values are the keys (Gemma-4 global layers): no v_proj, K-only cache
@@ -102,6 +103,9 @@ class SsmSpec:
     gated_norm: bool = True  # mamba2: gated RMSNorm before out_proj (Falcon-H1: mamba_rms_norm)
     bcdt_norms: bool = False  # mamba1 (Jamba): RMSNorms on dt, B and C
     state_dtype: str = "bf16"  # SSM state cache dtype (mamba_ssm_cache_dtype); the conv state is activations
+    conv_bias: bool = False  # a bias per conv channel (use_conv_bias / mamba_conv_bias / conv_bias)
+    in_bias: bool = False  # in_proj bias (use_bias / mamba_proj_bias)
+    out_bias: bool = False  # out_proj bias (Falcon-H1: projectors_bias)
 
     @property
     def conv_channels(self) -> int:
@@ -120,6 +124,7 @@ class MlpSpec:
     gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
     bias: bool = False
     activation: str = ""  # "" = silu / gelu gate; "situ" / "situ_linear": Kimi-K3 SiTU (formulas.act_flops_per_element)
+    act_params: int = 0  # learned scalars of the activation (Apertus xIELU: alpha_p, alpha_n)
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,13 @@ class ModelSpec:
     mtp_layer: LayerSpec | None = None  # the decoder layer of the checkpoint's MTP module (speculative decoding)
     mtp_modules: int = 0  # MTP modules the checkpoint ships
     attn_res_blocks: int = 0  # Kimi-K3: blocks the output attention residual sees after the last layer (0 = none)
+    # parameters outside the layer kinds (simulator/config_params.py): learned vectors per hidden-size norm
+    # (0: none, 1: weight, 2: weight and bias), rows of a learned position table, a norm after the embedding
+    # (BLOOM), a bias on the LM head (Phi)
+    norm_vectors: int = 1
+    position_embeddings: int = 0
+    embedding_norm: bool = False
+    lm_head_bias: bool = False
 
     @property
     def weight_dtype(self) -> str:

@@ -17,8 +17,9 @@ import pytest
 from model_compute_sim.simulator.simulate import simulate
 from tests.fixture_paths import shared_or_skip
 
-# tests/pinned/test_memory_pins.py: experts in MXFP4 at 0.5 + 1/32 B per weight
-OSS_WEIGHTS_TP8_EP8 = 8_169_661_440
+# tests/pinned/test_memory_pins.py: experts in MXFP4 at 0.5 + 1/32 B per weight, plus the bf16 biases, sinks
+# (10,216,512 B over 36 layers) and the final norm (5,760 B)
+OSS_WEIGHTS_TP8_EP8 = 8_169_661_440 + 10_216_512 + 5_760
 
 
 def h100_reported_bytes() -> int:
@@ -55,10 +56,12 @@ def test_gpt_oss_120b_largest_batch_and_context() -> None:
 
 
 def test_experts_not_divided_by_ep_would_shrink_the_batch() -> None:
-    # the same step at ep 1 (experts split by moe_tp = 8 instead): the same weights per GPU, the same batch;
+    # the same step at ep 1 (experts split by moe_tp = 8 instead): the same matrices per GPU; the experts'
+    # down biases (2880 each) are whole on every rank, so 128 local experts x (5760 / 8 + 2880) = 460,800
+    # bias elements per layer instead of 16 x (5760 + 2880) = 138,240: + 322,560 x 2 B x 36 = 23,224,320 B;
     # tp 1: every expert on one GPU -> about 61 GB of weights, far fewer sequences fit on an H200
     r8 = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=4096, tp=8, ep=1, gpu="h100")
-    assert r8.memory.weights_bytes_per_gpu == OSS_WEIGHTS_TP8_EP8
+    assert r8.memory.weights_bytes_per_gpu == OSS_WEIGHTS_TP8_EP8 + 23_224_320
     r1 = simulate("gpt-oss-120b", batch_size=1, seq_len=1, context_len=4096, tp=1, gpu="h200")
     assert r1.memory.weights_bytes_per_gpu > 60e9
     kv_seq = 8 * (18 * 256 * 4097 + 18 * 256 * 128)  # 8 KV heads on one GPU
@@ -80,6 +83,7 @@ def test_does_not_fit_flag_names_the_need_and_the_room() -> None:
     assert r.memory.fits is False and r.memory.max_batch_size == 0
     gib = 2**30
     weights = 80 * (2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192) * 2 + 2 * 128256 * 8192 * 2
+    weights += 8192 * 2  # the final norm
     assert r.memory.weights_bytes_per_gpu == weights
     flag = next(f for f in r.totals.flags if "does not fit" in f)
     assert f"{weights / gib:.1f} GiB" in flag  # the weights alone

@@ -25,9 +25,13 @@ def oss_weights_per_gpu(tp: int, ep: int, expert_b: float, attn_b: float) -> flo
     experts = (OSS_E // ep) * 3 * OSS_H * (OSS_I // moe_tp)
     router = OSS_H * OSS_E  # bf16, replicated
     norms = 2 * OSS_H  # bf16
-    per_layer = attn * attn_b + experts * expert_b + router * 2 + norms * 2
+    # bf16 vectors (GptOssAttention / GptOssExperts / GptOssTopKRouter): q/k/v biases of the local heads, the
+    # o_proj bias (whole: added once after the reduce), 64 / tp sinks; router bias (128); per local expert a
+    # gate_up bias 2 x 2880 / moe_tp and a down bias 2880
+    vectors = heads * 64 + 2 * kv * 64 + OSS_H + heads + OSS_E + (OSS_E // ep) * (2 * OSS_I // moe_tp + OSS_H)
+    per_layer = attn * attn_b + experts * expert_b + router * 2 + norms * 2 + vectors * 2
     embeddings = 2 * OSS_V * OSS_H / tp * 2  # embedding + LM head, vocab-parallel, bf16
-    return OSS_L * per_layer + embeddings
+    return OSS_L * per_layer + embeddings + OSS_H * 2  # + the final norm (bf16)
 
 
 def test_gpt_oss_120b_weights_tp8_ep8_divide_experts_by_ep() -> None:
@@ -37,7 +41,9 @@ def test_gpt_oss_120b_weights_tp8_ep8_divide_experts_by_ep() -> None:
     # router 2880 x 128 x 2 B = 737,280 B; norms 2 x 2880 x 2 B = 11,520 B -> 218,891,520 B x 36 layers
     # = 7,880,094,720 B; embedding + LM head 2 x 201088 x 2880 / 8 x 2 B = 289,566,720 B.
     # (Without the E8M0 scales it was 7,721,763,840 B: 447,897,600 B, 5.8%, low.)
-    assert r.memory.weights_bytes_per_gpu == pytest.approx(8_169_661_440, rel=1e-12)
+    # bf16 vectors per layer: q/k/v bias 512 + 64 + 64, o bias 2880, 8 sinks, router bias 128, 16 local
+    # experts x (5760 + 2880) biases = 141,896 x 2 B = 283,792 B x 36 = 10,216,512 B; final norm 5,760 B.
+    assert r.memory.weights_bytes_per_gpu == pytest.approx(8_169_661_440 + 10_216_512 + 5_760, rel=1e-12)
     assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(8, 8, 0.53125, 2), rel=1e-12)
     # about 8.2 GB per GPU: far from the 57.9 GB of experts kept whole on every rank
     assert 8.1e9 < r.memory.weights_bytes_per_gpu < 8.3e9
@@ -133,7 +139,7 @@ def deepseek_v3_weights_per_gpu(tp: int, ep: int) -> float:
     attn_norms = (1536 + 512) * 2  # q_a_layernorm, kv_a_layernorm weights (bf16)
     dense_layer = (attn + dense_mlp) * FP8_BLOCK + attn_norms + norms * 2
     moe_layer = (attn + experts + shared) * FP8_BLOCK + attn_norms + router * 2 + norms * 2
-    return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / tp * 2
+    return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / tp * 2 + H * 2  # + the final norm (bf16)
 
 
 def test_deepseek_v3_weights_per_gpu() -> None:
@@ -146,14 +152,16 @@ def test_llama_8b_weights_per_pipeline_stage() -> None:
     # Llama-3.1-8B: hidden 4096, 32 layers, 32 / 8 heads of 128, width 14336, vocab 128256, untied, bf16.
     per_layer = (4096 * 4096 * 2 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096) * 2  # 436,224,000 B
     emb = 128256 * 4096 * 2  # 1,050,673,152 B each for embedding and LM head
+    final_norm = 4096 * 2  # model.norm, on the last stage
     r = simulate("llama-3.1-8b", batch_size=1, seq_len=1, context_len=10)
-    assert r.memory.weights_bytes_per_gpu == 32 * per_layer + 2 * emb
+    assert r.memory.weights_bytes_per_gpu == 32 * per_layer + 2 * emb + final_norm
     r = simulate("llama-3.1-8b", batch_size=1, seq_len=1, context_len=10, pp=2)
-    assert r.memory.weights_bytes_per_gpu == 16 * per_layer + emb  # one stage: 16 layers and one of the two
+    # the reported (busiest: the LM head's FLOPs) stage is the last: 16 layers, the LM head and the final norm
+    assert r.memory.weights_bytes_per_gpu == 16 * per_layer + emb + final_norm
     r = simulate("llama-3.1-8b", batch_size=1, seq_len=1, context_len=10, tp=4)
     # tp 4: q / o 8 heads, k / v 2 KV heads, MLP width 3584; the two norms stay whole (replicated)
     per_layer_tp4 = (2 * 4096 * 1024 + 2 * 4096 * 256 + 3 * 4096 * 3584) * 2 + 2 * 4096 * 2  # 109,068,288 B
-    assert r.memory.weights_bytes_per_gpu == 32 * per_layer_tp4 + 2 * emb / 4
+    assert r.memory.weights_bytes_per_gpu == 32 * per_layer_tp4 + 2 * emb / 4 + final_norm
 
 
 def test_fits_flag() -> None:

@@ -26,13 +26,15 @@ def test_llama_8b_total_is_the_checkpoints_parameter_count() -> None:
 def test_gpt_oss_120b_total_and_active() -> None:
     # openai/gpt-oss-120b: 36 layers; attention q/o 64 heads x 64, k/v 8 heads x 64 of hidden 2880; 128
     # experts (gate, up, down 2880 x 2880), top-4; router 2880 x 128; two norms; untied vocab 201088.
-    attn = (64 * 64 + 2 * 8 * 64 + 64 * 64) * 2880
-    expert = 3 * 2880 * 2880
-    rest = 2880 * 128 + 2 * 2880
+    # Biases (GptOssAttention, GptOssExperts, GptOssTopKRouter): q/k/v 64 x 64 + 2 x 8 x 64, o 2880, 64 sinks;
+    # per expert gate_up 2 x 2880 and down 2880; router 128.
+    attn = (64 * 64 + 2 * 8 * 64 + 64 * 64) * 2880 + (64 * 64 + 2 * 8 * 64) + 2880 + 64
+    expert = 3 * 2880 * 2880 + 3 * 2880
+    rest = 2880 * 128 + 128 + 2 * 2880
     emb = 2 * 201088 * 2880 + 2880
     m = simulate("gpt-oss-120b").model
-    assert m.params_total == 36 * (attn + 128 * expert + rest) + emb  # 116,789,048,640
-    assert m.params_active_per_token == 36 * (attn + 4 * expert + rest) + emb  # 5,710,443,840
+    assert m.params_total == 36 * (attn + 128 * expert + rest) + emb  # 116,829,156,672
+    assert m.params_active_per_token == 36 * (attn + 4 * expert + rest) + emb  # 5,713,547,712
     # OpenAI model card: 116.83B total parameters
     assert m.params_total == pytest.approx(116.83e9, rel=1e-3)
 
@@ -104,7 +106,8 @@ def test_all_windowed_model_has_no_context_limit() -> None:
     m = r.memory
     # weights: 32 x (q/o 4096^2, k/v 4096 x 1024, MLP 3 x 4096 x 14336, 2 norms) + embedding and LM head
     weights = (32 * (2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096) + 2 * 32000 * 4096) * 2
-    assert m.weights_bytes_per_gpu == weights  # 14,483,456,000 B
+    weights += 4096 * 2  # the final norm
+    assert m.weights_bytes_per_gpu == weights  # 14,483,464,192 B
     per_pos = 32 * 8 * 256 * 2  # 131,072 B
     assert m.kv_cache_bytes_per_gpu == 8 * 4096 * per_pos  # each layer keeps the 4096-key window
     assert m.max_context_len is None

@@ -34,11 +34,12 @@ def test_sliding_window_note_names_the_window() -> None:
 def test_tied_embeddings_the_last_stage_holds_the_lm_head() -> None:
     # Qwen3-0.6B ties the LM head to the embedding (vocab 151936 x hidden 1024, bf16: E = 311,164,928 B) and
     # has 28 layers of weight L each. pp 1: 28 L + E (one copy). pp = n: the reported (last) stage holds
-    # 28 / n layers and the LM head, a copy of E. So n x W(pp n) - W(pp 1) = (n - 1) x E.
-    e = 151936 * 1024 * 2
+    # 28 / n layers and the LM head, a copy of E; both hold the final norm (1024 x 2 B = f).
+    # So n x W(pp n) - W(pp 1) = (n - 1) x (E + f).
+    e, f = 151936 * 1024 * 2, 1024 * 2
     w = {pp: simulate("qwen3-0.6b", context_len=10, pp=pp).memory.weights_bytes_per_gpu for pp in (1, 2, 4)}
-    assert 2 * w[2] - w[1] == e
-    assert 4 * w[4] - w[1] == 3 * e
+    assert 2 * w[2] - w[1] == e + f
+    assert 4 * w[4] - w[1] == 3 * (e + f)
 
 
 def test_linear_attention_assumption_names_the_kind() -> None:

@@ -20,11 +20,20 @@ def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
     return hidden * heads * a.head_dim + hidden * kv_heads * a.head_dim + v + heads * a.v_head_dim * hidden + gate
 
 
+def gqa_vector_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
+    """The 16-bit vectors beside the matrices: q/k/v biases of the local heads, the o_proj bias (whole on
+    every rank: a row-parallel layer adds it once, after the reduction) and the per-head sinks."""
+    v = 0 if a.k_eq_v else kv_heads * a.v_head_dim
+    qkv = heads * a.head_dim + kv_heads * a.head_dim + v if a.qkv_bias else 0
+    return qkv + (hidden if a.o_bias else 0) + (heads if a.sinks else 0)
+
+
 def qk_norm_params(a: AttentionSpec, heads: int) -> int:
-    """Weights of one q or k norm over `heads` heads: one shared head_dim vector, or one per head."""
+    """Weights of one q or k norm over `heads` heads: one shared head_dim vector, or one per head (and as
+    many bias elements for a LayerNorm with bias)."""
     if not a.qk_norm:
         return 0
-    return a.head_dim if a.qk_norm_shared else heads * a.head_dim
+    return (a.head_dim if a.qk_norm_shared else heads * a.head_dim) * (2 if a.qk_norm_bias else 1)
 
 
 @register("gqa", role="mixer")
@@ -73,15 +82,17 @@ class Gqa(DenseKind[AttentionSpec]):
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
         h, kv = spec.heads // shard.tp, shard.kv_heads(spec.kv_heads)
-        return gqa_params(spec, hidden, h, kv) + qk_norm_params(spec, h) + qk_norm_params(spec, kv)
+        vectors = gqa_vector_params(spec, hidden, h, kv) + qk_norm_params(spec, h) + qk_norm_params(spec, kv)
+        return gqa_params(spec, hidden, h, kv) + vectors
 
     def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
-        """q/k/v (and the gate) in the `attention` format, o_proj in `attention_out`, q/k norms in bf16."""
+        """q/k/v (and the gate) in the `attention` format, o_proj in `attention_out`; q/k norms, biases and
+        sinks in bf16 (quantized checkpoints keep them unquantized)."""
         h, kv = spec.heads // shard.tp, shard.kv_heads(spec.kv_heads)
         o = h * spec.v_head_dim * hidden
-        norms = qk_norm_params(spec, h) + qk_norm_params(spec, kv)
-        rest = self.weight_count(spec, hidden, shard) - o - norms
-        return rest * opts.wbytes("attention") + o * opts.wbytes("attention_out") + norms * DTYPE_BYTES["bf16"]
+        vectors = gqa_vector_params(spec, hidden, h, kv) + qk_norm_params(spec, h) + qk_norm_params(spec, kv)
+        rest = gqa_params(spec, hidden, h, kv) - o
+        return rest * opts.wbytes("attention") + o * opts.wbytes("attention_out") + vectors * DTYPE_BYTES["bf16"]
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         dims = spec.head_dim if spec.k_eq_v else spec.head_dim + spec.v_head_dim

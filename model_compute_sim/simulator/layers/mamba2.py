@@ -83,7 +83,8 @@ class Mamba2(SsmKind):
         h, g = s.heads // tp, SF.mamba2_local_groups(s.groups, tp)
         d = h * s.head_dim
         channels = d + 2 * g * s.state
-        return hidden * SF.mamba2_in_proj_width(d, g, s.state, h) + channels * s.conv_kernel + 3 * h + d + d * hidden
+        norm = d if s.gated_norm else 0  # Falcon-H1 without mamba_rms_norm has no gated-norm weight
+        return hidden * SF.mamba2_in_proj_width(d, g, s.state, h) + channels * s.conv_kernel + 3 * h + norm + d * hidden
 
     def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
         return SF.mamba2_state_elements(s.conv_kernel, s.d_inner, s.groups, s.state, s.heads, s.head_dim, tp)

@@ -15,12 +15,19 @@ from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
 
+def mla_norm_params(a: AttentionSpec) -> int:
+    """q_a_layernorm, kv_a_layernorm and the indexer's k_norm (a LayerNorm with bias over its head_dim:
+    transformers 5.24 DeepseekV32Indexer / GlmMoeDsaIndexer), whole on every rank."""
+    ix = a.indexer
+    return (a.q_lora_rank or 0) + a.kv_lora_rank + (2 * ix.head_dim if ix and ix.runs else 0)
+
+
 def mla_params(a: AttentionSpec, hidden: int, heads: int) -> int:
     """Weights of `heads` query heads; q_a, kv_a and the indexer are whole on every rank."""
     h = heads
     q = (hidden * a.q_lora_rank + a.q_lora_rank * h * a.head_dim) if a.q_lora_rank else hidden * h * a.head_dim
     kv = hidden * (a.kv_lora_rank + a.qk_rope_dim) + a.kv_lora_rank * h * (a.qk_nope_dim + a.v_head_dim)
-    norms = (a.q_lora_rank or 0) + a.kv_lora_rank  # q_a_layernorm, kv_a_layernorm
+    norms = mla_norm_params(a)
     o = h * a.v_head_dim * hidden
     gate = hidden * h * a.output_gate_dim  # Kimi-K3 g_proj (mla_use_output_gate)
     ix = a.indexer
@@ -175,8 +182,9 @@ class Mla(DenseKind[AttentionSpec]):
         """Projections in the `attention` format, o_proj in `attention_out`, the indexer in its own."""
         h = spec.heads // shard.tp
         o = h * spec.v_head_dim * hidden
+        norms = mla_norm_params(spec)  # bf16 like every norm
         idx = mla_params(spec, hidden, h) - mla_params(replace(spec, indexer=None), hidden, h)
-        norms = (spec.q_lora_rank or 0) + spec.kv_lora_rank  # q_a / kv_a layernorm weights, bf16 like every norm
+        idx -= norms - mla_norm_params(replace(spec, indexer=None))
         rest = mla_params(spec, hidden, h) - o - idx - norms
         out, index = opts.wbytes("attention_out"), opts.wbytes("attention_indexer")
         return rest * opts.wbytes("attention") + o * out + idx * index + norms * DTYPE_BYTES["bf16"]

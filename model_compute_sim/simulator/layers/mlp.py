@@ -7,6 +7,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.base import DenseKind, register
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import MlpSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 
 def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str) -> list[Op]:
@@ -36,13 +37,27 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     return ops
 
 
+def mlp_bias_params(m: MlpSpec, hidden: int, shard: Shard) -> int:
+    """gate/up biases of the local columns and the down bias (whole on every rank: added once after the
+    row-parallel reduction), and the activation's learned scalars (on every rank)."""
+    bias = ((2 if m.gated else 1) * (m.intermediate // shard.tp) + hidden) if m.bias else 0
+    return bias + m.act_params
+
+
 @register("mlp", role="ffn")
 class Mlp(DenseKind[MlpSpec]):
     def ops(self, b: BuilderBase, spec: MlpSpec) -> list[Op]:
         return mlp_ops(b, spec, "mlp", b.T, "mlp")
 
     def weight_count(self, spec: MlpSpec, hidden: int, shard: Shard) -> int:
-        return (3 if spec.gated else 2) * hidden * (spec.intermediate // shard.tp)
+        return (3 if spec.gated else 2) * hidden * (spec.intermediate // shard.tp) + mlp_bias_params(
+            spec, hidden, shard
+        )
+
+    def weight_bytes(self, spec: MlpSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """Matrices in the dense_mlp format, biases in bf16 (quantized checkpoints keep them unquantized)."""
+        bias = mlp_bias_params(spec, hidden, shard)
+        return (self.weight_count(spec, hidden, shard) - bias) * opts.wbytes("dense_mlp") + bias * DTYPE_BYTES["bf16"]
 
     def check_sharding(self, spec: MlpSpec, shard: Shard) -> None:
         if spec.intermediate % shard.tp:

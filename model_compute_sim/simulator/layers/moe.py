@@ -29,6 +29,11 @@ def latent_format(m: MoeSpec, opts: Options) -> WeightFormat:
     return opts.wfmt("routed_experts")
 
 
+def expert_bias_params(m: MoeSpec, hidden: int) -> int:
+    """Biases of one routed expert (gpt-oss gate_up_proj_bias and down_proj_bias)."""
+    return (2 if m.gated else 1) * m.intermediate + (m.latent_size or hidden) if m.expert_bias else 0
+
+
 def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     sh, H = b.shard, m.latent_size or b.H  # experts' input/output width
     t_all = sh.expert_tokens if sh.expert_tokens is not None else b.T
@@ -146,17 +151,23 @@ class Moe(LayerKind[MoeSpec]):
     def params(self, spec: MoeSpec, hidden: int) -> tuple[int, int]:
         m = spec
         mats = 3 if m.gated else 2
-        per = mats * (m.latent_size or hidden) * m.intermediate
+        per = mats * (m.latent_size or hidden) * m.intermediate + expert_bias_params(m, hidden)
         rest = hidden * m.experts + mats * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
         rest += 2 * hidden * m.latent_size + (m.latent_size if m.latent_norm else 0)  # latent projections (+ norm)
+        rest += m.experts if m.router_bias else 0
         return m.experts * per + rest, m.top_k * per + rest
 
     def weight_bytes(self, spec: MoeSpec, hidden: int, shard: Shard, opts: Options) -> float:
         m, experts = spec, opts.wbytes("routed_experts")
         mats = 3 if m.gated else 2
         per = mats * (m.latent_size or hidden) * (m.intermediate // shard.moe_tp)
-        total = (m.experts // shard.ep) * per * experts
-        total += hidden * m.experts * DTYPE_BYTES["bf16"]  # router
+        local = m.experts // shard.ep
+        total = local * per * experts
+        # the router (and its bias) and the experts' biases stay 16-bit in quantized checkpoints
+        vectors = m.experts if m.router_bias else 0
+        if m.expert_bias:  # gate/up bias of the local intermediate, down bias whole (added once after the reduce)
+            vectors += local * ((2 if m.gated else 1) * (m.intermediate // shard.moe_tp) + (m.latent_size or hidden))
+        total += (hidden * m.experts + vectors) * DTYPE_BYTES["bf16"]
         shared = mats * hidden * (m.shared_intermediate // shard.tp) + (hidden if m.shared_gate else 0)
         total += shared * opts.wbytes("shared_experts")
         total += 2 * hidden * m.latent_size * latent_format(m, opts).bytes_per_weight  # latent projections, replicated

@@ -108,6 +108,27 @@ def check_channels(kind: str, channels: int, tp: int) -> None:
     require_divides(tp, channels, f"the {kind} channels ({channels})", most=64)
 
 
+def in_proj_width(s: SsmSpec, hidden: int, tp: int) -> int:
+    """Output width of one rank's in_proj (for its bias)."""
+    if s.kind == "mamba2":
+        h = s.heads // tp
+        return SF.mamba2_in_proj_width(h * s.head_dim, SF.mamba2_local_groups(s.groups, tp), s.state, h)
+    return (2 if s.kind == "mamba1" else 3) * (s.d_inner // tp)
+
+
+def bias_params(s: SsmSpec, hidden: int, tp: int) -> int:
+    """conv1d bias of the local channels, in_proj bias of its local width, out_proj bias (whole on every
+    rank: added once after the row-parallel reduction)."""
+    channels = s.d_inner // tp
+    if s.kind == "mamba2":
+        channels = (s.heads // tp) * s.head_dim + 2 * SF.mamba2_local_groups(s.groups, tp) * s.state
+    return (
+        (channels if s.conv_bias else 0)
+        + (in_proj_width(s, hidden, tp) if s.in_bias else 0)
+        + (hidden if s.out_bias else 0)
+    )
+
+
 class SsmKind(DenseKind[SsmSpec]):
     """The state-space / convolution kinds: `weights(spec, hidden, tp)` counts one rank's parameters, the
     fixed `notes` are the assumptions, the registered title and `details` make the description line."""
@@ -127,7 +148,7 @@ class SsmKind(DenseKind[SsmSpec]):
         """(conv state, SSM state) elements one sequence keeps on one of `tp` ranks."""
 
     def weight_count(self, spec: SsmSpec, hidden: int, shard: Shard) -> int:
-        return self.weights(spec, hidden, shard.tp)
+        return self.weights(spec, hidden, shard.tp) + bias_params(spec, hidden, shard.tp)
 
     def cache(self, spec: SsmSpec, shard: Shard, opts: Options) -> Cache:
         """The conv state is activations (opts.act_bytes), the SSM state in the checkpoint's state dtype."""

@@ -1,0 +1,111 @@
+"""Parameters no config key spells: biases, norm vectors, learned position tables, the LM-head bias.
+
+The FLOP side does not need them (bias adds and norms are not GEMMs), but the parameter count, the
+resident weight bytes and the decode roofline do. Each rule is read from the family's transformers 5.24
+modeling code (nn.Linear / Conv1D bias flags, nn.LayerNorm defaults) and checked against the transformers
+model's own parameter count (tools/golden_params.py, tests/test_params_golden.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec
+
+# vectors per hidden-size norm where the norm kind the keys give is not what the family builds: 0 = no learned
+# weight (OlmoLayerNorm, nanochat's F.rms_norm), 1 = a weight (CohereLayerNorm), 2 = weight and bias
+# (nn.LayerNorm: PhiMoE spells rms_norm_eps, Nemotron norm_eps). Others: LayerNorm 2, RMSNorm 1.
+NORM_VECTORS = {
+    "olmo": 0,
+    "nanochat": 0,
+    "cohere": 1,
+    "cohere2": 1,
+    "cohere_compass_text": 1,
+    "phimoe": 2,
+    "nemotron": 2,
+    "opt": 2,  # nn.LayerNorm (no epsilon key; layer_norm_elementwise_affine=False: none)
+}
+# (q/k/v bias, o_proj bias, MLP bias) fixed by the modeling code whatever the keys say (None: the keys)
+FAMILY_BIASES: dict[str, tuple[bool | None, bool | None, bool | None]] = {
+    "gpt2": (True, True, True),  # Conv1D c_attn / c_proj / c_fc / c_proj
+    "gpt-sw3": (True, True, True),
+    "gpt_bigcode": (True, True, True),
+    "bloom": (True, True, True),  # query_key_value, dense, dense_h_to_4h, dense_4h_to_h
+    "phi": (True, True, True),  # q/k/v/dense, fc1/fc2
+    "persimmon": (True, True, True),  # query_key_value, dense, dense_h_to_4h, dense_4h_to_h
+    "codegen": (False, False, True),  # qkv_proj / out_proj bias=False, fc_in / fc_out with bias
+    "gptj": (False, False, True),
+    "gpt_neox": (None, None, True),  # dense_h_to_4h / dense_4h_to_h always with bias
+    "glm": (None, False, None),  # attention_bias is q/k/v only: o_proj bias=False
+    "glm4": (None, False, None),
+}
+LM_HEAD_BIAS_TYPES = frozenset({"phi", "codegen", "gptj"})  # nn.Linear(hidden, vocab) with its default bias
+# learned absolute position tables: the key giving their rows, plus fixed extra rows (OPT's offset of 2)
+LEARNED_POSITIONS = {
+    "gpt2": ("n_positions", 0),
+    "gpt-sw3": ("n_positions", 0),
+    "gpt_bigcode": ("n_positions", 0),
+    "opt": ("max_position_embeddings", 2),
+}
+EMBEDDING_NORM_TYPES = frozenset({"bloom"})  # word_embeddings_layernorm after the embedding
+# learned scalars of the MLP activation: XIELUActivation alpha_p and alpha_n (its beta and eps are buffers)
+ACT_PARAMS = {"apertus": 2, "apertus1p5_text": 2}
+QK_NORM_BIAS_TYPES = frozenset({"persimmon"})  # q_layernorm / k_layernorm are nn.LayerNorm (weight and bias)
+
+
+def norm_vectors(cfg: Mapping[str, Any], model_type: str, norm_kind: str) -> int:
+    """Learned vectors of one hidden-size norm (see NORM_VECTORS)."""
+    if model_type == "opt" and cfg.get("layer_norm_elementwise_affine") is False:
+        return 0
+    return NORM_VECTORS.get(model_type, 2 if norm_kind == "layernorm" else 1)
+
+
+def model_extras(cfg: Mapping[str, Any], model_type: str, norm_kind: str) -> dict[str, Any]:
+    """ModelSpec fields for the parameters outside the layer kinds' matrices."""
+    positions = 0
+    if model_type in LEARNED_POSITIONS:
+        key, extra = LEARNED_POSITIONS[model_type]
+        positions = int(cfg.get(key) or 0) + extra
+    lm_head_bias = model_type in LM_HEAD_BIAS_TYPES or bool(cfg.get("lm_head_bias"))
+    return dict(
+        norm_vectors=norm_vectors(cfg, model_type, norm_kind),
+        position_embeddings=positions,
+        embedding_norm=model_type in EMBEDDING_NORM_TYPES,
+        lm_head_bias=lm_head_bias,
+    )
+
+
+def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[LayerSpec, ...]:
+    """The layers with the biases, q/k norm biases and activation scalars the family's modeling code builds."""
+    rule = FAMILY_BIASES.get(model_type)
+    qk_bias = model_type in QK_NORM_BIAS_TYPES
+    act = ACT_PARAMS.get(model_type, 0)
+    if rule is None and not qk_bias and not act:
+        return layers
+    qkv, o, mlp = rule or (None, None, None)
+
+    def fix(x: Any) -> Any:
+        if isinstance(x, AttentionSpec) and x.kind == "gqa":
+            return replace(
+                x,
+                qkv_bias=x.qkv_bias if qkv is None else qkv,
+                o_bias=x.o_bias if o is None else o,
+                qk_norm_bias=qk_bias and x.qk_norm,
+            )
+        if isinstance(x, MlpSpec):
+            return replace(x, bias=x.bias if mlp is None else mlp, act_params=act)
+        return x
+
+    return tuple(
+        LayerSpec(
+            mixers=tuple(fix(x) for x in layer.mixers),
+            ffns=tuple(fix(x) for x in layer.ffns),
+            norms=layer.norms,
+            parallel=layer.parallel,
+            norm_kind=layer.norm_kind,
+            attn_res=layer.attn_res,
+        )
+        for layer in layers
+    )
