@@ -78,14 +78,17 @@ def deepseek_v31_nvfp4_weights_per_gpu() -> float:
     shared = 3 * H * (2048 // 8)  # nvfp4
     router, norms = H * 256 * 2, 2 * H * 2  # bf16 bytes
     norms += (1536 + 512) * 2  # q_a_layernorm, kv_a_layernorm weights (bf16)
-    dense_layer = attn_in * 2 + (o + dense) * NV4 + norms
-    moe_layer = attn_in * 2 + (o + experts + shared) * NV4 + router + norms
+    # each NVFP4 matrix also stores two FP32 scalars (weight_scale_2, input_scale: 8 B; vLLM
+    # ModelOptNvFp4LinearMethod / ModelOptNvFp4FusedMoE): o_proj + gate/up/down in a dense layer (4 matrices),
+    # o_proj + 32 local experts x 3 + shared gate/up/down in a MoE layer (100 matrices)
+    dense_layer = attn_in * 2 + (o + dense) * NV4 + norms + 4 * 8
+    moe_layer = attn_in * 2 + (o + experts + shared) * NV4 + router + norms + 100 * 8
     return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / 8 * 2 + H * 2  # + the final norm (bf16)
 
 
 def test_deepseek_v31_nvfp4_weights_per_gpu() -> None:
     expected = deepseek_v31_nvfp4_weights_per_gpu()
-    assert expected == pytest.approx(50_101_549_056, abs=1)
+    assert expected == pytest.approx(50_101_549_056 + (3 * 4 + 58 * 100) * 8, abs=1)
     r = simulate("deepseek-v3.1", batch_size=1, seq_len=1, context_len=100, tp=8, ep=8)
     assert r.memory.weights_bytes_per_gpu == pytest.approx(expected, rel=1e-12)
     text = " ".join(r.assumptions)

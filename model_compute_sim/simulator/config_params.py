@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec
+from model_compute_sim.simulator.families import GEMMA4_TYPES
+from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec, MoeSpec
 
 # vectors per hidden-size norm where the norm kind the keys give is not what the family builds: 0 = no learned
 # weight (OlmoLayerNorm, nanochat's F.rms_norm), 1 = a weight (CohereLayerNorm), 2 = weight and bias
@@ -82,7 +83,8 @@ def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[
     rule = FAMILY_BIASES.get(model_type)
     qk_bias = model_type in QK_NORM_BIAS_TYPES
     act = ACT_PARAMS.get(model_type, 0)
-    if rule is None and not qk_bias and not act:
+    gemma4 = model_type in GEMMA4_TYPES  # the MoE block beside the dense MLP (26B-A4B)
+    if rule is None and not qk_bias and not act and not gemma4:
         return layers
     qkv, o, mlp = rule or (None, None, None)
 
@@ -96,6 +98,8 @@ def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[
             )
         if isinstance(x, MlpSpec):
             return replace(x, bias=x.bias if mlp is None else mlp, act_params=act)
+        if isinstance(x, MoeSpec) and gemma4:  # Gemma4TextRouter scale / per_expert_scale, three more norms
+            return replace(x, router_scale=True, block_norms=3)
         return x
 
     return tuple(

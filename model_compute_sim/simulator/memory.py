@@ -13,6 +13,7 @@ from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.result import MemoryReport
 from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
 from model_compute_sim.simulator.step import Step
+from model_compute_sim.simulator.tensor_scales import tensor_scale_bytes
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 USABLE_MEMORY_FRACTION = 0.9  # vLLM's default gpu_memory_utilization (SGLang's mem_fraction_static is similar)
@@ -57,7 +58,7 @@ def layer_weight_bytes_per_gpu(layer: LayerSpec, spec: ModelSpec, shard: Shard, 
     hidden = spec.hidden_size
     total = 0.0
     for x in (*layer.mixers, *layer.ffns):
-        total += kind_of(x).weight_bytes(x, hidden, shard, opts)
+        total += kind_of(x).weight_bytes(x, hidden, shard, opts) + tensor_scale_bytes(x, shard, opts)
     norms = layer.norms * hidden * spec.norm_vectors + (attn_res_params(hidden) if layer.attn_res else 0)
     return total + norms * DTYPE_BYTES["bf16"]
 
@@ -158,7 +159,7 @@ def _stage_residents(step: Step, stage: int) -> tuple[float, CacheProfile]:
     if stage == par.pp - 1:  # the final norm, the LM head (unless tied on this rank) and its bias
         weights += hidden * vectors * DTYPE_BYTES["bf16"]
         if not spec.tie_word_embeddings or par.pp > 1:
-            weights += table * opts.wbytes("lm_head")
+            weights += table * opts.wbytes("lm_head") + opts.wfmt("lm_head").tensor_scale_bytes
         weights += (spec.vocab_size / par.tp if spec.lm_head_bias else 0) * DTYPE_BYTES["bf16"]
     prof = cache_profile(in_stage, shard, opts)
     if len(_RESIDENTS) > 1024:

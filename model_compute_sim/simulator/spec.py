@@ -145,6 +145,10 @@ class MoeSpec:
     latent_style: Literal["nemotron", "kimi"] = "nemotron"
     latent_norm: bool = False
     activation: str = ""  # as MlpSpec.activation, for routed and shared experts
+    # Gemma-4's MoE block beside the dense MLP: router.scale (hidden) and per_expert_scale (experts), and the
+    # three norms it adds to the layer (pre_feedforward_layernorm_2, post_feedforward_layernorm_1 / _2)
+    router_scale: bool = False
+    block_norms: int = 0
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ Bytes per weight = element bytes + scale bytes / elements per scale. Sources of 
   `scale_dtype: torch.uint8`, Kimi-K3); ModelOpt `quant_algo: MXFP8`.
 - NVFP4: NVIDIA TensorRT Model Optimizer (ModelOpt) NVFP4 docs and the "Introducing NVFP4" blog: FP4
   E2M1 values, one FP8 E4M3 scale per 16 elements (`group_size: 16`) and one FP32 global scale per
-  tensor (`weight_scale_2`, plus a scalar `input_scale`) -> 0.5 + 1/16 B per weight. The per-tensor
-  FP32 scalars (8 B per tensor) are not counted: under 1e-6 of any tensor here.
+  tensor (`weight_scale_2`, plus a scalar `input_scale`) -> 0.5 + 1/16 B per weight, plus those two FP32
+  scalars, 8 B per stored matrix (`tensor_scale_bytes`; matrices counted in tensor_scales.py).
 - FP8 with block scales (DeepSeek-V3 `weight_block_size: [128, 128]`): one FP32 scale
   (`weight_scale_inv`) per 128 x 128 block -> 1 + 4/16384 B. DeepSeek-V4 checkpoints with fp4
   experts store these scales as UE8M0 (1 B; vLLM deepseek_v4 loader).
@@ -43,6 +43,7 @@ class WeightFormat:
     group: int = 0  # elements sharing one block scale; 0 = no block scales (per-tensor scales are not counted)
     scale_bytes: float = 0.0
     mixed_bytes: float | None = None  # a class stored in two formats over identical layers: their mean
+    tensor_scale_bytes: float = 0.0  # per-tensor scalars of each stored matrix (NVFP4: 2 x FP32 = 8 B)
 
     @property
     def bytes_per_weight(self) -> float:
@@ -67,7 +68,8 @@ def mxfp8(group: int = 32) -> WeightFormat:
 
 
 def nvfp4(group: int = 16) -> WeightFormat:
-    return WeightFormat("nvfp4" if group == 16 else f"nvfp4 (group {group})", "fp4", group, 1.0)
+    # weight_scale_2 and input_scale (ModelOpt; compressed-tensors weight_global_scale / input_global_scale)
+    return WeightFormat("nvfp4" if group == 16 else f"nvfp4 (group {group})", "fp4", group, 1.0, tensor_scale_bytes=8.0)
 
 
 def fp8_blocks(rows: int, cols: int, scale_bytes: float = 4.0) -> WeightFormat:
@@ -79,7 +81,9 @@ def mixed(a: WeightFormat, in_a: int, b: WeightFormat, in_b: int) -> WeightForma
     """A class stored as `a` in `in_a` identical layers and `b` in `in_b`: whole-model and per-GPU bytes are
     exact with the layer-weighted mean; one layer's row shows that mean."""
     mean = (in_a * a.bytes_per_weight + in_b * b.bytes_per_weight) / (in_a + in_b)
-    return WeightFormat(f"{a.name} in {in_a} layers + {b.name} in {in_b}", a.dtype, mixed_bytes=mean)
+    scalars = (in_a * a.tensor_scale_bytes + in_b * b.tensor_scale_bytes) / (in_a + in_b)
+    name = f"{a.name} in {in_a} layers + {b.name} in {in_b}"
+    return WeightFormat(name, a.dtype, mixed_bytes=mean, tensor_scale_bytes=scalars)
 
 
 def int_groups(bits: int, group: int, scale_bytes: float = 2.0) -> WeightFormat:
@@ -169,14 +173,28 @@ def scale_notes(table: WeightTable) -> list[str]:
     scaled = {f.name: f for f in (table.of(c) for c in WEIGHT_CLASSES) if f.group or f.mixed_bytes is not None}
     if not scaled:
         return []
+    tensors = tensor_scale_notes(table)
     parts = [
         f"{f.name} {DTYPE_BYTES[f.dtype]:g} + {f.scale_bytes:g}/{f.group} = {f.bytes_per_weight:.6g} B"
         if f.mixed_bytes is None
         else f"{f.name}: mean {f.bytes_per_weight:.6g} B"
         for f in scaled.values()
     ]
+    uncounted = "partial edge blocks" if tensors else "partial edge blocks and per-tensor scales"
     return [
-        "weight bytes include block scales (per weight): "
+        "weight bytes include block scales (per weight): " + "; ".join(parts) + f" ({uncounted} not counted)",
+        *tensors,
+    ]
+
+
+def tensor_scale_notes(table: WeightTable) -> list[str]:
+    """The line naming the per-tensor scalars counted per stored matrix, when a format has them."""
+    named = {f.name: f for f in (table.of(c) for c in WEIGHT_CLASSES) if f.tensor_scale_bytes}
+    if not named:
+        return []
+    parts = [f"{f.name} {f.tensor_scale_bytes:g} B" for f in named.values()]
+    return [
+        "weight bytes include per-tensor scalars per stored matrix (q, k, v, gate, up apart; each expert's): "
         + "; ".join(parts)
-        + " (partial edge blocks and per-tensor scales not counted)"
+        + " (FP32 weight_scale_2 and input_scale)"
     ]

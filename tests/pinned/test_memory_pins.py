@@ -18,7 +18,9 @@ from model_compute_sim.simulator.simulate import simulate
 OSS_H, OSS_L, OSS_E, OSS_I, OSS_V = 2880, 36, 128, 2880, 201088
 
 
-def oss_weights_per_gpu(tp: int, ep: int, expert_b: float, attn_b: float) -> float:
+def oss_weights_per_gpu(tp: int, ep: int, expert_b: float, attn_b: float, tensor_b: float = 0.0) -> float:
+    """`tensor_b`: per-tensor scalar bytes of each stored matrix (nvfp4: 8), q, k, v, o and each local
+    expert's gate, up and down apart."""
     heads, kv = 64 // tp, max(8 // tp, 1)
     attn = OSS_H * heads * 64 + 2 * OSS_H * kv * 64 + heads * 64 * OSS_H  # q, k, v, o
     moe_tp = tp // ep
@@ -30,6 +32,7 @@ def oss_weights_per_gpu(tp: int, ep: int, expert_b: float, attn_b: float) -> flo
     # gate_up bias 2 x 2880 / moe_tp and a down bias 2880
     vectors = heads * 64 + 2 * kv * 64 + OSS_H + heads + OSS_E + (OSS_E // ep) * (2 * OSS_I // moe_tp + OSS_H)
     per_layer = attn * attn_b + experts * expert_b + router * 2 + norms * 2 + vectors * 2
+    per_layer += (4 + (OSS_E // ep) * 3) * tensor_b
     embeddings = 2 * OSS_V * OSS_H / tp * 2  # embedding + LM head, vocab-parallel, bf16
     return OSS_L * per_layer + embeddings + OSS_H * 2  # + the final norm (bf16)
 
@@ -66,7 +69,9 @@ def test_gpt_oss_120b_weights_other_splits_and_dtype_override() -> None:
         ("nvfp4", 0.5 + 1 / 16),
     ):
         r = simulate("gpt-oss-120b", context_len=128, tp=8, ep=8, weight_dtype=wd, gpu="h100")
-        assert r.memory.weights_bytes_per_gpu == pytest.approx(oss_weights_per_gpu(8, 8, b, b), rel=1e-12), wd
+        tensor_b = 8.0 if wd == "nvfp4" else 0.0  # FP32 weight_scale_2 + input_scale per nvfp4 matrix
+        expected = oss_weights_per_gpu(8, 8, b, b, tensor_b)
+        assert r.memory.weights_bytes_per_gpu == pytest.approx(expected, rel=1e-12), wd
 
 
 def test_gpt_oss_kv_cache_sliding_layers_capped_at_the_window() -> None:

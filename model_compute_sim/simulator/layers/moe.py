@@ -34,6 +34,12 @@ def expert_bias_params(m: MoeSpec, hidden: int) -> int:
     return (2 if m.gated else 1) * m.intermediate + (m.latent_size or hidden) if m.expert_bias else 0
 
 
+def router_vectors(m: MoeSpec, hidden: int) -> int:
+    """The router's bias or correction bias, Gemma-4's router scales and the block's own norms (16-bit)."""
+    scales = hidden + m.experts if m.router_scale else 0
+    return (m.experts if m.router_bias else 0) + scales + m.block_norms * hidden
+
+
 def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     sh, H = b.shard, m.latent_size or b.H  # experts' input/output width
     t_all = sh.expert_tokens if sh.expert_tokens is not None else b.T
@@ -154,7 +160,7 @@ class Moe(LayerKind[MoeSpec]):
         per = mats * (m.latent_size or hidden) * m.intermediate + expert_bias_params(m, hidden)
         rest = hidden * m.experts + mats * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
         rest += 2 * hidden * m.latent_size + (m.latent_size if m.latent_norm else 0)  # latent projections (+ norm)
-        rest += m.experts if m.router_bias else 0
+        rest += router_vectors(m, hidden)
         return m.experts * per + rest, m.top_k * per + rest
 
     def weight_bytes(self, spec: MoeSpec, hidden: int, shard: Shard, opts: Options) -> float:
@@ -164,7 +170,7 @@ class Moe(LayerKind[MoeSpec]):
         local = m.experts // shard.ep
         total = local * per * experts
         # the router (and its bias) and the experts' biases stay 16-bit in quantized checkpoints
-        vectors = m.experts if m.router_bias else 0
+        vectors = router_vectors(m, hidden)
         if m.expert_bias:  # gate/up bias of the local intermediate, down bias whole (added once after the reduce)
             vectors += local * ((2 if m.gated else 1) * (m.intermediate // shard.moe_tp) + (m.latent_size or hidden))
         total += (hidden * m.experts + vectors) * DTYPE_BYTES["bf16"]

@@ -1,0 +1,97 @@
+"""Per-tensor scalars of quantized weight matrices: how many stored matrices each layer kind has per class.
+
+An NVFP4 checkpoint (ModelOpt `quant_algo: NVFP4`) stores, beside each quantized matrix's FP4 values and
+its FP8 block scales, two FP32 scalars: `weight_scale_2` (the global weight scale) and `input_scale`
+(vLLM ModelOptNvFp4LinearMethod / ModelOptNvFp4FusedMoE create_weights: one of each per checkpoint
+tensor; for experts w13_* of shape (experts, 2) and w2_* of (experts,)), 8 B per matrix, on every rank
+that holds the matrix. The weight format carries those bytes (`WeightFormat.tensor_scale_bytes`); this
+module counts the matrices as checkpoints store them (q, k, v, gate, up apart; fused only where the
+checkpoint fuses them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from model_compute_sim.simulator.ops import Shard
+from model_compute_sim.simulator.spec import AttentionSpec, KindSpec, MlpSpec, MoeSpec, SsmSpec
+from model_compute_sim.simulator.workload import Options
+
+Counts = dict[str, int]
+
+
+def _gqa(a: AttentionSpec) -> Counts:
+    inputs = 2 + (0 if a.k_eq_v else 1) + (1 if a.output_gate_dim else 0)  # q, k, v, gate
+    return {"attention": inputs, "attention_out": 1}
+
+
+def _mla(a: AttentionSpec) -> Counts:
+    # q_a + q_b (or q_proj), kv_a_proj_with_mqa, kv_b_proj, g_proj; the indexer's wq_b, wk, weights_proj
+    inputs = (2 if a.q_lora_rank else 1) + 2 + (1 if a.output_gate_dim else 0)
+    index = 3 if a.indexer is not None and a.indexer.runs else 0
+    return {"attention": inputs, "attention_out": 1, "attention_indexer": index}
+
+
+def _moe(m: MoeSpec, shard: Shard) -> Counts:
+    mats = 3 if m.gated else 2
+    latent = 2 if m.latent_size and m.latent_style == "nemotron" else 0  # Kimi-K3's latent projections stay bf16
+    shared = (mats if m.shared_intermediate else 0) + (1 if m.shared_gate else 0)
+    return {"routed_experts": (m.experts // shard.ep) * mats + latent, "shared_experts": shared}
+
+
+def _ssm(s: SsmSpec) -> Counts:
+    # Mamba-2 / short conv: in_proj, out_proj; Mamba-1: in_proj, x_proj, dt_proj, out_proj
+    return {"recurrent": 4 if s.kind == "mamba1" else 2}
+
+
+def _linear_attention(x: KindSpec) -> Counts:
+    from model_compute_sim.simulator.layers.linear_attention import LinearAttentionSpec
+
+    assert isinstance(x, LinearAttentionSpec)
+    gates = 2 * x.low_rank_gates if x.gate_rank else 0  # f_a/f_b (and g_a/g_b)
+    return {"recurrent": len(x.projections) + gates + 1}  # + out_proj / o_proj
+
+
+def _csa(x: KindSpec) -> Counts:
+    from model_compute_sim.simulator.layers.csa import CsaSpec
+
+    assert isinstance(x, CsaSpec)
+    # wq_a, wq_b, wkv, wo_a, wo_b; compressor wkv / wgate; indexer wq_b, weights_proj, compressor wkv / wgate
+    # (every one in the attention format: layers/csa.py weight_bytes)
+    return {"attention": 5 + (2 if x.ratio else 0) + (4 if x.has_indexer else 0)}
+
+
+def _msa(x: KindSpec) -> Counts:
+    from model_compute_sim.simulator.layers.msa import MsaSpec
+
+    assert isinstance(x, MsaSpec)
+    return {**_gqa(x.attention), "attention_indexer": 2}  # index_q_proj, index_k_proj
+
+
+KINDS: dict[str, Callable[[KindSpec, Shard], Counts]] = {
+    "gqa": lambda x, sh: _gqa(x) if isinstance(x, AttentionSpec) else {},
+    "mla": lambda x, sh: _mla(x) if isinstance(x, AttentionSpec) else {},
+    "mlp": lambda x, sh: {"dense_mlp": 3 if x.gated else 2} if isinstance(x, MlpSpec) else {},
+    "moe": lambda x, sh: _moe(x, sh) if isinstance(x, MoeSpec) else {},
+    "mamba2": lambda x, sh: _ssm(x) if isinstance(x, SsmSpec) else {},
+    "mamba1": lambda x, sh: _ssm(x) if isinstance(x, SsmSpec) else {},
+    "short_conv": lambda x, sh: _ssm(x) if isinstance(x, SsmSpec) else {},
+    "gated_deltanet": lambda x, sh: _linear_attention(x),
+    "kimi_delta_attention": lambda x, sh: _linear_attention(x),
+    "lightning_attention": lambda x, sh: {"recurrent": 3},  # qkv_proj, output_gate, out_proj
+    "csa": lambda x, sh: _csa(x),
+    "msa": lambda x, sh: _msa(x),
+}
+
+
+def stored_matrices(x: KindSpec, shard: Shard) -> Counts:
+    """Weight matrices of one layer of this kind held on the rank `shard` describes, by weight class."""
+    return KINDS[x.kind](x, shard)
+
+
+def tensor_scale_bytes(x: KindSpec, shard: Shard, opts: Options) -> float:
+    """Bytes of the per-tensor scalars of one layer of this kind on one rank."""
+    total = 0.0
+    for cls, n in stored_matrices(x, shard).items():
+        total += n * opts.wfmt(cls).tensor_scale_bytes
+    return total
