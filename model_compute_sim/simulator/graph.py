@@ -20,6 +20,8 @@ from model_compute_sim.simulator.workload import Options, Workload
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
 
+Blocks = tuple[KindSpec, ...]
+
 
 class Builder(BuilderBase):
     """Builds the ops of one rank (or the whole model) for one workload.
@@ -32,27 +34,29 @@ class Builder(BuilderBase):
         super().__init__(spec, wl, shard, opts)
         self.flops_only = flops_only
         self._blocks: dict[KindSpec, list[Op]] = {}
-        self._by_id: dict[int, list[Op]] = {}
-        self._joins: dict[tuple[int, ...], list[Op]] = {}
-        self._shared: dict[tuple[str, int], list[Op]] = {}
+        self._by_id: dict[int, tuple[KindSpec, list[Op]]] = {}
+        # a layer's ops around its sites, by its blocks' identities (the blocks kept to check them)
+        self._site_runs_by_blocks: dict[tuple[int, ...], tuple[Blocks, Blocks, list[list[Op]]]] = {}
+        self._shared: dict[tuple[str, int], Op] = {}
 
     def block(self, block: KindSpec) -> list[Op]:
         """The ops of one mixer or feed-forward block (built once per builder for equal specs; looked up by
         the spec object's identity first: hashing a frozen spec costs more than building a layer's parts)."""
-        ops = self._by_id.get(id(block))
+        hit = self._by_id.get(id(block))
+        if hit is not None and hit[0] is block:
+            return hit[1]
+        ops = self._blocks.get(block)
         if ops is None:
-            ops = self._blocks.get(block)
-            if ops is None:
-                ops = self._blocks[block] = kind_of(block).ops(self, block)
-            self._by_id[id(block)] = ops  # the spec holds `block` for the builder's life: the id stays its own
+            ops = self._blocks[block] = kind_of(block).ops(self, block)
+        self._by_id[id(block)] = (block, ops)  # the block kept: its id is not reused while it is a key
         return ops
 
-    def layer_norm(self, name: str) -> list[Op]:
-        """A [T, H] norm around a block, as a one-op part (built once per builder)."""
-        part = self._shared.get((name, 0))
-        if part is None:
-            part = self._shared[name, 0] = [self.norm(name, "norm", self.T, self.H)]
-        return part
+    def layer_norm(self, name: str) -> Op:
+        """A [T, H] norm around a block (built once per builder)."""
+        op = self._shared.get((name, 0))
+        if op is None:
+            op = self._shared[name, 0] = self.norm(name, "norm", self.T, self.H)
+        return op
 
     # --- model head and tail -------------------------------------------------------------------
 
@@ -107,14 +111,14 @@ class Builder(BuilderBase):
 
     # --- one decoder layer ---------------------------------------------------------------------
 
-    def residual(self, name: str, n: int = 2) -> list[Op]:
-        """The add of `n` [T, H] tensors, as a one-op part (built once per builder)."""
-        part = self._shared.get((name, n))
-        if part is None:
+    def residual(self, name: str, n: int = 2) -> Op:
+        """The add of `n` [T, H] tensors (built once per builder)."""
+        op = self._shared.get((name, n))
+        if op is None:
             per = (n - 1) * F.ADD_FLOPS_PER_ELEMENT
             op = self.vector(name, "elementwise", "elementwise", self.T * self.H, per, reads=n, width=self.H)
-            part = self._shared[name, n] = [op]
-        return part
+            self._shared[name, n] = op
+        return op
 
     def layer(self, layer: LayerSpec) -> list[Op]:
         """The ops of one layer, in order (its parts joined)."""
@@ -124,56 +128,72 @@ class Builder(BuilderBase):
         """One layer as parts in op order: pre-norm block: mixers side by side, residual add; feed-forward
         blocks side by side, residual add. Gemma-style layers (norms=4) also norm each block's output.
         Kimi-K3 attention residuals (simulator/attn_res.py) run before each block's norm and replace the
-        residual adds. A part is the ops between two attention-residual sites (a whole layer without them),
-        or one site: one list object per builder, shared by every layer group that has it, so views sums
-        a part once and reuses it in each group (Kimi-K3's groups differ only in their sites)."""
-        if layer.parallel:
-            return [self._joined(self.parallel_layer(layer))]
-        parts: list[list[Op]] = []
-        run: list[list[Op]] = []  # parts since the last site
+        residual adds. A layer without them is one part; a layer with them is its sites and the runs of
+        ops between them, each site and run one list per builder shared by every layer group that has it,
+        so views sums a part once and reuses it in each group (Kimi-K3's groups differ only in their sites)."""
         res = layer.attn_res
+        if res is None or layer.parallel:
+            return self._layer_runs(layer, sites=False)
+        runs = self._site_runs(layer)
+        parts: list[list[Op]] = []
         if layer.mixers:
-            if res is not None:
-                parts.append(attn_res.pre_mixer(self, res))
-            run.append(self.layer_norm("input_layernorm"))
-            run += [self.block(mixer) for mixer in layer.mixers]
-            if len(layer.mixers) > 1:  # Falcon-H1: the mixers' outputs are summed
-                run.append(self.residual("mixer_sum", len(layer.mixers)))
-            if layer.norms == 4:
-                run.append(self.layer_norm("post_attention_layernorm"))
-            if res is None:
-                run.append(self.residual("attn_residual_add"))
+            parts += [attn_res.pre_mixer(self, res), runs[0]]
         if layer.ffns:
-            if res is not None:
-                if run:
-                    parts.append(self._joined(run))
-                parts.append(attn_res.pre_ffn(self, res))
-                run = []
-            pre = "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm"
-            run.append(self.layer_norm(pre if layer.mixers else "input_layernorm"))
-            run += [self.block(ffn) for ffn in layer.ffns]
+            parts += [attn_res.pre_ffn(self, res), runs[-1]]
+        return parts
+
+    def _site_runs(self, layer: LayerSpec) -> list[list[Op]]:
+        """The runs of a layer with attention-residual sites (before and after the feed-forward site), built
+        once per builder for the same blocks: keyed by their identities (step.layer_groups interns equal
+        blocks), checked equal on a hit."""
+        mixers, ffns = layer.mixers, layer.ffns
+        key = (layer.norms, len(mixers), *map(id, mixers), *map(id, ffns))
+        hit = self._site_runs_by_blocks.get(key)
+        if hit is not None and hit[0] == mixers and hit[1] == ffns:  # identical blocks compare without hashing
+            return hit[2]
+        runs = self._layer_runs(layer, sites=True)
+        self._site_runs_by_blocks[key] = (mixers, ffns, runs)
+        return runs
+
+    def _layer_runs(self, layer: LayerSpec, sites: bool) -> list[list[Op]]:
+        """The layer's ops without attention-residual sites: with `sites`, the run before the feed-forward
+        site and the run after it (in place of the residual adds); else the whole layer as one run."""
+        if layer.parallel:
+            return [self.parallel_layer(layer)]
+        runs: list[list[Op]] = []
+        ops: list[Op] = []
+        if layer.mixers:
+            ops.append(self.layer_norm("input_layernorm"))
+            for mixer in layer.mixers:
+                ops += self.block(mixer)
+            if len(layer.mixers) > 1:  # Falcon-H1: the mixers' outputs are summed
+                ops.append(self.residual("mixer_sum", len(layer.mixers)))
             if layer.norms == 4:
-                run.append(self.layer_norm("post_feedforward_layernorm"))
-            if res is None:
-                run.append(self.residual("mlp_residual_add"))
-        if run:
-            parts.append(self._joined(run))
-        return parts
+                ops.append(self.layer_norm("post_attention_layernorm"))
+            if not sites:
+                ops.append(self.residual("attn_residual_add"))
+        if layer.ffns:
+            if sites and ops:
+                runs.append(ops)
+                ops = []
+            pre = "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm"
+            ops.append(self.layer_norm(pre if layer.mixers else "input_layernorm"))
+            for ffn in layer.ffns:
+                ops += self.block(ffn)
+            if layer.norms == 4:
+                ops.append(self.layer_norm("post_feedforward_layernorm"))
+            if not sites:
+                ops.append(self.residual("mlp_residual_add"))
+        if ops:
+            runs.append(ops)
+        return runs
 
-    def _joined(self, run: list[list[Op]]) -> list[Op]:
-        """The ops of consecutive parts as one list, built once per builder (keyed by the parts' identities:
-        each is a list this builder keeps)."""
-        key = tuple(map(id, run))
-        ops = self._joins.get(key)
-        if ops is None:
-            ops = self._joins[key] = [op for part in run for op in part]
-        return ops
-
-    def parallel_layer(self, layer: LayerSpec) -> list[list[Op]]:
+    def parallel_layer(self, layer: LayerSpec) -> list[Op]:
         """x + attn(norm(x)) + mlp(norm'(x)): one or two norms of the input, one three-way residual add."""
-        parts = [self.layer_norm("input_layernorm")]
+        ops: list[Op] = [self.layer_norm("input_layernorm")]
         if layer.norms == 2:
-            parts.append(self.layer_norm("mlp_layernorm"))
-        parts += [self.block(block) for block in (*layer.mixers, *layer.ffns)]
-        parts.append(self.residual("residual_add", 3))
-        return parts
+            ops.append(self.layer_norm("mlp_layernorm"))
+        for block in (*layer.mixers, *layer.ffns):
+            ops += self.block(block)
+        ops.append(self.residual("residual_add", 3))
+        return ops

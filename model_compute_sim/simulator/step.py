@@ -112,7 +112,7 @@ def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
     index: dict[LayerSpec, list[int]] = {}
     for i, layer in enumerate(spec.layers):
         index.setdefault(layer, []).append(i)
-    # equal blocks as one object, so a builder finds a block it has built by identity (graph.Builder.block)
+    # equal blocks as one object, so a builder finds what it has built by identity (graph.Builder.block, _site_runs)
     blocks: dict[KindSpec, KindSpec] = {}
     out = [
         (

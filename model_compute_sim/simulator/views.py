@@ -65,12 +65,18 @@ class PartCost:
 
     def __init__(self, local: list[Op], whole: list[Op]) -> None:
         self.ops = local
-        self.by_name = by_name = {o.name: o for o in whole}
+        by_name: dict[str, Op] = {}
+        whole_flops: Number = 0
+        for o in whole:
+            by_name[o.name] = o
+            whole_flops += o.flops
+        self.by_name, self.whole_flops = by_name, whole_flops
         self.rows: list[OpRow] | None = None  # the op rows, made by _page when a page shows them
         # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
-        # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time, timed ops
+        # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
+        # of a call is timed when a device is known, none otherwise: `timed`)
         self.cats: dict[str, list[Number]] = {}
-        self.flops_cats: list[str] = []  # categories with a whole-model op, in order of their first op
+        cats = self.cats
         weight: Number = 0
         kv: Number = 0
         act: Number = 0
@@ -82,28 +88,30 @@ class PartCost:
         b_sum: Number = 0
         f_sum: Number = 0
         timed = False
+        matched: list[str] = []  # categories of the ops with a whole-model op, in order of the first
         for op in local:
             cat = op.category
-            c = self.cats.get(cat)
+            c = cats.get(cat)
             if c is None:
-                c = self.cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0]
+                c = cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0]
             w_op = by_name.get(op.name)
             if w_op is not None:
                 c[0] += w_op.flops
                 c[1] += w_op.vector_flops
                 c[6] += 1
-                if cat not in self.flops_cats:
-                    self.flops_cats.append(cat)
+                if c[6] == 1:
+                    matched.append(cat)
             else:
                 c[7] += 1
             w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
             kr, kw = op.kv_read_bytes, op.kv_write_bytes
             b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
-            c[2] += op.flops
+            f = op.flops
+            c[2] += f
             c[3] += op.vector_flops
             c[4] += b
             c[5] += op.comm_bytes
-            f_sum += op.flops
+            f_sum += f
             b_sum += b
             weight += w
             kv += kr + kw
@@ -113,7 +121,6 @@ class PartCost:
                 continue
             timed = True
             c[8] += t
-            c[9] += 1
             t_sum += t
             if op.kind == "communication":
                 comm_us += t
@@ -124,7 +131,8 @@ class PartCost:
         self.weight, self.kv, self.act = weight, kv, act
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
-        self.whole_flops: Number = sum((o.flops for o in whole), 0)
+        # (category, whole-model FLOPs) of the categories with a whole-model op, in order of their first op
+        self.flops_cats = [(cat, cats[cat][0]) for cat in matched]
 
 
 # the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
@@ -164,7 +172,7 @@ class Tally:
             c[4] += v[4] * count_local
             c[5] += v[5] * count_local
             c[6] += v[6] * max(count, count_local) + v[7] * count_local
-            if v[9] and count_local:
+            if p.timed and count_local:
                 c[7] += v[8] * count_local
         self.weight += p.weight * count_local
         self.kv += p.kv * count_local
@@ -247,8 +255,8 @@ def _layer_groups(step: Step, stage: int, tally: Tally, timed: bool, want_rows: 
             flops += p.whole_flops
             flops_local += p.flops
             bytes_local += p.bytes
-            for cat in p.flops_cats:
-                cat_flops[cat] = cat_flops.get(cat, 0) + p.cats[cat][0]
+            for cat, wf in p.flops_cats:
+                cat_flops[cat] = cat_flops.get(cat, 0) + wf
             if want_rows:
                 rows.append((gi, p))
         groups.append(
