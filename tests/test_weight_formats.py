@@ -115,3 +115,16 @@ def test_fp8_model_weights_per_gpu_count_block_scales() -> None:
     r = simulate("qwen3-32b-fp8", batch_size=1, seq_len=1, context_len=100)
     qk_norms = r.memory.weights_bytes_per_gpu - 64 * (per_layer + norms) - 2 * 151936 * 5120 * 2 - 5120 * 2
     assert qk_norms == 64 * 2 * 128 * 2  # the q/k norm weights (bf16); 5120 x 2 B: the final norm
+
+
+def test_modelopt_fp8_per_tensor_weights_count_their_scalars() -> None:
+    # nvidia/Llama-3.1-70B-Instruct-FP8 (hf_quant_config quant_algo FP8, exclude lm_head): hidden 8192, 80
+    # layers, 64 / 8 heads of 128, width 28672, vocab 128256, untied. Each of the 7 matrices per layer is fp8
+    # (1 B per weight) plus an FP32 weight_scale and an FP32 input_scale (8 B; vLLM ModelOptFp8LinearMethod);
+    # norms, embedding and LM head bf16.
+    H = 8192
+    matrices = 2 * H * H + 2 * H * 1024 + 3 * H * 28672
+    expected = 80 * (matrices + 7 * 8 + 2 * H * 2) + 2 * 128256 * H * 2 + H * 2
+    r = simulate("llama-3.1-70b-instruct-fp8")
+    assert r.memory.weights_bytes_per_gpu == expected == 72_656_376_192
+    assert any("per-tensor scalars per stored matrix" in a and "fp8 8 B" in a for a in r.assumptions)

@@ -18,6 +18,7 @@ from model_compute_sim.simulator.weight_formats import (
     WeightFormat,
     WeightTable,
     fp8_blocks,
+    fp8_per_tensor,
     int_groups,
     mixed,
     mxfp4,
@@ -59,7 +60,7 @@ def _algo_format(algo: str, group: int | None, notes: list[str], where: str) -> 
     if a in ("NVFP4", "W4A16_NVFP4", "W4A8_NVFP4_FP8"):
         if group is None:
             notes.append(f"{where}: {algo} without group_size: 16 elements per FP8 scale, NVFP4's definition")
-        return nvfp4(group or 16)
+        return nvfp4(group or 16, 4.0 if a == "W4A16_NVFP4" else 8.0)  # weight-only: no input_scale
     if a in ("MXFP4", "W4A16_MXFP4"):
         if group is None:
             notes.append(f"{where}: {algo} without group_size: 32 elements per E8M0 scale, the OCP MX definition")
@@ -67,7 +68,7 @@ def _algo_format(algo: str, group: int | None, notes: list[str], where: str) -> 
     if a == "MXFP8":
         return mxfp8(group or 32)
     if a == "FP8":
-        return plain("fp8")  # ModelOpt FP8: one FP32 scale per tensor
+        return fp8_per_tensor()  # ModelOpt FP8: FP32 weight_scale and input_scale per matrix
     raise ConfigError(
         f"{where}: quant_algo {algo!r} is not understood; known: NVFP4, W4A16_NVFP4, MXFP4, MXFP8, FP8, MIXED_PRECISION"
     )

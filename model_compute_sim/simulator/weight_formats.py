@@ -12,7 +12,8 @@ Bytes per weight = element bytes + scale bytes / elements per scale. Sources of 
 - FP8 with block scales (DeepSeek-V3 `weight_block_size: [128, 128]`): one FP32 scale
   (`weight_scale_inv`) per 128 x 128 block -> 1 + 4/16384 B. DeepSeek-V4 checkpoints with fp4
   experts store these scales as UE8M0 (1 B; vLLM deepseek_v4 loader).
-- FP8 per tensor (ModelOpt `quant_algo: FP8`): one FP32 scale per tensor, not counted.
+- FP8 per tensor (ModelOpt `quant_algo: FP8`): one FP32 weight_scale and one FP32 input_scale per matrix,
+  8 B per stored matrix (`tensor_scale_bytes`).
 - INT4 groups (compressed-tensors `pack-quantized`, `type: int`, `group_size: g`, symmetric): one
   scale per group in the checkpoint's dtype (bf16, 2 B) -> 0.5 + 2/g B.
 """
@@ -67,9 +68,16 @@ def mxfp8(group: int = 32) -> WeightFormat:
     return WeightFormat("mxfp8" if group == 32 else f"mxfp8 (group {group})", "fp8", group, 1.0)
 
 
-def nvfp4(group: int = 16) -> WeightFormat:
-    # weight_scale_2 and input_scale (ModelOpt; compressed-tensors weight_global_scale / input_global_scale)
-    return WeightFormat("nvfp4" if group == 16 else f"nvfp4 (group {group})", "fp4", group, 1.0, tensor_scale_bytes=8.0)
+def nvfp4(group: int = 16, tensor_scale_bytes: float = 8.0) -> WeightFormat:
+    """weight_scale_2 and input_scale per matrix (ModelOpt; compressed-tensors weight_global_scale /
+    input_global_scale): 8 B; weight-only W4A16_NVFP4 stores weight_scale_2 alone: 4 B."""
+    name = "nvfp4" if group == 16 else f"nvfp4 (group {group})"
+    return WeightFormat(name, "fp4", group, 1.0, tensor_scale_bytes=tensor_scale_bytes)
+
+
+def fp8_per_tensor() -> WeightFormat:
+    """ModelOpt FP8: one FP32 weight_scale and one FP32 input_scale per matrix (vLLM ModelOptFp8LinearMethod)."""
+    return WeightFormat("fp8", "fp8", tensor_scale_bytes=8.0)
 
 
 def fp8_blocks(rows: int, cols: int, scale_bytes: float = 4.0) -> WeightFormat:
@@ -171,9 +179,9 @@ WEIGHT_CLASSES: tuple[str, ...] = tuple(f.name for f in fields(WeightTable))
 def scale_notes(table: WeightTable) -> list[str]:
     """One assumption line naming the bytes per weight of each block-scaled format in the table."""
     scaled = {f.name: f for f in (table.of(c) for c in WEIGHT_CLASSES) if f.group or f.mixed_bytes is not None}
-    if not scaled:
-        return []
     tensors = tensor_scale_notes(table)
+    if not scaled:
+        return tensors
     parts = [
         f"{f.name} {DTYPE_BYTES[f.dtype]:g} + {f.scale_bytes:g}/{f.group} = {f.bytes_per_weight:.6g} B"
         if f.mixed_bytes is None
@@ -189,12 +197,12 @@ def scale_notes(table: WeightTable) -> list[str]:
 
 def tensor_scale_notes(table: WeightTable) -> list[str]:
     """The line naming the per-tensor scalars counted per stored matrix, when a format has them."""
-    named = {f.name: f for f in (table.of(c) for c in WEIGHT_CLASSES) if f.tensor_scale_bytes}
+    named = {(f.name, f.tensor_scale_bytes) for f in (table.of(c) for c in WEIGHT_CLASSES) if f.tensor_scale_bytes}
     if not named:
         return []
-    parts = [f"{f.name} {f.tensor_scale_bytes:g} B" for f in named.values()]
+    parts = [f"{name} {b:g} B" for name, b in sorted(named)]
     return [
         "weight bytes include per-tensor scalars per stored matrix (q, k, v, gate, up apart; each expert's): "
         + "; ".join(parts)
-        + " (FP32 weight_scale_2 and input_scale)"
+        + " (FP32 weight and input scales; 4 B where a weight-only format stores the weight's alone)"
     ]
