@@ -32,6 +32,19 @@ class KindSpec(Protocol):
         ...
 
 
+class FixedKind:
+    """Base of a spec whose instances all have one kind and label, given once in the class line:
+    `class MoeSpec(FixedKind, kind="moe", label="moe")` (specs such as AttentionSpec, whose kind varies,
+    have a `kind` field instead)."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+
+    def __init_subclass__(cls, *, kind: str, label: str) -> None:
+        super().__init_subclass__()
+        cls.kind, cls.label = kind, label
+
+
 @dataclass(frozen=True)
 class IndexerSpec:
     """DeepSeek sparse attention (lightning indexer) on one layer."""
@@ -117,9 +130,7 @@ class SsmSpec:
 
 
 @dataclass(frozen=True)
-class MlpSpec:
-    kind: ClassVar[str] = "mlp"
-    label: ClassVar[str] = "dense"
+class MlpSpec(FixedKind, kind="mlp", label="dense"):
     intermediate: int
     gated: bool = True  # gate/up/down (SwiGLU, GeGLU) vs up/down
     bias: bool = False
@@ -128,9 +139,7 @@ class MlpSpec:
 
 
 @dataclass(frozen=True)
-class MoeSpec:
-    kind: ClassVar[str] = "moe"
-    label: ClassVar[str] = "moe"
+class MoeSpec(FixedKind, kind="moe", label="moe"):
     experts: int
     top_k: int
     intermediate: int

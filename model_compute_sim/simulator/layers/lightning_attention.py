@@ -14,24 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import lightning_formulas as LF
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, require_divides, row_out
 from model_compute_sim.simulator.layers.ssm_common import PROJ, core_op, core_paths
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.spec import FixedKind
 from model_compute_sim.simulator.workload import Options
 
 FP32 = 4.0  # bytes of the q, k, v and output vLLM hands the kernels (silu of the fp32 upcast)
 
 
 @dataclass(frozen=True)
-class LightningAttentionSpec:
+class LightningAttentionSpec(FixedKind, kind="lightning_attention", label="lightning"):
     """One lightning-attention mixer: `heads` heads of `head_dim` (keys, queries and values alike)."""
 
-    kind: ClassVar[str] = "lightning_attention"
-    label: ClassVar[str] = "lightning"
     heads: int
     head_dim: int
     block_size: int = LF.BLOCK  # the config's block_size (transformers' CPU tiling; the kernel uses 256)

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_msa as M
 from model_compute_sim.simulator.layers.attention_core import all_pairs
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, kind_of, register
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
-from model_compute_sim.simulator.spec import AttentionSpec
+from model_compute_sim.simulator.spec import AttentionSpec, FixedKind
 from model_compute_sim.simulator.workload import Options
 
 
 @dataclass(frozen=True)
-class MsaSpec:
-    kind: ClassVar[str] = "msa"
-    label: ClassVar[str] = "msa"
+class MsaSpec(FixedKind, kind="msa", label="msa"):
     attention: AttentionSpec  # the GQA layer the sparse selection applies to
     index_heads: int
     index_dim: int
