@@ -25,6 +25,8 @@ def gpu_info(dev: Device) -> GpuInfo:
     )
 
 
+# ModelInfo fields that are ModelSpec's own, under the same names
+_FROM_SPEC = ("name", "hf_id", "model_type", "hidden_size", "vocab_size", "weight_dtype")
 _INFO_CACHE: dict[int, tuple[ModelSpec, ModelInfo]] = {}
 
 
@@ -48,15 +50,10 @@ def _model_info_uncached(spec: ModelSpec) -> ModelInfo:
     attn = "; ".join(d for d in mixers if d)
     moe = "; ".join(d for d in ffns if d) or None
     return ModelInfo(
-        name=spec.name,
-        hf_id=spec.hf_id,
-        model_type=spec.model_type,
+        **{name: getattr(spec, name) for name in _FROM_SPEC},
         layers=spec.num_layers,
-        hidden_size=spec.hidden_size,
-        vocab_size=spec.vocab_size,
         params_total=total,
         params_active_per_token=active,
-        weight_dtype=spec.weight_dtype,
         attention=attn + f" (layer kinds: {', '.join(kinds)})",
         moe=moe,
         generic_path=spec.generic,

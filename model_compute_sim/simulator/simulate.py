@@ -23,7 +23,7 @@ from model_compute_sim.errors import (
     UnknownModelError,
 )
 from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpus, load_models, suggest, to_plain
-from model_compute_sim.request import SimulateRequest, build, request_dicts
+from model_compute_sim.request import Conventions, SimulateRequest, Speculative, build, request_dicts
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.device import make_device
@@ -44,6 +44,8 @@ from model_compute_sim.simulator.workload import (
     uniform,
 )
 
+# request fields Options takes as given (same names, same meaning): the FLOP conventions and the MTP passes
+_AS_GIVEN = (*Conventions.model_fields, *Speculative.model_fields)
 DEFAULT_SCALE_UP_GB_PER_S = 32.0  # PCIe Gen4 x16, one direction: for cards without a scale-up fabric
 
 
@@ -227,10 +229,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
     dt = _dtype(req.dtype, COMPUTE_DTYPES, "dtype")
     kv = _dtype(req.kv_cache_dtype or ("fp16" if dt == "fp16" else "bf16"), KV_DTYPES, "kv_cache_dtype")
     opts = Options(
-        attention_flops=req.attention_flops,
-        mla_path=req.mla_path,
-        logits=req.logits,
-        mtp_layers=req.mtp_layers,
+        **{name: getattr(req, name) for name in _AS_GIVEN},
         dtype=dt,
         kv_cache_dtype=kv,
         weights=weight_table(spec, req.weight_dtype),
