@@ -8,20 +8,21 @@ from model_compute_sim.simulator.memory import model_params
 from model_compute_sim.simulator.result import GpuInfo, ModelInfo
 from model_compute_sim.simulator.spec import ModelSpec
 
+# GpuInfo fields that are the GPU table entry's own, under the same names (the rest are what this call
+# resolved: dtype's peak, overrides)
+_FROM_GPU = ("name", "display_name", "memory_gb", "source")
+
 
 def gpu_info(dev: Device) -> GpuInfo:
     g = dev.gpu
     return GpuInfo(
-        name=g.name,
-        display_name=g.display_name,
+        **{name: getattr(g, name) for name in _FROM_GPU},
+        memory_bytes=g.memory_bytes or None,  # 0: unknown (a custom device)
         peak_tflops=dev.peak_tflops,
         peak_dtype=dev.peak_dtype,
         attention_peak_tflops=dev.attn_peak_tflops,
         memory_bandwidth_gb_per_s=dev.bw_gb_s,
         scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s,
-        memory_gb=g.memory_gb,
-        memory_bytes=g.memory_bytes or None,
-        source=g.source,
     )
 
 
