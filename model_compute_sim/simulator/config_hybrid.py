@@ -17,15 +17,14 @@ included, and refuses a value it does not understand by name:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import check_multiple
+from model_compute_sim.simulator.config_read import Config, _int, check_multiple
 from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec, MoeSpec, SsmSpec
 
-Config = Mapping[str, Any]
 FAMILIES = ("nemotron_h", "jamba", "falcon_h1", "granitemoehybrid", "lfm2")
 
 _MAMBA2_KEYS = frozenset(
@@ -85,22 +84,6 @@ _NEMOTRON_NAMES = {
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "fp32": "fp32", "bf16": "bf16"}
 
 
-def _get(cfg: Config, key: str, default: Any, *aliases: str) -> Any:
-    for k in (key, *aliases):
-        if cfg.get(k) is not None:
-            return cfg[k]
-    return default
-
-
-def _pos_int(cfg: Config, key: str, default: int | None, *aliases: str, minimum: int = 1) -> int:
-    v = _get(cfg, key, default, *aliases)
-    if v is None:
-        raise ConfigError(f"config is missing {key!r}")
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or int(v) < minimum:
-        raise ConfigError(f"config field {key!r} must be an integer >= {minimum}, got {v!r}")
-    return int(v)
-
-
 def nemotron_block_types(cfg: Config) -> list[str]:
     """Block kinds from `layers_block_type` (preferred, as transformers) or `hybrid_override_pattern`."""
     types = cfg.get("layers_block_type")
@@ -155,18 +138,21 @@ def _state_dtype(cfg: Config, default: str = "bf16") -> str:
 def _mamba2(cfg: Config, d_inner: int, heads: int, head_dim: int, gated_norm: bool, prefix: str) -> SsmSpec:
     if heads * head_dim != d_inner:
         raise ConfigError(f"Mamba-2 heads ({heads}) x head_dim ({head_dim}) != intermediate width {d_inner}")
-    groups = _pos_int(cfg, f"{prefix}n_groups", 8 if prefix == "" else 1, "mamba_n_groups", "n_groups")
+    groups = _int(cfg, f"{prefix}n_groups", "mamba_n_groups", "n_groups", default=8 if prefix == "" else 1)
     check_multiple("Mamba-2 heads", heads, "n_groups", groups)
     return SsmSpec(
         kind="mamba2",
         d_inner=d_inner,
         heads=heads,
         head_dim=head_dim,
-        state=_pos_int(cfg, "ssm_state_size" if prefix == "" else "mamba_d_state", 128 if prefix == "" else 256),
+        state=_int(cfg, "ssm_state_size" if prefix == "" else "mamba_d_state", default=128 if prefix == "" else 256),
         groups=groups,
-        conv_kernel=_pos_int(cfg, "conv_kernel" if prefix == "" else "mamba_d_conv", 4, "mamba_d_conv"),
-        chunk=_pos_int(
-            cfg, "chunk_size" if prefix == "" else "mamba_chunk_size", 128 if prefix == "" else 256, "mamba_chunk_size"
+        conv_kernel=_int(cfg, "conv_kernel" if prefix == "" else "mamba_d_conv", "mamba_d_conv", default=4),
+        chunk=_int(
+            cfg,
+            "chunk_size" if prefix == "" else "mamba_chunk_size",
+            "mamba_chunk_size",
+            default=128 if prefix == "" else 256,
         ),
         gated_norm=gated_norm,
         state_dtype=_state_dtype(cfg, "fp32" if prefix == "" else "bf16"),  # prefix "": Nemotron-H keys
@@ -185,24 +171,26 @@ def _ssm_biases(cfg: Config, prefix: str) -> dict[str, bool]:
 
 def _nemotron(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
     types = nemotron_block_types(cfg)
-    heads = _pos_int(cfg, "mamba_num_heads", 128)
-    head_dim = _pos_int(cfg, "mamba_head_dim", 64)
+    heads = _int(cfg, "mamba_num_heads", default=128)
+    head_dim = _int(cfg, "mamba_head_dim", default=64)
     mamba = _mamba2(cfg, heads * head_dim, heads, head_dim, True, "")
-    mlp = MlpSpec(intermediate=_pos_int(cfg, "intermediate_size", 21504), gated=False, bias=bool(cfg.get("mlp_bias")))
+    mlp = MlpSpec(
+        intermediate=_int(cfg, "intermediate_size", default=21504), gated=False, bias=bool(cfg.get("mlp_bias"))
+    )
     moe = None
     if "moe" in types:
-        experts = _pos_int(cfg, "n_routed_experts", 8, "num_local_experts")
-        top_k = _pos_int(cfg, "num_experts_per_tok", 2)
+        experts = _int(cfg, "n_routed_experts", "num_local_experts", default=8)
+        top_k = _int(cfg, "num_experts_per_tok", default=2)
         if top_k > experts:
             raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds n_routed_experts ({experts})")
         moe = MoeSpec(
             experts=experts,
             top_k=top_k,
-            intermediate=_pos_int(cfg, "moe_intermediate_size", 7688),
+            intermediate=_int(cfg, "moe_intermediate_size", default=7688),
             gated=False,
             # transformers builds one shared relu2 MLP of this width whatever n_shared_experts says
-            shared_intermediate=_pos_int(cfg, "moe_shared_expert_intermediate_size", 7688, minimum=0),
-            latent_size=_pos_int(cfg, "moe_latent_size", 0, minimum=0),
+            shared_intermediate=_int(cfg, "moe_shared_expert_intermediate_size", default=7688, minimum=0),
+            latent_size=_int(cfg, "moe_latent_size", default=0, minimum=0),
         )
     no_rope = replace(attn, rotary_dim=0)  # NemotronHAttention applies no positional embedding
     kinds = {
@@ -217,28 +205,28 @@ def _nemotron(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
 
 
 def _jamba(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
-    hidden = _pos_int(cfg, "hidden_size", None)
-    a_period = _pos_int(cfg, "attn_layer_period", 8)
-    a_offset = _pos_int(cfg, "attn_layer_offset", 4, minimum=0)
-    e_period = _pos_int(cfg, "expert_layer_period", 2)
-    e_offset = _pos_int(cfg, "expert_layer_offset", 1, minimum=0)
+    hidden = _int(cfg, "hidden_size")
+    a_period = _int(cfg, "attn_layer_period", default=8)
+    a_offset = _int(cfg, "attn_layer_offset", default=4, minimum=0)
+    e_period = _int(cfg, "expert_layer_period", default=2)
+    e_offset = _int(cfg, "expert_layer_offset", default=1, minimum=0)
     if a_offset >= a_period or e_offset >= e_period:
         raise ConfigError("attn_layer_offset / expert_layer_offset must be smaller than their period")
     dt_rank = cfg.get("mamba_dt_rank", "auto")
-    rank = math.ceil(hidden / 16) if dt_rank in ("auto", None) else _pos_int(cfg, "mamba_dt_rank", None)
+    rank = math.ceil(hidden / 16) if dt_rank in ("auto", None) else _int(cfg, "mamba_dt_rank")
     mamba = SsmSpec(
         kind="mamba1",
-        d_inner=_pos_int(cfg, "mamba_expand", 2) * hidden,
-        conv_kernel=_pos_int(cfg, "mamba_d_conv", 4),
-        state=_pos_int(cfg, "mamba_d_state", 16),
+        d_inner=_int(cfg, "mamba_expand", default=2) * hidden,
+        conv_kernel=_int(cfg, "mamba_d_conv", default=4),
+        state=_int(cfg, "mamba_d_state", default=16),
         dt_rank=rank,
         bcdt_norms=True,
         state_dtype=_state_dtype(cfg),
         **_ssm_biases(cfg, "mamba_"),
     )
-    inter = _pos_int(cfg, "intermediate_size", 14336)
-    experts = _pos_int(cfg, "num_experts", 16, "num_local_experts")
-    moe = MoeSpec(experts=experts, top_k=_pos_int(cfg, "num_experts_per_tok", 2), intermediate=inter)
+    inter = _int(cfg, "intermediate_size", default=14336)
+    experts = _int(cfg, "num_experts", "num_local_experts", default=16)
+    moe = MoeSpec(experts=experts, top_k=_int(cfg, "num_experts_per_tok", default=2), intermediate=inter)
     mlp = MlpSpec(intermediate=inter)
     no_rope = replace(attn, rotary_dim=0)  # Jamba attention has no positional encoding
     out = []
@@ -260,23 +248,25 @@ def _mamba2_expand(cfg: Config, hidden: int, width_key: str | None) -> tuple[int
     """(d_inner, heads, head_dim) of Falcon-H1 / Granite-H: d_inner = mamba_d_ssm or mamba_expand*hidden,
     head_dim = mamba_d_head or d_inner / heads ("auto")."""
     d_inner = cfg.get(width_key) if width_key else None
-    d = int(d_inner) if d_inner else _pos_int(cfg, "mamba_expand", 2) * hidden
-    heads = _pos_int(cfg, "mamba_n_heads", 128)
+    d = int(d_inner) if d_inner else _int(cfg, "mamba_expand", default=2) * hidden
+    heads = _int(cfg, "mamba_n_heads", default=128)
     head = cfg.get("mamba_d_head", "auto")
-    head_dim = d // heads if head in ("auto", None) else _pos_int(cfg, "mamba_d_head", None)
+    head_dim = d // heads if head in ("auto", None) else _int(cfg, "mamba_d_head")
     return d, heads, head_dim
 
 
 def _falcon_h1(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
-    hidden = _pos_int(cfg, "hidden_size", None)
+    hidden = _int(cfg, "hidden_size")
     d, heads, head_dim = _mamba2_expand(cfg, hidden, "mamba_d_ssm")
     mamba = _mamba2(cfg, d, heads, head_dim, bool(cfg.get("mamba_rms_norm", False)), "mamba_")
-    layer = LayerSpec(attention=attn, ssm=mamba, mlp=MlpSpec(intermediate=_pos_int(cfg, "intermediate_size", 14336)))
+    layer = LayerSpec(
+        attention=attn, ssm=mamba, mlp=MlpSpec(intermediate=_int(cfg, "intermediate_size", default=14336))
+    )
     return [layer] * n
 
 
 def _granite(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
-    hidden = _pos_int(cfg, "hidden_size", None)
+    hidden = _int(cfg, "hidden_size")
     d, heads, head_dim = _mamba2_expand(cfg, hidden, None)
     mamba = _mamba2(cfg, d, heads, head_dim, True, "mamba_")
     types = cfg.get("layer_types") or cfg.get("layers_block_type") or ["mamba"] * n
@@ -284,14 +274,14 @@ def _granite(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
     bad = sorted({str(t) for t in types if str(t) not in names})
     if bad or len(types) < n:
         raise ConfigError(f"layer_types must list {n} of {sorted(names)}; got unknown {bad} or too few")
-    shared = _pos_int(cfg, "shared_intermediate_size", 1024)
-    experts = _pos_int(cfg, "num_local_experts", 8, minimum=0)
+    shared = _int(cfg, "shared_intermediate_size", default=1024)
+    experts = _int(cfg, "num_local_experts", default=8, minimum=0)
     moe = mlp = None
     if experts:
         moe = MoeSpec(
             experts=experts,
-            top_k=_pos_int(cfg, "num_experts_per_tok", 2),
-            intermediate=_pos_int(cfg, "intermediate_size", 11008),
+            top_k=_int(cfg, "num_experts_per_tok", default=2),
+            intermediate=_int(cfg, "intermediate_size", default=11008),
             shared_intermediate=shared,
         )
     else:
@@ -310,19 +300,19 @@ def _granite(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
 
 def lfm2_ff_width(cfg: Config) -> int:
     """LFM2's SwiGLU width: int(2*I/3), times block_ffn_dim_multiplier, rounded up to block_multiple_of."""
-    width = _pos_int(cfg, "intermediate_size", 12288, "block_ff_dim")
+    width = _int(cfg, "intermediate_size", "block_ff_dim", default=12288)
     if cfg.get("block_auto_adjust_ff_dim", True):
         width = int(2 * width / 3)
         mult = cfg.get("block_ffn_dim_multiplier", 1.0)
         if mult is not None:
             width = int(float(mult) * width)
-            of = _pos_int(cfg, "block_multiple_of", 256)
+            of = _int(cfg, "block_multiple_of", default=256)
             width = of * ((width + of - 1) // of)
     return width
 
 
 def _lfm2(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
-    hidden = _pos_int(cfg, "hidden_size", None)
+    hidden = _int(cfg, "hidden_size")
     types = cfg.get("layer_types")
     if types is None:
         idxs = cfg.get("full_attn_idxs")
@@ -335,7 +325,7 @@ def _lfm2(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
     conv = SsmSpec(
         kind="short_conv",
         d_inner=hidden,
-        conv_kernel=_pos_int(cfg, "conv_L_cache", 3),
+        conv_kernel=_int(cfg, "conv_L_cache", default=3),
         conv_bias=bias,
         in_bias=bias,
         out_bias=bias,

@@ -13,20 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import check_multiple, without_family_keys
+from model_compute_sim.simulator.config_read import _int, check_multiple, without_family_keys
 from model_compute_sim.simulator.layers.linear_attention import LinearAttentionSpec
 
 GDN_TYPES = ("qwen3_next", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text")
 KDA_TYPES = ("kimi_linear",)
 LINEAR_MODEL_TYPES = (*GDN_TYPES, *KDA_TYPES)
 _STATE_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-
-
-def _int(cfg: Mapping[str, Any], key: str, default: int | None = None) -> int:
-    v = cfg.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"config field {key!r} must be a positive integer, got {v!r}")
-    return v
 
 
 def _types(cfg: Mapping[str, Any], n: int) -> list[str] | None:
@@ -47,7 +40,7 @@ def linear_layers(cfg: Mapping[str, Any], model_type: str, n: int) -> list[bool]
     if types is not None:
         return [t == "linear_attention" for t in types]
     if model_type in GDN_TYPES:
-        every = _int(cfg, "full_attention_interval", 4)
+        every = _int(cfg, "full_attention_interval", default=4)
         return [(i + 1) % every != 0 for i in range(n)]
     lac = cfg.get("linear_attn_config")
     if isinstance(lac, Mapping) and "kda_layers" in lac and "full_attn_layers" in lac:
@@ -73,8 +66,8 @@ def _state_dtype(cfg: Mapping[str, Any]) -> str:
 
 def gdn_spec(cfg: Mapping[str, Any], model_type: str) -> LinearAttentionSpec:
     """Gated DeltaNet: Qwen3-Next fuses q|k|v|z and b|a into two projections, Qwen3.5 splits them."""
-    hk, hv = _int(cfg, "linear_num_key_heads", 16), _int(cfg, "linear_num_value_heads", 32)
-    dk, dv = _int(cfg, "linear_key_head_dim", 128), _int(cfg, "linear_value_head_dim", 128)
+    hk, hv = _int(cfg, "linear_num_key_heads", default=16), _int(cfg, "linear_num_value_heads", default=32)
+    dk, dv = _int(cfg, "linear_key_head_dim", default=128), _int(cfg, "linear_value_head_dim", default=128)
     check_multiple("linear_num_value_heads", hv, "linear_num_key_heads", hk)
     kd, vd = hk * dk, hv * dv
     if model_type == "qwen3_next":
@@ -87,7 +80,7 @@ def gdn_spec(cfg: Mapping[str, Any], model_type: str) -> LinearAttentionSpec:
         v_heads=hv,
         head_k_dim=dk,
         head_v_dim=dv,
-        conv_kernel=_int(cfg, "linear_conv_kernel_dim", 4),
+        conv_kernel=_int(cfg, "linear_conv_kernel_dim", default=4),
         projections=proj,
         state_dtype=_state_dtype(cfg),
     )
@@ -98,12 +91,12 @@ def kda_spec(cfg: Mapping[str, Any]) -> LinearAttentionSpec:
     use_full_rank_gate: a full-rank H -> heads*head_dim output gate g_proj instead of g_a/g_b)."""
     lac = cfg.get("linear_attn_config")
     lac = lac if isinstance(lac, Mapping) else {}
-    heads = _int(lac, "num_heads") if "num_heads" in lac else _int(cfg, "linear_num_heads", 32)
-    d = _int(lac, "head_dim") if "head_dim" in lac else _int(cfg, "linear_head_dim", 128)
+    heads = _int(lac, "num_heads") if "num_heads" in lac else _int(cfg, "linear_num_heads", default=32)
+    d = _int(lac, "head_dim") if "head_dim" in lac else _int(cfg, "linear_head_dim", default=128)
     kernel = (
         _int(lac, "short_conv_kernel_size")
         if "short_conv_kernel_size" in lac
-        else _int(cfg, "linear_conv_kernel_dim", 4)
+        else _int(cfg, "linear_conv_kernel_dim", default=4)
     )
     hd = heads * d
     full_rank = lac.get("use_full_rank_gate") is True
