@@ -27,10 +27,7 @@ DOC = json.loads((GOLDEN / "golden_params.json").read_text())
 NOT_IN_SERVING: dict[str, tuple[int, str]] = {}
 # Counts the simulator still gets wrong, with the missing element: each is a strict xfail, so a fix that
 # makes the count agree fails here until its entry is removed.
-KNOWN_WRONG: dict[str, str] = {
-    "sweep_transformers:axk1": "AXK1DecoderLayer's post_mlp_layernorm (a third norm per layer) is not counted",
-    "sweep_transformers:bitnet": "BitNet's attn_sub_norm (hidden) and ffn_sub_norm (intermediate) are not counted",
-}
+KNOWN_WRONG: dict[str, str] = {}
 # golden_generic cases the generic path refuses by name (tests/test_generic_path.py): no count to compare
 REFUSED = {"golden_generic:mpt", "golden_generic:afmoe"}
 

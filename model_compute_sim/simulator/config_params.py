@@ -84,7 +84,8 @@ def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[
     qk_bias = model_type in QK_NORM_BIAS_TYPES
     act = ACT_PARAMS.get(model_type, 0)
     gemma4 = model_type in GEMMA4_TYPES  # the MoE block beside the dense MLP (26B-A4B)
-    if rule is None and not qk_bias and not act and not gemma4:
+    bitnet, axk1 = model_type == "bitnet", model_type == "axk1"
+    if rule is None and not qk_bias and not act and not gemma4 and not bitnet and not axk1:
         return layers
     qkv, o, mlp = rule or (None, None, None)
 
@@ -96,17 +97,19 @@ def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[
                 o_bias=x.o_bias if o is None else o,
                 qk_norm_bias=qk_bias and x.qk_norm,
             )
-        if isinstance(x, MlpSpec):
-            return replace(x, bias=x.bias if mlp is None else mlp, act_params=act)
+        if isinstance(x, MlpSpec):  # BitNetMLP: ffn_sub_norm over the intermediate before down_proj
+            return replace(x, bias=x.bias if mlp is None else mlp, act_params=act, inner_norm=bitnet)
         if isinstance(x, MoeSpec) and gemma4:  # Gemma4TextRouter scale / per_expert_scale, three more norms
             return replace(x, router_scale=True, block_norms=3)
+        if isinstance(x, MoeSpec) and axk1:  # AXK1MoE: post_mlp_layernorm on the MoE output
+            return replace(x, block_norms=1)
         return x
 
     return tuple(
         LayerSpec(
             mixers=tuple(fix(x) for x in layer.mixers),
             ffns=tuple(fix(x) for x in layer.ffns),
-            norms=layer.norms,
+            norms=layer.norms + (1 if bitnet and layer.mixers else 0),  # BitNetAttention's attn_sub_norm (hidden)
             parallel=layer.parallel,
             norm_kind=layer.norm_kind,
             attn_res=layer.attn_res,

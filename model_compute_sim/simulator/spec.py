@@ -136,6 +136,7 @@ class MlpSpec(FixedKind, kind="mlp", label="dense"):
     bias: bool = False
     activation: str = ""  # "" = silu / gelu gate; "situ" / "situ_linear": Kimi-K3 SiTU (formulas.act_flops_per_element)
     act_params: int = 0  # learned scalars of the activation (Apertus xIELU: alpha_p, alpha_n)
+    inner_norm: bool = False  # an RMSNorm over the intermediate activations before down_proj (BitNet ffn_sub_norm)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,10 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
 
 def mlp_bias_params(m: MlpSpec, hidden: int, shard: Shard) -> int:
     """gate/up biases of the local columns and the down bias (whole on every rank: added once after the
-    row-parallel reduction), and the activation's learned scalars (on every rank)."""
+    row-parallel reduction), the activation's learned scalars (on every rank) and an intermediate norm's
+    weight (its local columns)."""
     bias = ((2 if m.gated else 1) * (m.intermediate // shard.tp) + hidden) if m.bias else 0
-    return bias + m.act_params
+    return bias + m.act_params + (m.intermediate // shard.tp if m.inner_norm else 0)
 
 
 @register("mlp", role="ffn")
