@@ -126,6 +126,9 @@ moe                  moe            -                          matmul_ogs|_final
                                                                |MoeSorting|moe_sorting|moe_align|moe_sum|moe_permute
                                                                |moe_unpermute|shuffle_rows|expand_input
                                                                |count_and_sort_expert|moe::dev|moe_
+# DeepGEMM's layout helpers in its grouped_gemm namespace (operand transposes, TMA-descriptor setup) move
+# data and compute nothing: copies, not expert GEMMs
+deepgemm_layout      memcpy         DeepGEMM                   dpsk::grouped_gemm::cuda::utils::
 grouped_gemm         moe            DeepGEMM                   grouped_gemm|m_grouped|deep_gemm::\w*grouped
 moe_permute          moe            -                          clean_and_count_expert|get_fused_mapping
                                                                |expand_to_fused|reduce_fused|expert

@@ -44,6 +44,17 @@ from tests.trace.conftest import B200, SGLANG_DECODE, SGLANG_PREFILL, TRACEMAP, 
             "grouped_gemm",
             "moe_experts",
         ),
+        # DeepGEMM's layout helpers share the grouped_gemm namespace but only move data (deepseek-ai trace)
+        (
+            "void dpsk::grouped_gemm::cuda::utils::transpose<512, 128, 4, 4>(unsigned char const*, unsigned char*, int)",
+            "deepgemm_layout",
+            "elementwise",
+        ),
+        (
+            "dpsk::grouped_gemm::cuda::utils::fill_tensormaps_kernel(CUtensorMap_st, CUtensorMap_st*, void*, int, long)",
+            "deepgemm_layout",
+            "elementwise",
+        ),
         ("_matmul_ogs_NNT_bf16xbf16xmxfp4_16x128x256x1_swiglu", "moe", "moe_experts"),
         ("triton_tem_fused_mm_0", "triton_gemm", None),
         ("fused_moe_kernel", "moe", "moe_experts"),
