@@ -33,3 +33,13 @@ def test_m3_short_prefill_is_dense_equivalent() -> None:
     r = simulate(model="minimax-m3", seq_len=2048)
     h, d, n = 64, 128, 60
     assert r.by_category["attention_core"].flops == n * 2 * (2048 * 2049 // 2) * h * (d + d)
+
+
+def test_m3_index_norm_weights_are_two_index_dim_vectors() -> None:
+    """The index branch's q and k norms hold one index_dim = 128 weight vector each (bf16): the op reads
+    2 * 128 * 2 = 512 bytes, on every rank (the vectors are not split with the heads), and the model's
+    parameters hold the same 2 * 128 per sparse layer."""
+    for tp in (1, 4):
+        r = simulate(model="minimax-m3", tp=tp, detail="ops")
+        op = next(o for g in r.layer_groups for o in g.ops if o.name == "index_qk_norm")
+        assert op.weight_bytes_per_gpu == 2 * 128 * 2 == 512

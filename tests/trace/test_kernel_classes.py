@@ -46,12 +46,12 @@ from tests.trace.conftest import B200, SGLANG_DECODE, SGLANG_PREFILL, TRACEMAP, 
         ),
         # DeepGEMM's layout helpers share the grouped_gemm namespace but only move data (deepseek-ai trace)
         (
-            "void dpsk::grouped_gemm::cuda::utils::transpose<512, 128, 4, 4>(unsigned char const*, unsigned char*, int)",
+            "void dpsk::grouped_gemm::cuda::utils::transpose<512, 128, 4, 4>(unsigned char const*, int)",
             "deepgemm_layout",
             "elementwise",
         ),
         (
-            "dpsk::grouped_gemm::cuda::utils::fill_tensormaps_kernel(CUtensorMap_st, CUtensorMap_st*, void*, int, long)",
+            "dpsk::grouped_gemm::cuda::utils::fill_tensormaps_kernel(CUtensorMap_st, void*, int, long)",
             "deepgemm_layout",
             "elementwise",
         ),

@@ -18,7 +18,7 @@ from model_compute_sim.simulator.layers.attention_core import all_pairs
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, kind_of, register
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec, FixedKind
-from model_compute_sim.simulator.workload import Options
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 
 @dataclass(frozen=True)
@@ -30,17 +30,23 @@ class MsaSpec(FixedKind, kind="msa", label="msa"):
     topk: int  # key blocks attended per query (the last, partial block included)
 
 
+_INDEX_NORM_VECTORS = 2  # index q_norm and k_norm: one index_dim weight vector each
+
+
 def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     T, H, di = b.T, b.H, s.index_dim
     hi = b.shard.kv_heads(s.index_heads)  # whole index heads per rank, replicated past index_heads ranks
     col = f"column /{min(b.shard.tp, s.index_heads)}" if b.shard.tp > 1 else "replicated"
     pairs = all_pairs(b)
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
+    # the local index heads' q and the one replicated k: split like index_q_proj; its weights are one
+    # index_dim vector for q (shared by the heads) and one for k, as params() counts them
+    qk_norm = b.norm("index_qk_norm", "norm", T, (hi + 1) * di, sharding=split("heads", min(b.shard.tp, s.index_heads)))
+    qk_norm.weight_bytes = b.wbytes(_INDEX_NORM_VECTORS * di, "bf16")
     return [
         b.gemm("index_q_proj", "attention_indexer", T, H, hi * di, col),
         b.gemm("index_k_proj", "attention_indexer", T, H, di, "replicated"),
-        # the local index heads' q and the one replicated k: split like index_q_proj
-        b.norm("index_qk_norm", "norm", T, (hi + 1) * di, sharding=split("heads", min(b.shard.tp, s.index_heads))),
+        qk_norm,
         Op(
             name="index.block_scores",
             category="attention_indexer",
@@ -85,13 +91,14 @@ class Msa(LayerKind[MsaSpec]):
 
     def params(self, spec: MsaSpec, hidden: int) -> tuple[int, int]:
         n = kind_of(spec.attention).params(spec.attention, hidden)[0]
-        n += hidden * spec.index_heads * spec.index_dim + hidden * spec.index_dim + 2 * spec.index_dim
+        n += hidden * spec.index_heads * spec.index_dim + hidden * spec.index_dim + _INDEX_NORM_VECTORS * spec.index_dim
         return n, n
 
     def weight_bytes(self, spec: MsaSpec, hidden: int, shard: Shard, opts: Options) -> float:
         base = kind_of(spec.attention).weight_bytes(spec.attention, hidden, shard, opts)
         idx = hidden * shard.kv_heads(spec.index_heads) * spec.index_dim + hidden * spec.index_dim
-        return base + idx * opts.wbytes("attention_indexer")
+        norms = _INDEX_NORM_VECTORS * spec.index_dim * DTYPE_BYTES["bf16"]  # unquantized, like GQA's q/k norms
+        return base + idx * opts.wbytes("attention_indexer") + norms
 
     def cache(self, spec: MsaSpec, shard: Shard, opts: Options) -> Cache:
         base = kind_of(spec.attention).cache(spec.attention, shard, opts)
