@@ -4,6 +4,8 @@ sources: formulas_attn_res.py. Replicated on every tp rank (vLLM: `*_res_proj` a
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from model_compute_sim.simulator import formulas_attn_res as R
 from model_compute_sim.simulator.ops import BuilderBase, Op
 from model_compute_sim.simulator.spec import AttnResSpec, ModelSpec
@@ -13,19 +15,12 @@ CATEGORY = "hyper_connection"  # residual-stream mixing, beside DeepSeek-V4's hy
 
 def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> Op:
     """One attention-residual site over `sources` sources (closed blocks + the prefix)."""
-    T, H, a = b.T, b.H, b.a
+    T, H = b.T, b.H
     flops, vector_flops = R.attn_res_flops(T, sources, H), R.attn_res_vector_flops(T, sources, H, delta)
     if b.flops_only:
         return Op(name, CATEGORY, "attention", flops, vector_flops)
-    # read: the closed blocks and the prefix (+ the sublayer output added into it); write: the output, the
-    # updated prefix when a delta was added, and the prefix as a new block on a block-closing layer
-    reads = sources + (1 if delta else 0)
-    writes = 1 + (1 if delta else 0) + (1 if write else 0)
-    note = (
-        f"depth softmax over {sources} sources (closed blocks + partial sum)"
-        + ("; adds the sublayer output into the partial sum" if delta else "")
-        + ("; closes a block" if write else "")
-    )
+    reads, writes, note = _traffic(sources, delta, write)
+    a = b.a
     return Op(  # positional, in Op's field order (as BuilderBase.gemm)
         name,
         CATEGORY,
@@ -44,6 +39,21 @@ def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> O
         "fp16" if b.opts.dtype == "fp16" else "bf16",
         note,
     )
+
+
+@lru_cache(maxsize=1024)
+def _traffic(sources: int, delta: bool, write: bool) -> tuple[int, int, str]:
+    """Rows of [T, H] a site reads and writes, and its note (the same for every call: cached)."""
+    # read: the closed blocks and the prefix (+ the sublayer output added into it); write: the output, the
+    # updated prefix when a delta was added, and the prefix as a new block on a block-closing layer
+    reads = sources + (1 if delta else 0)
+    writes = 1 + (1 if delta else 0) + (1 if write else 0)
+    note = (
+        f"depth softmax over {sources} sources (closed blocks + partial sum)"
+        + ("; adds the sublayer output into the partial sum" if delta else "")
+        + ("; closes a block" if write else "")
+    )
+    return reads, writes, note
 
 
 def _part(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> list[Op]:

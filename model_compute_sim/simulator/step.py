@@ -37,13 +37,10 @@ class GroupOps:
     list object that every group having it shares (views sums a part once)."""
 
     layer: LayerSpec
+    label: str  # layer.label, cached with the spec's groups (it joins every block's label)
     indices: list[int]
     whole_parts: list[list[Op]]  # whole-model view, one layer: names, categories and FLOPs (Builder flops_only)
     local_parts: list[list[Op]]  # busiest GPU, one layer; part i is the same piece of the layer as whole_parts[i]
-
-    @property
-    def local(self) -> list[Op]:
-        return [o for part in self.local_parts for o in part]
 
     def count_in(self, layers: range) -> int:
         """How many of the group's layers are in `layers` (a pipeline stage's contiguous range)."""
@@ -68,28 +65,26 @@ class Step:
     def stage_layers(self, stage: int) -> range:
         return stage_layers(self.spec.num_layers, self.par.pp, stage)
 
-    def busiest_stage(self) -> int:
-        """The pipeline stage with the most per-GPU FLOPs (then bytes); the first on a tie."""
+    def busiest_stage(self, per_layer: list[tuple[float, float]]) -> int:
+        """The pipeline stage with the most per-GPU FLOPs (then bytes); the first on a tie. `per_layer`: the
+        per-GPU FLOPs and bytes of one layer of each group (views sums each distinct part once)."""
         pp = self.par.pp
         if pp == 1:
             return 0
-
-        per_layer = [
-            (g, sum(float(o.flops) for o in g.local), sum(o.bytes_total for o in g.local)) for g in self.groups
-        ]
+        head, tail = self.head[1], self.tail[1]
 
         def cost(s: int) -> tuple[float, float]:
             rng = self.stage_layers(s)
             f = b = 0.0
-            for g, gf, gb in per_layer:
+            for g, (gf, gb) in zip(self.groups, per_layer, strict=True):
                 c = g.count_in(rng)
                 f += c * gf
                 b += c * gb
             if s == 0:
-                b += sum(o.bytes_total for o in self.head[1])
+                b += sum(o.bytes_total for o in head)
             if s == pp - 1:
-                f += sum(float(o.flops) for o in self.tail[1])
-                b += sum(o.bytes_total for o in self.tail[1])
+                f += sum(float(o.flops) for o in tail)
+                b += sum(o.bytes_total for o in tail)
             return f, b
 
         return max(range(pp), key=lambda s: (cost(s), -s))
@@ -101,11 +96,11 @@ def stage_layers(n: int, pp: int, stage: int) -> range:
     return range(stage * per, (stage + 1) * per)
 
 
-_GROUP_CACHE: dict[int, tuple[ModelSpec, list[tuple[LayerSpec, list[int]]]]] = {}
+_GROUP_CACHE: dict[int, tuple[ModelSpec, list[tuple[LayerSpec, str, list[int]]]]] = {}
 
 
-def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
-    """Identical layers grouped with their indices, in order of first appearance (cached per spec)."""
+def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, str, list[int]]]:
+    """Identical layers grouped with their labels and indices, in order of first appearance (cached per spec)."""
     hit = _GROUP_CACHE.get(id(spec))
     if hit is not None and hit[0] is spec:
         return hit[1]
@@ -121,6 +116,7 @@ def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, list[int]]]:
                 mixers=tuple(blocks.setdefault(x, x) for x in layer.mixers),
                 ffns=tuple(blocks.setdefault(x, x) for x in layer.ffns),
             ),
+            layer.label,
             idx,
         )
         for layer, idx in index.items()
@@ -138,7 +134,8 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts)
     groups = [
-        GroupOps(layer, idx, whole.layer_parts(layer), local.layer_parts(layer)) for layer, idx in layer_groups(spec)
+        GroupOps(layer, label, idx, whole.layer_parts(layer), local.layer_parts(layer))
+        for layer, label, idx in layer_groups(spec)
     ]
     head = (whole.embedding(), local.embedding())
     tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())

@@ -18,7 +18,7 @@ from model_compute_sim.simulator.device import Device, time_ops
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
 from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput
-from model_compute_sim.simulator.step import Step
+from model_compute_sim.simulator.step import GroupOps, Step
 from model_compute_sim.simulator.workload import Workload
 
 _ROWS = TypeAdapter(list[OpRow])
@@ -192,10 +192,11 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     if dev is not None:
         local = {id(o): o for part in step.local_parts() for o in part}  # layer groups share op records
         time_ops([*local.values(), *step.head[1], *step.tail[1]], dev)
-    stage = step.busiest_stage()
+    group_parts = _group_parts(step)
+    stage = _busiest_stage(step, group_parts)
     tally = Tally()
     want_rows = view.detail == "ops"
-    groups, rows = _layer_groups(step, stage, tally, dev is not None, want_rows)
+    groups, rows = _layer_groups(step, group_parts, stage, tally, dev is not None, view.detail)
     rows += _head_tail(step, stage, tally, dev, want_rows)
     by_category = _categories(tally, step, dev is not None)
     memory = M.memory_report(step, stage, dev, view.gpu_memory_utilization)
@@ -228,52 +229,93 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
 Dict = dict[str, object]
 
 
-def _layer_groups(step: Step, stage: int, tally: Tally, timed: bool, want_rows: bool) -> tuple[list[Dict], Rows]:
-    """The layer groups' rows (per-layer sums of their parts) and the stage's tally: each distinct part
-    counted once, with the layer counts of every group that has it."""
+def _group_parts(step: Step) -> list[list[PartCost]]:
+    """Each group's parts with their sums, each distinct part (groups share parts: by their identities) once."""
+    made: dict[tuple[int, int], PartCost] = {}
+    out = []
+    for g in step.groups:
+        parts = []
+        for local, whole in zip(g.local_parts, g.whole_parts, strict=True):
+            key = (id(local), id(whole))
+            p = made.get(key)
+            if p is None:
+                p = made[key] = PartCost(local, whole)
+            parts.append(p)
+        out.append(parts)
+    return out
+
+
+def _per_gpu_per_layer(parts: list[PartCost]) -> tuple[Number, Number]:
+    """Per-GPU FLOPs and bytes of one layer of a group."""
+    flops: Number = 0
+    nbytes: Number = 0
+    for p in parts:
+        flops += p.flops
+        nbytes += p.bytes
+    return flops, nbytes
+
+
+def _busiest_stage(step: Step, group_parts: list[list[PartCost]]) -> int:
+    if step.par.pp == 1:
+        return 0
+    sums = [_per_gpu_per_layer(parts) for parts in group_parts]
+    return step.busiest_stage([(float(f), float(b)) for f, b in sums])
+
+
+def _layer_groups(
+    step: Step, group_parts: list[list[PartCost]], stage: int, tally: Tally, timed: bool, detail: str
+) -> tuple[list[Dict], Rows]:
+    """The layer groups' rows (per-layer sums of their parts; only at detail layers and ops) and the stage's
+    tally: each distinct part counted once, with the layer counts of every group that has it."""
     stage_range = step.stage_layers(stage)
     groups: list[Dict] = []
     rows: Rows = []
-    # by the parts' identities, in order of first use: the part's sums, its whole-model and stage layer counts
-    parts: dict[tuple[int, int], tuple[PartCost, list[int]]] = {}
-    for gi, g in enumerate(step.groups):
+    want_groups, want_rows = detail in ("layers", "ops"), detail == "ops"
+    # by the parts' identities, in order of first use: the part, its whole-model and stage layer counts
+    counts: dict[int, tuple[PartCost, list[int]]] = {}
+    for gi, (g, parts) in enumerate(zip(step.groups, group_parts, strict=True)):
         count_local = g.count_in(stage_range)
         count = len(g.indices)
-        t_layer = 0.0
-        flops: Number = 0
-        flops_local: Number = 0
-        bytes_local: Number = 0
-        cat_flops: dict[str, Number] = {}
-        for local, whole in zip(g.local_parts, g.whole_parts, strict=True):
-            hit = parts.get((id(local), id(whole)))
+        for p in parts:
+            hit = counts.get(id(p))
             if hit is None:
-                hit = parts[id(local), id(whole)] = (PartCost(local, whole), [0, 0])
-            p, counts = hit
-            counts[0] += count
-            counts[1] += count_local
-            t_layer += p.t
-            flops += p.whole_flops
-            flops_local += p.flops
-            bytes_local += p.bytes
-            for cat, wf in p.flops_cats:
-                cat_flops[cat] = cat_flops.get(cat, 0) + wf
+                hit = counts[id(p)] = (p, [0, 0])
+            c = hit[1]
+            c[0] += count
+            c[1] += count_local
             if want_rows:
                 rows.append((gi, p))
-        groups.append(
-            {
-                "label": g.layer.label,
-                "layers": g.indices,
-                "count": count,
-                "flops_per_layer": flops,
-                "flops_per_gpu_per_layer": flops_local,
-                "bytes_per_gpu_per_layer": bytes_local,
-                "roofline_time_us_per_layer": t_layer if timed else None,
-                "by_category_flops_per_layer": {k: v for k, v in cat_flops.items() if v},
-            }
-        )
-    for p, (count, count_local) in parts.values():
+        if want_groups:
+            groups.append(_group_row(g, parts, timed))
+    for p, (count, count_local) in counts.values():
         tally.add(p, count, count_local)
     return groups, rows
+
+
+def _group_row(g: GroupOps, parts: list[PartCost], timed: bool) -> Dict:
+    """A layer group's row: per-layer sums of its parts."""
+    t_layer = 0.0
+    flops: Number = 0
+    flops_local: Number = 0
+    bytes_local: Number = 0
+    cat_flops: dict[str, Number] = {}
+    for p in parts:
+        t_layer += p.t
+        flops += p.whole_flops
+        flops_local += p.flops
+        bytes_local += p.bytes
+        for cat, wf in p.flops_cats:
+            cat_flops[cat] = cat_flops.get(cat, 0) + wf
+    return {
+        "label": g.label,
+        "layers": g.indices,
+        "count": len(g.indices),
+        "flops_per_layer": flops,
+        "flops_per_gpu_per_layer": flops_local,
+        "bytes_per_gpu_per_layer": bytes_local,
+        "roofline_time_us_per_layer": t_layer if timed else None,
+        "by_category_flops_per_layer": {k: v for k, v in cat_flops.items() if v},
+    }
 
 
 def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_rows: bool) -> Rows:
