@@ -44,20 +44,35 @@ class Device:
         return self.peak_tflops * 1e12
 
 
-def time_ops(ops: list[Op], dev: Device) -> None:
-    """Roofline pass: each op's compute and memory time and its bound, once."""
-    bw = dev.bw_gb_s * 1e9
-    peaks: dict[str, float] = {}  # per peak dtype, looked up once (every op of a call passes here)
-    for op in ops:
+class Roofline:
+    """The roofline pass of one device, one op at a time (views times the ops of a part as it sums them)."""
+
+    __slots__ = ("bw", "comm_bw", "dev", "peaks")
+
+    def __init__(self, dev: Device) -> None:
+        self.dev = dev
+        self.bw = dev.bw_gb_s * 1e9
+        self.comm_bw = dev.scale_up_gb_s * 1e9
+        self.peaks: dict[str, float] = {}  # per peak dtype, looked up once (every op of a call passes here)
+
+    def time(self, op: Op, nbytes: float) -> None:
+        """The op's compute and memory time and its bound; `nbytes` is op.bytes_total."""
         if op.kind == "communication":
-            op.time_us, op.bound = op.comm_bytes / (dev.scale_up_gb_s * 1e9) * 1e6, "communication"
-            continue
-        peak = peaks.get(op.peak_dtype)
+            op.time_us, op.bound = op.comm_bytes / self.comm_bw * 1e6, "communication"
+            return
+        peak = self.peaks.get(op.peak_dtype)
         if peak is None:
-            peak = peaks[op.peak_dtype] = dev.peak_flops_per_s(op.peak_dtype)
-        compute, mem = F.roofline_time_s(float(op.flops), op.bytes_total, peak, bw)
+            peak = self.peaks[op.peak_dtype] = self.dev.peak_flops_per_s(op.peak_dtype)
+        compute, mem = F.roofline_time_s(float(op.flops), nbytes, peak, self.bw)
         op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
         op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
+
+
+def time_ops(ops: list[Op], dev: Device) -> None:
+    """Roofline pass: each op's compute and memory time and its bound."""
+    roof = Roofline(dev)
+    for op in ops:
+        roof.time(op, op.bytes_total)
 
 
 def make_device(

@@ -90,16 +90,22 @@ def cache_bytes(prof: CacheProfile, seqs: int, positions: int) -> float:
 
 
 def memory_report(
-    step: Step, stage: int, dev: Device | None, usable_fraction: float = USABLE_MEMORY_FRACTION
+    step: Step,
+    stage: int,
+    dev: Device | None,
+    usable_fraction: float = USABLE_MEMORY_FRACTION,
+    act_peak: float | None = None,
 ) -> MemoryReport:
-    """Weights, cache and activations on the busiest GPU of the reported pipeline stage, and what fits."""
+    """Weights, cache and activations on the busiest GPU of the reported pipeline stage, and what fits.
+    `act_peak`: the largest input + output of one layer op, when the caller has it (views sums every op)."""
     spec, opts, local_wl = step.spec, step.opts, step.local_wl
     weights, prof = _stage_residents(step, stage)
     kv = sum(cache_bytes(prof, g.count, g.c + g.q) for g in local_wl.groups)
-    act_peak = 0.0
-    for part in step.local_parts():
-        for o in part:
-            act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
+    if act_peak is None:
+        act_peak = 0.0
+        for part in step.local_parts():
+            for o in part:
+                act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
     logits = sum(o.act_write_bytes for o in step.tail[1] if o.name == "lm_head") * 2  # fp32 logits
     act = act_peak + logits + block_buffer_bytes(spec, local_wl.tokens, opts.act_bytes)
     rep = MemoryReport(

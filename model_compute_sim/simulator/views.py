@@ -14,14 +14,16 @@ from model_compute_sim.page import Page, make_page
 from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
-from model_compute_sim.simulator.device import Device, time_ops
+from model_compute_sim.simulator.device import Device, Roofline
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
 from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput
 from model_compute_sim.simulator.step import GroupOps, Step
 from model_compute_sim.simulator.workload import Workload
 
-_ROWS = TypeAdapter(list[OpRow])
+_SHAPES = TypeAdapter(list[tuple[list[list[int]], list[int]]])
+_ROW_FIELDS = set(OpRow.model_fields)
+_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class PartCost:
 
     __slots__ = (
         "act",
+        "act_peak",
         "by_name",
         "bytes",
         "cats",
@@ -63,7 +66,8 @@ class PartCost:
         "whole_flops",
     )
 
-    def __init__(self, local: list[Op], whole: list[Op]) -> None:
+    def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
+        """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
         self.ops = local
         by_name: dict[str, Op] = {}
         whole_flops: Number = 0
@@ -87,6 +91,7 @@ class PartCost:
         t_sum = 0.0
         b_sum: Number = 0
         f_sum: Number = 0
+        act_peak = 0.0  # the largest input + output of one op (memory.memory_report)
         timed = False
         matched: list[str] = []  # categories of the ops with a whole-model op, in order of the first
         for op in local:
@@ -116,6 +121,9 @@ class PartCost:
             weight += w
             kv += kr + kw
             act += ar + aw
+            act_peak = max(act_peak, ar + aw)
+            if roof is not None:
+                roof.time(op, b)
             t = op.time_us
             if t is None:
                 continue
@@ -128,7 +136,7 @@ class PartCost:
                 compute_us += op.compute_us
                 memory_us += op.memory_us
                 roof_us += t
-        self.weight, self.kv, self.act = weight, kv, act
+        self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
         # (category, whole-model FLOPs) of the categories with a whole-model op, in order of their first op
@@ -189,17 +197,19 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
 
     The parts are plain dicts validated once as a whole (one pass of pydantic's validator instead of
     one per row); op rows are validated per distinct layer part (_page) and shared by its groups."""
-    if dev is not None:
-        local = {id(o): o for part in step.local_parts() for o in part}  # layer groups share op records
-        time_ops([*local.values(), *step.head[1], *step.tail[1]], dev)
-    group_parts = _group_parts(step)
+    roof = Roofline(dev) if dev is not None else None
+    group_parts = _group_parts(step, roof)
     stage = _busiest_stage(step, group_parts)
     tally = Tally()
     want_rows = view.detail == "ops"
     groups, rows = _layer_groups(step, group_parts, stage, tally, dev is not None, view.detail)
-    rows += _head_tail(step, stage, tally, dev, want_rows)
+    rows += _head_tail(step, stage, tally, roof, want_rows)
     by_category = _categories(tally, step, dev is not None)
-    memory = M.memory_report(step, stage, dev, view.gpu_memory_utilization)
+    act_peak = 0.0
+    for parts in group_parts:
+        for p in parts:
+            act_peak = max(act_peak, p.act_peak)
+    memory = M.memory_report(step, stage, dev, view.gpu_memory_utilization, act_peak)
     par = step.par
     result: dict[str, object] = {
         "model": model_info(step.spec),
@@ -229,7 +239,7 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
 Dict = dict[str, object]
 
 
-def _group_parts(step: Step) -> list[list[PartCost]]:
+def _group_parts(step: Step, roof: Roofline | None) -> list[list[PartCost]]:
     """Each group's parts with their sums, each distinct part (groups share parts: by their identities) once."""
     made: dict[tuple[int, int], PartCost] = {}
     out = []
@@ -239,7 +249,7 @@ def _group_parts(step: Step) -> list[list[PartCost]]:
             key = (id(local), id(whole))
             p = made.get(key)
             if p is None:
-                p = made[key] = PartCost(local, whole)
+                p = made[key] = PartCost(local, whole, roof)
             parts.append(p)
         out.append(parts)
     return out
@@ -318,12 +328,12 @@ def _group_row(g: GroupOps, parts: list[PartCost], timed: bool) -> Dict:
     }
 
 
-def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_rows: bool) -> Rows:
+def _head_tail(step: Step, stage: int, tally: Tally, roof: Roofline | None, want_rows: bool) -> Rows:
     """Embedding, final norm and LM head (on the first / last stage), and the pipeline send/recv."""
     pp = step.par.pp
     rows: Rows = []
     for (whole_ops, local_ops), on_stage in ((step.head, stage == 0), (step.tail, stage == pp - 1)):
-        p = PartCost(local_ops, whole_ops)
+        p = PartCost(local_ops, whole_ops, roof)
         tally.add(p, 1, 1 if on_stage else 0)
         if want_rows and on_stage:
             rows.append((-1, p))
@@ -339,9 +349,7 @@ def _head_tail(step: Step, stage: int, tally: Tally, dev: Device | None, want_ro
             sharding=f"activations to the next of {pp} stages",
             peak_dtype="comm",
         )
-        if dev is not None:
-            time_ops([send], dev)
-        p = PartCost([send], [])
+        p = PartCost([send], [], roof)
         tally.add(p, 0, 1)
         if want_rows:
             rows.append((-1, p))
@@ -448,11 +456,12 @@ def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow
             picked.append((gi, p, lo, hi))
         pos += len(p.ops)
     todo = list({id(p): p for _, p, _, _ in picked if p.rows is None}.values())
-    made = _ROWS.validate_python(
-        [_row(o, w.flops if (w := p.by_name.get(o.name)) is not None else 0) for p in todo for o in p.ops]
-    )
+    # the shapes validated in one pass (lists of ints, as OpRow's validator makes them); every other field
+    # is built here with the type OpRow's validator gives it, so the rows are built without it
+    shapes = _SHAPES.validate_python([(o.shape_in, o.shape_out) for p in todo for o in p.ops])
     for p in todo:
-        p.rows, made = made[: len(p.ops)], made[len(p.ops) :]
+        p.rows = [_row(o, p.by_name.get(o.name), *shape) for o, shape in zip(p.ops, shapes, strict=False)]
+        shapes = shapes[len(p.ops) :]
     head: list[OpRow] = []
     per_group: list[list[OpRow]] = [[] for _ in groups]
     for gi, p, lo, hi in picked:
@@ -463,30 +472,39 @@ def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow
     return head, make_page(total, offset, limit)
 
 
-def _row(op: Op, whole_flops: Number) -> Dict:
-    reads = op.weight_bytes + op.act_read_bytes + op.kv_read_bytes
-    writes = op.act_write_bytes + op.kv_write_bytes
+def _row(op: Op, whole: Op | None, shape_in: list[list[int]], shape_out: list[int]) -> OpRow:
+    """The op's row, its fields as OpRow's validator makes them (floats where it says float; FLOPs keep int
+    or float), built without the validator (one per distinct op of a call: most of a detail=ops call)."""
+    reads = float(op.weight_bytes + op.act_read_bytes + op.kv_read_bytes)
+    writes = float(op.act_write_bytes + op.kv_write_bytes)
     total = reads + writes
-    return {
+    t = op.time_us
+    fields = {  # in OpRow's field order
         "name": op.name,
         "category": op.category,
         "kind": op.kind,
-        "shape_in": op.shape_in,
-        "shape_out": op.shape_out,
-        "flops": whole_flops,
+        "shape_in": shape_in,
+        "shape_out": shape_out,
+        "flops": whole.flops if whole is not None else 0,
         "flops_per_gpu": op.flops,
         "vector_flops_per_gpu": op.vector_flops,
         "bytes_read_per_gpu": reads,
         "bytes_written_per_gpu": writes,
-        "weight_bytes_per_gpu": op.weight_bytes,
-        "communication_bytes_per_gpu": op.comm_bytes,
+        "weight_bytes_per_gpu": float(op.weight_bytes),
+        "communication_bytes_per_gpu": float(op.comm_bytes),
         "arithmetic_intensity_flops_per_byte": (op.flops / total) if total else None,
+        "roofline_time_us": float(t) if t is not None else None,
+        "bound": op.bound,
         "peak_dtype": op.peak_dtype,
         "sharding": op.sharding,
         "note": op.note,
-        "roofline_time_us": op.time_us,
-        "bound": op.bound,
     }
+    row = OpRow.__new__(OpRow)  # what OpRow.model_construct does, without its per-field default lookups
+    _set(row, "__dict__", fields)
+    _set(row, "__pydantic_fields_set__", _ROW_FIELDS)  # every field given (shared: no field is ever unset)
+    _set(row, "__pydantic_extra__", None)
+    _set(row, "__pydantic_private__", None)
+    return row
 
 
 def _workload(step: Step, shape: tuple[int, int, int] | None) -> Dict:
