@@ -56,17 +56,18 @@ def _traffic(sources: int, delta: bool, write: bool) -> tuple[int, int, str]:
     return reads, writes, note
 
 
-def _part(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> list[Op]:
-    """A site as a one-op part of its layer, built once per builder (layer groups that share it share it)."""
-    return b.once((CATEGORY, name, sources, delta, write), lambda: [site(b, name, sources, delta, write)])
+# a site's arguments to `site` after the builder: (name, sources, delta, write)
+SiteArgs = tuple[str, int, bool, bool]
 
 
-def pre_mixer(b: BuilderBase, res: AttnResSpec) -> list[Op]:
-    return _part(b, "self_attention_res", res.blocks + 1, res.blocks > 0, res.write)
+def pre_mixer(res: AttnResSpec) -> SiteArgs:
+    """The site before the mixer: the closed blocks and the partial sum (which a block-closing layer writes)."""
+    return ("self_attention_res", res.blocks + 1, res.blocks > 0, res.write)
 
 
-def pre_ffn(b: BuilderBase, res: AttnResSpec) -> list[Op]:
-    return _part(b, "mlp_res", res.blocks + res.write + 1, not res.write, False)
+def pre_ffn(res: AttnResSpec) -> SiteArgs:
+    """The site before the feed-forward block: one more closed block on a block-closing layer."""
+    return ("mlp_res", res.blocks + res.write + 1, not res.write, False)
 
 
 def output(b: BuilderBase, spec: ModelSpec) -> list[Op]:

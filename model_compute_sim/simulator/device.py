@@ -64,8 +64,9 @@ class Roofline:
         if peak is None:
             peak = self.peaks[op.peak_dtype] = self.dev.peak_flops_per_s(op.peak_dtype)
         compute, mem = F.roofline_time_s(float(op.flops), nbytes, peak, self.bw)
-        op.compute_us, op.memory_us = compute * 1e6, mem * 1e6
-        op.time_us, op.bound = max(op.compute_us, op.memory_us), ("compute" if compute >= mem else "memory")
+        c_us, m_us = compute * 1e6, mem * 1e6
+        op.compute_us, op.memory_us = c_us, m_us
+        op.time_us, op.bound = (m_us if m_us > c_us else c_us), ("compute" if compute >= mem else "memory")
 
 
 def time_ops(ops: list[Op], dev: Device) -> None:

@@ -9,6 +9,8 @@ embedding and LM head. Closed forms only: no loop over tokens or identical layer
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
@@ -20,7 +22,14 @@ from model_compute_sim.simulator.workload import Options, Workload
 
 __all__ = ["Builder", "Number", "Op", "Shard", "exact"]
 
-Blocks = tuple[KindSpec, ...]
+
+class Recipe(NamedTuple):
+    """A part of a layer (part_recipes): equal keys are the same part (step.plan keeps one of them)."""
+
+    key: tuple[object, ...]
+    layer: LayerSpec
+    site: attn_res.SiteArgs | None  # an attention-residual site: its arguments
+    run: int | None  # else the run of the layer's ops between its sites (0 / -1), or None: the whole layer
 
 
 class Builder(BuilderBase):
@@ -35,8 +44,6 @@ class Builder(BuilderBase):
         self.flops_only = flops_only
         self._blocks: dict[KindSpec, list[Op]] = {}
         self._by_id: dict[int, tuple[KindSpec, list[Op]]] = {}
-        # a layer's ops around its sites, by its blocks' identities (the blocks kept to check them)
-        self._site_runs_by_blocks: dict[tuple[int, ...], tuple[Blocks, Blocks, list[list[Op]]]] = {}
         self._shared: dict[tuple[str, int], Op] = {}
 
     def block(self, block: KindSpec) -> list[Op]:
@@ -125,35 +132,25 @@ class Builder(BuilderBase):
         return [op for part in self.layer_parts(layer) for op in part]
 
     def layer_parts(self, layer: LayerSpec) -> list[list[Op]]:
-        """One layer as parts in op order: pre-norm block: mixers side by side, residual add; feed-forward
-        blocks side by side, residual add. Gemma-style layers (norms=4) also norm each block's output.
-        Kimi-K3 attention residuals (simulator/attn_res.py) run before each block's norm and replace the
-        residual adds. A layer without them is one part; a layer with them is its sites and the runs of
-        ops between them, each site and run one list per builder shared by every layer group that has it,
-        so views sums a part once and reuses it in each group (Kimi-K3's groups differ only in their sites)."""
-        res = layer.attn_res
-        if res is None or layer.parallel:
-            return self._layer_runs(layer, sites=False)
-        runs = self._site_runs(layer)
-        parts: list[list[Op]] = []
-        if layer.mixers:
-            parts += [attn_res.pre_mixer(self, res), runs[0]]
-        if layer.ffns:
-            parts += [attn_res.pre_ffn(self, res), runs[-1]]
-        return parts
+        """One layer as parts in op order (part_recipes)."""
+        return self.build_parts(part_recipes(layer))
 
-    def _site_runs(self, layer: LayerSpec) -> list[list[Op]]:
-        """The runs of a layer with attention-residual sites (before and after the feed-forward site), built
-        once per builder for the same blocks: keyed by their identities (step.layer_groups interns equal
-        blocks), checked equal on a hit."""
-        mixers, ffns = layer.mixers, layer.ffns
-        key = (layer.norms, len(mixers), *map(id, mixers), *map(id, ffns))
-        hit = self._site_runs_by_blocks.get(key)
-        if hit is not None and hit[0] == mixers and hit[1] == ffns:  # identical blocks compare without hashing
-            return hit[2]
-        runs = self._layer_runs(layer, sites=True)
-        self._site_runs_by_blocks[key] = (mixers, ffns, runs)
-        return runs
+    def build_parts(self, recipes: list[Recipe]) -> list[list[Op]]:
+        """One part per recipe (step.plan gives each distinct part of a model's layer groups once), in order:
+        a site is its one op; the runs of a layer with sites are built once per key, both at once."""
+        out: list[list[Op]] = []
+        runs: dict[tuple[object, ...], list[list[Op]]] = {}
+        for key, layer, site, run in recipes:
+            if site is not None:
+                out.append([attn_res.site(self, *site)])
+            elif run is None:
+                out.append(self._layer_runs(layer, sites=False)[0])
+            else:
+                layer_runs = runs.get(key[:-1])
+                if layer_runs is None:
+                    layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites=True)
+                out.append(layer_runs[run])
+        return out
 
     def _layer_runs(self, layer: LayerSpec, sites: bool) -> list[list[Op]]:
         """The layer's ops without attention-residual sites: with `sites`, the run before the feed-forward
@@ -197,3 +194,24 @@ class Builder(BuilderBase):
             ops += self.block(block)
         ops.append(self.residual("residual_add", 3))
         return ops
+
+
+def part_recipes(layer: LayerSpec) -> list[Recipe]:
+    """The layer as parts, in op order: pre-norm block: mixers side by side, residual add; feed-forward
+    blocks side by side, residual add. Gemma-style layers (norms=4) also norm each block's output.
+    Kimi-K3 attention residuals (simulator/attn_res.py) run before each block's norm and replace the
+    residual adds. A layer without them is one part; a layer with them is its sites and the runs of ops
+    between them, whose keys are equal in every layer with the same sites / blocks (the blocks by identity:
+    step.layer_groups interns equal blocks), so a step builds and views sums each once (Kimi-K3's 24 groups
+    differ only in their sites)."""
+    res = layer.attn_res
+    if res is None or layer.parallel:
+        whole = layer.parallel or layer.mixers or layer.ffns
+        return [Recipe(("layer", id(layer)), layer, None, None)] if whole else []
+    runs = ("runs", layer.norms, len(layer.mixers), *map(id, layer.mixers), *map(id, layer.ffns))
+    out: list[Recipe] = []
+    for blocks, site, run in ((layer.mixers, attn_res.pre_mixer, 0), (layer.ffns, attn_res.pre_ffn, -1)):
+        if blocks:
+            args = site(res)
+            out += [Recipe(("site", *args), layer, args, None), Recipe((*runs, run), layer, None, run)]
+    return out

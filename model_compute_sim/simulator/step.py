@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 
-from model_compute_sim.simulator.graph import Builder, Op, Shard
+from model_compute_sim.simulator.graph import Builder, Op, Recipe, Shard, part_recipes
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import Options, Workload
 
@@ -30,17 +30,16 @@ class Parallel:
         return self.tp * self.dp * self.pp
 
 
-@dataclass
+@dataclass(frozen=True)
 class GroupOps:
-    """One group of identical layers. Its ops are kept as the layer's parts (graph.Builder.layer_parts: the
-    ops between Kimi-K3 attention-residual sites, or a whole layer without them, and each site), each part one
-    list object that every group having it shares (views sums a part once)."""
+    """One group of identical layers (the same for every call on a spec: plan). Its ops are the layer's parts
+    (graph.part_recipes: the ops between Kimi-K3 attention-residual sites, or a whole layer without them, and
+    each site), given as indices into the step's distinct parts: groups share parts, which views sums once."""
 
     layer: LayerSpec
-    label: str  # layer.label, cached with the spec's groups (it joins every block's label)
+    label: str  # layer.label (it joins every block's label)
     indices: list[int]
-    whole_parts: list[list[Op]]  # whole-model view, one layer: names, categories and FLOPs (Builder flops_only)
-    local_parts: list[list[Op]]  # busiest GPU, one layer; part i is the same piece of the layer as whole_parts[i]
+    parts: tuple[int, ...]  # the layer's parts in op order: indices into Step.local / Step.whole
 
     def count_in(self, layers: range) -> int:
         """How many of the group's layers are in `layers` (a pipeline stage's contiguous range)."""
@@ -55,12 +54,16 @@ class Step:
     opts: Options
     par: Parallel
     groups: list[GroupOps]
+    whole: list[list[Op]]  # each distinct part of the layer groups, whole-model view (Builder flops_only): names,
+    # categories and FLOPs of one layer's piece
+    local: list[list[Op]]  # the same parts on the busiest GPU (local[i] is the same piece as whole[i])
+    counts: list[int]  # per part: the layers of the model that have it
     head: tuple[list[Op], list[Op]]  # (whole model: FLOPs only, busiest GPU): embedding
     tail: tuple[list[Op], list[Op]]  # final norm and LM head
 
     def local_parts(self) -> list[list[Op]]:
         """Each distinct busiest-GPU part of the layer groups, once (groups share parts)."""
-        return list({id(part): part for g in self.groups for part in g.local_parts}.values())
+        return self.local
 
     def stage_layers(self, stage: int) -> range:
         return stage_layers(self.spec.num_layers, self.par.pp, stage)
@@ -96,34 +99,52 @@ def stage_layers(n: int, pp: int, stage: int) -> range:
     return range(stage * per, (stage + 1) * per)
 
 
-_GROUP_CACHE: dict[int, tuple[ModelSpec, list[tuple[LayerSpec, str, list[int]]]]] = {}
+@dataclass(frozen=True)
+class Plan:
+    """The layer groups of a spec and the distinct parts of their layers, in order of first use (cached per spec:
+    a call builds each part once and sums it once, with no pass over the groups' parts)."""
+
+    groups: list[GroupOps]
+    recipes: list[Recipe]
+    counts: list[int]  # per part: the layers of the model that have it
 
 
-def layer_groups(spec: ModelSpec) -> list[tuple[LayerSpec, str, list[int]]]:
-    """Identical layers grouped with their labels and indices, in order of first appearance (cached per spec)."""
-    hit = _GROUP_CACHE.get(id(spec))
+_PLAN_CACHE: dict[int, tuple[ModelSpec, Plan]] = {}
+
+
+def plan(spec: ModelSpec) -> Plan:
+    """Identical layers grouped with their labels, indices and parts, in order of first appearance (cached)."""
+    hit = _PLAN_CACHE.get(id(spec))
     if hit is not None and hit[0] is spec:
         return hit[1]
     index: dict[LayerSpec, list[int]] = {}
     for i, layer in enumerate(spec.layers):
         index.setdefault(layer, []).append(i)
-    # equal blocks as one object, so a builder finds what it has built by identity (graph.Builder.block, _site_runs)
+    # equal blocks as one object: the parts' keys name blocks by identity (graph.part_recipes, Builder.block)
     blocks: dict[KindSpec, KindSpec] = {}
-    out = [
-        (
-            replace(
-                layer,
-                mixers=tuple(blocks.setdefault(x, x) for x in layer.mixers),
-                ffns=tuple(blocks.setdefault(x, x) for x in layer.ffns),
-            ),
-            layer.label,
-            idx,
+    part_index: dict[tuple[object, ...], int] = {}
+    recipes: list[Recipe] = []
+    counts: list[int] = []
+    groups = []
+    for layer, idx in index.items():
+        layer = replace(
+            layer,
+            mixers=tuple(blocks.setdefault(x, x) for x in layer.mixers),
+            ffns=tuple(blocks.setdefault(x, x) for x in layer.ffns),
         )
-        for layer, idx in index.items()
-    ]
-    if len(_GROUP_CACHE) > 256:
-        _GROUP_CACHE.clear()
-    _GROUP_CACHE[id(spec)] = (spec, out)
+        parts = []
+        for r in part_recipes(layer):
+            i = part_index.setdefault(r.key, len(recipes))
+            if i == len(recipes):
+                recipes.append(r)
+                counts.append(0)
+            counts[i] += len(idx)
+            parts.append(i)
+        groups.append(GroupOps(layer, layer.label, idx, tuple(parts)))
+    out = Plan(groups, recipes, counts)
+    if len(_PLAN_CACHE) > 256:
+        _PLAN_CACHE.clear()
+    _PLAN_CACHE[id(spec)] = (spec, out)
     return out
 
 
@@ -133,10 +154,8 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
     whole = Builder(spec, wl, Shard(), opts, flops_only=True)
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts)
-    groups = [
-        GroupOps(layer, label, idx, whole.layer_parts(layer), local.layer_parts(layer))
-        for layer, label, idx in layer_groups(spec)
-    ]
+    p = plan(spec)
+    whole_parts, local_parts = whole.build_parts(p.recipes), local.build_parts(p.recipes)
     head = (whole.embedding(), local.embedding())
     tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())
-    return Step(spec, wl, local_wl, opts, par, groups, head, tail)
+    return Step(spec, wl, local_wl, opts, par, p.groups, whole_parts, local_parts, p.counts, head, tail)

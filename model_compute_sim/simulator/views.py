@@ -54,8 +54,8 @@ class PartCost:
         "comm_us",
         "compute_us",
         "flops",
-        "flops_cats",
         "kv",
+        "matched",
         "memory_us",
         "ops",
         "roof_us",
@@ -121,7 +121,8 @@ class PartCost:
             weight += w
             kv += kr + kw
             act += ar + aw
-            act_peak = max(act_peak, ar + aw)
+            if ar + aw > act_peak:  # max(act_peak, ar + aw), without the call
+                act_peak = ar + aw
             if roof is not None:
                 roof.time(op, b)
             t = op.time_us
@@ -139,8 +140,7 @@ class PartCost:
         self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
-        # (category, whole-model FLOPs) of the categories with a whole-model op, in order of their first op
-        self.flops_cats = [(cat, cats[cat][0]) for cat in matched]
+        self.matched = matched  # the categories with a whole-model op, in order of their first op
 
 
 # the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
@@ -179,7 +179,7 @@ class Tally:
             c[3] += v[3] * count_local
             c[4] += v[4] * count_local
             c[5] += v[5] * count_local
-            c[6] += v[6] * max(count, count_local) + v[7] * count_local
+            c[6] += v[6] * (count if count >= count_local else count_local) + v[7] * count_local
             if p.timed and count_local:
                 c[7] += v[8] * count_local
         self.weight += p.weight * count_local
@@ -198,17 +198,17 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     The parts are plain dicts validated once as a whole (one pass of pydantic's validator instead of
     one per row); op rows are validated per distinct layer part (_page) and shared by its groups."""
     roof = Roofline(dev) if dev is not None else None
-    group_parts = _group_parts(step, roof)
-    stage = _busiest_stage(step, group_parts)
+    # each distinct part of the layer groups summed once (and its ops timed)
+    costs = [PartCost(local, whole, roof) for local, whole in zip(step.local, step.whole, strict=True)]
+    stage = _busiest_stage(step, costs)
     tally = Tally()
     want_rows = view.detail == "ops"
-    groups, rows = _layer_groups(step, group_parts, stage, tally, dev is not None, view.detail)
+    groups, rows = _layer_groups(step, costs, stage, tally, dev is not None, view.detail)
     rows += _head_tail(step, stage, tally, roof, want_rows)
     by_category = _categories(tally, step, dev is not None)
     act_peak = 0.0
-    for parts in group_parts:
-        for p in parts:
-            act_peak = max(act_peak, p.act_peak)
+    for p in costs:
+        act_peak = max(act_peak, p.act_peak)
     memory = M.memory_report(step, stage, dev, view.gpu_memory_utilization, act_peak)
     par = step.par
     result: dict[str, object] = {
@@ -239,66 +239,45 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
 Dict = dict[str, object]
 
 
-def _group_parts(step: Step, roof: Roofline | None) -> list[list[PartCost]]:
-    """Each group's parts with their sums, each distinct part (groups share parts: by their identities) once."""
-    made: dict[tuple[int, int], PartCost] = {}
-    out = []
-    for g in step.groups:
-        parts = []
-        for local, whole in zip(g.local_parts, g.whole_parts, strict=True):
-            key = (id(local), id(whole))
-            p = made.get(key)
-            if p is None:
-                p = made[key] = PartCost(local, whole, roof)
-            parts.append(p)
-        out.append(parts)
-    return out
-
-
-def _per_gpu_per_layer(parts: list[PartCost]) -> tuple[Number, Number]:
+def _per_gpu_per_layer(g: GroupOps, costs: list[PartCost]) -> tuple[float, float]:
     """Per-GPU FLOPs and bytes of one layer of a group."""
     flops: Number = 0
     nbytes: Number = 0
-    for p in parts:
-        flops += p.flops
-        nbytes += p.bytes
-    return flops, nbytes
+    for i in g.parts:
+        flops += costs[i].flops
+        nbytes += costs[i].bytes
+    return float(flops), float(nbytes)
 
 
-def _busiest_stage(step: Step, group_parts: list[list[PartCost]]) -> int:
+def _busiest_stage(step: Step, costs: list[PartCost]) -> int:
     if step.par.pp == 1:
         return 0
-    sums = [_per_gpu_per_layer(parts) for parts in group_parts]
-    return step.busiest_stage([(float(f), float(b)) for f, b in sums])
+    return step.busiest_stage([_per_gpu_per_layer(g, costs) for g in step.groups])
 
 
 def _layer_groups(
-    step: Step, group_parts: list[list[PartCost]], stage: int, tally: Tally, timed: bool, detail: str
+    step: Step, costs: list[PartCost], stage: int, tally: Tally, timed: bool, detail: str
 ) -> tuple[list[Dict], Rows]:
     """The layer groups' rows (per-layer sums of their parts; only at detail layers and ops) and the stage's
-    tally: each distinct part counted once, with the layer counts of every group that has it."""
-    stage_range = step.stage_layers(stage)
+    tally: each distinct part counted once, with the layers of the model and of the stage that have it."""
+    counts_local = step.counts  # one stage: every layer of the model is on it
+    if step.par.pp > 1:
+        stage_range = step.stage_layers(stage)
+        counts_local = [0] * len(costs)
+        for g in step.groups:
+            n = g.count_in(stage_range)
+            for i in g.parts:
+                counts_local[i] += n
+    for p, count, count_local in zip(costs, step.counts, counts_local, strict=True):
+        tally.add(p, count, count_local)
     groups: list[Dict] = []
     rows: Rows = []
-    want_groups, want_rows = detail in ("layers", "ops"), detail == "ops"
-    # by the parts' identities, in order of first use: the part, its whole-model and stage layer counts
-    counts: dict[int, tuple[PartCost, list[int]]] = {}
-    for gi, (g, parts) in enumerate(zip(step.groups, group_parts, strict=True)):
-        count_local = g.count_in(stage_range)
-        count = len(g.indices)
-        for p in parts:
-            hit = counts.get(id(p))
-            if hit is None:
-                hit = counts[id(p)] = (p, [0, 0])
-            c = hit[1]
-            c[0] += count
-            c[1] += count_local
-            if want_rows:
-                rows.append((gi, p))
-        if want_groups:
+    if detail in ("layers", "ops"):
+        for gi, g in enumerate(step.groups):
+            parts = [costs[i] for i in g.parts]
             groups.append(_group_row(g, parts, timed))
-    for p, (count, count_local) in counts.values():
-        tally.add(p, count, count_local)
+            if detail == "ops":
+                rows += [(gi, p) for p in parts]
     return groups, rows
 
 
@@ -314,8 +293,8 @@ def _group_row(g: GroupOps, parts: list[PartCost], timed: bool) -> Dict:
         flops += p.whole_flops
         flops_local += p.flops
         bytes_local += p.bytes
-        for cat, wf in p.flops_cats:
-            cat_flops[cat] = cat_flops.get(cat, 0) + wf
+        for cat in p.matched:
+            cat_flops[cat] = cat_flops.get(cat, 0) + p.cats[cat][0]
     return {
         "label": g.label,
         "layers": g.indices,
