@@ -52,8 +52,7 @@ def assumptions(
         *scale_notes(opts.weights),
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]
-    for specs in by_kind(spec.layers).values():
-        out.extend(kind_of(specs[0]).assumptions(specs, opts))
+    out += _kind_notes(spec, opts)
     out.append(
         f"parallelism: tp={tp} (column/row-parallel projections, KV heads / min(tp, n_kv)), dp={dp} (batch split, "
         f"busiest rank reported), ep={ep} (experts over tp*dp GPUs, moe_tp={tp * dp // ep}), pp={pp} "
@@ -90,3 +89,20 @@ def assumptions(
             )
     out.extend(spec.notes)
     return out
+
+
+# the layer kinds' assumptions, keyed by the spec's identity (kept in the value so the id stays its own) and
+# the options: they read nothing else, and walk every layer (issue 9: simulate within 1 ms)
+_KIND_NOTES: dict[tuple[int, Options], tuple[ModelSpec, list[str]]] = {}
+
+
+def _kind_notes(spec: ModelSpec, opts: Options) -> list[str]:
+    """Each layer kind's assumptions, in registration order (callers copy them, never mutate them)."""
+    hit = _KIND_NOTES.get((id(spec), opts))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    notes = [note for specs in by_kind(spec.layers).values() for note in kind_of(specs[0]).assumptions(specs, opts)]
+    if len(_KIND_NOTES) > 1024:
+        _KIND_NOTES.clear()
+    _KIND_NOTES[id(spec), opts] = (spec, notes)
+    return notes

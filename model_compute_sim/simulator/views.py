@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import TypeAdapter
-
 from model_compute_sim.page import Page, make_page
 from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
@@ -21,7 +19,6 @@ from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, T
 from model_compute_sim.simulator.step import GroupOps, Step
 from model_compute_sim.simulator.workload import Workload
 
-_SHAPES = TypeAdapter(list[tuple[list[list[int]], list[int]]])
 _ROW_FIELDS = set(OpRow.model_fields)
 _set = object.__setattr__
 
@@ -434,13 +431,10 @@ def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow
         if lo < hi:
             picked.append((gi, p, lo, hi))
         pos += len(p.ops)
-    todo = list({id(p): p for _, p, _, _ in picked if p.rows is None}.values())
-    # the shapes validated in one pass (lists of ints, as OpRow's validator makes them); every other field
-    # is built here with the type OpRow's validator gives it, so the rows are built without it
-    shapes = _SHAPES.validate_python([(o.shape_in, o.shape_out) for p in todo for o in p.ops])
-    for p in todo:
-        p.rows = [_row(o, p.by_name.get(o.name), *shape) for o, shape in zip(p.ops, shapes, strict=False)]
-        shapes = shapes[len(p.ops) :]
+    for _, p, _, _ in picked:
+        if p.rows is None:
+            by_name = p.by_name
+            p.rows = [_row(o, by_name.get(o.name)) for o in p.ops]
     head: list[OpRow] = []
     per_group: list[list[OpRow]] = [[] for _ in groups]
     for gi, p, lo, hi in picked:
@@ -451,9 +445,10 @@ def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow
     return head, make_page(total, offset, limit)
 
 
-def _row(op: Op, whole: Op | None, shape_in: list[list[int]], shape_out: list[int]) -> OpRow:
+def _row(op: Op, whole: Op | None) -> OpRow:
     """The op's row, its fields as OpRow's validator makes them (floats where it says float; FLOPs keep int
-    or float), built without the validator (one per distinct op of a call: most of a detail=ops call)."""
+    or float; shapes are lists of ints, as Op types them), built without the validator (one per distinct op of
+    a call: most of a detail=ops call)."""
     reads = float(op.weight_bytes + op.act_read_bytes + op.kv_read_bytes)
     writes = float(op.act_write_bytes + op.kv_write_bytes)
     total = reads + writes
@@ -462,8 +457,8 @@ def _row(op: Op, whole: Op | None, shape_in: list[list[int]], shape_out: list[in
         "name": op.name,
         "category": op.category,
         "kind": op.kind,
-        "shape_in": shape_in,
-        "shape_out": shape_out,
+        "shape_in": op.shape_in,
+        "shape_out": op.shape_out,
         "flops": whole.flops if whole is not None else 0,
         "flops_per_gpu": op.flops,
         "vector_flops_per_gpu": op.vector_flops,
