@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from model_compute_sim.simulator import formulas_attn_res as R
-from model_compute_sim.simulator.ops import BuilderBase, Op
+from model_compute_sim.simulator.ops import BuilderBase, Op, flops_op
 from model_compute_sim.simulator.spec import AttnResSpec, ModelSpec
 
 CATEGORY = "hyper_connection"  # residual-stream mixing, beside DeepSeek-V4's hyper-connections
@@ -18,7 +18,7 @@ def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> O
     T, H = b.T, b.H
     flops, vector_flops = R.attn_res_flops(T, sources, H), R.attn_res_vector_flops(T, sources, H, delta)
     if b.flops_only:
-        return Op(name, CATEGORY, "attention", flops, vector_flops)
+        return flops_op(name, CATEGORY, "attention", flops, vector_flops)
     reads, writes, note = _traffic(sources, delta, write)
     a = b.a
     return Op(  # positional, in Op's field order (as BuilderBase.gemm)
