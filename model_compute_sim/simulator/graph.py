@@ -202,7 +202,7 @@ def part_recipes(layer: LayerSpec) -> list[Recipe]:
     Kimi-K3 attention residuals (simulator/attn_res.py) run before each block's norm and replace the
     residual adds. A layer without them is one part; a layer with them is its sites and the runs of ops
     between them, whose keys are equal in every layer with the same sites / blocks (the blocks by identity:
-    step.layer_groups interns equal blocks), so a step builds and views sums each once (Kimi-K3's 24 groups
+    step.plan interns equal blocks), so a step builds and views sums each once (Kimi-K3's 24 groups
     differ only in their sites)."""
     res = layer.attn_res
     if res is None or layer.parallel:

@@ -81,7 +81,7 @@ class Op:
     sharding: str = "replicated"
     peak_dtype: str = "bf16"
     note: str = ""
-    # filled by the roofline pass (views.time_ops) when a device is known
+    # filled by the roofline pass (device.Roofline, as views sums each part) when a device is known
     compute_us: float = 0.0
     memory_us: float = 0.0
     time_us: float | None = None
