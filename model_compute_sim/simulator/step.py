@@ -7,7 +7,7 @@ config -> spec -> **step** (graph per layer group, sharded) -> device (roofline)
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from model_compute_sim.simulator.graph import Builder, Op, Recipe, Shard, part_recipes
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
@@ -53,13 +53,25 @@ class Step:
     local_wl: Workload  # the busiest dp rank's share
     opts: Options
     par: Parallel
-    groups: list[GroupOps]
+    plan: Plan  # the spec's layer groups and their distinct parts
     whole: list[list[Op]]  # each distinct part of the layer groups, whole-model view (Builder flops_only): names,
     # categories and FLOPs of one layer's piece
     local: list[list[Op]]  # the same parts on the busiest GPU (local[i] is the same piece as whole[i])
-    counts: list[int]  # per part: the layers of the model that have it
     head: tuple[list[Op], list[Op]]  # (whole model: FLOPs only, busiest GPU): embedding
     tail: tuple[list[Op], list[Op]]  # final norm and LM head
+
+    @property
+    def groups(self) -> list[GroupOps]:
+        return self.plan.groups
+
+    @property
+    def counts(self) -> list[int]:
+        """Per part: the layers of the model that have it."""
+        return self.plan.counts
+
+    def stage_counts(self, stage: int) -> tuple[list[int], list[int]]:
+        """The layers of each group, and of each part, on pipeline stage `stage`."""
+        return self.plan.stage_counts(self.spec.num_layers, self.par.pp)[stage]
 
     def local_parts(self) -> list[list[Op]]:
         """Each distinct busiest-GPU part of the layer groups, once (groups share parts)."""
@@ -77,10 +89,8 @@ class Step:
         head, tail = self.head[1], self.tail[1]
 
         def cost(s: int) -> tuple[float, float]:
-            rng = self.stage_layers(s)
             f = b = 0.0
-            for g, (gf, gb) in zip(self.groups, per_layer, strict=True):
-                c = g.count_in(rng)
+            for c, (gf, gb) in zip(self.stage_counts(s)[0], per_layer, strict=True):
                 f += c * gf
                 b += c * gb
             if s == 0:
@@ -107,6 +117,24 @@ class Plan:
     groups: list[GroupOps]
     recipes: list[Recipe]
     counts: list[int]  # per part: the layers of the model that have it
+    # per pp: per stage, the layers of each group and of each part on it (stage_counts)
+    stages: dict[int, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
+
+    def stage_counts(self, layers: int, pp: int) -> list[tuple[list[int], list[int]]]:
+        """Per pipeline stage of `pp` over `layers` layers: the layers of each group and of each part on it."""
+        hit = self.stages.get(pp)
+        if hit is None:
+            hit = []
+            for s in range(pp):
+                rng = stage_layers(layers, pp, s)
+                per_group = [g.count_in(rng) for g in self.groups]
+                per_part = [0] * len(self.recipes)
+                for g, n in zip(self.groups, per_group, strict=True):
+                    for i in g.parts:
+                        per_part[i] += n
+                hit.append((per_group, per_part))
+            self.stages[pp] = hit
+        return hit
 
 
 _PLAN_CACHE: dict[int, tuple[ModelSpec, Plan]] = {}
@@ -158,4 +186,4 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
     whole_parts, local_parts = whole.build_parts(p.recipes), local.build_parts(p.recipes)
     head = (whole.embedding(), local.embedding())
     tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())
-    return Step(spec, wl, local_wl, opts, par, p.groups, whole_parts, local_parts, p.counts, head, tail)
+    return Step(spec, wl, local_wl, opts, par, p, whole_parts, local_parts, head, tail)

@@ -257,14 +257,8 @@ def _layer_groups(
 ) -> tuple[list[Dict], Rows]:
     """The layer groups' rows (per-layer sums of their parts; only at detail layers and ops) and the stage's
     tally: each distinct part counted once, with the layers of the model and of the stage that have it."""
-    counts_local = step.counts  # one stage: every layer of the model is on it
-    if step.par.pp > 1:
-        stage_range = step.stage_layers(stage)
-        counts_local = [0] * len(costs)
-        for g in step.groups:
-            n = g.count_in(stage_range)
-            for i in g.parts:
-                counts_local[i] += n
+    # one stage: every layer of the model is on it
+    counts_local = step.counts if step.par.pp == 1 else step.stage_counts(stage)[1]
     for p, count, count_local in zip(costs, step.counts, counts_local, strict=True):
         tally.add(p, count, count_local)
     groups: list[Dict] = []
