@@ -1,0 +1,93 @@
+"""The shortcuts simulate takes to stay within 1 ms (issue 9) give what the slow way gives.
+
+Op rows are built without pydantic's validator (views._row): each must be what OpRow's own validator makes of
+its fields (the same values with the same types: an int where the validator keeps an int, a float where it
+makes one). A step builds each distinct layer part once (step.plan); each group's ops must be the ops a
+builder gives for that group's layer on its own (graph.Builder.layer), in order, with the same numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_compute_sim.simulator import simulate as S
+from model_compute_sim.simulator.graph import Builder, Shard
+from model_compute_sim.simulator.result import OpRow
+from model_compute_sim.simulator.simulate import simulate
+from model_compute_sim.simulator.step import Parallel, Step, build_step
+
+CASES = [
+    ("kimi-k3", dict(tp=8, batch_size=64, seq_len=1, context_len=131072)),  # sites between shared runs
+    ("kimi-k3", dict(tp=8, pp=3, batch_size=1, seq_len=4096, context_len=0)),
+    ("deepseek-v4-flash", dict(tp=4, dp=2, ep=8, batch_size=8, seq_len=1, context_len=8192)),
+    ("qwen3.5-397b-a17b", dict(tp=8, batch_size=2, seq_len=512, context_len=1024)),
+    ("gpt-oss-20b", dict(batch_size=1, seq_len=16, context_len=0)),  # no gpu: no roofline times
+]
+
+
+@pytest.mark.parametrize(("model", "shape"), CASES)
+def test_op_rows_are_what_the_validator_makes_of_them(model: str, shape: dict[str, int]) -> None:
+    gpu = {} if model == "gpt-oss-20b" else {"gpu": "h100"}
+    r = simulate(model=model, detail="ops", **gpu, **shape)
+    assert r.layer_groups is not None and r.head_tail_ops is not None
+    rows = [row for g in r.layer_groups for row in g.ops or []] + r.head_tail_ops
+    assert rows
+    for row in rows:
+        validated = OpRow.model_validate(dict(row))
+        assert [(k, type(v), v) for k, v in dict(row).items()] == [(k, type(v), v) for k, v in dict(validated).items()]
+        assert row.model_dump_json() == validated.model_dump_json()
+
+
+def _step(model: str, tp: int, pp: int) -> Step:
+    captured: list[Step] = []
+    build = S.build_step
+
+    def keep(*args: object) -> Step:
+        captured.append(build(*args))  # type: ignore[arg-type]
+        return captured[-1]
+
+    S.build_step = keep  # type: ignore[assignment]
+    try:
+        simulate(model=model, gpu="h100", tp=tp, pp=pp, batch_size=4, seq_len=1, context_len=4096)
+    finally:
+        S.build_step = build
+    return captured[0]
+
+
+@pytest.mark.parametrize(("model", "tp", "pp"), [("kimi-k3", 8, 3), ("deepseek-v4-pro", 8, 1), ("minimax-m3", 4, 1)])
+def test_each_group_has_the_ops_of_its_layer_built_alone(model: str, tp: int, pp: int) -> None:
+    step = _step(model, tp, pp)
+    assert step.par == Parallel(tp=tp, pp=pp)
+    whole = Builder(step.spec, step.wl, Shard(), step.opts, flops_only=True)
+    shard = Shard(tp=tp, expert_tokens=step.wl.tokens, per_gpu=True)
+    for g in step.groups:
+        alone = Builder(step.spec, step.local_wl, shard, step.opts).layer(g.layer)
+        ops = [op for i in g.parts for op in step.local[i]]
+        assert [(o.name, o.flops, o.vector_flops, o.bytes_total, o.shape_in) for o in ops] == [
+            (o.name, o.flops, o.vector_flops, o.bytes_total, o.shape_in) for o in alone
+        ]
+        whole_ops = [op for i in g.parts for op in step.whole[i]]
+        assert [(o.name, o.flops, o.vector_flops) for o in whole_ops] == [
+            (o.name, o.flops, o.vector_flops) for o in whole.layer(g.layer)
+        ]
+    # each part counted in the layers of every group that has it
+    for i in range(len(step.local)):
+        assert step.counts[i] == sum(len(g.indices) * g.parts.count(i) for g in step.groups)
+
+
+def test_kimi_k3_groups_share_their_runs() -> None:
+    """Kimi-K3's 24 layer groups differ in their attention-residual sites only: the runs between the sites
+    are two parts per pair of blocks (mixer, feed-forward) some layer has, each built once."""
+    step = _step("kimi-k3", 8, 1)
+    sites = [i for i, part in enumerate(step.local) if len(part) == 1 and part[0].category == "hyper_connection"]
+    runs = [i for i in range(len(step.local)) if i not in sites]
+    assert len(step.groups) > len(runs)
+    assert all(len(g.parts) == 4 for g in step.groups)
+    pairs = {(g.layer.mixers, g.layer.ffns) for g in step.groups}  # KDA or MLA, then MoE or dense MLP
+    assert len(runs) == 2 * len(pairs) < len(step.groups)
+    assert sum(step.counts[i] for i in runs) == 2 * step.spec.num_layers
+
+
+def test_build_step_is_the_step_simulate_reports() -> None:
+    step = _step("kimi-k3", 8, 1)
+    again = build_step(step.spec, step.wl, step.opts, step.par)
+    assert [[(o.name, o.flops) for o in p] for p in again.local] == [[(o.name, o.flops) for o in p] for p in step.local]
