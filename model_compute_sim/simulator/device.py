@@ -55,18 +55,21 @@ class Roofline:
         self.comm_bw = dev.scale_up_gb_s * 1e9
         self.peaks: dict[str, float] = {}  # per peak dtype, looked up once (every op of a call passes here)
 
-    def time(self, op: Op, nbytes: float) -> None:
-        """The op's compute and memory time and its bound; `nbytes` is op.bytes_total."""
+    def time(self, op: Op, nbytes: float) -> float:
+        """The op's compute and memory time and its bound; `nbytes` is op.bytes_total. Returns op.time_us."""
         if op.kind == "communication":
-            op.time_us, op.bound = op.comm_bytes / self.comm_bw * 1e6, "communication"
-            return
+            t = op.comm_bytes / self.comm_bw * 1e6
+            op.time_us, op.bound = t, "communication"
+            return t
         peak = self.peaks.get(op.peak_dtype)
         if peak is None:
             peak = self.peaks[op.peak_dtype] = self.dev.peak_flops_per_s(op.peak_dtype)
         compute, mem = F.roofline_time_s(float(op.flops), nbytes, peak, self.bw)
         c_us, m_us = compute * 1e6, mem * 1e6
         op.compute_us, op.memory_us = c_us, m_us
-        op.time_us, op.bound = (m_us if m_us > c_us else c_us), ("compute" if compute >= mem else "memory")
+        t = m_us if m_us > c_us else c_us
+        op.time_us, op.bound = t, ("compute" if compute >= mem else "memory")
+        return t
 
 
 def time_ops(ops: list[Op], dev: Device) -> None:

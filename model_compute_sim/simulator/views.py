@@ -117,12 +117,11 @@ class PartCost:
             b_sum += b
             weight += w
             kv += kr + kw
-            act += ar + aw
-            if ar + aw > act_peak:  # max(act_peak, ar + aw), without the call
-                act_peak = ar + aw
-            if roof is not None:
-                roof.time(op, b)
-            t = op.time_us
+            a_rw = ar + aw
+            act += a_rw
+            if a_rw > act_peak:  # max(act_peak, a_rw), without the call
+                act_peak = a_rw
+            t = roof.time(op, b) if roof is not None else op.time_us
             if t is None:
                 continue
             timed = True
