@@ -21,6 +21,9 @@ def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> O
         return flops_op(name, CATEGORY, "attention", flops, vector_flops)
     reads, writes, note = _traffic(sources, delta, write)
     a = b.a
+    shapes = b.site_shapes.get(sources)
+    if shapes is None:
+        shapes = b.site_shapes[sources] = ([[T, sources, H], [H]], [T, H])
     return Op(  # positional, in Op's field order (as BuilderBase.gemm)
         name,
         CATEGORY,
@@ -33,8 +36,7 @@ def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> O
         0.0,  # kv_read_bytes
         0.0,  # kv_write_bytes
         0.0,  # comm_bytes
-        [[T, sources, H], [H]],
-        [T, H],
+        *shapes,  # shape_in, shape_out
         "replicated",
         "fp16" if b.opts.dtype == "fp16" else "bf16",
         note,

@@ -119,6 +119,9 @@ class BuilderBase:
         self.T = wl.tokens
         self.a = opts.act_bytes
         self._once: dict[object, list[Op]] = {}
+        # Kimi-K3 attention-residual sites' shapes, per number of sources (attn_res.site): the sites with equal
+        # sources share them (nothing changes an op's shape in place; fewer allocations: fewer GC passes)
+        self.site_shapes: dict[int, tuple[list[list[int]], list[int]]] = {}
 
     def once(self, key: object, build: Callable[[], list[Op]]) -> list[Op]:
         """Ops that depend on `key` alone, built once per builder and shared by the blocks that ask (they
