@@ -45,7 +45,6 @@ class PartCost:
     __slots__ = (
         "act",
         "act_peak",
-        "by_name",
         "bytes",
         "cats",
         "comm_us",
@@ -60,18 +59,19 @@ class PartCost:
         "t",
         "timed",
         "weight",
+        "whole",
         "whole_flops",
     )
 
     def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
         """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
-        self.ops = local
-        by_name: dict[str, Op] = {}
+        self.ops, self.whole = local, whole
+        by_name: dict[str, Op] = {}  # not kept (_page makes it again): one live object fewer per part and call
         whole_flops: Number = 0
         for o in whole:
             by_name[o.name] = o
             whole_flops += o.flops
-        self.by_name, self.whole_flops = by_name, whole_flops
+        self.whole_flops = whole_flops
         self.rows: list[OpRow] | None = None  # the op rows, made by _page when a page shows them
         # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
         # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
@@ -426,7 +426,7 @@ def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow
         pos += len(p.ops)
     for _, p, _, _ in picked:
         if p.rows is None:
-            by_name = p.by_name
+            by_name = {o.name: o for o in p.whole}  # as __init__ makes it
             p.rows = [_row(o, by_name.get(o.name)) for o in p.ops]
     head: list[OpRow] = []
     per_group: list[list[OpRow]] = [[] for _ in groups]
