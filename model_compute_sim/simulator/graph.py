@@ -135,14 +135,17 @@ class Builder(BuilderBase):
         """One layer as parts in op order (part_recipes)."""
         return self.build_parts(part_recipes(layer))
 
-    def build_parts(self, recipes: list[Recipe]) -> list[list[Op]]:
+    def build_parts(self, recipes: list[Recipe], local: list[list[Op]] | None = None) -> list[list[Op]]:
         """One part per recipe (step.plan gives each distinct part of a model's layer groups once), in order:
-        a site is its one op; the runs of a layer with sites are built once per key, both at once."""
+        a site is its one op; the runs of a layer with sites are built once per key, both at once. `local`:
+        the busiest GPU's parts of the same recipes, given to the whole-model view when that GPU has all the
+        tokens (dp 1): a site is replicated on every tp rank and its FLOPs depend on the tokens alone, so its
+        busiest-GPU op has the name, category and FLOPs of its whole-model op and stands for it."""
         out: list[list[Op]] = []
         runs: dict[tuple[object, ...], list[list[Op]]] = {}
-        for key, layer, site, run in recipes:
+        for i, (key, layer, site, run) in enumerate(recipes):
             if site is not None:
-                out.append([attn_res.site(self, *site)])
+                out.append(local[i] if local is not None else [attn_res.site(self, *site)])
             elif run is None:
                 out.append(self._layer_runs(layer, sites=False)[0])
             else:
