@@ -4,7 +4,8 @@ gpt-oss-20b (references index, config openai/gpt-oss-20b): hidden 2880, 64 query
 head_dim 64, 24 layers; mxfp4 experts, attention left unquantized (modules_to_not_convert self_attn),
 no torch_dtype so attention is bf16. Per layer the attention projections hold
   q 2880 x 4096 = 11,796,480   k 2880 x 512 = 1,474,560   v 1,474,560   o 4096 x 2880 = 11,796,480
-(biases and sinks are not counted as projection weights).
+and each projection reads its bias (q 4096, k / v 512, o 2880 elements), bf16 whatever the override
+(checkpoints keep biases unquantized, as the memory report counts them); sinks are not projection weights.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ def _attn_proj_bytes(d: dict[str, Any]) -> dict[str, float]:
 def test_attention_ops_take_the_override(override: str | None, bytes_per_param: float) -> None:
     d = _run(**({"weight_dtype": override} if override else {}))
     assert _attn_proj_bytes(d) == {
-        "q_proj": Q * bytes_per_param,
-        "k_proj": K * bytes_per_param,
-        "v_proj": V * bytes_per_param,
-        "o_proj": O * bytes_per_param,
+        "q_proj": Q * bytes_per_param + 4096 * 2,
+        "k_proj": K * bytes_per_param + 512 * 2,
+        "v_proj": V * bytes_per_param + 512 * 2,
+        "o_proj": O * bytes_per_param + 2880 * 2,
     }
 
 

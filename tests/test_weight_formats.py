@@ -38,11 +38,12 @@ def test_gpt_oss_120b_expert_bytes_read_per_op() -> None:
     # gpt-oss-120b config: hidden 2880, expert width 2880, 128 experts top-4, mxfp4 experts. One decode
     # token at tp=ep=1 touches exactly 4 experts: gate_up 4 x 2880 x 5760 = 66,355,200 weights
     # x 0.53125 B = 35,251,200 B (33,177,600 B before the scales); down 4 x 2880 x 2880 x 0.53125
-    # = 17,625,600 B. Attention stays bf16: q_proj 2880 x 64 x 64 x 2 B = 23,592,960 B.
+    # = 17,625,600 B (+ the bf16 biases of the 4 experts). Attention stays bf16: q_proj 2880 x 64 x 64 x 2 B
+    # = 23,592,960 B plus its 4096-element bias.
     rows = _ops("gpt-oss-120b", batch_size=1, seq_len=1, context_len=100)
-    assert rows["experts.gate_up_proj"] == 4 * 2880 * 5760 * MX4 == 35_251_200
-    assert rows["experts.down_proj"] == 4 * 2880 * 2880 * MX4 == 17_625_600
-    assert rows["q_proj"] == 2880 * 4096 * 2 == 23_592_960
+    assert rows["experts.gate_up_proj"] == 4 * 2880 * 5760 * MX4 + 4 * 5760 * 2 == 35_297_280
+    assert rows["experts.down_proj"] == 4 * 2880 * 2880 * MX4 + 4 * 2880 * 2 == 17_648_640
+    assert rows["q_proj"] == (2880 * 4096 + 4096) * 2 == 23_601_152  # + the q bias (4096 bf16)
 
 
 def test_gpt_oss_120b_expert_weights_per_gpu_ep8() -> None:

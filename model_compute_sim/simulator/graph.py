@@ -100,6 +100,7 @@ class Builder(BuilderBase):
             v_loc,
             split("vocab-parallel", tp),
             weight_dtype=self.opts.wfmt("lm_head"),
+            bias=v / tp if self.spec.lm_head_bias else 0,  # as memory.py counts it
         )
         ops.append(op)
         return ops

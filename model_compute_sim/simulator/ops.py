@@ -149,11 +149,14 @@ class BuilderBase:
         *,
         weight_dtype: str | WeightFormat | None = None,
         weight_params: Number | None = None,
+        bias: Number = 0,
         note: str = "",
     ) -> Op:
         """[m, k] x [k, n]; the weight is [k, n] unless `weight_params` says otherwise (MoE).
 
-        Without `weight_dtype` the weight takes its class's format from the category (CATEGORY_CLASS)."""
+        Without `weight_dtype` the weight takes its class's format from the category (CATEGORY_CLASS).
+        `bias`: elements of the bias vector this rank reads, in bf16 whatever the weight format (checkpoints
+        keep biases unquantized), as the resident weight bytes count them."""
         flops = scaled(F.gemm_flops(1, n, k), m) if isinstance(m, float) else F.gemm_flops(m, n, k)
         if self.flops_only:
             return flops_op(name, category, "gemm", flops, 0)
@@ -166,7 +169,8 @@ class BuilderBase:
             "gemm",
             flops,
             0,  # vector_flops
-            self.wbytes(params, weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])),
+            self.wbytes(params, weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category]))
+            + float(bias) * DTYPE_BYTES["bf16"],
             float(m) * k * self.a,  # act_read_bytes
             float(m) * n * self.a,  # act_write_bytes
             0.0,  # kv_read_bytes

@@ -113,11 +113,13 @@ def row_out(
     allreduce: str,
     *,
     weight_dtype: str | WeightFormat | None = None,
+    bias: bool = False,
 ) -> list[Op]:
     """The row-parallel projection [T, k] -> [T, hidden] that closes a tp-split block, and the all-reduce
-    of its partial sums (per-GPU view, tp > 1)."""
+    of its partial sums (per-GPU view, tp > 1). Its bias is whole: vLLM RowParallelLinear adds it on rank 0
+    only (after the reduction), so the busiest GPU reads all `hidden` elements."""
     tp = b.shard.tp
-    ops = [b.gemm(name, category, b.T, k, b.H, split("row", tp), weight_dtype=weight_dtype)]
+    ops = [b.gemm(name, category, b.T, k, b.H, split("row", tp), weight_dtype=weight_dtype, bias=b.H if bias else 0)]
     if b.shard.per_gpu and tp > 1:
         ops.append(b.allreduce(allreduce, b.T, tp))
     return ops

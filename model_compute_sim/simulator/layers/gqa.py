@@ -47,12 +47,14 @@ class Gqa(DenseKind[AttentionSpec]):
             if sh.tp > 1
             else "replicated"
         )
+        qkv_b = 1 if a.qkv_bias else 0  # column-parallel biases: the local heads' slice
         ops = [
-            b.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col),
-            b.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard),
+            b.gemm("q_proj", "attention_proj", T, H, h * a.head_dim, col, bias=qkv_b * h * a.head_dim),
+            b.gemm("k_proj", "attention_proj", T, H, kv * a.head_dim, kv_shard, bias=qkv_b * kv * a.head_dim),
         ]
         if not a.k_eq_v:
-            ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard))
+            v_bias = qkv_b * kv * a.v_head_dim
+            ops.append(b.gemm("v_proj", "attention_proj", T, H, kv * a.v_head_dim, kv_shard, bias=v_bias))
         heads_split = split("heads", sh.tp)  # element-wise work on the local heads, split like the GEMMs
         if a.qk_norm:
             for name, heads, label in (("q_norm", h, heads_split), ("k_norm", kv, kv_shard)):
@@ -78,7 +80,8 @@ class Gqa(DenseKind[AttentionSpec]):
                 b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2, sharding=heads_split)
             )
         wo = b.opts.wfmt("attention_out")
-        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
+        o_k = h * a.v_head_dim
+        return ops + row_out(b, "o_proj", "attention_proj", o_k, "attn_allreduce", weight_dtype=wo, bias=a.o_bias)
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
         h, kv = spec.heads // shard.tp, shard.kv_heads(spec.kv_heads)

@@ -17,9 +17,10 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     i_loc = m.intermediate // tp
     col = split("column", tp)
     ops: list[Op] = []
+    col_bias, row_bias = (i_loc, H) if m.bias else (0, 0)  # down's bias whole: added once after the reduce
     if m.gated:
-        ops.append(b.gemm(f"{prefix}.gate_proj", category, tokens, H, i_loc, col))
-    ops.append(b.gemm(f"{prefix}.up_proj", category, tokens, H, i_loc, col))
+        ops.append(b.gemm(f"{prefix}.gate_proj", category, tokens, H, i_loc, col, bias=col_bias))
+    ops.append(b.gemm(f"{prefix}.up_proj", category, tokens, H, i_loc, col, bias=col_bias))
     act = b.vector(
         f"{prefix}.act_fn",
         "elementwise",
@@ -31,7 +32,7 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     )
     act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
     ops.append(act)
-    ops.append(b.gemm(f"{prefix}.down_proj", category, tokens, i_loc, H, split("row", tp)))
+    ops.append(b.gemm(f"{prefix}.down_proj", category, tokens, i_loc, H, split("row", tp), bias=row_bias))
     if category == "mlp" and sh.per_gpu and tp > 1:  # MoE shared experts: all-reduced with the routed ones
         ops.append(b.allreduce("mlp_allreduce", tokens, tp))
     return ops

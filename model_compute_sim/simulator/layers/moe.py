@@ -68,6 +68,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
             shard,
             weight_params=touched * k * n,
             weight_dtype=b.opts.wfmt("routed_experts"),
+            bias=touched * n if m.expert_bias else 0,  # each touched expert's bias (down's whole, as resident)
             note=note,
         )
         op.flops = ratio(F.gemm_flops(1, n, k) * assigned, sh.ep)  # rows may be fractional: exact product
@@ -131,8 +132,9 @@ class Moe(LayerKind[MoeSpec]):
 
     def ops(self, b: BuilderBase, spec: MoeSpec) -> list[Op]:
         m, T, H = spec, b.T, b.H
+        router_b = m.experts if m.router_bias else 0
         ops: list[Op] = [
-            b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16"),
+            b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16", bias=router_b),
             b.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0),
         ]
         down, up = LATENT_NAMES[m.latent_style]

@@ -1,0 +1,79 @@
+"""Per-op weight bytes include each GEMM's bias (bf16), as the resident weight bytes do: column-parallel
+biases split with their columns, a row-parallel layer's bias whole (vLLM RowParallelLinear adds it on
+rank 0 only, after the all-reduce, so the busiest GPU reads all of it). Expected values by hand from the
+published configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model_compute_sim.simulator.simulate import simulate
+
+# Qwen2.5-7B config.json (Qwen2 always has q/k/v biases, no o_proj bias, no MLP bias)
+QWEN25_7B: dict[str, Any] = dict(
+    model_type="qwen2",
+    architectures=["Qwen2ForCausalLM"],
+    hidden_size=3584,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    intermediate_size=18944,
+    vocab_size=152064,
+    tie_word_embeddings=False,
+    hidden_act="silu",
+    max_position_embeddings=32768,
+    rms_norm_eps=1e-6,
+    rope_theta=1000000.0,
+    torch_dtype="bfloat16",
+)
+
+
+def _gemms(**kw: Any) -> dict[str, float]:
+    r = simulate(batch_size=1, seq_len=1, context_len=4096, detail="ops", limit=1000, **kw)
+    return {o.name: o.weight_bytes_per_gpu for g in r.layer_groups or [] for o in g.ops or [] if o.kind == "gemm"}
+
+
+def test_gpt_oss_120b_decode_bias_bytes_tp1() -> None:
+    # hidden 2880, 64 q / 8 kv heads of 64, 128 experts of width 2880 top-4 (mxfp4), q/k/v/o biases, router
+    # bias, expert biases. One decode token at tp 1 touches 4 experts.
+    ops = _gemms(model="gpt-oss-120b", tp=1)
+    assert ops["q_proj"] == (2880 * 4096 + 4096) * 2
+    assert ops["k_proj"] == ops["v_proj"] == (2880 * 512 + 512) * 2
+    assert ops["o_proj"] == (4096 * 2880 + 2880) * 2
+    assert ops["router"] == (2880 * 128 + 128) * 2
+    mx4 = 17 / 32
+    assert ops["experts.gate_up_proj"] == 4 * 2880 * 5760 * mx4 + 4 * 5760 * 2
+    assert ops["experts.down_proj"] == 4 * 2880 * 2880 * mx4 + 4 * 2880 * 2
+
+
+def test_gpt_oss_120b_decode_bias_bytes_tp8() -> None:
+    # tp 8 (ep 1, moe_tp 8): 8 q heads, 1 kv head per rank; o_proj bias whole (rank 0 adds it); experts'
+    # gate_up bias of the local 2 x 2880 / 8 = 720 columns, down bias whole (2880) per touched expert.
+    ops = _gemms(model="gpt-oss-120b", tp=8)
+    assert ops["q_proj"] == (2880 * 512 + 512) * 2
+    assert ops["k_proj"] == ops["v_proj"] == (2880 * 64 + 64) * 2
+    assert ops["o_proj"] == (512 * 2880 + 2880) * 2
+    assert ops["router"] == (2880 * 128 + 128) * 2
+    mx4 = 17 / 32
+    assert ops["experts.gate_up_proj"] == 4 * 2880 * 720 * mx4 + 4 * 720 * 2
+    assert ops["experts.down_proj"] == 4 * 360 * 2880 * mx4 + 4 * 2880 * 2
+
+
+def test_qwen2_qkv_bias_bytes() -> None:
+    # head_dim 3584 / 28 = 128: q bias 3584, k / v biases 4 x 128 = 512; no o_proj or MLP bias
+    one = _gemms(config=QWEN25_7B, tp=1)
+    assert one["q_proj"] == (3584 * 3584 + 3584) * 2
+    assert one["k_proj"] == one["v_proj"] == (3584 * 512 + 512) * 2
+    assert one["o_proj"] == 3584 * 3584 * 2
+    assert one["mlp.down_proj"] == 18944 * 3584 * 2
+    four = _gemms(config=QWEN25_7B, tp=4)  # 7 q heads, 1 kv head per rank
+    assert four["q_proj"] == (3584 * 896 + 896) * 2
+    assert four["k_proj"] == (3584 * 128 + 128) * 2
+
+
+def test_decode_weight_reads_equal_resident_weights_but_the_embedding_table() -> None:
+    # Qwen2.5-7B bf16 at tp 1: one decode step reads every resident weight once (matrices, biases, norms,
+    # LM head) except the embedding table, of which it gathers one row per token: the difference is
+    # 152064 x 3584 x 2 B less the 1 x 3584 x 2 B row read.
+    r = simulate(config=QWEN25_7B, batch_size=1, seq_len=1, context_len=4096, tp=1)
+    assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (152064 - 1) * 3584 * 2
