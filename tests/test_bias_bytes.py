@@ -5,9 +5,13 @@ published configs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from model_compute_sim.simulator.simulate import simulate
+from tests.fixture_paths import shared_or_skip
+
+NEMOTRON_H = "corpus/nvidia--Nemotron-H-56B-Base-8K.json"
 
 # Qwen2.5-7B config.json (Qwen2 always has q/k/v biases, no o_proj bias, no MLP bias)
 QWEN25_7B: dict[str, Any] = dict(
@@ -77,3 +81,26 @@ def test_decode_weight_reads_equal_resident_weights_but_the_embedding_table() ->
     # 152064 x 3584 x 2 B less the 1 x 3584 x 2 B row read.
     r = simulate(config=QWEN25_7B, batch_size=1, seq_len=1, context_len=4096, tp=1)
     assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (152064 - 1) * 3584 * 2
+
+
+def _ssm_ops(**kw: Any) -> dict[str, float]:
+    r = simulate(batch_size=1, seq_len=1, context_len=100, detail="ops", limit=1000, **kw)
+    names = ("in_proj", "conv1d", "out_proj")
+    return {o.name: o.weight_bytes_per_gpu for g in r.layer_groups or [] for o in g.ops or [] if o.name in names}
+
+
+def test_mamba2_conv_and_projection_biases() -> None:
+    # Nemotron-H-56B: hidden 8192, 256 Mamba heads of 64, 8 groups, state 256, conv kernel 4,
+    # use_conv_bias true, use_bias false. conv channels 256 x 64 + 2 x 8 x 256 = 20,480: 4 taps + 1 bias
+    # each (bf16); in_proj 2 x 16384 + 2 x 8 x 256 + 256 = 37,120 wide, no bias.
+    one = _ssm_ops(model="nemotron-h-56b", tp=1)
+    assert one["conv1d"] == 20480 * (4 + 1) * 2
+    assert one["in_proj"] == 8192 * 37120 * 2
+    assert one["out_proj"] == 16384 * 8192 * 2
+    # tp 4: 64 heads x 64 + 2 x 2 local groups x 256 = 5,120 conv channels
+    assert _ssm_ops(model="nemotron-h-56b", tp=4)["conv1d"] == 5120 * (4 + 1) * 2
+    # the same model with use_bias: in_proj reads its local 37,120-element bias, out_proj its whole 8192 one
+    cfg = json.loads((shared_or_skip("fixtures/configs", "config fixtures") / NEMOTRON_H).read_text())
+    biased = _ssm_ops(config={**cfg, "use_bias": True}, tp=1)
+    assert biased["in_proj"] == (8192 * 37120 + 37120) * 2
+    assert biased["out_proj"] == (16384 * 8192 + 8192) * 2

@@ -39,7 +39,8 @@ class Mamba1(SsmKind):
         col, row = split("column", sh.tp), split("row", sh.tp)
         d = s.d_inner // sh.tp
         xw = s.dt_rank + 2 * s.state
-        ops = [b.gemm("in_proj", PROJ, T, H, 2 * d, col), conv_op(b, d, s.conv_kernel)]
+        in_bias = 2 * d if s.in_bias else 0
+        ops = [b.gemm("in_proj", PROJ, T, H, 2 * d, col, bias=in_bias), conv_op(b, d, s.conv_kernel, s.conv_bias)]
         ops.append(b.gemm("x_proj", PROJ, T, d, xw, row))
         if sh.per_gpu and sh.tp > 1:
             ar = b.allreduce("x_proj_allreduce", T, sh.tp)
@@ -71,7 +72,7 @@ class Mamba1(SsmKind):
         gate = b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2)
         gate.sharding = split("channels", sh.tp)
         ops.append(gate)
-        return ops + out_proj(b, d)
+        return ops + out_proj(b, d, s.out_bias)
 
     def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
         """in_proj, conv, x_proj, dt_proj (+bias), A_log, D, dt/B/C norms, out_proj."""

@@ -67,8 +67,10 @@ class Mamba2(SsmKind):
         h, g = s.heads // b.shard.tp, SF.mamba2_local_groups(s.groups, b.shard.tp)
         d = h * s.head_dim
         channels = d + 2 * g * s.state
-        ops = [b.gemm("in_proj", PROJ, T, H, SF.mamba2_in_proj_width(d, g, s.state, h), split("column", b.shard.tp))]
-        ops.append(conv_op(b, channels, s.conv_kernel))
+        width = SF.mamba2_in_proj_width(d, g, s.state, h)
+        col = split("column", b.shard.tp)
+        ops = [b.gemm("in_proj", PROJ, T, H, width, col, bias=width if s.in_bias else 0)]
+        ops.append(conv_op(b, channels, s.conv_kernel, s.conv_bias))
         ops.append(_scan(b, s, h, g, channels))
         if s.gated_norm:
             gate = b.vector("gated_norm", "norm", "norm", T * d, SF.GATED_RMSNORM_FLOPS_PER_ELEMENT, reads=2)
@@ -76,7 +78,7 @@ class Mamba2(SsmKind):
             gate = b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2)
         gate.sharding = split("heads", b.shard.tp)
         ops.append(gate)
-        return ops + out_proj(b, d)
+        return ops + out_proj(b, d, s.out_bias)
 
     def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
         """in_proj, conv taps, dt_bias / A_log / D per head, gated-norm weight, out_proj."""

@@ -29,12 +29,12 @@ class ShortConv(SsmKind):
         d = spec.d_inner // b.shard.tp
         ch = split("channels", b.shard.tp)
         ops = [
-            b.gemm("in_proj", PROJ, T, H, 3 * d, split("column", b.shard.tp)),
+            b.gemm("in_proj", PROJ, T, H, 3 * d, split("column", b.shard.tp), bias=3 * d if spec.in_bias else 0),
             b.vector("bx_gate", "elementwise", "elementwise", T * d, 1, reads=2, sharding=ch),
-            conv_op(b, d, spec.conv_kernel),
+            conv_op(b, d, spec.conv_kernel, spec.conv_bias),
             b.vector("cy_gate", "elementwise", "elementwise", T * d, 1, reads=2, sharding=ch),
         ]
-        return ops + out_proj(b, d)
+        return ops + out_proj(b, d, spec.out_bias)
 
     def weights(self, s: SsmSpec, hidden: int, tp: int) -> int:
         d = s.d_inner // tp

@@ -71,8 +71,9 @@ def core_op(
     )
 
 
-def conv_op(b: BuilderBase, channels: int, kernel: int) -> Op:
-    """Causal depthwise conv1d over the local channels; reads and writes the (kernel-1)-token conv state."""
+def conv_op(b: BuilderBase, channels: int, kernel: int, bias: bool = False) -> Op:
+    """Causal depthwise conv1d over the local channels; reads and writes the (kernel-1)-token conv state
+    (and reads the local channels' bias)."""
     T, a = b.T, b.a
     state = float((kernel - 1) * channels) * a
     return Op(
@@ -80,7 +81,7 @@ def conv_op(b: BuilderBase, channels: int, kernel: int) -> Op:
         category=CORE,
         kind="conv",
         vector_flops=SF.conv1d_flops(T, channels, kernel),
-        weight_bytes=b.wbytes(channels * kernel, "bf16"),
+        weight_bytes=b.wbytes(channels * (kernel + 1 if bias else kernel), "bf16"),
         act_read_bytes=float(T) * channels * a,
         act_write_bytes=float(T) * channels * a,
         kv_read_bytes=b.wl.cached_sequences * state,
@@ -99,9 +100,9 @@ def state_io(b: BuilderBase, elements: int, state_dtype: str) -> tuple[float, fl
     return b.wl.cached_sequences * size, b.wl.sequences * size
 
 
-def out_proj(b: BuilderBase, width: int) -> list[Op]:
+def out_proj(b: BuilderBase, width: int, bias: bool = False) -> list[Op]:
     """Row-parallel out_proj of the local channels and its all-reduce (per-GPU view, tp > 1)."""
-    return row_out(b, "out_proj", PROJ, width, "ssm_allreduce")
+    return row_out(b, "out_proj", PROJ, width, "ssm_allreduce", bias=bias)
 
 
 def check_channels(kind: str, channels: int, tp: int) -> None:
