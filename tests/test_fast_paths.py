@@ -10,13 +10,10 @@ from __future__ import annotations
 import pytest
 
 from model_compute_sim.simulator import simulate as S
-from model_compute_sim.simulator.device import Roofline, make_device
 from model_compute_sim.simulator.graph import Builder, Shard
 from model_compute_sim.simulator.result import OpRow
-from model_compute_sim.simulator.simulate import resolve_gpu, simulate
+from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.simulator.step import Parallel, Step, build_step
-from model_compute_sim.simulator.views import PartCost
-from model_compute_sim.simulator.workload import from_requests
 
 CASES = [
     ("kimi-k3", dict(tp=8, batch_size=64, seq_len=1, context_len=131072)),  # sites between shared runs
@@ -94,28 +91,3 @@ def test_build_step_is_the_step_simulate_reports() -> None:
     step = _step("kimi-k3", 8, 1)
     again = build_step(step.spec, step.wl, step.opts, step.par)
     assert [[(o.name, o.flops) for o in p] for p in again.local] == [[(o.name, o.flops) for o in p] for p in step.local]
-
-
-@pytest.mark.parametrize("dp", [1, 2])
-@pytest.mark.parametrize("timed", [True, False])
-def test_a_one_op_part_sums_as_any_part(dp: int, timed: bool) -> None:
-    """views.PartCost sums a part of one op (an attention-residual site) without its loop: each of its fields
-    must be what the loop gives (the same values with the same types), with a roofline and without, for
-    sites whose whole-model op is the busiest GPU's (dp 1) and for sites with their own (dp 2)."""
-    par = Parallel(tp=8, dp=dp, ep=8 * dp)
-    spec = S.resolve_spec("kimi-k3")
-    step = build_step(spec, from_requests([(512, 8192, 2), (1, 4096, 48)]), _step("kimi-k3", 8, 1).opts, par)
-    roof = Roofline(make_device(resolve_gpu("h100"), step.opts, None, None, None, 900.0)) if timed else None
-    parts = [(local, whole) for local, whole in zip(step.local, step.whole, strict=True) if len(local) == 1]
-    assert len(parts) > 20 and all(len(whole) == 1 for _, whole in parts)
-    embed, allreduce = step.head[1]  # a gather, and a communication op without a whole-model op of its name
-    assert allreduce.kind == "communication"
-    for local, whole in (*parts, ([embed], step.head[0]), ([allreduce], step.head[0])):
-        fast, loop = PartCost(local, whole, roof), PartCost.__new__(PartCost)
-        loop.ops, loop.whole = local, whole
-        loop._sum(local, whole, roof)
-        for name in PartCost.__slots__:
-            a, b = getattr(fast, name), getattr(loop, name)
-            assert (type(a), a) == (type(b), b), name
-            if name == "cats":
-                assert [(type(x), x) for v in a.values() for x in v] == [(type(x), x) for v in b.values() for x in v]

@@ -66,13 +66,6 @@ class PartCost:
     def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
         """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
         self.ops, self.whole = local, whole
-        if len(local) == 1 and len(whole) == 1:  # an attention-residual site (most of Kimi-K3's parts)
-            self._one(local[0], whole[0], roof)
-        else:
-            self._sum(local, whole, roof)
-
-    def _sum(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
-        """The sums over any number of ops, each timed on the way."""
         by_name: dict[str, Op] = {}  # not kept (_page makes it again): one live object fewer per part and call
         whole_flops: Number = 0
         for o in whole:
@@ -144,37 +137,6 @@ class PartCost:
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
         self.matched = matched  # the categories with a whole-model op, in order of their first op
-
-    def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
-        """_sum for one op and one whole-model op, without its loop's set-up: the same values of the same types
-        (tests/test_fast_paths.py; each sum starts from _sum's 0 or 0.0: `0 + x` is x but for -0.0, as there)."""
-        self.whole_flops = 0 + w_op.flops
-        self.rows = None
-        cat = op.category
-        match = w_op.name == op.name
-        w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
-        kr, kw = op.kv_read_bytes, op.kv_write_bytes
-        b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
-        f = op.flops
-        c: list[Number] = [0 + w_op.flops, 0 + w_op.vector_flops] if match else [0, 0]
-        c += [0 + f, 0 + op.vector_flops, 0 + b, 0 + op.comm_bytes, 1 if match else 0, 0 if match else 1, 0.0]
-        self.cats = {cat: c}
-        self.matched = [cat] if match else []
-        a_rw = ar + aw
-        self.weight, self.kv, self.act = 0 + w, 0 + (kr + kw), 0 + a_rw
-        self.act_peak = a_rw if a_rw > 0.0 else 0.0
-        self.flops, self.bytes = 0 + f, 0 + b
-        self.compute_us = self.memory_us = self.roof_us = self.comm_us = 0
-        t = roof.time(op, b) if roof is not None else op.time_us
-        if t is None:
-            self.timed, self.t = False, 0.0
-            return
-        self.timed, self.t = True, 0.0 + t
-        c[8] = 0.0 + t
-        if op.kind == "communication":
-            self.comm_us = 0 + t
-        else:
-            self.compute_us, self.memory_us, self.roof_us = 0 + op.compute_us, 0 + op.memory_us, 0 + t
 
 
 # the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
