@@ -8,10 +8,12 @@ and value).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
+from model_compute_sim.errors import ConfigError
 from model_compute_sim.references import find_model, to_plain
 from model_compute_sim.simulator.simulate import simulate
 
@@ -116,3 +118,70 @@ def test_routed_experts_are_costed_in_the_checkpoint_expert_dtype() -> None:
     for name in shared:
         ratio = (1 + 1 / 16384) / (1 + 4 / 16384)
         assert rows4[name].weight_bytes_per_gpu == pytest.approx(ratio * rows8[name].weight_bytes_per_gpu, rel=1e-12)
+
+
+def _quantized(ignore: list[str]) -> dict[str, Any]:
+    k = cfg("deepseek-v4-flash")
+    return {**k, "quantization_config": {**k["quantization_config"], "ignore": ignore}}
+
+
+def _ops_and_resident(c: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    r = simulate(config=c, batch_size=1, seq_len=1, context_len=1024, detail="ops", limit=1000)
+    groups = r.layer_groups or []
+    rows = {o.name: o for g in groups for o in g.ops or []}
+    return rows, r.memory.weights_bytes_per_gpu
+
+
+def test_output_projection_and_indexer_take_their_own_weight_classes() -> None:
+    """A checkpoint keeping wo_a / wo_b (or the indexer) in bf16 while the other attention weights are fp8.
+
+    V4-Flash: 64 heads x head_dim 512, o_groups 8, o_lora_rank 1024, hidden 4096; fp8 128x128 blocks with
+    UE8M0 scales (fp4-expert checkpoint): 1 + 1/16384 B per weight, bf16 2 B. tp = 1.
+    wo_a: 64*512*1024 = 33,554,432 weights: 33,556,480 B in fp8 blocks, 67,108,864 B in bf16.
+    wo_b: 8*1024*4096 = 33,554,432 weights likewise. wq_a (4096 x 1024 = 4,194,304) stays fp8: 4,194,560 B.
+    Resident: 43 layers x 67,108,864 wo weights move from 1 + 1/16384 to 2 B:
+    2,885,681,152 x (1 - 1/16384) = 2,885,505,024 B more.
+    Indexer (21 ratio-4 layers): wq_b 1024*64*128 = 8,388,608, weights_proj 4096*64 = 262,144, its compressor
+    wkv + wgate 2*4096*256 = 2,097,152, ape 4*256 = 1024, norm 128: 10,749,056 weights per layer;
+    21 x 10,749,056 x (1 - 1/16384) = 225,716,398.5... B more.
+    """
+    k = cfg("deepseek-v4-flash")
+    assert (k["num_attention_heads"], k["head_dim"], k["o_groups"], k["o_lora_rank"]) == (64, 512, 8, 1024)
+    assert (k["hidden_size"], k["q_lora_rank"], k["index_n_heads"], k["index_head_dim"]) == (4096, 1024, 64, 128)
+    n = k["num_hidden_layers"]
+    assert n == 43 and k["compress_ratios"][:n].count(4) == 21
+    fp8 = 1 + 1 / 16384
+    rows, resident = _ops_and_resident(k)
+    assert rows["wo_a"].weight_bytes_per_gpu == 33_556_480
+    assert rows["wo_b"].weight_bytes_per_gpu == 33_556_480
+    assert rows["indexer.wq_b"].weight_bytes_per_gpu == pytest.approx(8_388_608 * fp8, rel=1e-12)
+
+    out_rows, out_resident = _ops_and_resident(_quantized(["*.attn.wo_a", "*.attn.wo_b"]))
+    assert out_rows["wo_a"].weight_bytes_per_gpu == 67_108_864
+    assert out_rows["wo_b"].weight_bytes_per_gpu == 67_108_864
+    assert out_rows["wq_a"].weight_bytes_per_gpu == 4_194_560
+    assert out_rows["indexer.wq_b"].weight_bytes_per_gpu == rows["indexer.wq_b"].weight_bytes_per_gpu
+    assert out_resident - resident == pytest.approx(2_885_505_024, abs=1e-3)
+
+    ix_rows, ix_resident = _ops_and_resident(_quantized(["layers.*.attn.indexer"]))
+    assert ix_rows["indexer.wq_b"].weight_bytes_per_gpu == 8_388_608 * 2
+    assert ix_rows["indexer.weights_proj"].weight_bytes_per_gpu == 262_144 * 2
+    assert ix_rows["indexer.compressor.wkv"].weight_bytes_per_gpu == 4096 * 256 * 2
+    assert ix_rows["wo_a"].weight_bytes_per_gpu == 33_556_480
+    assert ix_resident - resident == pytest.approx(21 * 10_749_056 * (1 - 1 / 16384), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("ignore", "named"),
+    [
+        (["*.attn.wo_a"], "['wo_a'] of the attention_out weights"),
+        (["*.attn.attn_sink"], "['attn_sink'] is not a DeepSeek-V4 attention projection"),
+        (["*.attn.compressor.ape"], "['ape'] is not a DeepSeek-V4 attention projection"),
+        (["*.attn.indexer.wq_b"], "['wq_b'] of the attention_indexer weights"),
+        (["*.attn.compressor"], "of the attention weights"),
+        (["*.hc_attn_fn"], "['hc_attn_fn'] does not name a weight class"),
+    ],
+)
+def test_unmappable_or_partial_attention_modules_are_refused_by_name(ignore: list[str], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        simulate(config=_quantized(ignore), batch_size=1, seq_len=1)

@@ -25,6 +25,13 @@ _ATTN_IN = {
     "wq_a", "wq_b", "wkv", "g_proj",
 }  # fmt: skip
 _ATTN_OUT = {"o_proj", "wo_a", "wo_b"}
+# DeepSeek-V4 attention (reference inference/model.py: Attention wq_a / wq_b / wkv / wo_a / wo_b, its
+# Compressor wkv / wgate, the Indexer's wq_b / weights_proj and its own compressor): parts per class
+_DSV4_PARTS = {
+    "attention": ("wq_a", "wq_b", "wkv", "compressor.wkv", "compressor.wgate"),
+    "attention_out": ("wo_a", "wo_b"),
+    "attention_indexer": ("wq_b", "weights_proj", "compressor.wkv", "compressor.wgate"),
+}
 _INDEXER = {"indexer", "index_q_proj", "index_k_proj"}
 # GLM-5 lists `indexers_proj`, its checkpoint name of the DSA indexer's weights_proj (loaders map it so)
 _INDEXER_WEIGHTS = {"indexers_proj", "weights_proj"}
@@ -63,6 +70,7 @@ class LayerClasses:
     per_layer: tuple[frozenset[str], ...]  # weight classes present in each decoder layer
     attention_inputs: tuple[frozenset[str], ...]  # sets of names that together are all attention inputs
     shapes: tuple[tuple[tuple[str, object], ...], ...] = ()  # per layer: (class, spec holding it) pairs
+    parts_needed: tuple[tuple[str, frozenset[str]], ...] = ()  # class -> its projections (DeepSeek-V4)
 
     @property
     def present(self) -> frozenset[str]:
@@ -83,6 +91,7 @@ def layer_classes(layers: Sequence[object], model_type: str) -> LayerClasses:
     per: list[frozenset[str]] = []
     shapes: list[tuple[tuple[str, object], ...]] = []
     mla_lora = None
+    csa_ratios: set[int] = set()
     for layer in layers:
         have: set[str] = set()
         held: list[tuple[str, object]] = []
@@ -95,6 +104,8 @@ def layer_classes(layers: Sequence[object], model_type: str) -> LayerClasses:
                     have.add("attention_indexer")
                 if kind == "mla":
                     mla_lora = bool(getattr(x, "q_lora_rank", 0))
+                if kind == "csa":
+                    csa_ratios.add(int(getattr(x, "ratio", 0)))
             elif kind == "mlp":
                 have.add("dense_mlp")
             elif kind == "moe":
@@ -107,6 +118,11 @@ def layer_classes(layers: Sequence[object], model_type: str) -> LayerClasses:
         per.append(frozenset(have))
         shapes.append(tuple(held))
     inputs: tuple[frozenset[str], ...]
+    if csa_ratios:
+        need = {c: frozenset(p) for c, p in _DSV4_PARTS.items()}
+        if csa_ratios == {0}:  # sliding-only layers have no compressor
+            need["attention"] = frozenset(_DSV4_PARTS["attention"][:3])
+        return LayerClasses(model_type, tuple(per), (need["attention"],), tuple(shapes), tuple(need.items()))
     if mla_lora is None:
         inputs = (frozenset({"q_proj", "k_proj", "v_proj"}), frozenset({"qkv_proj"}))
     elif mla_lora:
@@ -189,6 +205,8 @@ def _read_names(pattern: str, s: set[str], lc: LayerClasses, out: Classified) ->
     def part(cls: str, names: Iterable[str]) -> None:
         out.parts.setdefault(cls, set()).update(names)
 
+    if lc.parts_needed and _read_dsv4_attention(pattern, s, out):
+        return
     if s & _INDEXER_WEIGHTS:
         out.notes.append(
             "quantization lists keep GLM-5's indexers_proj (the DSA indexer's weights_proj, H x index heads: about "
@@ -238,11 +256,41 @@ def _read_names(pattern: str, s: set[str], lc: LayerClasses, out: Classified) ->
         )
 
 
+def _read_dsv4_attention(pattern: str, s: set[str], out: Classified) -> bool:
+    """DeepSeek-V4 attention module names -> (class, projections); False when the generic reading applies
+    (the whole `attn`, norms). A name under `attn` outside the reference's projections is refused."""
+    rest = s - {"attn"}
+    if not rest or not s & {"attn", "indexer", "compressor", "wq_a", "wq_b", "wkv", "wo_a", "wo_b"}:
+        return False
+    if any(x.endswith("norm") for x in rest):
+        return False  # q_norm, kv_norm, compressor.norm: 16-bit whatever the list says
+    cls = "attention_indexer" if "indexer" in rest else "attention_out" if rest & {"wo_a", "wo_b"} else "attention"
+    rest -= {"indexer"}
+    if "compressor" in rest:  # compressor alone: both its projections
+        sub = rest - {"compressor"}
+        rest = {f"compressor.{x}" for x in (sub & {"wkv", "wgate"} or {"wkv", "wgate"})} | (sub - {"wkv", "wgate"})
+    if cls == "attention_indexer" and not rest:
+        out.classes.add(cls)
+        return True
+    known = set(_DSV4_PARTS[cls])
+    if not rest <= known or (cls == "attention_out" and rest & set(_DSV4_PARTS["attention"])):
+        raise ConfigError(
+            f"quantization module pattern {pattern!r}: {sorted(rest - known) or sorted(rest)} is not a DeepSeek-V4 "
+            f"{cls} projection we can map (known: {', '.join(_DSV4_PARTS[cls])}; attn_sink, ape and hc_* are not "
+            "listable weights); refusing rather than guessing which weights it keeps unquantized"
+        )
+    out.parts.setdefault(cls, set()).update(rest)
+    return True
+
+
 def complete_parts(
     cls: str, names: set[str], lc: LayerClasses, notes: list[str], where: str, *, refuse: bool = False
 ) -> bool:
     """True when the projections named cover the class; else refuse (or, for quantized lists, say so)."""
-    if cls == "attention":
+    needed = dict(lc.parts_needed)
+    if cls in needed and cls != "attention":
+        ok, need_text = needed[cls] <= names, str(sorted(needed[cls]))
+    elif cls == "attention":
         ok = any(need <= names for need in lc.attention_inputs)
         need_text = " or ".join(str(sorted(n)) for n in lc.attention_inputs)
     elif cls == "dense_mlp":

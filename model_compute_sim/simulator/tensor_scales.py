@@ -56,9 +56,9 @@ def _csa(x: KindSpec) -> Counts:
     from model_compute_sim.simulator.layers.csa import CsaSpec
 
     assert isinstance(x, CsaSpec)
-    # wq_a, wq_b, wkv, wo_a, wo_b; compressor wkv / wgate; indexer wq_b, weights_proj, compressor wkv / wgate
-    # (every one in the attention format: layers/csa.py weight_bytes)
-    return {"attention": 5 + (2 if x.ratio else 0) + (4 if x.has_indexer else 0)}
+    # wq_a, wq_b, wkv (+ compressor wkv / wgate); wo_a, wo_b; indexer wq_b, weights_proj, compressor wkv / wgate
+    # (the classes layers/csa.py weight_bytes uses)
+    return {"attention": 3 + (2 if x.ratio else 0), "attention_out": 2, "attention_indexer": 4 if x.has_indexer else 0}
 
 
 def _msa(x: KindSpec) -> Counts:

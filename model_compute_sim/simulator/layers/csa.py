@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_dsv4 as V4
-from model_compute_sim.simulator.layers.attention_core import attention_dtype, softmax_core
+from model_compute_sim.simulator.layers.attention_core import softmax_core
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, require_divides, row_out
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.workload import Options, SeqGroup
@@ -92,13 +92,13 @@ def _core_pairs(b: BuilderBase, s: CsaSpec, g: SeqGroup) -> tuple[int, int]:
 
 def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str) -> list[Op]:
     T, H, di = b.T, b.H, s.index_head_dim
-    wd = attention_dtype(b.opts)  # the `attention` format, as Csa.weight_bytes counts them
     hi = s.index_heads // b.shard.tp
+    # the category gives the `attention_indexer` format (the reference's attn.indexer.* modules)
     ops = [
-        b.gemm("indexer.wq_b", "attention_indexer", T, s.q_lora_rank, hi * di, col, weight_dtype=wd),
-        b.gemm("indexer.weights_proj", "attention_indexer", T, H, hi, col, weight_dtype=wd),
-        b.gemm("indexer.compressor.wkv", "attention_indexer", T, H, 2 * di, "replicated", weight_dtype=wd),
-        b.gemm("indexer.compressor.wgate", "attention_indexer", T, H, 2 * di, "replicated", weight_dtype=wd),
+        b.gemm("indexer.wq_b", "attention_indexer", T, s.q_lora_rank, hi * di, col),
+        b.gemm("indexer.weights_proj", "attention_indexer", T, H, hi, col),
+        b.gemm("indexer.compressor.wkv", "attention_indexer", T, H, 2 * di, "replicated"),
+        b.gemm("indexer.compressor.wgate", "attention_indexer", T, H, 2 * di, "replicated"),
     ]
     if b.opts.attention_flops == "dense":
         pairs = sum(g.count * g.q * ((g.c + g.q) // s.ratio) for g in b.wl.groups)
@@ -236,6 +236,7 @@ class Csa(LayerKind[CsaSpec]):
             ops += _indexer_ops(b, s, col)
         ops.append(_core(b, s, h))
         o_in = h * d // g_loc if g_loc else 0
+        wo = b.opts.wfmt("attention_out")  # wo_a and wo_b: the output projection's class, as o_proj's
         wo_a = b.gemm(
             "wo_a",
             "attention_proj",
@@ -243,11 +244,12 @@ class Csa(LayerKind[CsaSpec]):
             o_in,
             s.o_lora_rank,
             col,
+            weight_dtype=wo,
             weight_params=g_loc * o_in * s.o_lora_rank,
         )
         wo_a.note = f"grouped low-rank output: {s.o_groups} groups of {s.heads * d // s.o_groups} -> {s.o_lora_rank}"
         ops.append(wo_a)
-        ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce")
+        ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce", weight_dtype=wo)
         if s.hc_mult > 1:
             ops += hc_attn[3:] + b.once(("hc", "ffn", s.hc_mult), lambda: _hc_ops(b, s, "ffn"))
         return ops
@@ -257,14 +259,23 @@ class Csa(LayerKind[CsaSpec]):
         return n, n
 
     def weight_bytes(self, spec: CsaSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """wo_a / wo_b in the `attention_out` format, the indexer (its compressor too) in `attention_indexer`,
+        the rest of the attention (norms, sink and ape included) in `attention`; hyper-connections fp32."""
         s, tp = spec, shard.tp
-        whole = csa_params(s, hidden)
-        split = s.q_lora_rank * s.heads * s.head_dim + s.heads * s.head_dim * s.o_lora_rank
-        split += s.o_groups * s.o_lora_rank * hidden
+        wq_b = s.q_lora_rank * s.heads * s.head_dim  # split over tp; wq_a, wkv, compressor, norms whole
+        out = s.heads * s.head_dim * s.o_lora_rank + s.o_groups * s.o_lora_rank * hidden  # wo_a, wo_b: split
+        index_split = index_whole = 0
         if s.has_indexer:
-            split += s.q_lora_rank * s.index_heads * s.index_head_dim + hidden * s.index_heads
-        local = whole - split + split // tp
-        return local * opts.wbytes("attention") + hc_params(s, hidden) * FP32
+            di = s.index_head_dim
+            index_split = s.q_lora_rank * s.index_heads * di + hidden * s.index_heads  # wq_b, weights_proj
+            index_whole = 2 * hidden * 2 * di + s.ratio * 2 * di + di  # its compressor: wkv, wgate, ape, norm
+        rest = csa_params(s, hidden) - out - index_split - index_whole - wq_b + wq_b // tp
+        return (
+            rest * opts.wbytes("attention")
+            + out // tp * opts.wbytes("attention_out")
+            + (index_split // tp + index_whole) * opts.wbytes("attention_indexer")
+            + hc_params(s, hidden) * FP32
+        )
 
     def cache(self, spec: CsaSpec, shard: Shard, opts: Options) -> Cache:
         s, kvb = spec, opts.kv_bytes
