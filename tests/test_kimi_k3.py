@@ -171,6 +171,7 @@ def _params() -> tuple[int, int]:
     )
     experts = E * 3 * L_LAT * I  # w1, w3 (gate, up) L -> I and w2 I -> L per expert
     moe_rest = H * E + 3 * H * 2 * I + 2 * H * L_LAT + L_LAT  # router, shared experts, latent projections, norm
+    moe_rest += E  # the router's e_score_correction_bias (vLLM kimi_k3 KimiMoE: nn.Parameter(torch.empty(E)))
     # fmt: on
     dense = 3 * H * 33792
     per_layer = 2 * H + 4 * H  # input / post-attention norms; attn-res norms and h -> 1 projections (x2)
@@ -181,10 +182,10 @@ def _params() -> tuple[int, int]:
 
 
 def test_parameter_count_from_the_config() -> None:
-    """Exact against the module-by-module count (the router's e_score_correction_bias, 896 per MoE layer, is
-    a routing buffer in transformers' Kimi-Linear and is not counted, as for DeepSeek-V3)."""
+    """Exact against the module-by-module count (the router's e_score_correction_bias, 896 per MoE layer, a
+    buffer in transformers' Kimi-Linear, is a weight in the checkpoint and in vLLM: counted, 92 x 896 = 82,432)."""
     total, active = _params()
-    assert (total, active) == (2_779_484_393_568, 105_363_935_328)
+    assert (total, active) == (2_779_484_393_568 + 82_432, 105_363_935_328 + 82_432)
     info = simulate(model="kimi-k3", seq_len=1).model
     assert (info.params_total, info.params_active_per_token) == (total, active)
 
@@ -240,6 +241,7 @@ def test_weights_per_gpu_routed_experts_fp4_rest_bf16() -> None:
     # fmt: off
     routed = (E // 8) * 3 * L_LAT * I * (0.5 + 1 / 32)  # 112 local experts
     moe = routed + (H * E + 3 * H * (2 * I // tp) + 2 * H * L_LAT + L_LAT) * 2  # router, shared, latent, norm
+    moe += E * 2  # e_score_correction_bias in the model dtype (vLLM KimiMoE: torch.empty(E) under bf16)
     kda = (
         4 * H * (HD // tp)  # q, k, v, g_proj (column)
         + H * hl  # b_proj (column)

@@ -78,6 +78,7 @@ def deepseek_v31_nvfp4_weights_per_gpu() -> float:
     experts = (256 // 8) * 3 * H * 2048  # nvfp4, moe_tp 1
     shared = 3 * H * (2048 // 8)  # nvfp4
     router, norms = H * 256 * 2, 2 * H * 2  # bf16 bytes
+    router += 256 * 4  # gate.e_score_correction_bias, fp32 (vLLM DeepseekV2MoE: topk_method noaux_tc)
     norms += (1536 + 512) * 2  # q_a_layernorm, kv_a_layernorm weights (bf16)
     # each NVFP4 matrix also stores two FP32 scalars (weight_scale_2, input_scale: 8 B; vLLM
     # ModelOptNvFp4LinearMethod / ModelOptNvFp4FusedMoE): o_proj + gate/up/down in a dense layer (4 matrices),
@@ -89,7 +90,7 @@ def deepseek_v31_nvfp4_weights_per_gpu() -> float:
 
 def test_deepseek_v31_nvfp4_weights_per_gpu() -> None:
     expected = deepseek_v31_nvfp4_weights_per_gpu()
-    assert expected == pytest.approx(50_101_549_056 + (3 * 4 + 58 * 100) * 8, abs=1)
+    assert expected == pytest.approx(50_101_549_056 + (3 * 4 + 58 * 100) * 8 + 58 * 256 * 4, abs=1)
     r = simulate("deepseek-v3.1", batch_size=1, seq_len=1, context_len=100, tp=8, ep=8)
     assert r.memory.weights_bytes_per_gpu == pytest.approx(expected, rel=1e-12)
     text = " ".join(r.assumptions)

@@ -8,8 +8,9 @@ golden_lightning.py, golden_generic.py: one per family; tools/sweep_transformers
 classifies exact), the model is rebuilt from that stored config on the meta device (no weights are
 allocated; CPU when a family's init cannot run on meta) and its parameters are counted:
 sum of numel over model.parameters() (tied weights once; buffers such as rotary inv_freq are not
-parameters and are not counted). Only the text model counts (Step-3.7's tiny vision tower is a build
-artefact of tools/golden.py). Each record keeps `by_param`: numel summed per
+parameters and are not counted; the router score-correction biases, buffers in transformers but weights
+in the checkpoint, are listed apart as `weight_buffers`). Only the text model counts (Step-3.7's tiny
+vision tower is a build artefact of tools/golden.py). Each record keeps `by_param`: numel summed per
 "<module class>.<parameter name>" (e.g. "Linear.bias"), so a disagreement can be read off by kind.
 tests/test_params_golden.py compares model_compute_sim's params_total for the same config with it;
 `config_sha256` ties each count to the exact config it was built from.
@@ -78,7 +79,11 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
     if mt == "step3p5":  # tools/golden.py's Step-3.7 text path inside the multimodal class
         model, _ = G.build(dict(builder="step3p7"), config)
         return torch.nn.ModuleDict(dict(model=model.model.language_model, lm_head=model.lm_head))
-    cls = transformers.CONFIG_MAPPING.get(mt)
+    # CONFIG_MAPPING.get answers None for registered types in transformers 5.24 (the lazy mapping's look-up
+    # raises KeyError inside Mapping.get); indexing loads the class
+    cls = None
+    if mt in transformers.CONFIG_MAPPING:
+        cls = transformers.CONFIG_MAPPING[mt]
     outer = next((m for m in SW.TEXT_HEADS if SW.config_class(m).model_type == mt), None)
     if outer is not None:
         cls = SW.config_class(outer)
@@ -97,8 +102,15 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
     raise AssertionError("unreachable")
 
 
+# buffers that checkpoints and serving engines hold as weights: the aux-loss-free router's per-expert
+# score-correction bias (DeepseekV3TopkRouter and its copies register nn.Buffer(torch.zeros(num_experts));
+# the checkpoint stores it beside gate.weight and vLLM loads it into an nn.Parameter)
+WEIGHT_BUFFERS = ("e_score_correction_bias", "expert_bias", "router_bias")
+
+
 def count(model: torch.nn.Module) -> dict[str, Any]:
     by_param: collections.Counter[str] = collections.Counter()
+    by_buffer: collections.Counter[str] = collections.Counter()
     seen: set[int] = set()
     for mod in model.modules():
         for pname, p in mod.named_parameters(recurse=False):
@@ -106,9 +118,15 @@ def count(model: torch.nn.Module) -> dict[str, Any]:
                 continue
             seen.add(id(p))
             by_param[f"{type(mod).__name__}.{pname}"] += p.numel()
+        for bname, buf in mod.named_buffers(recurse=False):
+            if bname in WEIGHT_BUFFERS:
+                by_buffer[f"{type(mod).__name__}.{bname}"] += buf.numel()
     total = sum(p.numel() for p in model.parameters())
     assert total == sum(by_param.values()), (total, sum(by_param.values()))
-    return dict(params_total=int(total), by_param=dict(sorted(by_param.items())))
+    rec = dict(params_total=int(total), by_param=dict(sorted(by_param.items())))
+    if by_buffer:  # not in params_total: tests/test_params_golden.py adds them where vLLM holds them
+        rec["weight_buffers"] = dict(sorted(by_buffer.items()))
+    return rec
 
 
 def main() -> int:
@@ -133,7 +151,8 @@ def main() -> int:
         generator="tools/golden_params.py",
         torch=torch.__version__,
         transformers=transformers.__version__,
-        convention="sum of numel over model.parameters() (tied weights once; buffers not counted), text model only",
+        convention="sum of numel over model.parameters() (tied weights once; buffers not counted), text model only; "
+        "weight_buffers: numel of the buffers named in WEIGHT_BUFFERS (router score-correction biases)",
         failed=failed,
         sources=sources,
     )

@@ -29,7 +29,7 @@ from model_compute_sim.simulator.config_lightning import (
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
 from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
-from model_compute_sim.simulator.config_params import model_extras, with_family_params
+from model_compute_sim.simulator.config_params import model_extras, with_family_params, with_router_correction
 from model_compute_sim.simulator.config_quant import weight_table
 from model_compute_sim.simulator.config_read import _bool, _first, _int, _opt_int
 from model_compute_sim.simulator.families import GEMMA4_TYPES
@@ -295,7 +295,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if model_type in KDA_TYPES:  # Kimi-K3's additions to Kimi-Linear (config_kimi_k3.py)
         layers = kimi_layers(cfg, layers)
         notes += kimi_notes(cfg, n)
-    layers = with_family_params(layers, model_type)
+    layers = with_router_correction(with_family_params(layers, model_type), cfg, model_type)
     classes = layer_classes(layers, model_type)
     quant = weight_table(cfg, classes)
     notes += quant.notes

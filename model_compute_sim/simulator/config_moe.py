@@ -151,8 +151,7 @@ def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> M
         intermediate=inter,
         gated=gated,
         expert_bias=model_type == "gpt_oss",
-        # gpt-oss router bias; ERNIE-4.5 moe_statics.e_score_correction_bias (a parameter in transformers 5.24)
-        router_bias=model_type in ("gpt_oss", "ernie4_5_moe"),
+        router_bias=model_type == "gpt_oss",  # a score-correction bias is config_params.correction_bias
         shared_intermediate=shared,
         shared_gate=model_type in QWEN_GATED_SHARED and shared > 0,
     )

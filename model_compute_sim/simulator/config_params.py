@@ -54,6 +54,39 @@ EMBEDDING_NORM_TYPES = frozenset({"bloom"})  # word_embeddings_layernorm after t
 # learned scalars of the MLP activation: XIELUActivation alpha_p and alpha_n (its beta and eps are buffers)
 ACT_PARAMS = {"apertus": 2, "apertus1p5_text": 2}
 QK_NORM_BIAS_TYPES = frozenset({"persimmon"})  # q_layernorm / k_layernorm are nn.LayerNorm (weight and bias)
+# The aux-loss-free router's score-correction bias: one value per routed expert, added to the routing scores
+# before top-k, read by the router on every step. A tensor in the checkpoint and in the serving engine's
+# weights (DeepSeek-V3's safetensors index lists model.layers.N.mlp.gate.e_score_correction_bias for every MoE
+# layer), though transformers 5.24 registers it as a buffer (nn.Buffer(torch.zeros(num_experts, float32)):
+# not in model.parameters()) in all these families but ERNIE-4.5 and Laguna (parameters).
+# model_type -> (config key, the value that turns it on; None: always there). Sources: vLLM deepseek_v2.py
+# DeepseekV2MoE (`topk_method == "noaux_tc"`: nn.Parameter(torch.empty(n_routed_experts, dtype=torch.float32)),
+# also Kimi-K2 / GLM-5), minimax_m2.py / minimax_m3 (`use_routing_bias`, fp32), step3p5.py
+# (`use_moe_router_bias`: router_bias, fp32), nemotron_h.py NemotronHMoE, glm4_moe.py, deepseek_v4 (every
+# score-routed layer; hash-routed layers use tid2eid instead), kimi_linear; transformers' modeling code for the
+# families whose vLLM condition was not read here (dots1, MiMo-V2, GLM-4.7-Flash, Sarvam, EXAONE-MoE, Solar-Open,
+# Kolibri, lfm2_moe `use_expert_bias`, ERNIE-4.5: always built there). Not AXK1: its released checkpoints route
+# without one (transformers AXK1PreTrainedModel._keys_to_ignore_on_load_missing = ["e_score_correction_bias"]).
+# Every released config of the index and corpus that has one of these routers sets its key.
+_NOAUX = ("topk_method", "noaux_tc")
+CORRECTION_BIAS: dict[str, tuple[str, object] | None] = {
+    **dict.fromkeys(("deepseek_v3", "deepseek_v32", "kimi_k2", "kimi_k25", "glm_moe_dsa"), _NOAUX),
+    **dict.fromkeys(("minimax_m2", "minimax_m3", "minimax_m3_vl"), ("use_routing_bias", True)),
+    **dict.fromkeys(("step3p5", "step3p7"), ("use_moe_router_bias", True)),
+    "lfm2_moe": ("use_expert_bias", True),
+    **dict.fromkeys(
+        ("glm4_moe", "glm4v_moe", "sarvam_moe", "nemotron_h", "kimi_linear", "kimi_k3", "deepseek_v4"), None
+    ),
+    **dict.fromkeys(("deepseek_ref", "exaone_moe", "solar_open", "kolibri1", "laguna"), None),
+    **dict.fromkeys(("dots1", "mimo_v2_flash", "glm4_moe_lite", "sarvam_mla"), None),
+    **dict.fromkeys(("ernie4_5_moe", "ernie4_5_vl_moe", "hy_v3"), None),
+}
+# defaults of the turning-on key where the family's config class has one (transformers Lfm2MoeConfig)
+CORRECTION_DEFAULTS = {"use_expert_bias": True}
+# vLLM's KimiMoE (kimi_linear.py, and kimi_k3 for Kimi-K3, whose config says model_type kimi_linear) builds it
+# as nn.Parameter(torch.empty(num_experts)) under the model's default dtype: bf16, where DeepSeek's is fp32
+CORRECTION_DTYPE = {"kimi_linear": "bf16", "kimi_k3": "bf16"}
+HASH_ROUTED_TYPES = frozenset({"deepseek_v4", "deepseek_ref"})  # first num_hash_layers MoE layers: tid2eid, no bias
 
 
 def norm_vectors(cfg: Mapping[str, Any], model_type: str, norm_kind: str) -> int:
@@ -75,6 +108,51 @@ def model_extras(cfg: Mapping[str, Any], model_type: str, norm_kind: str) -> dic
         position_embeddings=positions,
         embedding_norm=model_type in EMBEDDING_NORM_TYPES,
         lm_head_bias=lm_head_bias,
+    )
+
+
+def correction_bias(cfg: Mapping[str, Any], model_type: str) -> str:
+    """The dtype of the router's score-correction bias of this family and config, "" when it has none."""
+    if model_type not in CORRECTION_BIAS:
+        return ""
+    rule = CORRECTION_BIAS[model_type]
+    if rule is not None:
+        key, on = rule
+        if cfg.get(key, CORRECTION_DEFAULTS.get(key)) != on:
+            return ""
+    return CORRECTION_DTYPE.get(model_type, "fp32")
+
+
+def with_router_correction(
+    layers: tuple[LayerSpec, ...], cfg: Mapping[str, Any], model_type: str
+) -> tuple[LayerSpec, ...]:
+    """The MoE layers with their router's score-correction bias (CORRECTION_BIAS); DeepSeek-V4's first
+    `num_hash_layers` MoE layers route by token id (transformers DeepseekV4HashRouter) and carry none."""
+    dtype = correction_bias(cfg, model_type)
+    if not dtype:
+        return layers
+    hashed = int(cfg.get("num_hash_layers", 3)) if model_type in HASH_ROUTED_TYPES else 0  # DeepseekV4Config: 3
+    out = []
+    for layer in layers:
+        if any(isinstance(x, MoeSpec) for x in layer.ffns):
+            if hashed > 0:
+                hashed -= 1
+            else:
+                layer = _with_ffns(
+                    layer, tuple(replace(x, correction_bias=dtype) if isinstance(x, MoeSpec) else x for x in layer.ffns)
+                )
+        out.append(layer)
+    return tuple(out)
+
+
+def _with_ffns(layer: LayerSpec, ffns: tuple[Any, ...]) -> LayerSpec:
+    return LayerSpec(
+        mixers=layer.mixers,
+        ffns=ffns,
+        norms=layer.norms,
+        parallel=layer.parallel,
+        norm_kind=layer.norm_kind,
+        attn_res=layer.attn_res,
     )
 
 

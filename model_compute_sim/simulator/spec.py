@@ -159,6 +159,9 @@ class MoeSpec(FixedKind, kind="moe", label="moe"):
     # three norms it adds to the layer (pre_feedforward_layernorm_2, post_feedforward_layernorm_1 / _2)
     router_scale: bool = False
     block_norms: int = 0
+    # the aux-loss-free router's per-expert score-correction bias (DeepSeek-V3 `e_score_correction_bias`): the
+    # dtype it is held in ("fp32"; "bf16" where the serving engine keeps the model dtype), "" when absent
+    correction_bias: str = ""
 
 
 @dataclass(frozen=True)

@@ -140,10 +140,11 @@ def deepseek_v3_weights_per_gpu(tp: int, ep: int) -> float:
     experts = (256 // ep) * 3 * H * (2048 // (tp // ep))
     shared = 3 * H * (2048 // tp)
     router = H * 256  # bf16
+    correction_bias = 256 * 4  # gate.e_score_correction_bias, fp32 (vLLM DeepseekV2MoE, topk_method noaux_tc)
     norms = 2 * H  # bf16
     attn_norms = (1536 + 512) * 2  # q_a_layernorm, kv_a_layernorm weights (bf16)
     dense_layer = (attn + dense_mlp) * FP8_BLOCK + attn_norms + norms * 2
-    moe_layer = (attn + experts + shared) * FP8_BLOCK + attn_norms + router * 2 + norms * 2
+    moe_layer = (attn + experts + shared) * FP8_BLOCK + attn_norms + router * 2 + correction_bias + norms * 2
     return 3 * dense_layer + 58 * moe_layer + 2 * 129280 * H / tp * 2 + H * 2  # + the final norm (bf16)
 
 

@@ -35,9 +35,15 @@ def expert_bias_params(m: MoeSpec, hidden: int) -> int:
 
 
 def router_vectors(m: MoeSpec, hidden: int) -> int:
-    """The router's bias or correction bias, Gemma-4's router scales and the block's own norms (16-bit)."""
+    """The router's bias, Gemma-4's router scales and the block's own norms (16-bit)."""
     scales = hidden + m.experts if m.router_scale else 0
     return (m.experts if m.router_bias else 0) + scales + m.block_norms * hidden
+
+
+def correction_bias_bytes(m: MoeSpec) -> float:
+    """The router's score-correction bias, one value per routed expert in its own dtype (fp32 in DeepSeek-V3's
+    checkpoint and vLLM's DeepseekV2MoE; config_params.CORRECTION_BIAS), on every rank."""
+    return m.experts * DTYPE_BYTES[m.correction_bias] if m.correction_bias else 0.0
 
 
 def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
@@ -137,6 +143,8 @@ class Moe(LayerKind[MoeSpec]):
             b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16", bias=router_b),
             b.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0),
         ]
+        if m.correction_bias and not b.flops_only:  # the top-k kernel adds the bias to the scores (vLLM grouped_topk)
+            ops[1].weight_bytes += correction_bias_bytes(m)
         down, up = LATENT_NAMES[m.latent_style]
         wd = latent_format(m, b.opts)
         if m.latent_size:  # latent MoE: replicated projections into and out of the expert width
@@ -162,7 +170,7 @@ class Moe(LayerKind[MoeSpec]):
         per = mats * (m.latent_size or hidden) * m.intermediate + expert_bias_params(m, hidden)
         rest = hidden * m.experts + mats * hidden * m.shared_intermediate + (hidden if m.shared_gate else 0)
         rest += 2 * hidden * m.latent_size + (m.latent_size if m.latent_norm else 0)  # latent projections (+ norm)
-        rest += router_vectors(m, hidden)
+        rest += router_vectors(m, hidden) + (m.experts if m.correction_bias else 0)
         return m.experts * per + rest, m.top_k * per + rest
 
     def weight_bytes(self, spec: MoeSpec, hidden: int, shard: Shard, opts: Options) -> float:
@@ -175,7 +183,7 @@ class Moe(LayerKind[MoeSpec]):
         vectors = router_vectors(m, hidden)
         if m.expert_bias:  # gate/up bias of the local intermediate, down bias whole (added once after the reduce)
             vectors += local * ((2 if m.gated else 1) * (m.intermediate // shard.moe_tp) + (m.latent_size or hidden))
-        total += (hidden * m.experts + vectors) * DTYPE_BYTES["bf16"]
+        total += (hidden * m.experts + vectors) * DTYPE_BYTES["bf16"] + correction_bias_bytes(m)
         shared = mats * hidden * (m.shared_intermediate // shard.tp) + (hidden if m.shared_gate else 0)
         total += shared * opts.wbytes("shared_experts")
         total += 2 * hidden * m.latent_size * latent_format(m, opts).bytes_per_weight  # latent projections, replicated
@@ -213,6 +221,12 @@ class Moe(LayerKind[MoeSpec]):
             "MoE: uniform routing; experts FLOPs 6*T*k*H*I independent of the distribution; weight bytes "
             "count expected distinct experts touched E*(1-(1-k/E)^T) (per EP rank over local experts)"
         ]
+        dtypes = sorted({m.correction_bias for m in specs if m.correction_bias})
+        if dtypes:
+            out.append(
+                "router score-correction bias (e_score_correction_bias): one value per routed expert and MoE layer "
+                f"({'/'.join(dtypes)}, as vLLM holds it) in the parameters and resident weights, read by router_topk"
+            )
         if not all(m.gated for m in specs):  # Nemotron-H relu2 experts: up/down only
             out[0] = out[0].replace("6*T*k*H*I", "6*T*k*H*I (gated) or 4*T*k*H*I (up/down experts)")
         if any(m.latent_size and m.latent_style == "nemotron" for m in specs):
