@@ -6,6 +6,7 @@ published configs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from model_compute_sim.simulator.simulate import simulate
@@ -104,3 +105,35 @@ def test_mamba2_conv_and_projection_biases() -> None:
     biased = _ssm_ops(config={**cfg, "use_bias": True}, tp=1)
     assert biased["in_proj"] == (8192 * 37120 + 37120) * 2
     assert biased["out_proj"] == (16384 * 8192 + 8192) * 2
+
+
+def _mla_golden_config() -> dict[str, Any]:
+    """tools/golden.py's DeepSeek-V3 case: hidden 64, 3 layers, q_lora 24, kv_lora 32, rope 8, attention_bias
+    false (transformers 5.24 counts 190,824 parameters: tests/golden/golden_params.json)."""
+    doc = json.loads((Path(__file__).parent / "golden" / "golden_flops.json").read_text())
+    return dict(next(c["config"] for c in doc["cases"] if c["family"] == "deepseek_v3"))
+
+
+def test_mla_attention_bias() -> None:
+    """attention_bias on MLA: q_a_proj (24), kv_a_proj_with_mqa (32 + 8) and o_proj (64) biases, 128 per layer.
+    The same config with attention_bias true builds 191,208 parameters in transformers 5.24
+    (DeepseekV3ForCausalLM.from_config on the meta device, sum of numel over parameters(): 190,824 + 3 x 128,
+    counted with the tooling venv), 312 more without q_lora_rank (q_proj takes no bias: 3 x (32 + 8 + 64))."""
+    cfg = _mla_golden_config()
+    base = simulate(config=cfg, seq_len=1).model.params_total
+    assert base == 190_824
+    assert simulate(config={**cfg, "attention_bias": True}, seq_len=1).model.params_total == 191_208
+    no_lora = {**cfg, "q_lora_rank": None}
+    delta = simulate(config={**no_lora, "attention_bias": True}, seq_len=1).model.params_total
+    assert delta - simulate(config=no_lora, seq_len=1).model.params_total == 312
+    # per-op bytes at tp 2 (bf16): q_a / kv_a replicated with their whole biases, o_proj's bias whole (rank 0)
+    plain = _gemms(config=cfg, tp=2)
+    ops = _gemms(config={**cfg, "attention_bias": True}, tp=2)
+    assert ops["q_a_proj"] - plain["q_a_proj"] == 24 * 2
+    assert ops["kv_a_proj_with_mqa"] - plain["kv_a_proj_with_mqa"] == (32 + 8) * 2
+    assert ops["o_proj"] - plain["o_proj"] == 64 * 2
+    assert ops["q_b_proj"] == plain["q_b_proj"]  # no bias (decode: kv_b_proj is absorbed, no op of its own)
+    # resident: 128 bf16 per layer on every rank
+    r0 = simulate(config=cfg, seq_len=1, tp=2).memory.weights_bytes_per_gpu
+    r1 = simulate(config={**cfg, "attention_bias": True}, seq_len=1, tp=2).memory.weights_bytes_per_gpu
+    assert r1 - r0 == 3 * 128 * 2

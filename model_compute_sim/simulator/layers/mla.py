@@ -35,6 +35,16 @@ def mla_params(a: AttentionSpec, hidden: int, heads: int) -> int:
     return q + kv + norms + o + gate + idx
 
 
+def mla_bias_params(a: AttentionSpec, hidden: int) -> int:
+    """attention_bias on MLA: q_a_proj, kv_a_proj_with_mqa and o_proj are nn.Linear(..., bias=config.attention_bias)
+    in transformers 5.24 DeepseekV2/V3/V32Attention, GlmMoeDsaAttention, Glm4MoeLiteAttention and Kimi-Linear's
+    MLA; q_proj, q_b_proj and kv_b_proj never have one. All three whole on every rank (q_a and kv_a replicated,
+    o_proj's bias added once after the row-parallel reduction), bf16. vLLM's DeepseekV2MLAAttention builds these
+    projections without a bias; no released MLA config sets attention_bias. Bias adds are free (conventions)."""
+    qkv = (a.q_lora_rank or 0) + a.kv_lora_rank + a.qk_rope_dim if a.qkv_bias else 0
+    return qkv + (hidden if a.o_bias else 0)
+
+
 def mla_split(b: BuilderBase) -> tuple[Workload, Workload]:
     """(absorbed, expanded) sequence groups under the chosen MLA path."""
     path = b.opts.mla_path
@@ -51,13 +61,14 @@ def _projections_in(b: BuilderBase, a: AttentionSpec, h: int, col: str) -> list[
     T, H = b.T, b.H
     r, nope, rope = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim
     ops: list[Op] = []
+    bias = 1 if a.qkv_bias else 0  # q_a / kv_a biases (mla_bias_params)
     if a.q_lora_rank:
-        ops.append(b.gemm("q_a_proj", "attention_proj", T, H, a.q_lora_rank, "replicated"))
+        ops.append(b.gemm("q_a_proj", "attention_proj", T, H, a.q_lora_rank, "replicated", bias=bias * a.q_lora_rank))
         ops.append(b.norm("q_a_layernorm", "norm", T, a.q_lora_rank))
         ops.append(b.gemm("q_b_proj", "attention_proj", T, a.q_lora_rank, h * (nope + rope), col))
     else:
         ops.append(b.gemm("q_proj", "attention_proj", T, H, h * (nope + rope), col))
-    ops.append(b.gemm("kv_a_proj_with_mqa", "attention_proj", T, H, r + rope, "replicated"))
+    ops.append(b.gemm("kv_a_proj_with_mqa", "attention_proj", T, H, r + rope, "replicated", bias=bias * (r + rope)))
     ops.append(b.norm("kv_a_layernorm", "norm", T, r))
     if a.rotary_dim:  # 0 for NoPE MLA (Kimi-Linear): the rope dims are carried but not rotated
         ops.append(
@@ -173,10 +184,11 @@ class Mla(DenseKind[AttentionSpec]):
             gate.sharding = split("heads", b.shard.tp)
             ops.append(gate)
         wo = b.opts.wfmt("attention_out")
-        return ops + row_out(b, "o_proj", "attention_proj", h * a.v_head_dim, "attn_allreduce", weight_dtype=wo)
+        o_k = h * a.v_head_dim
+        return ops + row_out(b, "o_proj", "attention_proj", o_k, "attn_allreduce", weight_dtype=wo, bias=a.o_bias)
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
-        return mla_params(spec, hidden, spec.heads // shard.tp)
+        return mla_params(spec, hidden, spec.heads // shard.tp) + mla_bias_params(spec, hidden)
 
     def weight_bytes(self, spec: AttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
         """Projections in the `attention` format, o_proj in `attention_out`, the indexer in its own."""
@@ -187,7 +199,8 @@ class Mla(DenseKind[AttentionSpec]):
         idx -= norms - mla_norm_params(replace(spec, indexer=None))
         rest = mla_params(spec, hidden, h) - o - idx - norms
         out, index = opts.wbytes("attention_out"), opts.wbytes("attention_indexer")
-        return rest * opts.wbytes("attention") + o * out + idx * index + norms * DTYPE_BYTES["bf16"]
+        vectors = norms + mla_bias_params(spec, hidden)  # bf16 like every norm and bias
+        return rest * opts.wbytes("attention") + o * out + idx * index + vectors * DTYPE_BYTES["bf16"]
 
     def cache(self, spec: AttentionSpec, shard: Shard, opts: Options) -> Cache:
         b = (spec.kv_lora_rank + spec.qk_rope_dim) * opts.kv_bytes  # latent cache, replicated across tp ranks
