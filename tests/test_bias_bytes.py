@@ -9,7 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from model_compute_sim.simulator.simulate import simulate
+from model_compute_sim.simulator.memory import layer_weight_bytes_per_gpu
+from model_compute_sim.simulator.ops import Shard
+from model_compute_sim.simulator.simulate import resolve_spec, simulate
+from model_compute_sim.simulator.spec import SsmSpec
+from model_compute_sim.simulator.workload import Options
 from tests.fixture_paths import shared_or_skip
 
 NEMOTRON_H = "corpus/nvidia--Nemotron-H-56B-Base-8K.json"
@@ -137,3 +141,52 @@ def test_mla_attention_bias() -> None:
     r0 = simulate(config=cfg, seq_len=1, tp=2).memory.weights_bytes_per_gpu
     r1 = simulate(config={**cfg, "attention_bias": True}, seq_len=1, tp=2).memory.weights_bytes_per_gpu
     assert r1 - r0 == 3 * 128 * 2
+
+
+def _ssm_config(name: str) -> dict[str, Any]:
+    if name == "jamba":  # tools/golden_ssm.py's Jamba case made dense (num_experts 1: every FFN a plain MLP)
+        doc = json.loads((Path(__file__).parent / "golden" / "golden_ssm.json").read_text())
+        return {**next(c["config"] for c in doc["cases"] if c["family"] == "jamba"), "num_experts": 1}
+    return dict(json.loads((shared_or_skip("fixtures/configs", "config fixtures") / NEMOTRON_H).read_text()))
+
+
+def test_ssm_decode_weight_reads_equal_resident_weights_but_the_embedding_table() -> None:
+    """A dense decode step reads every resident weight once but the embedding table, of which it gathers one
+    row (1/tp of a row on the busiest rank of a vocab-parallel table): resident - read = (V - 1) / tp x H x 2 B.
+    Holds for Mamba-2 (Nemotron-H-56B: V 131072, H 8192) and Mamba-1 (Jamba test config: V 128, H 64) only
+    with every SSM vector the scan, norms and dt_proj read (A, D, dt_bias, gated-norm and dt/B/C norm weights,
+    dt_proj's bias) in both."""
+    for name, tp, vocab, hidden in (("nemotron-h", 1, 131072, 8192), ("nemotron-h", 4, 131072, 8192)):
+        r = simulate(config=_ssm_config(name), batch_size=1, seq_len=1, context_len=4096, tp=tp)
+        assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (vocab - 1) / tp * hidden * 2
+    for tp in (1, 2):
+        r = simulate(config=_ssm_config("jamba"), batch_size=1, seq_len=1, context_len=100, tp=tp)
+        assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (128 - 1) / tp * 64 * 2
+
+
+def test_ssm_vectors_per_op() -> None:
+    """Mamba-2 (vLLM MambaMixer2): the scan reads A (fp32), D and dt_bias per local head, the gated norm its
+    d_inner weight. Nemotron-H-56B tp 1: 256 heads x (4 + 2 + 2) = 2,048 B; 256 x 64 x 2 = 32,768 B.
+    Mamba-1 (vLLM MambaMixer; Jamba test config: d_inner 128, state 16, dt_rank 4): the scan reads A
+    (d_inner x state, fp32) and D: 128 x 16 x 4 + 128 x 2 = 8,448 B; dt_proj (quant_config=None) 4 x 128 plus
+    its 128 bias, bf16 = 1,280 B."""
+    r = simulate(config=_ssm_config("nemotron-h"), batch_size=1, seq_len=1, context_len=100, detail="ops", limit=1000)
+    ops = {o.name: o.weight_bytes_per_gpu for g in r.layer_groups or [] for o in g.ops or []}
+    assert (ops["ssd_scan"], ops["gated_norm"]) == (2048, 32768)
+    r = simulate(config=_ssm_config("jamba"), batch_size=1, seq_len=1, context_len=100, detail="ops", limit=1000)
+    ops = {o.name: o.weight_bytes_per_gpu for g in r.layer_groups or [] for o in g.ops or []}
+    assert (ops["selective_scan"], ops["dt_proj"]) == (8448, 1280)
+
+
+def test_mamba2_vectors_stay_16_bit_in_a_quantized_checkpoint() -> None:
+    """Nemotron-3-Super FP8 (ModelOpt FP8: the Mamba projections fp8 with two FP32 scalars each): conv taps and
+    bias, D, dt_bias and the gated-norm weight stay bf16 and A fp32 (vLLM MambaMixer2 builds conv1d with
+    quant_config=None and A as float32). One Mamba layer at tp 1 (hidden 4096, 128 heads of 64, 8 groups,
+    state 128, kernel 4, conv bias): in_proj 4096 x (2 x 8192 + 2 x 8 x 128 + 128) and out_proj 8192 x 4096 in
+    fp8 plus 2 x 8 B of scalars; conv channels 8192 + 2 x 8 x 128 = 10,240: 10,240 x 4 taps + 10,240 bias +
+    2 x 128 (D, dt_bias) + 8192 (norm) = 59,648 bf16; A 128 fp32."""
+    spec = resolve_spec("nemotron-3-super-120b-a12b", None, None)
+    layer = next(x for x in spec.layers if x.mixers and isinstance(x.mixers[0], SsmSpec))
+    got = layer_weight_bytes_per_gpu(layer, spec, Shard(), Options(weights=spec.weights))
+    mats = 4096 * (2 * 8192 + 2 * 8 * 128 + 128) + 8192 * 4096
+    assert got == mats * 1 + 2 * 8 + 59_648 * 2 + 128 * 4 + 4096 * 2  # + the block's input norm (bf16)

@@ -21,6 +21,7 @@ from model_compute_sim.simulator.layers.ssm_common import (
 )
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 ASSUMPTION = (
     "Mamba-1: in_proj, x_proj, dt_proj, out_proj are GEMMs (linear_attention_proj; x_proj row-parallel with "
@@ -47,9 +48,11 @@ class Mamba1(SsmKind):
             ar.comm_bytes = F.ring_allreduce_bytes(float(T) * xw * b.a, sh.tp)
             ar.shape_in, ar.shape_out = [[T, xw]], [T, xw]
             ops.append(ar)
-        if s.bcdt_norms:
-            ops.append(b.vector("dt_bc_norms", "norm", "norm", T * xw, F.RMSNORM_FLOPS_PER_ELEMENT))
-        ops.append(b.gemm("dt_proj", PROJ, T, s.dt_rank, d, col))
+        if s.bcdt_norms:  # dt_layernorm, b_layernorm, c_layernorm: dt_rank + 2 x state weights, on every rank
+            ops.append(b.vector("dt_bc_norms", "norm", "norm", T * xw, F.RMSNORM_FLOPS_PER_ELEMENT, weight_params=xw))
+        # dt_proj: ColumnParallelLinear(time_step_rank, intermediate_size, bias=True, quant_config=None) in vLLM's
+        # MambaMixer: 16-bit whatever the checkpoint quantizes, with the local channels' bias
+        ops.append(b.gemm("dt_proj", PROJ, T, s.dt_rank, d, col, weight_dtype="bf16", bias=d))
         read, write = state_io(b, d * s.state, s.state_dtype)
         ops.append(
             Op(
@@ -57,6 +60,7 @@ class Mamba1(SsmKind):
                 category=CORE,
                 kind="ssm_scan",
                 vector_flops=SF.selective_scan_vector_flops(T, d, s.state),
+                weight_bytes=d * s.state * DTYPE_BYTES["fp32"] + d * DTYPE_BYTES["bf16"],  # A (fp32), D
                 act_read_bytes=float(T) * (2 * d + 2 * s.state + d) * b.a,
                 act_write_bytes=float(T) * d * b.a,
                 kv_read_bytes=read,
@@ -80,6 +84,13 @@ class Mamba1(SsmKind):
         xw = s.dt_rank + 2 * s.state
         norms = xw if s.bcdt_norms else 0
         return hidden * 2 * d + d * s.conv_kernel + d * xw + s.dt_rank * d + d + d * s.state + d + norms + d * hidden
+
+    def small_weights(self, s: SsmSpec, hidden: int, tp: int) -> tuple[int, int]:
+        """conv taps, dt_proj (weight and bias: built with quant_config=None), D, the dt/B/C norms (16-bit); A
+        (fp32: d_inner x state)."""
+        d = s.d_inner // tp
+        norms = s.dt_rank + 2 * s.state if s.bcdt_norms else 0
+        return d * s.conv_kernel + s.dt_rank * d + d + d + norms, d * s.state
 
     def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
         return SF.mamba1_state_elements(s.conv_kernel, s.d_inner, s.state, tp)

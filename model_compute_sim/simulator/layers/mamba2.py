@@ -14,6 +14,7 @@ from model_compute_sim.simulator.layers.base import register, require_divides
 from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, SsmKind, conv_op, out_proj, recurrent, state_io
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 ASSUMPTION = (
     "Mamba-2: in_proj / out_proj are GEMMs (linear_attention_proj); causal conv1d over x, B, C = "
@@ -45,6 +46,7 @@ def _scan(b: BuilderBase, s: SsmSpec, h: int, g: int, channels: int) -> Op:
         kind="ssm_scan",
         flops=flops,
         vector_flops=vec,
+        weight_bytes=h * (2 * DTYPE_BYTES["bf16"] + DTYPE_BYTES["fp32"]),  # dt_bias, D (16-bit), A (fp32)
         act_read_bytes=float(T) * (channels + h) * b.a,
         act_write_bytes=float(T) * d * b.a,
         kv_read_bytes=read,
@@ -73,7 +75,9 @@ class Mamba2(SsmKind):
         ops.append(conv_op(b, channels, s.conv_kernel, s.conv_bias))
         ops.append(_scan(b, s, h, g, channels))
         if s.gated_norm:
-            gate = b.vector("gated_norm", "norm", "norm", T * d, SF.GATED_RMSNORM_FLOPS_PER_ELEMENT, reads=2)
+            gate = b.vector(
+                "gated_norm", "norm", "norm", T * d, SF.GATED_RMSNORM_FLOPS_PER_ELEMENT, reads=2, weight_params=d
+            )
         else:
             gate = b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2)
         gate.sharding = split("heads", b.shard.tp)
@@ -87,6 +91,12 @@ class Mamba2(SsmKind):
         channels = d + 2 * g * s.state
         norm = d if s.gated_norm else 0  # Falcon-H1 without mamba_rms_norm has no gated-norm weight
         return hidden * SF.mamba2_in_proj_width(d, g, s.state, h) + channels * s.conv_kernel + 3 * h + norm + d * hidden
+
+    def small_weights(self, s: SsmSpec, hidden: int, tp: int) -> tuple[int, int]:
+        """conv taps, dt_bias and D per head, the gated-norm weight (16-bit); A per head (fp32)."""
+        h, g = s.heads // tp, SF.mamba2_local_groups(s.groups, tp)
+        channels = h * s.head_dim + 2 * g * s.state
+        return channels * s.conv_kernel + 2 * h + (h * s.head_dim if s.gated_norm else 0), h
 
     def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
         return SF.mamba2_state_elements(s.conv_kernel, s.d_inner, s.groups, s.state, s.heads, s.head_dim, tp)

@@ -40,6 +40,10 @@ class ShortConv(SsmKind):
         d = s.d_inner // tp
         return hidden * 3 * d + d * s.conv_kernel + d * hidden
 
+    def small_weights(self, s: SsmSpec, hidden: int, tp: int) -> tuple[int, int]:
+        """The conv taps (16-bit: vLLM ShortConv builds conv with quant_config=None)."""
+        return (s.d_inner // tp) * s.conv_kernel, 0
+
     def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
         return SF.short_conv_state_elements(s.conv_kernel, s.d_inner, tp), 0
 

@@ -148,8 +148,21 @@ class SsmKind(DenseKind[SsmSpec]):
     def state_elements(self, s: SsmSpec, tp: int) -> tuple[int, int]:
         """(conv state, SSM state) elements one sequence keeps on one of `tp` ranks."""
 
+    def small_weights(self, s: SsmSpec, hidden: int, tp: int) -> tuple[int, int]:
+        """(16-bit, fp32) elements of one rank's `weights` that are no quantized projection: conv taps, norms,
+        D, dt_bias, and A in fp32 (vLLM MambaMixer2 / MambaMixer: nn.Parameter(torch.empty(..., dtype=torch.float32))
+        for A; conv1d built with quant_config=None)."""
+        return 0, 0
+
     def weight_count(self, spec: SsmSpec, hidden: int, shard: Shard) -> int:
         return self.weights(spec, hidden, shard.tp) + bias_params(spec, hidden, shard.tp)
+
+    def weight_bytes(self, spec: SsmSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """Projections in the `recurrent` format; biases and `small_weights` 16-bit, A fp32."""
+        small, fp32 = self.small_weights(spec, hidden, shard.tp)
+        vectors = small + bias_params(spec, hidden, shard.tp)
+        mats = self.weights(spec, hidden, shard.tp) - small - fp32
+        return mats * opts.wbytes("recurrent") + vectors * DTYPE_BYTES["bf16"] + fp32 * DTYPE_BYTES["fp32"]
 
     def cache(self, spec: SsmSpec, shard: Shard, opts: Options) -> Cache:
         """The conv state is activations (opts.act_bytes), the SSM state in the checkpoint's state dtype."""
