@@ -32,6 +32,8 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
     )
     act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
     ops.append(act)
+    if m.inner_norm:  # BitNetMLP: down_proj(ffn_sub_norm(act(gate) * up)), an RMSNorm over the local columns
+        ops.append(b.norm(f"{prefix}.ffn_sub_norm", "norm", tokens, i_loc, sharding=col))
     ops.append(b.gemm(f"{prefix}.down_proj", category, tokens, i_loc, H, split("row", tp), bias=row_bias))
     if category == "mlp" and sh.per_gpu and tp > 1:  # MoE shared experts: all-reduced with the routed ones
         ops.append(b.allreduce("mlp_allreduce", tokens, tp))

@@ -46,6 +46,31 @@ def correction_bias_bytes(m: MoeSpec) -> float:
     return m.experts * DTYPE_BYTES[m.correction_bias] if m.correction_bias else 0.0
 
 
+def gemma4_router_in(b: BuilderBase, m: MoeSpec) -> list[Op]:
+    """Gemma4TextRouter before its projection: a weightless RMSNorm of the layer's residual input (with_scale=False:
+    square, accumulate, scale by the rsqrt), then x * scale * hidden**-0.5 (its learned `scale` vector)."""
+    T, H = b.T, b.H
+    norm = b.vector("router_norm", "norm", "norm", T * H, F.RMSNORM_FLOPS_PER_ELEMENT - 1, width=H)
+    scale = b.vector("router_scale", "moe_router", "elementwise", T * H, 2, weight_params=H, width=H)
+    return [norm, scale]
+
+
+def block_norm_ops(b: BuilderBase, m: MoeSpec) -> list[Op]:
+    """The norms a family adds around its MoE block (MoeSpec.block_norms), on the reduced [T, H] output of every
+    rank like the layer norms: AXK1MoE's post_mlp_layernorm (block_norms 1); Gemma-4's post_feedforward_layernorm_2
+    on the MoE output, post_feedforward_layernorm_1 on the dense MLP's and the sum of the two (block_norms 3)."""
+    T, H = b.T, b.H
+    if m.block_norms == 1:
+        return [b.norm("post_mlp_layernorm", "norm", T, H)]
+    if m.block_norms == 3:
+        return [
+            b.norm("post_feedforward_layernorm_2", "norm", T, H),
+            b.norm("post_feedforward_layernorm_1", "norm", T, H),
+            b.vector("mlp_moe_sum", "elementwise", "elementwise", T * H, 1, reads=2, width=H),
+        ]
+    return []
+
+
 def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     sh, H = b.shard, m.latent_size or b.H  # experts' input/output width
     t_all = sh.expert_tokens if sh.expert_tokens is not None else b.T
@@ -139,12 +164,18 @@ class Moe(LayerKind[MoeSpec]):
     def ops(self, b: BuilderBase, spec: MoeSpec) -> list[Op]:
         m, T, H = spec, b.T, b.H
         router_b = m.experts if m.router_bias else 0
-        ops: list[Op] = [
-            b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16", bias=router_b),
-            b.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0),
-        ]
+        ops: list[Op] = gemma4_router_in(b, m) if m.router_scale else []
+        topk = b.vector("router_topk", "moe_router", "topk", T * m.experts, 1, writes=0)
+        ops += [b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16", bias=router_b), topk]
         if m.correction_bias and not b.flops_only:  # the top-k kernel adds the bias to the scores (vLLM grouped_topk)
-            ops[1].weight_bytes += correction_bias_bytes(m)
+            topk.weight_bytes += correction_bias_bytes(m)
+        if m.router_scale:  # Gemma4TextRouter: top_k_weights * per_expert_scale[top_k_index]
+            scale = b.vector(
+                "router_expert_scale", "moe_router", "elementwise", T * m.top_k, 1, weight_params=m.experts
+            )
+            ops.append(scale)
+        if m.block_norms == 3:  # Gemma4TextDecoderLayer: pre_feedforward_layernorm_2 on the MoE input
+            ops.append(b.norm("pre_feedforward_layernorm_2", "norm", T, H))
         down, up = LATENT_NAMES[m.latent_style]
         wd = latent_format(m, b.opts)
         if m.latent_size:  # latent MoE: replicated projections into and out of the expert width
@@ -162,7 +193,7 @@ class Moe(LayerKind[MoeSpec]):
         ops.append(b.vector("moe_combine", "elementwise", "elementwise", T * m.top_k * (m.latent_size or H), 2))
         if b.shard.per_gpu:
             ops += communication(b, m)
-        return ops
+        return ops + block_norm_ops(b, m)
 
     def params(self, spec: MoeSpec, hidden: int) -> tuple[int, int]:
         m = spec
