@@ -174,6 +174,7 @@ def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[
                 qkv_bias=x.qkv_bias if qkv is None else qkv,
                 o_bias=x.o_bias if o is None else o,
                 qk_norm_bias=qk_bias and x.qk_norm,
+                sub_norm=bitnet,  # BitNetAttention's attn_sub_norm (hidden = heads x head_dim)
             )
         if isinstance(x, MlpSpec):  # BitNetMLP: ffn_sub_norm over the intermediate before down_proj
             return replace(x, bias=x.bias if mlp is None else mlp, act_params=act, inner_norm=bitnet)
@@ -187,7 +188,7 @@ def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[
         LayerSpec(
             mixers=tuple(fix(x) for x in layer.mixers),
             ffns=tuple(fix(x) for x in layer.ffns),
-            norms=layer.norms + (1 if bitnet and layer.mixers else 0),  # BitNetAttention's attn_sub_norm (hidden)
+            norms=layer.norms,
             parallel=layer.parallel,
             norm_kind=layer.norm_kind,
             attn_res=layer.attn_res,

@@ -78,6 +78,7 @@ class AttentionSpec:
     sinks: bool = False  # learned per-head softmax sink (gpt-oss)
     k_eq_v: bool = False  # values are the keys (Gemma-4 global layers): no v_proj, K-only cache
     output_gate_dim: int = 0  # sigmoid output gate: 1 = one gate per head, head_dim = per element
+    sub_norm: bool = False  # an RMSNorm over the heads' output before o_proj (BitNet attn_sub_norm)
     # MLA only
     q_lora_rank: int | None = None
     kv_lora_rank: int = 0

@@ -22,10 +22,12 @@ def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
 
 def gqa_vector_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
     """The 16-bit vectors beside the matrices: q/k/v biases of the local heads, the o_proj bias (whole on
-    every rank: a row-parallel layer adds it once, after the reduction) and the per-head sinks."""
+    every rank: a row-parallel layer adds it once, after the reduction), the per-head sinks and a sub-norm's
+    weight over the local heads' output."""
     v = 0 if a.k_eq_v else kv_heads * a.v_head_dim
     qkv = heads * a.head_dim + kv_heads * a.head_dim + v if a.qkv_bias else 0
-    return qkv + (hidden if a.o_bias else 0) + (heads if a.sinks else 0)
+    sub_norm = heads * a.v_head_dim if a.sub_norm else 0  # its local slice, like the heads it norms
+    return qkv + (hidden if a.o_bias else 0) + (heads if a.sinks else 0) + sub_norm
 
 
 def qk_norm_params(a: AttentionSpec, heads: int) -> int:
@@ -81,6 +83,8 @@ class Gqa(DenseKind[AttentionSpec]):
             )
         wo = b.opts.wfmt("attention_out")
         o_k = h * a.v_head_dim
+        if a.sub_norm:  # BitNetAttention: o_proj(attn_sub_norm(attn_output))
+            ops.append(b.norm("attn_sub_norm", "norm", T, o_k, sharding=heads_split))
         return ops + row_out(b, "o_proj", "attention_proj", o_k, "attn_allreduce", weight_dtype=wo, bias=a.o_bias)
 
     def weight_count(self, spec: AttentionSpec, hidden: int, shard: Shard) -> int:
