@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from model_compute_sim.errors import ConfigError
+from model_compute_sim.references import find_model, to_plain
 from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.simulator.weight_formats import fp8_blocks, int_groups, mxfp4, mxfp8, nvfp4, plain
 
@@ -99,10 +101,11 @@ def test_deepseek_v31_nvfp4_weights_per_gpu() -> None:
 
 
 def test_deepseek_v31_nvfp4_o_proj_is_nvfp4_and_q_b_proj_bf16() -> None:
-    # decode at tp 8: o_proj 16 x 128 x 7168 = 14,680,064 weights x 0.5625 B = 8,257,536 B;
+    # decode at tp 8: o_proj 16 x 128 x 7168 = 14,680,064 weights x 0.5625 B = 8,257,536 B and its two FP32
+    # per-tensor scalars (vLLM ModelOptNvFp4LinearMethod weight_scale_2, input_scale);
     # q_b_proj 1536 x 16 x 192 = 4,718,592 weights x 2 B = 9,437,184 B
     rows = _ops("deepseek-v3.1", batch_size=1, seq_len=1, context_len=100, tp=8, ep=8)
-    assert rows["o_proj"] == 8_257_536
+    assert rows["o_proj"] == 8_257_536 + 8  # + weight_scale_2 and input_scale (FP32 each)
     assert rows["q_b_proj"] == 9_437_184
 
 
@@ -130,3 +133,108 @@ def test_modelopt_fp8_per_tensor_weights_count_their_scalars() -> None:
     r = simulate("llama-3.1-70b-instruct-fp8")
     assert r.memory.weights_bytes_per_gpu == expected == 72_656_376_192
     assert any("per-tensor scalars per stored matrix" in a and "fp8 8 B" in a for a in r.assumptions)
+
+
+def _llama8b(**quant: object) -> dict[str, object]:
+    """meta-llama/Llama-3.1-8B's config with a quantization_config: hidden 4096, 32 layers, 32 / 8 heads of 128,
+    width 14336, vocab 128256, untied; 7 stored matrices per layer (q, k, v, o, gate, up, down)."""
+    entry = find_model("llama-3.1-8b")
+    assert entry is not None
+    return {**to_plain(entry.config), "quantization_config": quant}
+
+
+LLAMA8B_MATRICES = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336  # fp8, 1 B each
+LLAMA8B_REST = 32 * 2 * 4096 * 2 + 2 * 128256 * 4096 * 2 + 4096 * 2  # norms, embedding, LM head, final norm
+
+
+@pytest.mark.parametrize(
+    ("quant", "scalars"),
+    [
+        # vLLM Fp8LinearMethod (serialized fp8, no weight_block_size): weight_scale per logical matrix, and an
+        # input_scale only when activation_scheme is static
+        (dict(quant_method="fp8", activation_scheme="dynamic"), 4),
+        (dict(quant_method="fp8", activation_scheme="static"), 8),
+        # vLLM CompressedTensorsW8A8Fp8, tensor strategy: weight_scale; input_scale for static input activations
+        (
+            dict(
+                quant_method="compressed-tensors",
+                config_groups=dict(
+                    group_0=dict(
+                        targets=["Linear"],
+                        weights=dict(num_bits=8, type="float", strategy="tensor"),
+                        input_activations=dict(num_bits=8, type="float", strategy="tensor", dynamic=False),
+                    )
+                ),
+            ),
+            8,
+        ),
+        (
+            dict(
+                quant_method="compressed-tensors",
+                config_groups=dict(
+                    group_0=dict(
+                        targets=["Linear"],
+                        weights=dict(num_bits=8, type="float", strategy="tensor"),
+                        input_activations=dict(num_bits=8, type="float", strategy="token", dynamic=True),
+                    )
+                ),
+            ),
+            4,
+        ),
+    ],
+)
+def test_fp8_per_tensor_scalars_resident_and_per_op(quant: dict[str, object], scalars: int) -> None:
+    """Each stored matrix holds its FP32 scalars: resident 32 layers x 7 matrices, and each GEMM of a decode
+    step reads its own (q_proj: 4096 x 4096 fp8 + scalars)."""
+    cfg = _llama8b(**quant)
+    r = simulate(config=cfg, batch_size=1, seq_len=1, context_len=100)
+    assert r.memory.weights_bytes_per_gpu == 32 * (LLAMA8B_MATRICES + 7 * scalars) + LLAMA8B_REST
+    ops = {
+        o.name: o.weight_bytes_per_gpu
+        for g in simulate(config=cfg, seq_len=1, detail="ops").layer_groups or []
+        for o in g.ops or []
+    }
+    assert ops["q_proj"] == 4096 * 4096 + scalars and ops["mlp.down_proj"] == 14336 * 4096 + scalars
+
+
+@pytest.mark.parametrize(
+    ("quant", "name"),
+    [
+        (dict(quant_method="fbgemm_fp8", activation_scale_ub=1200.0), "fbgemm_fp8"),
+        (
+            dict(
+                quant_method="compressed-tensors",
+                config_groups=dict(
+                    group_0=dict(targets=["Linear"], weights=dict(num_bits=8, type="float", strategy="channel"))
+                ),
+            ),
+            "strategy 'channel'",
+        ),
+    ],
+)
+def test_per_channel_fp8_scales_are_refused_by_name(quant: dict[str, object], name: str) -> None:
+    """One FP32 scale per output row (vLLM ChannelQuantScaleParameter) is not modelled: refused, not dropped."""
+    with pytest.raises(ConfigError, match=name):
+        simulate(config=_llama8b(**quant), seq_len=1)
+
+
+def test_fp8_fused_experts_share_one_w13_input_scale() -> None:
+    """Qwen3-30B-A3B with ModelOpt FP8 (hf_quant_config quant_algo FP8): 48 layers, hidden 2048, 32 / 4 heads of
+    128, 128 gated experts of width 768, top-8. vLLM ModelOptFp8MoEMethod holds w13_weight_scale (128, 2),
+    w2_weight_scale (128,), w13_input_scale (128,), w2_input_scale (128,): 5 FP32 scalars = 20 B per expert,
+    not 3 x 8; attention q, k, v, o 4 x 8 B. Resident scalars per layer: 128 x 20 + 32 = 2,592 B. A decode
+    token's 8 experts: gate_up reads 8 x 12 B of scalars, down 8 x 8 B."""
+    entry = find_model("qwen3-30b-a3b")
+    assert entry is not None
+    cfg = {**to_plain(entry.config), "hf_quant_config": {"quantization": {"quant_algo": "FP8"}}}
+    plain_fp8 = simulate(config=cfg, seq_len=1, weight_dtype="fp8")  # the same weights without any scalar
+    r = simulate(config=cfg, seq_len=1)
+    assert r.memory.weights_bytes_per_gpu - plain_fp8.memory.weights_bytes_per_gpu == 48 * (128 * 20 + 32)
+    ops = {o.name: o for g in simulate(config=cfg, seq_len=1, detail="ops").layer_groups or [] for o in g.ops or []}
+    fp8 = {
+        o.name: o
+        for g in simulate(config=cfg, seq_len=1, detail="ops", weight_dtype="fp8").layer_groups or []
+        for o in g.ops or []
+    }
+    assert ops["experts.gate_up_proj"].weight_bytes_per_gpu - fp8["experts.gate_up_proj"].weight_bytes_per_gpu == 8 * 12
+    assert ops["experts.down_proj"].weight_bytes_per_gpu - fp8["experts.down_proj"].weight_bytes_per_gpu == 8 * 8

@@ -218,13 +218,20 @@ def _compressed_tensors(q: Config, b: _Builder) -> str:
         fmt = nvfp4(group or 16)  # compressed-tensors nvfp4-pack-quantized: FP8 E4M3 scale per 16
     elif bits == 4 and kind == "int" and group:
         fmt = int_groups(4, group)  # symmetric: one bf16 scale per group, no zero point
-    elif bits == 8 and kind == "float" and w.get("strategy") in ("tensor", "channel", None):
-        fmt = plain("fp8")
+    elif bits == 8 and kind == "float" and w.get("strategy") == "channel":
+        raise ConfigError(
+            "quantization_config (compressed-tensors) 8-bit float weights with strategy 'channel' store one FP32 "
+            "weight_scale per output row (vLLM CompressedTensorsW8A8Fp8 ChannelQuantScaleParameter); per-channel "
+            "scales are not modelled (known: strategy 'tensor')"
+        )
+    elif bits == 8 and kind == "float" and w.get("strategy") in ("tensor", None):
+        acts = g.get("input_activations")
+        fmt = fp8_per_tensor(static_input=isinstance(acts, Mapping) and not acts.get("dynamic", False))
     else:
         raise ConfigError(
             f"quantization_config (compressed-tensors) weights num_bits={bits} type={kind!r} "
             f"strategy={w.get('strategy')!r} group_size={group} is not understood; known: 4-bit float (mxfp4, "
-            "nvfp4), 4-bit int groups, 8-bit float per tensor/channel"
+            "nvfp4), 4-bit int groups, 8-bit float per tensor"
         )
     b.quantize(fmt)
     b.exclude(q.get("ignore") or [], "quantization_config.ignore")
@@ -233,8 +240,14 @@ def _compressed_tensors(q: Config, b: _Builder) -> str:
 
 def _fp8(q: Config, cfg: Config, b: _Builder) -> str:
     block = q.get("weight_block_size")
-    if block is None:
-        fmt = plain("fp8")
+    if str(q.get("quant_method")).lower() == "fbgemm_fp8":
+        raise ConfigError(
+            "quantization_config quant_method 'fbgemm_fp8' stores one FP32 weight_scale per output row (vLLM "
+            "FBGEMMFp8LinearMethod ChannelQuantScaleParameter); per-channel scales are not modelled (known: fp8 "
+            "per tensor or with weight_block_size, modelopt, compressed-tensors)"
+        )
+    if block is None:  # vLLM Fp8LinearMethod: per-tensor weight_scale, input_scale when activation_scheme static
+        fmt = fp8_per_tensor(static_input=str(q.get("activation_scheme", "dynamic")).lower() == "static")
     elif isinstance(block, list) and len(block) == 2 and all(_int(x) for x in block):
         # DeepSeek-V4 checkpoints with fp4 experts store the fp8 block scales as UE8M0 (1 B), others FP32
         ue8m0 = str(q.get("scale_fmt", "")).lower() == "ue8m0" and str(cfg.get("expert_dtype", "")).lower() == "fp4"
@@ -279,7 +292,7 @@ def weight_table(cfg: Config, layers: LayerClasses) -> QuantResult:
             b.exclude(q.get("modules_to_not_convert") or [], "quantization_config")
             notes.append("quant_method mxfp4 (gpt-oss) gives no group size: 32 elements per E8M0 scale (OCP MX)")
             source = "quantization_config quant_method=mxfp4"
-        elif method in ("fp8", "fbgemm_fp8"):
+        elif method in ("fp8", "fbgemm_fp8"):  # fbgemm_fp8 is refused by name in _fp8 (per-channel scales)
             source = _fp8(q, cfg, b)
         elif method == "modelopt" or (
             not method and isinstance(producer, Mapping) and producer.get("name") == "modelopt"

@@ -151,16 +151,21 @@ class BuilderBase:
         weight_params: Number | None = None,
         bias: Number = 0,
         note: str = "",
+        scalars: Number = 1,
     ) -> Op:
         """[m, k] x [k, n]; the weight is [k, n] unless `weight_params` says otherwise (MoE).
 
         Without `weight_dtype` the weight takes its class's format from the category (CATEGORY_CLASS).
         `bias`: elements of the bias vector this rank reads, in bf16 whatever the weight format (checkpoints
-        keep biases unquantized), as the resident weight bytes count them."""
+        keep biases unquantized), as the resident weight bytes count them. `scalars`: stored matrices whose
+        per-tensor scalars (WeightFormat.tensor_scale_bytes: NVFP4 / FP8 weight and input scales) it reads, as
+        tensor_scales.py counts them resident."""
         flops = scaled(F.gemm_flops(1, n, k), m) if isinstance(m, float) else F.gemm_flops(m, n, k)
         if self.flops_only:
             return flops_op(name, category, "gemm", flops, 0)
         params = k * n if weight_params is None else weight_params
+        fmt = weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])
+        scalar_bytes = fmt.tensor_scale_bytes * float(scalars) if isinstance(fmt, WeightFormat) else 0.0
         rows = _r(m)
         # positional, in Op's field order: keywords cost twice as much on this path (every op of a call)
         return Op(
@@ -169,8 +174,7 @@ class BuilderBase:
             "gemm",
             flops,
             0,  # vector_flops
-            self.wbytes(params, weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category]))
-            + float(bias) * DTYPE_BYTES["bf16"],
+            self.wbytes(params, fmt) + float(bias) * DTYPE_BYTES["bf16"] + scalar_bytes,
             float(m) * k * self.a,  # act_read_bytes
             float(m) * n * self.a,  # act_write_bytes
             0.0,  # kv_read_bytes

@@ -40,8 +40,9 @@ def _moe(m: MoeSpec, shard: Shard) -> Counts:
 
 
 def _ssm(s: SsmSpec) -> Counts:
-    # Mamba-2 / short conv: in_proj, out_proj; Mamba-1: in_proj, x_proj, dt_proj, out_proj
-    return {"recurrent": 4 if s.kind == "mamba1" else 2}
+    # Mamba-2 / short conv: in_proj, out_proj; Mamba-1: in_proj, x_proj, out_proj (dt_proj is built with
+    # quant_config=None in vLLM's MambaMixer: 16-bit, no scalars)
+    return {"recurrent": 3 if s.kind == "mamba1" else 2}
 
 
 def _linear_attention(x: KindSpec) -> Counts:
@@ -94,4 +95,6 @@ def tensor_scale_bytes(x: KindSpec, shard: Shard, opts: Options) -> float:
     total = 0.0
     for cls, n in stored_matrices(x, shard).items():
         total += n * opts.wfmt(cls).tensor_scale_bytes
+    if isinstance(x, MoeSpec) and x.gated:  # one w13 input scale per expert (fp8_per_tensor)
+        total -= (x.experts // shard.ep) * opts.wfmt("routed_experts").w13_saved_bytes
     return total

@@ -12,8 +12,11 @@ Bytes per weight = element bytes + scale bytes / elements per scale. Sources of 
 - FP8 with block scales (DeepSeek-V3 `weight_block_size: [128, 128]`): one FP32 scale
   (`weight_scale_inv`) per 128 x 128 block -> 1 + 4/16384 B. DeepSeek-V4 checkpoints with fp4
   experts store these scales as UE8M0 (1 B; vLLM deepseek_v4 loader).
-- FP8 per tensor (ModelOpt `quant_algo: FP8`): one FP32 weight_scale and one FP32 input_scale per matrix,
-  8 B per stored matrix (`tensor_scale_bytes`).
+- FP8 per tensor (ModelOpt `quant_algo: FP8`; `quant_method: fp8` without weight_block_size; compressed-tensors
+  8-bit float, tensor strategy): one FP32 weight_scale per matrix and, with static activation scales, one FP32
+  input_scale: 8 B (4 B) per stored matrix (`tensor_scale_bytes`); a fused expert's gate and up share one
+  input scale (`w13_saved_bytes`). Per-channel FP8 scales (fbgemm_fp8, compressed-tensors channel strategy:
+  one FP32 per output row) are refused by name (config_quant.py).
 - INT4 groups (compressed-tensors `pack-quantized`, `type: int`, `group_size: g`, symmetric): one
   scale per group in the checkpoint's dtype (bf16, 2 B) -> 0.5 + 2/g B.
 """
@@ -45,6 +48,9 @@ class WeightFormat:
     scale_bytes: float = 0.0
     mixed_bytes: float | None = None  # a class stored in two formats over identical layers: their mean
     tensor_scale_bytes: float = 0.0  # per-tensor scalars of each stored matrix (NVFP4: 2 x FP32 = 8 B)
+    # bytes a gated routed expert stores fewer than tensor_scale_bytes x 3: vLLM's fused FP8 MoE keeps one
+    # w13_input_scale per expert for gate and up together (NVFP4 keeps two: 0)
+    w13_saved_bytes: float = 0.0
 
     @property
     def bytes_per_weight(self) -> float:
@@ -75,9 +81,14 @@ def nvfp4(group: int = 16, tensor_scale_bytes: float = 8.0) -> WeightFormat:
     return WeightFormat(name, "fp4", group, 1.0, tensor_scale_bytes=tensor_scale_bytes)
 
 
-def fp8_per_tensor() -> WeightFormat:
-    """ModelOpt FP8: one FP32 weight_scale and one FP32 input_scale per matrix (vLLM ModelOptFp8LinearMethod)."""
-    return WeightFormat("fp8", "fp8", tensor_scale_bytes=8.0)
+def fp8_per_tensor(static_input: bool = True) -> WeightFormat:
+    """FP8 with one FP32 weight_scale per stored matrix and, for static activation scales, one FP32 input_scale
+    (vLLM ModelOptFp8LinearMethod, Fp8LinearMethod and CompressedTensorsW8A8Fp8 (tensor strategy)
+    create_weights: a PerTensorScaleParameter per logical matrix). Their fused MoE methods (ModelOptFp8MoEMethod,
+    Fp8MoEMethod, CompressedTensorsW8A8Fp8MoEMethod) hold w13_weight_scale (experts, 2), w2_weight_scale
+    (experts,) and input scales w13_input_scale / w2_input_scale of shape (experts,): one for gate and up."""
+    inputs = 4.0 if static_input else 0.0
+    return WeightFormat("fp8", "fp8", tensor_scale_bytes=4.0 + inputs, w13_saved_bytes=inputs)
 
 
 def fp8_blocks(rows: int, cols: int, scale_bytes: float = 4.0) -> WeightFormat:
@@ -90,8 +101,9 @@ def mixed(a: WeightFormat, in_a: int, b: WeightFormat, in_b: int) -> WeightForma
     exact with the layer-weighted mean; one layer's row shows that mean."""
     mean = (in_a * a.bytes_per_weight + in_b * b.bytes_per_weight) / (in_a + in_b)
     scalars = (in_a * a.tensor_scale_bytes + in_b * b.tensor_scale_bytes) / (in_a + in_b)
+    saved = (in_a * a.w13_saved_bytes + in_b * b.w13_saved_bytes) / (in_a + in_b)
     name = f"{a.name} in {in_a} layers + {b.name} in {in_b}"
-    return WeightFormat(name, a.dtype, mixed_bytes=mean, tensor_scale_bytes=scalars)
+    return WeightFormat(name, a.dtype, mixed_bytes=mean, tensor_scale_bytes=scalars, w13_saved_bytes=saved)
 
 
 def int_groups(bits: int, group: int, scale_bytes: float = 2.0) -> WeightFormat:

@@ -26,7 +26,7 @@ def test_latent_moe_projections() -> None:
     for name in ("experts.fc1_latent_proj", "experts.fc2_latent_proj"):
         assert o[name].category == "moe_experts", name
         assert o[name].flops_per_gpu == 2 * t * h * lat, name  # 134,217,728
-        assert o[name].weight_bytes_per_gpu == h * lat * 1, name  # fp8
+        assert o[name].weight_bytes_per_gpu == h * lat * 1 + 8, name  # fp8, FP32 weight_scale and input_scale
     assert o["experts.gate_up_proj"].flops_per_gpu == 2 * t * k * lat * i  # up only (relu2)
     assert o["experts.down_proj"].flops_per_gpu == 2 * t * k * i * lat
 

@@ -108,8 +108,9 @@ def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, 
 
 
 def _per_head(b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, note: str) -> Op:
-    """A per-head [k, n] weight applied to each of `h` local heads of `tokens` tokens (a batched GEMM)."""
-    return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_params=h * k * n, note=note)
+    """A per-head [k, n] weight applied to each of `h` local heads of `tokens` tokens (a batched GEMM): one of
+    kv_b_proj's two halves (W_UK, W_UV), each reading half of its per-tensor scalars."""
+    return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_params=h * k * n, note=note, scalars=0.5)
 
 
 def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, only: bool) -> list[Op]:

@@ -87,8 +87,11 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
         f"{touched:.1f} of {e_loc} local experts touched"
     )
     up_n = i_loc * (2 if m.gated else 1)
+    fmt = b.opts.wfmt("routed_experts")
+    # per-tensor scalars per touched expert: gate and up (one shared w13 input scale under FP8), or down
+    w13 = (2.0 - fmt.w13_saved_bytes / fmt.tensor_scale_bytes if fmt.tensor_scale_bytes else 2.0) if m.gated else 1.0
 
-    def expert_gemm(name: str, k: int, n: int) -> Op:
+    def expert_gemm(name: str, k: int, n: int, mats: float) -> Op:
         """One GEMM of the local experts over the rows routed here; weights of the experts touched."""
         op = b.gemm(
             name,
@@ -98,14 +101,15 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
             n,
             shard,
             weight_params=touched * k * n,
-            weight_dtype=b.opts.wfmt("routed_experts"),
+            weight_dtype=fmt,
             bias=touched * n if m.expert_bias else 0,  # each touched expert's bias (down's whole, as resident)
             note=note,
+            scalars=touched * mats,
         )
         op.flops = ratio(F.gemm_flops(1, n, k) * assigned, sh.ep)  # rows may be fractional: exact product
         return op
 
-    up = expert_gemm("experts.gate_up_proj", H, up_n)
+    up = expert_gemm("experts.gate_up_proj", H, up_n, w13)
     # relu2 (Nemotron-H) and gelu experts are two matrices, up then down: nothing gates the activation
     what = "gated activation: act(gate) * up" if m.gated else "activation of up_proj (not gated: up and down only)"
     act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, sharding=shard, note=what)
@@ -113,7 +117,7 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     act.act_read_bytes = rows * up_n * b.a
     act.act_write_bytes = rows * i_loc * b.a
     act.shape_in, act.shape_out = [[ceil_ratio(assigned, sh.ep), up_n]], [ceil_ratio(assigned, sh.ep), i_loc]
-    down = expert_gemm("experts.down_proj", i_loc, H)
+    down = expert_gemm("experts.down_proj", i_loc, H, 1.0)
     return [up, act, down]
 
 
