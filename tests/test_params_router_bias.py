@@ -88,6 +88,26 @@ def test_families_with_a_correction_bias(
 
 def test_hash_routed_layers_carry_no_bias() -> None:
     """DeepSeek-V4's first num_hash_layers (3) MoE layers choose experts with tid2eid[input_ids]
-    (transformers DeepseekV4HashRouter; vLLM builds no e_score_correction_bias there)."""
-    for layer, want in ((0, 0), (2, 0), (3, 256 * 4), (42, 256 * 4)):
+    (transformers DeepseekV4HashRouter; vLLM builds no e_score_correction_bias there): their top-k op reads one
+    tid2eid row of 6 int32 for the token instead (test_deepseek_v4_hash_layers_hold_tid2eid)."""
+    for layer, want in ((0, 6 * 4), (2, 6 * 4), (3, 256 * 4), (42, 256 * 4)):
         assert _topk_bytes(layer, model="deepseek-v4-flash") == want, layer
+
+
+def test_deepseek_v4_hash_layers_hold_tid2eid() -> None:
+    """A hash-routed layer picks experts by tid2eid[token id] (transformers DeepseekV4HashRouter; vLLM deepseek_v4:
+    gate.tid2eid = nn.Parameter(torch.zeros(vocab_size, num_experts_per_tok, dtype=torch.int32))): an int32
+    table of 129,280 x 6 = 3,102,720 B per hash layer on every GPU, no correction bias. DeepSeek-V4-Flash's 3
+    hash layers against the same config with num_hash_layers 0 (those layers then score-routed, with the
+    256-expert fp32 bias): 3 x 3,102,720 - 3 x 1,024 B more resident, 3 x 256 parameters fewer (the table is
+    an index, not a parameter). A step gathers one table row per token: 6 x 4 B per token."""
+    cfg = _config("deepseek-v4-flash")
+    assert (cfg["vocab_size"], cfg["num_experts_per_tok"], cfg["num_hash_layers"]) == (129280, 6, 3)
+    hashed = simulate(config=cfg, seq_len=1, tp=8)
+    scored = simulate(config={**cfg, "num_hash_layers": 0}, seq_len=1, tp=8)
+    table = 129280 * 6 * 4
+    assert table == 3_102_720
+    assert hashed.memory.weights_bytes_per_gpu - scored.memory.weights_bytes_per_gpu == 3 * table - 3 * 1024
+    assert scored.model.params_total - hashed.model.params_total == 3 * 256
+    assert _topk_bytes(0, model="deepseek-v4-flash") == 6 * 4
+    assert _topk_bytes(0, model="deepseek-v4-flash", batch_size=16) == 16 * 6 * 4

@@ -127,20 +127,21 @@ def with_router_correction(
     layers: tuple[LayerSpec, ...], cfg: Mapping[str, Any], model_type: str
 ) -> tuple[LayerSpec, ...]:
     """The MoE layers with their router's score-correction bias (CORRECTION_BIAS); DeepSeek-V4's first
-    `num_hash_layers` MoE layers route by token id (transformers DeepseekV4HashRouter) and carry none."""
+    `num_hash_layers` MoE layers route by token id (transformers DeepseekV4HashRouter) and carry none: their
+    tid2eid table instead (MoeSpec.hash_table_rows)."""
     dtype = correction_bias(cfg, model_type)
     if not dtype:
         return layers
     hashed = int(cfg.get("num_hash_layers", 3)) if model_type in HASH_ROUTED_TYPES else 0  # DeepseekV4Config: 3
+    # a hash-routed layer holds tid2eid instead: vLLM deepseek_v4 gate.tid2eid = nn.Parameter(torch.zeros(
+    # vocab_size, num_experts_per_tok, dtype=torch.int32)) (transformers DeepseekV4HashRouter: a buffer)
+    table = {"hash_table_rows": int(cfg.get("vocab_size") or 0)}
     out = []
     for layer in layers:
         if any(isinstance(x, MoeSpec) for x in layer.ffns):
-            if hashed > 0:
-                hashed -= 1
-            else:
-                layer = _with_ffns(
-                    layer, tuple(replace(x, correction_bias=dtype) if isinstance(x, MoeSpec) else x for x in layer.ffns)
-                )
+            fields = table if hashed > 0 else {"correction_bias": dtype}
+            hashed -= 1
+            layer = _with_ffns(layer, tuple(replace(x, **fields) if isinstance(x, MoeSpec) else x for x in layer.ffns))
         out.append(layer)
     return tuple(out)
 

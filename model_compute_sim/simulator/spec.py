@@ -163,6 +163,8 @@ class MoeSpec(FixedKind, kind="moe", label="moe"):
     # the aux-loss-free router's per-expert score-correction bias (DeepSeek-V3 `e_score_correction_bias`): the
     # dtype it is held in ("fp32"; "bf16" where the serving engine keeps the model dtype), "" when absent
     correction_bias: str = ""
+    # DeepSeek-V4 hash-routed layer: experts picked by tid2eid[token id], an int32 [vocab, top_k] table (its rows)
+    hash_table_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ DTYPE_BYTES: dict[str, float] = {
     "int8": 1.0,
     "fp4": 0.5,
     "int4": 0.5,
+    "int32": 4.0,  # index tables (DeepSeek-V4 tid2eid)
 }
 
 

@@ -40,6 +40,12 @@ def router_vectors(m: MoeSpec, hidden: int) -> int:
     return (m.experts if m.router_bias else 0) + scales + m.block_norms * hidden
 
 
+def hash_table_bytes(m: MoeSpec) -> float:
+    """DeepSeek-V4's tid2eid table of a hash-routed layer: int32 [vocab, top_k] on every rank (not a parameter:
+    an index table, a buffer in transformers)."""
+    return m.hash_table_rows * m.top_k * DTYPE_BYTES["int32"] if m.hash_table_rows else 0.0
+
+
 def correction_bias_bytes(m: MoeSpec) -> float:
     """The router's score-correction bias, one value per routed expert in its own dtype (fp32 in DeepSeek-V3's
     checkpoint and vLLM's DeepseekV2MoE; config_params.CORRECTION_BIAS), on every rank."""
@@ -173,6 +179,9 @@ class Moe(LayerKind[MoeSpec]):
         ops += [b.gemm("router", "moe_router", T, H, m.experts, "replicated", weight_dtype="bf16", bias=router_b), topk]
         if m.correction_bias and not b.flops_only:  # the top-k kernel adds the bias to the scores (vLLM grouped_topk)
             topk.weight_bytes += correction_bias_bytes(m)
+        if m.hash_table_rows and not b.flops_only:  # the selection gathers tid2eid rows of the step's tokens
+            topk.weight_bytes += min(T, m.hash_table_rows) * m.top_k * DTYPE_BYTES["int32"]
+            topk.note = "hash-routed: experts from tid2eid[token id]; the scores weight them"
         if m.router_scale:  # Gemma4TextRouter: top_k_weights * per_expert_scale[top_k_index]
             scale = b.vector(
                 "router_expert_scale", "moe_router", "elementwise", T * m.top_k, 1, weight_params=m.experts
@@ -218,7 +227,7 @@ class Moe(LayerKind[MoeSpec]):
         vectors = router_vectors(m, hidden)
         if m.expert_bias:  # gate/up bias of the local intermediate, down bias whole (added once after the reduce)
             vectors += local * ((2 if m.gated else 1) * (m.intermediate // shard.moe_tp) + (m.latent_size or hidden))
-        total += (hidden * m.experts + vectors) * DTYPE_BYTES["bf16"] + correction_bias_bytes(m)
+        total += (hidden * m.experts + vectors) * DTYPE_BYTES["bf16"] + correction_bias_bytes(m) + hash_table_bytes(m)
         shared = mats * hidden * (m.shared_intermediate // shard.tp) + (hidden if m.shared_gate else 0)
         total += shared * opts.wbytes("shared_experts")
         total += 2 * hidden * m.latent_size * latent_format(m, opts).bytes_per_weight  # latent projections, replicated
