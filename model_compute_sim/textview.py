@@ -341,6 +341,17 @@ def _unmeasured_lines(unmeasured: dict[str, float]) -> list[str]:
     return ["not ranked (MFU/MBU unknown): " + ", ".join(f"{k} {us(v)} us" for k, v in unmeasured.items())]
 
 
+def _flow_unmodelled_lines(r: KernelFlowResult) -> list[str]:
+    if not r.unmodelled:
+        return []
+    total = us(r.totals.kernel_time_us)
+    return [
+        "",
+        f"unmodelled (work no counted op stands for): {us(sum(u.gpu_time_us for u in r.unmodelled))} us of {total} us",
+        *[f"  {u.name}: {u.count} ops, {u.kernels} kernels, {us(u.gpu_time_us)} us ({u.reason})" for u in r.unmodelled],
+    ]
+
+
 _STEP_ROWS = 10  # the text view shows the first steps; --format json has all
 
 
@@ -408,6 +419,7 @@ def render_kernel_flow(r: KernelFlowResult) -> str:
             [[h.category, us(h.time_us), f"{h.utilisation_pct:.1f}", us(h.headroom_us)] for h in r.headroom[:10]],
         ),
         *_unmeasured_lines(r.headroom_unmeasured),
+        *_flow_unmodelled_lines(r),
         *_engine_step_lines(r.engine_steps),
         "",
         table(

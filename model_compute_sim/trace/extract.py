@@ -24,9 +24,8 @@ from model_compute_sim.trace.result import (
     Totals,
     TraceFlowResult,
     TraceMeta,
-    UnmodelledRow,
 )
-from model_compute_sim.trace.tally import CountedOp, FlowTally, KernelName, kernel_precision, tally, unmodelled_by_time
+from model_compute_sim.trace.tally import CountedOp, FlowTally, KernelName, kernel_precision, tally, unmodelled_rows
 
 Detail = Literal["summary", "layers", "ops"]
 step_context = analyse  # the earlier name of `analysis.analyse`
@@ -91,7 +90,7 @@ def extract_trace_flow(
         coverage=_coverage(t),
         by_category=_category_rows(t),
         kernels_by_category=_kernel_kind_rows(t),
-        unmodelled=_unmodelled_rows(t),
+        unmodelled=unmodelled_rows(t, _MAX_UNMODELLED, "see detail='ops'"),
         assumptions=flow_assumptions(ctx, t),
     )
     if request.detail in ("layers", "ops"):
@@ -195,27 +194,6 @@ def _kernel_kind_rows(t: FlowTally) -> list[KernelCategoryRow]:
         for kind, time in t.kind_time.items()
     )
     return sorted(rows, key=lambda r: -r.gpu_time_us)
-
-
-def _unmodelled_rows(t: FlowTally) -> list[UnmodelledRow]:
-    """Unmodelled op names by GPU time; past `_MAX_UNMODELLED`, one row sums the rest."""
-    rows = [
-        UnmodelledRow(name=n, count=u.count, gpu_time_us=round(u.time_us, 3), kernels=u.kernels, reason=u.reason)
-        for n, u in unmodelled_by_time(t)
-    ]
-    if len(rows) <= _MAX_UNMODELLED:
-        return rows
-    rest = rows[_MAX_UNMODELLED:]
-    return [
-        *rows[:_MAX_UNMODELLED],
-        UnmodelledRow(
-            name=f"({len(rest)} more op names)",
-            count=sum(r.count for r in rest),
-            gpu_time_us=round(sum(r.gpu_time_us for r in rest), 3),
-            kernels=sum(r.kernels for r in rest),
-            reason="see detail='ops'",
-        ),
-    ]
 
 
 def _device_name(devices: list[Any]) -> str | None:

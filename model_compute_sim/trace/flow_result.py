@@ -9,15 +9,25 @@ from model_compute_sim.page import Page
 # --- kernel_flow_mfu ---------------------------------------------------------------------------
 
 
+class UnmodelledRow(BaseModel):
+    """Work the trace cannot count: an op name (its ops in the window), or kernels without an op."""
+
+    name: str
+    count: int = Field(description="ops (capture: per launch); 0: no op")
+    gpu_time_us: float
+    kernels: int  # kernels whose time this row holds
+    reason: str
+
+
 class KernelMfuRow(BaseModel):
     name: str
-    category: str = Field(description="simulator op category (kernel-flow mode: the input's)")
+    category: str = Field(description="op category (kernel-flow mode: the input's)")
     kernel_category: str = Field(description="kernel class (flow mode: template op group)")
     layer: int | None = None
     count: int = Field(1, description="kernel instances in the row")
     ts_us: float | None = None
     dur_us: float = Field(description="summed over the row's instances")
-    ops: list[str] = Field(default_factory=list, description="ops the kernel implements or was launched by")
+    ops: list[str] = Field(default_factory=list, description="its op and launching op")
     attributed: bool = Field(description="tied to a modelled op")
     flops: float = 0.0
     bytes: float = 0.0
@@ -40,7 +50,7 @@ class KernelTotals(BaseModel):
     memcpy_memset_time_us: float = 0.0
     wall_time_us: float | None = Field(None, description="measured_ms, else the steps' GPU spans")
     wall_time_source: str | None = None
-    peak_tflops: float | None = Field(description="dense peak of dtype; null when the GPU lists none")
+    peak_tflops: float | None = Field(description="dense peak of dtype (null: not listed)")
     peak_dtype: str
     memory_bandwidth_gb_per_s: float
     mfu_pct: float | None = Field(None, description="flops / (wall x peak)")
@@ -134,6 +144,10 @@ class KernelFlowResult(BaseModel):
     steps: list[AlignedStep] | None = None
     engine_steps: list[StepReport] | None = None
     headroom_unmeasured: dict[str, float] = Field(default_factory=dict)  # category -> us, MFU/MBU unknown
+    # trace mode without a model: extract_trace_flow's unmodelled rows (each kernel once; the whole step whatever
+    # `layer`), the first few then one row summing the rest (time conserved) when `unmodelled_truncated`
+    unmodelled: list[UnmodelledRow] | None = None
+    unmodelled_truncated: bool = False
     assumptions: list[str]
 
 
@@ -144,7 +158,7 @@ class CategoryComparison(BaseModel):
     trace_flops: int
     template_flops: int = Field(description="per GPU (the trace is one rank)")
     template_flops_whole_model: int
-    ratio: float | None = Field(None, description="trace / template; None when the template is 0")
+    ratio: float | None = Field(None, description="trace / template (null: template 0)")
     status: str = Field(description="match | mismatch | trace_only | template_only | not_measurable | absent_in_step")
     trace_gpu_time_us: float = 0.0
     note: str = ""
@@ -175,7 +189,7 @@ class InferredShape(BaseModel):
 class CompareResult(BaseModel):
     verdict: str = Field(description="match | mismatch | inconclusive")
     compared_share_pct: float = Field(
-        description="share of the template's per-GPU FLOPs in categories that could be compared (match/mismatch)"
+        description="of the template's per-GPU FLOPs, in compared categories (match/mismatch)"
     )
     compared_kernel_time_pct: float | None = Field(None, description="of GEMM+attention kernel time; match needs 90")
     tensor_kernel_time_us: float = 0.0
@@ -185,7 +199,7 @@ class CompareResult(BaseModel):
     attention_flops: str
     mla_path: str
     logits: str
-    trace_flops: int = Field(description="FLOPs counted in the trace (one rank), all categories")
+    trace_flops: int = Field(description="one rank, all categories")
     template_flops_per_gpu: int
     template_flops_whole_model: int
     by_category: dict[str, CategoryComparison]
@@ -196,7 +210,7 @@ class CompareResult(BaseModel):
     layers: list[LayerComparison] | None = Field(None, description="all layers with detail='layers'")
     differing_layers: list[int | None]
     layers_page: Page | None = None
-    unmodelled: list[UnmodelledTime] = Field(description="GPU time in kernels the template/trace cannot cost")
+    unmodelled: list[UnmodelledTime] = Field(description="kernels no counted op stands for")
     unmodelled_gpu_time_us: float
     kernel_time_us: float
     assumptions: list[str]

@@ -31,6 +31,9 @@ from model_compute_sim.trace.kernels import PREC_PEAK, gemm_precision, kernel_ca
 from model_compute_sim.trace.load import load_trace
 from model_compute_sim.trace.op_flops import GEMM_OPS, op_flops, operand_dims
 from model_compute_sim.trace.step_report import analysed_span_us, step_reports
+from model_compute_sim.trace.tally import tally, unmodelled_rows
+
+MAX_UNMODELLED = 5  # unmodelled rows listed before one row sums the rest (extract_trace_flow lists 25)
 
 _TORCH_DTYPE = {
     "c10::BFloat16": "bf16",
@@ -290,7 +293,16 @@ def trace_mode(
         if layer is None
         else f"Rows are the kernels of layer {layer} in time order.",
     ]
-    return _finish(ctx, dev, rows, layer, None, measured_ms, limit, offset, assumptions, annotate_path)
+    res = _finish(ctx, dev, rows, layer, None, measured_ms, limit, offset, assumptions, annotate_path)
+    _add_unmodelled(ctx, res)
+    return res
+
+
+def _add_unmodelled(ctx: TraceAnalysis, res: KernelFlowResult) -> None:
+    """extract_trace_flow's unmodelled rows (`tally.unmodelled_rows`: each kernel once), the first few."""
+    t = tally(ctx)
+    res.unmodelled = unmodelled_rows(t, MAX_UNMODELLED, "see extract_trace_flow's unmodelled rows")
+    res.unmodelled_truncated = len(t.unmodelled) > MAX_UNMODELLED
 
 
 def _aligned_result(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from model_compute_sim.page import Page
-from model_compute_sim.trace.flow_result import TraceAlignment
+from model_compute_sim.trace.flow_result import TraceAlignment, UnmodelledRow
 
 
 class Totals(BaseModel):
-    flops: int = Field(description="GEMM + attention FLOPs of the leaf ops counted")
+    flops: int = Field(description="GEMM + attention FLOPs of counted ops")
     gemm_flops: int
     attention_flops: int
-    gpu_time_us: float = Field(description="sum of kernel durations (no memcpy/memset)")
-    kernels: int = Field(description="number of kernel events")
+    gpu_time_us: float = Field(description="kernels only (no memcpy/memset)")
+    kernels: int  # kernel events
     memcpy_memset_time_us: float
     ops: int = Field(description="CPU ops in the window")
 
@@ -23,15 +23,15 @@ class Coverage(BaseModel):
 
     linked_to_op_with_flops: float
     linked_to_op: float
-    linked_to_launch_only: float = Field(description="launch but no CPU op (graph replays)")
-    unlinked: float = Field(description="no launch and no op in the window (orphans)")
+    linked_to_launch_only: float = Field(description="graph replays: no CPU op")
+    unlinked: float = Field(description="no launch, no op (orphans)")
 
 
 class CategoryRow(BaseModel):
     category: str
     flops: int
     gpu_time_us: float
-    count: int = Field(description="ops counted plus kernels in the category")
+    count: int = Field(description="counted ops + kernels")
 
 
 class LayerRow(BaseModel):
@@ -44,7 +44,7 @@ class KernelCategoryRow(BaseModel):
     category: str
     gpu_time_us: float
     count: int
-    precision: dict[str, float] = Field(default_factory=dict, description="gpu_time_us by precision from kernel names")
+    precision: dict[str, float] = Field(default_factory=dict, description="gpu_time_us by kernel-name precision")
 
 
 class KernelRow(BaseModel):
@@ -72,16 +72,6 @@ class OpRow(BaseModel):
     ts_us: float
     dur_us: float
     scope: str
-
-
-class UnmodelledRow(BaseModel):
-    """Work the trace cannot count: an op name (its ops in the window), or kernels without an op."""
-
-    name: str
-    count: int = Field(description="its ops in the window (a capture op once per graph launch); 0: kernels without op")
-    gpu_time_us: float
-    kernels: int = Field(description="kernels whose time this row holds")
-    reason: str
 
 
 class TraceMeta(BaseModel):

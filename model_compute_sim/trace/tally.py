@@ -28,6 +28,7 @@ from model_compute_sim.trace.align import is_tensor_core_kernel
 from model_compute_sim.trace.analysis import KernelRecord, TraceAnalysis, kernel_in_window
 from model_compute_sim.trace.categorize import op_category
 from model_compute_sim.trace.events import KERNEL
+from model_compute_sim.trace.flow_result import UnmodelledRow
 from model_compute_sim.trace.kernels import gemm_precision
 from model_compute_sim.trace.op_flops import OP_REGISTRY
 from model_compute_sim.trace.tree import Flow
@@ -304,3 +305,25 @@ def _add_unmodelled(a: TraceAnalysis, t: FlowTally, ot: _OpTime) -> None:
 def unmodelled_by_time(t: FlowTally) -> list[tuple[str, Unmodelled]]:
     """Unmodelled op names, most GPU time (to the ns) first, then most ops."""
     return sorted(t.unmodelled.items(), key=lambda kv: (-round(kv[1].time_us, 3), -kv[1].count))
+
+
+def unmodelled_rows(t: FlowTally, most: int, see: str) -> list[UnmodelledRow]:
+    """The rows of `unmodelled_by_time`; past `most`, one row sums the rest (time and kernels conserved) and
+    says where to `see` them all."""
+    rows = [
+        UnmodelledRow(name=n, count=u.count, gpu_time_us=round(u.time_us, 3), kernels=u.kernels, reason=u.reason)
+        for n, u in unmodelled_by_time(t)
+    ]
+    if len(rows) <= most:
+        return rows
+    rest = rows[most:]
+    return [
+        *rows[:most],
+        UnmodelledRow(
+            name=f"({len(rest)} more op names)",
+            count=sum(r.count for r in rest),
+            gpu_time_us=round(sum(r.gpu_time_us for r in rest), 3),
+            kernels=sum(r.kernels for r in rest),
+            reason=see,
+        ),
+    ]

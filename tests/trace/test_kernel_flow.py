@@ -107,7 +107,7 @@ def test_trace_mode_conserves_time_on_every_fixture(name: str) -> None:
     assert r.headroom == sorted(r.headroom, key=lambda h: -h.headroom_us)
     small = kernel_flow_mfu(trace_path=path, gpu=GPU_FOR.get(name))
     assert small.totals == r.totals
-    assert len(small.model_dump_json()) < 20_000
+    assert len(small.model_dump_json()) < 21_000  # 40 kernel rows, engine steps, at most 6 unmodelled rows
 
 
 def test_trace_mode_h100_qwen_gemms_use_bf16_peak_and_layer_focus() -> None:
