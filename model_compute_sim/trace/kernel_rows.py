@@ -132,36 +132,51 @@ def _ideal_us(row: KernelMfuRow) -> tuple[float, float]:
     return c, m
 
 
+@dataclass(slots=True)
+class _CategorySums:
+    """One category's sums over its kernel rows."""
+
+    time_us: float = 0.0
+    count: int = 0  # kernel instances
+    attributed_us: float = 0.0
+    flops: float = 0.0
+    bytes: float = 0.0
+    compute_us: float = 0.0  # ideal compute-bound time (dur x MFU)
+    memory_us: float = 0.0  # ideal memory-bound time (dur x MBU)
+    measured_us: float = 0.0  # time of rows with a known MFU or MBU
+
+
 def _by_category(
     rows: list[KernelMfuRow], total: float
 ) -> tuple[list[KernelCategoryMfu], list[HeadroomRow], dict[str, float]]:
     """Per-category sums, the headroom ranking over kernels with a measured MFU or MBU, and the time
     whose utilisation is unknown (kept out of the ranking, never counted as 0% utilisation)."""
-    acc: dict[str, list[float]] = defaultdict(lambda: [0.0] * 8)
+    acc: dict[str, _CategorySums] = defaultdict(_CategorySums)
     for r in rows:
         a = acc[r.category]
         c, m = _ideal_us(r)
-        a[0] += r.dur_us
-        a[1] += r.count
-        a[2] += r.dur_us if r.attributed else 0.0
-        a[3] += r.flops
-        a[4] += r.bytes
-        a[5] += c
-        a[6] += m
-        a[7] += r.dur_us if (r.mfu_pct is not None or r.mbu_pct is not None) else 0.0
+        a.time_us += r.dur_us
+        a.count += r.count
+        a.attributed_us += r.dur_us if r.attributed else 0.0
+        a.flops += r.flops
+        a.bytes += r.bytes
+        a.compute_us += c
+        a.memory_us += m
+        a.measured_us += r.dur_us if (r.mfu_pct is not None or r.mbu_pct is not None) else 0.0
     cats: list[KernelCategoryMfu] = []
     head: list[HeadroomRow] = []
     unknown: dict[str, float] = {}
-    for cat, (t, n, att, fl, by, c, m, mt) in sorted(acc.items(), key=lambda kv: -kv[1][0]):
+    for cat, a in sorted(acc.items(), key=lambda kv: -kv[1].time_us):
+        t, fl, by, c, m, mt = a.time_us, a.flops, a.bytes, a.compute_us, a.memory_us, a.measured_us
         mfu = c * 100.0 / t if t and fl else None
         mbu = m * 100.0 / t if t and by else None
         cats.append(
             KernelCategoryMfu(
                 category=cat,
                 time_us=round(t, 3),
-                count=int(n),
-                attributed_time_us=round(att, 3),
-                unattributed_time_us=round(t - att, 3),
+                count=a.count,
+                attributed_time_us=round(a.attributed_us, 3),
+                unattributed_time_us=round(t - a.attributed_us, 3),
                 flops=fl,
                 bytes=round(by, 1),
                 mfu_pct=_r(mfu),
