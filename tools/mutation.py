@@ -151,6 +151,7 @@ AREAS = (
             "tests/trace/test_flops.py",
             "tests/trace/test_categorize_edges.py",
             "tests/trace/test_unmodelled.py",
+            "tests/trace/test_extract_request.py",
             *TRACE_PINS,
         ),
         30,
