@@ -190,3 +190,28 @@ def test_mamba2_vectors_stay_16_bit_in_a_quantized_checkpoint() -> None:
     got = layer_weight_bytes_per_gpu(layer, spec, Shard(), Options(weights=spec.weights))
     mats = 4096 * (2 * 8192 + 2 * 8 * 128 + 128) + 8192 * 4096
     assert got == mats * 1 + 2 * 8 + 59_648 * 2 + 128 * 4 + 4096 * 2  # + the block's input norm (bf16)
+
+
+def test_gated_deltanet_vectors_stay_unquantized() -> None:
+    """Qwen3.6-27B (ModelOpt MIXED_PRECISION: linear_attn in_proj_qkv / in_proj_z / out_proj FP8, 8 B of scalars
+    each; in_proj_a / in_proj_b counted with them): one Gated DeltaNet layer at tp 1 (hidden 5120, 16 key / 48
+    value heads of 128, conv kernel 4). Projections 5120 x (10240 + 6144 + 48 + 48) + 6144 x 5120 in fp8 and
+    5 x 8 B of scalars; conv taps (2 x 2048 + 6144) x 4 = 40,960, the gated norm's 128 and dt_bias 48 in bf16
+    (vLLM GatedDeltaNet: conv1d quant_config=None, dt_bias in the model dtype); A_log 48 in fp32."""
+    from model_compute_sim.simulator.layers import kind_of
+    from model_compute_sim.simulator.tensor_scales import tensor_scale_bytes
+
+    spec = resolve_spec("qwen3.6-27b", None, None)
+    la = next(x for layer in spec.layers for x in layer.mixers if x.kind == "gated_deltanet")
+    opts = Options(weights=spec.weights)
+    got = kind_of(la).weight_bytes(la, 5120, Shard(), opts) + tensor_scale_bytes(la, Shard(), opts)
+    mats = 5120 * (10240 + 6144 + 48 + 48) + 6144 * 5120
+    assert got == mats + 5 * 8 + (40_960 + 128 + 48) * 2 + 48 * 4
+
+
+def test_hybrid_decode_reads_every_resident_weight_but_the_embedding_table() -> None:
+    """Qwen3.6-27B decode at tp 1 (dense: Gated DeltaNet and GQA layers, FP8 / NVFP4 classes with their
+    per-tensor scalars, untied LM head NVFP4): resident - read = (248,320 - 1) x 5120 x 2 B (the embedding rows
+    a step does not gather), so every per-op read matches a resident byte."""
+    r = simulate(model="qwen3.6-27b", batch_size=1, seq_len=1, context_len=100)
+    assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (248_320 - 1) * 5120 * 2

@@ -247,8 +247,8 @@ def test_weights_per_gpu_routed_experts_fp4_rest_bf16() -> None:
         + H * hl  # b_proj (column)
         + H * D + D * (HD // tp)  # f_a_proj (replicated), f_b_proj (column)
         + (HD // tp) * H  # o_proj (row)
-        + 3 * (HD // tp) * 4 + hl + HD // tp + D  # convs, A_log, dt_bias, o_norm
-    ) * 2
+        + 3 * (HD // tp) * 4 + D  # convs, o_norm
+    ) * 2 + (hl + HD // tp) * 4  # A_log, dt_bias: float32 (KimiDeltaAttention torch.empty(..., dtype=torch.float32))
     mla = (
         H * 1536 + 1536 + 1536 * hl * 192  # q_a (replicated), q_a_layernorm, q_b (column)
         + H * 576 + 512 + 512 * hl * 256  # kv_a (replicated), kv_a_layernorm, kv_b (column)

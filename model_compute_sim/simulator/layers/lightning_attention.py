@@ -21,7 +21,7 @@ from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, 
 from model_compute_sim.simulator.layers.ssm_common import PROJ, core_op, core_paths
 from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import FixedKind
-from model_compute_sim.simulator.workload import Options
+from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 FP32 = 4.0  # bytes of the q, k, v and output vLLM hands the kernels (silu of the fp32 upcast)
 
@@ -152,6 +152,13 @@ class LightningAttention(DenseKind[LightningAttentionSpec]):
         return lightning_params(spec, hidden, shard.tp)
 
     weight_class = "recurrent"  # weight_formats: linear-attention projections
+
+    def weight_bytes(self, spec: LightningAttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """qkv_proj, output_gate, out_proj in the `recurrent` format; the norm's weight 16-bit (no checkpoint
+        quantizes a norm)."""
+        norm = spec.inner // shard.tp
+        mats = self.weight_count(spec, hidden, shard) - norm
+        return mats * opts.wbytes("recurrent") + norm * DTYPE_BYTES["bf16"]
 
     def cache(self, spec: LightningAttentionSpec, shard: Shard, opts: Options) -> Cache:
         return Cache(state_bytes=lightning_state_bytes(spec, shard.tp, opts.act_bytes))

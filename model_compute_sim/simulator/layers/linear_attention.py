@@ -80,6 +80,18 @@ def linear_attention_params(la: LinearAttentionSpec, hidden: int, tp: int = 1) -
     return proj + gates + conv + la.value_dim // tp * hidden + small
 
 
+def linear_attention_vectors(la: LinearAttentionSpec, tp: int) -> tuple[int, int]:
+    """(16-bit, fp32) elements of one rank's weights beside the projections, which no checkpoint quantizes: conv
+    taps and the gated norm's weight; A_log in fp32 and dt_bias in the model dtype (vLLM GatedDeltaNet:
+    nn.Parameter(torch.empty(num_v_heads / tp, dtype=torch.float32)), torch.ones(num_v_heads / tp)); KDA keeps
+    A_log and dt_bias both float32 (Kimi-Linear KimiDeltaAttention: torch.empty(..., dtype=torch.float32))."""
+    conv = la.conv_channels // tp * la.conv_kernel
+    a_log, dt = la.v_heads // tp, (la.value_dim if la.per_channel_decay else la.v_heads) // tp
+    if la.per_channel_decay:
+        return conv + la.head_v_dim, a_log + dt
+    return conv + la.head_v_dim + dt, a_log
+
+
 def linear_state_bytes(la: LinearAttentionSpec, tp: int, conv_bytes: float) -> float:
     """Recurrent state (v_heads x dk x dv in the state dtype) plus the conv state of one sequence, one layer,
     one tp rank; constant in the context length."""
@@ -170,6 +182,9 @@ def linear_attention_ops(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
             note="g = -exp(A_log) * softplus(a + dt_bias) (KDA: per key channel), beta = sigmoid(b)",
         )
     )
+    if not b.flops_only:  # it reads A_log and dt_bias of the local heads (linear_attention_vectors' dtypes)
+        dt = (la.value_dim if la.per_channel_decay else la.v_heads) // tp
+        ops[-1].weight_bytes = hv * DTYPE_BYTES["fp32"] + dt * DTYPE_BYTES["fp32" if la.per_channel_decay else "bf16"]
     l2 = b.vector("qk_l2norm", "norm", "norm", T * hk * la.head_k_dim * 2, F.RMSNORM_FLOPS_PER_ELEMENT)
     l2.sharding = split("heads", tp)
     ops.append(l2)
@@ -202,6 +217,12 @@ class _LinearAttention(DenseKind[LinearAttentionSpec]):
         return linear_attention_params(spec, hidden, shard.tp)
 
     weight_class = "recurrent"
+
+    def weight_bytes(self, spec: LinearAttentionSpec, hidden: int, shard: Shard, opts: Options) -> float:
+        """Projections in the `recurrent` format; conv taps, norm weight, A_log and dt_bias as vLLM holds them."""
+        small, fp32 = linear_attention_vectors(spec, shard.tp)
+        mats = self.weight_count(spec, hidden, shard) - small - fp32
+        return mats * opts.wbytes("recurrent") + small * DTYPE_BYTES["bf16"] + fp32 * DTYPE_BYTES["fp32"]
 
     def cache(self, spec: LinearAttentionSpec, shard: Shard, opts: Options) -> Cache:
         return Cache(state_bytes=linear_state_bytes(spec, shard.tp, opts.act_bytes))
