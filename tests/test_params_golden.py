@@ -106,7 +106,8 @@ def test_every_layer_kind_says_which_matrices_it_stores() -> None:
     # the per-tensor scalars of quantized checkpoints (NVFP4: 8 B per stored matrix) are counted per kind:
     # a new kind must list its matrices in simulator/tensor_scales.py, or NVFP4 weight bytes would miss them
     from model_compute_sim.simulator.layers import registered
-    from model_compute_sim.simulator.tensor_scales import KINDS
+    from model_compute_sim.simulator.tensor_scales import KINDS, ROWS
 
     package = {k for k, v in registered().items() if type(v).__module__.startswith("model_compute_sim.")}
     assert package == set(KINDS)  # (kinds a test registers, e.g. a toy state kind, are not the package's)
+    assert package == set(ROWS)  # and their output rows (per-channel scales)

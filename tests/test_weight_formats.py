@@ -7,6 +7,9 @@ tensor); DeepSeek-V3 `weight_block_size: [128, 128]` (one FP32 `weight_scale_inv
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from model_compute_sim.errors import ConfigError
@@ -201,21 +204,65 @@ def test_fp8_per_tensor_scalars_resident_and_per_op(quant: dict[str, object], sc
     ("quant", "name"),
     [
         (dict(quant_method="fbgemm_fp8", activation_scale_ub=1200.0), "fbgemm_fp8"),
-        (
-            dict(
-                quant_method="compressed-tensors",
-                config_groups=dict(
-                    group_0=dict(targets=["Linear"], weights=dict(num_bits=8, type="float", strategy="channel"))
-                ),
-            ),
-            "strategy 'channel'",
-        ),
     ],
 )
-def test_per_channel_fp8_scales_are_refused_by_name(quant: dict[str, object], name: str) -> None:
-    """One FP32 scale per output row (vLLM ChannelQuantScaleParameter) is not modelled: refused, not dropped."""
+def test_fbgemm_fp8_is_refused_by_name(quant: dict[str, object], name: str) -> None:
+    """FBGEMM FP8 keeps a per-row scale and a per-module input bound (vLLM FBGEMMFp8LinearMethod): refused."""
     with pytest.raises(ConfigError, match=name):
         simulate(config=_llama8b(**quant), seq_len=1)
+
+
+CHANNEL = dict(
+    quant_method="compressed-tensors",
+    config_groups=dict(
+        group_0=dict(
+            targets=["Linear"],
+            weights=dict(num_bits=8, type="float", strategy="channel", dynamic=False),
+            input_activations=dict(num_bits=8, type="float", strategy="token", dynamic=True),
+        )
+    ),
+    ignore=["lm_head"],
+)
+
+
+def test_fp8_per_channel_scales_one_fp32_per_output_row() -> None:
+    """compressed-tensors FP8, channel strategy, dynamic per-token activations (the common "FP8-dynamic"
+    checkpoints): one FP32 weight_scale per output row (vLLM CompressedTensorsW8A8Fp8: ChannelQuantScaleParameter
+    (rows, 1)), no input scale. Llama-3.1-8B per layer: q 4096 + k 1024 + v 1024 + o 4096 + gate, up 2 x 14336
+    + down 4096 = 43,008 rows x 4 B = 172,032 B. At tp 2 the column-parallel rows halve, o / down keep theirs:
+    2048 + 512 + 512 + 4096 + 2 x 7168 + 4096 = 25,600 rows. A decode step reads each matrix's rows: q_proj
+    4096 x 4096 + 4096 x 4 B; and every resident byte but the embedding table."""
+    cfg = _llama8b(**CHANNEL)
+    r = simulate(config=cfg, batch_size=1, seq_len=1, context_len=100)
+    assert r.memory.weights_bytes_per_gpu == 32 * (LLAMA8B_MATRICES + 43_008 * 4) + LLAMA8B_REST
+    assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (128256 - 1) * 4096 * 2
+    ops = {
+        o.name: o.weight_bytes_per_gpu
+        for g in simulate(config=cfg, seq_len=1, detail="ops").layer_groups or []
+        for o in g.ops or []
+    }
+    assert ops["q_proj"] == 4096 * 4096 + 4096 * 4 and ops["mlp.down_proj"] == 14336 * 4096 + 4096 * 4
+    tp2 = simulate(config=cfg, batch_size=1, seq_len=1, context_len=100, tp=2)
+    plain_tp2 = simulate(config=cfg, batch_size=1, seq_len=1, context_len=100, tp=2, weight_dtype="fp8")
+    assert tp2.memory.weights_bytes_per_gpu - plain_tp2.memory.weights_bytes_per_gpu == 32 * 25_600 * 4
+
+
+def test_fp8_per_channel_mla_and_experts() -> None:
+    """The golden DeepSeek-V3 test config (hidden 64, 4 heads, q_lora 24, kv_lora 32, nope 16, rope 8, v 16;
+    8 experts of width 32, 1 shared, top-2) with per-channel FP8: absorbed decode reads W_UK's 4 x 16 and W_UV's
+    4 x 16 output rows of kv_b_proj; each touched expert's gate_up 2 x 32 rows and down 64."""
+    doc = json.loads((Path(__file__).parent / "golden" / "golden_flops.json").read_text())
+    cfg = {**next(c["config"] for c in doc["cases"] if c["family"] == "deepseek_v3"), "quantization_config": CHANNEL}
+    assert (cfg["num_attention_heads"], cfg["qk_nope_head_dim"], cfg["v_head_dim"]) == (4, 16, 16)
+    r = simulate(config=cfg, seq_len=1, context_len=100, detail="ops")
+    plain = simulate(config=cfg, seq_len=1, context_len=100, detail="ops", weight_dtype="fp8")
+    ops = {o.name: o for g in r.layer_groups or [] for o in g.ops or []}
+    ref = {o.name: o for g in plain.layer_groups or [] for o in g.ops or []}
+    for name, rows in (("q_absorb_uk", 4 * 16), ("out_absorb_uv", 4 * 16), ("q_a_proj", 24), ("o_proj", 64)):
+        assert ops[name].weight_bytes_per_gpu - ref[name].weight_bytes_per_gpu == rows * 4, name
+    touched = ops["experts.down_proj"].weight_bytes_per_gpu - ref["experts.down_proj"].weight_bytes_per_gpu
+    gate_up = ops["experts.gate_up_proj"].weight_bytes_per_gpu - ref["experts.gate_up_proj"].weight_bytes_per_gpu
+    assert gate_up == touched / 64 * 2 * 32 and touched > 0
 
 
 def test_fp8_fused_experts_share_one_w13_input_scale() -> None:
@@ -238,3 +285,28 @@ def test_fp8_fused_experts_share_one_w13_input_scale() -> None:
     }
     assert ops["experts.gate_up_proj"].weight_bytes_per_gpu - fp8["experts.gate_up_proj"].weight_bytes_per_gpu == 8 * 12
     assert ops["experts.down_proj"].weight_bytes_per_gpu - fp8["experts.down_proj"].weight_bytes_per_gpu == 8 * 8
+
+
+@pytest.mark.parametrize(
+    ("source", "family", "extra"),
+    [
+        ("golden_linear_attention.json", "qwen3_5", {}),  # Gated DeltaNet + GQA, dense
+        ("golden_ssm.json", "jamba", {"num_experts": 1}),  # Mamba-1 + GQA, dense
+        ("golden_ssm.json", "nemotron_h_dense", {}),  # Mamba-2 + GQA + MLP
+        ("golden_ssm.json", "falcon_h1", {}),  # Mamba-2 beside GQA in every layer
+        ("golden_ssm.json", "lfm2", {}),  # short conv + GQA
+    ],
+)
+def test_fp8_per_channel_rows_resident_equal_rows_read(source: str, family: str, extra: dict[str, object]) -> None:
+    """The rows tensor_scales.ROWS counts resident per kind equal the rows the ops read (each GEMM's params / k):
+    a dense decode reads every resident byte but the embedding table, per-channel scales included."""
+    doc = json.loads((Path(__file__).parent / "golden" / source).read_text())
+    cfg = {**next(c["config"] for c in doc["cases"] if c["family"] == family), **extra, "quantization_config": CHANNEL}
+    r = simulate(config=cfg, batch_size=1, seq_len=1, context_len=100, detail="ops", limit=1000)
+    plain = simulate(config=cfg, batch_size=1, seq_len=1, context_len=100, detail="ops", limit=1000, weight_dtype="fp8")
+    read = {g.label: sum(o.weight_bytes_per_gpu for o in g.ops or []) for g in r.layer_groups or []}
+    read0 = {g.label: sum(o.weight_bytes_per_gpu for o in g.ops or []) for g in plain.layer_groups or []}
+    counts = {g.label: g.count for g in r.layer_groups or []}
+    resident_rows = r.memory.weights_bytes_per_gpu - plain.memory.weights_bytes_per_gpu
+    assert resident_rows > 0
+    assert resident_rows == sum((read[k] - read0[k]) * counts[k] for k in read)

@@ -18,6 +18,7 @@ from model_compute_sim.simulator.weight_formats import (
     WeightFormat,
     WeightTable,
     fp8_blocks,
+    fp8_per_channel,
     fp8_per_tensor,
     int_groups,
     mixed,
@@ -218,20 +219,15 @@ def _compressed_tensors(q: Config, b: _Builder) -> str:
         fmt = nvfp4(group or 16)  # compressed-tensors nvfp4-pack-quantized: FP8 E4M3 scale per 16
     elif bits == 4 and kind == "int" and group:
         fmt = int_groups(4, group)  # symmetric: one bf16 scale per group, no zero point
-    elif bits == 8 and kind == "float" and w.get("strategy") == "channel":
-        raise ConfigError(
-            "quantization_config (compressed-tensors) 8-bit float weights with strategy 'channel' store one FP32 "
-            "weight_scale per output row (vLLM CompressedTensorsW8A8Fp8 ChannelQuantScaleParameter); per-channel "
-            "scales are not modelled (known: strategy 'tensor')"
-        )
-    elif bits == 8 and kind == "float" and w.get("strategy") in ("tensor", None):
+    elif bits == 8 and kind == "float" and w.get("strategy") in ("tensor", "channel", None):
         acts = g.get("input_activations")
-        fmt = fp8_per_tensor(static_input=isinstance(acts, Mapping) and not acts.get("dynamic", False))
+        static = isinstance(acts, Mapping) and not acts.get("dynamic", False)
+        fmt = fp8_per_channel(static) if w.get("strategy") == "channel" else fp8_per_tensor(static)
     else:
         raise ConfigError(
             f"quantization_config (compressed-tensors) weights num_bits={bits} type={kind!r} "
             f"strategy={w.get('strategy')!r} group_size={group} is not understood; known: 4-bit float (mxfp4, "
-            "nvfp4), 4-bit int groups, 8-bit float per tensor"
+            "nvfp4), 4-bit int groups, 8-bit float per tensor or per channel"
         )
     b.quantize(fmt)
     b.exclude(q.get("ignore") or [], "quantization_config.ignore")

@@ -58,7 +58,7 @@ def layer_weight_bytes_per_gpu(layer: LayerSpec, spec: ModelSpec, shard: Shard, 
     hidden = spec.hidden_size
     total = 0.0
     for x in (*layer.mixers, *layer.ffns):
-        total += kind_of(x).weight_bytes(x, hidden, shard, opts) + tensor_scale_bytes(x, shard, opts)
+        total += kind_of(x).weight_bytes(x, hidden, shard, opts) + tensor_scale_bytes(x, shard, opts, hidden)
     norms = layer.norms * hidden * spec.norm_vectors + (attn_res_params(hidden) if layer.attn_res else 0)
     return total + norms * DTYPE_BYTES["bf16"]
 
@@ -165,7 +165,12 @@ def _stage_residents(step: Step, stage: int) -> tuple[float, CacheProfile]:
     if stage == par.pp - 1:  # the final norm, the LM head (unless tied on this rank) and its bias
         weights += hidden * vectors * DTYPE_BYTES["bf16"]
         if not spec.tie_word_embeddings or par.pp > 1:
-            weights += table * opts.wbytes("lm_head") + opts.wfmt("lm_head").tensor_scale_bytes
+            head = opts.wfmt("lm_head")  # its per-tensor scalars, and a per-row scale per local vocab row
+            weights += (
+                table * head.bytes_per_weight
+                + head.tensor_scale_bytes
+                + spec.vocab_size / par.tp * head.row_scale_bytes
+            )
         weights += (spec.vocab_size / par.tp if spec.lm_head_bias else 0) * DTYPE_BYTES["bf16"]
     prof = cache_profile(in_stage, shard, opts)
     if len(_RESIDENTS) > 1024:

@@ -152,6 +152,7 @@ class BuilderBase:
         bias: Number = 0,
         note: str = "",
         scalars: Number = 1,
+        rows: Number | None = None,
     ) -> Op:
         """[m, k] x [k, n]; the weight is [k, n] unless `weight_params` says otherwise (MoE).
 
@@ -159,13 +160,18 @@ class BuilderBase:
         `bias`: elements of the bias vector this rank reads, in bf16 whatever the weight format (checkpoints
         keep biases unquantized), as the resident weight bytes count them. `scalars`: stored matrices whose
         per-tensor scalars (WeightFormat.tensor_scale_bytes: NVFP4 / FP8 weight and input scales) it reads, as
-        tensor_scales.py counts them resident."""
+        tensor_scales.py counts them resident; `rows`: output rows whose per-channel scales it reads (default the
+        weight's params / k)."""
         flops = scaled(F.gemm_flops(1, n, k), m) if isinstance(m, float) else F.gemm_flops(m, n, k)
         if self.flops_only:
             return flops_op(name, category, "gemm", flops, 0)
         params = k * n if weight_params is None else weight_params
         fmt = weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])
-        scalar_bytes = fmt.tensor_scale_bytes * float(scalars) if isinstance(fmt, WeightFormat) else 0.0
+        scalar_bytes = 0.0
+        if isinstance(fmt, WeightFormat):
+            scalar_bytes = fmt.tensor_scale_bytes * float(scalars)
+            if fmt.row_scale_bytes:
+                scalar_bytes += fmt.row_scale_bytes * float(params / k if rows is None else rows)
         rows = _r(m)
         # positional, in Op's field order: keywords cost twice as much on this path (every op of a call)
         return Op(

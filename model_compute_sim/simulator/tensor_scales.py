@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from model_compute_sim.errors import ConfigError
 from model_compute_sim.simulator.ops import Shard
 from model_compute_sim.simulator.spec import AttentionSpec, KindSpec, MlpSpec, MoeSpec, SsmSpec
 from model_compute_sim.simulator.workload import Options
@@ -85,16 +86,101 @@ KINDS: dict[str, Callable[[KindSpec, Shard], Counts]] = {
 }
 
 
+# Output rows of the stored matrices of one layer on a rank, per class (per-channel scales: one per row; a
+# row-parallel matrix keeps every output row on every rank)
+
+
+def _gqa_rows(a: AttentionSpec, sh: Shard, hidden: int) -> Counts:
+    h, kv = a.heads // sh.tp, sh.kv_heads(a.kv_heads)
+    v = 0 if a.k_eq_v else kv * a.v_head_dim
+    return {"attention": h * a.head_dim + kv * a.head_dim + v + h * a.output_gate_dim, "attention_out": hidden}
+
+
+def _mla_rows(a: AttentionSpec, sh: Shard, hidden: int) -> Counts:
+    h, ix = a.heads // sh.tp, a.indexer
+    q = (a.q_lora_rank or 0) + h * (a.qk_nope_dim + a.qk_rope_dim)  # q_a + q_b, or q_proj
+    kv = a.kv_lora_rank + a.qk_rope_dim + h * (a.qk_nope_dim + a.v_head_dim)  # kv_a_proj_with_mqa, kv_b_proj
+    index = ix.heads * ix.head_dim + ix.head_dim + ix.heads if ix is not None and ix.runs else 0
+    return {"attention": q + kv + h * a.output_gate_dim, "attention_out": hidden, "attention_indexer": index}
+
+
+def _moe_rows(m: MoeSpec, sh: Shard, hidden: int) -> Counts:
+    up = 2 if m.gated else 1
+    expert = up * (m.intermediate // sh.moe_tp) + (m.latent_size or hidden)
+    latent = m.latent_size + hidden if m.latent_size and m.latent_style == "nemotron" else 0
+    shared = up * (m.shared_intermediate // sh.tp) + hidden if m.shared_intermediate else 0
+    return {"routed_experts": (m.experts // sh.ep) * expert + latent, "shared_experts": shared + int(m.shared_gate)}
+
+
+def _ssm_rows(s: SsmSpec, sh: Shard, hidden: int) -> Counts:
+    from model_compute_sim.simulator.layers.ssm_common import in_proj_width
+
+    x_proj = s.dt_rank + 2 * s.state if s.kind == "mamba1" else 0  # dt_proj is 16-bit (no scales)
+    return {"recurrent": in_proj_width(s, hidden, sh.tp) + x_proj + hidden}
+
+
+def _linear_attention_rows(x: KindSpec, sh: Shard, hidden: int) -> Counts:
+    from model_compute_sim.simulator.layers.linear_attention import LinearAttentionSpec
+
+    assert isinstance(x, LinearAttentionSpec)
+    gates = x.low_rank_gates * (x.gate_rank + x.value_dim // sh.tp) if x.gate_rank else 0
+    return {"recurrent": sum(w // sh.tp for _, w in x.projections) + gates + hidden}
+
+
+def _lightning_rows(x: KindSpec, sh: Shard, hidden: int) -> Counts:
+    from model_compute_sim.simulator.layers.lightning_attention import LightningAttentionSpec
+
+    assert isinstance(x, LightningAttentionSpec)
+    return {"recurrent": 4 * (x.inner // sh.tp) + hidden}  # qkv_proj (3), output_gate, out_proj
+
+
+def _msa_rows(x: KindSpec, sh: Shard, hidden: int) -> Counts:
+    from model_compute_sim.simulator.layers.msa import MsaSpec
+
+    assert isinstance(x, MsaSpec)
+    index = sh.kv_heads(x.index_heads) * x.index_dim + x.index_dim  # index_q_proj, index_k_proj
+    return {**_gqa_rows(x.attention, sh, hidden), "attention_indexer": index}
+
+
+def _csa_rows(x: KindSpec, sh: Shard, hidden: int) -> Counts:
+    raise ConfigError(
+        "per-channel FP8 weight scales (one FP32 per output row) on DeepSeek-V4 attention (wq_a/wq_b/wkv, grouped "
+        "wo_a/wo_b, compressor, indexer) are not modelled"
+    )
+
+
+ROWS: dict[str, Callable[[KindSpec, Shard, int], Counts]] = {
+    "gqa": lambda x, sh, hidden: _gqa_rows(x, sh, hidden) if isinstance(x, AttentionSpec) else {},
+    "mla": lambda x, sh, hidden: _mla_rows(x, sh, hidden) if isinstance(x, AttentionSpec) else {},
+    "mlp": lambda x, sh, hidden: (
+        {"dense_mlp": (2 if x.gated else 1) * (x.intermediate // sh.tp) + hidden} if isinstance(x, MlpSpec) else {}
+    ),
+    "moe": lambda x, sh, hidden: _moe_rows(x, sh, hidden) if isinstance(x, MoeSpec) else {},
+    "mamba2": lambda x, sh, hidden: _ssm_rows(x, sh, hidden) if isinstance(x, SsmSpec) else {},
+    "mamba1": lambda x, sh, hidden: _ssm_rows(x, sh, hidden) if isinstance(x, SsmSpec) else {},
+    "short_conv": lambda x, sh, hidden: _ssm_rows(x, sh, hidden) if isinstance(x, SsmSpec) else {},
+    "gated_deltanet": _linear_attention_rows,
+    "kimi_delta_attention": _linear_attention_rows,
+    "lightning_attention": _lightning_rows,
+    "csa": _csa_rows,
+    "msa": _msa_rows,
+}
+
+
 def stored_matrices(x: KindSpec, shard: Shard) -> Counts:
     """Weight matrices of one layer of this kind held on the rank `shard` describes, by weight class."""
     return KINDS[x.kind](x, shard)
 
 
-def tensor_scale_bytes(x: KindSpec, shard: Shard, opts: Options) -> float:
-    """Bytes of the per-tensor scalars of one layer of this kind on one rank."""
+def tensor_scale_bytes(x: KindSpec, shard: Shard, opts: Options, hidden: int = 0) -> float:
+    """Bytes of the per-tensor scalars (and per-row scales of per-channel formats) of one layer of this kind on
+    one rank."""
     total = 0.0
     for cls, n in stored_matrices(x, shard).items():
         total += n * opts.wfmt(cls).tensor_scale_bytes
+    if any(opts.wfmt(cls).row_scale_bytes for cls in stored_matrices(x, shard)):
+        for cls, rows in ROWS[x.kind](x, shard, hidden).items():
+            total += rows * opts.wfmt(cls).row_scale_bytes
     if isinstance(x, MoeSpec) and x.gated:  # one w13 input scale per expert (fp8_per_tensor)
         total -= (x.experts // shard.ep) * opts.wfmt("routed_experts").w13_saved_bytes
     return total

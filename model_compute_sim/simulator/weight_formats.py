@@ -15,8 +15,9 @@ Bytes per weight = element bytes + scale bytes / elements per scale. Sources of 
 - FP8 per tensor (ModelOpt `quant_algo: FP8`; `quant_method: fp8` without weight_block_size; compressed-tensors
   8-bit float, tensor strategy): one FP32 weight_scale per matrix and, with static activation scales, one FP32
   input_scale: 8 B (4 B) per stored matrix (`tensor_scale_bytes`); a fused expert's gate and up share one
-  input scale (`w13_saved_bytes`). Per-channel FP8 scales (fbgemm_fp8, compressed-tensors channel strategy:
-  one FP32 per output row) are refused by name (config_quant.py).
+  input scale (`w13_saved_bytes`).
+- FP8 per channel (compressed-tensors 8-bit float, channel strategy): one FP32 weight_scale per output row of
+  each stored matrix (`row_scale_bytes`; rows per kind in tensor_scales.py). fbgemm_fp8 is refused by name.
 - INT4 groups (compressed-tensors `pack-quantized`, `type: int`, `group_size: g`, symmetric): one
   scale per group in the checkpoint's dtype (bf16, 2 B) -> 0.5 + 2/g B.
 """
@@ -52,6 +53,7 @@ class WeightFormat:
     # bytes a gated routed expert stores fewer than tensor_scale_bytes x 3: vLLM's fused FP8 MoE keeps one
     # w13_input_scale per expert for gate and up together (NVFP4 keeps two: 0)
     w13_saved_bytes: float = 0.0
+    row_scale_bytes: float = 0.0  # per output row of each stored matrix (per-channel FP8: one FP32 each)
 
     @property
     def bytes_per_weight(self) -> float:
@@ -92,6 +94,17 @@ def fp8_per_tensor(static_input: bool = True) -> WeightFormat:
     return WeightFormat("fp8", "fp8", tensor_scale_bytes=4.0 + inputs, w13_saved_bytes=inputs)
 
 
+def fp8_per_channel(static_input: bool = False) -> WeightFormat:
+    """FP8 with one FP32 weight_scale per output row (compressed-tensors 8-bit float, channel strategy: vLLM
+    CompressedTensorsW8A8Fp8 ChannelQuantScaleParameter (rows, 1); its fused MoE w13_weight_scale
+    (experts, 2 x intermediate, 1) and w2_weight_scale (experts, hidden, 1)) and, for static activation scales,
+    one FP32 input_scale per matrix (gate and up of an expert share one)."""
+    inputs = 4.0 if static_input else 0.0
+    return WeightFormat(
+        "fp8 (per-channel scales)", "fp8", tensor_scale_bytes=inputs, w13_saved_bytes=inputs, row_scale_bytes=4.0
+    )
+
+
 def fp8_blocks(rows: int, cols: int, scale_bytes: float = 4.0) -> WeightFormat:
     scale = "fp32" if scale_bytes == 4.0 else "ue8m0"
     return WeightFormat(f"fp8 ({rows}x{cols} blocks, {scale} scales)", "fp8", rows * cols, scale_bytes)
@@ -103,8 +116,11 @@ def mixed(a: WeightFormat, in_a: int, b: WeightFormat, in_b: int) -> WeightForma
     mean = (in_a * a.bytes_per_weight + in_b * b.bytes_per_weight) / (in_a + in_b)
     scalars = (in_a * a.tensor_scale_bytes + in_b * b.tensor_scale_bytes) / (in_a + in_b)
     saved = (in_a * a.w13_saved_bytes + in_b * b.w13_saved_bytes) / (in_a + in_b)
+    rows = (in_a * a.row_scale_bytes + in_b * b.row_scale_bytes) / (in_a + in_b)
     name = f"{a.name} in {in_a} layers + {b.name} in {in_b}"
-    return WeightFormat(name, a.dtype, mixed_bytes=mean, tensor_scale_bytes=scalars, w13_saved_bytes=saved)
+    return WeightFormat(
+        name, a.dtype, mixed_bytes=mean, tensor_scale_bytes=scalars, w13_saved_bytes=saved, row_scale_bytes=rows
+    )
 
 
 def int_groups(bits: int, group: int, scale_bytes: float = 2.0) -> WeightFormat:

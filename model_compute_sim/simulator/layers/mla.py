@@ -107,18 +107,25 @@ def _expanded(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, 
     return [op, core]
 
 
-def _per_head(b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, note: str) -> Op:
+def _per_head(b: BuilderBase, name: str, tokens: int, h: int, k: int, n: int, col: str, note: str, rows: int) -> Op:
     """A per-head [k, n] weight applied to each of `h` local heads of `tokens` tokens (a batched GEMM): one of
-    kv_b_proj's two halves (W_UK, W_UV), each reading half of its per-tensor scalars."""
-    return b.gemm(name, "attention_proj", tokens * h, k, n, col, weight_params=h * k * n, note=note, scalars=0.5)
+    kv_b_proj's two halves (W_UK, W_UV), each reading half of its per-tensor scalars and the per-channel scales
+    of its `rows` of kv_b_proj's output rows."""
+    return b.gemm(
+        name, "attention_proj", tokens * h, k, n, col, weight_params=h * k * n, note=note, scalars=0.5, rows=rows
+    )
 
 
 def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, only: bool) -> list[Op]:
     r, nope, rope, dv = a.kv_lora_rank, a.qk_nope_dim, a.qk_rope_dim, a.v_head_dim
-    q_absorb = _per_head(b, "q_absorb_uk", wl.tokens, h, nope, r, col, "W_UK folded into the query (absorbed MLA)")
+    q_absorb = _per_head(
+        b, "q_absorb_uk", wl.tokens, h, nope, r, col, "W_UK folded into the query (absorbed MLA)", h * nope
+    )
     core = attention_core(b, "attention" if only else "attention_absorbed", a, wl, h, 1, r + rope, r, kv_dims=r + rope)
     core.note += "; absorbed: latent-space MQA"
-    out_absorb = _per_head(b, "out_absorb_uv", wl.tokens, h, r, dv, col, "W_UV folded into the output (absorbed MLA)")
+    out_absorb = _per_head(
+        b, "out_absorb_uv", wl.tokens, h, r, dv, col, "W_UV folded into the output (absorbed MLA)", h * dv
+    )
     return [q_absorb, core, out_absorb]
 
 
