@@ -178,6 +178,7 @@ _SORT_NONE = "the None layer sorts by its first key (True) alone: its second key
 _OP_DEFAULT = "Op.sharding defaults to 'replicated': passing it or not builds the same op"
 _DEFAULT_TP = "its one caller (layers) always passes tp: the default is never used"
 _NAMES = "thread / process names (ph M metadata) are loaded but read by no analysis"
+_STRICT = "zip's strict is a flag whose default is False: strict=None and no strict give the same pairs"
 EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     (
         "trace/align_run.py",
@@ -252,6 +253,8 @@ EQUIVALENT: tuple[tuple[str, str, str, str, str], ...] = (
     ("simulator/ssm_formulas.py", "mamba1_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("simulator/ssm_formulas.py", "short_conv_state_elements", "tp: int = 1", "tp: int = 2", _DEFAULT_TP),
     ("trace/extract.py", "*", "x if x is not None else 0))", "x if (x is not None) or True else 0))", _SORT_NONE),
+    ("trace/extract.py", "_request", "args, strict=False))", "args, strict=None))", _STRICT),
+    ("trace/extract.py", "_request", "args, strict=False))", "args, ))", _STRICT),
     ("trace/load.py", "*", "self.flows.append(FlowEndpoint(", "", _FLOWS),
     ("trace/load.py", "*", 'elif kind == FLOW and (ph == "s" or ph == "f"):', "", _FLOWS),
     ("trace/load.py", "*", "self.skipped += 1", "", _FLOWS),
