@@ -111,3 +111,24 @@ def test_deepseek_v4_hash_layers_hold_tid2eid() -> None:
     assert scored.model.params_total - hashed.model.params_total == 3 * 256
     assert _topk_bytes(0, model="deepseek-v4-flash") == 6 * 4
     assert _topk_bytes(0, model="deepseek-v4-flash", batch_size=16) == 16 * 6 * 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "params", "resident"),
+    [
+        ({}, 0, 0),
+        ({"topk_method": "noaux_tc"}, 48 * 128, 48 * 128 * 4),  # DeepSeek-style score-correction bias, fp32
+        ({"use_moe_router_bias": True}, 48 * 128, 48 * 128 * 4),  # Step's spelling
+        ({"use_expert_bias": True}, 48 * 128, 48 * 128 * 4),  # LFM2-MoE's
+        ({"moe_use_aux_free": True}, 48 * 128, 48 * 128 * 4),  # ERNIE's
+        ({"router_bias": True}, 48 * 128, 48 * 128 * 2),  # an nn.Linear bias on the router, 16-bit
+    ],
+)
+def test_generic_path_reads_the_router_bias_keys(extra: dict[str, Any], params: int, resident: int) -> None:
+    """A model_type without a family rule (Qwen3-30B-A3B's config renamed: 48 MoE layers of 128 experts) gets
+    the router bias its keys describe, not a silent zero."""
+    base = {k: v for k, v in _config("qwen3-30b-a3b").items() if k != "architectures"}
+    plain = simulate(config={**base, "model_type": "my_moe"}, seq_len=1)
+    r = simulate(config={**base, "model_type": "my_moe", **extra}, seq_len=1)
+    assert r.model.params_total - plain.model.params_total == params
+    assert r.memory.weights_bytes_per_gpu - plain.memory.weights_bytes_per_gpu == resident

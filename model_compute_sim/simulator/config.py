@@ -295,7 +295,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if model_type in KDA_TYPES:  # Kimi-K3's additions to Kimi-Linear (config_kimi_k3.py)
         layers = kimi_layers(cfg, layers)
         notes += kimi_notes(cfg, n)
-    layers = with_router_correction(with_family_params(layers, model_type), cfg, model_type)
+    layers = with_router_correction(with_family_params(layers, model_type), cfg, model_type, generic)
     classes = layer_classes(layers, model_type)
     quant = weight_table(cfg, classes)
     notes += quant.notes

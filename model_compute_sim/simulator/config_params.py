@@ -111,10 +111,22 @@ def model_extras(cfg: Mapping[str, Any], model_type: str, norm_kind: str) -> dic
     )
 
 
-def correction_bias(cfg: Mapping[str, Any], model_type: str) -> str:
-    """The dtype of the router's score-correction bias of this family and config, "" when it has none."""
+# The generic path (a model_type with no rule here) reads the keys that give a router a per-expert bias in the
+# families above (their config classes and vLLM models): a score-correction bias (fp32) when one turns it on
+GENERIC_CORRECTION_KEYS = (
+    ("topk_method", "noaux_tc"),
+    ("use_routing_bias", True),
+    ("use_moe_router_bias", True),
+    ("use_expert_bias", True),
+    ("moe_use_aux_free", True),
+)
+
+
+def correction_bias(cfg: Mapping[str, Any], model_type: str, generic: bool = False) -> str:
+    """The dtype of the router's score-correction bias of this family and config, "" when it has none: the family's
+    rule, else (a model_type without one on the generic path) the keys that turn it on elsewhere."""
     if model_type not in CORRECTION_BIAS:
-        return ""
+        return "fp32" if generic and any(cfg.get(key) == on for key, on in GENERIC_CORRECTION_KEYS) else ""
     rule = CORRECTION_BIAS[model_type]
     if rule is not None:
         key, on = rule
@@ -124,22 +136,25 @@ def correction_bias(cfg: Mapping[str, Any], model_type: str) -> str:
 
 
 def with_router_correction(
-    layers: tuple[LayerSpec, ...], cfg: Mapping[str, Any], model_type: str
+    layers: tuple[LayerSpec, ...], cfg: Mapping[str, Any], model_type: str, generic: bool = False
 ) -> tuple[LayerSpec, ...]:
-    """The MoE layers with their router's score-correction bias (CORRECTION_BIAS); DeepSeek-V4's first
-    `num_hash_layers` MoE layers route by token id (transformers DeepseekV4HashRouter) and carry none: their
-    tid2eid table instead (MoeSpec.hash_table_rows)."""
-    dtype = correction_bias(cfg, model_type)
-    if not dtype:
+    """The MoE layers with their router's score-correction bias (CORRECTION_BIAS; GENERIC_CORRECTION_KEYS on the
+    generic path, where `router_bias: true` also gives the router an nn.Linear bias, as in longcat_flash and the
+    switch-style routers); DeepSeek-V4's first `num_hash_layers` MoE layers route by token id (transformers
+    DeepseekV4HashRouter) and carry none: their tid2eid table instead (MoeSpec.hash_table_rows)."""
+    dtype = correction_bias(cfg, model_type, generic)
+    linear_bias = generic and cfg.get("router_bias") is True
+    if not dtype and not linear_bias:
         return layers
     hashed = int(cfg.get("num_hash_layers", 3)) if model_type in HASH_ROUTED_TYPES else 0  # DeepseekV4Config: 3
     # a hash-routed layer holds tid2eid instead: vLLM deepseek_v4 gate.tid2eid = nn.Parameter(torch.zeros(
     # vocab_size, num_experts_per_tok, dtype=torch.int32)) (transformers DeepseekV4HashRouter: a buffer)
     table = {"hash_table_rows": int(cfg.get("vocab_size") or 0)}
+    scored: dict[str, Any] = {"correction_bias": dtype, **({"router_bias": True} if linear_bias else {})}
     out = []
     for layer in layers:
         if any(isinstance(x, MoeSpec) for x in layer.ffns):
-            fields = table if hashed > 0 else {"correction_bias": dtype}
+            fields = table if hashed > 0 else scored
             hashed -= 1
             layer = _with_ffns(layer, tuple(replace(x, **fields) if isinstance(x, MoeSpec) else x for x in layer.ffns))
         out.append(layer)
