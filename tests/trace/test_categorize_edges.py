@@ -40,3 +40,12 @@ def test_weight_form_gemm_in_attention_is_a_projection_even_with_batched_shapes(
     assert op_category(linear, scope, 0) == "attention_proj"
     scores = _op("aten::bmm", [[2, 8, 64], [2, 64, 8]])  # activation x activation
     assert op_category(scores, scope, 0) == "attention_core"
+
+
+def test_norm_from_the_op_name_or_from_its_module() -> None:
+    """Either says norm: an element-wise op inside an RMSNorm module, a layer-norm op in a block that is
+    not a norm module; neither (a multiply in the decoder layer) is plain element-wise work."""
+    mul = _op("aten::mul", [[8, 64], [64]])
+    assert op_category(mul, ("LlamaDecoderLayer_0", "LlamaRMSNorm_0"), 0) == "norm"
+    assert op_category(_op("aten::native_layer_norm", [[8, 64], [64]]), ("GPT2Block_0",), 0) == "norm"
+    assert op_category(mul, ("LlamaDecoderLayer_0",), 0) == "elementwise"

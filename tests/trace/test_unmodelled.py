@@ -239,3 +239,41 @@ def test_capture_op_without_flop_model_is_listed_once_per_graph_launch(tmp_path:
     assert [(u.name, u.count, u.kernels, u.gpu_time_us) for u in r.unmodelled] == [
         ("vllm::moe_forward", 3, 6, 3 * (8.0 + 2.0))
     ]
+
+
+def test_rows_of_equal_time_list_the_name_with_more_ops_first(tmp_path: Path) -> None:
+    """myext::once: one op, one 6 us GEMM; myext::twice: two ops, a 3 us GEMM each: 6 us both."""
+    t = _Trace()
+    t.op("myext::once", 0, 10)
+    t.launch(2, GEMM, 100, 6.0)
+    for i in range(2):
+        t.op("myext::twice", 20 + 20 * i, 10)
+        t.launch(22 + 20 * i, GEMM, 120 + 10 * i, 3.0)
+    r = extract_trace_flow(t.write(tmp_path / "t.json"))
+    assert [(u.name, u.count, u.gpu_time_us) for u in r.unmodelled] == [
+        ("myext::twice", 2, 6.0),
+        ("myext::once", 1, 6.0),
+    ]
+
+
+def test_an_unmodelled_op_without_kernels_is_listed_with_no_time(tmp_path: Path) -> None:
+    """Two calls of an op with a math word in its name and no FLOP rule, launching nothing in the window:
+    2 ops, 0 kernels, 0 us (listed, never dropped)."""
+    t = _Trace()
+    t.op("myext::gemm_thing", 0, 10)
+    t.op("myext::gemm_thing", 20, 10)
+    t.op("aten::mm", 40, 10, [[32, 64], [64, 128]])
+    t.launch(42, GEMM, 100, 9.0)
+    r = extract_trace_flow(t.write(tmp_path / "t.json"))
+    assert [(u.name, u.count, u.kernels, u.gpu_time_us) for u in r.unmodelled] == [("myext::gemm_thing", 2, 0, 0.0)]
+
+
+def test_kernel_kinds_most_time_first(tmp_path: Path) -> None:
+    """A 2 us elementwise kernel launched before a 9 us GEMM: the GEMM row comes first."""
+    t = _Trace()
+    t.op("aten::fill_", 0, 10)
+    t.launch(2, EW, 100, 2.0)
+    t.op("aten::mm", 20, 10, [[32, 64], [64, 128]])
+    t.launch(22, GEMM, 110, 9.0)
+    rows = extract_trace_flow(t.write(tmp_path / "t.json")).kernels_by_category
+    assert [(k.category, k.gpu_time_us) for k in rows] == [("gemm", 9.0), ("elementwise", 2.0)]
