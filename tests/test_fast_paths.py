@@ -10,10 +10,13 @@ from __future__ import annotations
 import pytest
 
 from model_compute_sim.simulator import simulate as S
+from model_compute_sim.simulator.device import Roofline, make_device
 from model_compute_sim.simulator.graph import Builder, Shard
-from model_compute_sim.simulator.result import OpRow
-from model_compute_sim.simulator.simulate import simulate
+from model_compute_sim.simulator.result import LayerGroup, OpRow
+from model_compute_sim.simulator.simulate import resolve_gpu, simulate
 from model_compute_sim.simulator.step import Parallel, Step, build_step
+from model_compute_sim.simulator.views import PartCost
+from model_compute_sim.simulator.workload import from_requests
 
 CASES = [
     ("kimi-k3", dict(tp=8, batch_size=64, seq_len=1, context_len=131072)),  # sites between shared runs
@@ -35,6 +38,34 @@ def test_op_rows_are_what_the_validator_makes_of_them(model: str, shape: dict[st
         validated = OpRow.model_validate(dict(row))
         assert [(k, type(v), v) for k, v in dict(row).items()] == [(k, type(v), v) for k, v in dict(validated).items()]
         assert row.model_dump_json() == validated.model_dump_json()
+
+
+@pytest.mark.parametrize("detail", ["layers", "ops"])
+@pytest.mark.parametrize(("model", "shape"), CASES)
+def test_layer_groups_are_what_the_validator_makes_of_them(model: str, shape: dict[str, int], detail: str) -> None:
+    """rows.layer_group builds each group without the validator: its fields, their types and the fields it
+    says were set must be the validator's (at detail layers, without op rows: `ops` unset)."""
+    gpu = {} if model == "gpt-oss-20b" else {"gpu": "h100"}
+    r = simulate(model=model, detail=detail, **gpu, **shape)
+    assert r.layer_groups
+    for g in r.layer_groups:
+        given = {k: v for k, v in dict(g).items() if k in g.model_fields_set}
+        validated = LayerGroup.model_validate(given)
+        assert [(k, type(v), v) for k, v in dict(g).items()] == [(k, type(v), v) for k, v in dict(validated).items()]
+        assert g.model_fields_set == validated.model_fields_set
+        assert g.model_dump_json() == validated.model_dump_json()
+        assert (g.ops is None) == (detail == "layers")
+
+
+def test_a_result_s_layer_list_is_its_own() -> None:
+    """A group's `layers` is a copy (as the validator makes one): editing a result leaves the next one alone."""
+    args = dict(model="kimi-k3", tp=8, batch_size=1, seq_len=1, context_len=4096, detail="layers")
+    first = simulate(**args)
+    assert first.layer_groups is not None
+    expected = list(first.layer_groups[0].layers)
+    first.layer_groups[0].layers.append(999)
+    again = simulate(**args)
+    assert again.layer_groups is not None and again.layer_groups[0].layers == expected
 
 
 def _step(model: str, tp: int, pp: int) -> Step:
@@ -91,3 +122,28 @@ def test_build_step_is_the_step_simulate_reports() -> None:
     step = _step("kimi-k3", 8, 1)
     again = build_step(step.spec, step.wl, step.opts, step.par)
     assert [[(o.name, o.flops) for o in p] for p in again.local] == [[(o.name, o.flops) for o in p] for p in step.local]
+
+
+@pytest.mark.parametrize("dp", [1, 2])
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_one_op_part_sums_as_any_part(dp: int, timed: bool) -> None:
+    """views.PartCost sums a part of one op (an attention-residual site) without its loop: each of its fields
+    must be what the loop gives (the same values with the same types), with a roofline and without, for
+    sites whose whole-model op is the busiest GPU's (dp 1) and for sites with their own (dp 2)."""
+    par = Parallel(tp=8, dp=dp, ep=8 * dp)
+    spec = S.resolve_spec("kimi-k3")
+    step = build_step(spec, from_requests([(512, 8192, 2), (1, 4096, 48)]), _step("kimi-k3", 8, 1).opts, par)
+    roof = Roofline(make_device(resolve_gpu("h100"), step.opts, None, None, None, 900.0)) if timed else None
+    parts = [(local, whole) for local, whole in zip(step.local, step.whole, strict=True) if len(local) == 1]
+    assert len(parts) > 20 and all(len(whole) == 1 for _, whole in parts)
+    embed, allreduce = step.head[1]  # a gather, and a communication op without a whole-model op of its name
+    assert allreduce.kind == "communication"
+    for local, whole in (*parts, ([embed], step.head[0]), ([allreduce], step.head[0])):
+        fast, loop = PartCost(local, whole, roof), PartCost.__new__(PartCost)
+        loop.ops, loop.whole, loop.rows = local, whole, None
+        loop._sum(local, whole, roof)
+        for name in PartCost.__slots__:
+            a, b = getattr(fast, name), getattr(loop, name)
+            assert (type(a), a) == (type(b), b), name
+            if name == "cats":
+                assert [(type(x), x) for v in a.values() for x in v] == [(type(x), x) for v in b.values() for x in v]

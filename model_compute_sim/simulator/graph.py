@@ -30,6 +30,8 @@ class Recipe(NamedTuple):
     layer: LayerSpec
     site: attn_res.SiteArgs | None  # an attention-residual site: its arguments
     run: int | None  # else the run of the layer's ops between its sites (0 / -1), or None: the whole layer
+    ops: tuple[object, ...]  # equal for parts of equal ops: a run's ops depend on its own blocks alone (Kimi-K3's
+    # KDA run before a dense MLP and before an MoE), so a step builds them once and views sums them once
 
 
 class Builder(BuilderBase):
@@ -144,16 +146,20 @@ class Builder(BuilderBase):
         busiest-GPU op has the name, category and FLOPs of its whole-model op and stands for it."""
         out: list[list[Op]] = []
         runs: dict[tuple[object, ...], list[list[Op]]] = {}
-        for i, (key, layer, site, run) in enumerate(recipes):
+        built: dict[tuple[object, ...], list[Op]] = {}  # runs by their ops key: equal runs as one list
+        for i, (key, layer, site, run, same) in enumerate(recipes):
             if site is not None:
                 out.append(local[i] if local is not None else [attn_res.site(self, *site)])
             elif run is None:
                 out.append(self._layer_runs(layer, sites=False)[0])
             else:
-                layer_runs = runs.get(key[:-1])
-                if layer_runs is None:
-                    layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites=True)
-                out.append(layer_runs[run])
+                part = built.get(same)
+                if part is None:
+                    layer_runs = runs.get(key[:-1])
+                    if layer_runs is None:
+                        layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites=True)
+                    part = built[same] = layer_runs[run]
+                out.append(part)
         return out
 
     def _layer_runs(self, layer: LayerSpec, sites: bool) -> list[list[Op]]:
@@ -211,11 +217,20 @@ def part_recipes(layer: LayerSpec) -> list[Recipe]:
     res = layer.attn_res
     if res is None or layer.parallel:
         whole = layer.parallel or layer.mixers or layer.ffns
-        return [Recipe(("layer", id(layer)), layer, None, None)] if whole else []
+        layer_key = ("layer", id(layer))
+        return [Recipe(layer_key, layer, None, None, layer_key)] if whole else []
     runs = ("runs", layer.norms, len(layer.mixers), *map(id, layer.mixers), *map(id, layer.ffns))
+    # a run's ops (_layer_runs): the mixer run's depend on the norms and the mixers, the feed-forward run's on
+    # the norms, whether mixers precede it (its norm's name) and the feed-forward blocks
+    mixer_ops = ("run", layer.norms, *map(id, layer.mixers))
+    ffn_ops = ("ffn run", layer.norms, bool(layer.mixers), *map(id, layer.ffns))
     out: list[Recipe] = []
-    for blocks, site, run in ((layer.mixers, attn_res.pre_mixer, 0), (layer.ffns, attn_res.pre_ffn, -1)):
+    for blocks, site, run, ops in (
+        (layer.mixers, attn_res.pre_mixer, 0, mixer_ops),
+        (layer.ffns, attn_res.pre_ffn, -1, ffn_ops),
+    ):
         if blocks:
             args = site(res)
-            out += [Recipe(("site", *args), layer, args, None), Recipe((*runs, run), layer, None, run)]
+            key = ("site", *args)
+            out += [Recipe(key, layer, args, None, key), Recipe((*runs, run), layer, None, run, ops)]
     return out

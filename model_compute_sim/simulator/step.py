@@ -117,6 +117,7 @@ class Plan:
     groups: list[GroupOps]
     recipes: list[Recipe]
     counts: list[int]  # per part: the layers of the model that have it
+    same: list[int]  # per part: the first part of equal ops (Recipe.ops), itself when none precedes it
     # per pp: per stage, the layers of each group and of each part on it (stage_counts)
     stages: dict[int, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
 
@@ -154,6 +155,7 @@ def plan(spec: ModelSpec) -> Plan:
     recipes: list[Recipe] = []
     counts: list[int] = []
     groups = []
+    first: dict[tuple[object, ...], int] = {}
     for layer, idx in index.items():
         layer = replace(
             layer,
@@ -166,10 +168,11 @@ def plan(spec: ModelSpec) -> Plan:
             if i == len(recipes):
                 recipes.append(r)
                 counts.append(0)
+                first.setdefault(r.ops, i)
             counts[i] += len(idx)
             parts.append(i)
         groups.append(GroupOps(layer, layer.label, idx, tuple(parts)))
-    out = Plan(groups, recipes, counts)
+    out = Plan(groups, recipes, counts, [first[r.ops] for r in recipes])
     if len(_PLAN_CACHE) > 256:
         _PLAN_CACHE.clear()
     _PLAN_CACHE[id(spec)] = (spec, out)

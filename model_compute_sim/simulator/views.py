@@ -16,11 +16,9 @@ from model_compute_sim.simulator.device import Device, Roofline
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
 from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput
+from model_compute_sim.simulator.rows import layer_group, op_row
 from model_compute_sim.simulator.step import GroupOps, Step
 from model_compute_sim.simulator.workload import Workload
-
-_ROW_FIELDS = set(OpRow.model_fields)
-_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -66,13 +64,20 @@ class PartCost:
     def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
         """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
         self.ops, self.whole = local, whole
+        self.rows: list[OpRow] | None = None  # the op rows, made by _page when a page shows them
+        if len(local) == 1 and len(whole) == 1:  # an attention-residual site (32 of Kimi-K3's 38 parts)
+            self._one(local[0], whole[0], roof)
+        else:
+            self._sum(local, whole, roof)
+
+    def _sum(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
+        """The sums over any number of ops, each timed on the way."""
         by_name: dict[str, Op] = {}  # not kept (_page makes it again): one live object fewer per part and call
         whole_flops: Number = 0
         for o in whole:
             by_name[o.name] = o
             whole_flops += o.flops
         self.whole_flops = whole_flops
-        self.rows: list[OpRow] | None = None  # the op rows, made by _page when a page shows them
         # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
         # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
         # of a call is timed when a device is known, none otherwise: `timed`)
@@ -138,6 +143,36 @@ class PartCost:
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
         self.matched = matched  # the categories with a whole-model op, in order of their first op
 
+    def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
+        """_sum for one op and one whole-model op, without its loop's set-up: the same values of the same types
+        (tests/test_fast_paths.py; each sum starts from _sum's 0 or 0.0: `0 + x` is x but for -0.0, as there)."""
+        self.whole_flops = 0 + w_op.flops
+        cat = op.category
+        match = w_op.name == op.name
+        w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
+        kr, kw = op.kv_read_bytes, op.kv_write_bytes
+        b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
+        f = op.flops
+        c: list[Number] = [0 + w_op.flops, 0 + w_op.vector_flops] if match else [0, 0]
+        c += [0 + f, 0 + op.vector_flops, 0 + b, 0 + op.comm_bytes, 1 if match else 0, 0 if match else 1, 0.0]
+        self.cats = {cat: c}
+        self.matched = [cat] if match else []
+        a_rw = ar + aw
+        self.weight, self.kv, self.act = 0 + w, 0 + (kr + kw), 0 + a_rw
+        self.act_peak = a_rw if a_rw > 0.0 else 0.0
+        self.flops, self.bytes = 0 + f, 0 + b
+        self.compute_us = self.memory_us = self.roof_us = self.comm_us = 0
+        t = roof.time(op, b) if roof is not None else op.time_us
+        if t is None:
+            self.timed, self.t = False, 0.0
+            return
+        self.timed, self.t = True, 0.0 + t
+        c[8] = 0.0 + t
+        if op.kind == "communication":
+            self.comm_us = 0 + t
+        else:
+            self.compute_us, self.memory_us, self.roof_us = 0 + op.compute_us, 0 + op.memory_us, 0 + t
+
 
 # the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
 Rows = list[tuple[int, PartCost]]
@@ -165,23 +200,29 @@ class Tally:
         stage (count >= count_local): whole-model FLOPs `count` times, per-GPU costs `count_local` times; an
         op counts max(count, count_local) instances when it has a whole-model op, else count_local."""
         cats = self.cats
+        timed = p.timed and count_local
+        most = count if count >= count_local else count_local
         for cat, v in p.cats.items():
+            w_f, w_v, f, vf, b, x, n_w, n_l, t = v  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
             c = cats.get(cat)
             if c is None:
-                c = cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0]
-            c[0] += v[0] * count  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
-            c[1] += v[1] * count
-            c[2] += v[2] * count_local
-            c[3] += v[3] * count_local
-            c[4] += v[4] * count_local
-            c[5] += v[5] * count_local
-            c[6] += v[6] * (count if count >= count_local else count_local) + v[7] * count_local
-            if p.timed and count_local:
-                c[7] += v[8] * count_local
+                c = [0, 0, 0, 0, 0, 0, 0, 0]
+            c0, c1, c2, c3, c4, c5, c6, c7 = c
+            # one new list: fewer steps than eight in-place adds (every part of a call passes here)
+            cats[cat] = [
+                c0 + w_f * count,
+                c1 + w_v * count,
+                c2 + f * count_local,
+                c3 + vf * count_local,
+                c4 + b * count_local,
+                c5 + x * count_local,
+                c6 + (n_w * most + n_l * count_local),
+                c7 + t * count_local if timed else c7,
+            ]
         self.weight += p.weight * count_local
         self.kv += p.kv * count_local
         self.act += p.act * count_local
-        if p.timed and count_local:
+        if timed:
             self.compute_us += p.compute_us * count_local
             self.memory_us += p.memory_us * count_local
             self.roof_us += p.roof_us * count_local
@@ -194,8 +235,11 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     The parts are plain dicts validated once as a whole (one pass of pydantic's validator instead of
     one per row); op rows are validated per distinct layer part (_page) and shared by its groups."""
     roof = Roofline(dev) if dev is not None else None
-    # each distinct part of the layer groups summed once (and its ops timed)
-    costs = [PartCost(local, whole, roof) for local, whole in zip(step.local, step.whole, strict=True)]
+    # each distinct part of the layer groups summed once (and its ops timed); a part of the same ops as an
+    # earlier one (step.Plan.same) shares its sums, but is counted on its own (the tally adds in part order)
+    costs: list[PartCost] = []
+    for i, (local, whole, same) in enumerate(zip(step.local, step.whole, step.plan.same, strict=True)):
+        costs.append(costs[same] if same != i else PartCost(local, whole, roof))
     stage = _busiest_stage(step, costs)
     tally = Tally()
     want_rows = view.detail == "ops"
@@ -225,10 +269,11 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
             step.spec, step.wl, step.opts, par.tp, par.dp, par.ep, par.pp, stage, dev, view.gpu_memory_utilization
         ),
     }
-    if view.detail in ("layers", "ops"):
-        result["layer_groups"] = groups
     if want_rows:
-        result["head_tail_ops"], result["page"] = _page(groups, rows, view)
+        result["head_tail_ops"], per_group, result["page"] = _page(len(groups), rows, view)
+        result["layer_groups"] = [layer_group(*g, ops) for g, ops in zip(groups, per_group, strict=True)]
+    elif view.detail == "layers":
+        result["layer_groups"] = [layer_group(*g, None) for g in groups]
     return SimResult.model_validate(result)
 
 
@@ -251,28 +296,32 @@ def _busiest_stage(step: Step, costs: list[PartCost]) -> int:
     return step.busiest_stage([_per_gpu_per_layer(g, costs) for g in step.groups])
 
 
+# a layer group's per-layer sums (rows.layer_group's arguments before its op rows)
+GroupSums = tuple[str, list[int], Number, Number, Number, float | None, dict[str, Number]]
+
+
 def _layer_groups(
     step: Step, costs: list[PartCost], stage: int, tally: Tally, timed: bool, detail: str
-) -> tuple[list[Dict], Rows]:
-    """The layer groups' rows (per-layer sums of their parts; only at detail layers and ops) and the stage's
+) -> tuple[list[GroupSums], Rows]:
+    """The layer groups' sums (per layer, of their parts; only at detail layers and ops) and the stage's
     tally: each distinct part counted once, with the layers of the model and of the stage that have it."""
     # one stage: every layer of the model is on it
     counts_local = step.counts if step.par.pp == 1 else step.stage_counts(stage)[1]
     for p, count, count_local in zip(costs, step.counts, counts_local, strict=True):
         tally.add(p, count, count_local)
-    groups: list[Dict] = []
+    groups: list[GroupSums] = []
     rows: Rows = []
     if detail in ("layers", "ops"):
         for gi, g in enumerate(step.groups):
             parts = [costs[i] for i in g.parts]
-            groups.append(_group_row(g, parts, timed))
+            groups.append(_group_sums(g, parts, timed))
             if detail == "ops":
                 rows += [(gi, p) for p in parts]
     return groups, rows
 
 
-def _group_row(g: GroupOps, parts: list[PartCost], timed: bool) -> Dict:
-    """A layer group's row: per-layer sums of its parts."""
+def _group_sums(g: GroupOps, parts: list[PartCost], timed: bool) -> GroupSums:
+    """A layer group's per-layer sums of its parts."""
     t_layer = 0.0
     flops: Number = 0
     flops_local: Number = 0
@@ -283,18 +332,11 @@ def _group_row(g: GroupOps, parts: list[PartCost], timed: bool) -> Dict:
         flops += p.whole_flops
         flops_local += p.flops
         bytes_local += p.bytes
+        cats = p.cats
         for cat in p.matched:
-            cat_flops[cat] = cat_flops.get(cat, 0) + p.cats[cat][0]
-    return {
-        "label": g.label,
-        "layers": g.indices,
-        "count": len(g.indices),
-        "flops_per_layer": flops,
-        "flops_per_gpu_per_layer": flops_local,
-        "bytes_per_gpu_per_layer": bytes_local,
-        "roofline_time_us_per_layer": t_layer if timed else None,
-        "by_category_flops_per_layer": {k: v for k, v in cat_flops.items() if v},
-    }
+            cat_flops[cat] = cat_flops.get(cat, 0) + cats[cat][0]
+    by_cat = {k: v for k, v in cat_flops.items() if v}
+    return g.label, g.indices, flops, flops_local, bytes_local, t_layer if timed else None, by_cat
 
 
 def _head_tail(step: Step, stage: int, tally: Tally, roof: Roofline | None, want_rows: bool) -> Rows:
@@ -411,67 +453,27 @@ def _measured(
     return flags
 
 
-def _page(groups: list[Dict], rows: Rows, view: ViewOptions) -> tuple[list[OpRow], Page]:
-    """Op rows of the requested page, placed in their layer groups; the head/tail rows and the page. The
-    rows of a part are validated once (one pass for all parts) and shared by the groups that have it."""
+def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], list[list[OpRow]], Page]:
+    """Op rows of the requested page: the head/tail rows, each layer group's, and the page. The rows of a part
+    are made once (rows.op_row, without the validator) and shared by the groups that have it."""
     offset, limit = view.offset, view.limit
-    total = sum(len(p.ops) for _, p in rows)
-    end = total if limit is None else offset + limit
-    picked: list[tuple[int, PartCost, int, int]] = []  # (group, part, its first and last+1 row in the page)
-    pos = 0
-    for gi, p in rows:
-        lo, hi = max(offset - pos, 0), min(end - pos, len(p.ops))
-        if lo < hi:
-            picked.append((gi, p, lo, hi))
-        pos += len(p.ops)
-    for _, p, _, _ in picked:
-        if p.rows is None:
-            by_name = {o.name: o for o in p.whole}  # as __init__ makes it
-            p.rows = [_row(o, by_name.get(o.name)) for o in p.ops]
+    end = None if limit is None else offset + limit
     head: list[OpRow] = []
-    per_group: list[list[OpRow]] = [[] for _ in groups]
-    for gi, p, lo, hi in picked:
-        assert p.rows is not None
-        (head if gi == -1 else per_group[gi]).extend(p.rows[lo:hi])
-    for lg, ops in zip(groups, per_group, strict=True):
-        lg["ops"] = ops
-    return head, make_page(total, offset, limit)
-
-
-def _row(op: Op, whole: Op | None) -> OpRow:
-    """The op's row, its fields as OpRow's validator makes them (floats where it says float; FLOPs keep int
-    or float; shapes are lists of ints, as Op types them), built without the validator (one per distinct op of
-    a call: most of a detail=ops call)."""
-    reads = float(op.weight_bytes + op.act_read_bytes + op.kv_read_bytes)
-    writes = float(op.act_write_bytes + op.kv_write_bytes)
-    total = reads + writes
-    t = op.time_us
-    fields = {  # in OpRow's field order
-        "name": op.name,
-        "category": op.category,
-        "kind": op.kind,
-        "shape_in": op.shape_in,
-        "shape_out": op.shape_out,
-        "flops": whole.flops if whole is not None else 0,
-        "flops_per_gpu": op.flops,
-        "vector_flops_per_gpu": op.vector_flops,
-        "bytes_read_per_gpu": reads,
-        "bytes_written_per_gpu": writes,
-        "weight_bytes_per_gpu": float(op.weight_bytes),
-        "communication_bytes_per_gpu": float(op.comm_bytes),
-        "arithmetic_intensity_flops_per_byte": (op.flops / total) if total else None,
-        "roofline_time_us": float(t) if t is not None else None,
-        "bound": op.bound,
-        "peak_dtype": op.peak_dtype,
-        "sharding": op.sharding,
-        "note": op.note,
-    }
-    row = OpRow.__new__(OpRow)  # what OpRow.model_construct does, without its per-field default lookups
-    _set(row, "__dict__", fields)
-    _set(row, "__pydantic_fields_set__", _ROW_FIELDS)  # every field given (shared: no field is ever unset)
-    _set(row, "__pydantic_extra__", None)
-    _set(row, "__pydantic_private__", None)
-    return row
+    per_group: list[list[OpRow]] = [[] for _ in range(n_groups)]
+    pos = 0  # the part's first row in the whole list
+    for gi, p in rows:
+        n = len(p.ops)
+        lo = offset - pos if offset > pos else 0
+        hi = n if end is None or end - pos >= n else end - pos
+        pos += n
+        if lo >= hi:
+            continue
+        part_rows = p.rows
+        if part_rows is None:
+            by_name = {o.name: o for o in p.whole}  # as PartCost makes it
+            part_rows = p.rows = [op_row(o, by_name.get(o.name)) for o in p.ops]
+        (head if gi == -1 else per_group[gi]).extend(part_rows if hi - lo == n else part_rows[lo:hi])
+    return head, per_group, make_page(pos, offset, limit)
 
 
 def _workload(step: Step, shape: tuple[int, int, int] | None) -> Dict:

@@ -1,0 +1,89 @@
+"""Op rows and layer-group rows of a result, built without pydantic's validator: a detail=ops call has
+hundreds of them (Kimi-K3: 826 op rows in 24 groups), and validating each again is most of such a call
+(issue 9: simulate within 1 ms). Each is what the model's own validator makes of the same values (the same
+values with the same types; tests/test_fast_paths.py checks every field against the validator)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from model_compute_sim.simulator.ops import Number, Op
+from model_compute_sim.simulator.result import LayerGroup, OpRow
+
+M = TypeVar("M", bound=BaseModel)
+
+_set = object.__setattr__
+_ROW_FIELDS = set(OpRow.model_fields)
+_GROUP_FIELDS = set(LayerGroup.model_fields)
+_GROUP_FIELDS_NO_OPS = _GROUP_FIELDS - {"ops"}
+
+
+def op_row(op: Op, whole: Op | None) -> OpRow:
+    """The op's row (floats where OpRow says float; FLOPs keep int or float; shapes are lists of ints, as Op
+    types them); one per distinct op of a call, shared by the groups that have it."""
+    reads = float(op.weight_bytes + op.act_read_bytes + op.kv_read_bytes)
+    writes = float(op.act_write_bytes + op.kv_write_bytes)
+    total = reads + writes
+    t = op.time_us
+    fields: dict[str, object] = {  # in OpRow's field order
+        "name": op.name,
+        "category": op.category,
+        "kind": op.kind,
+        "shape_in": op.shape_in,
+        "shape_out": op.shape_out,
+        "flops": whole.flops if whole is not None else 0,
+        "flops_per_gpu": op.flops,
+        "vector_flops_per_gpu": op.vector_flops,
+        "bytes_read_per_gpu": reads,
+        "bytes_written_per_gpu": writes,
+        "weight_bytes_per_gpu": float(op.weight_bytes),
+        "communication_bytes_per_gpu": float(op.comm_bytes),
+        "arithmetic_intensity_flops_per_byte": (op.flops / total) if total else None,
+        "roofline_time_us": float(t) if t is not None else None,
+        "bound": op.bound,
+        "peak_dtype": op.peak_dtype,
+        "sharding": op.sharding,
+        "note": op.note,
+    }
+    return _construct(OpRow, fields, _ROW_FIELDS)
+
+
+def layer_group(
+    label: str,
+    layers: list[int],
+    flops: Number,
+    flops_local: Number,
+    bytes_local: Number,
+    t_layer: float | None,
+    cat_flops: dict[str, Number],
+    ops: list[OpRow] | None,
+) -> LayerGroup:
+    """A layer group's row (per-layer sums of its parts) with its op rows when the page shows them (None: not
+    asked, an unset field as in a validated group without them). `layers` is copied, as the validator does:
+    the plan's index list is shared by every call."""
+    fields: dict[str, object] = {  # in LayerGroup's field order
+        "label": label,
+        "layers": list(layers),
+        "count": len(layers),
+        "flops_per_layer": flops,
+        "flops_per_gpu_per_layer": flops_local,
+        "bytes_per_gpu_per_layer": float(bytes_local),
+        "roofline_time_us_per_layer": t_layer,
+        "by_category_flops_per_layer": cat_flops,
+        "ops": ops,
+    }
+    # its own set: assigning `ops` later adds to it (a row's set is shared: it holds every field already)
+    return _construct(LayerGroup, fields, set(_GROUP_FIELDS if ops is not None else _GROUP_FIELDS_NO_OPS))
+
+
+def _construct(cls: type[M], fields: dict[str, object], given: set[str]) -> M:
+    """What `cls.model_construct` does, without its per-field default lookups: every field in `fields`,
+    `given` the fields a caller set."""
+    obj = cls.__new__(cls)
+    _set(obj, "__dict__", fields)
+    _set(obj, "__pydantic_fields_set__", given)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
