@@ -140,10 +140,39 @@ def test_a_one_op_part_sums_as_any_part(dp: int, timed: bool) -> None:
     assert allreduce.kind == "communication"
     for local, whole in (*parts, ([embed], step.head[0]), ([allreduce], step.head[0])):
         fast, loop = PartCost(local, whole, roof), PartCost.__new__(PartCost)
-        loop.ops, loop.whole, loop.rows = local, whole, None
+        loop.ops, loop.whole, loop.rows, loop.n, loop.site = local, whole, None, len(local), None
         loop._sum(local, whole, roof)
         for name in PartCost.__slots__:
             a, b = getattr(fast, name), getattr(loop, name)
             assert (type(a), a) == (type(b), b), name
             if name == "cats":
                 assert [(type(x), x) for v in a.values() for x in v] == [(type(x), x) for v in b.values() for x in v]
+
+
+@pytest.mark.parametrize("dp", [1, 2])
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_site_costed_from_its_numbers_is_its_op_costed(dp: int, timed: bool) -> None:
+    """views costs an attention-residual site from its numbers (PartCost.of_site), without its ops: each field
+    must be what its ops give (the same values with the same types), and the ops it builds for a page must be
+    the ops a builder gives for the site, timed the same."""
+    par = Parallel(tp=8, dp=dp, ep=8 * dp)
+    spec = S.resolve_spec("kimi-k3")
+    step = build_step(spec, from_requests([(512, 8192, 2), (1, 4096, 48)]), _step("kimi-k3", 8, 1).opts, par)
+    dev = make_device(resolve_gpu("h100"), step.opts, None, None, None, 900.0)
+    sites = [i for i, r in enumerate(step.plan.recipes) if r.site is not None]
+    assert len(sites) > 20
+    for i in sites:
+        roof = Roofline(dev) if timed else None
+        fast = PartCost.of_site(step, i, roof)
+        whole, local = step.part_ops(i)
+        built = Builder(step.spec, step.local_wl, Shard(tp=8, dp=dp, ep=8 * dp, per_gpu=True), step.opts)
+        assert local[0] == built.site_part(step.plan.recipes[i])[0]
+        ops = PartCost(local, whole, Roofline(dev) if timed else None)
+        for name in PartCost.__slots__:
+            if name in ("ops", "whole", "site"):
+                continue
+            a, b = getattr(fast, name), getattr(ops, name)
+            assert (type(a), a) == (type(b), b), name
+            if name == "cats":
+                assert [(type(x), x) for v in a.values() for x in v] == [(type(x), x) for v in b.values() for x in v]
+        assert fast.op_lists() == (local, whole)

@@ -9,38 +9,57 @@ from functools import lru_cache
 from model_compute_sim.simulator import formulas_attn_res as R
 from model_compute_sim.simulator.ops import BuilderBase, Op, flops_op
 from model_compute_sim.simulator.spec import AttnResSpec, ModelSpec
+from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 CATEGORY = "hyper_connection"  # residual-stream mixing, beside DeepSeek-V4's hyper-connections
 
 
 def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> Op:
     """One attention-residual site over `sources` sources (closed blocks + the prefix)."""
-    T, H = b.T, b.H
-    flops, vector_flops = R.attn_res_flops(T, sources, H), R.attn_res_vector_flops(T, sources, H, delta)
     if b.flops_only:
-        return flops_op(name, CATEGORY, "attention", flops, vector_flops)
-    reads, writes, note = _traffic(sources, delta, write)
-    a = b.a
+        return flops_op(name, CATEGORY, "attention", *site_flops(b.T, b.H, sources, delta))
+    flops, vector_flops, weight, reads, writes = site_numbers(b, sources, delta, write)
+    T = b.T
     shapes = b.site_shapes.get(sources)
     if shapes is None:
-        shapes = b.site_shapes[sources] = ([[T, sources, H], [H]], [T, H])
+        shapes = b.site_shapes[sources] = ([[T, sources, b.H], [b.H]], [T, b.H])
     return Op(  # positional, in Op's field order (as BuilderBase.gemm)
         name,
         CATEGORY,
         "attention",
         flops,
         vector_flops,
-        b.wbytes(2 * H, "bf16"),  # weight_bytes: the site's RMSNorm weight and its h -> 1 projection
-        float(T) * reads * H * a,  # act_read_bytes
-        float(T) * writes * H * a,  # act_write_bytes
+        weight,
+        reads,  # act_read_bytes
+        writes,  # act_write_bytes
         0.0,  # kv_read_bytes
         0.0,  # kv_write_bytes
         0.0,  # comm_bytes
         *shapes,  # shape_in, shape_out
         "replicated",
-        "fp16" if b.opts.dtype == "fp16" else "bf16",
-        note,
+        peak_dtype(b.opts.dtype),
+        _traffic(sources, delta, write)[2],
     )
+
+
+def site_flops(tokens: int, hidden: int, sources: int, delta: bool) -> tuple[int, int]:
+    """FLOPs and vector FLOPs of a site's op (the whole-model view's numbers of it)."""
+    return R.attn_res_flops(tokens, sources, hidden), R.attn_res_vector_flops(tokens, sources, hidden, delta)
+
+
+def site_numbers(b: BuilderBase, sources: int, delta: bool, write: bool) -> tuple[int, int, float, float, float]:
+    """A site's op on the rank of `b` as numbers (views costs a site from them without the op): FLOPs, vector
+    FLOPs, weight bytes (the site's RMSNorm weight and its h -> 1 projection), activation bytes read and
+    written."""
+    T, H, a = b.T, b.H, b.a
+    reads, writes, _ = _traffic(sources, delta, write)
+    flops, vector_flops = site_flops(T, H, sources, delta)
+    return flops, vector_flops, float(2 * H) * DTYPE_BYTES["bf16"], float(T) * reads * H * a, float(T) * writes * H * a
+
+
+def peak_dtype(dtype: str) -> str:
+    """The peak a site's op is measured against at compute dtype `dtype` (its matrix products run in 16 bits)."""
+    return "fp16" if dtype == "fp16" else "bf16"
 
 
 @lru_cache(maxsize=1024)

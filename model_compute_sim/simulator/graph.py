@@ -140,16 +140,23 @@ class Builder(BuilderBase):
 
     def build_parts(self, recipes: list[Recipe], local: list[list[Op]] | None = None) -> list[list[Op]]:
         """One part per recipe (step.plan gives each distinct part of a model's layer groups once), in order:
-        a site is its one op; the runs of a layer with sites are built once per key, both at once. `local`:
-        the busiest GPU's parts of the same recipes, given to the whole-model view when that GPU has all the
-        tokens (dp 1): a site is replicated on every tp rank and its FLOPs depend on the tokens alone, so its
-        busiest-GPU op has the name, category and FLOPs of its whole-model op and stands for it."""
-        out: list[list[Op]] = []
+        a site is its one op (site_part); the other parts as build_runs gives them."""
+        runs = self.build_runs(recipes)
+        return [
+            part if part is not None else self.site_part(r, local[i][0] if local is not None else None)
+            for i, (r, part) in enumerate(zip(recipes, runs, strict=True))
+        ]
+
+    def build_runs(self, recipes: list[Recipe]) -> list[list[Op] | None]:
+        """The parts that are not attention-residual sites (None in their place: step builds a site's op
+        when it is asked for; views costs a site from its numbers), in order; the runs of a layer with sites
+        are built once per key, both at once, and runs of equal ops (Recipe.ops) are one list."""
+        out: list[list[Op] | None] = []
         runs: dict[tuple[object, ...], list[list[Op]]] = {}
-        built: dict[tuple[object, ...], list[Op]] = {}  # runs by their ops key: equal runs as one list
-        for i, (key, layer, site, run, same) in enumerate(recipes):
+        built: dict[tuple[object, ...], list[Op]] = {}  # runs by their ops key
+        for key, layer, site, run, same in recipes:
             if site is not None:
-                out.append(local[i] if local is not None else [attn_res.site(self, *site)])
+                out.append(None)
             elif run is None:
                 out.append(self._layer_runs(layer, sites=False)[0])
             else:
@@ -161,6 +168,14 @@ class Builder(BuilderBase):
                     part = built[same] = layer_runs[run]
                 out.append(part)
         return out
+
+    def site_part(self, recipe: Recipe, local: Op | None = None) -> list[Op]:
+        """An attention-residual site as a part of its one op. `local`: the busiest GPU's op of the same site,
+        given to the whole-model view when that GPU has all the tokens (dp 1): a site is replicated on every tp
+        rank and its FLOPs depend on the tokens alone, so that op has the name, category and FLOPs of its
+        whole-model op and stands for it."""
+        assert recipe.site is not None
+        return [local if local is not None else attn_res.site(self, *recipe.site)]
 
     def _layer_runs(self, layer: LayerSpec, sites: bool) -> list[list[Op]]:
         """The layer's ops without attention-residual sites: with `sites`, the run before the feed-forward

@@ -54,11 +54,39 @@ class Step:
     opts: Options
     par: Parallel
     plan: Plan  # the spec's layer groups and their distinct parts
-    whole: list[list[Op]]  # each distinct part of the layer groups, whole-model view (Builder flops_only): names,
-    # categories and FLOPs of one layer's piece
-    local: list[list[Op]]  # the same parts on the busiest GPU (local[i] is the same piece as whole[i])
+    builders: tuple[Builder, Builder]  # (whole model: FLOPs only, busiest GPU)
+    # each distinct part of the layer groups but the attention-residual sites (None in their place: site_ops),
+    # whole-model view (names, categories and FLOPs of one layer's piece) and busiest GPU
+    runs: tuple[list[list[Op] | None], list[list[Op] | None]]
     head: tuple[list[Op], list[Op]]  # (whole model: FLOPs only, busiest GPU): embedding
     tail: tuple[list[Op], list[Op]]  # final norm and LM head
+    sites: dict[int, tuple[list[Op], list[Op]]] = field(default_factory=dict)  # site_ops, once built
+
+    def site_ops(self, i: int) -> tuple[list[Op], list[Op]]:
+        """The (whole model, busiest GPU) ops of part `i`, a site: built when asked (an op row, a test), once."""
+        hit = self.sites.get(i)
+        if hit is None:
+            whole, local = self.builders
+            recipe = self.plan.recipes[i]
+            local_part = local.site_part(recipe)
+            hit = self.sites[i] = (whole.site_part(recipe, local_part[0] if local.T == whole.T else None), local_part)
+        return hit
+
+    def part_ops(self, i: int) -> tuple[list[Op], list[Op]]:
+        """The (whole model, busiest GPU) ops of distinct part `i`."""
+        whole, local = self.runs[0][i], self.runs[1][i]
+        return (whole, local) if whole is not None and local is not None else self.site_ops(i)
+
+    @property
+    def whole(self) -> list[list[Op]]:
+        """Each distinct part of the layer groups, whole-model view (Builder flops_only): names, categories and
+        FLOPs of one layer's piece (the sites' built here)."""
+        return [self.part_ops(i)[0] for i in range(len(self.plan.recipes))]
+
+    @property
+    def local(self) -> list[list[Op]]:
+        """The same parts on the busiest GPU (local[i] is the same piece as whole[i])."""
+        return [self.part_ops(i)[1] for i in range(len(self.plan.recipes))]
 
     @property
     def groups(self) -> list[GroupOps]:
@@ -186,8 +214,7 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> S
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts)
     p = plan(spec)
-    local_parts = local.build_parts(p.recipes)
-    whole_parts = whole.build_parts(p.recipes, local_parts if local.T == whole.T else None)
+    runs = (whole.build_runs(p.recipes), local.build_runs(p.recipes))
     head = (whole.embedding(), local.embedding())
     tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())
-    return Step(spec, wl, local_wl, opts, par, p, whole_parts, local_parts, head, tail)
+    return Step(spec, wl, local_wl, opts, par, p, (whole, local), runs, head, tail)

@@ -12,6 +12,7 @@ from model_compute_sim.page import Page, make_page
 from model_compute_sim.simulator import memory as M
 from model_compute_sim.simulator.assumptions import assumptions
 from model_compute_sim.simulator.categories import CATEGORY_ORDER
+from model_compute_sim.simulator.costs import PartCost
 from model_compute_sim.simulator.device import Device, Roofline
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
@@ -31,147 +32,6 @@ class ViewOptions:
     measured_ms: float | None = None
     gpu_memory_utilization: float = M.USABLE_MEMORY_FRACTION
     shape: tuple[int, int, int] | None = None  # (batch_size, seq_len, context_len) as asked; None: requests
-
-
-class PartCost:
-    """Sums over the ops of one part of a layer (graph.Builder.layer_parts: a block, a norm, an add) on the
-    busiest GPU, each in op order; an op's whole-model FLOPs are those of the op of the same name in the
-    whole-model part. Built once per part and call: layer groups share parts (Kimi-K3's 24 groups differ
-    only in their attention-residual sites), so the tally adds each distinct part once, times the layers
-    that have it, instead of every op of every group (issue 9: simulate within 1 ms)."""
-
-    __slots__ = (
-        "act",
-        "act_peak",
-        "bytes",
-        "cats",
-        "comm_us",
-        "compute_us",
-        "flops",
-        "kv",
-        "matched",
-        "memory_us",
-        "ops",
-        "roof_us",
-        "rows",
-        "t",
-        "timed",
-        "weight",
-        "whole",
-        "whole_flops",
-    )
-
-    def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
-        """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
-        self.ops, self.whole = local, whole
-        self.rows: list[OpRow] | None = None  # the op rows, made by _page when a page shows them
-        if len(local) == 1 and len(whole) == 1:  # an attention-residual site (32 of Kimi-K3's 38 parts)
-            self._one(local[0], whole[0], roof)
-        else:
-            self._sum(local, whole, roof)
-
-    def _sum(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
-        """The sums over any number of ops, each timed on the way."""
-        by_name: dict[str, Op] = {}  # not kept (_page makes it again): one live object fewer per part and call
-        whole_flops: Number = 0
-        for o in whole:
-            by_name[o.name] = o
-            whole_flops += o.flops
-        self.whole_flops = whole_flops
-        # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
-        # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
-        # of a call is timed when a device is known, none otherwise: `timed`)
-        self.cats: dict[str, list[Number]] = {}
-        cats = self.cats
-        weight: Number = 0
-        kv: Number = 0
-        act: Number = 0
-        compute_us: Number = 0
-        memory_us: Number = 0
-        roof_us: Number = 0
-        comm_us: Number = 0
-        t_sum = 0.0
-        b_sum: Number = 0
-        f_sum: Number = 0
-        act_peak = 0.0  # the largest input + output of one op (memory.memory_report)
-        timed = False
-        matched: list[str] = []  # categories of the ops with a whole-model op, in order of the first
-        for op in local:
-            cat = op.category
-            c = cats.get(cat)
-            if c is None:
-                c = cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0]
-            w_op = by_name.get(op.name)
-            if w_op is not None:
-                c[0] += w_op.flops
-                c[1] += w_op.vector_flops
-                c[6] += 1
-                if c[6] == 1:
-                    matched.append(cat)
-            else:
-                c[7] += 1
-            w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
-            kr, kw = op.kv_read_bytes, op.kv_write_bytes
-            b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
-            f = op.flops
-            c[2] += f
-            c[3] += op.vector_flops
-            c[4] += b
-            c[5] += op.comm_bytes
-            f_sum += f
-            b_sum += b
-            weight += w
-            kv += kr + kw
-            a_rw = ar + aw
-            act += a_rw
-            if a_rw > act_peak:  # max(act_peak, a_rw), without the call
-                act_peak = a_rw
-            t = roof.time(op, b) if roof is not None else op.time_us
-            if t is None:
-                continue
-            timed = True
-            c[8] += t
-            t_sum += t
-            if op.kind == "communication":
-                comm_us += t
-            else:
-                compute_us += op.compute_us
-                memory_us += op.memory_us
-                roof_us += t
-        self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
-        self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
-        self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
-        self.matched = matched  # the categories with a whole-model op, in order of their first op
-
-    def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
-        """_sum for one op and one whole-model op, without its loop's set-up: the same values of the same types
-        (tests/test_fast_paths.py; each sum starts from _sum's 0 or 0.0: `0 + x` is x but for -0.0, as there)."""
-        self.whole_flops = 0 + w_op.flops
-        cat = op.category
-        match = w_op.name == op.name
-        w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
-        kr, kw = op.kv_read_bytes, op.kv_write_bytes
-        b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
-        f = op.flops
-        c: list[Number] = [0 + w_op.flops, 0 + w_op.vector_flops] if match else [0, 0]
-        c += [0 + f, 0 + op.vector_flops, 0 + b, 0 + op.comm_bytes, 1 if match else 0, 0 if match else 1, 0.0]
-        self.cats = {cat: c}
-        self.matched = [cat] if match else []
-        a_rw = ar + aw
-        self.weight, self.kv, self.act = 0 + w, 0 + (kr + kw), 0 + a_rw
-        self.act_peak = a_rw if a_rw > 0.0 else 0.0
-        self.flops, self.bytes = 0 + f, 0 + b
-        self.compute_us = self.memory_us = self.roof_us = self.comm_us = 0
-        t = roof.time(op, b) if roof is not None else op.time_us
-        if t is None:
-            self.timed, self.t = False, 0.0
-            return
-        self.timed, self.t = True, 0.0 + t
-        c[8] = 0.0 + t
-        if op.kind == "communication":
-            self.comm_us = 0 + t
-        else:
-            self.compute_us, self.memory_us, self.roof_us = 0 + op.compute_us, 0 + op.memory_us, 0 + t
 
 
 # the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
@@ -238,8 +98,14 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     # each distinct part of the layer groups summed once (and its ops timed); a part of the same ops as an
     # earlier one (step.Plan.same) shares its sums, but is counted on its own (the tally adds in part order)
     costs: list[PartCost] = []
-    for i, (local, whole, same) in enumerate(zip(step.local, step.whole, step.plan.same, strict=True)):
-        costs.append(costs[same] if same != i else PartCost(local, whole, roof))
+    for i, (recipe, same) in enumerate(zip(step.plan.recipes, step.plan.same, strict=True)):
+        if same != i:
+            costs.append(costs[same])
+        elif recipe.site is not None:  # from its numbers: no op is built unless a page shows it
+            costs.append(PartCost.of_site(step, i, roof))
+        else:
+            whole, local = step.part_ops(i)
+            costs.append(PartCost(local, whole, roof))
     stage = _busiest_stage(step, costs)
     tally = Tally()
     want_rows = view.detail == "ops"
@@ -462,7 +328,7 @@ def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], li
     per_group: list[list[OpRow]] = [[] for _ in range(n_groups)]
     pos = 0  # the part's first row in the whole list
     for gi, p in rows:
-        n = len(p.ops)
+        n = p.n
         lo = offset - pos if offset > pos else 0
         hi = n if end is None or end - pos >= n else end - pos
         pos += n
@@ -470,8 +336,9 @@ def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], li
             continue
         part_rows = p.rows
         if part_rows is None:
-            by_name = {o.name: o for o in p.whole}  # as PartCost makes it
-            part_rows = p.rows = [op_row(o, by_name.get(o.name)) for o in p.ops]
+            local, whole = p.op_lists()
+            by_name = {o.name: o for o in whole}  # as PartCost makes it
+            part_rows = p.rows = [op_row(o, by_name.get(o.name)) for o in local]
         (head if gi == -1 else per_group[gi]).extend(part_rows if hi - lo == n else part_rows[lo:hi])
     return head, per_group, make_page(pos, offset, limit)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from model_compute_sim.errors import ShapeError
@@ -44,17 +45,19 @@ class SeqGroup:
 
 @dataclass(frozen=True)
 class Workload:
+    """The sums below are kept once made (a call reads them from every layer kind; groups never change)."""
+
     groups: tuple[SeqGroup, ...]
 
-    @property
+    @cached_property
     def tokens(self) -> int:
         return sum(g.tokens for g in self.groups)
 
-    @property
+    @cached_property
     def sequences(self) -> int:
         return sum(g.count for g in self.groups)
 
-    @property
+    @cached_property
     def cached_sequences(self) -> int:
         """Sequences over a cached prefix: those that read a recurrent or conv state back."""
         return sum(g.count for g in self.groups if g.c > 0)

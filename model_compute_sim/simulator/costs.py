@@ -1,0 +1,207 @@
+"""The sums over the ops of one part of a layer on the busiest GPU, timed on the way (views.build_result
+tallies them per part; their layer groups and op rows read them)."""
+
+from __future__ import annotations
+
+from model_compute_sim.simulator import attn_res
+from model_compute_sim.simulator.device import Roofline
+from model_compute_sim.simulator.ops import Number, Op
+from model_compute_sim.simulator.result import OpRow
+from model_compute_sim.simulator.step import Step
+
+
+class PartCost:
+    """Sums over the ops of one part of a layer (graph.Builder.layer_parts: a block, a norm, an add) on the
+    busiest GPU, each in op order; an op's whole-model FLOPs are those of the op of the same name in the
+    whole-model part. Built once per part and call: layer groups share parts (Kimi-K3's 24 groups differ
+    only in their attention-residual sites), so the tally adds each distinct part once, times the layers
+    that have it, instead of every op of every group (issue 9: simulate within 1 ms)."""
+
+    __slots__ = (
+        "act",
+        "act_peak",
+        "bytes",
+        "cats",
+        "comm_us",
+        "compute_us",
+        "flops",
+        "kv",
+        "matched",
+        "memory_us",
+        "n",
+        "ops",
+        "roof_us",
+        "rows",
+        "site",
+        "t",
+        "timed",
+        "weight",
+        "whole",
+        "whole_flops",
+    )
+
+    def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
+        """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
+        self.ops: list[Op] | None = local  # None: a site's, made by op_lists
+        self.whole: list[Op] | None = whole
+        self.n = len(local)
+        self.rows: list[OpRow] | None = None  # the op rows, made by views._page when a page shows them
+        self.site: tuple[Step, int, Roofline | None] | None = None  # of_site: where its ops come from
+        if len(local) == 1 and len(whole) == 1:  # one op: a site's (when built as ops), the pp send/recv
+            self._one(local[0], whole[0], roof)
+        else:
+            self._sum(local, whole, roof)
+
+    def _sum(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
+        """The sums over any number of ops, each timed on the way."""
+        by_name: dict[str, Op] = {}  # not kept (_page makes it again): one live object fewer per part and call
+        whole_flops: Number = 0
+        for o in whole:
+            by_name[o.name] = o
+            whole_flops += o.flops
+        self.whole_flops = whole_flops
+        # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
+        # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
+        # of a call is timed when a device is known, none otherwise: `timed`)
+        self.cats: dict[str, list[Number]] = {}
+        cats = self.cats
+        weight: Number = 0
+        kv: Number = 0
+        act: Number = 0
+        compute_us: Number = 0
+        memory_us: Number = 0
+        roof_us: Number = 0
+        comm_us: Number = 0
+        t_sum = 0.0
+        b_sum: Number = 0
+        f_sum: Number = 0
+        act_peak = 0.0  # the largest input + output of one op (memory.memory_report)
+        timed = False
+        matched: list[str] = []  # categories of the ops with a whole-model op, in order of the first
+        for op in local:
+            cat = op.category
+            c = cats.get(cat)
+            if c is None:
+                c = cats[cat] = [0, 0, 0, 0, 0, 0, 0, 0, 0.0]
+            w_op = by_name.get(op.name)
+            if w_op is not None:
+                c[0] += w_op.flops
+                c[1] += w_op.vector_flops
+                c[6] += 1
+                if c[6] == 1:
+                    matched.append(cat)
+            else:
+                c[7] += 1
+            w, ar, aw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes
+            kr, kw = op.kv_read_bytes, op.kv_write_bytes
+            b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
+            f = op.flops
+            c[2] += f
+            c[3] += op.vector_flops
+            c[4] += b
+            c[5] += op.comm_bytes
+            f_sum += f
+            b_sum += b
+            weight += w
+            kv += kr + kw
+            a_rw = ar + aw
+            act += a_rw
+            if a_rw > act_peak:  # max(act_peak, a_rw), without the call
+                act_peak = a_rw
+            t = roof.time(op, b) if roof is not None else op.time_us
+            if t is None:
+                continue
+            timed = True
+            c[8] += t
+            t_sum += t
+            if op.kind == "communication":
+                comm_us += t
+            else:
+                compute_us += op.compute_us
+                memory_us += op.memory_us
+                roof_us += t
+        self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
+        self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
+        self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
+        self.matched = matched  # the categories with a whole-model op, in order of their first op
+
+    def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
+        """_sum for one op and one whole-model op, without its loop's set-up."""
+        w, ar, aw, kr, kw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes, op.kv_read_bytes, op.kv_write_bytes
+        b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
+        t = roof.time(op, b) if roof is not None else op.time_us
+        numbers = (op.flops, op.vector_flops, w, ar, aw, kr, kw, op.comm_bytes, b)
+        match = w_op.name == op.name
+        comm = op.kind == "communication"
+        self._set_one(op.category, numbers, w_op.flops, w_op.vector_flops, match, comm, t, op.compute_us, op.memory_us)
+
+    @classmethod
+    def of_site(cls, step: Step, i: int, roof: Roofline | None) -> PartCost:
+        """Part `i` of `step`, an attention-residual site (32 of Kimi-K3's 38 parts), costed from its numbers
+        (attn_res.site_numbers, Roofline.times) without its op or its whole-model op: what _one gives for them
+        (tests/test_fast_paths.py); op_lists builds the ops when a page shows them."""
+        self = cls.__new__(cls)
+        self.ops = self.whole = self.rows = None
+        self.n, self.site = 1, (step, i, roof)
+        whole, local = step.builders
+        site = step.plan.recipes[i].site
+        assert site is not None
+        _, sources, delta, write = site
+        f, vf, w, ar, aw = attn_res.site_numbers(local, sources, delta, write)
+        # dp 1: the whole-model op is the busiest GPU's (Builder.site_part)
+        w_f, w_vf = (f, vf) if whole.T == local.T else attn_res.site_flops(whole.T, whole.H, sources, delta)
+        b = w + ar + aw + 0.0 + 0.0  # Op.bytes_total, in its order
+        t: float | None = None
+        c_us = m_us = 0.0
+        if roof is not None:
+            c_us, m_us, t, _ = roof.times(f, b, attn_res.peak_dtype(step.opts.dtype))
+        self._set_one(attn_res.CATEGORY, (f, vf, w, ar, aw, 0.0, 0.0, 0.0, b), w_f, w_vf, True, False, t, c_us, m_us)
+        return self
+
+    def _set_one(
+        self,
+        cat: str,
+        numbers: tuple[Number, Number, float, float, float, float, float, float, float],
+        w_f: Number,
+        w_vf: Number,
+        match: bool,
+        comm: bool,
+        t: float | None,
+        compute_us: float,
+        memory_us: float,
+    ) -> None:
+        """The sums of one op of category `cat`: `numbers` are its FLOPs, vector FLOPs, weight, activation
+        read / write, KV read / write, communication and total bytes; `w_f`, `w_vf` its whole-model op's FLOPs
+        (`match`: it has one); `comm`: a communication op; `t`, `compute_us`, `memory_us` its times (t None:
+        untimed). The same values of the same types as _sum (each sum starts from _sum's 0 or 0.0: `0 + x` is
+        x but for -0.0, as there)."""
+        f, vf, w, ar, aw, kr, kw, x, b = numbers
+        self.whole_flops = 0 + w_f
+        c: list[Number] = [0 + w_f, 0 + w_vf] if match else [0, 0]
+        c += [0 + f, 0 + vf, 0 + b, 0 + x, 1 if match else 0, 0 if match else 1, 0.0]
+        self.cats = {cat: c}
+        self.matched = [cat] if match else []
+        a_rw = ar + aw
+        self.weight, self.kv, self.act = 0 + w, 0 + (kr + kw), 0 + a_rw
+        self.act_peak = a_rw if a_rw > 0.0 else 0.0
+        self.flops, self.bytes = 0 + f, 0 + b
+        self.compute_us = self.memory_us = self.roof_us = self.comm_us = 0
+        if t is None:
+            self.timed, self.t = False, 0.0
+            return
+        self.timed, self.t = True, 0.0 + t
+        c[8] = 0.0 + t
+        if comm:
+            self.comm_us = 0 + t
+        else:
+            self.compute_us, self.memory_us, self.roof_us = 0 + compute_us, 0 + memory_us, 0 + t
+
+    def op_lists(self) -> tuple[list[Op], list[Op]]:
+        """The part's (busiest GPU, whole model) ops: a site's built here, and timed as of_site timed it."""
+        if self.ops is None or self.whole is None:
+            assert self.site is not None
+            step, i, roof = self.site
+            self.whole, self.ops = step.site_ops(i)
+            if roof is not None:
+                roof.time(self.ops[0], self.ops[0].bytes_total)
+        return self.ops, self.whole
