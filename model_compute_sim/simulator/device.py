@@ -61,12 +61,19 @@ class Roofline:
             t = op.comm_bytes / self.comm_bw * 1e6
             op.time_us, op.bound = t, "communication"
             return t
-        c_us, m_us, t, bound = self.times(op.flops, nbytes, op.peak_dtype)
-        op.compute_us, op.memory_us, op.time_us, op.bound = c_us, m_us, t, bound
+        peak = self.peaks.get(op.peak_dtype)
+        if peak is None:
+            peak = self.peaks[op.peak_dtype] = self.dev.peak_flops_per_s(op.peak_dtype)
+        compute, mem = F.roofline_time_s(float(op.flops), nbytes, peak, self.bw)
+        c_us, m_us = compute * 1e6, mem * 1e6
+        op.compute_us, op.memory_us = c_us, m_us
+        t = m_us if m_us > c_us else c_us
+        op.time_us, op.bound = t, ("compute" if compute >= mem else "memory")
         return t
 
     def times(self, flops: float, nbytes: float, peak_dtype: str) -> tuple[float, float, float, str]:
-        """Compute time, memory time, roofline time (us) and bound of a compute op of `flops` moving `nbytes`."""
+        """Compute time, memory time, roofline time (us) and bound of a compute op of `flops` moving `nbytes`:
+        what `time` writes into such an op (its body inline there: every op of a call passes it)."""
         peak = self.peaks.get(peak_dtype)
         if peak is None:
             peak = self.peaks[peak_dtype] = self.dev.peak_flops_per_s(peak_dtype)

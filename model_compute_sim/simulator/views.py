@@ -327,6 +327,7 @@ def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], li
     head: list[OpRow] = []
     per_group: list[list[OpRow]] = [[] for _ in range(n_groups)]
     pos = 0  # the part's first row in the whole list
+    made: dict[int, tuple[Op | None, OpRow]] = {}  # per op (by identity): its whole-model op and row
     for gi, p in rows:
         n = p.n
         lo = offset - pos if offset > pos else 0
@@ -336,11 +337,27 @@ def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], li
             continue
         part_rows = p.rows
         if part_rows is None:
-            local, whole = p.op_lists()
-            by_name = {o.name: o for o in whole}  # as PartCost makes it
-            part_rows = p.rows = [op_row(o, by_name.get(o.name)) for o in local]
+            part_rows = p.rows = _part_rows(p, made)
         (head if gi == -1 else per_group[gi]).extend(part_rows if hi - lo == n else part_rows[lo:hi])
     return head, per_group, make_page(pos, offset, limit)
+
+
+def _part_rows(p: PartCost, made: dict[int, tuple[Op | None, OpRow]]) -> list[OpRow]:
+    """The op rows of a part. An op in several parts (a block's, a norm's: the builder builds it once; DeepSeek-V4's
+    166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model op is the same."""
+    local, whole = p.op_lists()
+    by_name = {o.name: o for o in whole}  # as PartCost makes it
+    out = []
+    for o in local:
+        w = by_name.get(o.name)
+        hit = made.get(id(o))
+        if hit is not None and hit[0] is w:
+            out.append(hit[1])
+            continue
+        row = op_row(o, w)
+        made[id(o)] = (w, row)
+        out.append(row)
+    return out
 
 
 def _workload(step: Step, shape: tuple[int, int, int] | None) -> Dict:
