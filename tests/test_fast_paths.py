@@ -152,7 +152,7 @@ def test_a_one_op_part_sums_as_any_part(dp: int, timed: bool) -> None:
 @pytest.mark.parametrize("dp", [1, 2])
 @pytest.mark.parametrize("timed", [True, False])
 def test_a_site_costed_from_its_numbers_is_its_op_costed(dp: int, timed: bool) -> None:
-    """views costs an attention-residual site from its numbers (PartCost.of_site), without its ops: each field
+    """views costs an attention-residual site from its numbers (PartCost.of_sites), without its ops: each field
     must be what its ops give (the same values with the same types), and the ops it builds for a page must be
     the ops a builder gives for the site, timed the same."""
     par = Parallel(tp=8, dp=dp, ep=8 * dp)
@@ -161,9 +161,10 @@ def test_a_site_costed_from_its_numbers_is_its_op_costed(dp: int, timed: bool) -
     dev = make_device(resolve_gpu("h100"), step.opts, None, None, None, 900.0)
     sites = [i for i, r in enumerate(step.plan.recipes) if r.site is not None]
     assert len(sites) > 20
+    costed = PartCost.of_sites(step, Roofline(dev) if timed else None)
+    assert sorted(costed) == sites
     for i in sites:
-        roof = Roofline(dev) if timed else None
-        fast = PartCost.of_site(step, i, roof)
+        fast = costed[i]
         whole, local = step.part_ops(i)
         built = Builder(step.spec, step.local_wl, Shard(tp=8, dp=dp, ep=8 * dp, per_gpu=True), step.opts)
         assert local[0] == built.site_part(step.plan.recipes[i])[0]

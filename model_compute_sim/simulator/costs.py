@@ -46,7 +46,7 @@ class PartCost:
         self.whole: list[Op] | None = whole
         self.n = len(local)
         self.rows: list[OpRow] | None = None  # the op rows, made by views._page when a page shows them
-        self.site: tuple[Step, int, Roofline | None] | None = None  # of_site: where its ops come from
+        self.site: tuple[Step, int, Roofline | None] | None = None  # of_sites: where its ops come from
         if len(local) == 1 and len(whole) == 1:  # one op: a site's (when built as ops), the pp send/recv
             self._one(local[0], whole[0], roof)
         else:
@@ -136,27 +136,32 @@ class PartCost:
         self._set_one(op.category, numbers, w_op.flops, w_op.vector_flops, match, comm, t, op.compute_us, op.memory_us)
 
     @classmethod
-    def of_site(cls, step: Step, i: int, roof: Roofline | None) -> PartCost:
-        """Part `i` of `step`, an attention-residual site (32 of Kimi-K3's 38 parts), costed from its numbers
-        (attn_res.site_numbers, Roofline.times) without its op or its whole-model op: what _one gives for them
-        (tests/test_fast_paths.py); op_lists builds the ops when a page shows them."""
-        self = cls.__new__(cls)
-        self.ops = self.whole = self.rows = None
-        self.n, self.site = 1, (step, i, roof)
+    def of_sites(cls, step: Step, roof: Roofline | None) -> dict[int, PartCost]:
+        """The parts of `step` that are attention-residual sites (32 of Kimi-K3's 38), by part index, costed from
+        their numbers (attn_res.site_numbers, Roofline.times) without their ops or whole-model ops: what _one
+        gives for those ops (tests/test_fast_paths.py); op_lists builds the ops when a page shows them."""
         whole, local = step.builders
-        site = step.plan.recipes[i].site
-        assert site is not None
-        _, sources, delta, write = site
-        f, vf, w, ar, aw = attn_res.site_numbers(local, sources, delta, write)
-        # dp 1: the whole-model op is the busiest GPU's (Builder.site_part)
-        w_f, w_vf = (f, vf) if whole.T == local.T else attn_res.site_flops(whole.T, whole.H, sources, delta)
-        b = w + ar + aw + 0.0 + 0.0  # Op.bytes_total, in its order
-        t: float | None = None
-        c_us = m_us = 0.0
-        if roof is not None:
-            c_us, m_us, t, _ = roof.times(f, b, attn_res.peak_dtype(step.opts.dtype))
-        self._set_one(attn_res.CATEGORY, (f, vf, w, ar, aw, 0.0, 0.0, 0.0, b), w_f, w_vf, True, False, t, c_us, m_us)
-        return self
+        peak = attn_res.peak_dtype(step.opts.dtype)
+        own_whole = whole.T != local.T  # dp 1: the whole-model op is the busiest GPU's (Builder.site_part)
+        out: dict[int, PartCost] = {}
+        for i, recipe in enumerate(step.plan.recipes):
+            if recipe.site is None:
+                continue
+            _, sources, delta, write = recipe.site
+            f, vf, w, ar, aw = attn_res.site_numbers(local, sources, delta, write)
+            w_f, w_vf = attn_res.site_flops(whole.T, whole.H, sources, delta) if own_whole else (f, vf)
+            b = w + ar + aw + 0.0 + 0.0  # Op.bytes_total, in its order
+            t: float | None = None
+            c_us = m_us = 0.0
+            if roof is not None:
+                c_us, m_us, t, _ = roof.times(f, b, peak)
+            self = out[i] = cls.__new__(cls)
+            self.ops = self.whole = self.rows = None
+            self.n, self.site = 1, (step, i, roof)
+            self._set_one(
+                attn_res.CATEGORY, (f, vf, w, ar, aw, 0.0, 0.0, 0.0, b), w_f, w_vf, True, False, t, c_us, m_us
+            )
+        return out
 
     def _set_one(
         self,
@@ -197,7 +202,7 @@ class PartCost:
             self.compute_us, self.memory_us, self.roof_us = 0 + compute_us, 0 + memory_us, 0 + t
 
     def op_lists(self) -> tuple[list[Op], list[Op]]:
-        """The part's (busiest GPU, whole model) ops: a site's built here, and timed as of_site timed it."""
+        """The part's (busiest GPU, whole model) ops: a site's built here, and timed as of_sites timed it."""
         if self.ops is None or self.whole is None:
             assert self.site is not None
             step, i, roof = self.site

@@ -98,11 +98,13 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     # each distinct part of the layer groups summed once (and its ops timed); a part of the same ops as an
     # earlier one (step.Plan.same) shares its sums, but is counted on its own (the tally adds in part order)
     costs: list[PartCost] = []
-    for i, (recipe, same) in enumerate(zip(step.plan.recipes, step.plan.same, strict=True)):
+    # the sites from their numbers, without their ops (but on a page of op rows: there every op is built)
+    sites = PartCost.of_sites(step, roof) if view.detail != "ops" else {}
+    for i, same in enumerate(step.plan.same):
         if same != i:
             costs.append(costs[same])
-        elif recipe.site is not None:  # from its numbers: no op is built unless a page shows it
-            costs.append(PartCost.of_site(step, i, roof))
+        elif i in sites:
+            costs.append(sites[i])
         else:
             whole, local = step.part_ops(i)
             costs.append(PartCost(local, whole, roof))
@@ -111,7 +113,7 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     want_rows = view.detail == "ops"
     groups, rows = _layer_groups(step, costs, stage, tally, dev is not None, view.detail)
     rows += _head_tail(step, stage, tally, roof, want_rows)
-    by_category = _categories(tally, step, dev is not None)
+    by_category, sums = _categories(tally, step, dev is not None)
     act_peak = 0.0
     for p in costs:
         act_peak = max(act_peak, p.act_peak)
@@ -128,7 +130,7 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
             "layers_per_stage": step.spec.num_layers // par.pp,
         },
         "gpu": gpu_info(dev) if dev is not None else None,
-        "totals": _totals(by_category, tally, memory, dev, view.measured_ms, step),
+        "totals": _totals(sums, tally, memory, dev, view.measured_ms, step),
         "by_category": by_category,
         "memory": memory,
         "assumptions": assumptions(
@@ -233,49 +235,56 @@ def _head_tail(step: Step, stage: int, tally: Tally, roof: Roofline | None, want
     return rows
 
 
-def _categories(tally: Tally, step: Step, timed: bool) -> dict[str, Dict]:
+def _categories(tally: Tally, step: Step, timed: bool) -> tuple[dict[str, Dict], list[Number]]:
+    """The by_category rows and their totals (FLOPs, FLOPs per GPU, vector FLOPs whole and per GPU, bytes and
+    communication bytes per GPU: each the sum of the rows' values in order, from 0, as `sum` adds them)."""
     out: dict[str, Dict] = {}
+    sums: list[Number] = [0, 0, 0, 0, 0, 0]
     for key in CATEGORY_ORDER:
         c = tally.cats.get(key)
         if c is None or (key == "communication" and step.par.gpus == 1):
             continue
+        f, f_gpu, v, v_gpu = c[FLOPS], _clean(c[FLOPS_GPU]), _clean(c[VECTOR]), _clean(c[VECTOR_GPU])
+        b, x = float(c[BYTES_GPU]), float(c[COMM_GPU])
+        sums[0] += f
+        sums[1] += f_gpu
+        sums[2] += v
+        sums[3] += v_gpu
+        sums[4] += b
+        sums[5] += x
         out[key] = {
-            "flops": c[FLOPS],
-            "flops_per_gpu": _clean(c[FLOPS_GPU]),
-            "vector_flops": _clean(c[VECTOR]),
-            "vector_flops_per_gpu": _clean(c[VECTOR_GPU]),
-            "bytes_per_gpu": float(c[BYTES_GPU]),
-            "communication_bytes_per_gpu": float(c[COMM_GPU]),
+            "flops": f,
+            "flops_per_gpu": f_gpu,
+            "vector_flops": v,
+            "vector_flops_per_gpu": v_gpu,
+            "bytes_per_gpu": b,
+            "communication_bytes_per_gpu": x,
             "roofline_time_us": float(c[TIME]) if timed else None,
             "ops": int(c[OPS]),
         }
-    return out
-
-
-def _total(cats: dict[str, Dict], key: str) -> Number:
-    return sum((c[key] for c in cats.values()), 0)  # type: ignore[misc]
+    return out, sums
 
 
 def _totals(
-    cats: dict[str, Dict],
+    sums: list[Number],
     tally: Tally,
     memory: MemoryReport,
     dev: Device | None,
     measured_ms: float | None,
     step: Step,
 ) -> Dict:
-    flops_gpu = _total(cats, "flops_per_gpu")
-    bytes_gpu = float(_total(cats, "bytes_per_gpu"))
+    flops, flops_gpu, vector, vector_gpu, nbytes, comm = sums
+    bytes_gpu = float(nbytes)
     totals: Dict = {
-        "flops": _total(cats, "flops"),
+        "flops": flops,
         "flops_per_gpu": _clean(flops_gpu),
-        "vector_flops": _clean(_total(cats, "vector_flops")),
-        "vector_flops_per_gpu": _clean(_total(cats, "vector_flops_per_gpu")),
+        "vector_flops": _clean(vector),
+        "vector_flops_per_gpu": _clean(vector_gpu),
         "bytes_per_gpu": bytes_gpu,
         "weight_bytes_per_gpu": float(tally.weight),
         "kv_cache_bytes_per_gpu": float(tally.kv),
         "activation_bytes_per_gpu": float(tally.act),
-        "communication_bytes_per_gpu": float(_total(cats, "communication_bytes_per_gpu")),
+        "communication_bytes_per_gpu": float(comm),
         "arithmetic_intensity_flops_per_byte": float(flops_gpu) / bytes_gpu if bytes_gpu else 0.0,
     }
     flags: list[str] = [M.does_not_fit(memory)] if memory.fits is False else []
@@ -398,6 +407,9 @@ def throughput(wl: Workload, stage_ms: float, pp: int) -> Throughput:
 
 
 def _clean(x: Number) -> Number:
+    """An integer-valued float as an int (below 2**53, where floats hold every integer)."""
+    if type(x) is int:  # FLOP sums mostly: no float checks
+        return x
     if isinstance(x, float) and x.is_integer() and abs(x) < 2**53:
         return int(x)
     return x

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Literal
 
 from model_compute_sim.errors import ShapeError
@@ -45,22 +44,18 @@ class SeqGroup:
 
 @dataclass(frozen=True)
 class Workload:
-    """The sums below are kept once made (a call reads them from every layer kind; groups never change)."""
-
     groups: tuple[SeqGroup, ...]
+    # sums over the groups, made once (every layer kind of a call reads them); not compared: the groups say all
+    tokens: int = field(init=False, compare=False, repr=False)
+    sequences: int = field(init=False, compare=False, repr=False)
+    cached_sequences: int = field(init=False, compare=False, repr=False)  # over a cached prefix: those that read
+    # a recurrent or conv state back
 
-    @cached_property
-    def tokens(self) -> int:
-        return sum(g.tokens for g in self.groups)
-
-    @cached_property
-    def sequences(self) -> int:
-        return sum(g.count for g in self.groups)
-
-    @cached_property
-    def cached_sequences(self) -> int:
-        """Sequences over a cached prefix: those that read a recurrent or conv state back."""
-        return sum(g.count for g in self.groups if g.c > 0)
+    def __post_init__(self) -> None:
+        groups = self.groups
+        object.__setattr__(self, "tokens", sum(g.count * g.q for g in groups))  # SeqGroup.tokens
+        object.__setattr__(self, "sequences", sum(g.count for g in groups))
+        object.__setattr__(self, "cached_sequences", sum(g.count for g in groups if g.c > 0))
 
     @property
     def phase(self) -> str:
