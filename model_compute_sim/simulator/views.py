@@ -59,34 +59,43 @@ class Tally:
         """Count one part of a layer in `count` layers of the model, `count_local` of them in the reported
         stage (count >= count_local): whole-model FLOPs `count` times, per-GPU costs `count_local` times; an
         op counts max(count, count_local) instances when it has a whole-model op, else count_local."""
+        self.add_parts([p], [count], [count_local])
+
+    def add_parts(self, parts: list[PartCost], counts: list[int], counts_local: list[int]) -> None:
+        """`add` each part in order (one call for the parts of the layer groups: every part of a call passes)."""
         cats = self.cats
-        timed = p.timed and count_local
-        most = count if count >= count_local else count_local
-        for cat, v in p.cats.items():
-            w_f, w_v, f, vf, b, x, n_w, n_l, t = v  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
-            c = cats.get(cat)
-            if c is None:
-                c = [0, 0, 0, 0, 0, 0, 0, 0]
-            c0, c1, c2, c3, c4, c5, c6, c7 = c
-            # one new list: fewer steps than eight in-place adds (every part of a call passes here)
-            cats[cat] = [
-                c0 + w_f * count,
-                c1 + w_v * count,
-                c2 + f * count_local,
-                c3 + vf * count_local,
-                c4 + b * count_local,
-                c5 + x * count_local,
-                c6 + (n_w * most + n_l * count_local),
-                c7 + t * count_local if timed else c7,
-            ]
-        self.weight += p.weight * count_local
-        self.kv += p.kv * count_local
-        self.act += p.act * count_local
-        if timed:
-            self.compute_us += p.compute_us * count_local
-            self.memory_us += p.memory_us * count_local
-            self.roof_us += p.roof_us * count_local
-            self.comm_us += p.comm_us * count_local
+        weight, kv, act = self.weight, self.kv, self.act
+        compute_us, memory_us, roof_us, comm_us = self.compute_us, self.memory_us, self.roof_us, self.comm_us
+        for p, count, count_local in zip(parts, counts, counts_local, strict=True):
+            timed = p.timed and count_local
+            most = count if count >= count_local else count_local
+            for cat, v in p.cats.items():
+                w_f, w_v, f, vf, b, x, n_w, n_l, t = v  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
+                c = cats.get(cat)
+                if c is None:
+                    c = [0, 0, 0, 0, 0, 0, 0, 0]
+                c0, c1, c2, c3, c4, c5, c6, c7 = c
+                # one new list: fewer steps than eight in-place adds
+                cats[cat] = [
+                    c0 + w_f * count,
+                    c1 + w_v * count,
+                    c2 + f * count_local,
+                    c3 + vf * count_local,
+                    c4 + b * count_local,
+                    c5 + x * count_local,
+                    c6 + (n_w * most + n_l * count_local),
+                    c7 + t * count_local if timed else c7,
+                ]
+            weight += p.weight * count_local
+            kv += p.kv * count_local
+            act += p.act * count_local
+            if timed:
+                compute_us += p.compute_us * count_local
+                memory_us += p.memory_us * count_local
+                roof_us += p.roof_us * count_local
+                comm_us += p.comm_us * count_local
+        self.weight, self.kv, self.act = weight, kv, act
+        self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
 
 
 def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult:
@@ -175,8 +184,7 @@ def _layer_groups(
     tally: each distinct part counted once, with the layers of the model and of the stage that have it."""
     # one stage: every layer of the model is on it
     counts_local = step.counts if step.par.pp == 1 else step.stage_counts(stage)[1]
-    for p, count, count_local in zip(costs, step.counts, counts_local, strict=True):
-        tally.add(p, count, count_local)
+    tally.add_parts(costs, step.counts, counts_local)
     groups: list[GroupSums] = []
     rows: Rows = []
     if detail in ("layers", "ops"):
