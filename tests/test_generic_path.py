@@ -117,7 +117,7 @@ def test_moe_spellings_of_top_k_shared_experts_and_first_moe_layer() -> None:
     assert moe[0] is None and all(m is not None for m in moe[1:])
     assert moe[1] is not None and moe[1].top_k == 2 and moe[1].shared_intermediate == 2 * 32
     with pytest.raises(Exception, match="num_experts_per_tok"):
-        normalize({**base, "num_experts": 8, "top_k": 50})
+        normalize({**base, "num_experts": 8, "n_shared_experts": 0, "top_k": 50})
 
 
 def test_registry_tables_do_not_overlap() -> None:
@@ -130,7 +130,7 @@ def test_per_layer_expert_counts_and_top_k() -> None:
     """Hunyuan-MoE style lists: layer 0 has 4 experts top-1, layer 1 has 8 experts top-2. Prefill of T = 8
     tokens, H = 64, I = 32: routed experts 6*T*H*I*(1 + 2), routers 2*T*H*(4 + 8)."""
     cfg = {**LLAMA, "model_type": "brand_new_moe", "moe_intermediate_size": 32}
-    cfg |= {"num_experts": [4, 8], "moe_topk": [1, 2]}
+    cfg |= {"num_experts": [4, 8], "moe_topk": [1, 2], "n_shared_experts": 0}
     r = simulate(config=cfg, seq_len=8)
     t, h, i = 8, 64, 32
     assert r.by_category["moe_experts"].flops == 6 * t * h * i * (1 + 2)

@@ -241,12 +241,13 @@ def config_class(model_type: str) -> Any:
     return cls.sub_configs["text_config"] if model_type in TEXT_HEADS else cls
 
 
-def build(model_type: str, layers: int | None) -> tuple[Any, Any, dict[str, Any]]:
+def build(model_type: str, layers: int | None, extra: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """The tiny model; `extra` (tools/sweep_variants.py) overrides keys of the tiny config."""
     import transformers
     from transformers import AutoModelForCausalLM
 
     cls = config_class(model_type)
-    over = tiny_overrides(cls, layers)
+    over = {**tiny_overrides(cls, layers), **(extra or {})}
     cfg = cls(**json.loads(json.dumps(over)))
     if model_type in TEXT_HEADS:
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -319,7 +320,7 @@ def categorize(G: Any, GS: Any, fqn: str, mods: dict[str, Any]) -> str:
     return str(GS.categorize(fqn, mods)) if cat == "other" else cat  # Nemotron-H: an MLP block named `mixer`
 
 
-def measure_family(model_type: str) -> dict[str, Any]:
+def measure_family(model_type: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     import golden as G  # tools/golden.py
     import golden_ssm as GS  # tools/golden_ssm.py: SSM mixer attribution
     import torch
@@ -332,7 +333,7 @@ def measure_family(model_type: str) -> dict[str, Any]:
     for layers in (LAYERS, None):
         torch.manual_seed(0)
         try:
-            model, cfg, over = build(model_type, layers)
+            model, cfg, over = build(model_type, layers, extra)
             modeling = importlib.import_module(type(model).__module__)
             mods = G.module_map(model)
             phases, omitted = [], {}

@@ -259,6 +259,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if generic:
         ignored = K.check_generic_keys(cfg, model_type, name)
         gated = K.mlp_gated(cfg, model_type, name)
+        K.check_unseen_moe(cfg, model_type, name)
+        cfg = K.check_unseen_attention(cfg, model_type, name)
         norm_kind, parallel, norms, layout_notes = K.generic_layout(cfg, model_type)
         act = next((repr(cfg[k]) for k in K.ACTIVATION_KEYS if cfg.get(k)), None)
         notes.append(

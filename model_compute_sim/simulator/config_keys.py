@@ -78,6 +78,10 @@ UNMODELLED_KEYS: dict[str, str] = {
     "attention_types": "a per-layer global/local attention pattern",
     "attention_window": "a per-layer local attention window pattern",
     "sliding_window_pattern": "a sliding/full layer pattern this family does not spell out in layer_types",
+    # DiffLlama / Differential Transformer: two softmax maps per head (twice the attention core)
+    "lambda_std_dev": "differential attention (a lambda-weighted difference of two softmax maps per head)",
+    "lambda_init": "differential attention (a lambda-weighted difference of two softmax maps per head)",
+    "use_mla": "multi-head latent attention switched by a flag (its ranks are read from kv_lora_rank only)",
 }
 
 # keys a family rule models although they name an unmodelled feature for any other family
@@ -174,6 +178,7 @@ NON_STRUCTURAL_KEYS = frozenset(
         "min_length", "max_length", "no_repeat_ngram_size", "typical_p", "num_return_sequences",
     }
 )  # fmt: skip
+_SCALARS = ("_multiplier", "_scale", "_scaling", "_coef")
 NON_STRUCTURAL_SUFFIXES = (
     "_dropout", "_pdrop", "_token_id", "_token_ids", "_eps", "_epsilon", "_range", "_std", "_theta",
     "_coef", "_multiplier", "_scaling", "_scale", "_softcapping", "_implementation", "_init", "_prob",
@@ -184,7 +189,11 @@ STRUCTURAL_HINT = re.compile(
     r"|ratio|period|interval|pattern|sparse|hash|group|kv|query|rope|rotary|parallel|residual|share|gate"
     r"|router|topk|top_k|chunk|compress|latent|mtp|nextn|cross|encoder|decoder|embed|norm|hc_|lora|state"
     r"|width|depth|multi|mult|bias|act|config"
+    r"|^d_|_ff|ff_|ffn|glu|mla|alibi|sink|vocab|loop|recurren|repeat|mixer|hyena|retention|rwkv|proj|_type$|kind"
+    r"|register|memory|order|vision|audio|image|video|^mm_"
 )
+# a scalar that resizes a weight (ffn_dim_multiplier, intermediate_size_scale) is structural whatever its suffix
+SIZE_SCALAR = re.compile(r"dim|size|ffn|mlp|width|expert|intermediate|hidden_|layer|head_count")
 
 # value tables of keys whose meaning depends on the value
 LAYER_TYPE_VALUES = frozenset(
@@ -213,30 +222,27 @@ PLAIN_ACTIVATIONS = frozenset(
 # names no activation (BloomMLP: gelu, dense_h_to_4h / dense_4h_to_h, 4 x hidden wide);
 # transformers 5.24 BitNetMLP, VaultGemmaMLP, BloomMLP (tests/golden/sweep_transformers.json)
 MLP_GATED_BY_FAMILY: dict[str, bool] = {"bitnet": True, "vaultgemma": True, "bloom": False}
-# A gelu/relu-type activation is two-matrix in these families and gated in others (Gemma, VaultGemma, BitNet),
-# so it decides the MLP only where FlopCounterMode showed it (tests/golden/golden_generic.json and
-# sweep_transformers.json); an unseen family with such an activation is refused, never guessed.
+# Whether a family's MLP is gated is fixed by its modeling code, not by its activation: GPT-NeoX with
+# hidden_act "silu" still runs dense_h_to_4h / dense_4h_to_h, Cohere with "gelu" still runs gate/up/down
+# (tests/golden/sweep_variants.json measures both ways in every family below). The activation decides only
+# for an unseen family, and only where no family disagrees (silu / swish: gated in every transformers 5.24
+# family whose default it is); a gelu/relu-type activation there is refused, never guessed.
 PLAIN_MLP_FAMILIES = frozenset(
     {
-        "apertus",
-        "apertus1p5_text",
-        "arcee",
-        "codegen",
-        "falcon",
-        "gpt-sw3",
-        "gpt2",
-        "gpt_bigcode",
-        "gpt_neox",
-        "gptj",
-        "jais2",
-        "nanochat",
-        "nemotron",
-        "opt",
-        "persimmon",
-        "phi",
-        "starcoder2",
+        "apertus", "apertus1p5_text", "arcee", "codegen", "falcon", "gpt-sw3", "gpt2", "gpt_bigcode", "gpt_neox",
+        "gptj", "jais2", "nanochat", "nemotron", "opt", "persimmon", "phi", "starcoder2",
     }
-)
+)  # fmt: skip
+GATED_MLP_FAMILIES = frozenset(
+    {
+        "aria_text", "axk1", "cohere", "cohere2", "cohere_compass_text", "cwm", "dots1", "emu3_text_model",
+        "ernie4_5", "ernie4_5_moe", "exaone", "exaone4", "exaone_moe", "flex_olmo", "flint", "glm", "glm4",
+        "granite", "granite_swa", "granitemoe", "granitemoe_swa", "granitemoeshared", "helium", "hunyuan_v1_dense",
+        "hunyuan_v1_moe", "hyperclovax", "internlm3", "iquestcoder", "kolibri1", "mellum", "minicpm3", "ministral",
+        "ministral3", "olmo", "olmo2", "olmo3", "olmoe", "phi3", "phimoe", "sarvam_mla", "sarvam_moe", "seed_oss",
+        "smollm3", "solar_open", "stablelm", "youtu",
+    }
+)  # fmt: skip
 
 # families whose modeling code runs work that no config key describes, so the generic path cannot see it
 # (transformers 5.24; found by tools/sweep_transformers.py): refused by model_type
@@ -332,7 +338,9 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
         # 0 is Exaone4Config's "no pattern" (sliding_window null); otherwise it must agree with layer_types
         if key == "sliding_window_pattern" and (not cfg[key] or _pattern_spelled_out(cfg[key], cfg.get("layer_types"))):
             continue
-        if key in GENERIC_KEYS or key in NON_STRUCTURAL_KEYS or key.endswith(NON_STRUCTURAL_SUFFIXES):
+        if key in GENERIC_KEYS or key in NON_STRUCTURAL_KEYS:
+            continue
+        if key.endswith(NON_STRUCTURAL_SUFFIXES) and not (key.endswith(_SCALARS) and SIZE_SCALAR.search(key)):
             continue
         if key.startswith("_") or (key.endswith("_config") and key != "text_config"):
             if isinstance(cfg[key], Mapping) and cfg[key]:
@@ -367,17 +375,23 @@ def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool
     """Generic path: gated (three-matrix) or plain (two-matrix) MLP from the activation; unknown refuses."""
     if model_type in MLP_GATED_BY_FAMILY:
         return MLP_GATED_BY_FAMILY[model_type]
+    if model_type in PLAIN_MLP_FAMILIES or model_type in GATED_MLP_FAMILIES:
+        return model_type in GATED_MLP_FAMILIES
     act = next((cfg[k] for k in ACTIVATION_KEYS if cfg.get(k)), None)
     if act is None:
         raise NotModelledError(
             f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule) names no activation "
             "('hidden_act' / 'activation_function'), so whether its MLP is gated (3 matrices) or plain (2) is unknown"
         )
-    if str(act) in GATED_ACTIVATIONS:
+    if str(act) in GATED_ACTIVATIONS and "hidden_act" in cfg:
         return True
+    if str(act) in GATED_ACTIVATIONS:  # GPT-2 lineage spelling: plain in every family that uses it
+        raise NotModelledError(
+            f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): activation {act!r} "
+            f"spelled {next(k for k in ACTIVATION_KEYS if cfg.get(k))!r}, the GPT-2 / Falcon lineage spelling whose "
+            "families run a two-matrix MLP whatever the activation (CodeGen, GPT-J, OPT), so this MLP is not guessed"
+        )
     if str(act) in PLAIN_ACTIVATIONS:
-        if model_type in PLAIN_MLP_FAMILIES:
-            return False
         raise NotModelledError(
             f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): activation {act!r} "
             "runs a two-matrix MLP in some families (GPT-2, Phi, StarCoder2) and a gated one in others (Gemma, "
@@ -388,6 +402,53 @@ def mlp_gated(cfg: Mapping[str, Any], model_type: str, name: str | None) -> bool
         f"not say whether the MLP is gated or plain (known: gated {sorted(GATED_ACTIVATIONS)}, plain "
         f"{sorted(PLAIN_ACTIVATIONS)})"
     )
+
+
+# every model_type the sweeps measured on the generic path (tests/golden/sweep_transformers.json,
+# sweep_variants.json): its modeling code is known to run what its keys say
+MEASURED_GENERIC_FAMILIES = PLAIN_MLP_FAMILIES | GATED_MLP_FAMILIES | frozenset(MLP_GATED_BY_FAMILY)
+SHARED_EXPERT_KEYS = ("n_shared_experts", "num_shared_experts", "moe_num_shared_experts")
+_EXPERT_KEYS = ("n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts")
+
+
+def check_unseen_moe(cfg: Mapping[str, Any], model_type: str, name: str | None) -> None:
+    """An unseen family's MoE runs only when its config says how many shared experts run beside the routed
+    ones (0 included): transformers 5.24 HunYuanMoEV1Moe adds a shared MLP that no key announces, so a
+    config silent on it could be either."""
+    if model_type in MEASURED_GENERIC_FAMILIES or any(k in cfg for k in SHARED_EXPERT_KEYS):
+        return
+    key = next((k for k in _EXPERT_KEYS if cfg.get(k)), None)
+    if key is not None:
+        raise NotModelledError(
+            f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): {key!r} describes "
+            f"routed experts but no key says whether shared experts run beside them ({list(SHARED_EXPERT_KEYS)}; "
+            "some families add one in code alone), so the MoE is not guessed"
+        )
+
+
+def _listed(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str) and bool(value)
+
+
+def check_unseen_attention(cfg: Mapping[str, Any], model_type: str, name: str | None) -> dict[str, Any]:
+    """Which layers of an unseen family slide or chunk is said by `layer_types` alone: without it the pattern
+    is family code (every layer: Mistral; alternating: Gemma-2, gpt-oss; every 4th full: Cohere-2; from
+    max_window_layers up: Qwen2; chunked rope layers: Llama-4). Returns the config with a window that
+    use_sliding_window = false switches off removed."""
+    if model_type in MEASURED_GENERIC_FAMILIES:
+        return dict(cfg)
+    out = dict(cfg)
+    types = cfg.get("layer_types")
+    window_key = next((k for k in ("sliding_window", "sliding_window_size") if cfg.get(k)), None)
+    if window_key and cfg.get("use_sliding_window") is False:
+        if _listed(types) and {"sliding_attention", "local_attention"} & {str(t) for t in types or ()}:
+            raise _refuse("use_sliding_window", "windows switched off while layer_types lists sliding layers", name)
+        out.pop(window_key)
+    elif window_key and not _listed(types):
+        raise _refuse(window_key, "a sliding window whose layers no 'layer_types' lists (family code decides)", name)
+    if cfg.get("attention_chunk_size") and not _listed(types):
+        raise _refuse("attention_chunk_size", "chunked attention whose layers no 'layer_types' lists", name)
+    return out
 
 
 # families whose decoder layer runs attention and MLP in parallel on one normalized input although no

@@ -10,10 +10,11 @@ config classes and released configs): experts per token `num_experts_per_tok` / 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from model_compute_sim.errors import ConfigError
-from model_compute_sim.simulator.config_read import Config, _bool, _int, _ints, _opt_int, _per_layer
+from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.simulator.config_read import Config, _bool, _first, _int, _ints, _opt_int, _per_layer
 from model_compute_sim.simulator.families import GEMMA4_TYPES, STEP_TYPES
 from model_compute_sim.simulator.spec import MoeSpec
 
@@ -118,11 +119,26 @@ def moe_specs(cfg: Config, model_type: str, hidden: int, gated: bool, n: int) ->
     return [moe_spec({**cfg, **{k: v[i] for k, v in per.items()}}, model_type, hidden, gated) for i in range(n)]
 
 
+def _top_k(cfg: Config, experts: int) -> int:
+    """Experts per token, from the spellings families use; never `top_k`: Kimi configs carry the sampling
+    top_k (50) beside it. A MoE config without a known spelling is refused naming its expert key and the
+    spellings read, with the config's own keys that may be its spelling."""
+    if _first(cfg, *TOP_K_KEYS) is not None:
+        return _int(cfg, *TOP_K_KEYS)
+    key = next(k for k in EXPERT_KEYS if cfg.get(k))
+    maybe = sorted(k for k in cfg if re.search(r"top|_k$|^k_|activ|select|per_tok|per_token|routed", k))
+    raise NotModelledError(
+        f"config has {key!r} ({experts} routed experts) but none of the experts-per-token keys {list(TOP_K_KEYS)}"
+        + (f"; its keys {maybe} may spell it, a spelling not modelled" if maybe else "")
+        + ": the MoE FLOPs depend on it, so no estimate is given"
+    )
+
+
 def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> MoeSpec | None:
     experts = _opt_int(cfg, *EXPERT_KEYS)
     if not experts or (model_type in GEMMA4_TYPES and not _bool(cfg, "enable_moe_block")):
         return None
-    top_k = _int(cfg, *TOP_K_KEYS)  # never `top_k`: Kimi configs carry the sampling top_k (50) beside it
+    top_k = _top_k(cfg, experts)
     if top_k > experts:
         raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
     inter = _int(
