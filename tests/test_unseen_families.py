@@ -112,6 +112,8 @@ UNKNOWN_STRUCTURAL_KEYS: dict[str, Any] = {
     "embedding_size": 32,
     "post_attention_norm": True,
     "altup_num_inputs": 4,
+    "use_differential": True,  # an unknown switch turned on
+    "enable_sandwich": True,
 }
 
 
@@ -221,3 +223,29 @@ def test_an_unseen_family_windows_only_the_layers_layer_types_lists() -> None:
     listed = {**cfg, "use_sliding_window": True, "layer_types": ["sliding_attention", "full_attention"] * 2}
     windows = [layer.first(AttentionSpec) for layer in normalize(listed).layers]
     assert [a.window if a else "none" for a in windows] == [8, None, 8, None]
+
+
+def _params(cfg: dict[str, Any]) -> int:
+    return simulate(config=cfg, seq_len=1).model.params_total
+
+
+def test_biases_a_family_rule_does_not_place_are_refused_by_name() -> None:
+    """transformers 5.24 DeepSeek-V2 / Aria give the shared experts mlp_bias, ERNIE-4.5-MoE use_bias,
+    DeepSeek-V3.2 ignores it (tests/golden/sweep_variants.json params_total): which MoE parts carry it is
+    family code, not modelled, so refused rather than miscounted."""
+    mla = {**LLAMA, "model_type": "deepseek_v3", "kv_lora_rank": 32, "q_lora_rank": 48, "qk_nope_head_dim": 16}
+    mla |= {"qk_rope_head_dim": 8, "v_head_dim": 16, "n_routed_experts": 8, "num_experts_per_tok": 2}
+    mla |= {"moe_intermediate_size": 32, "first_k_dense_replace": 1}
+    normalize(mla)
+    with pytest.raises(NotModelledError, match="'mlp_bias' on a MoE model"):
+        normalize({**mla, "mlp_bias": True})
+
+
+def test_family_parameters_follow_the_config_that_builds_them() -> None:
+    """Apertus' XIELU activation holds alpha_p and alpha_n per MLP only when hidden_act is 'xielu'
+    (ACT2FN[hidden_act]); Phi's qk_layernorm builds two nn.LayerNorm(head_dim) per layer, weight and bias.
+    2 layers, head_dim 16: 2 * 2 = 4 activation scalars; 2 layers * 2 norms * 2 vectors * 16 = 128."""
+    apertus = {**LLAMA, "model_type": "apertus", "hidden_act": "xielu"}
+    assert _params(apertus) - _params({**apertus, "hidden_act": "silu"}) == 2 * 2
+    phi = {**LLAMA, "model_type": "phi", "hidden_act": "gelu_new", "layer_norm_eps": 1e-5}
+    assert _params({**phi, "qk_layernorm": True}) - _params(phi) == 2 * 2 * 2 * 16

@@ -320,7 +320,12 @@ def categorize(G: Any, GS: Any, fqn: str, mods: dict[str, Any]) -> str:
     return str(GS.categorize(fqn, mods)) if cat == "other" else cat  # Nemotron-H: an MLP block named `mixer`
 
 
-def measure_family(model_type: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure_family(
+    model_type: str,
+    extra: dict[str, Any] | None = None,
+    layer_counts: tuple[int | None, ...] = (LAYERS, None),
+    shapes: tuple[tuple[str, int, int, int], ...] = tuple(PHASES),
+) -> dict[str, Any]:
     import golden as G  # tools/golden.py
     import golden_ssm as GS  # tools/golden_ssm.py: SSM mixer attribution
     import torch
@@ -330,14 +335,14 @@ def measure_family(model_type: str, extra: dict[str, Any] | None = None) -> dict
         re.search(r"\.(?:layers|h|blocks)\.(\d+)(\.|$)", fqn)
     )
     errors = []
-    for layers in (LAYERS, None):
+    for layers in layer_counts:
         torch.manual_seed(0)
         try:
             model, cfg, over = build(model_type, layers, extra)
             modeling = importlib.import_module(type(model).__module__)
             mods = G.module_map(model)
             phases, omitted = [], {}
-            for phase, b, s, c in PHASES:
+            for phase, b, s, c in shapes:
                 try:
                     counter = measure(G, model, modeling, s, c, b)
                 except NoCache as e:

@@ -20,7 +20,10 @@ interpreters (torch is never a runtime dependency):
     PYTHONPATH=$PWD .venv/bin/python tools/sweep_variants.py classify --write          # the verdicts
 
 `measure` counts each variant exactly as tools/sweep_transformers.py counts a family (its build, measure
-and categories are imported), one niced subprocess per family. `classify` runs `simulate` on each stored
+and categories are imported), one subprocess per family: the prefill always, the decode too where the
+variant changes what a cached step sees (windows, layer patterns, chunks, rope, KV heads, head widths).
+`params` adds each variant's transformers parameter count (tools/golden_params.py's build and count on the
+meta device), which `classify` compares with simulate's params_total. `classify` runs `simulate` on each stored
 config and records exact / refused (by name) / wrong / crash; tests/test_sweep_variants.py re-checks them
 from tests/golden/sweep_variants.json, and also runs every stored config under a `model_type` no rule
 knows (the generic path must be exact or refuse by name too).
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sweep_transformers as S
 
 OUT = Path("tests/golden/sweep_variants.json")
+NICE = 2  # a tiny model per variant: a little below the tests sharing the machine
 TIMEOUT_S = 1500  # per family (all its variants), in its own niced subprocess
 # boolean config attributes that change no forward-pass work (outputs, caching, numerics, kernels)
 NOT_STRUCTURAL = frozenset(
@@ -95,6 +99,27 @@ VALUE_VARIANTS: dict[str, dict[str, Any]] = {
     "rope_yarn": dict(rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
                                            original_max_position_embeddings=64)),
     "attention_chunk_size_6": dict(attention_chunk_size=6),
+    # hybrid mixers (state-space, linear attention, short convolution)
+    "mamba_n_groups_2": dict(mamba_n_groups=2),
+    "mamba_d_conv_3": dict(mamba_d_conv=3),
+    "mamba_expand_1": dict(mamba_expand=1),
+    "mamba_d_state_8": dict(mamba_d_state=8),
+    "n_groups_2": dict(n_groups=2),
+    "conv_kernel_3": dict(conv_kernel=3),
+    "expand_1": dict(expand=1),
+    "state_size_8": dict(state_size=8),
+    "ssm_state_size_8": dict(ssm_state_size=8),
+    "linear_num_value_heads_8": dict(linear_num_value_heads=8),
+    "linear_key_head_dim_8": dict(linear_key_head_dim=8),
+    "linear_value_head_dim_8": dict(linear_value_head_dim=8),
+    "linear_conv_kernel_dim_3": dict(linear_conv_kernel_dim=3),
+    "full_attention_interval_2": dict(full_attention_interval=2),
+    "attn_layer_offset_1": dict(attn_layer_offset=1),
+    "expert_layer_offset_0": dict(expert_layer_offset=0),
+    "conv_L_cache_4": dict(conv_L_cache=4),
+    "block_multiple_of_32": dict(block_multiple_of=32),
+    "block_ffn_dim_multiplier_1": dict(block_ffn_dim_multiplier=1.0),
+    "moe_latent_size_16": dict(moe_latent_size=16),
 }  # fmt: skip
 
 
@@ -125,7 +150,10 @@ def measure_variants(model_type: str, only: list[str]) -> dict[str, Any]:
         if only and name not in only:
             continue
         try:
-            rec = S.measure_family(model_type, extra)
+            # no retry at the class's full depth: a variant the tiny config rejects is listed as not built;
+            # the decode is measured where the variant changes what a cached step sees (windows, patterns)
+            decode = any(w in name for w in ("window", "layer_types", "chunk", "rope", "kv_heads", "head_dim"))
+            rec = S.measure_family(model_type, extra, (L,), tuple(S.PHASES if decode else S.PHASES[:1]))
         except Exception as e:
             recs[name] = dict(status="skipped", overrides=extra, reason=f"does not build or run: {str(e)[:300]}")
             continue
@@ -136,7 +164,7 @@ def measure_variants(model_type: str, only: list[str]) -> dict[str, Any]:
 
 
 def run_isolated(model_type: str, only: str, timeout_s: int) -> dict[str, Any]:
-    cmd = ["nice", "-n", "10", sys.executable, str(Path(__file__).resolve()), "measure-one", model_type, only]
+    cmd = ["nice", "-n", str(NICE), sys.executable, str(Path(__file__).resolve()), "measure-one", model_type, only]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -150,7 +178,8 @@ def run_isolated(model_type: str, only: str, timeout_s: int) -> dict[str, Any]:
 
 def exact_families() -> list[str]:
     fams = json.loads(S.OUT.read_text())["families"]
-    return [mt for mt, f in fams.items() if f.get("verdict") == "exact"]
+    exact = [mt for mt, f in fams.items() if f.get("verdict") == "exact"]
+    return sorted(exact, key=lambda m: (m not in S.PRIORITY, S.PRIORITY.index(m) if m in S.PRIORITY else 0, m))
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
@@ -182,6 +211,42 @@ def write(out: Path, fams: dict[str, Any]) -> None:
     out.write_text(json.dumps(doc, indent=1) + "\n")
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    """Each measured variant's parameter count: tools/golden_params.py's build (meta device) and count
+    (sum of numel, tied weights once, buffers not counted), stored as `params_total`."""
+    import golden_params as GP  # tools/golden_params.py
+
+    path = Path(args.file)
+    doc = json.loads(path.read_text())
+    for mt, recs in doc["families"].items():
+        for name, rec in recs.items():
+            if rec["status"] != "measured" or ("params_total" in rec and not args.all):
+                continue
+            try:
+                counted = GP.count(GP.build(rec["config"]))
+                rec["params_total"] = counted["params_total"]
+                rec["weight_buffers"] = sum(counted.get("weight_buffers", {}).values())
+            except Exception as e:
+                print(f"{mt:20s} {name:32s} params not counted: {type(e).__name__}: {str(e)[:200]}")
+        write(path, doc["families"])
+    return 0
+
+
+def params_verdict(rec: dict[str, Any]) -> dict[str, Any]:
+    """simulate's params_total against the transformers count, where the count was taken."""
+    from model_compute_sim.simulator.simulate import simulate
+
+    if "params_total" not in rec:
+        return {}
+    got = simulate(config=rec["config"], batch_size=1, seq_len=1).model.params_total
+    # transformers keeps router score-correction biases as buffers (weight_buffers); a serving checkpoint
+    # has them where the config turns them on (config_params.CORRECTION_BIAS, tests/test_params_golden.py)
+    want = rec["params_total"] + rec.get("weight_buffers", 0)
+    if got in (want, rec["params_total"]):
+        return {}
+    return dict(verdict="wrong", diffs=dict(params_total=dict(reference=want, simulated=got)))
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     path = Path(args.file)
     doc = json.loads(path.read_text())
@@ -190,10 +255,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for name, rec in recs.items():
             for k in ("verdict", "message", "diffs"):
                 rec.pop(k, None)
-            if rec["status"] != "measured":
+            if rec["status"] != "measured" or not rec.get("phases"):
                 counts["skipped"] += 1
                 continue
             rec.update(S.verdict(rec))
+            if rec["verdict"] == "exact":
+                rec.update(params_verdict(rec))
             counts[rec["verdict"]] += 1
             if rec["verdict"] != "exact" or args.verbose:
                 msg = rec.get("message", "")[:160]
@@ -220,11 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--write", action="store_true")
     c.add_argument("--verbose", action="store_true")
     c.add_argument("--file", default=str(OUT))
+    pa = sub.add_parser("params", help="add each measured variant's transformers parameter count")
+    pa.add_argument("--file", default=str(OUT))
+    pa.add_argument("--all", action="store_true", help="recount variants that have a count")
     args = ap.parse_args(argv)
     if args.cmd == "measure-one":
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         print(json.dumps(measure_variants(args.model_type, [v for v in args.variants.split(",") if v])))
         return 0
+    if args.cmd == "params":
+        return cmd_params(args)
     return cmd_measure(args) if args.cmd == "measure" else cmd_classify(args)
 
 

@@ -31,7 +31,7 @@ from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
 from model_compute_sim.simulator.config_params import model_extras, with_family_params, with_router_correction
 from model_compute_sim.simulator.config_quant import weight_table
-from model_compute_sim.simulator.config_read import _bool, _first, _int, _opt_int
+from model_compute_sim.simulator.config_read import _first, _int, _opt_int
 from model_compute_sim.simulator.families import GEMMA4_TYPES
 from model_compute_sim.simulator.linear_attention_config import (
     KDA_TYPES,
@@ -216,7 +216,15 @@ def _layers(
     if any(f and m is None for f, m in zip(moe_flags, moes, strict=True)):
         raise ConfigError("a MoE layer has no experts in its per-layer expert list; which FFN it runs is not said")
     dense: MlpSpec | None = None
-    mlp_bias = any(_bool(cfg, k) for k in ("mlp_bias", "use_bias", "bias", "add_bias_linear", "enable_bias"))
+    bias_key = next((k for k in ("mlp_bias", "use_bias", "bias", "add_bias_linear", "enable_bias") if cfg.get(k)), None)
+    mlp_bias = bias_key is not None
+    if bias_key and model_type != "gpt_oss" and any(m is not None for m in moes):
+        # transformers 5.24: DeepSeek-V2 / Aria shared experts and ERNIE-4.5-MoE take the flag, DeepSeek-V3.2's
+        # MLPs ignore it (tests/golden/sweep_variants.json); which MoE parts carry a bias is family code
+        raise NotModelledError(
+            f"{bias_key!r} on a MoE model describes biases on the expert / shared-expert MLPs, which are not "
+            "modelled (which parts carry them is family code); its parameter count would be wrong"
+        )
     parallel_moe = model_type in GEMMA4_TYPES and moes[0] is not None  # Gemma-4: MoE beside the dense MLP
     if parallel_moe or not all(moe_flags):
         dense = MlpSpec(intermediate=_dense_width(cfg, model_type), gated=gated, bias=mlp_bias)
@@ -297,7 +305,8 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if model_type in KDA_TYPES:  # Kimi-K3's additions to Kimi-Linear (config_kimi_k3.py)
         layers = kimi_layers(cfg, layers)
         notes += kimi_notes(cfg, n)
-    layers = with_router_correction(with_family_params(layers, model_type), cfg, model_type, generic)
+    family = with_family_params(layers, model_type, str(cfg.get("hidden_act")))
+    layers = with_router_correction(family, cfg, model_type, generic)
     classes = layer_classes(layers, model_type)
     quant = weight_table(cfg, classes)
     notes += quant.notes

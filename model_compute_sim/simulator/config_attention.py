@@ -139,6 +139,9 @@ def _output_gate_dim(cfg: Config, model_type: str, head_dim: int) -> int:
     return 0
 
 
+_BIAS_KEYS = ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear", "enable_bias")
+
+
 def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[AttentionSpec]:
     """One softmax-attention spec per layer (MLA when the config has kv_lora_rank)."""
     heads = _int(cfg, "num_attention_heads", "n_head", "num_heads", "n_heads")
@@ -147,10 +150,7 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
         kv_heads = 1  # Falcon / GPT-BigCode multi-query attention: one K/V head whatever num_kv_heads says
     windows = _sliding_layers(cfg, model_type, n)
     chunks = _chunked_layers(cfg, n)
-    bias = any(
-        _bool(cfg, k)
-        for k in ("attention_bias", "use_bias", "bias", "qkv_bias", "use_qkv_bias", "add_bias_linear", "enable_bias")
-    )
+    bias = any(_bool(cfg, k) for k in _BIAS_KEYS)
     if cfg.get("kv_lora_rank") is not None:
         return _mla_specs(cfg, model_type, heads, windows, bias, n)
     base = _gqa_base(cfg, model_type, hidden, heads, kv_heads, bias)

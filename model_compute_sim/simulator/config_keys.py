@@ -192,6 +192,8 @@ STRUCTURAL_HINT = re.compile(
     r"|^d_|_ff|ff_|ffn|glu|mla|alibi|sink|vocab|loop|recurren|repeat|mixer|hyena|retention|rwkv|proj|_type$|kind"
     r"|register|memory|order|vision|audio|image|video|^mm_"
 )
+# an unknown switch turned on (use_differential: true) turns on a feature the generic path does not know
+FEATURE_SWITCH_PREFIXES = ("use_", "enable_", "has_", "with_", "add_", "apply_", "is_")
 # a scalar that resizes a weight (ffn_dim_multiplier, intermediate_size_scale) is structural whatever its suffix
 SIZE_SCALAR = re.compile(r"dim|size|ffn|mlp|width|expert|intermediate|hidden_|layer|head_count")
 
@@ -346,7 +348,7 @@ def check_generic_keys(cfg: Mapping[str, Any], model_type: str, name: str | None
             if isinstance(cfg[key], Mapping) and cfg[key]:
                 raise _refuse(key, "nested settings the generic decoder path does not read", name)
             continue
-        if STRUCTURAL_HINT.search(key):
+        if STRUCTURAL_HINT.search(key) or (cfg[key] is True and key.startswith(FEATURE_SWITCH_PREFIXES)):
             raise NotModelledError(
                 f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): key {key!r} looks "
                 "structural and the generic decoder path does not understand it; refusing rather than guessing"

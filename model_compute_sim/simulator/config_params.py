@@ -53,7 +53,8 @@ LEARNED_POSITIONS = {
 EMBEDDING_NORM_TYPES = frozenset({"bloom"})  # word_embeddings_layernorm after the embedding
 # learned scalars of the MLP activation: XIELUActivation alpha_p and alpha_n (its beta and eps are buffers)
 ACT_PARAMS = {"apertus": 2, "apertus1p5_text": 2}
-QK_NORM_BIAS_TYPES = frozenset({"persimmon"})  # q_layernorm / k_layernorm are nn.LayerNorm (weight and bias)
+# q_layernorm / k_layernorm are nn.LayerNorm (weight and bias): PersimmonAttention, PhiAttention (qk_layernorm)
+QK_NORM_BIAS_TYPES = frozenset({"persimmon", "phi"})
 # The aux-loss-free router's score-correction bias: one value per routed expert, added to the routing scores
 # before top-k, read by the router on every step. A tensor in the checkpoint and in the serving engine's
 # weights (DeepSeek-V3's safetensors index lists model.layers.N.mlp.gate.e_score_correction_bias for every MoE
@@ -172,11 +173,13 @@ def _with_ffns(layer: LayerSpec, ffns: tuple[Any, ...]) -> LayerSpec:
     )
 
 
-def with_family_params(layers: tuple[LayerSpec, ...], model_type: str) -> tuple[LayerSpec, ...]:
+def with_family_params(
+    layers: tuple[LayerSpec, ...], model_type: str, activation: str | None = None
+) -> tuple[LayerSpec, ...]:
     """The layers with the biases, q/k norm biases and activation scalars the family's modeling code builds."""
     rule = FAMILY_BIASES.get(model_type)
     qk_bias = model_type in QK_NORM_BIAS_TYPES
-    act = ACT_PARAMS.get(model_type, 0)
+    act = ACT_PARAMS.get(model_type, 0) if activation == "xielu" else 0  # ACT2FN[hidden_act]: xielu's only
     gemma4 = model_type in GEMMA4_TYPES  # the MoE block beside the dense MLP (26B-A4B)
     bitnet, axk1 = model_type == "bitnet", model_type == "axk1"
     if rule is None and not qk_bias and not act and not gemma4 and not bitnet and not axk1:
