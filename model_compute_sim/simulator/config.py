@@ -256,6 +256,7 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
             f"needs {list(REQUIRED_KEYS)} (plus optional num_key_value_heads, head_dim, intermediate_size)"
         )
     generic = model_type not in KNOWN_MODEL_TYPES
+    K.check_bare_window(cfg, model_type, name)
     notes: list[str] = []
     wrapper = next((k for k in NESTED_TEXT_KEYS if isinstance(raw.get(k), Mapping)), None)
     if wrapper is not None:
