@@ -260,3 +260,22 @@ def test_a_window_the_family_code_never_applies_is_refused_by_name() -> None:
         normalize(llama)
     mistral = normalize({**llama, "model_type": "mistral"})
     assert [layer.first(AttentionSpec).window for layer in mistral.layers] == [8, 8]  # type: ignore[union-attr]
+
+
+def test_chunked_layers_without_a_chunk_size_are_refused_by_name() -> None:
+    """layer_types 'chunked_attention' with no attention_chunk_size was costed as full attention."""
+    cfg = {**LLAMA, "layer_types": ["chunked_attention", "full_attention"]}
+    with pytest.raises(ConfigError, match="'chunked_attention' layers but attention_chunk_size is missing"):
+        normalize(cfg)
+    chunked = normalize({**cfg, "attention_chunk_size": 8}).layers
+    assert [layer.first(AttentionSpec).chunk for layer in chunked] == [8, None]  # type: ignore[union-attr]
+
+
+def test_two_moe_layer_patterns_that_disagree_are_refused_by_name() -> None:
+    """The MoE layers are read from the first pattern a config gives (mlp_layer_types, ..., decoder_sparse_step,
+    ..., first_k_dense_replace): a second one saying otherwise was silently ignored. Agreeing ones run."""
+    moe = {**LLAMA, "num_hidden_layers": 4, "num_experts": 8, "num_experts_per_tok": 2, "n_shared_experts": 0}
+    with pytest.raises(NotModelledError, match="'first_k_dense_replace' describes a second MoE-layer pattern"):
+        normalize({**moe, "decoder_sparse_step": 1, "first_k_dense_replace": 2})
+    agree = normalize({**moe, "mlp_layer_types": ["dense", "sparse", "sparse", "sparse"], "first_k_dense_replace": 1})
+    assert [layer.first(MoeSpec) is not None for layer in agree.layers] == [False, True, True, True]

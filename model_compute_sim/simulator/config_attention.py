@@ -67,6 +67,8 @@ def _chunked_layers(cfg: Config, n: int) -> list[int | None]:
     """Per-layer attention chunk (Llama-4 local attention: a query sees its own chunk only)."""
     chunk = _opt_int(cfg, "attention_chunk_size", minimum=0) or None
     types = _per_layer(cfg, "layer_types", n)
+    if chunk is None and types is not None and "chunked_attention" in types:
+        raise ConfigError("layer_types marks 'chunked_attention' layers but attention_chunk_size is missing")
     if chunk is None:
         return [None] * n
     if types is not None:

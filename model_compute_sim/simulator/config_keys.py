@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from model_compute_sim.errors import NotModelledError
+from model_compute_sim.simulator.config_moe import pattern_disagreement
 
 _SSM = "Mamba (state-space) layers"
 _CONV = "short-convolution (LFM2-style) layers"
@@ -417,9 +418,13 @@ def check_unseen_moe(cfg: Mapping[str, Any], model_type: str, name: str | None) 
     """An unseen family's MoE runs only when its config says how many shared experts run beside the routed
     ones (0 included): transformers 5.24 HunYuanMoEV1Moe adds a shared MLP that no key announces, so a
     config silent on it could be either."""
+    key = next((k for k in _EXPERT_KEYS if cfg.get(k)), None)
+    n = next((cfg[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers") if cfg.get(k)), None)
+    other = pattern_disagreement(cfg, n) if key and isinstance(n, int) and n <= 4096 else None
+    if other is not None:
+        raise _refuse(other, "a second MoE-layer pattern that disagrees with the first one the config gives", name)
     if model_type in MEASURED_GENERIC_FAMILIES or any(k in cfg for k in SHARED_EXPERT_KEYS):
         return
-    key = next((k for k in _EXPERT_KEYS if cfg.get(k)), None)
     if key is not None:
         raise NotModelledError(
             f"{name or 'this config'} (model_type {model_type or 'unknown'!r}, no family rule): {key!r} describes "

@@ -109,6 +109,36 @@ def moe_layers(cfg: Config, n: int, experts: int) -> list[bool]:
     return [i >= fkd and i % every == 0 for i in range(n)]
 
 
+# the keys of each way of saying which layers are MoE, in the order moe_layers reads them
+PATTERN_KEYS = (
+    ("mlp_layer_types",),
+    ("moe_layers",),
+    ("moe_layers_enum",),
+    ("interleave_moe_layer_step",),
+    ("decoder_sparse_step", "mlp_only_layers"),
+    ("moe_layer_start_index", "moe_layer_end_index", "moe_layer_interval"),
+    ("num_dense_layers",),
+    ("first_k_dense_replace", "moe_layer_freq"),
+)
+
+
+def pattern_disagreement(cfg: Config, n: int) -> str | None:
+    """A key of a second MoE-layer pattern that says otherwise than the first one present (moe_layers reads
+    only the first: the other would be silently ignored), or None when every pattern present agrees."""
+    base = {k: v for k, v in cfg.items() if not any(k in g for g in PATTERN_KEYS)}
+    first: list[bool] | None = None
+    for group in PATTERN_KEYS:
+        present = {k: cfg[k] for k in group if cfg.get(k) is not None}
+        if not present:
+            continue
+        flags = moe_layers({**base, **present, "model_type": ""}, n, 1)
+        if first is None:
+            first = flags
+        elif flags != first:
+            return next(iter(present))
+    return None
+
+
 def moe_specs(cfg: Config, model_type: str, hidden: int, gated: bool, n: int) -> list[MoeSpec | None]:
     """One MoE spec per layer. Expert counts and experts per token may be per-layer lists (Hunyuan-MoE:
     `num_experts`, `moe_topk`): layer i then reads entry i."""
