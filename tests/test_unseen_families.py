@@ -252,11 +252,11 @@ def test_family_parameters_follow_the_config_that_builds_them() -> None:
 
 
 def test_a_window_the_family_code_never_applies_is_refused_by_name() -> None:
-    """transformers 5.24 LlamaAttention / DeepseekV3Attention never read a bare sliding_window (vLLM's Llama
-    reads it only through layer_types), yet the Mistral rule windowed every layer: a Llama config with
-    sliding_window 8 was costed as windowed. Mistral's own code windows every layer: still modelled."""
+    """transformers 5.24 LlamaAttention / DeepseekV3Attention never read a bare sliding_window (its cache and
+    vLLM's cache config may), yet the Mistral rule windowed every layer: a Llama config with sliding_window 8
+    was costed as windowed. Mistral's own attention windows every layer: still modelled."""
     llama = {**LLAMA, "model_type": "llama", "sliding_window": 8}
-    with pytest.raises(NotModelledError, match="'sliding_window' describes a sliding window, which model_type"):
+    with pytest.raises(NotModelledError, match="'sliding_window' describes a sliding window that model_type"):
         normalize(llama)
     mistral = normalize({**llama, "model_type": "mistral"})
     assert [layer.first(AttentionSpec).window for layer in mistral.layers] == [8, 8]  # type: ignore[union-attr]

@@ -53,6 +53,10 @@ def _sliding_layers(cfg: Config, model_type: str, n: int) -> list[int | None]:
     if model_type in ("gemma3", "gemma3_text"):
         every = _int(cfg, "sliding_window_pattern", default=6)
         return [None if (i + 1) % every == 0 else window for i in range(n)]
+    if model_type == "qwen3_moe" and _bool(cfg, "use_sliding_window"):
+        # transformers 5.24 Qwen3MoeConfig has no max_window_layers / layer_types: every layer slides
+        # (tests/golden/sweep_variants.json qwen3_moe window_6, window_6_max_window_layers_2)
+        return [window] * n
     if model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "mimo"):
         if not _bool(cfg, "use_sliding_window"):
             return [None] * n
@@ -150,6 +154,8 @@ def attention_specs(cfg: Config, model_type: str, hidden: int, n: int) -> list[A
     kv_heads = _int(cfg, "num_key_value_heads", "num_kv_heads", "n_kv_heads", default=heads)
     if _bool(cfg, "multi_query") and not _bool(cfg, "new_decoder_architecture"):
         kv_heads = 1  # Falcon / GPT-BigCode multi-query attention: one K/V head whatever num_kv_heads says
+    elif model_type == "gpt_bigcode":  # GPTBigCodeAttention: MHA unless multi_query, no KV-head key read
+        kv_heads = heads
     windows = _sliding_layers(cfg, model_type, n)
     chunks = _chunked_layers(cfg, n)
     bias = any(_bool(cfg, k) for k in _BIAS_KEYS)
@@ -225,19 +231,29 @@ def _gqa_base(cfg: Config, model_type: str, hidden: int, heads: int, kv_heads: i
         kv_heads=kv_heads,
         head_dim=head_dim,
         v_head_dim=v_head_dim,
-        qkv_bias=bias or model_type in ("qwen2", "qwen2_moe", "mimo", "gpt_oss"),
+        qkv_bias=bias or model_type in ("qwen2", "mimo") or _family_qkv_bias(cfg, model_type),
         o_bias=_o_bias(cfg, model_type, bias),
         qk_norm=_qk_norm(cfg, model_type),
         qk_norm_shared=model_type not in QK_NORM_PER_HEAD_TYPES,
     )
 
 
+def _family_qkv_bias(cfg: Config, model_type: str) -> bool:
+    """q/k/v biases a family's config class turns on by default (transformers 5.24 Qwen2MoeConfig.qkv_bias,
+    GptOssConfig.attention_bias: True; released configs may leave the key out)."""
+    if model_type == "qwen2_moe":
+        return _bool(cfg, "qkv_bias", True)
+    if model_type == "gpt_oss":
+        return _bool(cfg, "attention_bias", True)
+    return False
+
+
 def _o_bias(cfg: Config, model_type: str, bias: bool) -> bool:
     """o_proj's bias: the config's attention bias, except in families that keep it on q/k/v only."""
     if "attention_out_bias" in cfg:  # Seed-OSS: its own key for o_proj's bias (attention_bias is q/k/v only)
         return _bool(cfg, "attention_out_bias")
-    if model_type == "gpt_oss":
-        return True
+    if model_type == "gpt_oss":  # GptOssConfig.attention_bias, True by default
+        return _bool(cfg, "attention_bias", True)
     return bias and model_type not in ("qwen2", "qwen2_moe", "mimo", "mimo_v2_flash", "glm4_moe")
 
 

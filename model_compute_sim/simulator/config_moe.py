@@ -169,6 +169,11 @@ def moe_spec(cfg: Config, model_type: str, hidden: int, gated: bool = True) -> M
     if not experts or (model_type in GEMMA4_TYPES and not _bool(cfg, "enable_moe_block")):
         return None
     top_k = _top_k(cfg, experts)
+    if model_type == "phimoe" and top_k != 2:  # transformers 5.24 sparsemixer: the best, then the next best
+        raise NotModelledError(
+            f"num_experts_per_tok={top_k} on PhiMoE: its sparsemixer router picks two experts in code whatever "
+            "'num_experts_per_tok' says, so which count runs is ambiguous"
+        )
     if top_k > experts:
         raise ConfigError(f"num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
     inter = _int(

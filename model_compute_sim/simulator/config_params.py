@@ -31,6 +31,12 @@ NORM_VECTORS = {
 # (q/k/v bias, o_proj bias, MLP bias) fixed by the modeling code whatever the keys say (None: the keys)
 FAMILY_BIASES: dict[str, tuple[bool | None, bool | None, bool | None]] = {
     "gpt2": (True, True, True),  # Conv1D c_attn / c_proj / c_fc / c_proj
+    # o_proj without bias whatever the q/k/v flag says (transformers 5.24 HeliumAttention, SarvamMoEAttention,
+    # SolarOpenAttention, StableLmAttention; tests/golden/sweep_variants.json attention_bias / use_qkv_bias)
+    "helium": (None, False, None),
+    "sarvam_moe": (None, False, None),
+    "solar_open": (None, False, None),
+    "stablelm": (None, False, None),
     "gpt-sw3": (True, True, True),
     "gpt_bigcode": (True, True, True),
     "bloom": (True, True, True),  # query_key_value, dense, dense_h_to_4h, dense_4h_to_h
