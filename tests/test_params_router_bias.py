@@ -128,6 +128,7 @@ def test_generic_path_reads_the_router_bias_keys(extra: dict[str, Any], params: 
     """A model_type without a family rule (Qwen3-30B-A3B's config renamed: 48 MoE layers of 128 experts) gets
     the router bias its keys describe, not a silent zero."""
     base = {k: v for k, v in _config("qwen3-30b-a3b").items() if k != "architectures"}
+    base["n_shared_experts"] = 0  # an unseen MoE must say whether shared experts run (config_keys.check_unseen_moe)
     plain = simulate(config={**base, "model_type": "my_moe"}, seq_len=1)
     r = simulate(config={**base, "model_type": "my_moe", **extra}, seq_len=1)
     assert r.model.params_total - plain.model.params_total == params
