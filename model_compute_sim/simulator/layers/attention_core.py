@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.base import require_divides
-from model_compute_sim.simulator.ops import BuilderBase, Op, split
+from model_compute_sim.simulator.ops import BuilderBase, Op, flops_op, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import Options, SeqGroup, Workload
@@ -49,12 +49,15 @@ def softmax_core(
 ) -> Op:
     """The `attention_core` op of `h` local query heads over `n_pairs` query-key pairs per head: q.k scores,
     softmax and the weighted sum of values; the caller knows what its keys and values cost to read."""
+    flops, vector_flops = F.attention_flops(n_pairs, h, d_qk, d_v), n_pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT
+    if b.flops_only:  # the whole-model view reads FLOPs alone (issue 9)
+        return flops_op(name, "attention_core", "attention", flops, vector_flops)
     return Op(
         name=name,
         category="attention_core",
         kind="attention",
-        flops=F.attention_flops(n_pairs, h, d_qk, d_v),
-        vector_flops=n_pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT,
+        flops=flops,
+        vector_flops=vector_flops,
         act_read_bytes=float(tokens) * h * d_qk * b.a,
         act_write_bytes=float(tokens) * h * d_v * b.a,
         kv_read_bytes=kv_read_bytes,
@@ -73,6 +76,10 @@ def attention_core(
     """Scores and attention-weighted values of `h` local query heads over `kv` local KV heads."""
     topk = a.indexer.topk if a.indexer is not None else None
     n_pairs = sum(g.count * pairs(b, g, a.window, topk, a.chunk) for g in wl.groups)
+    if b.flops_only:  # no key positions, bytes or note: softmax_core gives FLOPs alone
+        return softmax_core(
+            b, name, n_pairs, h, d_qk, d_v, 0, kv_read_bytes=0.0, kv_write_bytes=0.0, kv_shape=[], note=""
+        )
     positions = sum(g.count * F.dense_kv_len(g.q, g.c, a.window or a.chunk) for g in wl.groups)
     tokens = wl.tokens
     kvb = b.opts.kv_bytes

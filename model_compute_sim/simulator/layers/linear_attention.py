@@ -19,7 +19,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import linear_attention_formulas as LF
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, require_divides, row_out
 from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, core_op, core_paths
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, flops_op, split
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
 
@@ -146,6 +146,9 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
         else:
             flops, vec = 0, hv * LF.recurrent_flops(tokens, dk, dv)
             note = "fused recurrent update, element-wise: 7*dk*dv FLOPs per token and value head"
+        if b.flops_only:  # the whole-model view reads FLOPs alone: no bytes, shapes or note (issue 9)
+            ops.append(flops_op(name, CORE, "attention" if flops else "elementwise", flops, vec))
+            continue
         ops.append(
             core_op(
                 b,

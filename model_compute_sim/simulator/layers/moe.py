@@ -86,16 +86,20 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     # token-expert assignments handled by this rank (uniform routing): assigned / ep, exact (ops.ratio)
     assigned = t_all * m.top_k
     rows = assigned / sh.ep
-    touched = F.expected_experts_touched(m.experts, m.top_k, t_all) * e_loc / m.experts
-    shard = f"experts /{sh.ep} (ep), intermediate /{sh.moe_tp} (moe_tp)" if ranks > 1 else "replicated"
-    note = (
-        f"uniform routing: {t_all} tokens x top-{m.top_k} over {m.experts} experts; "
-        f"{touched:.1f} of {e_loc} local experts touched"
-    )
     up_n = i_loc * (2 if m.gated else 1)
     fmt = b.opts.wfmt("routed_experts")
-    # per-tensor scalars per touched expert: gate and up (one shared w13 input scale under FP8), or down
-    w13 = (2.0 - fmt.w13_saved_bytes / fmt.tensor_scale_bytes if fmt.tensor_scale_bytes else 2.0) if m.gated else 1.0
+    touched, shard, note, w13 = 0.0, "replicated", "", 1.0  # the whole-model view reads FLOPs alone (issue 9)
+    if not b.flops_only:
+        touched = F.expected_experts_touched(m.experts, m.top_k, t_all) * e_loc / m.experts
+        shard = f"experts /{sh.ep} (ep), intermediate /{sh.moe_tp} (moe_tp)" if ranks > 1 else "replicated"
+        note = (
+            f"uniform routing: {t_all} tokens x top-{m.top_k} over {m.experts} experts; "
+            f"{touched:.1f} of {e_loc} local experts touched"
+        )
+        # per-tensor scalars per touched expert: gate and up (one shared w13 input scale under FP8), or down
+        w13 = (
+            (2.0 - fmt.w13_saved_bytes / fmt.tensor_scale_bytes if fmt.tensor_scale_bytes else 2.0) if m.gated else 1.0
+        )
 
     def expert_gemm(name: str, k: int, n: int, mats: float) -> Op:
         """One GEMM of the local experts over the rows routed here; weights of the experts touched."""
@@ -120,9 +124,10 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     what = "gated activation: act(gate) * up" if m.gated else "activation of up_proj (not gated: up and down only)"
     act = b.vector("experts.act_fn", "elementwise", "elementwise", 0, 0, sharding=shard, note=what)
     act.vector_flops = ratio(assigned * i_loc * F.act_flops_per_element(m.activation), sh.ep)
-    act.act_read_bytes = rows * up_n * b.a
-    act.act_write_bytes = rows * i_loc * b.a
-    act.shape_in, act.shape_out = [[ceil_ratio(assigned, sh.ep), up_n]], [ceil_ratio(assigned, sh.ep), i_loc]
+    if not b.flops_only:
+        act.act_read_bytes = rows * up_n * b.a
+        act.act_write_bytes = rows * i_loc * b.a
+        act.shape_in, act.shape_out = [[ceil_ratio(assigned, sh.ep), up_n]], [ceil_ratio(assigned, sh.ep), i_loc]
     down = expert_gemm("experts.down_proj", i_loc, H, 1.0)
     return [up, act, down]
 
