@@ -506,7 +506,7 @@ def generic_layout(cfg: Mapping[str, Any], model_type: str) -> tuple[str, bool, 
     # HyperCLOVAX: Peri-LN, a norm before and after each block; GLM-4: post_self_attn / post_mlp_layernorm
     norms = 4 if cfg.get("use_post_norm") or model_type in POST_NORM_FAMILIES else 2
     if parallel:
-        two = (
+        two = model_type != "stablelm" and (  # StableLmDecoderLayer: no post_attention_layernorm when parallel
             cfg.get("use_parallel_residual")
             or cfg.get("num_ln_in_parallel_attn") == 2
             or (cfg.get("new_decoder_architecture") and cfg.get("num_ln_in_parallel_attn") is None)
