@@ -215,3 +215,30 @@ def test_hybrid_decode_reads_every_resident_weight_but_the_embedding_table() -> 
     a step does not gather), so every per-op read matches a resident byte."""
     r = simulate(model="qwen3.6-27b", batch_size=1, seq_len=1, context_len=100)
     assert r.memory.weights_bytes_per_gpu - r.totals.weight_bytes_per_gpu == (248_320 - 1) * 5120 * 2
+
+
+def _variant(family: str, name: str) -> dict[str, Any]:
+    doc = json.loads((Path(__file__).parent / "golden" / "sweep_variants.json").read_text())
+    return dict(doc["families"][family][name]["config"])
+
+
+def test_qwen3_next_gate_bias_bytes() -> None:
+    # Qwen3NextAttention: q_proj = Linear(64, 2 * 4 heads * 16, bias=attention_bias) emits q and the gate, so the
+    # gate (g_proj here) carries 4 * 16 = 64 bias elements beside its 64 x 64 weight, as q_proj does
+    cfg = _variant("qwen3_next", "attention_bias_True")
+    ops = _gemms(config=cfg)
+    assert ops["g_proj"] == ops["q_proj"] == (64 * 64 + 64) * 2
+    cfg["attention_bias"] = False
+    assert _gemms(config=cfg)["g_proj"] == 64 * 64 * 2
+
+
+def test_post_ln_opt_has_no_final_norm() -> None:
+    # OPTDecoder builds final_layer_norm (LayerNorm(64): weight and bias) only when do_layer_norm_before and not
+    # _remove_final_layer_norm: the post-LN model has 2 * 64 = 128 fewer parameters and no final_norm op
+    pre = _variant("opt", "_remove_final_layer_norm_True")
+    pre["_remove_final_layer_norm"] = False
+    post = _variant("opt", "do_layer_norm_before_False")
+    runs = [simulate(config=c, batch_size=1, seq_len=1, detail="ops", limit=1000) for c in (pre, post)]
+    assert runs[0].model.params_total - runs[1].model.params_total == 128
+    names = [{o.name for o in r.head_tail_ops or []} for r in runs]
+    assert "final_norm" in names[0] and "final_norm" not in names[1]

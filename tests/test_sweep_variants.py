@@ -34,11 +34,6 @@ PARAMS_KNOWN_WRONG = {
     "nemotron_h:attention_bias_True": "NemotronH attention biases (o_proj: simulated 192 more)",
     "nemotron_h:mlp_bias_True": "NemotronH MLP / expert biases under mlp_bias (+7,752 in transformers)",
     "nemotron_h:use_bias_True": "NemotronH biases under use_bias (simulated 192 more)",
-    "opt:_remove_final_layer_norm_True": "OPT without its final LayerNorm (simulated 128 more)",
-    "opt:do_layer_norm_before_False": "post-LN OPT drops the final LayerNorm (simulated 128 more)",
-    "qwen3_next:attention_bias_True": "gated-attention bias of the full-attention layer (+64 in transformers)",
-    "qwen3_5_text:attention_bias_True": "gated-attention bias of the full-attention layer (+64 in transformers)",
-    "qwen3_5_moe_text:attention_bias_True": "gated-attention bias of the full-attention layer (+64 in transformers)",
 }
 # the variants measured when the json was written: the bar only rises
 MEASURED_AT_LEAST, FAMILIES_AT_LEAST = 1092, 96

@@ -306,5 +306,7 @@ def _gqa_layer(
         or (w is None and _bool(cfg, "add_full_attention_sink_bias")),
         k_eq_v=k_eq_v,
         output_gate_dim=_output_gate_dim(cfg, model_type, d),
+        # Qwen3NextAttention's q_proj (bias=attention_bias) is 2 * heads * head_dim wide: q and the gate
+        gate_bias=base.qkv_bias and model_type in GDN_TYPES,
         chunk=chunk,
     )

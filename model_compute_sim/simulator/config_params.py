@@ -110,8 +110,14 @@ def model_extras(cfg: Mapping[str, Any], model_type: str, norm_kind: str) -> dic
         key, extra = LEARNED_POSITIONS[model_type]
         positions = int(cfg.get(key) or 0) + extra
     lm_head_bias = model_type in LM_HEAD_BIAS_TYPES or bool(cfg.get("lm_head_bias"))
+    # OPTDecoder builds final_layer_norm only when do_layer_norm_before and not _remove_final_layer_norm
+    # (transformers 5.24; vLLM opt.py the same): post-LN OPT (OPT-350m) ends without one
+    final_norm = model_type != "opt" or (
+        cfg.get("do_layer_norm_before", True) is not False and not cfg.get("_remove_final_layer_norm", False)
+    )
     return dict(
         norm_vectors=norm_vectors(cfg, model_type, norm_kind),
+        final_norm=final_norm,
         position_embeddings=positions,
         embedding_norm=model_type in EMBEDDING_NORM_TYPES,
         lm_head_bias=lm_head_bias,

@@ -91,7 +91,8 @@ class Builder(BuilderBase):
         tp = self.shard.tp
         rows = self.wl.sequences if self.opts.logits == "last" else self.T
         ops = self.hc_head() if self.spec.hc_mult > 1 else attn_res.output(self, self.spec)
-        ops.append(self.norm("final_norm", "norm", self.T, self.H))
+        if self.spec.final_norm:
+            ops.append(self.norm("final_norm", "norm", self.T, self.H))
         v = self.spec.vocab_size
         v_loc = -(-v // tp)  # vocab shard, padded when tp does not divide it (engines pad the vocabulary)
         op = self.gemm(

@@ -36,7 +36,7 @@ def outside_layers_params(spec: ModelSpec) -> int:
     hidden = spec.hidden_size
     emb = spec.vocab_size * hidden
     head = (0 if spec.tie_word_embeddings else emb) + (spec.vocab_size if spec.lm_head_bias else 0)
-    norms = (1 + spec.embedding_norm) * hidden * spec.norm_vectors
+    norms = (spec.final_norm + spec.embedding_norm) * hidden * spec.norm_vectors
     return emb + head + norms + spec.position_embeddings * hidden
 
 
@@ -163,7 +163,7 @@ def _stage_residents(step: Step, stage: int) -> tuple[float, CacheProfile]:
         weights += (table + spec.position_embeddings * hidden / par.tp) * opts.wbytes("embeddings")
         weights += spec.embedding_norm * hidden * vectors * DTYPE_BYTES["bf16"]
     if stage == par.pp - 1:  # the final norm, the LM head (unless tied on this rank) and its bias
-        weights += hidden * vectors * DTYPE_BYTES["bf16"]
+        weights += spec.final_norm * hidden * vectors * DTYPE_BYTES["bf16"]
         if not spec.tie_word_embeddings or par.pp > 1:
             head = opts.wfmt("lm_head")  # its per-tensor scalars, and a per-row scale per local vocab row
             weights += (

@@ -78,6 +78,7 @@ class AttentionSpec:
     sinks: bool = False  # learned per-head softmax sink (gpt-oss)
     k_eq_v: bool = False  # values are the keys (Gemma-4 global layers): no v_proj, K-only cache
     output_gate_dim: int = 0  # sigmoid output gate: 1 = one gate per head, head_dim = per element
+    gate_bias: bool = False  # the gate has a bias (Qwen3-Next: q_proj emits q and gate, its bias covers both)
     sub_norm: bool = False  # an RMSNorm over the heads' output before o_proj (BitNet attn_sub_norm)
     # MLA only
     q_lora_rank: int | None = None
@@ -246,8 +247,9 @@ class ModelSpec:
     attn_res_blocks: int = 0  # Kimi-K3: blocks the output attention residual sees after the last layer (0 = none)
     # parameters outside the layer kinds (simulator/config_params.py): learned vectors per hidden-size norm
     # (0: none, 1: weight, 2: weight and bias), rows of a learned position table, a norm after the embedding
-    # (BLOOM), a bias on the LM head (Phi)
+    # (BLOOM), a bias on the LM head (Phi), the final norm before the LM head (post-LN OPT has none)
     norm_vectors: int = 1
+    final_norm: bool = True
     position_embeddings: int = 0
     embedding_norm: bool = False
     lm_head_bias: bool = False

@@ -21,11 +21,12 @@ def gqa_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
 
 
 def gqa_vector_params(a: AttentionSpec, hidden: int, heads: int, kv_heads: int) -> int:
-    """The 16-bit vectors beside the matrices: q/k/v biases of the local heads, the o_proj bias (whole on
+    """The 16-bit vectors beside the matrices: q/k/v (and gate) biases of the local heads, the o_proj bias (whole on
     every rank: a row-parallel layer adds it once, after the reduction), the per-head sinks and a sub-norm's
     weight over the local heads' output."""
     v = 0 if a.k_eq_v else kv_heads * a.v_head_dim
     qkv = heads * a.head_dim + kv_heads * a.head_dim + v if a.qkv_bias else 0
+    qkv += heads * a.output_gate_dim if a.gate_bias else 0
     sub_norm = heads * a.v_head_dim if a.sub_norm else 0  # its local slice, like the heads it norms
     return qkv + (hidden if a.o_bias else 0) + (heads if a.sinks else 0) + sub_norm
 
@@ -77,7 +78,8 @@ class Gqa(DenseKind[AttentionSpec]):
         kv_dims = a.head_dim if a.k_eq_v else a.head_dim + a.v_head_dim
         ops.append(attention_core(b, "attention", a, b.wl, h, kv, a.head_dim, a.v_head_dim, kv_dims=kv_dims))
         if a.output_gate_dim:
-            ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col))
+            gate_b = h * a.output_gate_dim if a.gate_bias else 0
+            ops.append(b.gemm("g_proj", "attention_proj", T, H, h * a.output_gate_dim, col, bias=gate_b))
             ops.append(
                 b.vector("output_gate", "elementwise", "elementwise", T * h * a.v_head_dim, 2, sharding=heads_split)
             )
