@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from model_compute_sim.errors import ConfigError, NotModelledError
+from model_compute_sim.simulator.simulate import simulate
 from tests.test_sweep_transformers import _expected, _named_key, _simulate
 
 DOC = json.loads((Path(__file__).parent / "golden" / "sweep_variants.json").read_text())
@@ -27,14 +28,7 @@ RECORDS = [
 ]
 # Parameter totals still wrong (FLOPs exact in every category): "family:variant" -> the element transformers
 # counts differently. Each must stay a params-only disagreement; a fix moves it to exact and out of here.
-PARAMS_KNOWN_WRONG = {
-    "falcon_h1:mlp_bias_True": "FalconH1 MLP biases under mlp_bias (+1,024 in transformers)",
-    "kimi_linear:tie_word_embeddings_True": "transformers keeps lm_head and embeddings apart despite the flag",
-    "nemotron_h:tie_word_embeddings_True": "transformers keeps lm_head and embeddings apart despite the flag",
-    "nemotron_h:attention_bias_True": "NemotronH attention biases (o_proj: simulated 192 more)",
-    "nemotron_h:mlp_bias_True": "NemotronH MLP / expert biases under mlp_bias (+7,752 in transformers)",
-    "nemotron_h:use_bias_True": "NemotronH biases under use_bias (simulated 192 more)",
-}
+PARAMS_KNOWN_WRONG: dict[str, str] = {}
 # the variants measured when the json was written: the bar only rises
 MEASURED_AT_LEAST, FAMILIES_AT_LEAST = 1092, 96
 
@@ -57,6 +51,9 @@ def test_variant_is_exact_or_refused_by_name(rid: str, rec: dict[str, Any]) -> N
     for phase in rec["phases"]:
         assert "other" not in phase["categories"], "transformers ran GEMMs outside known modules"
         assert _simulate(rec["config"], phase) == _expected(rec, phase), phase["phase"]
+    if "params_total" in rec:  # transformers' count; router correction biases it keeps as buffers may be added
+        got = simulate(config=rec["config"], batch_size=1, seq_len=1).model.params_total
+        assert got in (rec["params_total"], rec["params_total"] + rec.get("weight_buffers", 0)), got
 
 
 def test_variants_cover_the_exact_families() -> None:

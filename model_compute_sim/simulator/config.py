@@ -29,7 +29,12 @@ from model_compute_sim.simulator.config_lightning import (
 from model_compute_sim.simulator.config_moe import moe_layers, moe_specs
 from model_compute_sim.simulator.config_msa import MSA_TYPES, msa_mixers
 from model_compute_sim.simulator.config_nas import NAS_TYPES, nas_layers
-from model_compute_sim.simulator.config_params import model_extras, with_family_params, with_router_correction
+from model_compute_sim.simulator.config_params import (
+    UNTIED_HEAD_TYPES,
+    model_extras,
+    with_family_params,
+    with_router_correction,
+)
 from model_compute_sim.simulator.config_quant import weight_table
 from model_compute_sim.simulator.config_read import _first, _int, _opt_int
 from model_compute_sim.simulator.families import GEMMA4_TYPES
@@ -312,6 +317,9 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     quant = weight_table(cfg, classes)
     notes += quant.notes
     tie = _first(cfg, "tie_word_embeddings", "tie_embedding")
+    if tie and model_type in UNTIED_HEAD_TYPES:
+        tie = False
+        notes.append(f"tie_word_embeddings ignored: {model_type} builds its own lm_head (transformers, vLLM)")
     return ModelSpec(
         name=name or str(cfg.get("_name_or_path") or model_type or "custom"),
         model_type=model_type,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from model_compute_sim.errors import ConfigError
+from model_compute_sim.errors import ConfigError, NotModelledError
 from model_compute_sim.simulator.config_read import Config, _int, check_multiple
 from model_compute_sim.simulator.spec import AttentionSpec, LayerSpec, MlpSpec, MoeSpec, SsmSpec
 
@@ -171,6 +171,19 @@ def _ssm_biases(cfg: Config, prefix: str) -> dict[str, bool]:
 
 def _nemotron(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
     types = nemotron_block_types(cfg)
+    # transformers 5.24 NemotronHAttention and vLLM nemotron_h.py build q/k/v/o without bias whatever the config
+    # says (FAMILY_BIASES), NVIDIA's remote-code modeling_nemotron_h.py with attention_bias; and under mlp_bias
+    # transformers gives the MoE's shared expert biases that vLLM's NemotronHMLP (bias=False there) does not
+    if cfg.get("attention_bias"):
+        raise NotModelledError(
+            "'attention_bias' on Nemotron-H: transformers 5.24 and vLLM build attention without biases, NVIDIA's "
+            "remote modeling code with them, so which parameter count a served checkpoint has is ambiguous"
+        )
+    if cfg.get("mlp_bias") and "moe" in types:
+        raise NotModelledError(
+            "'mlp_bias' on a Nemotron-H MoE: transformers 5.24 gives the shared expert biases, vLLM does not, so "
+            "which parameter count a served checkpoint has is ambiguous"
+        )
     heads = _int(cfg, "mamba_num_heads", default=128)
     head_dim = _int(cfg, "mamba_head_dim", default=64)
     mamba = _mamba2(cfg, heads * head_dim, heads, head_dim, True, "")
@@ -256,6 +269,11 @@ def _mamba2_expand(cfg: Config, hidden: int, width_key: str | None) -> tuple[int
 
 
 def _falcon_h1(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
+    if cfg.get("mlp_bias"):
+        raise NotModelledError(
+            "'mlp_bias' on Falcon-H1: transformers 5.24 FalconH1MLP builds gate/up/down biases, vLLM and SGLang "
+            "FalconH1MLP build none, so which parameter count a served checkpoint has is ambiguous"
+        )
     hidden = _int(cfg, "hidden_size")
     d, heads, head_dim = _mamba2_expand(cfg, hidden, "mamba_d_ssm")
     mamba = _mamba2(cfg, d, heads, head_dim, bool(cfg.get("mamba_rms_norm", False)), "mamba_")

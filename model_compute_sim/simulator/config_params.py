@@ -45,9 +45,14 @@ FAMILY_BIASES: dict[str, tuple[bool | None, bool | None, bool | None]] = {
     "codegen": (False, False, True),  # qkv_proj / out_proj bias=False, fc_in / fc_out with bias
     "gptj": (False, False, True),
     "gpt_neox": (None, None, True),  # dense_h_to_4h / dense_4h_to_h always with bias
+    "nemotron_h": (False, False, None),  # NemotronHAttention: bias=False (use_bias is the Mamba projections')
     "glm": (None, False, None),  # attention_bias is q/k/v only: o_proj bias=False
     "glm4": (None, False, None),
 }
+# an LM head of its own whatever tie_word_embeddings says: transformers 5.24 NemotronHForCausalLM and
+# KimiLinearForCausalLM declare no tied weights (_tied_weights_keys = {}), and vLLM's nemotron_h.py / kimi_linear.py
+# build a separate ParallelLMHead and never tie it (Kimi-K3 is model_type kimi_linear)
+UNTIED_HEAD_TYPES = frozenset({"nemotron_h", "kimi_linear"})
 LM_HEAD_BIAS_TYPES = frozenset({"phi", "codegen", "gptj"})  # nn.Linear(hidden, vocab) with its default bias
 # learned absolute position tables: the key giving their rows, plus fixed extra rows (OPT's offset of 2)
 LEARNED_POSITIONS = {
