@@ -269,10 +269,19 @@ def _mamba2_expand(cfg: Config, hidden: int, width_key: str | None) -> tuple[int
 
 
 def _falcon_h1(cfg: Config, attn: AttentionSpec, n: int) -> list[LayerSpec]:
-    if cfg.get("mlp_bias"):
+    # biases transformers 5.24 builds under a flag that vLLM's falcon_h1.py does not read the same way: its
+    # FalconH1MLP and attention qkv_proj / o_proj have none, and its MambaMixer2 gives out_proj the in_proj bias
+    # flag (mamba_proj_bias) where FalconH1Mixer reads projectors_bias
+    for key, what in (("mlp_bias", "FalconH1MLP gate/up/down"), ("attention_bias", "q/k/v/o_proj")):
+        if cfg.get(key):
+            raise NotModelledError(
+                f"{key!r} on Falcon-H1: transformers 5.24 builds {what} biases, vLLM (and SGLang's MLP) none, so "
+                "which parameter count a served checkpoint has is ambiguous"
+            )
+    if bool(cfg.get("projectors_bias", False)) != bool(cfg.get("mamba_proj_bias", False)):
         raise NotModelledError(
-            "'mlp_bias' on Falcon-H1: transformers 5.24 FalconH1MLP builds gate/up/down biases, vLLM and SGLang "
-            "FalconH1MLP build none, so which parameter count a served checkpoint has is ambiguous"
+            "'projectors_bias' differs from mamba_proj_bias on Falcon-H1: transformers 5.24 gives the Mamba out_proj "
+            "the projectors_bias flag, vLLM the mamba_proj_bias flag, so its bias count is ambiguous"
         )
     hidden = _int(cfg, "hidden_size")
     d, heads, head_dim = _mamba2_expand(cfg, hidden, "mamba_d_ssm")
