@@ -164,8 +164,9 @@ class Builder(BuilderBase):
                 part = built.get(same)
                 if part is None:
                     layer_runs = runs.get(key[:-1])
-                    if layer_runs is None:
-                        layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites=True)
+                    if layer_runs is None:  # key[0]: "runs" between sites, else a half (split at the feed-forward)
+                        sites = key[0] == "runs"
+                        layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites, split=not sites)
                     part = built[same] = layer_runs[run]
                 out.append(part)
         return out
@@ -178,9 +179,10 @@ class Builder(BuilderBase):
         assert recipe.site is not None
         return [local if local is not None else attn_res.site(self, *recipe.site)]
 
-    def _layer_runs(self, layer: LayerSpec, sites: bool) -> list[list[Op]]:
+    def _layer_runs(self, layer: LayerSpec, sites: bool, split: bool = False) -> list[list[Op]]:
         """The layer's ops without attention-residual sites: with `sites`, the run before the feed-forward
-        site and the run after it (in place of the residual adds); else the whole layer as one run."""
+        site and the run after it (in place of the residual adds); with `split`, its two halves with their
+        residual adds (part_recipes); else the whole layer as one run."""
         if layer.parallel:
             return [self.parallel_layer(layer)]
         runs: list[list[Op]] = []
@@ -196,7 +198,7 @@ class Builder(BuilderBase):
             if not sites:
                 ops.append(self.residual("attn_residual_add"))
         if layer.ffns:
-            if sites and ops:
+            if (sites or split) and ops:
                 runs.append(ops)
                 ops = []
             pre = "pre_feedforward_layernorm" if layer.norms == 4 else "post_attention_layernorm"
@@ -222,15 +224,26 @@ class Builder(BuilderBase):
         return ops
 
 
-def part_recipes(layer: LayerSpec) -> list[Recipe]:
+def part_recipes(layer: LayerSpec, split: bool = False) -> list[Recipe]:
     """The layer as parts, in op order: pre-norm block: mixers side by side, residual add; feed-forward
     blocks side by side, residual add. Gemma-style layers (norms=4) also norm each block's output.
     Kimi-K3 attention residuals (simulator/attn_res.py) run before each block's norm and replace the
     residual adds. A layer without them is one part; a layer with them is its sites and the runs of ops
     between them, whose keys are equal in every layer with the same sites / blocks (the blocks by identity:
     step.plan interns equal blocks), so a step builds and views sums each once (Kimi-K3's 24 groups
-    differ only in their sites)."""
+    differ only in their sites). With `split` (step.plan: a block the layer shares with another layer group,
+    DeepSeek-V4's MoE after three kinds of attention), a layer without sites is its mixer half and its
+    feed-forward half, each with its residual add, so the groups share the half they have in common."""
     res = layer.attn_res
+    if split and res is None and not layer.parallel and layer.mixers and layer.ffns:
+        # a half's ops depend on the norms and its own blocks alone (the feed-forward half's norm is named for
+        # the mixers before it): its key, so step.plan keeps one part per half however many groups have it
+        mixer_half = ("mixer half", layer.norms, *map(id, layer.mixers))
+        ffn_half = ("ffn half", layer.norms, *map(id, layer.ffns))
+        return [
+            Recipe((*mixer_half, 0), layer, None, 0, mixer_half),
+            Recipe((*ffn_half, -1), layer, None, -1, ffn_half),
+        ]
     if res is None or layer.parallel:
         whole = layer.parallel or layer.mixers or layer.ffns
         layer_key = ("layer", id(layer))

@@ -184,14 +184,23 @@ def plan(spec: ModelSpec) -> Plan:
     counts: list[int] = []
     groups = []
     first: dict[tuple[object, ...], int] = {}
-    for layer, idx in index.items():
-        layer = replace(
+    layers = [
+        replace(
             layer,
             mixers=tuple(blocks.setdefault(x, x) for x in layer.mixers),
             ffns=tuple(blocks.setdefault(x, x) for x in layer.ffns),
         )
+        for layer in index
+    ]
+    # blocks in more than one layer group: those groups' layers are split in halves, summed once each
+    seen: dict[int, int] = {}
+    for layer in layers:
+        for x in {id(x) for x in (*layer.mixers, *layer.ffns)}:
+            seen[x] = seen.get(x, 0) + 1
+    for layer, idx in zip(layers, index.values(), strict=True):
+        split = any(seen[id(x)] > 1 for x in (*layer.mixers, *layer.ffns))
         parts = []
-        for r in part_recipes(layer):
+        for r in part_recipes(layer, split):
             i = part_index.setdefault(r.key, len(recipes))
             if i == len(recipes):
                 recipes.append(r)

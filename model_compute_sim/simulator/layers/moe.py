@@ -4,6 +4,7 @@ expert-parallel communication (all-to-all for ep > 1, all-gather / reduce-scatte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
@@ -172,6 +173,26 @@ def communication(b: BuilderBase, m: MoeSpec) -> list[Op]:
     return ops
 
 
+# id(spec) -> (spec, its routing-free twin, one object per equal twin): Moe._experts' key, looked up by
+# identity (hashing a frozen spec costs more than the lookup saves); bounded like the other per-spec caches
+_EXPERTS_SPECS: dict[int, tuple[MoeSpec, MoeSpec]] = {}
+_EXPERTS_INTERNED: dict[MoeSpec, MoeSpec] = {}
+
+
+def _experts_spec(m: MoeSpec) -> MoeSpec:
+    """`m` without the fields only the routing reads (score-correction bias, tid2eid table)."""
+    hit = _EXPERTS_SPECS.get(id(m))
+    if hit is not None and hit[0] is m:
+        return hit[1]
+    if len(_EXPERTS_SPECS) > 4096:
+        _EXPERTS_SPECS.clear()
+        _EXPERTS_INTERNED.clear()
+    twin = replace(m, correction_bias="", hash_table_rows=0)
+    twin = _EXPERTS_INTERNED.setdefault(twin, twin)
+    _EXPERTS_SPECS[id(m)] = (m, twin)
+    return twin
+
+
 @register("moe", role="ffn")
 class Moe(LayerKind[MoeSpec]):
     expert_parallel = True
@@ -194,6 +215,15 @@ class Moe(LayerKind[MoeSpec]):
             ops.append(scale)
         if m.block_norms == 3:  # Gemma4TextDecoderLayer: pre_feedforward_layernorm_2 on the MoE input
             ops.append(b.norm("pre_feedforward_layernorm_2", "norm", T, H))
+        # the experts onwards do not depend on where the routing comes from: DeepSeek-V4's hash-routed and
+        # score-routed layers share those ops (built once per builder; issue 9: simulate within 1 ms)
+        return ops + b.once(("moe experts", _experts_spec(m)), lambda: self._experts(b, m))
+
+    def _experts(self, b: BuilderBase, m: MoeSpec) -> list[Op]:
+        """The block after the routing: latent projections, routed and shared experts, combine, communication,
+        the family's block norms."""
+        T, H = b.T, b.H
+        ops: list[Op] = []
         down, up = LATENT_NAMES[m.latent_style]
         wd = latent_format(m, b.opts)
         if m.latent_size:  # latent MoE: replicated projections into and out of the expert width
