@@ -20,22 +20,13 @@ from model_compute_sim.simulator.config_keys import ACTIVATION_KEYS
 from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.simulator.spec import AttentionSpec, MlpSpec, MoeSpec
 
+# the sweep test's conventions, compared categories, and references whose renamed copy is no check (every
+# expert run on every token)
+from tests.test_generic_path import LLAMA as GENERIC_LLAMA
+from tests.test_sweep_transformers import COMPARED, DENSE_EXPERT_REFERENCES, _simulate
+
 GOLDEN = Path(__file__).parent / "golden"
-LLAMA = {
-    "model_type": "brand_new_family",
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 96,
-    "vocab_size": 128,
-    "hidden_act": "silu",
-    "rms_norm_eps": 1e-6,
-}
-COMPARED = (
-    "attention_proj", "attention_core", "attention_indexer", "linear_attention_proj", "mlp", "moe_router",
-    "moe_experts", "moe_shared", "lm_head",
-)  # fmt: skip
+LLAMA = {**GENERIC_LLAMA, "model_type": "brand_new_family"}  # the generic-path tests' tiny Llama, unnamed
 
 
 def _mlp(spec_cfg: dict[str, Any]) -> MlpSpec:
@@ -166,8 +157,6 @@ def _measured(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 SWEEPS = [json.loads((GOLDEN / f).read_text()) for f in ("sweep_transformers.json", "sweep_variants.json")]
-# the reference runs every expert on every token (tests/test_sweep_transformers.py): its renamed copy is no check
-DENSE_EXPERT_REFERENCES = {"llama4_text"}
 
 
 def _renamed_is_a_check(rec: dict[str, Any]) -> bool:
@@ -184,19 +173,6 @@ def _renamed_is_a_check(rec: dict[str, Any]) -> bool:
 RECORDS = [(i, rec) for doc in SWEEPS for i, rec in _measured(doc) if _renamed_is_a_check(rec)]
 
 
-def _phase_flops(config: dict[str, Any], ph: dict[str, Any]) -> dict[str, int]:
-    r = simulate(
-        config=config,
-        batch_size=ph["batch_size"],
-        seq_len=ph["seq_len"],
-        context_len=ph["context_len"],
-        attention_flops="dense",
-        mla_path="expanded",
-        logits="all",
-    )
-    return {k: v.flops for k, v in r.by_category.items() if k in COMPARED and v.flops}
-
-
 @pytest.mark.parametrize("rid,rec", RECORDS, ids=[i for i, _ in RECORDS])
 def test_a_measured_config_under_an_unseen_model_type_is_exact_or_refused_by_name(
     rid: str, rec: dict[str, Any]
@@ -208,7 +184,7 @@ def test_a_measured_config_under_an_unseen_model_type_is_exact_or_refused_by_nam
     try:
         for ph in rec["phases"]:
             want = {k: v for k, v in ph["categories"].items() if k in COMPARED}
-            assert _phase_flops(cfg, ph) == want, (rid, ph["phase"])
+            assert _simulate(cfg, ph) == want, (rid, ph["phase"])
     except (NotModelledError, ConfigError) as e:
         assert re.search(r"'[A-Za-z_0-9]+'", str(e)), f"refusal names no key: {e}"
 

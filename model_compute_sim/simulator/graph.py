@@ -29,7 +29,7 @@ class Recipe(NamedTuple):
     key: tuple[object, ...]
     layer: LayerSpec
     site: attn_res.SiteArgs | None  # an attention-residual site: its arguments
-    run: int | None  # else the run of the layer's ops between its sites (0 / -1), or None: the whole layer
+    run: int | None  # else the run between its sites or the half (0: mixers, -1: feed-forward); None: whole layer
     ops: tuple[object, ...]  # equal for parts of equal ops: a run's ops depend on its own blocks alone (Kimi-K3's
     # KDA run before a dense MLP and before an MoE), so a step builds them once and views sums them once
 
