@@ -13,7 +13,8 @@ max over its cases of those per-case times (ms), and the slowest cases overall. 
 the same run (an orjson round trip of a small dict) and the load average show how loaded the machine was.
 Prints numbers; asserts nothing.
 
-    PYTHONPATH=. python benchmarks/bench_simulate.py [--runs N] [--rounds R] [--details D,D] [--only SUBSTR]
+    PYTHONPATH=. python benchmarks/bench_simulate.py [--runs N] [--rounds R] [--details D,D] [--only SUBSTR] [--cpu]
+        [--limit N]
 """
 
 from __future__ import annotations
@@ -104,9 +105,10 @@ def models(only: str, corpus: Path) -> Iterator[tuple[str, dict[str, Any], Model
 
 
 def cases(
-    only: str, corpus: Path = CORPUS, details: tuple[str, ...] = DETAILS
+    only: str, corpus: Path = CORPUS, details: tuple[str, ...] = DETAILS, limit: int | None = None
 ) -> list[tuple[str, str, dict[str, Any]]]:
-    """(model label, case label, simulate keywords) of every case that simulates."""
+    """(model label, case label, simulate keywords) of every case that simulates; `limit`: op rows per page
+    (None: every row, the core's default; the MCP tool and the CLI default to 40)."""
     out = []
     for label, source, spec in models(only, corpus):
         for par in layouts(spec):
@@ -117,7 +119,7 @@ def cases(
                     simulate(**args)
                 except SimError:
                     continue
-                out += [(label, f"{lay} {shape_label} {d}", {**args, "detail": d}) for d in details]
+                out += [(label, f"{lay} {shape_label} {d}", {**args, "detail": d, "limit": limit}) for d in details]
     return out
 
 
@@ -126,11 +128,13 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def bench(runs: int, rounds: int, details: tuple[str, ...], only: str, cpu: bool, corpus: Path) -> None:
+def bench(
+    runs: int, rounds: int, details: tuple[str, ...], only: str, cpu: bool, corpus: Path, limit: int | None
+) -> None:
     payload = {"a": list(range(64)), "b": "x" * 64}
     ref = timed(lambda: orjson.loads(orjson.dumps(payload)), runs * 10)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    todo = cases(only, corpus, details)
+    todo = cases(only, corpus, details, limit)
     best: dict[int, float] = {}
     clock = time.thread_time if cpu else time.perf_counter
     for _ in range(rounds):
@@ -140,7 +144,8 @@ def bench(runs: int, rounds: int, details: tuple[str, ...], only: str, cpu: bool
     print(f"reference: orjson round trip of a small dict {ref * 1e3:.2f} us median")
     print(
         f"load average (1 min) {load:.1f} on {os.cpu_count()} CPUs; {len(todo)} cases, {runs} runs x {rounds} "
-        f"rounds each (min of round medians), {'CPU' if cpu else 'wall'} time, detail {', '.join(details)}, gpu=h100\n"
+        f"rounds each (min of round medians), {'CPU' if cpu else 'wall'} time, detail {', '.join(details)}, "
+        f"op rows {'all' if limit is None else f'limit {limit}'}, gpu=h100\n"
     )
     print(f"{'model':64} {'cases':>5} {'median':>8} {'p90':>8} {'max':>8}  slowest case")
     per_model: dict[str, list[int]] = {}
@@ -170,6 +175,9 @@ if __name__ == "__main__":
     )
     ap.add_argument("--only", default="", help="only models whose label contains this")
     ap.add_argument("--cpu", action="store_true", help="this thread's CPU time, not wall time: less inflated by load")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="op rows per page at detail ops (default every row; the tool's is 40)"
+    )
     ap.add_argument("--corpus", type=Path, default=CORPUS, help=f"corpus configs (default {CORPUS})")
     a = ap.parse_args()
-    bench(a.runs, a.rounds, tuple(a.details.split(",")), a.only, a.cpu, a.corpus)
+    bench(a.runs, a.rounds, tuple(a.details.split(",")), a.only, a.cpu, a.corpus, a.limit)
