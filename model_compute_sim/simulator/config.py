@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from model_compute_sim.errors import ConfigError, NotModelledError
-from model_compute_sim.simulator import config_hybrid
+from model_compute_sim.errors import ConfigError, NotModelledError, SimError
+from model_compute_sim.simulator import config_family_keys, config_hybrid
 from model_compute_sim.simulator import config_keys as K
 from model_compute_sim.simulator.config_attention import attention_specs, rotary_dim
 from model_compute_sim.simulator.config_dsv4 import DSV4_TYPES, dsv4_attention, dsv4_notes
@@ -245,10 +245,39 @@ def _layers(
     )
 
 
+def _other_code_keys() -> dict[str, frozenset[str]]:
+    """Per model_type, the keys its rule reads from code other than transformers' (vLLM, the checkpoint's own
+    modeling files): never foreign to the family (config_family_keys.py)."""
+    tables = (K.FAMILY_HANDLED_KEYS, config_hybrid.UNDERSTOOD_KEYS, config_family_keys.ENGINE_KEYS)
+    return {t: frozenset().union(*(x.get(t, frozenset()) for x in tables)) for t in set().union(*tables)}
+
+
+_OTHER_CODE_KEYS = _other_code_keys()
+
+
+def _differs(spec: ModelSpec, raw: Config, name: str | None, hf_id: str | None) -> bool:
+    try:
+        return _normalize(raw, name, hf_id) != spec
+    except SimError:
+        return True
+
+
 def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) -> ModelSpec:
-    """Turn a (possibly nested) HF config dict into a `ModelSpec`, naming any missing key."""
+    """Turn a (possibly nested) HF config dict into a `ModelSpec`, naming any missing key. A named family's
+    key its own code never reads is refused by name when costing it changes the model
+    (config_family_keys.py); one that changes nothing is ignored, as the family's code ignores it."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
+    spec = _normalize(raw, name, hf_id)
+    foreign, family = config_family_keys.foreign_keys(raw, NESTED_TEXT_KEYS, KNOWN_MODEL_TYPES, _OTHER_CODE_KEYS)
+    if foreign and _differs(spec, config_family_keys.without(raw, foreign), name, hf_id):
+        # name the keys that change the model; all of them when only together they do (aliases)
+        named = [k for k in foreign if _differs(spec, config_family_keys.without(raw, [k]), name, hf_id)]
+        raise config_family_keys.refusal(named or foreign, family, name)
+    return spec
+
+
+def _normalize(raw: Config, name: str | None, hf_id: str | None) -> ModelSpec:
     cfg, outer_type = text_config(raw)
     model_type = str(cfg.get("model_type") or outer_type or "")
     _refuse_unmodelled(cfg, model_type, outer_type, name)
