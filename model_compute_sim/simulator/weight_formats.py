@@ -167,6 +167,15 @@ class WeightTable:
     lm_head: WeightFormat
     embeddings: WeightFormat
 
+    def __hash__(self) -> int:
+        """The fields' hash (as the dataclass makes it), computed once per table: a spec's table is hashed with
+        the Options of every call (the per-spec caches of memory.py and assumptions.py key on them)."""
+        h: int | None = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(getattr(self, name) for name in WEIGHT_CLASSES))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     @staticmethod
     def uniform(fmt: WeightFormat, base: WeightFormat | None = None) -> WeightTable:
         """Every transformer-block linear weight in `fmt`; LM head and embeddings in `base` (default fmt)."""
