@@ -5,7 +5,7 @@ from __future__ import annotations
 from model_compute_sim.simulator.device import Device
 from model_compute_sim.simulator.layers import by_kind, kind_of
 from model_compute_sim.simulator.spec import ModelSpec
-from model_compute_sim.simulator.weight_formats import scale_notes
+from model_compute_sim.simulator.weight_formats import WeightTable, scale_notes
 from model_compute_sim.simulator.workload import Options, Workload
 
 
@@ -30,6 +30,7 @@ def assumptions(
         if opts.mtp_layers
         else []
     )
+    weights, scales = _weight_notes(spec, opts.weights)
     out += [
         "FLOPs: one multiply-add = 2 FLOPs; `flops` counts tensor-core work (GEMMs and attention); norms, "
         "activations, softmax, rotary, residuals and top-k are reported as vector_flops; bias adds are free",
@@ -41,7 +42,7 @@ def assumptions(
         ),
         f"logits={opts.logits}: LM head on "
         + ("the last token of each sequence" if opts.logits == "last" else "every token"),
-        f"compute dtype {opts.dtype}; weights by class: {opts.weights.describe(spec.weight_classes)} "
+        f"compute dtype {opts.dtype}; weights by class: {weights} "
         + (
             f"(weight_dtype override of the checkpoint's {spec.weight_dtype}: it covers every "
             "transformer-block linear weight, attention and routed experts included)"
@@ -49,7 +50,7 @@ def assumptions(
             else f"({spec.weight_dtype_source})"
         )
         + f"; routers and norms 16-bit; KV cache {opts.kv_cache_dtype}; activations 16-bit",
-        *scale_notes(opts.weights),
+        *scales,
         "bytes per op: weights touched + activations in/out + KV read (every position attended) and write",
     ]
     out += _kind_notes(spec, opts)
@@ -89,6 +90,26 @@ def assumptions(
             )
     out.extend(spec.notes)
     return out
+
+
+# the weight formats' description and block-scale notes of a spec's own table (the table of every call without
+# a weight_dtype override), keyed by the spec's identity (kept in the value so the id stays its own)
+_WEIGHT_NOTES: dict[int, tuple[ModelSpec, str, list[str]]] = {}
+
+
+def _weight_notes(spec: ModelSpec, table: WeightTable) -> tuple[str, list[str]]:
+    """The weight formats of the spec's classes (WeightTable.describe) and the table's block-scale notes
+    (callers copy the notes, never mutate them)."""
+    if table is not spec.weights:  # an override's table: made per call
+        return table.describe(spec.weight_classes), scale_notes(table)
+    hit = _WEIGHT_NOTES.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1], hit[2]
+    described, notes = table.describe(spec.weight_classes), scale_notes(table)
+    if len(_WEIGHT_NOTES) > 256:
+        _WEIGHT_NOTES.clear()
+    _WEIGHT_NOTES[id(spec)] = (spec, described, notes)
+    return described, notes
 
 
 # the layer kinds' assumptions, keyed by the spec's identity (kept in the value so the id stays its own) and
