@@ -7,12 +7,15 @@ builder gives for that group's layer on its own (graph.Builder.layer), in order,
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from pydantic import BaseModel
 
 from model_compute_sim.simulator import simulate as S
 from model_compute_sim.simulator.device import Roofline, make_device
 from model_compute_sim.simulator.graph import Builder, Shard
-from model_compute_sim.simulator.result import LayerGroup, OpRow
+from model_compute_sim.simulator.result import LayerGroup, OpRow, SimResult
 from model_compute_sim.simulator.simulate import resolve_gpu, simulate
 from model_compute_sim.simulator.step import Parallel, Step, build_step
 from model_compute_sim.simulator.views import PartCost
@@ -177,3 +180,65 @@ def test_a_site_costed_from_its_numbers_is_its_op_costed(dp: int, timed: bool) -
             if name == "cats":
                 assert [(type(x), x) for v in a.values() for x in v] == [(type(x), x) for v in b.values() for x in v]
         assert fast.op_lists() == (local, whole)
+
+
+def _given(x: object) -> object:
+    """A result as plain data: each model the dict of the fields it says were set (what a validator was given)."""
+    if isinstance(x, BaseModel):
+        return {k: _given(v) for k, v in x.__dict__.items() if k in x.model_fields_set}
+    if isinstance(x, list):
+        return [_given(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _given(v) for k, v in x.items()}
+    return x
+
+
+def _same(a: object, b: object, where: str = "") -> None:
+    """The same tree: the same types, values, field order and fields set, all the way down."""
+    assert type(a) is type(b), where
+    if isinstance(a, BaseModel):
+        assert isinstance(b, BaseModel)
+        assert a.model_fields_set == b.model_fields_set, where
+        assert list(a.__dict__) == list(b.__dict__), where
+        for k in a.__dict__:
+            _same(a.__dict__[k], b.__dict__[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    else:
+        assert a == b, where
+
+
+RESULT_CASES = [
+    ("kimi-k3", dict(tp=8, pp=3, requests=[{"new_tokens": 512, "cached_tokens": 8192, "count": 2}])),
+    ("kimi-k3", dict(tp=8, batch_size=64, seq_len=1, context_len=131072, measured_ms=9.0)),
+    ("deepseek-v4-flash", dict(tp=4, dp=2, ep=8, batch_size=8, seq_len=1, context_len=8192)),
+    ("deepseek-v4-pro", dict(tp=8, batch_size=1, seq_len=4096, context_len=0, measured_ms=0.01)),
+    ("qwen3.5-397b-a17b", dict(tp=8, pp=2, batch_size=2, seq_len=512, context_len=1024)),
+    ("nemotron-3-super-120b-a12b", dict(tp=4, batch_size=4, seq_len=1, context_len=4096, measured_ms=2.0)),
+    ("llama-3.1-405b", dict(batch_size=512, seq_len=1, context_len=131072)),  # does not fit
+    ("gpt-oss-20b", dict(batch_size=1, seq_len=16, context_len=0, gpu=None)),  # no device
+    ("gpt-oss-20b", dict(peak_tflops=100.0, memory_bandwidth_gb_per_s=1000.0, gpu=None, measured_ms=1.0)),
+    ("qwen3-next-80b-a3b", dict(tp=2, batch_size=3, seq_len=1, context_len=1_000_000, gpu="b200")),
+]
+
+
+@pytest.mark.parametrize("detail", ["summary", "layers", "ops"])
+@pytest.mark.parametrize(("model", "shape"), RESULT_CASES)
+def test_a_result_is_what_the_validator_makes_of_it(model: str, shape: dict[str, Any], detail: str) -> None:
+    """simulate builds its result without pydantic's validator (result.built, result.sim_result): the whole
+    tree, validated again from the fields each model says were set, must be the same (types, values, field
+    order, fields set), and so must its dumps."""
+    r = simulate(model=model, detail=detail, **{"gpu": "h100", **shape}, limit=30)
+    validated = SimResult.model_validate(_given(r))
+    _same(r, validated)
+    assert r.model_dump() == validated.model_dump()
+    assert r.model_dump_json() == validated.model_dump_json()
+    assert r == validated
+    assert (r.gpu is None) == (shape.get("gpu", "h100") is None and "peak_tflops" not in shape)
+    assert (r.totals.measured_ms is not None) == ("measured_ms" in shape)

@@ -5,25 +5,27 @@ from __future__ import annotations
 from model_compute_sim.simulator.device import Device
 from model_compute_sim.simulator.layers import by_kind, kind_of
 from model_compute_sim.simulator.memory import model_params
-from model_compute_sim.simulator.result import GpuInfo, ModelInfo
+from model_compute_sim.simulator.result import GpuInfo, ModelInfo, built
 from model_compute_sim.simulator.spec import ModelSpec
-
-# GpuInfo fields that are the GPU table entry's own, under the same names (the rest are what this call
-# resolved: dtype's peak, overrides)
-_FROM_GPU = ("name", "display_name", "memory_gb", "source")
 
 
 def gpu_info(dev: Device) -> GpuInfo:
+    """The device's GpuInfo: the GPU table entry's own fields, and what this call resolved (the dtype's peak,
+    overrides); built without the validator (result.built), floats where GpuInfo says float."""
     g = dev.gpu
-    return GpuInfo(
-        **{name: getattr(g, name) for name in _FROM_GPU},
-        memory_bytes=g.memory_bytes or None,  # 0: unknown (a custom device)
-        peak_tflops=dev.peak_tflops,
-        peak_dtype=dev.peak_dtype,
-        attention_peak_tflops=dev.attn_peak_tflops,
-        memory_bandwidth_gb_per_s=dev.bw_gb_s,
-        scale_up_bandwidth_gb_per_s=dev.scale_up_gb_s,
-    )
+    fields = {  # in GpuInfo's field order
+        "name": g.name,
+        "display_name": g.display_name,
+        "peak_tflops": dev.peak_tflops,
+        "peak_dtype": dev.peak_dtype,
+        "attention_peak_tflops": dev.attn_peak_tflops,
+        "memory_bandwidth_gb_per_s": dev.bw_gb_s,
+        "scale_up_bandwidth_gb_per_s": dev.scale_up_gb_s,
+        "memory_gb": float(g.memory_gb),
+        "memory_bytes": g.memory_bytes or None,  # 0: unknown (a custom device)
+        "source": g.source,
+    }
+    return built(GpuInfo, fields)
 
 
 # ModelInfo fields that are ModelSpec's own, under the same names
@@ -34,12 +36,13 @@ _INFO_CACHE: dict[int, tuple[ModelSpec, ModelInfo]] = {}
 def model_info(spec: ModelSpec) -> ModelInfo:
     hit = _INFO_CACHE.get(id(spec))
     if hit is not None and hit[0] is spec:
-        return hit[1].model_copy()
-    info = _model_info_uncached(spec)
-    if len(_INFO_CACHE) > 256:
-        _INFO_CACHE.clear()
-    _INFO_CACHE[id(spec)] = (spec, info)
-    return info.model_copy()
+        info = hit[1]
+    else:
+        info = _model_info_uncached(spec)
+        if len(_INFO_CACHE) > 256:
+            _INFO_CACHE.clear()
+        _INFO_CACHE[id(spec)] = (spec, info)
+    return built(ModelInfo, dict(info.__dict__))  # a copy (a result is its caller's to change)
 
 
 def _model_info_uncached(spec: ModelSpec) -> ModelInfo:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from model_compute_sim.simulator.attn_res import block_buffer_bytes
 from model_compute_sim.simulator.device import Device
 from model_compute_sim.simulator.formulas_attn_res import attn_res_params
 from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.ops import Shard
-from model_compute_sim.simulator.result import MemoryReport
+from model_compute_sim.simulator.result import MemoryReport, built
 from model_compute_sim.simulator.spec import LayerSpec, ModelSpec
 from model_compute_sim.simulator.step import Step
 from model_compute_sim.simulator.tensor_scales import tensor_scale_bytes
@@ -107,37 +108,41 @@ def memory_report(
             for o in part:
                 act_peak = max(act_peak, o.act_read_bytes + o.act_write_bytes)
     logits = sum(o.act_write_bytes for o in step.tail[1] if o.name == "lm_head") * 2  # fp32 logits
-    act = act_peak + logits + block_buffer_bytes(spec, local_wl.tokens, opts.act_bytes)
-    rep = MemoryReport(
-        weights_bytes_per_gpu=weights,
-        kv_cache_bytes_per_gpu=kv,
-        activation_bytes_per_gpu=act,
-        total_bytes_per_gpu=weights + kv + act,
-        kv_cache_bytes_per_token_per_gpu=sum(prof.per_position.values()),
-        usable_fraction=usable_fraction,
-    )
+    act = float(act_peak + logits + block_buffer_bytes(spec, local_wl.tokens, opts.act_bytes))
+    weights, kv = float(weights), float(kv)
+    # the report's fields (floats where MemoryReport says float), built without the validator (result.built)
+    rep: dict[str, Any] = {
+        "weights_bytes_per_gpu": weights,
+        "kv_cache_bytes_per_gpu": kv,
+        "activation_bytes_per_gpu": act,
+        "total_bytes_per_gpu": weights + kv + act,
+        "usable_fraction": float(usable_fraction),
+        "kv_cache_bytes_per_token_per_gpu": float(sum(prof.per_position.values())),
+    }
     if prof.state_bytes:
-        rep.ssm_state_bytes_per_gpu = prof.state_bytes * local_wl.sequences
-        rep.ssm_state_bytes_per_sequence_per_gpu = prof.state_bytes
-        rep.notes.append(
-            "SSM state: conv state (kernel-1 tokens of the conv channels, activation dtype) and the recurrent "
-            "state (heads x head_dim x state, its cache dtype) per sequence and SSM layer, sharded by heads / "
-            "channels over tp, constant in context length; included in kv_cache_bytes_per_gpu (vLLM keeps "
-            "it in the same pool)"
-        )
-    rep.notes.append(
-        "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)"
-    )
-    rep.notes.append(
-        "KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
-        "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank"
-    )
+        rep["ssm_state_bytes_per_gpu"] = prof.state_bytes * local_wl.sequences
+        rep["ssm_state_bytes_per_sequence_per_gpu"] = prof.state_bytes
     stack = f" plus the attention-residual block stack (tokens x {spec.attn_res_blocks} x hidden)"
-    note = "activations: largest single-op input+output plus fp32 logits (estimate)"
-    rep.notes.append(note + (stack if spec.attn_res_blocks else ""))
+    notes = [*(_NOTES_SSM if prof.state_bytes else _NOTES), _NOTE_ACT + (stack if spec.attn_res_blocks else "")]
     if dev is not None and dev.gpu.memory_bytes:
-        _fit(rep, step, prof, float(dev.gpu.memory_bytes))
-    return rep
+        _fit(rep, notes, step, prof, float(dev.gpu.memory_bytes))
+    rep["notes"] = notes
+    return built(MemoryReport, rep)
+
+
+_NOTE_SSM = (
+    "SSM state: conv state (kernel-1 tokens of the conv channels, activation dtype) and the recurrent "
+    "state (heads x head_dim x state, its cache dtype) per sequence and SSM layer, sharded by heads / "
+    "channels over tp, constant in context length; included in kv_cache_bytes_per_gpu (vLLM keeps "
+    "it in the same pool)"
+)
+_NOTES = (
+    "weights: resident parameters of the reported pipeline stage (experts / ep, widths / tp or moe_tp)",
+    "KV cache: sequences of the busiest dp rank; sliding-window layers keep at most W positions; "
+    "MLA keeps the latent (kv_lora_rank + rope dims), replicated on every tp rank",
+)
+_NOTES_SSM = (_NOTE_SSM, *_NOTES)
+_NOTE_ACT = "activations: largest single-op input+output plus fp32 logits (estimate)"
 
 
 # weights and cache profile of a stage, keyed by the spec's identity (kept in the value so the id stays
@@ -179,13 +184,15 @@ def _stage_residents(step: Step, stage: int) -> tuple[float, CacheProfile]:
     return weights, prof
 
 
-def _fit(rep: MemoryReport, step: Step, prof: CacheProfile, capacity: float) -> None:
-    """Whether the step fits, and the largest batch and context that would (one uniform shape)."""
-    usable = capacity * rep.usable_fraction
-    weights, act = rep.weights_bytes_per_gpu, rep.activation_bytes_per_gpu
-    rep.gpu_memory_bytes = capacity
-    rep.usable_bytes_per_gpu = usable
-    rep.fits = rep.total_bytes_per_gpu <= usable
+def _fit(rep: dict[str, Any], notes: list[str], step: Step, prof: CacheProfile, capacity: float) -> None:
+    """Whether the step fits, and the largest batch and context that would (one uniform shape): into the
+    report's fields `rep` and its `notes`."""
+    usable: float = capacity * rep["usable_fraction"]
+    weights: float = rep["weights_bytes_per_gpu"]
+    act: float = rep["activation_bytes_per_gpu"]
+    rep["gpu_memory_bytes"] = capacity
+    rep["usable_bytes_per_gpu"] = usable
+    rep["fits"] = rep["total_bytes_per_gpu"] <= usable
     if len(step.wl.groups) != 1:
         return
     sg = step.wl.groups[0]
@@ -194,11 +201,11 @@ def _fit(rep: MemoryReport, step: Step, prof: CacheProfile, capacity: float) -> 
     per_seq_act = act / max(local_seqs, 1)
     room = usable - weights
     if room <= 0:
-        rep.max_batch_size = 0
-        rep.notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
+        rep["max_batch_size"] = 0
+        notes.append("weights alone exceed the usable memory: add GPUs (tp/ep/pp) or quantize")
         return
     per_seq = per_seq_kv + per_seq_act
-    rep.max_batch_size = int(room // per_seq) * step.par.dp if per_seq else None
+    rep["max_batch_size"] = int(room // per_seq) * step.par.dp if per_seq else None
 
     def fits(context: int) -> bool:  # monotone: false from some context on
         return weights + act + cache_bytes(prof, local_seqs, context + sg.q) <= usable
@@ -213,10 +220,10 @@ def _fit(rep: MemoryReport, step: Step, prof: CacheProfile, capacity: float) -> 
             lo = mid
         else:
             hi = mid
-    rep.max_context_len = lo if lo >= 0 else None
+    rep["max_context_len"] = lo if lo >= 0 else None
     if hi == 1 << 40:
-        rep.max_context_len = None
-        rep.notes.append("KV cache does not grow with context here (all layers windowed)")
+        rep["max_context_len"] = None
+        notes.append("KV cache does not grow with context here (all layers windowed)")
 
 
 def _context_guess(prof: CacheProfile, room_per_seq: float, new_tokens: int) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, PlainSerializer
 
@@ -189,3 +189,59 @@ class SimResult(BaseModel):
     memory: MemoryReport
     page: Page | None = None
     assumptions: list[str]
+
+
+# Results built without pydantic's validator (issue 9: simulate within 1 ms): what each builder passes is
+# already of the types the validator would make (tests/test_fast_paths.py checks the whole tree against it)
+M = TypeVar("M", bound=BaseModel)
+_new = object.__new__
+# BaseModel's slots, set through their descriptors (fewer steps than object.__setattr__ by name)
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+# per model class: its field names, its defaults in field order, the fields whose default is made per model,
+# and the set of every field (shared by its models given every field: setting one adds nothing to it)
+Layout = tuple[tuple[str, ...], dict[str, Any], list[tuple[str, Any]], set[str]]
+_LAYOUT: dict[type[BaseModel], Layout] = {}
+
+
+def _layout(cls: type[BaseModel]) -> Layout:
+    fields = cls.model_fields
+    defaults = {name: f.default for name, f in fields.items()}  # PydanticUndefined: required (always given)
+    made = [(name, f.default_factory) for name, f in fields.items() if f.default_factory is not None]
+    _LAYOUT[cls] = out = (tuple(fields), defaults, made, set(fields))
+    return out
+
+
+def built(cls: type[M], given: dict[str, Any]) -> M:
+    """What `cls.model_validate(given)` makes of `given`: field values of the types the validator makes,
+    every required field among them. Unset fields take their defaults; `given` itself is the
+    model's dict when it holds every field in order (the caller hands it over)."""
+    names, defaults, made, every = _LAYOUT.get(cls) or _layout(cls)
+    fields, given_set = given, every
+    if len(given) != len(names) or tuple(given) != names:
+        fields = defaults.copy()
+        fields.update(given)  # in the defaults' order: field order
+        for name, factory in made:
+            if name not in given:
+                fields[name] = factory()
+        given_set = set(given)
+    obj = _new(cls)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, given_set)
+    _set_extra(obj, None)
+    _set_private(obj, None)
+    return obj
+
+
+def sim_result(fields: dict[str, Any]) -> SimResult:
+    """What `SimResult.model_validate(fields)` makes of views.build_result's fields: its workload,
+    parallelism, totals and category dicts become their models (the dicts handed over), the models and
+    lists in it are kept as the validator keeps a model instance (build_result makes them per call)."""
+    given = dict(fields)
+    given["workload"] = built(WorkloadInfo, fields["workload"])
+    given["parallelism"] = built(ParallelismInfo, fields["parallelism"])
+    given["totals"] = built(Totals, fields["totals"])
+    given["by_category"] = {k: built(CategoryCost, v) for k, v in fields["by_category"].items()}
+    return built(SimResult, given)

@@ -7,6 +7,7 @@ assembles the `SimResult`; each part is one function below.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import mul
 
 from model_compute_sim.page import Page, make_page
 from model_compute_sim.simulator import memory as M
@@ -16,7 +17,7 @@ from model_compute_sim.simulator.costs import PartCost
 from model_compute_sim.simulator.device import Device, Roofline
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
-from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput
+from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput, built, sim_result
 from model_compute_sim.simulator.rows import layer_group, op_row
 from model_compute_sim.simulator.step import GroupOps, Step
 from model_compute_sim.simulator.workload import Workload
@@ -55,14 +56,11 @@ class Tally:
         self.roof_us: float | int = 0
         self.comm_us: float | int = 0
 
-    def add(self, p: PartCost, count: int, count_local: int) -> None:
-        """Count one part of a layer in `count` layers of the model, `count_local` of them in the reported
-        stage (count >= count_local): whole-model FLOPs `count` times, per-GPU costs `count_local` times; an
-        op counts max(count, count_local) instances when it has a whole-model op, else count_local."""
-        self.add_parts([p], [count], [count_local])
-
     def add_parts(self, parts: list[PartCost], counts: list[int], counts_local: list[int]) -> None:
-        """`add` each part in order (one call for the parts of the layer groups: every part of a call passes)."""
+        """Count each part (in order) in `counts` layers of the model, `counts_local` of them in the reported
+        stage: whole-model FLOPs `count` times, per-GPU costs `count_local` times; an op counts max(count,
+        count_local) instances when it has a whole-model op (the pp send/recv has none: counts 0 and 1), else
+        count_local."""
         cats = self.cats
         weight, kv, act = self.weight, self.kv, self.act
         compute_us, memory_us, roof_us, comm_us = self.compute_us, self.memory_us, self.roof_us, self.comm_us
@@ -101,8 +99,9 @@ class Tally:
 def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult:
     """The result of one simulated step on `dev` (roofline times when a device is known).
 
-    The parts are plain dicts validated once as a whole (one pass of pydantic's validator instead of
-    one per row); op rows are validated per distinct layer part (_page) and shared by its groups."""
+    Nothing is validated again (result.sim_result and its parts build each model from values of the types
+    its validator makes: tests/test_fast_paths.py); op rows are made per distinct layer part (_page) and
+    shared by its groups."""
     roof = Roofline(dev) if dev is not None else None
     # each distinct part of the layer groups summed once (and its ops timed); a part of the same ops as an
     # earlier one (step.Plan.same) shares its sums, but is counted on its own (the tally adds in part order)
@@ -151,26 +150,33 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
         result["layer_groups"] = [layer_group(*g, ops) for g, ops in zip(groups, per_group, strict=True)]
     elif view.detail == "layers":
         result["layer_groups"] = [layer_group(*g, None) for g in groups]
-    return SimResult.model_validate(result)
+    return sim_result(result)
 
 
 Dict = dict[str, object]
 
 
-def _per_gpu_per_layer(g: GroupOps, costs: list[PartCost]) -> tuple[float, float]:
-    """Per-GPU FLOPs and bytes of one layer of a group."""
-    flops: Number = 0
-    nbytes: Number = 0
-    for i in g.parts:
-        flops += costs[i].flops
-        nbytes += costs[i].bytes
-    return float(flops), float(nbytes)
-
-
 def _busiest_stage(step: Step, costs: list[PartCost]) -> int:
-    if step.par.pp == 1:
+    """The pipeline stage with the most per-GPU FLOPs (then bytes); the first on a tie. A stage's are each
+    part's FLOPs and bytes times its layers on the stage (in part order: each distinct part once, not once per
+    layer group), the embedding's bytes on the first, the final norm's, LM head's and MTP's on the last."""
+    pp = step.par.pp
+    if pp == 1:
         return 0
-    return step.busiest_stage([_per_gpu_per_layer(g, costs) for g in step.groups])
+    flops = [p.flops for p in costs]
+    nbytes = [p.bytes for p in costs]
+    best, most = 0, (0.0, 0.0)
+    for s, (_, counts) in enumerate(step.plan.stage_counts(step.spec.num_layers, pp)):
+        f: Number = sum(map(mul, counts, flops))
+        b: Number = sum(map(mul, counts, nbytes))
+        if s == 0:
+            b += sum(o.bytes_total for o in step.head[1])
+        if s == pp - 1:
+            f += sum(float(o.flops) for o in step.tail[1])
+            b += sum(o.bytes_total for o in step.tail[1])
+        if s == 0 or (f, b) > most:
+            best, most = s, (f, b)
+    return best
 
 
 # a layer group's per-layer sums (rows.layer_group's arguments before its op rows)
@@ -216,14 +222,13 @@ def _group_sums(g: GroupOps, parts: list[PartCost], timed: bool) -> GroupSums:
 
 
 def _head_tail(step: Step, stage: int, tally: Tally, roof: Roofline | None, want_rows: bool) -> Rows:
-    """Embedding, final norm and LM head (on the first / last stage), and the pipeline send/recv."""
+    """Embedding, final norm and LM head (on the first / last stage), and the pipeline send/recv (tallied in
+    this order, in one call)."""
     pp = step.par.pp
-    rows: Rows = []
-    for (whole_ops, local_ops), on_stage in ((step.head, stage == 0), (step.tail, stage == pp - 1)):
-        p = PartCost(local_ops, whole_ops, roof)
-        tally.add(p, 1, 1 if on_stage else 0)
-        if want_rows and on_stage:
-            rows.append((-1, p))
+    head = PartCost(step.head[1], step.head[0], roof)
+    tail = PartCost(step.tail[1], step.tail[0], roof)
+    parts, counts, counts_local = [head, tail], [1, 1], [1 if stage == 0 else 0, 1 if stage == pp - 1 else 0]
+    rows: Rows = [(-1, p) for p, n in zip(parts, counts_local, strict=True) if n] if want_rows else []
     if pp > 1:
         tokens, hidden = step.local_wl.tokens, step.spec.hidden_size
         send = Op(
@@ -237,9 +242,12 @@ def _head_tail(step: Step, stage: int, tally: Tally, roof: Roofline | None, want
             peak_dtype="comm",
         )
         p = PartCost([send], [], roof)
-        tally.add(p, 0, 1)
+        parts.append(p)
+        counts.append(0)
+        counts_local.append(1)
         if want_rows:
             rows.append((-1, p))
+    tally.add_parts(parts, counts, counts_local)
     return rows
 
 
@@ -247,19 +255,30 @@ def _categories(tally: Tally, step: Step, timed: bool) -> tuple[dict[str, Dict],
     """The by_category rows and their totals (FLOPs, FLOPs per GPU, vector FLOPs whole and per GPU, bytes and
     communication bytes per GPU: each the sum of the rows' values in order, from 0, as `sum` adds them)."""
     out: dict[str, Dict] = {}
-    sums: list[Number] = [0, 0, 0, 0, 0, 0]
+    s_f: Number = 0
+    s_f_gpu: Number = 0
+    s_v: Number = 0
+    s_v_gpu: Number = 0
+    s_b: Number = 0
+    s_x: Number = 0
+    cats = tally.cats
+    one_gpu = step.par.gpus == 1
     for key in CATEGORY_ORDER:
-        c = tally.cats.get(key)
-        if c is None or (key == "communication" and step.par.gpus == 1):
+        c = cats.get(key)
+        if c is None or (one_gpu and key == "communication"):
             continue
-        f, f_gpu, v, v_gpu = c[FLOPS], _clean(c[FLOPS_GPU]), _clean(c[VECTOR]), _clean(c[VECTOR_GPU])
-        b, x = float(c[BYTES_GPU]), float(c[COMM_GPU])
-        sums[0] += f
-        sums[1] += f_gpu
-        sums[2] += v
-        sums[3] += v_gpu
-        sums[4] += b
-        sums[5] += x
+        f, v, f_gpu, v_gpu, b, x, n, t = c  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
+        # _clean, without its call for an int (FLOP sums mostly)
+        f_gpu = f_gpu if type(f_gpu) is int else _clean(f_gpu)
+        v = v if type(v) is int else _clean(v)
+        v_gpu = v_gpu if type(v_gpu) is int else _clean(v_gpu)
+        b, x = float(b), float(x)
+        s_f += f
+        s_f_gpu += f_gpu
+        s_v += v
+        s_v_gpu += v_gpu
+        s_b += b
+        s_x += x
         out[key] = {
             "flops": f,
             "flops_per_gpu": f_gpu,
@@ -267,10 +286,10 @@ def _categories(tally: Tally, step: Step, timed: bool) -> tuple[dict[str, Dict],
             "vector_flops_per_gpu": v_gpu,
             "bytes_per_gpu": b,
             "communication_bytes_per_gpu": x,
-            "roofline_time_us": float(c[TIME]) if timed else None,
-            "ops": int(c[OPS]),
+            "roofline_time_us": float(t) if timed else None,
+            "ops": int(n),
         }
-    return out, sums
+    return out, [s_f, s_f_gpu, s_v, s_v_gpu, s_b, s_x]
 
 
 def _totals(
@@ -406,12 +425,13 @@ def throughput(wl: Workload, stage_ms: float, pp: int) -> Throughput:
     """Tokens/s and per-token latency of a step whose (busiest) pipeline stage takes `stage_ms`."""
     step_ms = stage_ms * pp
     phase = wl.phase
-    return Throughput(
-        step_time_ms=step_ms,
-        tokens_per_s=wl.tokens / (step_ms / 1e3),
-        time_per_output_token_ms=step_ms if phase == "decode" else None,
-        time_to_first_token_ms=step_ms if phase == "prefill" else None,
-    )
+    fields = {
+        "step_time_ms": step_ms,
+        "tokens_per_s": wl.tokens / (step_ms / 1e3),
+        "time_per_output_token_ms": step_ms if phase == "decode" else None,
+        "time_to_first_token_ms": step_ms if phase == "prefill" else None,
+    }
+    return built(Throughput, fields)
 
 
 def _clean(x: Number) -> Number:
