@@ -108,28 +108,6 @@ class Step:
     def stage_layers(self, stage: int) -> range:
         return stage_layers(self.spec.num_layers, self.par.pp, stage)
 
-    def busiest_stage(self, per_layer: list[tuple[float, float]]) -> int:
-        """The pipeline stage with the most per-GPU FLOPs (then bytes); the first on a tie. `per_layer`: the
-        per-GPU FLOPs and bytes of one layer of each group (views sums each distinct part once)."""
-        pp = self.par.pp
-        if pp == 1:
-            return 0
-        head, tail = self.head[1], self.tail[1]
-
-        def cost(s: int) -> tuple[float, float]:
-            f = b = 0.0
-            for c, (gf, gb) in zip(self.stage_counts(s)[0], per_layer, strict=True):
-                f += c * gf
-                b += c * gb
-            if s == 0:
-                b += sum(o.bytes_total for o in head)
-            if s == pp - 1:
-                f += sum(float(o.flops) for o in tail)
-                b += sum(o.bytes_total for o in tail)
-            return f, b
-
-        return max(range(pp), key=lambda s: (cost(s), -s))
-
 
 def stage_layers(n: int, pp: int, stage: int) -> range:
     """Layers of pipeline stage `stage` (contiguous, n divisible by pp)."""
