@@ -255,12 +255,8 @@ def _categories(tally: Tally, step: Step, timed: bool) -> tuple[dict[str, Dict],
     """The by_category rows and their totals (FLOPs, FLOPs per GPU, vector FLOPs whole and per GPU, bytes and
     communication bytes per GPU: each the sum of the rows' values in order, from 0, as `sum` adds them)."""
     out: dict[str, Dict] = {}
-    s_f: Number = 0
-    s_f_gpu: Number = 0
-    s_v: Number = 0
-    s_v_gpu: Number = 0
-    s_b: Number = 0
-    s_x: Number = 0
+    zero: Number = 0
+    s_f = s_f_gpu = s_v = s_v_gpu = s_b = s_x = zero  # the sums
     cats = tally.cats
     one_gpu = step.par.gpus == 1
     for key in CATEGORY_ORDER:
