@@ -1,5 +1,5 @@
-"""A named family's config key that its own code never reads is refused by name when costing it would change
-the model, ignored when it would not (simulator/config_family_keys.py, references/family_keys.json).
+"""A config key that the code of a family with a rule never reads is refused by name when costing it would
+change the model, ignored when it would not (simulator/config_family_keys.py, references/family_keys.json).
 
 Evidence of what a family's code reads: tools/family_keys.py, from transformers 5.24's configuration classes
 and modeling files (LlamaConfig has no `num_local_experts`, LlamaDecoderLayer builds a LlamaMLP whatever the
@@ -16,7 +16,7 @@ import pytest
 from model_compute_sim.errors import ConfigError, NotModelledError, SimError
 from model_compute_sim.references import load_models, to_plain
 from model_compute_sim.simulator import config_family_keys
-from model_compute_sim.simulator.config import KNOWN_MODEL_TYPES, _normalize, normalize
+from model_compute_sim.simulator.config import RULED_MODEL_TYPES, _normalize, normalize
 from model_compute_sim.simulator.simulate import simulate
 from tests.test_inputs import shared_or_skip
 
@@ -66,11 +66,17 @@ FOREIGN: list[tuple[str, dict[str, Any], str]] = [
     ("mixtral", {"num_local_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1}, "'n_shared_experts' is"),
     # presence alone moves DeepSeek-V3's MoE layers (mlp_only_layers switches off first_k_dense_replace's default)
     ("deepseek_v3", {"mlp_only_layers": []}, "'mlp_only_layers' is"),
+    # generic-path families with a measured rule: GPT-NeoX is MHA and dense whatever the config adds
+    ("gpt_neox", {"num_key_value_heads": 2}, "'num_key_value_heads' is"),
+    ("gpt_neox", {"num_local_experts": 4, "num_experts_per_tok": 2}, "'num_local_experts', 'num_experts_per_tok' are"),
 ]
 
 
 def _family(model_type: str) -> dict[str, Any]:
     cfg = {**LLAMA, "model_type": model_type}
+    if model_type == "gpt_neox":  # GPTNeoXConfig's keys: MHA (no num_key_value_heads), LayerNorm
+        cfg = {k: v for k, v in cfg.items() if k not in ("num_key_value_heads", "rms_norm_eps")}
+        cfg |= {"layer_norm_eps": 1e-5, "use_parallel_residual": True, "hidden_act": "gelu"}
     if model_type == "mixtral":
         cfg |= {"num_local_experts": 4, "num_experts_per_tok": 2}
     if model_type == "deepseek_v3":  # MLA + MoE, three dense layers first (DeepseekV3Config default)
@@ -112,14 +118,14 @@ def test_a_foreign_key_that_changes_nothing_stays_ignored() -> None:
     assert normalize({**ds, "moe_layer_freq": 1}) == normalize(ds)  # released DeepSeek-V3 configs carry it
 
 
-def test_every_named_family_transformers_implements_has_its_keys() -> None:
-    """A new named family gets its row (tools/family_keys.py) or is listed here as one transformers lacks."""
+def test_every_family_with_a_rule_that_transformers_implements_has_its_keys() -> None:
+    """A new family rule gets its row (tools/family_keys.py) or is listed here as one transformers lacks."""
     lacking = {"deepseek_ref", "kimi_k2", "mimo", "minimax_m1", "minimax_m3", "minimax_text_01", "nemotron-nas"}
     assert config_family_keys.transformers_version() == "5.24.0"
-    assert {t for t in KNOWN_MODEL_TYPES if config_family_keys.read_keys(t) is None} == lacking
+    assert {t for t in RULED_MODEL_TYPES if config_family_keys.read_keys(t) is None} == lacking
     # a family transformers lacks keeps its current rules: nothing is foreign to it
     cfg = {**LLAMA, "model_type": "mimo"}
-    assert config_family_keys.foreign_keys(cfg, ("text_config",), KNOWN_MODEL_TYPES, {}) == ([], "mimo")
+    assert config_family_keys.foreign_keys(cfg, ("text_config",), RULED_MODEL_TYPES, {}) == ([], "mimo")
 
 
 def _same_as_without_the_check(cfg: dict[str, Any], name: str) -> None:

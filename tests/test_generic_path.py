@@ -178,7 +178,9 @@ def test_attention_out_bias_sets_the_output_projection_bias_alone() -> None:
 
 def test_keys_read_only_when_they_add_no_work_are_refused_otherwise() -> None:
     # OPT-350m projects a 512-wide embedding into a 1024-wide decoder (project_in / project_out GEMMs)
-    opt = {k: v for k, v in LLAMA.items() if k not in ("hidden_act", "intermediate_size")}
+    # OPTConfig has no num_key_value_heads / rms_norm_eps (MHA, LayerNorm): foreign keys are refused
+    opt = {k: v for k, v in LLAMA.items() if k not in ("hidden_act", "intermediate_size", "num_key_value_heads")}
+    opt = {k: v for k, v in opt.items() if k != "rms_norm_eps"}
     opt |= {"model_type": "opt", "activation_function": "relu", "ffn_dim": 96, "enable_bias": True}
     assert normalize({**opt, "word_embed_proj_dim": 64}).layers[0].first(MlpSpec) == MlpSpec(96, gated=False, bias=True)
     with pytest.raises(NotModelledError, match="'word_embed_proj_dim'"):
@@ -199,7 +201,8 @@ def test_granite_shared_mlp_width_is_read_for_its_families_only() -> None:
     with pytest.raises(NotModelledError, match="'shared_intermediate_size'"):
         normalize({**granite, "model_type": "someone_new", "shared_intermediate_size": 48})
     # Flint: the same shared MLP under Qwen's key name (FlintSparseMoeBlock.shared_expert, no sigmoid gate)
-    moe = normalize({**granite, "model_type": "flint", "shared_expert_intermediate_size": 40}).layers[0].first(MoeSpec)
+    flint = {k: v for k, v in granite.items() if k != "num_local_experts"} | {"num_experts": 8}  # FlintConfig's key
+    moe = normalize({**flint, "model_type": "flint", "shared_expert_intermediate_size": 40}).layers[0].first(MoeSpec)
     assert moe is not None and (moe.shared_intermediate, moe.shared_gate) == (40, False)
 
 

@@ -41,7 +41,9 @@ def test_a_family_keeps_its_mlp_whatever_its_activation() -> None:
     element-wise work (tests/golden/sweep_variants.json: act_silu, act_gelu of every generic family).
     Prefill of T = 8 tokens, H = 64, I = 96, 2 layers: plain 2*T*(2*H*I)*2, gated 2*T*(3*H*I)*2."""
     t, h, i = 8, 64, 96
-    neox = {**LLAMA, "model_type": "gpt_neox", "hidden_act": "silu", "use_parallel_residual": True}
+    # GPTNeoXConfig has no num_key_value_heads / rms_norm_eps (its attention is MHA, its norms LayerNorm)
+    neox = {k: v for k, v in LLAMA.items() if k not in ("num_key_value_heads", "rms_norm_eps")}
+    neox |= {"model_type": "gpt_neox", "hidden_act": "silu", "use_parallel_residual": True, "layer_norm_eps": 1e-5}
     assert simulate(config=neox, seq_len=t).by_category["mlp"].flops == 2 * t * 2 * h * i * 2
     cohere = {**LLAMA, "model_type": "cohere", "hidden_act": "gelu", "layer_norm_eps": 1e-5}
     assert simulate(config=cohere, seq_len=t).by_category["mlp"].flops == 2 * t * 3 * h * i * 2

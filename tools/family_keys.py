@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""The config keys each named family's transformers code reads: model_compute_sim/references/family_keys.json.
+"""The config keys the code of each family with a rule reads: model_compute_sim/references/family_keys.json.
 
-A named family (a `model_type` simulator/config.py has a rule for) must not cost a key its own code never
-reads: a `llama` config with `num_local_experts` builds a dense LlamaForCausalLM, so costing it as a MoE
-is a silent wrong number. For every named family transformers implements, and for the text sub-configs and
-multimodal wrappers around them, this tool records the keys the family's code can read:
+A family with a rule (config.RULED_MODEL_TYPES: the named families and the generic-path families measured
+on their code) must not cost a key its own code never reads: a `llama` config with `num_local_experts`
+builds a dense LlamaForCausalLM, so costing it as a MoE is a silent wrong number. For every such family
+transformers implements, and for the text sub-configs and multimodal wrappers around them, this tool
+records the keys the family's code can read:
 
 * the configuration class's fields: `__init__` parameters, the default instance's `to_dict()` keys and
   `attribute_map` aliases (PreTrainedConfig's own fields included);
@@ -88,9 +89,9 @@ def families() -> dict[str, Any]:
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING, CONFIG_MAPPING_NAMES
 
-    from model_compute_sim.simulator.config import KNOWN_MODEL_TYPES
+    from model_compute_sim.simulator.config import RULED_MODEL_TYPES
 
-    wanted = {t for t in KNOWN_MODEL_TYPES if t in CONFIG_MAPPING_NAMES}
+    wanted = {t for t in RULED_MODEL_TYPES if t in CONFIG_MAPPING_NAMES}
     for t in sorted(CONFIG_MAPPING_NAMES):  # every multimodal wrapper: its outer keys sit beside the text's
         try:
             if any(k in (CONFIG_MAPPING[t].sub_configs or {}) for k in TEXT_KEYS):

@@ -253,6 +253,9 @@ def _other_code_keys() -> dict[str, frozenset[str]]:
 
 
 _OTHER_CODE_KEYS = _other_code_keys()
+# model types with a rule: the named families, and the generic-path families whose MLP and layout rules were
+# measured on their transformers code (config_keys.MEASURED_GENERIC_FAMILIES)
+RULED_MODEL_TYPES = KNOWN_MODEL_TYPES | K.MEASURED_GENERIC_FAMILIES
 
 
 def _differs(spec: ModelSpec, raw: Config, name: str | None, hf_id: str | None) -> bool:
@@ -263,13 +266,13 @@ def _differs(spec: ModelSpec, raw: Config, name: str | None, hf_id: str | None) 
 
 
 def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) -> ModelSpec:
-    """Turn a (possibly nested) HF config dict into a `ModelSpec`, naming any missing key. A named family's
-    key its own code never reads is refused by name when costing it changes the model
+    """Turn a (possibly nested) HF config dict into a `ModelSpec`, naming any missing key. A key the code of a
+    family with a rule never reads is refused by name when costing it changes the model
     (config_family_keys.py); one that changes nothing is ignored, as the family's code ignores it."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
     spec = _normalize(raw, name, hf_id)
-    foreign, family = config_family_keys.foreign_keys(raw, NESTED_TEXT_KEYS, KNOWN_MODEL_TYPES, _OTHER_CODE_KEYS)
+    foreign, family = config_family_keys.foreign_keys(raw, NESTED_TEXT_KEYS, RULED_MODEL_TYPES, _OTHER_CODE_KEYS)
     if foreign and _differs(spec, config_family_keys.without(raw, foreign), name, hf_id):
         # name the keys that change the model; all of them when only together they do (aliases)
         named = [k for k in foreign if _differs(spec, config_family_keys.without(raw, [k]), name, hf_id)]

@@ -1,13 +1,14 @@
-"""Keys a named family's own code never reads: a config that costs one differently is refused by name.
+"""Keys a family's own code never reads: a config that costs one differently is refused by name.
 
 transformers builds a `llama` config holding `num_local_experts: 8` as a dense LlamaForCausalLM (LlamaConfig
-has no such field, LlamaDecoderLayer no experts); the MoE reader would cost it as a MoE. For a family the
-simulator has a rule for (config.KNOWN_MODEL_TYPES) and transformers implements, the keys its code can read
-are data (references/family_keys.json, tools/family_keys.py: the configuration class's fields and the keys
-its modeling code reads, transformers version recorded). `foreign_keys` strips the others the way the
-family's code ignores them; config.normalize builds the model both ways and refuses, naming the keys, when
-they differ. A foreign key that changes nothing (a released DeepSeek-V3's `moe_layer_freq: 1`, an
-`auto_map`) stays ignored, as does every key of a family transformers lacks (deepseek_ref, kimi_k2, ...).
+has no such field, LlamaDecoderLayer no experts); the MoE reader would cost it as a MoE. For a family with a
+rule (config.RULED_MODEL_TYPES: the named families and the generic-path families measured on their code)
+that transformers implements, the keys its code can read are data (references/family_keys.json,
+tools/family_keys.py: the configuration class's fields and the keys its modeling code reads, transformers
+version recorded). config.normalize builds the model without the others, as the family's code ignores them,
+and refuses, naming the keys, when it differs. A foreign key that changes nothing (a released DeepSeek-V3's
+`moe_layer_freq: 1`, an `auto_map`) stays ignored, as does every key of a family transformers lacks
+(deepseek_ref, kimi_k2, ...) or no rule names (the generic path's own checks, config_keys.py, apply there).
 """
 
 from __future__ import annotations
