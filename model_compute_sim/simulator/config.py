@@ -272,11 +272,11 @@ def normalize(raw: Config, name: str | None = None, hf_id: str | None = None) ->
     if not isinstance(raw, Mapping):
         raise ConfigError(f"config must be a JSON object, got {type(raw).__name__}")
     spec = _normalize(raw, name, hf_id)
-    foreign, family = config_family_keys.foreign_keys(raw, NESTED_TEXT_KEYS, RULED_MODEL_TYPES, _OTHER_CODE_KEYS)
+    foreign = config_family_keys.foreign_keys(raw, NESTED_TEXT_KEYS, RULED_MODEL_TYPES, _OTHER_CODE_KEYS)
     if foreign and _differs(spec, config_family_keys.without(raw, foreign), name, hf_id):
         # name the keys that change the model; all of them when only together they do (aliases)
         named = [k for k in foreign if _differs(spec, config_family_keys.without(raw, [k]), name, hf_id)]
-        raise config_family_keys.refusal(named or foreign, family, name)
+        raise config_family_keys.refusal(named or foreign, name)
     return spec
 
 

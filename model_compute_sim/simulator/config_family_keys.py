@@ -68,7 +68,9 @@ def read_keys(model_type: str) -> frozenset[str] | None:
     return None if fam is None else fam[0]
 
 
-Where = tuple[str | None, str]  # (the nested text-config key holding it or None for the top level, the key)
+# a foreign key: (the nested text-config key holding it or None for the top level, the key, the family whose
+# code does not read it)
+Foreign = tuple[str | None, str, str]
 
 
 def _stripped(cfg: Config, model_type: str, kept: frozenset[str]) -> list[str]:
@@ -77,44 +79,54 @@ def _stripped(cfg: Config, model_type: str, kept: frozenset[str]) -> list[str]:
 
 
 def foreign_keys(
-    raw: Config, nested: tuple[str, ...], named: frozenset[str], handled: Mapping[str, frozenset[str]]
-) -> tuple[list[Where], str]:
-    """(the keys of `raw` its family's code does not read, the family whose code decides). Only a named
-    family's keys count; a multimodal wrapper's text config is judged by the text model's class (its own
-    model_type, else the wrapper class's text sub-config) and the wrapper's own keys by the wrapper's class.
-    `handled`: keys a family rule models from other code (vLLM), never foreign."""
+    raw: Config, nested: tuple[str, ...], ruled: frozenset[str], handled: Mapping[str, frozenset[str]]
+) -> list[Foreign]:
+    """The keys of `raw` its family's code does not read. Only a family with a rule (`ruled`) is judged; a
+    multimodal wrapper's text config by the text model's class (its own model_type, else the wrapper class's
+    text sub-config), the wrapper's own keys by the wrapper's class. `handled`: keys a family rule models from
+    other code (vLLM), never foreign."""
     outer = str(raw.get("model_type") or "")
     key = next((k for k in nested if isinstance(raw.get(k), Mapping)), None)
     if key is None:
-        if outer not in named:
-            return [], outer
-        return [(None, k) for k in _stripped(raw, outer, handled.get(outer, frozenset()))], outer
+        if outer not in ruled:
+            return []
+        return [(None, k, outer) for k in _stripped(raw, outer, handled.get(outer, frozenset()))]
     inner: Config = raw[key]
     fam = _families()[1].get(outer)
     rule = str(inner.get("model_type") or outer)  # the type config.normalize's rules run for
+    if rule not in ruled:
+        return []
     text = str(inner.get("model_type") or (fam[1] if fam else None) or outer)
-    if rule not in named:
-        return [], text
     own = handled.get(rule, frozenset())
     kept = own | frozenset(nested) | frozenset(k for k in raw if k.endswith("_config"))
-    return [(key, k) for k in _stripped(inner, text, own)] + [(None, k) for k in _stripped(raw, outer, kept)], text
+    return [(key, k, text) for k in _stripped(inner, text, own)] + [
+        (None, k, outer) for k in _stripped(raw, outer, kept)
+    ]
 
 
-def without(raw: Config, keys: list[Where]) -> dict[str, Any]:
+def without(raw: Config, keys: list[Foreign]) -> dict[str, Any]:
     """`raw` minus `keys`: the config as the family's code sees it."""
-    out = {k: v for k, v in raw.items() if (None, k) not in keys}
-    for where in {w for w, _ in keys if w is not None}:
-        out[where] = {k: v for k, v in raw[where].items() if (where, k) not in keys}
+    drop = {(w, k) for w, k, _ in keys}
+    out = {k: v for k, v in raw.items() if (None, k) not in drop}
+    for where in {w for w, _ in drop if w is not None}:
+        out[where] = {k: v for k, v in raw[where].items() if (where, k) not in drop}
     return out
 
 
-def refusal(keys: list[Where], family: str, name: str | None) -> NotModelledError:
+def refusal(keys: list[Foreign], name: str | None) -> NotModelledError:
+    """Each family's foreign keys named (a wrapper's own keys under the wrapper's type), and what to do."""
+    by_family: dict[str, list[str]] = {}
+    for w, k, family in keys:
+        by_family.setdefault(family, []).append(repr(k if w is None else f"{w}.{k}"))
+    said = "; ".join(
+        f"{', '.join(shown)} {'is' if len(shown) == 1 else 'are'} not read by model_type {family!r} (no such field "
+        f"in transformers {transformers_version()}'s {family} config class or modeling code)"
+        for family, shown in by_family.items()
+    )
     one = len(keys) == 1
-    shown = ", ".join(repr(k if w is None else f"{w}.{k}") for w, k in keys)
+    family = keys[0][2]
     return NotModelledError(
-        f"{name or 'this config'}: {shown} {'is' if one else 'are'} not read by model_type {family!r} (no such "
-        f"field in transformers {transformers_version()}'s {family} config class or modeling code), yet the "
-        f"simulator would cost {'it' if one else 'them'}: the number would not be the model {family} builds. If "
-        f"the checkpoint is another family (e.g. a MoE), fix 'model_type'; if {family!r} is right, remove "
-        f"{'the key' if one else 'the keys'}"
+        f"{name or 'this config'}: {said}, yet the simulator would cost {'it' if one else 'them'}: the number would "
+        f"not be the model {family} builds. If the checkpoint is another family (e.g. a MoE), fix 'model_type'; if "
+        f"{family!r} is right, remove {'the key' if one else 'the keys'}"
     )
