@@ -71,17 +71,17 @@ def test_a_result_s_layer_list_is_its_own() -> None:
     assert again.layer_groups is not None and again.layer_groups[0].layers == expected
 
 
-def _step(model: str, tp: int, pp: int) -> Step:
+def _step(model: str, tp: int, pp: int, detail: str = "summary") -> Step:
     captured: list[Step] = []
     build = S.build_step
 
-    def keep(*args: object) -> Step:
-        captured.append(build(*args))  # type: ignore[arg-type]
+    def keep(*args: object, **kwargs: object) -> Step:
+        captured.append(build(*args, **kwargs))  # type: ignore[arg-type]
         return captured[-1]
 
     S.build_step = keep  # type: ignore[assignment]
     try:
-        simulate(model=model, gpu="h100", tp=tp, pp=pp, batch_size=4, seq_len=1, context_len=4096)
+        simulate(model=model, gpu="h100", tp=tp, pp=pp, batch_size=4, seq_len=1, context_len=4096, detail=detail)
     finally:
         S.build_step = build
     return captured[0]
@@ -89,7 +89,7 @@ def _step(model: str, tp: int, pp: int) -> Step:
 
 @pytest.mark.parametrize(("model", "tp", "pp"), [("kimi-k3", 8, 3), ("deepseek-v4-pro", 8, 1), ("minimax-m3", 4, 1)])
 def test_each_group_has_the_ops_of_its_layer_built_alone(model: str, tp: int, pp: int) -> None:
-    step = _step(model, tp, pp)
+    step = _step(model, tp, pp, "ops")
     assert step.par == Parallel(tp=tp, pp=pp)
     whole = Builder(step.spec, step.wl, Shard(), step.opts, flops_only=True)
     shard = Shard(tp=tp, expert_tokens=step.wl.tokens, per_gpu=True)

@@ -16,7 +16,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers import kind_of
 from model_compute_sim.simulator.layers.csa import hc_rms
 from model_compute_sim.simulator.mtp import mtp_ops
-from model_compute_sim.simulator.ops import BuilderBase, Number, Op, Shard, exact, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Number, Op, Shard, exact, split
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import Options, Workload
 
@@ -41,22 +41,31 @@ class Builder(BuilderBase):
     layer groups that share it (the same MoE after linear and full attention) share its op records,
     which are not changed after they are built (the roofline pass writes the same times into each)."""
 
-    def __init__(self, spec: ModelSpec, wl: Workload, shard: Shard, opts: Options, flops_only: bool = False) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        wl: Workload,
+        shard: Shard,
+        opts: Options,
+        flops_only: bool = False,
+        detail: bool = True,
+    ) -> None:
+        """`flops_only`: the whole-model view (names, categories, FLOPs); `detail`: with the shapes, sharding labels
+        and notes that op rows show (BuilderBase.detail)."""
         super().__init__(spec, wl, shard, opts)
         self.flops_only = flops_only
-        self._blocks: dict[KindSpec, list[Op]] = {}
+        self.detail = detail and not flops_only
         self._by_id: dict[int, tuple[KindSpec, list[Op]]] = {}
         self._shared: dict[tuple[str, int], Op] = {}
 
     def block(self, block: KindSpec) -> list[Op]:
-        """The ops of one mixer or feed-forward block (built once per builder for equal specs; looked up by
-        the spec object's identity first: hashing a frozen spec costs more than building a layer's parts)."""
+        """The ops of one mixer or feed-forward block, built once per builder for each spec object (step.plan
+        makes equal blocks one object). Looked up by identity: hashing a frozen spec costs more than building
+        a layer's parts, and equal specs built twice give equal ops."""
         hit = self._by_id.get(id(block))
         if hit is not None and hit[0] is block:
             return hit[1]
-        ops = self._blocks.get(block)
-        if ops is None:
-            ops = self._blocks[block] = kind_of(block).ops(self, block)
+        ops = kind_of(block).ops(self, block)
         self._by_id[id(block)] = (block, ops)  # the block kept: its id is not reused while it is a key
         return ops
 
@@ -72,20 +81,21 @@ class Builder(BuilderBase):
     def embedding(self) -> list[Op]:
         tp = self.shard.tp
         rows = self.T
-        return [
-            Op(
-                name="embed_tokens",
-                category="embedding",
-                kind="embedding",
-                weight_bytes=float(rows) * self.H * self.opts.wbytes("embeddings") / tp,
-                act_write_bytes=float(rows) * self.H * self.a,
-                shape_in=[[rows], [self.spec.vocab_size // tp, self.H]],
-                shape_out=[rows, self.H],
-                sharding=split("vocab-parallel", tp),
-                peak_dtype="vector",
-                note="gather: 0 FLOPs, bytes of the rows read",
-            )
-        ] + ([self.allreduce("embed_allreduce", rows, tp)] if self.shard.per_gpu and tp > 1 else [])
+        op = Op(
+            name="embed_tokens",
+            category="embedding",
+            kind="embedding",
+            weight_bytes=float(rows) * self.H * self.opts.wbytes("embeddings") / tp,
+            act_write_bytes=float(rows) * self.H * self.a,
+            shape_in=NO_SHAPE_IN,
+            shape_out=NO_SHAPE_OUT,
+            peak_dtype="vector",
+        )
+        if self.detail:  # what an op row shows (BuilderBase.detail)
+            op.shape_in, op.shape_out = [[rows], [self.spec.vocab_size // tp, self.H]], [rows, self.H]
+            op.sharding = split("vocab-parallel", tp)
+            op.note = "gather: 0 FLOPs, bytes of the rows read"
+        return [op] + ([self.allreduce("embed_allreduce", rows, tp)] if self.shard.per_gpu and tp > 1 else [])
 
     def lm_head(self) -> list[Op]:
         tp = self.shard.tp

@@ -48,7 +48,7 @@ def check_mtp(spec: ModelSpec, passes: int) -> None:
         raise SimError(f"mtp_layers={passes}: {spec.name} ships no MTP module (num_nextn_predict_layers is 0)")
 
 
-def mtp_ops(b: BuilderBase, builder: Callable[[ModelSpec, Workload, Shard, Options], _Pass]) -> list[Op]:
+def mtp_ops(b: BuilderBase, builder: Callable[[ModelSpec, Workload, Shard, Options, bool, bool], _Pass]) -> list[Op]:
     """Ops of opts.mtp_layers draft passes, each prefixed mtp<k>. (category of eh_proj: mtp)."""
     spec, layer = b.spec, b.spec.mtp_layer
     assert layer is not None
@@ -60,7 +60,7 @@ def mtp_ops(b: BuilderBase, builder: Callable[[ModelSpec, Workload, Shard, Optio
             wl = Workload(tuple(SeqGroup(g.count, 1, g.c + g.q + k - 1) for g in b.wl.groups))
             if shard.expert_tokens is not None:
                 shard = replace(shard, expert_tokens=wl.tokens * shard.dp)
-        sub = builder(spec, wl, shard, opts)
+        sub = builder(spec, wl, shard, opts, b.flops_only, b.detail)  # the view `b` builds
         T, H = sub.T, sub.H
         step = [
             sub.norm("enorm", "norm", T, H),

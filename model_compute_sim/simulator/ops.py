@@ -94,13 +94,14 @@ class Op:
 
 # the shapes of every whole-model op: the result shows none of them, and nothing changes an op's shape in
 # place, so one empty list each instead of two new ones per op (fewer allocations: fewer GC passes per call)
-_NO_SHAPE_IN: list[list[int]] = []
-_NO_SHAPE_OUT: list[int] = []
+NO_SHAPE_IN: list[list[int]] = []
+NO_SHAPE_OUT: list[int] = []
+NO_SHAPES = (NO_SHAPE_IN, NO_SHAPE_OUT)
 
 
 def flops_op(name: str, category: str, kind: str, flops: Number, vector_flops: Number) -> Op:
     """An op of the whole-model view (BuilderBase.flops_only): its name, category and FLOPs only."""
-    return Op(name, category, kind, flops, vector_flops, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, _NO_SHAPE_IN, _NO_SHAPE_OUT)
+    return Op(name, category, kind, flops, vector_flops, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_SHAPE_IN, NO_SHAPE_OUT)
 
 
 class BuilderBase:
@@ -109,6 +110,10 @@ class BuilderBase:
     # GEMMs and vector ops with their names, categories and FLOPs only (no bytes or shapes): the
     # whole-model view, of which the result reads nothing else (issue 9: simulate within 1 ms)
     flops_only = False
+    # shapes, sharding labels and notes, which only op rows show (detail="ops"): without them an op has the
+    # shared empty shapes, an empty note and the sharding its caller passes (or "replicated"); its numbers
+    # are the same (issue 9: fewer allocations per call, fewer GC passes)
+    detail = True
 
     def __init__(self, spec: ModelSpec, wl: Workload, shard: Shard, opts: Options) -> None:
         self.spec = spec
@@ -119,6 +124,7 @@ class BuilderBase:
         self.T = wl.tokens
         self.a = opts.act_bytes
         self._once: dict[object, list[Op]] = {}
+        self._formats: dict[str, WeightFormat] = {}  # gemm: each category's weight format, looked up once
         # Kimi-K3 attention-residual sites' shapes, per number of sources (attn_res.site): the sites with equal
         # sources share them (nothing changes an op's shape in place; fewer allocations: fewer GC passes)
         self.site_shapes: dict[int, tuple[list[list[int]], list[int]]] = {}
@@ -163,16 +169,24 @@ class BuilderBase:
         tensor_scales.py counts them resident; `rows`: output rows whose per-channel scales it reads (default the
         weight's params / k)."""
         flops = scaled(F.gemm_flops(1, n, k), m) if isinstance(m, float) else F.gemm_flops(m, n, k)
-        if self.flops_only:
-            return flops_op(name, category, "gemm", flops, 0)
+        if self.flops_only:  # flops_op, inlined: every whole-model GEMM of a call
+            return Op(name, category, "gemm", flops, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_SHAPE_IN, NO_SHAPE_OUT)
         params = k * n if weight_params is None else weight_params
-        fmt = weight_dtype or self.opts.wfmt(CATEGORY_CLASS[category])
+        fmt: str | WeightFormat | None = weight_dtype
+        if fmt is None:
+            fmt = self._formats.get(category)
+            if fmt is None:
+                fmt = self._formats[category] = self.opts.wfmt(CATEGORY_CLASS[category])
         scalar_bytes = 0.0
         if isinstance(fmt, WeightFormat):
+            per = fmt.bytes_per_weight
             scalar_bytes = fmt.tensor_scale_bytes * float(scalars)
             if fmt.row_scale_bytes:
                 scalar_bytes += fmt.row_scale_bytes * float(params / k if rows is None else rows)
-        rows = _r(m)
+        else:
+            per = DTYPE_BYTES[fmt]
+        detail = self.detail
+        rows = _r(m) if detail else 0
         # positional, in Op's field order: keywords cost twice as much on this path (every op of a call)
         return Op(
             name,
@@ -180,14 +194,14 @@ class BuilderBase:
             "gemm",
             flops,
             0,  # vector_flops
-            self.wbytes(params, fmt) + float(bias) * DTYPE_BYTES["bf16"] + scalar_bytes,
+            float(params) * per + float(bias) * DTYPE_BYTES["bf16"] + scalar_bytes,  # weight_bytes (as wbytes)
             float(m) * k * self.a,  # act_read_bytes
             float(m) * n * self.a,  # act_write_bytes
             0.0,  # kv_read_bytes
             0.0,  # kv_write_bytes
             0.0,  # comm_bytes
-            [[rows, k], [k, n]],
-            [rows, n],
+            [[rows, k], [k, n]] if detail else NO_SHAPE_IN,
+            [rows, n] if detail else NO_SHAPE_OUT,
             sharding,
             self.opts.dtype,
             note,
@@ -213,17 +227,19 @@ class BuilderBase:
         Shape [T, width] (a norm gives its `tokens`: [tokens, width] whatever the width). Op built
         positionally, in its field order (see gemm)."""
         vector_flops = elements * per_element if isinstance(elements, int) else float(elements) * per_element
-        if self.flops_only:
-            return flops_op(name, category, kind, 0, vector_flops)
-        rows = self.T if tokens is None else tokens
-        shape_in, shape_out = ([[rows, width]], [rows, width]) if width or tokens is not None else ([], [])
+        if self.flops_only:  # flops_op, inlined: every whole-model vector op of a call
+            return Op(name, category, kind, 0, vector_flops, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_SHAPE_IN, NO_SHAPE_OUT)
+        shape_in, shape_out = NO_SHAPES
+        if self.detail:
+            rows = self.T if tokens is None else tokens
+            shape_in, shape_out = ([[rows, width]], [rows, width]) if width or tokens is not None else ([], [])
         return Op(
             name,
             category,
             kind,
             0,  # flops
             vector_flops,
-            self.wbytes(weight_params, "bf16"),
+            float(weight_params) * DTYPE_BYTES["bf16"],  # weight_bytes (as wbytes)
             float(elements) * reads * self.a,  # act_read_bytes
             float(elements) * writes * self.a,  # act_write_bytes
             0.0,  # kv_read_bytes
@@ -246,16 +262,14 @@ class BuilderBase:
         )
 
     def allreduce(self, name: str, tokens: int, ranks: int, category: str = "communication") -> Op:
-        buf = float(tokens) * self.H * self.a
+        comm = F.ring_allreduce_bytes(float(tokens) * self.H * self.a, ranks)
+        if self.detail:
+            shape_in, shape_out, sharding = [[tokens, self.H]], [tokens, self.H], f"ring all-reduce over {ranks}"
+        else:
+            (shape_in, shape_out), sharding = NO_SHAPES, "replicated"
+        # positional, in Op's field order (see gemm)
         return Op(
-            name=name,
-            category=category,
-            kind="communication",
-            comm_bytes=F.ring_allreduce_bytes(buf, ranks),
-            shape_in=[[tokens, self.H]],
-            shape_out=[tokens, self.H],
-            sharding=f"ring all-reduce over {ranks}",
-            peak_dtype="comm",
+            name, category, "communication", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, comm, shape_in, shape_out, sharding, "comm"
         )
 
 

@@ -256,7 +256,7 @@ def _simulate(req: SimulateRequest) -> SimResult:
     )
     if req.mtp_layers:
         check_mtp(spec, req.mtp_layers)
-    step = build_step(spec, wl, opts, Parallel(req.tp, req.dp, req.ep, req.pp))
+    step = build_step(spec, wl, opts, Parallel(req.tp, req.dp, req.ep, req.pp), detail=req.detail == "ops")
     view = views.ViewOptions(
         detail=req.detail,
         limit=req.limit,

@@ -194,12 +194,13 @@ def plan(spec: ModelSpec) -> Plan:
     return out
 
 
-def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel) -> Step:
-    """Whole-model and busiest-GPU ops of every layer group, the embedding and the LM head."""
+def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel, detail: bool = True) -> Step:
+    """Whole-model and busiest-GPU ops of every layer group, the embedding and the LM head. `detail`: the
+    busiest GPU's ops with their shapes, sharding labels and notes (what op rows show: detail="ops")."""
     local_wl = wl.split(par.dp)
     whole = Builder(spec, wl, Shard(), opts, flops_only=True)
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
-    local = Builder(spec, local_wl, shard, opts)
+    local = Builder(spec, local_wl, shard, opts, detail=detail)
     p = plan(spec)
     runs = (whole.build_runs(p.recipes), local.build_runs(p.recipes))
     head = (whole.embedding(), local.embedding())
