@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.base import require_divides
-from model_compute_sim.simulator.ops import BuilderBase, Op, flops_op, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, flops_op, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat
 from model_compute_sim.simulator.workload import Options, SeqGroup, Workload
@@ -52,22 +52,28 @@ def softmax_core(
     flops, vector_flops = F.attention_flops(n_pairs, h, d_qk, d_v), n_pairs * h * F.SOFTMAX_FLOPS_PER_ELEMENT
     if b.flops_only:  # the whole-model view reads FLOPs alone (issue 9)
         return flops_op(name, "attention_core", "attention", flops, vector_flops)
-    return Op(
-        name=name,
-        category="attention_core",
-        kind="attention",
-        flops=flops,
-        vector_flops=vector_flops,
-        act_read_bytes=float(tokens) * h * d_qk * b.a,
-        act_write_bytes=float(tokens) * h * d_v * b.a,
-        kv_read_bytes=kv_read_bytes,
-        kv_write_bytes=kv_write_bytes,
-        shape_in=[[tokens, h, d_qk], kv_shape],
-        shape_out=[tokens, h, d_v],
-        sharding=split("heads", b.shard.tp),
-        peak_dtype=b.opts.half_dtype,
-        note=note,
+    op = Op(
+        name,
+        "attention_core",
+        "attention",
+        flops,
+        vector_flops,
+        0.0,  # weight_bytes
+        float(tokens) * h * d_qk * b.a,  # act_read_bytes
+        float(tokens) * h * d_v * b.a,  # act_write_bytes
+        kv_read_bytes,
+        kv_write_bytes,
+        0.0,  # comm_bytes
+        NO_SHAPE_IN,
+        NO_SHAPE_OUT,
+        "replicated",
+        b.opts.half_dtype,
+        note,
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        op.shape_in, op.shape_out = [[tokens, h, d_qk], kv_shape], [tokens, h, d_v]
+        op.sharding = split("heads", b.shard.tp)
+    return op
 
 
 def attention_core(
@@ -98,7 +104,9 @@ def attention_core(
         + (f", window {a.window}" if a.window else "")
         + (f", chunk {a.chunk}" if a.chunk else "")
         + (f", top-k {topk}" if topk else "")
-        + ")",
+        + ")"
+        if b.detail
+        else "",
     )
 
 

@@ -17,7 +17,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_dsv4 as V4
 from model_compute_sim.simulator.layers.attention_core import softmax_core
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, require_divides, row_out
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, flops_op, split
 from model_compute_sim.simulator.workload import Options, SeqGroup
 
 FP32 = 4
@@ -104,25 +104,33 @@ def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str) -> list[Op]:
         pairs = sum(g.count * g.q * ((g.c + g.q) // s.ratio) for g in b.wl.groups)
     else:
         pairs = sum(g.count * V4.compressed_pairs(g.q, g.c, s.ratio, None) for g in b.wl.groups)
+    flops, vector_flops = 2 * pairs * hi * di, pairs * hi * 2  # relu, weight by head, sum over heads
+    if b.flops_only:  # the whole-model view reads FLOPs alone (issue 9)
+        ops.append(flops_op("indexer.scores", "attention_indexer", "indexer", flops, vector_flops))
+        return ops
     entries = sum(g.count * ((g.c + g.q) // s.ratio) for g in b.wl.groups)
-    ops.append(
-        Op(
-            name="indexer.scores",
-            category="attention_indexer",
-            kind="indexer",
-            flops=2 * pairs * hi * di,
-            vector_flops=pairs * hi * 2,  # relu, weight by head, sum over heads
-            act_read_bytes=float(T) * hi * (di + 1) * b.a,
-            act_write_bytes=float(T) * s.index_topk * 4,
-            kv_read_bytes=float(entries) * di * b.opts.kv_bytes,
-            kv_write_bytes=float(T) / s.ratio * di * b.opts.kv_bytes,
-            shape_in=[[T, hi, di], [entries, di]],
-            shape_out=[T, s.index_topk],
-            sharding=split("index heads", b.shard.tp),
-            peak_dtype=b.opts.half_dtype,
-            note=f"{pairs} query-entry pairs over the ratio-{s.ratio} compressed keys; top-{s.index_topk} kept",
-        )
+    scores = Op(  # positional, in Op's field order (as BuilderBase.gemm)
+        "indexer.scores",
+        "attention_indexer",
+        "indexer",
+        flops,
+        vector_flops,
+        0.0,  # weight_bytes
+        float(T) * hi * (di + 1) * b.a,  # act_read_bytes
+        float(T) * s.index_topk * 4,  # act_write_bytes
+        float(entries) * di * b.opts.kv_bytes,  # kv_read_bytes
+        float(T) / s.ratio * di * b.opts.kv_bytes,  # kv_write_bytes
+        0.0,  # comm_bytes
+        NO_SHAPE_IN,
+        NO_SHAPE_OUT,
+        "replicated",
+        b.opts.half_dtype,
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        scores.shape_in, scores.shape_out = [[T, hi, di], [entries, di]], [T, s.index_topk]
+        scores.sharding = split("index heads", b.shard.tp)
+        scores.note = f"{pairs} query-entry pairs over the ratio-{s.ratio} compressed keys; top-{s.index_topk} kept"
+    ops.append(scores)
     return ops
 
 
@@ -133,14 +141,26 @@ def _core(b: BuilderBase, s: CsaSpec, h: int) -> Op:
         win, comp = win + g.count * w, comp + g.count * c
     pairs = win + comp
     d = s.head_dim
+    T = b.T
+    if b.flops_only:  # no key positions, bytes or note: softmax_core gives FLOPs alone
+        return softmax_core(
+            b, "attention", pairs, h, d, d, T, kv_read_bytes=0.0, kv_write_bytes=0.0, kv_shape=[], note=""
+        )
     cap = s.index_topk if s.has_indexer else None
-    read = sum(
-        g.count * (min(g.c + g.q, s.window) + (V4.compressed_entries(g.c + g.q, s.ratio, None) if s.ratio else 0))
-        for g in b.wl.groups
-    )
     if cap is not None:  # CSA reads the selected entries only: at most top-k per query
         read = sum(g.count * (min(g.c + g.q, s.window) + min((g.c + g.q) // s.ratio, g.q * cap)) for g in b.wl.groups)
-    T = b.T
+    else:
+        read = sum(
+            g.count * (min(g.c + g.q, s.window) + (V4.compressed_entries(g.c + g.q, s.ratio, None) if s.ratio else 0))
+            for g in b.wl.groups
+        )
+    note = ""
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        note = (
+            f"{win} window pairs (W={s.window}) + {comp} compressed-entry pairs"
+            + (f" (ratio {s.ratio}" + (f", top-{cap})" if cap else ", all entries)") if s.ratio else "")
+            + f"; {b.opts.attention_flops}; one {d}-dim latent is key and value"
+        )
     return softmax_core(
         b,
         "attention",
@@ -152,9 +172,7 @@ def _core(b: BuilderBase, s: CsaSpec, h: int) -> Op:
         kv_read_bytes=float(read) * d * b.opts.kv_bytes,
         kv_write_bytes=float(T) * d * (1 + (1 / s.ratio if s.ratio else 0)) * b.opts.kv_bytes,
         kv_shape=[read, 1, d],
-        note=f"{win} window pairs (W={s.window}) + {comp} compressed-entry pairs"
-        + (f" (ratio {s.ratio}" + (f", top-{cap})" if cap else ", all entries)") if s.ratio else "")
-        + f"; {b.opts.attention_flops}; one {d}-dim latent is key and value",
+        note=note,
     )
 
 
@@ -165,9 +183,9 @@ def hc_rms(b: BuilderBase, name: str, hc: int, mix: int) -> Op:
     op = b.vector(name, "norm", "norm", T * hc * H, 2, writes=0, width=hc * H, tokens=T)
     op.vector_flops = V4.hc_rms_vector_flops(T, hc, H, mix)
     op.act_write_bytes = float(T) * FP32
-    if op.shape_out:
+    if b.detail:  # what an op row shows (BuilderBase.detail)
         op.shape_out = [T, 1]
-    op.note = f"rsqrt of the mean square over {hc} streams x {H}, scales the {mix} mixes per token (no weight)"
+        op.note = f"rsqrt of the mean square over {hc} streams x {H}, scales the {mix} mixes per token (no weight)"
     return op
 
 
@@ -178,15 +196,16 @@ def _hc_ops(b: BuilderBase, s: CsaSpec, half: str) -> list[Op]:
     T, H, hc = b.T, b.H, s.hc_mult
     mix = V4.hc_mix_width(hc)
     pre = b.gemm(f"hc_{half}_pre.mix", "hyper_connection", T, hc * H, mix, "replicated", weight_dtype="fp32")
-    pre.note = f"mixes = rmsnorm(x over {hc} streams) @ hc_fn^T: pre, post and comb weights per token (fp32)"
     ops = [
         hc_rms(b, f"hc_{half}_pre.rms", hc, mix),
         pre,
         b.vector(f"hc_{half}_pre.sum", "elementwise", "elementwise", T * hc * H, 2, reads=1),
         b.vector(f"hc_{half}_post", "elementwise", "elementwise", T * hc * H, 2 * (1 + hc), reads=2),
     ]
-    ops[2].note = "weighted sum of the streams (Sinkhorn-normalized pre weights)"
-    ops[3].note = "post * output + comb @ streams: the residual of every stream"
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        pre.note = f"mixes = rmsnorm(x over {hc} streams) @ hc_fn^T: pre, post and comb weights per token (fp32)"
+        ops[2].note = "weighted sum of the streams (Sinkhorn-normalized pre weights)"
+        ops[3].note = "post * output + comb @ streams: the residual of every stream"
     return ops
 
 
@@ -247,7 +266,10 @@ class Csa(LayerKind[CsaSpec]):
             weight_dtype=wo,
             weight_params=g_loc * o_in * s.o_lora_rank,
         )
-        wo_a.note = f"grouped low-rank output: {s.o_groups} groups of {s.heads * d // s.o_groups} -> {s.o_lora_rank}"
+        if b.detail:
+            wo_a.note = (
+                f"grouped low-rank output: {s.o_groups} groups of {s.heads * d // s.o_groups} -> {s.o_lora_rank}"
+            )
         ops.append(wo_a)
         ops += row_out(b, "wo_b", "attention_proj", g_loc * s.o_lora_rank, "attn_allreduce", weight_dtype=wo)
         if s.hc_mult > 1:

@@ -19,7 +19,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import lightning_formulas as LF
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, require_divides, row_out
 from model_compute_sim.simulator.layers.ssm_common import PROJ, core_op, core_paths
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import FixedKind
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
@@ -74,37 +74,31 @@ def _core(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:
             flops, vec = 0, h * LF.decode_flops(tokens, d, d)
             read, write = float(tokens) * h * 3 * d * FP32, float(tokens) * h * d * FP32
             note = "_linear_attn_decode_kernel, element-wise: 5*d*d FLOPs per token and head"
-        ops.append(
-            core_op(
-                b,
-                name,
-                flops,
-                vec,
-                read=read,
-                write=write,
-                state_read=seqs * state,  # the prefill kernel loads the (cleared) state slot too
-                state_write=seqs * state,
-                shape_in=[[tokens, h, d], [tokens, h, d], [seqs, h, d, d]],
-                shape_out=[tokens, h, d],
-                note=f"{note}; state {h}x{d}x{d} per sequence (model dtype)",
-            )
-        )
+        # the prefill kernel loads the (cleared) state slot too
+        op = core_op(b, name, flops, vec, read=read, write=write, state_read=seqs * state, state_write=seqs * state)
+        if b.detail:  # what an op row shows (BuilderBase.detail)
+            op.shape_in, op.shape_out = [[tokens, h, d], [tokens, h, d], [seqs, h, d, d]], [tokens, h, d]
+            op.note = f"{note}; state {h}x{d}x{d} per sequence (model dtype)"
+        ops.append(op)
     return ops
 
 
 def _norm_allreduce(b: BuilderBase, tokens: int, tp: int) -> Op:
     """MiniMaxText01RMSNormTP: the fp32 mean of squares of each token is all-reduced over the tp ranks."""
-    return Op(
+    op = Op(
         name="lightning_norm_allreduce",
         category="communication",
         kind="communication",
         comm_bytes=F.ring_allreduce_bytes(float(tokens) * FP32, tp),
-        shape_in=[[tokens, 1]],
-        shape_out=[tokens, 1],
-        sharding=f"ring all-reduce over {tp}",
+        shape_in=NO_SHAPE_IN,
+        shape_out=NO_SHAPE_OUT,
         peak_dtype="comm",
-        note="variance of the RMSNorm over heads x head_dim, one fp32 per token",
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        op.shape_in, op.shape_out = [[tokens, 1]], [tokens, 1]
+        op.sharding = f"ring all-reduce over {tp}"
+        op.note = "variance of the RMSNorm over heads x head_dim, one fp32 per token"
+    return op
 
 
 def lightning_ops(b: BuilderBase, la: LightningAttentionSpec) -> list[Op]:

@@ -122,13 +122,16 @@ def _short_conv(b: BuilderBase, la: LinearAttentionSpec) -> Op:
         LF.short_conv_flops(1, 1, K) + LF.CONV_ACT_FLOPS_PER_ELEMENT,
         weight_params=channels * K,
         width=channels,
-        note=f"depthwise causal conv1d, kernel {K}, over {channels} q|k|v channels, then silu "
-        "(causal_conv1d: one output per new token; conv state of kernel-1 tokens per sequence)",
     )
     state = float(LF.conv_state_elements(channels, K)) * b.a
     op.kv_read_bytes = b.wl.cached_sequences * state
     op.kv_write_bytes = b.wl.sequences * state
-    op.sharding = split("channels", tp)
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        op.sharding = split("channels", tp)
+        op.note = (
+            f"depthwise causal conv1d, kernel {K}, over {channels} q|k|v channels, then silu "
+            "(causal_conv1d: one output per new token; conv state of kernel-1 tokens per sequence)"
+        )
     return op
 
 
@@ -149,21 +152,21 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
         if b.flops_only:  # the whole-model view reads FLOPs alone: no bytes, shapes or note (issue 9)
             ops.append(flops_op(name, CORE, "attention" if flops else "elementwise", flops, vec))
             continue
-        ops.append(
-            core_op(
-                b,
-                name,
-                flops,
-                vec,
-                read=float(tokens) * (hk * dk * 2 + hv * dv + hv * 2) * b.a,
-                write=float(tokens) * hv * dv * b.a,
-                state_read=sum(g.count for g in groups if g.c > 0) * state,
-                state_write=sum(g.count for g in groups) * state,
-                shape_in=[[tokens, hk, dk], [tokens, hv, dv], [sum(g.count for g in groups), hv, dk, dv]],
-                shape_out=[tokens, hv, dv],
-                note=f"{note}; recurrent state {hv}x{dk}x{dv} per sequence ({la.state_dtype})",
-            )
+        seqs = sum(g.count for g in groups)
+        op = core_op(
+            b,
+            name,
+            flops,
+            vec,
+            read=float(tokens) * (hk * dk * 2 + hv * dv + hv * 2) * b.a,
+            write=float(tokens) * hv * dv * b.a,
+            state_read=sum(g.count for g in groups if g.c > 0) * state,
+            state_write=seqs * state,
         )
+        if b.detail:  # what an op row shows (BuilderBase.detail)
+            op.shape_in, op.shape_out = [[tokens, hk, dk], [tokens, hv, dv], [seqs, hv, dk, dv]], [tokens, hv, dv]
+            op.note = f"{note}; recurrent state {hv}x{dk}x{dv} per sequence ({la.state_dtype})"
+        ops.append(op)
     return ops
 
 

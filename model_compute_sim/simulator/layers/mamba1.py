@@ -19,7 +19,7 @@ from model_compute_sim.simulator.layers.ssm_common import (
     out_proj,
     state_io,
 )
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES
 
@@ -46,7 +46,8 @@ class Mamba1(SsmKind):
         if sh.per_gpu and sh.tp > 1:
             ar = b.allreduce("x_proj_allreduce", T, sh.tp)
             ar.comm_bytes = F.ring_allreduce_bytes(float(T) * xw * b.a, sh.tp)
-            ar.shape_in, ar.shape_out = [[T, xw]], [T, xw]
+            if b.detail:  # what an op row shows (BuilderBase.detail)
+                ar.shape_in, ar.shape_out = [[T, xw]], [T, xw]
             ops.append(ar)
         if s.bcdt_norms:  # dt_layernorm, b_layernorm, c_layernorm: dt_rank + 2 x state weights, on every rank
             ops.append(b.vector("dt_bc_norms", "norm", "norm", T * xw, F.RMSNORM_FLOPS_PER_ELEMENT, weight_params=xw))
@@ -54,25 +55,27 @@ class Mamba1(SsmKind):
         # MambaMixer: 16-bit whatever the checkpoint quantizes, with the local channels' bias
         ops.append(b.gemm("dt_proj", PROJ, T, s.dt_rank, d, col, weight_dtype="bf16", bias=d))
         read, write = state_io(b, d * s.state, s.state_dtype)
-        ops.append(
-            Op(
-                name="selective_scan",
-                category=CORE,
-                kind="ssm_scan",
-                vector_flops=SF.selective_scan_vector_flops(T, d, s.state),
-                weight_bytes=d * s.state * DTYPE_BYTES["fp32"] + d * DTYPE_BYTES["bf16"],  # A (fp32), D
-                act_read_bytes=float(T) * (2 * d + 2 * s.state + d) * b.a,
-                act_write_bytes=float(T) * d * b.a,
-                kv_read_bytes=read,
-                kv_write_bytes=write,
-                shape_in=[[T, d], [T, s.state]],
-                shape_out=[T, d],
-                sharding=split("channels", sh.tp),
-                peak_dtype="vector",
-                note=f"Mamba-1 selective scan (sequential, elementwise): state {d}x{s.state} {s.state_dtype} "
-                "per sequence",
-            )
+        scan = Op(
+            name="selective_scan",
+            category=CORE,
+            kind="ssm_scan",
+            vector_flops=SF.selective_scan_vector_flops(T, d, s.state),
+            weight_bytes=d * s.state * DTYPE_BYTES["fp32"] + d * DTYPE_BYTES["bf16"],  # A (fp32), D
+            act_read_bytes=float(T) * (2 * d + 2 * s.state + d) * b.a,
+            act_write_bytes=float(T) * d * b.a,
+            kv_read_bytes=read,
+            kv_write_bytes=write,
+            shape_in=NO_SHAPE_IN,
+            shape_out=NO_SHAPE_OUT,
+            peak_dtype="vector",
         )
+        if b.detail:  # what an op row shows (BuilderBase.detail)
+            scan.shape_in, scan.shape_out = [[T, d], [T, s.state]], [T, d]
+            scan.sharding = split("channels", sh.tp)
+            scan.note = (
+                f"Mamba-1 selective scan (sequential, elementwise): state {d}x{s.state} {s.state_dtype} per sequence"
+            )
+        ops.append(scan)
         gate = b.vector("gate", "elementwise", "elementwise", T * d, F.GATED_ACT_FLOPS_PER_ELEMENT, reads=2)
         gate.sharding = split("channels", sh.tp)
         ops.append(gate)

@@ -12,7 +12,7 @@ from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import ssm_formulas as SF
 from model_compute_sim.simulator.layers.base import register, require_divides
 from model_compute_sim.simulator.layers.ssm_common import CORE, PROJ, SsmKind, conv_op, out_proj, recurrent, state_io
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES
 
@@ -40,7 +40,7 @@ def _scan(b: BuilderBase, s: SsmSpec, h: int, g: int, channels: int) -> Op:
             flops += grp.count * SF.ssd_chunked_flops(grp.q, s.chunk, h, s.head_dim, s.state, g)
             vec += grp.count * SF.ssd_chunked_vector_flops(grp.q, s.chunk, h, s.head_dim, s.state)
     read, write = state_io(b, h * s.head_dim * s.state, s.state_dtype)
-    return Op(
+    op = Op(
         name="ssd_scan",
         category=CORE,
         kind="ssm_scan",
@@ -51,13 +51,18 @@ def _scan(b: BuilderBase, s: SsmSpec, h: int, g: int, channels: int) -> Op:
         act_write_bytes=float(T) * d * b.a,
         kv_read_bytes=read,
         kv_write_bytes=write,
-        shape_in=[[T, h, s.head_dim], [T, g, s.state]],
-        shape_out=[T, h, s.head_dim],
-        sharding=split("heads", sh.tp),
+        shape_in=NO_SHAPE_IN,
+        shape_out=NO_SHAPE_OUT,
         peak_dtype=b.opts.half_dtype,
-        note=f"Mamba-2 SSD: chunked scan (chunk {s.chunk}) for prefill/extend, recurrent update for decode; "
-        f"state {h}x{s.head_dim}x{s.state} {s.state_dtype} per sequence",
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        op.shape_in, op.shape_out = [[T, h, s.head_dim], [T, g, s.state]], [T, h, s.head_dim]
+        op.sharding = split("heads", sh.tp)
+        op.note = (
+            f"Mamba-2 SSD: chunked scan (chunk {s.chunk}) for prefill/extend, recurrent update for decode; "
+            f"state {h}x{s.head_dim}x{s.state} {s.state_dtype} per sequence"
+        )
+    return op
 
 
 @register("mamba2", role="mixer", title="Mamba-2")

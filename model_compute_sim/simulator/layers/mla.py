@@ -10,7 +10,7 @@ from dataclasses import replace
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, check_heads
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, flops_op, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
@@ -122,7 +122,8 @@ def _absorbed(b: BuilderBase, a: AttentionSpec, wl: Workload, h: int, col: str, 
         b, "q_absorb_uk", wl.tokens, h, nope, r, col, "W_UK folded into the query (absorbed MLA)", h * nope
     )
     core = attention_core(b, "attention" if only else "attention_absorbed", a, wl, h, 1, r + rope, r, kv_dims=r + rope)
-    core.note += "; absorbed: latent-space MQA"
+    if b.detail:
+        core.note += "; absorbed: latent-space MQA"
     out_absorb = _per_head(
         b, "out_absorb_uv", wl.tokens, h, r, dv, col, "W_UV folded into the output (absorbed MLA)", h * dv
     )
@@ -149,26 +150,33 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
         b.gemm("indexer.weights_proj", "attention_indexer", T, H, ix.heads, "replicated"),
     ]
     pairs = all_pairs(b)
+    flops, vector_flops = F.indexer_score_flops(pairs, ix.heads, ix.head_dim), pairs * ix.heads * 2
+    if b.flops_only:  # the whole-model view reads FLOPs alone (issue 9)
+        ops.append(flops_op("indexer.scores", "attention_indexer", "indexer", flops, vector_flops))
+        return ops
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
     kvb = b.opts.kv_bytes
-    ops.append(
-        Op(
-            name="indexer.scores",
-            category="attention_indexer",
-            kind="indexer",
-            flops=F.indexer_score_flops(pairs, ix.heads, ix.head_dim),
-            vector_flops=pairs * ix.heads * 2,
-            act_read_bytes=float(T) * ix.heads * (ix.head_dim + 1) * b.a,
-            act_write_bytes=float(T) * min(ix.topk, max((g.c + g.q) for g in b.wl.groups)) * 4,
-            kv_read_bytes=float(positions) * ix.head_dim * kvb,
-            kv_write_bytes=float(T) * ix.head_dim * kvb,
-            shape_in=[[T, ix.heads, ix.head_dim], [positions, ix.head_dim]],
-            shape_out=[T, ix.topk],
-            sharding="replicated",
-            peak_dtype=b.opts.half_dtype,
-            note=f"{pairs} query-key pairs; selects top-{ix.topk} keys per query",
-        )
+    scores = Op(  # positional, in Op's field order (as BuilderBase.gemm)
+        "indexer.scores",
+        "attention_indexer",
+        "indexer",
+        flops,
+        vector_flops,
+        0.0,  # weight_bytes
+        float(T) * ix.heads * (ix.head_dim + 1) * b.a,  # act_read_bytes
+        float(T) * min(ix.topk, max((g.c + g.q) for g in b.wl.groups)) * 4,  # act_write_bytes
+        float(positions) * ix.head_dim * kvb,  # kv_read_bytes
+        float(T) * ix.head_dim * kvb,  # kv_write_bytes
+        0.0,  # comm_bytes
+        NO_SHAPE_IN,
+        NO_SHAPE_OUT,
+        "replicated",
+        b.opts.half_dtype,
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        scores.shape_in, scores.shape_out = [[T, ix.heads, ix.head_dim], [positions, ix.head_dim]], [T, ix.topk]
+        scores.note = f"{pairs} query-key pairs; selects top-{ix.topk} keys per query"
+    ops.append(scores)
     return ops
 
 

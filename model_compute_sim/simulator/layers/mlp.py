@@ -30,7 +30,8 @@ def mlp_ops(b: BuilderBase, m: MlpSpec, category: str, tokens: int, prefix: str)
         reads=2 if m.gated else 1,
         sharding=col,  # the local intermediate columns of gate/up
     )
-    act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        act.shape_in, act.shape_out = [[tokens, i_loc * (2 if m.gated else 1)]], [tokens, i_loc]
     ops.append(act)
     if m.inner_norm:  # BitNetMLP: down_proj(ffn_sub_norm(act(gate) * up)), an RMSNorm over the local columns
         ops.append(b.norm(f"{prefix}.ffn_sub_norm", "norm", tokens, i_loc, sharding=col))

@@ -10,7 +10,7 @@ from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator.layers.base import LayerKind, register
 from model_compute_sim.simulator.layers.mlp import mlp_ops
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, ceil_ratio, ratio
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, ceil_ratio, ratio
 from model_compute_sim.simulator.spec import MlpSpec, MoeSpec
 from model_compute_sim.simulator.weight_formats import WeightFormat, plain
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
@@ -92,11 +92,12 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     touched, shard, note, w13 = 0.0, "replicated", "", 1.0  # the whole-model view reads FLOPs alone (issue 9)
     if not b.flops_only:
         touched = F.expected_experts_touched(m.experts, m.top_k, t_all) * e_loc / m.experts
-        shard = f"experts /{sh.ep} (ep), intermediate /{sh.moe_tp} (moe_tp)" if ranks > 1 else "replicated"
-        note = (
-            f"uniform routing: {t_all} tokens x top-{m.top_k} over {m.experts} experts; "
-            f"{touched:.1f} of {e_loc} local experts touched"
-        )
+        if b.detail:  # what an op row shows (BuilderBase.detail)
+            shard = f"experts /{sh.ep} (ep), intermediate /{sh.moe_tp} (moe_tp)" if ranks > 1 else "replicated"
+            note = (
+                f"uniform routing: {t_all} tokens x top-{m.top_k} over {m.experts} experts; "
+                f"{touched:.1f} of {e_loc} local experts touched"
+            )
         # per-tensor scalars per touched expert: gate and up (one shared w13 input scale under FP8), or down
         w13 = (
             (2.0 - fmt.w13_saved_bytes / fmt.tensor_scale_bytes if fmt.tensor_scale_bytes else 2.0) if m.gated else 1.0
@@ -128,22 +129,34 @@ def routed_experts(b: BuilderBase, m: MoeSpec) -> list[Op]:
     if not b.flops_only:
         act.act_read_bytes = rows * up_n * b.a
         act.act_write_bytes = rows * i_loc * b.a
+    if b.detail:
         act.shape_in, act.shape_out = [[ceil_ratio(assigned, sh.ep), up_n]], [ceil_ratio(assigned, sh.ep), i_loc]
     down = expert_gemm("experts.down_proj", i_loc, H, 1.0)
     return [up, act, down]
 
 
-def _collective(name: str, comm_bytes: float, rows: int, hidden: int, sharding: str) -> Op:
-    return Op(
-        name=name,
-        category="communication",
-        kind="communication",
-        comm_bytes=comm_bytes,
-        shape_in=[[rows, hidden]],
-        shape_out=[rows, hidden],
-        sharding=sharding,
-        peak_dtype="comm",
+def _collective(b: BuilderBase, name: str, comm_bytes: float, rows: int, hidden: int, sharding: str) -> Op:
+    no_in, no_out = NO_SHAPE_IN, NO_SHAPE_OUT  # positional, in Op's field order (as BuilderBase.gemm)
+    op = Op(
+        name,
+        "communication",
+        "communication",
+        0,
+        0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        comm_bytes,
+        no_in,
+        no_out,
+        "replicated",
+        "comm",
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        op.shape_in, op.shape_out, op.sharding = [[rows, hidden]], [rows, hidden], sharding
+    return op
 
 
 def communication(b: BuilderBase, m: MoeSpec) -> list[Op]:
@@ -153,23 +166,17 @@ def communication(b: BuilderBase, m: MoeSpec) -> list[Op]:
     if sh.ep > 1:
         width = m.latent_size or H  # a latent MoE dispatches latent-width tokens
         buf = T / sh.tp * m.top_k * width * b.a  # T / tp tokens per rank
+        comm, rows = F.alltoall_bytes(buf, sh.ep), ceil_ratio(T * m.top_k, sh.tp)
         for step in ("dispatch", "combine"):
-            ops.append(
-                _collective(
-                    f"moe_{step}_alltoall",
-                    F.alltoall_bytes(buf, sh.ep),
-                    ceil_ratio(T * m.top_k, sh.tp),
-                    width,
-                    f"all-to-all over ep={sh.ep}",
-                )
-            )
+            ops.append(_collective(b, f"moe_{step}_alltoall", comm, rows, width, f"all-to-all over ep={sh.ep}"))
     if sh.tp > 1:
         ops.append(b.allreduce("moe_allreduce", T, sh.tp))
     elif sh.ep == 1 and sh.dp > 1:
         t_all = sh.expert_tokens or T
         buf = float(t_all) * H * b.a
         for step in ("allgather", "reducescatter"):
-            ops.append(_collective(f"moe_{step}", F.allgather_bytes(buf, sh.dp), t_all, H, f"{step} over dp={sh.dp}"))
+            label = f"{step} over dp={sh.dp}"
+            ops.append(_collective(b, f"moe_{step}", F.allgather_bytes(buf, sh.dp), t_all, H, label))
     return ops
 
 

@@ -14,7 +14,7 @@ from abc import abstractmethod
 
 from model_compute_sim.simulator import ssm_formulas as SF
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, require_divides, row_out
-from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import SsmSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options, SeqGroup
 
@@ -47,28 +47,30 @@ def core_op(
     write: float,
     state_read: float,
     state_write: float,
-    shape_in: list[list[int]],
-    shape_out: list[int],
-    note: str,
 ) -> Op:
     """One kernel path of a recurrent mixer's core, split by heads: tensor-core work when it has FLOPs (the
-    chunked path), element-wise otherwise (the recurrent update); the state's traffic is its kv bytes."""
-    return Op(
-        name=name,
-        category=CORE,
-        kind="attention" if flops else "elementwise",
-        flops=flops,
-        vector_flops=vector_flops,
-        act_read_bytes=read,
-        act_write_bytes=write,
-        kv_read_bytes=state_read,
-        kv_write_bytes=state_write,
-        shape_in=shape_in,
-        shape_out=shape_out,
-        sharding=split("heads", b.shard.tp),
-        peak_dtype=b.opts.half_dtype if flops else "vector",
-        note=note,
+    chunked path), element-wise otherwise (the recurrent update); the state's traffic is its kv bytes. The
+    caller gives its shapes and note when op rows show them (BuilderBase.detail)."""
+    op = Op(  # positional, in Op's field order (as BuilderBase.gemm)
+        name,
+        CORE,
+        "attention" if flops else "elementwise",
+        flops,
+        vector_flops,
+        0.0,  # weight_bytes
+        read,  # act_read_bytes
+        write,  # act_write_bytes
+        state_read,  # kv_read_bytes
+        state_write,  # kv_write_bytes
+        0.0,  # comm_bytes
+        NO_SHAPE_IN,
+        NO_SHAPE_OUT,
+        "replicated",
+        b.opts.half_dtype if flops else "vector",
     )
+    if b.detail:
+        op.sharding = split("heads", b.shard.tp)
+    return op
 
 
 def conv_op(b: BuilderBase, channels: int, kernel: int, bias: bool = False) -> Op:
@@ -76,7 +78,7 @@ def conv_op(b: BuilderBase, channels: int, kernel: int, bias: bool = False) -> O
     (and reads the local channels' bias)."""
     T, a = b.T, b.a
     state = float((kernel - 1) * channels) * a
-    return Op(
+    op = Op(
         name="conv1d",
         category=CORE,
         kind="conv",
@@ -86,12 +88,15 @@ def conv_op(b: BuilderBase, channels: int, kernel: int, bias: bool = False) -> O
         act_write_bytes=float(T) * channels * a,
         kv_read_bytes=b.wl.cached_sequences * state,
         kv_write_bytes=b.wl.sequences * state,
-        shape_in=[[T, channels], [channels, kernel]],
-        shape_out=[T, channels],
-        sharding=split("channels", b.shard.tp),
+        shape_in=NO_SHAPE_IN,
+        shape_out=NO_SHAPE_OUT,
         peak_dtype="vector",
-        note=f"causal_conv1d: {kernel} taps x {channels} channels per token; conv state of {kernel - 1} tokens",
     )
+    if b.detail:  # what an op row shows (BuilderBase.detail)
+        op.shape_in, op.shape_out = [[T, channels], [channels, kernel]], [T, channels]
+        op.sharding = split("channels", b.shard.tp)
+        op.note = f"causal_conv1d: {kernel} taps x {channels} channels per token; conv state of {kernel - 1} tokens"
+    return op
 
 
 def state_io(b: BuilderBase, elements: int, state_dtype: str) -> tuple[float, float]:
