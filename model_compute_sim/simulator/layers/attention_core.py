@@ -76,6 +76,32 @@ def softmax_core(
     return op
 
 
+def indexer_scores(
+    b: BuilderBase, name: str, flops: int, vector_flops: int, reads: float, writes: float, kv: tuple[float, float]
+) -> Op:
+    """An indexer's scoring op on this rank (DSA, DeepSeek-V4 CSA, MSA): its activation reads and writes and its
+    (key read, key write) bytes; the caller adds shapes, sharding and note when op rows show them
+    (BuilderBase.detail). Built positionally, in Op's field order (as BuilderBase.gemm)."""
+    kv_read, kv_write = kv
+    return Op(
+        name,
+        "attention_indexer",
+        "indexer",
+        flops,
+        vector_flops,
+        0.0,  # weight_bytes
+        reads,  # act_read_bytes
+        writes,  # act_write_bytes
+        kv_read,
+        kv_write,
+        0.0,  # comm_bytes
+        NO_SHAPE_IN,
+        NO_SHAPE_OUT,
+        "replicated",
+        b.opts.half_dtype,
+    )
+
+
 def attention_core(
     b: BuilderBase, name: str, a: AttentionSpec, wl: Workload, h: int, kv: int, d_qk: int, d_v: int, *, kv_dims: int
 ) -> Op:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_dsv4 as V4
-from model_compute_sim.simulator.layers.attention_core import softmax_core
+from model_compute_sim.simulator.layers.attention_core import indexer_scores, softmax_core
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, register, require_divides, row_out
-from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, flops_op, split
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, flops_op, split
 from model_compute_sim.simulator.workload import Options, SeqGroup
 
 FP32 = 4
@@ -109,22 +109,10 @@ def _indexer_ops(b: BuilderBase, s: CsaSpec, col: str) -> list[Op]:
         ops.append(flops_op("indexer.scores", "attention_indexer", "indexer", flops, vector_flops))
         return ops
     entries = sum(g.count * ((g.c + g.q) // s.ratio) for g in b.wl.groups)
-    scores = Op(  # positional, in Op's field order (as BuilderBase.gemm)
-        "indexer.scores",
-        "attention_indexer",
-        "indexer",
-        flops,
-        vector_flops,
-        0.0,  # weight_bytes
-        float(T) * hi * (di + 1) * b.a,  # act_read_bytes
-        float(T) * s.index_topk * 4,  # act_write_bytes
-        float(entries) * di * b.opts.kv_bytes,  # kv_read_bytes
-        float(T) / s.ratio * di * b.opts.kv_bytes,  # kv_write_bytes
-        0.0,  # comm_bytes
-        NO_SHAPE_IN,
-        NO_SHAPE_OUT,
-        "replicated",
-        b.opts.half_dtype,
+    kvb = b.opts.kv_bytes
+    kv = (float(entries) * di * kvb, float(T) / s.ratio * di * kvb)
+    scores = indexer_scores(
+        b, "indexer.scores", flops, vector_flops, float(T) * hi * (di + 1) * b.a, float(T) * s.index_topk * 4, kv
     )
     if b.detail:  # what an op row shows (BuilderBase.detail)
         scores.shape_in, scores.shape_out = [[T, hi, di], [entries, di]], [T, s.index_topk]

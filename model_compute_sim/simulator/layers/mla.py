@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from model_compute_sim.simulator import formulas as F
-from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, check_heads
+from model_compute_sim.simulator.layers.attention_core import all_pairs, attention_core, check_heads, indexer_scores
 from model_compute_sim.simulator.layers.base import Cache, DenseKind, register, row_out, share
-from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, flops_op, split
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, flops_op, split
 from model_compute_sim.simulator.spec import AttentionSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES, MLA_ABSORB_MAX_NEW_TOKENS, Options, Workload
 
@@ -156,23 +156,10 @@ def indexer_ops(b: BuilderBase, a: AttentionSpec) -> list[Op]:
         return ops
     positions = sum(g.count * (g.c + g.q) for g in b.wl.groups)
     kvb = b.opts.kv_bytes
-    scores = Op(  # positional, in Op's field order (as BuilderBase.gemm)
-        "indexer.scores",
-        "attention_indexer",
-        "indexer",
-        flops,
-        vector_flops,
-        0.0,  # weight_bytes
-        float(T) * ix.heads * (ix.head_dim + 1) * b.a,  # act_read_bytes
-        float(T) * min(ix.topk, max((g.c + g.q) for g in b.wl.groups)) * 4,  # act_write_bytes
-        float(positions) * ix.head_dim * kvb,  # kv_read_bytes
-        float(T) * ix.head_dim * kvb,  # kv_write_bytes
-        0.0,  # comm_bytes
-        NO_SHAPE_IN,
-        NO_SHAPE_OUT,
-        "replicated",
-        b.opts.half_dtype,
-    )
+    reads = float(T) * ix.heads * (ix.head_dim + 1) * b.a
+    writes = float(T) * min(ix.topk, max((g.c + g.q) for g in b.wl.groups)) * 4  # the selected indices (int32)
+    kv = (float(positions) * ix.head_dim * kvb, float(T) * ix.head_dim * kvb)
+    scores = indexer_scores(b, "indexer.scores", flops, vector_flops, reads, writes, kv)
     if b.detail:  # what an op row shows (BuilderBase.detail)
         scores.shape_in, scores.shape_out = [[T, ix.heads, ix.head_dim], [positions, ix.head_dim]], [T, ix.topk]
         scores.note = f"{pairs} query-key pairs; selects top-{ix.topk} keys per query"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from model_compute_sim.simulator import formulas as F
 from model_compute_sim.simulator import formulas_msa as M
-from model_compute_sim.simulator.layers.attention_core import all_pairs
+from model_compute_sim.simulator.layers.attention_core import all_pairs, indexer_scores
 from model_compute_sim.simulator.layers.base import Cache, LayerKind, kind_of, register
-from model_compute_sim.simulator.ops import NO_SHAPE_IN, NO_SHAPE_OUT, BuilderBase, Op, Shard, split
+from model_compute_sim.simulator.ops import BuilderBase, Op, Shard, split
 from model_compute_sim.simulator.spec import AttentionSpec, FixedKind
 from model_compute_sim.simulator.workload import DTYPE_BYTES, Options
 
@@ -43,23 +43,20 @@ def _index_ops(b: BuilderBase, s: MsaSpec) -> list[Op]:
     # index_dim vector for q (shared by the heads) and one for k, as params() counts them
     qk_norm = b.norm("index_qk_norm", "norm", T, (hi + 1) * di, sharding=split("heads", min(b.shard.tp, s.index_heads)))
     qk_norm.weight_bytes = b.wbytes(_INDEX_NORM_VECTORS * di, "bf16")
-    scores = Op(
-        name="index.block_scores",
-        category="attention_indexer",
-        kind="indexer",
-        flops=2 * pairs * hi * di,
-        vector_flops=pairs * hi,  # max over each block's tokens
-        act_read_bytes=float(T) * hi * di * b.a,
-        act_write_bytes=float(T) * hi * s.topk * 4,
-        kv_read_bytes=float(positions) * di * b.opts.kv_bytes,
-        kv_write_bytes=float(T) * di * b.opts.kv_bytes,
-        shape_in=NO_SHAPE_IN,
-        shape_out=NO_SHAPE_OUT,
-        sharding=col,
-        peak_dtype=b.opts.half_dtype,
+    kv = (float(positions) * di * b.opts.kv_bytes, float(T) * di * b.opts.kv_bytes)
+    # vector FLOPs: the max over each block's tokens
+    scores = indexer_scores(
+        b,
+        "index.block_scores",
+        2 * pairs * hi * di,
+        pairs * hi,
+        float(T) * hi * di * b.a,
+        float(T) * hi * s.topk * 4,
+        kv,
     )
     if b.detail:  # what an op row shows (BuilderBase.detail)
         scores.shape_in, scores.shape_out = [[T, hi, di], [positions, di]], [T, hi, s.topk]
+        scores.sharding = col
         scores.note = f"{pairs} query-key pairs scored, max per {s.block}-token block; top-{s.topk} blocks kept"
     return [
         b.gemm("index_q_proj", "attention_indexer", T, H, hi * di, col),
