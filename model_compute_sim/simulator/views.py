@@ -122,9 +122,7 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     groups, rows = _layer_groups(step, costs, stage, tally, dev is not None, view.detail)
     rows += _head_tail(step, stage, tally, roof, want_rows)
     by_category, sums = _categories(tally, step, dev is not None)
-    act_peak = 0.0
-    for p in costs:
-        act_peak = max(act_peak, p.act_peak)
+    act_peak = max([0.0, *[p.act_peak for p in costs]])  # the first of the largest, as max(act_peak, x) keeps it
     memory = M.memory_report(step, stage, dev, view.gpu_memory_utilization, act_peak)
     par = step.par
     result: dict[str, object] = {
