@@ -7,6 +7,7 @@ builder gives for that group's layer on its own (graph.Builder.layer), in order,
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from model_compute_sim.simulator.graph import Builder, Shard
 from model_compute_sim.simulator.result import LayerGroup, OpRow, SimResult
 from model_compute_sim.simulator.simulate import resolve_gpu, simulate
 from model_compute_sim.simulator.step import Parallel, Step, build_step
-from model_compute_sim.simulator.views import PartCost
+from model_compute_sim.simulator.views import PartCost, _busiest_stage
 from model_compute_sim.simulator.workload import from_requests
 
 CASES = [
@@ -242,3 +243,49 @@ def test_a_result_is_what_the_validator_makes_of_it(model: str, shape: dict[str,
     assert r == validated
     assert (r.gpu is None) == (shape.get("gpu", "h100") is None and "peak_tflops" not in shape)
     assert (r.totals.measured_ms is not None) == ("measured_ms" in shape)
+
+
+def _fake_step(stage_counts: list[list[int]], head_bytes: float, tail_flops: int, tail_bytes: float) -> Any:
+    """What views._busiest_stage reads of a step: pp, each stage's layers per part, the embedding's and the
+    LM head's ops."""
+    pp = len(stage_counts)
+    plan = SimpleNamespace(stage_counts=lambda layers, n: [([], c) for c in stage_counts])
+    head = [SimpleNamespace(bytes_total=head_bytes, flops=0)]
+    tail = [SimpleNamespace(bytes_total=tail_bytes, flops=tail_flops)]
+    return SimpleNamespace(
+        par=Parallel(pp=pp), plan=plan, spec=SimpleNamespace(num_layers=pp), head=([], head), tail=([], tail)
+    )
+
+
+def _part(flops: int, nbytes: float) -> PartCost:
+    p = PartCost.__new__(PartCost)
+    p.flops, p.bytes = flops, nbytes
+    return p
+
+
+@pytest.mark.parametrize(
+    ("stage_counts", "head_bytes", "tail", "expected"),
+    [
+        # part FLOPs 10 and 4: stages 20+4=24, 10+8=18, 0+8+6=14: the first
+        ([[2, 1], [1, 2], [0, 2]], 0.0, (6, 0.0), 0),
+        # stages 10+4=14, 10+4=14, 10+4+1=15: the last (its LM head)
+        ([[1, 1], [1, 1], [1, 1]], 0.0, (1, 0.0), 2),
+        # FLOPs tie 14, 14, 10+4 (LM head) = 14; bytes 1+2+5=8 (embedding 5), 1+2=3, 1+0.5=1.5: the first
+        ([[1, 1], [1, 1], [1, 0]], 5.0, (4, 0.5), 0),
+        # the same, no embedding bytes: 3, 3, 1.5: the first of the two tied
+        ([[1, 1], [1, 1], [1, 0]], 0.0, (4, 0.5), 0),
+        # LM head bytes 3: 3, 3, 1+3=4: the last
+        ([[1, 1], [1, 1], [1, 0]], 0.0, (4, 3.0), 2),
+        # stages 0 and 1 tie on FLOPs (10+4, 3*4+2; the last 4+4=8), stage 1 moves more bytes (3*2+1=7 vs 1+2=3)
+        ([[1, 1], [0, 3, 1], [0, 1]], 0.0, (4, 0.0), 1),
+    ],
+)
+def test_the_busiest_stage_is_the_most_flops_then_bytes_then_the_first(
+    stage_counts: list[list[int]], head_bytes: float, tail: tuple[int, float], expected: int
+) -> None:
+    """views._busiest_stage sums FLOPs per stage first and bytes only for the stages tied on FLOPs: the stage
+    with the most per-GPU FLOPs, then bytes, then the first (part FLOPs 10, 4, 2, bytes 1.0, 2.0, 1.0)."""
+    parts = [_part(10, 1.0), _part(4, 2.0), _part(2, 1.0)]
+    counts = [c + [0] * (3 - len(c)) for c in stage_counts]
+    step = _fake_step(counts, head_bytes, *tail)
+    assert _busiest_stage(step, parts) == expected

@@ -157,23 +157,30 @@ Dict = dict[str, object]
 def _busiest_stage(step: Step, costs: list[PartCost]) -> int:
     """The pipeline stage with the most per-GPU FLOPs (then bytes); the first on a tie. A stage's are each
     part's FLOPs and bytes times its layers on the stage (in part order: each distinct part once, not once per
-    layer group), the embedding's bytes on the first, the final norm's, LM head's and MTP's on the last."""
+    layer group), the final norm's, LM head's and MTP's on the last stage, the embedding's bytes on the first;
+    bytes are summed only for the stages tied on FLOPs."""
     pp = step.par.pp
     if pp == 1:
         return 0
+    stages = step.plan.stage_counts(step.spec.num_layers, pp)
+    tail = step.tail[1]
     flops = [p.flops for p in costs]
+    per_stage: list[Number] = [sum(map(mul, counts, flops)) for _, counts in stages]
+    per_stage[-1] += sum(float(o.flops) for o in tail)
+    top = max(per_stage)
+    tied = [s for s, f in enumerate(per_stage) if f == top]
+    if len(tied) == 1:
+        return tied[0]
     nbytes = [p.bytes for p in costs]
-    best, most = 0, (0.0, 0.0)
-    for s, (_, counts) in enumerate(step.plan.stage_counts(step.spec.num_layers, pp)):
-        f: Number = sum(map(mul, counts, flops))
-        b: Number = sum(map(mul, counts, nbytes))
+    best, most = tied[0], -1.0
+    for s in tied:
+        b: Number = sum(map(mul, stages[s][1], nbytes))
         if s == 0:
             b += sum(o.bytes_total for o in step.head[1])
         if s == pp - 1:
-            f += sum(float(o.flops) for o in step.tail[1])
-            b += sum(o.bytes_total for o in step.tail[1])
-        if s == 0 or (f, b) > most:
-            best, most = s, (f, b)
+            b += sum(o.bytes_total for o in tail)
+        if b > most:
+            best, most = s, b
     return best
 
 
