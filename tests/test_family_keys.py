@@ -59,6 +59,7 @@ def test_llama_with_expert_keys_is_refused_not_costed_as_a_moe() -> None:
 # transformers 5.24 code does not have
 FOREIGN: list[tuple[str, dict[str, Any], str]] = [
     ("llama", {"use_qk_norm": True}, "'use_qk_norm' is"),  # q/k norms LlamaAttention lacks
+    # LlamaAttention applies no window (only transformers' DynamicCache would trim one at decode: ambiguous)
     ("llama", {"layer_types": ["sliding_attention", "full_attention"], "sliding_window": 8}, "'layer_types', "),
     ("mistral", {"num_local_experts": 4, "num_experts_per_tok": 2}, "'num_local_experts', 'num_experts_per_tok' are"),
     ("qwen3", {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 256}, "'num_experts', "),

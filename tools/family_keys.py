@@ -38,10 +38,11 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "model_compute_sim" / "references" / "family_keys.json"
 TEXT_KEYS = ("text_config", "language_config", "llm_config")  # config.NESTED_TEXT_KEYS
 ROPE_FOLDED = ("rope_theta", "rope_scaling", "partial_rotary_factor")  # RotaryEmbeddingConfigMixin
-# keys PreTrainedConfig.__init__ / from_pretrained read for every class (torch_dtype: the old spelling of dtype)
+# keys PreTrainedConfig.__init__ / from_pretrained read for every class (torch_dtype: the old spelling of dtype),
+# and PreTrainedModel.tie_weights for every model (getattr(self.config, "tie_word_embeddings", False))
 BASE_READS = (
     "torch_dtype", "per_layer_config", "name_or_path", "attn_implementation", "experts_implementation",
-    "num_labels", "quantization_config",
+    "num_labels", "quantization_config", "tie_word_embeddings",
 )  # fmt: skip
 READS = re.compile(r"""\bconfig\.([A-Za-z_]\w*)|getattr\(\s*(?:self\.)?config\s*,\s*["'](\w+)["']""")
 # a configuration class that takes a key from its **kwargs (Gemma4TextConfig: global_head_dim)
@@ -126,11 +127,31 @@ def dump(doc: dict[str, Any]) -> str:
     return head + ",\n".join(" " + line for line in lines) + "\n }\n}\n"
 
 
+def counts(doc: dict[str, Any]) -> str:
+    """Per family with a rule: how many of the keys the generic reader tables consult (config_keys.GENERIC_KEYS,
+    less dtype / quantization / nesting) its code does not read, i.e. may be refused when set."""
+    from model_compute_sim.simulator.config import _OTHER_CODE_KEYS, RULED_MODEL_TYPES
+    from model_compute_sim.simulator.config_keys import GENERIC_KEYS
+
+    reader = GENERIC_KEYS - {"torch_dtype", "dtype", "quantization_config", "hf_quant_config", "text_config"}
+    base = set(doc["base"])
+    rows = [
+        f"{t}:{len(reader - base - set(f['keys']) - _OTHER_CODE_KEYS.get(t, frozenset()))}"
+        for t, f in doc["families"].items()
+        if t in RULED_MODEL_TYPES
+    ]
+    return f"{len(rows)} families with a rule, foreign reader keys of {len(reader)}: " + " ".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="compare with the committed json instead of writing")
+    ap.add_argument("--counts", action="store_true", help="print each family's count of foreign reader keys")
     args = ap.parse_args(argv)
-    text = dump(families())
+    doc = families()
+    if args.counts:
+        print(counts(doc))
+    text = dump(doc)
     if args.check:
         same = OUT.read_text() == text
         print("family_keys.json is current" if same else "family_keys.json differs: regenerate it")
