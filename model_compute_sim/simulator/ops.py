@@ -124,7 +124,7 @@ class BuilderBase:
         self.T = wl.tokens
         self.a = opts.act_bytes
         self._once: dict[object, list[Op]] = {}
-        self._formats: dict[str, WeightFormat] = {}  # gemm: each category's weight format, looked up once
+        self._formats: dict[str, tuple[float, float, float]] = {}  # gemm: _weight_numbers per category, made once
         # Kimi-K3 attention-residual sites' shapes, per number of sources (attn_res.site): the sites with equal
         # sources share them (nothing changes an op's shape in place; fewer allocations: fewer GC passes)
         self.site_shapes: dict[int, tuple[list[list[int]], list[int]]] = {}
@@ -172,19 +172,16 @@ class BuilderBase:
         if self.flops_only:  # flops_op, inlined: every whole-model GEMM of a call
             return Op(name, category, "gemm", flops, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, NO_SHAPE_IN, NO_SHAPE_OUT)
         params = k * n if weight_params is None else weight_params
-        fmt: str | WeightFormat | None = weight_dtype
-        if fmt is None:
-            fmt = self._formats.get(category)
-            if fmt is None:
-                fmt = self._formats[category] = self.opts.wfmt(CATEGORY_CLASS[category])
-        scalar_bytes = 0.0
-        if isinstance(fmt, WeightFormat):
-            per = fmt.bytes_per_weight
-            scalar_bytes = fmt.tensor_scale_bytes * float(scalars)
-            if fmt.row_scale_bytes:
-                scalar_bytes += fmt.row_scale_bytes * float(params / k if rows is None else rows)
+        if weight_dtype is None:
+            w = self._formats.get(category)
+            if w is None:
+                w = self._formats[category] = _weight_numbers(self.opts.wfmt(CATEGORY_CLASS[category]))
         else:
-            per = DTYPE_BYTES[fmt]
+            w = _weight_numbers(weight_dtype)
+        per, tensor_scale, row_scale = w
+        scalar_bytes = tensor_scale * float(scalars) if tensor_scale else 0.0
+        if row_scale:
+            scalar_bytes += row_scale * float(params / k if rows is None else rows)
         detail = self.detail
         rows = _r(m) if detail else 0
         # positional, in Op's field order: keywords cost twice as much on this path (every op of a call)
@@ -271,6 +268,14 @@ class BuilderBase:
         return Op(
             name, category, "communication", 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, comm, shape_in, shape_out, sharding, "comm"
         )
+
+
+def _weight_numbers(fmt: str | WeightFormat) -> tuple[float, float, float]:
+    """Bytes per weight, per-tensor scalar bytes per stored matrix and per-channel scale bytes per output row of a
+    plain dtype or a block-scaled format (BuilderBase.gemm)."""
+    if isinstance(fmt, WeightFormat):
+        return fmt.bytes_per_weight, fmt.tensor_scale_bytes, fmt.row_scale_bytes
+    return DTYPE_BYTES[fmt], 0.0, 0.0
 
 
 def split(what: str, ranks: int) -> str:
