@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 from model_compute_sim.errors import ParallelismError
 from model_compute_sim.simulator import formulas as F
@@ -26,8 +27,18 @@ def latent_format(m: MoeSpec, opts: Options) -> WeightFormat:
     the checkpoint quantizes (vLLM kimi_k3 KimiMoE builds routed_expert_down_proj / up_proj as ReplicatedLinear
     with quant_config=None) unless a weight_dtype override covers every block weight."""
     if m.latent_style == "kimi" and not opts.weight_dtype_override:
-        return plain("bf16")
+        return _BF16
     return opts.wfmt("routed_experts")
+
+
+_BF16 = plain("bf16")  # latent_format's, made once (a frozen format; every MoE block of a call asks)
+
+
+@lru_cache(maxsize=256)
+def _shared_spec(intermediate: int, gated: bool, activation: str) -> MlpSpec:
+    """The shared experts of an MoE block as a dense MLP spec, made once per width and activation (a frozen
+    spec costs more to make than its block's other set-up)."""
+    return MlpSpec(intermediate, gated=gated, activation=activation)
 
 
 def expert_bias_params(m: MoeSpec, hidden: int) -> int:
@@ -241,7 +252,7 @@ class Moe(LayerKind[MoeSpec]):
         if m.latent_size:
             ops.append(b.gemm(up, "moe_experts", T, m.latent_size, H, "replicated", weight_dtype=wd))
         if m.shared_intermediate:
-            shared = MlpSpec(m.shared_intermediate, gated=m.gated, activation=m.activation)
+            shared = _shared_spec(m.shared_intermediate, m.gated, m.activation)
             ops += mlp_ops(b, shared, "moe_shared", T, "shared_experts")
             if m.shared_gate:
                 ops.append(b.gemm("shared_expert_gate", "moe_shared", T, H, 1, "replicated"))
