@@ -120,6 +120,8 @@ def test_a_foreign_key_that_changes_nothing_stays_ignored() -> None:
     """As the family's code ignores it: no reader costs it here, or its value is what the family runs anyway."""
     for extra in ({"moe_intermediate_size": 256}, {"auto_map": {"AutoModel": "x.Y"}}, {"use_qk_norm": False}):
         assert _flops({**LLAMA, **extra}) == DENSE_LLAMA_FLOPS, extra
+    neox = _family("gpt_neox")  # the generic path notes an unread key it ignores; the model is the same
+    assert normalize({**neox, "some_unread_setting": 1}).layers == normalize(neox).layers
     ds = _family("deepseek_v3")
     assert normalize({**ds, "moe_layer_freq": 1}) == normalize(ds)  # released DeepSeek-V3 configs carry it
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -259,8 +260,10 @@ RULED_MODEL_TYPES = KNOWN_MODEL_TYPES | K.MEASURED_GENERIC_FAMILIES
 
 
 def _differs(spec: ModelSpec, raw: Config, name: str | None, hf_id: str | None) -> bool:
+    """Whether `raw` builds another model than `spec`; notes aside (the generic path lists the unread keys it
+    ignores there)."""
     try:
-        return _normalize(raw, name, hf_id) != spec
+        return replace(_normalize(raw, name, hf_id), notes=spec.notes) != spec
     except SimError:
         return True
 
