@@ -465,13 +465,18 @@ def build(cls: type[R], values: Mapping[str, Any]) -> R:
         raise _error_class(e)(describe(e, cls)) from e
 
 
+def check_sequences(requests: list[RequestShape]) -> None:
+    """The mixed batch's sequence cap."""
+    total = sum(r.count for r in requests)
+    if total > MAX_SEQUENCES:
+        raise ArgumentError(f"requests hold {total} sequences; at most {MAX_SEQUENCES} are allowed")
+
+
 def request_dicts(requests: list[RequestShape] | None) -> list[dict[str, int]] | None:
     """The mixed batch as plain dicts (what the simulator's workload takes), sequences capped."""
     if not requests:
         return None
-    total = sum(r.count for r in requests)
-    if total > MAX_SEQUENCES:
-        raise ArgumentError(f"requests hold {total} sequences; at most {MAX_SEQUENCES} are allowed")
+    check_sequences(requests)
     return [r.model_dump() for r in requests]
 
 

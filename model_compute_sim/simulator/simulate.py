@@ -23,7 +23,7 @@ from model_compute_sim.errors import (
     UnknownModelError,
 )
 from model_compute_sim.references import GpuSpec, find_gpu, find_model, load_gpus, load_models, suggest, to_plain
-from model_compute_sim.request import Conventions, SimulateRequest, Speculative, build, request_dicts
+from model_compute_sim.request import Conventions, SimulateRequest, Speculative, build, check_sequences
 from model_compute_sim.simulator import views
 from model_compute_sim.simulator.config import load_config_file, normalize
 from model_compute_sim.simulator.device import make_device
@@ -221,7 +221,7 @@ def weight_table(spec: ModelSpec, override: str | None) -> WeightTable:
 def _simulate(req: SimulateRequest) -> SimResult:
     spec = resolve_spec(req.model, req.config, req.config_path)
     if req.requests:
-        request_dicts(req.requests)  # the sequence cap
+        check_sequences(req.requests)
         wl = from_requests([(r.new_tokens, r.cached_tokens, r.count) for r in req.requests])
     else:
         wl = uniform(req.batch_size, req.seq_len, req.context_len)
