@@ -17,6 +17,7 @@ from model_compute_sim.simulator import simulate as S
 from model_compute_sim.simulator.device import Roofline, make_device
 from model_compute_sim.simulator.graph import Builder, Shard
 from model_compute_sim.simulator.result import LayerGroup, OpRow, SimResult
+from model_compute_sim.simulator.rows import op_row
 from model_compute_sim.simulator.simulate import resolve_gpu, simulate
 from model_compute_sim.simulator.step import Parallel, Step, build_step
 from model_compute_sim.simulator.views import PartCost, _busiest_stage
@@ -157,8 +158,8 @@ def test_a_one_op_part_sums_as_any_part(dp: int, timed: bool) -> None:
 @pytest.mark.parametrize("timed", [True, False])
 def test_a_site_costed_from_its_numbers_is_its_op_costed(dp: int, timed: bool) -> None:
     """views costs an attention-residual site from its numbers (PartCost.of_sites), without its ops: each field
-    must be what its ops give (the same values with the same types), and the ops it builds for a page must be
-    the ops a builder gives for the site, timed the same."""
+    must be what its ops give (the same values with the same types; the ops those a builder gives for the
+    site), and its op row (PartCost.site_row) the row of its op (rows.op_row)."""
     par = Parallel(tp=8, dp=dp, ep=8 * dp)
     spec = S.resolve_spec("kimi-k3")
     step = build_step(spec, from_requests([(512, 8192, 2), (1, 4096, 48)]), _step("kimi-k3", 8, 1).opts, par)
@@ -180,7 +181,11 @@ def test_a_site_costed_from_its_numbers_is_its_op_costed(dp: int, timed: bool) -
             assert (type(a), a) == (type(b), b), name
             if name == "cats":
                 assert [(type(x), x) for v in a.values() for x in v] == [(type(x), x) for v in b.values() for x in v]
-        assert fast.op_lists() == (local, whole)
+        # its op row from its numbers is the row of its op (timed as views times it), field by field and typed
+        row, expected = fast.site_row(), op_row(local[0], whole[0])
+        assert [(k, type(v), v) for k, v in dict(row).items()] == [(k, type(v), v) for k, v in dict(expected).items()]
+        assert row.model_fields_set == expected.model_fields_set
+        assert row.model_dump_json() == OpRow.model_validate(dict(row)).model_dump_json()
 
 
 def _given(x: object) -> object:

@@ -12,21 +12,19 @@ from model_compute_sim.simulator.spec import AttnResSpec, ModelSpec
 from model_compute_sim.simulator.workload import DTYPE_BYTES
 
 CATEGORY = "hyper_connection"  # residual-stream mixing, beside DeepSeek-V4's hyper-connections
+KIND = "attention"
+SHARDING = "replicated"  # on every tp rank
 
 
 def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> Op:
     """One attention-residual site over `sources` sources (closed blocks + the prefix)."""
     if b.flops_only:
-        return flops_op(name, CATEGORY, "attention", *site_flops(b.T, b.H, sources, delta))
+        return flops_op(name, CATEGORY, KIND, *site_flops(b.T, b.H, sources, delta))
     flops, vector_flops, weight, reads, writes = site_numbers(b, sources, delta, write)
-    T = b.T
-    shapes = b.site_shapes.get(sources)
-    if shapes is None:
-        shapes = b.site_shapes[sources] = ([[T, sources, b.H], [b.H]], [T, b.H])
     return Op(  # positional, in Op's field order (as BuilderBase.gemm)
         name,
         CATEGORY,
-        "attention",
+        KIND,
         flops,
         vector_flops,
         weight,
@@ -35,11 +33,26 @@ def site(b: BuilderBase, name: str, sources: int, delta: bool, write: bool) -> O
         0.0,  # kv_read_bytes
         0.0,  # kv_write_bytes
         0.0,  # comm_bytes
-        *shapes,  # shape_in, shape_out
-        "replicated",
+        *site_shapes(b, sources),  # shape_in, shape_out
+        SHARDING,
         peak_dtype(b.opts.dtype),
-        _traffic(sources, delta, write)[2],
+        site_note(sources, delta, write),
     )
+
+
+def site_shapes(b: BuilderBase, sources: int) -> tuple[list[list[int]], list[int]]:
+    """A site's input and output shapes on the rank of `b` (its op's, and its op row's when views makes the row
+    from its numbers): one pair per number of sources and builder, shared by the sites that have it."""
+    shapes = b.site_shapes.get(sources)
+    if shapes is None:
+        T = b.T
+        shapes = b.site_shapes[sources] = ([[T, sources, b.H], [b.H]], [T, b.H])
+    return shapes
+
+
+def site_note(sources: int, delta: bool, write: bool) -> str:
+    """A site's note (its op's, and its op row's)."""
+    return _traffic(sources, delta, write)[2]
 
 
 def site_flops(tokens: int, hidden: int, sources: int, delta: bool) -> tuple[int, int]:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator.device import Roofline
-from model_compute_sim.simulator.ops import Number, Op
+from model_compute_sim.simulator.ops import BuilderBase, Number, Op
 from model_compute_sim.simulator.result import OpRow
+from model_compute_sim.simulator.rows import site_row
 from model_compute_sim.simulator.step import Step
+
+# a site's arguments, the builder of its rank, its vector FLOPs, bytes read and written, and its bound
+SiteRow = tuple[attn_res.SiteArgs, BuilderBase, Number, float, float, str | None]
 
 
 class PartCost:
@@ -42,11 +46,11 @@ class PartCost:
 
     def __init__(self, local: list[Op], whole: list[Op], roof: Roofline | None) -> None:
         """`roof`: the device's roofline, which times each op here (its one pass over the op); None: no device."""
-        self.ops: list[Op] | None = local  # None: a site's, made by op_lists
+        self.ops: list[Op] | None = local  # None: a site's, costed from its numbers (of_sites)
         self.whole: list[Op] | None = whole
         self.n = len(local)
         self.rows: list[OpRow] | None = None  # the op rows, made by views._page when a page shows them
-        self.site: tuple[Step, int, Roofline | None] | None = None  # of_sites: where its ops come from
+        self.site: SiteRow | None = None  # of_sites: what the site's op row needs (site_row)
         if len(local) == 1 and len(whole) == 1:  # one op: a site's (when built as ops), the pp send/recv
             self._one(local[0], whole[0], roof)
         else:
@@ -139,29 +143,39 @@ class PartCost:
     def of_sites(cls, step: Step, roof: Roofline | None) -> dict[int, PartCost]:
         """The parts of `step` that are attention-residual sites (32 of Kimi-K3's 38), by part index, costed from
         their numbers (attn_res.site_numbers, Roofline.times) without their ops or whole-model ops: what _one
-        gives for those ops (tests/test_fast_paths.py); op_lists builds the ops when a page shows them."""
+        gives for those ops (tests/test_fast_paths.py); site_row makes a site's op row from them."""
         whole, local = step.builders
         peak = attn_res.peak_dtype(step.opts.dtype)
         own_whole = whole.T != local.T  # dp 1: the whole-model op is the busiest GPU's (Builder.site_part)
         out: dict[int, PartCost] = {}
         for i, recipe in enumerate(step.plan.recipes):
-            if recipe.site is None:
+            site = recipe.site
+            if site is None:
                 continue
-            _, sources, delta, write = recipe.site
+            _, sources, delta, write = site
             f, vf, w, ar, aw = attn_res.site_numbers(local, sources, delta, write)
             w_f, w_vf = attn_res.site_flops(whole.T, whole.H, sources, delta) if own_whole else (f, vf)
             b = w + ar + aw + 0.0 + 0.0  # Op.bytes_total, in its order
             t: float | None = None
+            bound: str | None = None
             c_us = m_us = 0.0
             if roof is not None:
-                c_us, m_us, t, _ = roof.times(f, b, peak)
+                c_us, m_us, t, bound = roof.times(f, b, peak)
             self = out[i] = cls.__new__(cls)
             self.ops = self.whole = self.rows = None
-            self.n, self.site = 1, (step, i, roof)
+            # what its op row needs beyond the sums (rows.op_row's bytes read and written, in its order)
+            self.n, self.site = 1, (site, local, vf, w + ar + 0.0, aw + 0.0, bound)
             self._set_one(
                 attn_res.CATEGORY, (f, vf, w, ar, aw, 0.0, 0.0, 0.0, b), w_f, w_vf, True, False, t, c_us, m_us
             )
         return out
+
+    def site_row(self) -> OpRow:
+        """The op row of a site costed by of_sites: rows.op_row of its op (and whole-model op), from its numbers."""
+        assert self.site is not None
+        site, b, vf, reads, writes, bound = self.site
+        t = self.t if self.timed else None  # 0.0 + t: t itself (t >= 0)
+        return site_row(site, b, self.whole_flops, self.flops, vf, self.weight, reads, writes, t, bound)
 
     def _set_one(
         self,
@@ -200,13 +214,3 @@ class PartCost:
             self.comm_us = 0 + t
         else:
             self.compute_us, self.memory_us, self.roof_us = 0 + compute_us, 0 + memory_us, 0 + t
-
-    def op_lists(self) -> tuple[list[Op], list[Op]]:
-        """The part's (busiest GPU, whole model) ops: a site's built here, and timed as of_sites timed it."""
-        if self.ops is None or self.whole is None:
-            assert self.site is not None
-            step, i, roof = self.site
-            self.whole, self.ops = step.site_ops(i)
-            if roof is not None:
-                roof.time(self.ops[0], self.ops[0].bytes_total)
-        return self.ops, self.whole

@@ -9,7 +9,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from model_compute_sim.simulator.ops import Number, Op
+from model_compute_sim.simulator import attn_res
+from model_compute_sim.simulator.ops import BuilderBase, Number, Op
 from model_compute_sim.simulator.result import LayerGroup, OpRow
 
 M = TypeVar("M", bound=BaseModel)
@@ -46,6 +47,46 @@ def op_row(op: Op, whole: Op | None) -> OpRow:
         "peak_dtype": op.peak_dtype,
         "sharding": op.sharding,
         "note": op.note,
+    }
+    return _construct(OpRow, fields, _ROW_FIELDS)
+
+
+def site_row(
+    site: attn_res.SiteArgs,
+    b: BuilderBase,
+    whole_flops: Number,
+    flops: Number,
+    vector_flops: Number,
+    weight: float,
+    reads: float,
+    writes: float,
+    t: float | None,
+    bound: str | None,
+) -> OpRow:
+    """op_row of an attention-residual site's op on the rank of `b` (attn_res.site), from its numbers (views
+    costs a site without its op: PartCost.of_sites): `reads`, `writes` are op_row's bytes read and written."""
+    name, sources, delta, write = site
+    total = reads + writes
+    shape_in, shape_out = attn_res.site_shapes(b, sources)
+    fields: dict[str, object] = {  # in OpRow's field order
+        "name": name,
+        "category": attn_res.CATEGORY,
+        "kind": attn_res.KIND,
+        "shape_in": shape_in,
+        "shape_out": shape_out,
+        "flops": whole_flops,
+        "flops_per_gpu": flops,
+        "vector_flops_per_gpu": vector_flops,
+        "bytes_read_per_gpu": reads,
+        "bytes_written_per_gpu": writes,
+        "weight_bytes_per_gpu": weight,
+        "communication_bytes_per_gpu": 0.0,
+        "arithmetic_intensity_flops_per_byte": (flops / total) if total else None,
+        "roofline_time_us": t,
+        "bound": bound,
+        "peak_dtype": attn_res.peak_dtype(b.opts.dtype),
+        "sharding": attn_res.SHARDING,
+        "note": attn_res.site_note(sources, delta, write),
     }
     return _construct(OpRow, fields, _ROW_FIELDS)
 

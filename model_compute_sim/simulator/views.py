@@ -106,8 +106,8 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     # each distinct part of the layer groups summed once (and its ops timed); a part of the same ops as an
     # earlier one (step.Plan.same) shares its sums, but is counted on its own (the tally adds in part order)
     costs: list[PartCost] = []
-    # the sites from their numbers, without their ops (but on a page of op rows: there every op is built)
-    sites = PartCost.of_sites(step, roof) if view.detail != "ops" else {}
+    # the sites from their numbers, without their ops (their op rows too: PartCost.site_row)
+    sites = PartCost.of_sites(step, roof)
     for i, same in enumerate(step.plan.same):
         if same != i:
             costs.append(costs[same])
@@ -382,7 +382,10 @@ def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], li
 def _part_rows(p: PartCost, made: dict[int, tuple[Op | None, OpRow]]) -> list[OpRow]:
     """The op rows of a part. An op in several parts (a block's, a norm's: the builder builds it once; DeepSeek-V4's
     166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model op is the same."""
-    local, whole = p.op_lists()
+    if p.site is not None:
+        return [p.site_row()]
+    local, whole = p.ops, p.whole
+    assert local is not None and whole is not None  # a part that is not a site has its ops
     by_name = {o.name: o for o in whole}  # as PartCost makes it
     out = []
     for o in local:
