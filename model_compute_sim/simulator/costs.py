@@ -3,6 +3,8 @@ tallies them per part; their layer groups and op rows read them)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator.device import Roofline
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op
@@ -49,7 +51,9 @@ class PartCost:
         self.ops: list[Op] | None = local  # None: a site's, costed from its numbers (of_sites)
         self.whole: list[Op] | None = whole
         self.n = len(local)
-        self.rows: list[OpRow] | None = None  # the op rows, made by views._page when a page shows them
+        # the op rows, made by views._page when a page shows them (a tuple: unlike a list, a tuple comes from
+        # the interpreter's free list, which the garbage collector's allocation count does not see)
+        self.rows: tuple[OpRow, ...] | None = None
         self.site: SiteRow | None = None  # of_sites: what the site's op row needs (site_row)
         if len(local) == 1 and len(whole) == 1:  # one op: a site's (when built as ops), the pp send/recv
             self._one(local[0], whole[0], roof)
@@ -67,8 +71,8 @@ class PartCost:
         # per category, in this order: whole-model FLOPs and vector FLOPs of the ops with a whole-model op,
         # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
         # of a call is timed when a device is known, none otherwise: `timed`)
-        self.cats: dict[str, list[Number]] = {}
-        cats = self.cats
+        cats: dict[str, list[Number]] = {}
+        self.cats: Mapping[str, Sequence[Number]] = cats  # _set_one's: tuples
         weight: Number = 0
         kv: Number = 0
         act: Number = 0
@@ -127,7 +131,7 @@ class PartCost:
         self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
-        self.matched = matched  # the categories with a whole-model op, in order of their first op
+        self.matched: Sequence[str] = matched  # the categories with a whole-model op, in order of their first op
 
     def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
         """_sum for one op and one whole-model op, without its loop's set-up."""
@@ -193,13 +197,18 @@ class PartCost:
         read / write, KV read / write, communication and total bytes; `w_f`, `w_vf` its whole-model op's FLOPs
         (`match`: it has one); `comm`: a communication op; `t`, `compute_us`, `memory_us` its times (t None:
         untimed). The same values of the same types as _sum (each sum starts from _sum's 0 or 0.0: `0 + x` is
-        x but for -0.0, as there)."""
+        x but for -0.0, as there). Its category's sums and `matched` are tuples: one-op parts are most parts of
+        a call (Kimi-K3's 32 sites), and a tuple comes from the interpreter's free list, which the garbage
+        collector's allocation count does not see (a list beyond the free list's 80 counts: fewer collections)."""
         f, vf, w, ar, aw, kr, kw, x, b = numbers
         self.whole_flops = 0 + w_f
-        c: list[Number] = [0 + w_f, 0 + w_vf] if match else [0, 0]
-        c += [0 + f, 0 + vf, 0 + b, 0 + x, 1 if match else 0, 0 if match else 1, 0.0]
-        self.cats = {cat: c}
-        self.matched = [cat] if match else []
+        t_cat = 0.0 if t is None else 0.0 + t
+        if match:
+            self.cats = {cat: (0 + w_f, 0 + w_vf, 0 + f, 0 + vf, 0 + b, 0 + x, 1, 0, t_cat)}
+            self.matched = (cat,)
+        else:
+            self.cats = {cat: (0, 0, 0 + f, 0 + vf, 0 + b, 0 + x, 0, 1, t_cat)}
+            self.matched = ()
         a_rw = ar + aw
         self.weight, self.kv, self.act = 0 + w, 0 + (kr + kw), 0 + a_rw
         self.act_peak = a_rw if a_rw > 0.0 else 0.0
@@ -209,7 +218,6 @@ class PartCost:
             self.timed, self.t = False, 0.0
             return
         self.timed, self.t = True, 0.0 + t
-        c[8] = 0.0 + t
         if comm:
             self.comm_us = 0 + t
         else:

@@ -35,7 +35,7 @@ class ViewOptions:
     shape: tuple[int, int, int] | None = None  # (batch_size, seq_len, context_len) as asked; None: requests
 
 
-# the parts whose ops are the op rows, in row order: (layer group index, or -1 for head / tail, part)
+# the head / tail parts whose ops are op rows, in row order (after the layer groups'): (-1, part)
 Rows = list[tuple[int, PartCost]]
 
 # per-category accumulators of the tally, in this order
@@ -119,8 +119,8 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     stage = _busiest_stage(step, costs)
     tally = Tally()
     want_rows = view.detail == "ops"
-    groups, rows = _layer_groups(step, costs, stage, tally, dev is not None, view.detail)
-    rows += _head_tail(step, stage, tally, roof, want_rows)
+    groups = _layer_groups(step, costs, stage, tally, dev is not None, view.detail)
+    rows = _head_tail(step, stage, tally, roof, want_rows)
     by_category, sums = _categories(tally, step, dev is not None)
     act_peak = max([0.0, *[p.act_peak for p in costs]])  # the first of the largest, as max(act_peak, x) keeps it
     memory = M.memory_report(step, stage, dev, view.gpu_memory_utilization, act_peak)
@@ -144,7 +144,7 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
         ),
     }
     if want_rows:
-        result["head_tail_ops"], per_group, result["page"] = _page(len(groups), rows, view)
+        result["head_tail_ops"], per_group, result["page"] = _page(step.groups, costs, rows, view)
         result["layer_groups"] = [layer_group(*g, ops) for g, ops in zip(groups, per_group, strict=True)]
     elif view.detail == "layers":
         result["layer_groups"] = [layer_group(*g, None) for g in groups]
@@ -190,31 +190,26 @@ GroupSums = tuple[str, list[int], Number, Number, Number, float | None, dict[str
 
 def _layer_groups(
     step: Step, costs: list[PartCost], stage: int, tally: Tally, timed: bool, detail: str
-) -> tuple[list[GroupSums], Rows]:
+) -> list[GroupSums]:
     """The layer groups' sums (per layer, of their parts; only at detail layers and ops) and the stage's
     tally: each distinct part counted once, with the layers of the model and of the stage that have it."""
     # one stage: every layer of the model is on it
     counts_local = step.counts if step.par.pp == 1 else step.stage_counts(stage)[1]
     tally.add_parts(costs, step.counts, counts_local)
-    groups: list[GroupSums] = []
-    rows: Rows = []
-    if detail in ("layers", "ops"):
-        for gi, g in enumerate(step.groups):
-            parts = [costs[i] for i in g.parts]
-            groups.append(_group_sums(g, parts, timed))
-            if detail == "ops":
-                rows += [(gi, p) for p in parts]
-    return groups, rows
+    if detail not in ("layers", "ops"):
+        return []
+    return [_group_sums(g, costs, timed) for g in step.groups]
 
 
-def _group_sums(g: GroupOps, parts: list[PartCost], timed: bool) -> GroupSums:
+def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
     """A layer group's per-layer sums of its parts."""
     t_layer = 0.0
     flops: Number = 0
     flops_local: Number = 0
     bytes_local: Number = 0
     cat_flops: dict[str, Number] = {}
-    for p in parts:
+    for i in g.parts:
+        p = costs[i]
         t_layer += p.t
         flops += p.whole_flops
         flops_local += p.flops
@@ -222,7 +217,8 @@ def _group_sums(g: GroupOps, parts: list[PartCost], timed: bool) -> GroupSums:
         cats = p.cats
         for cat in p.matched:
             cat_flops[cat] = cat_flops.get(cat, 0) + cats[cat][0]
-    by_cat = {k: v for k, v in cat_flops.items() if v}
+    # the categories with FLOPs (a copy only when one has none: one dict fewer per group and call)
+    by_cat = cat_flops if 0 not in cat_flops.values() else {k: v for k, v in cat_flops.items() if v}
     return g.label, g.indices, flops, flops_local, bytes_local, t_layer if timed else None, by_cat
 
 
@@ -356,48 +352,52 @@ def _measured(
     return flags
 
 
-def _page(n_groups: int, rows: Rows, view: ViewOptions) -> tuple[list[OpRow], list[list[OpRow]], Page]:
-    """Op rows of the requested page: the head/tail rows, each layer group's, and the page. The rows of a part
-    are made once (rows.op_row, without the validator) and shared by the groups that have it."""
+def _page(
+    groups: list[GroupOps], costs: list[PartCost], head_tail: Rows, view: ViewOptions
+) -> tuple[list[OpRow], list[list[OpRow]], Page]:
+    """Op rows of the requested page (the whole list: each layer group's parts in order, then the head / tail
+    parts): the head/tail rows, each layer group's, and the page. The rows of a part are made once
+    (_part_rows) and shared by the groups that have it."""
     offset, limit = view.offset, view.limit
     end = None if limit is None else offset + limit
+    per_group: list[list[OpRow]] = [[] for _ in groups]
     head: list[OpRow] = []
-    per_group: list[list[OpRow]] = [[] for _ in range(n_groups)]
+    # each part with the list its rows go to, in row order
+    parts = [(out, costs[i]) for g, out in zip(groups, per_group, strict=True) for i in g.parts]
+    parts += [(head, p) for _, p in head_tail]
     pos = 0  # the part's first row in the whole list
-    made: dict[int, tuple[Op | None, OpRow]] = {}  # per op (by identity): its whole-model op and row
-    for gi, p in rows:
+    made: dict[int, OpRow] = {}  # per op (by identity): its row
+    for out, p in parts:
         n = p.n
         lo = offset - pos if offset > pos else 0
         hi = n if end is None or end - pos >= n else end - pos
         pos += n
         if lo >= hi:
             continue
-        part_rows = p.rows
-        if part_rows is None:
-            part_rows = p.rows = _part_rows(p, made)
-        (head if gi == -1 else per_group[gi]).extend(part_rows if hi - lo == n else part_rows[lo:hi])
+        rows = p.rows
+        if rows is None:
+            rows = p.rows = _part_rows(p, made)
+        out += rows if hi - lo == n else rows[lo:hi]
     return head, per_group, make_page(pos, offset, limit)
 
 
-def _part_rows(p: PartCost, made: dict[int, tuple[Op | None, OpRow]]) -> list[OpRow]:
+def _part_rows(p: PartCost, made: dict[int, OpRow]) -> tuple[OpRow, ...]:
     """The op rows of a part. An op in several parts (a block's, a norm's: the builder builds it once; DeepSeek-V4's
-    166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model op is the same."""
+    166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model FLOPs are the same object
+    (a row depends on its whole-model op through them alone)."""
     if p.site is not None:
-        return [p.site_row()]
+        return (p.site_row(),)
     local, whole = p.ops, p.whole
     assert local is not None and whole is not None  # a part that is not a site has its ops
     by_name = {o.name: o for o in whole}  # as PartCost makes it
     out = []
     for o in local:
         w = by_name.get(o.name)
-        hit = made.get(id(o))
-        if hit is not None and hit[0] is w:
-            out.append(hit[1])
-            continue
-        row = op_row(o, w)
-        made[id(o)] = (w, row)
+        row = made.get(id(o))
+        if row is None or row.flops is not (w.flops if w is not None else 0):
+            row = made[id(o)] = op_row(o, w)
         out.append(row)
-    return out
+    return tuple(out)
 
 
 def _workload(step: Step, shape: tuple[int, int, int] | None) -> Dict:
