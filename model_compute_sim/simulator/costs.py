@@ -9,11 +9,13 @@ from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator.device import Roofline
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op
 from model_compute_sim.simulator.result import OpRow
-from model_compute_sim.simulator.rows import site_row
 from model_compute_sim.simulator.step import Step
 
-# a site's arguments, the builder of its rank, its vector FLOPs, bytes read and written, and its bound
-SiteRow = tuple[attn_res.SiteArgs, BuilderBase, Number, float, float, str | None]
+# rows.site_row's arguments: a site's, the builder of its rank, its peak dtype, whole-model FLOPs, FLOPs, vector
+# FLOPs, weight bytes, bytes read and written, roofline time and bound
+SiteRow = tuple[
+    attn_res.SiteArgs, BuilderBase, str, Number, Number, Number, float, float, float, float | None, str | None
+]
 
 
 class PartCost:
@@ -54,7 +56,7 @@ class PartCost:
         # the op rows, made by views._page when a page shows them (a tuple: unlike a list, a tuple comes from
         # the interpreter's free list, which the garbage collector's allocation count does not see)
         self.rows: tuple[OpRow, ...] | None = None
-        self.site: SiteRow | None = None  # of_sites: what the site's op row needs (site_row)
+        self.site: SiteRow | None = None  # of_sites: its op row's numbers (rows.site_row)
         if len(local) == 1 and len(whole) == 1:  # one op: a site's (when built as ops), the pp send/recv
             self._one(local[0], whole[0], roof)
         else:
@@ -131,7 +133,8 @@ class PartCost:
         self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
-        self.matched: Sequence[str] = matched  # the categories with a whole-model op, in order of their first op
+        # the categories with a whole-model op, in order of their first op, with their whole-model FLOPs
+        self.matched: tuple[tuple[str, Number], ...] = tuple([(cat, cats[cat][0]) for cat in matched])
 
     def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
         """_sum for one op and one whole-model op, without its loop's set-up."""
@@ -147,7 +150,7 @@ class PartCost:
     def of_sites(cls, step: Step, roof: Roofline | None) -> dict[int, PartCost]:
         """The parts of `step` that are attention-residual sites (32 of Kimi-K3's 38), by part index, costed from
         their numbers (attn_res.site_numbers, Roofline.times) without their ops or whole-model ops: what _one
-        gives for those ops (tests/test_fast_paths.py); site_row makes a site's op row from them."""
+        gives for those ops (tests/test_fast_paths.py); rows.site_row makes a site's op row from them."""
         whole, local = step.builders
         peak = attn_res.peak_dtype(step.opts.dtype)
         own_whole = whole.T != local.T  # dp 1: the whole-model op is the busiest GPU's (Builder.site_part)
@@ -167,19 +170,13 @@ class PartCost:
                 c_us, m_us, t, bound = roof.times(f, b, peak)
             self = out[i] = cls.__new__(cls)
             self.ops = self.whole = self.rows = None
-            # what its op row needs beyond the sums (rows.op_row's bytes read and written, in its order)
-            self.n, self.site = 1, (site, local, vf, w + ar + 0.0, aw + 0.0, bound)
+            # its op row's numbers (rows.op_row's bytes read and written, in its order; its time as _set_one's)
+            self.n = 1
+            self.site = (site, local, peak, w_f, f, vf, w, w + ar + 0.0, aw + 0.0, t, bound)
             self._set_one(
                 attn_res.CATEGORY, (f, vf, w, ar, aw, 0.0, 0.0, 0.0, b), w_f, w_vf, True, False, t, c_us, m_us
             )
         return out
-
-    def site_row(self) -> OpRow:
-        """The op row of a site costed by of_sites: rows.op_row of its op (and whole-model op), from its numbers."""
-        assert self.site is not None
-        site, b, vf, reads, writes, bound = self.site
-        t = self.t if self.timed else None  # 0.0 + t: t itself (t >= 0)
-        return site_row(site, b, self.whole_flops, self.flops, vf, self.weight, reads, writes, t, bound)
 
     def _set_one(
         self,
@@ -197,7 +194,7 @@ class PartCost:
         read / write, KV read / write, communication and total bytes; `w_f`, `w_vf` its whole-model op's FLOPs
         (`match`: it has one); `comm`: a communication op; `t`, `compute_us`, `memory_us` its times (t None:
         untimed). The same values of the same types as _sum (each sum starts from _sum's 0 or 0.0: `0 + x` is
-        x but for -0.0, as there). Its category's sums and `matched` are tuples: one-op parts are most parts of
+        x but for -0.0, as there). Its category's sums are a tuple: one-op parts are most parts of
         a call (Kimi-K3's 32 sites), and a tuple comes from the interpreter's free list, which the garbage
         collector's allocation count does not see (a list beyond the free list's 80 counts: fewer collections)."""
         f, vf, w, ar, aw, kr, kw, x, b = numbers
@@ -205,7 +202,7 @@ class PartCost:
         t_cat = 0.0 if t is None else 0.0 + t
         if match:
             self.cats = {cat: (0 + w_f, 0 + w_vf, 0 + f, 0 + vf, 0 + b, 0 + x, 1, 0, t_cat)}
-            self.matched = (cat,)
+            self.matched = ((cat, 0 + w_f),)
         else:
             self.cats = {cat: (0, 0, 0 + f, 0 + vf, 0 + b, 0 + x, 0, 1, t_cat)}
             self.matched = ()

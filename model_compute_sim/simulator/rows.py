@@ -59,6 +59,7 @@ def op_row(op: Op, whole: Op | None) -> OpRow:
 def site_row(
     site: attn_res.SiteArgs,
     b: BuilderBase,
+    peak: str,
     whole_flops: Number,
     flops: Number,
     vector_flops: Number,
@@ -68,8 +69,9 @@ def site_row(
     t: float | None,
     bound: str | None,
 ) -> OpRow:
-    """op_row of an attention-residual site's op on the rank of `b` (attn_res.site), from its numbers (views
-    costs a site without its op: PartCost.of_sites): `reads`, `writes` are op_row's bytes read and written."""
+    """op_row of an attention-residual site's op on the rank of `b` (attn_res.site) and its whole-model op, from
+    their numbers (views costs a site without its op: PartCost.of_sites): `reads`, `writes` are op_row's bytes
+    read and written, `t` and `bound` its roofline time and bound (None: no device), `peak` its peak dtype."""
     name, sources, delta, write = site
     total = reads + writes
     shape_in, shape_out = attn_res.site_shapes(b, sources)
@@ -89,7 +91,7 @@ def site_row(
         "arithmetic_intensity_flops_per_byte": (flops / total) if total else None,
         "roofline_time_us": t,
         "bound": bound,
-        "peak_dtype": attn_res.peak_dtype(b.opts.dtype),
+        "peak_dtype": peak,
         "sharding": attn_res.SHARDING,
         "note": attn_res.site_note(sources, delta, write),
     }

@@ -18,7 +18,7 @@ from model_compute_sim.simulator.device import Device, Roofline
 from model_compute_sim.simulator.info import gpu_info, model_info
 from model_compute_sim.simulator.ops import Number, Op
 from model_compute_sim.simulator.result import MemoryReport, OpRow, SimResult, Throughput, built, sim_result
-from model_compute_sim.simulator.rows import layer_group, op_row
+from model_compute_sim.simulator.rows import layer_group, op_row, site_row
 from model_compute_sim.simulator.step import GroupOps, Step
 from model_compute_sim.simulator.workload import Workload
 
@@ -214,9 +214,8 @@ def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
         flops += p.whole_flops
         flops_local += p.flops
         bytes_local += p.bytes
-        cats = p.cats
-        for cat in p.matched:
-            cat_flops[cat] = cat_flops.get(cat, 0) + cats[cat][0]
+        for cat, f in p.matched:
+            cat_flops[cat] = cat_flops.get(cat, 0) + f
     # the categories with FLOPs (a copy only when one has none: one dict fewer per group and call)
     by_cat = cat_flops if 0 not in cat_flops.values() else {k: v for k, v in cat_flops.items() if v}
     return g.label, g.indices, flops, flops_local, bytes_local, t_layer if timed else None, by_cat
@@ -386,7 +385,7 @@ def _part_rows(p: PartCost, made: dict[int, OpRow]) -> tuple[OpRow, ...]:
     166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model FLOPs are the same object
     (a row depends on its whole-model op through them alone)."""
     if p.site is not None:
-        return (p.site_row(),)
+        return (site_row(*p.site),)
     local, whole = p.ops, p.whole
     assert local is not None and whole is not None  # a part that is not a site has its ops
     by_name = {o.name: o for o in whole}  # as PartCost makes it
