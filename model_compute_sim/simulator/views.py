@@ -106,7 +106,7 @@ def build_result(step: Step, dev: Device | None, view: ViewOptions) -> SimResult
     # each distinct part of the layer groups summed once (and its ops timed); a part of the same ops as an
     # earlier one (step.Plan.same) shares its sums, but is counted on its own (the tally adds in part order)
     costs: list[PartCost] = []
-    # the sites from their numbers, without their ops (their op rows too: PartCost.site_row)
+    # the sites from their numbers, without their ops (their op rows too: rows.site_row)
     sites = PartCost.of_sites(step, roof)
     for i, same in enumerate(step.plan.same):
         if same != i:
