@@ -45,8 +45,11 @@ def site_shapes(b: BuilderBase, sources: int) -> tuple[list[list[int]], list[int
     from its numbers): one pair per number of sources and builder, shared by the sites that have it."""
     shapes = b.site_shapes.get(sources)
     if shapes is None:
-        T = b.T
-        shapes = b.site_shapes[sources] = ([[T, sources, b.H], [b.H]], [T, b.H])
+        T, H = b.T, b.H
+        # the norm weight's [H] and the output's [T, H] are every site's: those of the first pair made
+        first = next(iter(b.site_shapes.values()), None)
+        weight, out = (first[0][1], first[1]) if first is not None else ([H], [T, H])
+        shapes = b.site_shapes[sources] = ([[T, sources, H], weight], out)
     return shapes
 
 

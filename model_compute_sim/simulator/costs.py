@@ -3,8 +3,6 @@ tallies them per part; their layer groups and op rows read them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from model_compute_sim.simulator import attn_res
 from model_compute_sim.simulator.device import Roofline
 from model_compute_sim.simulator.ops import BuilderBase, Number, Op
@@ -74,7 +72,6 @@ class PartCost:
         # FLOPs, vector FLOPs, bytes, communication bytes, ops with / without a whole-model op, time (every op
         # of a call is timed when a device is known, none otherwise: `timed`)
         cats: dict[str, list[Number]] = {}
-        self.cats: Mapping[str, Sequence[Number]] = cats  # _set_one's: tuples
         weight: Number = 0
         kv: Number = 0
         act: Number = 0
@@ -133,6 +130,9 @@ class PartCost:
         self.weight, self.kv, self.act, self.act_peak = weight, kv, act, act_peak
         self.compute_us, self.memory_us, self.roof_us, self.comm_us = compute_us, memory_us, roof_us, comm_us
         self.timed, self.t, self.bytes, self.flops = timed, t_sum, b_sum, f_sum
+        # kept as tuples: a tuple comes from the interpreter's free list, which the garbage collector's allocation
+        # count does not see (a dict or list beyond the free list's 80 counts: fewer collections per call)
+        self.cats: tuple[tuple[str, tuple[Number, ...]], ...] = tuple([(k, tuple(v)) for k, v in cats.items()])
         # the categories with a whole-model op, in order of their first op, with their whole-model FLOPs
         self.matched: tuple[tuple[str, Number], ...] = tuple([(cat, cats[cat][0]) for cat in matched])
 
@@ -194,17 +194,15 @@ class PartCost:
         read / write, KV read / write, communication and total bytes; `w_f`, `w_vf` its whole-model op's FLOPs
         (`match`: it has one); `comm`: a communication op; `t`, `compute_us`, `memory_us` its times (t None:
         untimed). The same values of the same types as _sum (each sum starts from _sum's 0 or 0.0: `0 + x` is
-        x but for -0.0, as there). Its category's sums are a tuple: one-op parts are most parts of
-        a call (Kimi-K3's 32 sites), and a tuple comes from the interpreter's free list, which the garbage
-        collector's allocation count does not see (a list beyond the free list's 80 counts: fewer collections)."""
+        x but for -0.0, as there), in _sum's tuples."""
         f, vf, w, ar, aw, kr, kw, x, b = numbers
         self.whole_flops = 0 + w_f
         t_cat = 0.0 if t is None else 0.0 + t
         if match:
-            self.cats = {cat: (0 + w_f, 0 + w_vf, 0 + f, 0 + vf, 0 + b, 0 + x, 1, 0, t_cat)}
+            self.cats = ((cat, (0 + w_f, 0 + w_vf, 0 + f, 0 + vf, 0 + b, 0 + x, 1, 0, t_cat)),)
             self.matched = ((cat, 0 + w_f),)
         else:
-            self.cats = {cat: (0, 0, 0 + f, 0 + vf, 0 + b, 0 + x, 0, 1, t_cat)}
+            self.cats = ((cat, (0, 0, 0 + f, 0 + vf, 0 + b, 0 + x, 0, 1, t_cat)),)
             self.matched = ()
         a_rw = ar + aw
         self.weight, self.kv, self.act = 0 + w, 0 + (kr + kw), 0 + a_rw

@@ -67,7 +67,7 @@ class Tally:
         for p, count, count_local in zip(parts, counts, counts_local, strict=True):
             timed = p.timed and count_local
             most = count if count >= count_local else count_local
-            for cat, v in p.cats.items():
+            for cat, v in p.cats:
                 w_f, w_v, f, vf, b, x, n_w, n_l, t = v  # FLOPS, VECTOR, FLOPS_GPU, ...: see the names above
                 c = cats.get(cat)
                 if c is None:
