@@ -300,3 +300,23 @@ def test_the_busiest_stage_is_the_most_flops_then_bytes_then_the_first(
     counts = [c + [0] * (3 - len(c)) for c in stage_counts]
     step = _fake_step(counts, head_bytes, *tail)
     assert _busiest_stage(step, parts) == expected
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(0, 1), (3, 7), (30, 40), (95, 1000), (2000, 5)])
+def test_a_page_of_op_rows_is_that_slice_of_every_row(offset: int, limit: int) -> None:
+    """views._page cuts parts (a site's one row, a run's many, shared by groups) at the page's edges: a page's
+    rows are those rows of the whole list (every layer group's rows in order, then the head / tail's), each in
+    its own group."""
+    args: dict[str, Any] = dict(model="kimi-k3", gpu="h100", tp=8, pp=3, detail="ops")
+    args["requests"] = [{"new_tokens": 512, "cached_tokens": 8192, "count": 2}, {"new_tokens": 1, "count": 8}]
+    every, page = simulate(**args), simulate(**args, offset=offset, limit=limit)
+
+    def flat(r: SimResult) -> list[tuple[int, dict[str, Any]]]:
+        assert r.layer_groups is not None and r.head_tail_ops is not None
+        rows = [(gi, row.model_dump()) for gi, g in enumerate(r.layer_groups) for row in g.ops or []]
+        return rows + [(-1, row.model_dump()) for row in r.head_tail_ops]
+
+    full = flat(every)
+    assert len(full) > 200 and every.page is not None and every.page.total == len(full)
+    assert flat(page) == full[offset : offset + limit]
+    assert page.page is not None and page.page.returned == len(full[offset : offset + limit])
