@@ -210,6 +210,7 @@ def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
     flops_local: Number = 0
     bytes_local: Number = 0
     cat_flops: dict[str, Number] = {}
+    get = cat_flops.get  # looked up once: the loop below is per part and category of every group
     for i in g.parts:
         p = costs[i]
         t_layer += p.t
@@ -217,9 +218,8 @@ def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
         flops_local += p.flops
         bytes_local += p.bytes
         for cat, f in p.matched:
-            cat_flops[cat] = cat_flops.get(cat, 0) + f
-    # the categories with FLOPs (a copy only when one has none: one dict fewer per group and call)
-    by_cat = cat_flops if 0 not in cat_flops.values() else {k: v for k, v in cat_flops.items() if v}
+            cat_flops[cat] = get(cat, 0) + f
+    by_cat = {k: v for k, v in cat_flops.items() if v}  # the categories with FLOPs
     return g.label, g.indices, flops, flops_local, bytes_local, t_layer if timed else None, by_cat
 
 
@@ -391,13 +391,14 @@ def _part_rows(p: PartCost, made: dict[int, OpRow]) -> tuple[OpRow, ...]:
     local, whole = p.ops, p.whole
     assert local is not None and whole is not None  # a part that is not a site has its ops
     by_name = {o.name: o for o in whole}  # as PartCost makes it
-    out = []
+    out: list[OpRow] = []
+    append, get = out.append, made.get  # looked up once: the loop is per op of every part
     for o in local:
         w = by_name.get(o.name)
-        row = made.get(id(o))
+        row = get(id(o))
         if row is None or row.flops is not (w.flops if w is not None else 0):
             row = made[id(o)] = op_row(o, w)
-        out.append(row)
+        append(row)
     return tuple(out)
 
 
