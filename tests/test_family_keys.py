@@ -106,9 +106,12 @@ def test_a_text_config_is_judged_by_the_text_models_class() -> None:
     normalize(wrapped)
     with pytest.raises(NotModelledError, match=r"'text_config\.num_experts', .* model_type 'qwen3_vl_text'"):
         normalize({**wrapped, "text_config": {**text, "num_experts": 4, "num_experts_per_tok": 2}})
-    no_type = {k: v for k, v in text.items() if k != "model_type"} | {"use_qk_norm": True}  # Qwen3VLConfig's text
-    with pytest.raises(NotModelledError, match=r"'text_config\.use_qk_norm' is not read by model_type 'qwen3_vl_text'"):
+    no_type = {k: v for k, v in text.items() if k != "model_type"} | {"mlp_bias": True}  # Qwen3VLConfig's text
+    with pytest.raises(NotModelledError, match=r"'text_config\.mlp_bias' is not read by model_type 'qwen3_vl_text'"):
         normalize({**wrapped, "text_config": no_type})
+    # Qwen3VLTextAttention builds q/k norms whatever the config says: a use_qk_norm there changes nothing
+    qk = {**wrapped, "text_config": {**no_type, "mlp_bias": False, "use_qk_norm": True}}
+    assert normalize(qk) == normalize({**wrapped, "text_config": {**no_type, "mlp_bias": False}})
     # beside text_config the wrapper's own keys are merged into the text model's: Qwen3VLConfig has no experts
     with pytest.raises(
         NotModelledError, match=r": 'num_experts', 'num_experts_per_tok' are not read by model_type 'qwen3_vl' "

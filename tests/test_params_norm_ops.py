@@ -48,6 +48,8 @@ def _read_bytes(r: SimResult, names: set[str] | None = None, category: str = "no
         ("sweep_transformers.json", "bitnet", "BitNetRMSNorm.weight"),  # with attn_sub_norm, ffn_sub_norm
         ("sweep_transformers.json", "axk1", "AXK1RMSNorm.weight"),  # with post_mlp_layernorm
         ("golden_flops.json", "gemma4_moe", "Gemma4RMSNorm.weight"),  # with the three MoE-block norms
+        ("golden_flops.json", "qwen3_vl", "Qwen3VLTextRMSNorm.weight"),  # with q_norm, k_norm
+        ("golden_flops.json", "qwen3_vl_moe", "Qwen3VLMoeTextRMSNorm.weight"),  # with q_norm, k_norm
     ],
 )
 def test_every_norm_weight_is_read_by_a_norm_op(source: str, key: str, norm_param: str) -> None:

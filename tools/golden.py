@@ -111,6 +111,10 @@ WINDOW = 8
 INDEX_TOPK = 8
 
 
+# Qwen3-VL's interleaved multimodal rope (released configs: mrope_section [24, 20, 20] of head_dim 128)
+QWEN3_VL_ROPE = dict(rope_type="default", rope_theta=5000000.0, mrope_section=[4, 2, 2], mrope_interleaved=True)
+
+
 def merge(*dicts, **kw):
     out = {}
     for d in dicts:
@@ -445,6 +449,33 @@ FAMILIES: list[dict[str, Any]] = [
         "S_kv = S + min(C, W-1); prefill dense SxS.",
     ),
     dict(
+        family="qwen3_vl",
+        model_type="qwen3_vl_text",
+        builder="qwen3_vl",
+        overrides=merge(BASE, num_hidden_layers=2, rope_parameters=QWEN3_VL_ROPE),
+        notes="Qwen3-VL dense text model (Qwen3VLForConditionalGeneration, text path only; tiny vision tower "
+        "never runs; the config stored is the Qwen3VLTextConfig). Attention as qwen3: q_norm / k_norm "
+        "(RMSNorm over head_dim, no matmul) before rope; interleaved M-RoPE (mrope_section) adds no matmul, "
+        "nor does DeepStack without pixel_values. Prefill dense SxS.",
+    ),
+    dict(
+        family="qwen3_vl_moe",
+        model_type="qwen3_vl_moe_text",
+        builder="qwen3_vl_moe",
+        overrides=merge(
+            BASE,
+            MOE,
+            num_hidden_layers=2,
+            moe_intermediate_size=32,
+            num_experts=8,
+            mlp_only_layers=[0],
+            rope_parameters=QWEN3_VL_ROPE,
+        ),
+        notes="Qwen3-VL-MoE text model (Qwen3VLMoeForConditionalGeneration, text path only): attention as "
+        "qwen3_vl (q/k norms); layer 0 dense (mlp_only_layers), layer 1 MoE (fused gate_up experts, "
+        "softmax top-k router, no shared expert).",
+    ),
+    dict(
         family="gemma4_dense",
         model_type="gemma4_text",
         overrides=merge(GEMMA4, enable_moe_block=False),
@@ -648,6 +679,30 @@ def make_text_config(spec, config_dict=None):
     return AutoConfig.for_model(spec["model_type"], **json.loads(json.dumps(spec["overrides"])))
 
 
+# vision-language wrappers whose text model has no causal-LM class of its own: the text path of the
+# wrapper's ForConditionalGeneration, with a tiny vision tower that never runs (no pixel_values)
+VL_WRAPPERS = ("qwen3_vl", "qwen3_vl_moe")
+
+
+def build_vl(outer: str, text_cfg):
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    vision = dict(
+        depth=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        out_hidden_size=text_cfg.hidden_size,
+        deepstack_visual_indexes=[0],
+        num_position_embeddings=16,
+    )
+    cfg = transformers.CONFIG_MAPPING[outer](
+        text_config=text_cfg.to_dict(), vision_config=vision, tie_word_embeddings=False
+    )
+    head = getattr(transformers, MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES[outer])
+    return head._from_config(cfg, attn_implementation="eager", experts_implementation="eager")
+
+
 def build(spec, config_dict=None):
     text_cfg = make_text_config(spec, config_dict)
     if spec.get("builder") == "step3p7":
@@ -661,6 +716,9 @@ def build(spec, config_dict=None):
         model = Step3p7ForConditionalGeneration._from_config(
             cfg, attn_implementation="eager", experts_implementation="eager"
         )
+        text_config = model.config.text_config
+    elif spec.get("builder") in VL_WRAPPERS:
+        model = build_vl(spec["builder"], text_cfg)
         text_config = model.config.text_config
     else:
         model = AutoModelForCausalLM.from_config(

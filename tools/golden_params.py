@@ -2,6 +2,7 @@
 """Independent parameter counts: the real transformers model of every FLOP golden's config.
 
     /work/toolvenv/bin/python tools/golden_params.py        # -> tests/golden/golden_params.json
+    /work/toolvenv/bin/python tools/golden_params.py qwen3_vl,qwen3_vl_moe --merge  # only those keys, rest kept
 
 For every config the FLOP goldens store (tools/golden.py, golden_ssm.py, golden_linear_attention.py,
 golden_lightning.py, golden_generic.py: one per family; tools/sweep_transformers.py: every family it
@@ -9,9 +10,10 @@ classifies exact), the model is rebuilt from that stored config on the meta devi
 allocated; CPU when a family's init cannot run on meta) and its parameters are counted:
 sum of numel over model.parameters() (tied weights once; buffers such as rotary inv_freq are not
 parameters and are not counted; the router score-correction biases, buffers in transformers but weights
-in the checkpoint, are listed apart as `weight_buffers`). Only the text model counts (Step-3.7's tiny
-vision tower is a build artefact of tools/golden.py). Each record keeps `by_param`: numel summed per
-"<module class>.<parameter name>" (e.g. "Linear.bias"), so a disagreement can be read off by kind.
+in the checkpoint, are listed apart as `weight_buffers`). Only the text model counts (the tiny vision towers
+of Step-3.7 and the Qwen3-VL wrappers are build artefacts of tools/golden.py). Each record keeps
+`by_param`: numel summed per "<module class>.<parameter name>" (e.g. "Linear.bias"), so a disagreement can
+be read off by kind.
 tests/test_params_golden.py compares model_compute_sim's params_total for the same config with it;
 `config_sha256` ties each count to the exact config it was built from.
 """
@@ -79,6 +81,10 @@ def build(config: dict[str, Any]) -> torch.nn.Module:
     if mt == "step3p5":  # tools/golden.py's Step-3.7 text path inside the multimodal class
         model, _ = G.build(dict(builder="step3p7"), config)
         return torch.nn.ModuleDict(dict(model=model.model.language_model, lm_head=model.lm_head))
+    outer_vl = {transformers.CONFIG_MAPPING[w].sub_configs["text_config"].model_type: w for w in G.VL_WRAPPERS}
+    if mt in outer_vl:  # tools/golden.py's Qwen3-VL text path inside the multimodal class
+        model = G.build_vl(outer_vl[mt], transformers.CONFIG_MAPPING[mt].from_dict(json.loads(json.dumps(config))))
+        return torch.nn.ModuleDict(dict(model=model.model.language_model, lm_head=model.lm_head))
     # CONFIG_MAPPING.get answers None for registered types in transformers 5.24 (the lazy mapping's look-up
     # raises KeyError inside Mapping.get); indexing loads the class
     cls = None
@@ -130,7 +136,8 @@ def count(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def main() -> int:
-    only = set(sys.argv[1].split(",")) if len(sys.argv) > 1 else set()
+    args = [a for a in sys.argv[1:] if a != "--merge"]
+    only = set(args[0].split(",")) if args else set()
     sources: dict[str, Any] = {}
     failed = {}
     for source in SOURCES:
@@ -156,7 +163,12 @@ def main() -> int:
         failed=failed,
         sources=sources,
     )
-    if not only:
+    if only and "--merge" in sys.argv:  # the named keys' records into the stored file, the rest kept as they are
+        stored = json.loads(OUT.read_text())
+        for source, recs in sources.items():
+            stored["sources"][source].update(recs)
+        doc["sources"] = stored["sources"]
+    if not only or "--merge" in sys.argv:
         OUT.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {OUT}")
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from model_compute_sim.errors import ConfigError
 from model_compute_sim.simulator.config_read import Config, _bool, _int, _ints, _opt_int, _per_layer, check_multiple
-from model_compute_sim.simulator.families import GEMMA4_TYPES, STEP_TYPES
+from model_compute_sim.simulator.families import GEMMA4_TYPES, QWEN3_VL_TYPES, STEP_TYPES
 from model_compute_sim.simulator.linear_attention_config import GDN_TYPES
 from model_compute_sim.simulator.spec import AttentionSpec, IndexerSpec
 
@@ -211,6 +211,9 @@ QK_NORM_PER_HEAD_TYPES = ("minimax_m2", "cohere", "stablelm", "olmo2", "olmo3", 
 # families whose q/k norms no config key announces (transformers 5.24 modeling code builds them always)
 QK_NORM_ALWAYS_TYPES: tuple[str, ...] = ("olmo2", "olmo3", "flex_olmo", "olmoe", "apertus", "apertus1p5_text")
 QK_NORM_ALWAYS_TYPES += ("hunyuan_v1_dense", "hunyuan_v1_moe", "mellum", "dots1", "flint", "kolibri1")
+# Qwen3VLTextAttention and Qwen3VLMoeTextAttention build q_norm / k_norm (RMSNorm(head_dim)) unconditionally, as
+# vLLM's qwen3_vl.py / qwen3_vl_moe.py text models do (Qwen3Model / Qwen3MoeModel attention)
+QK_NORM_ALWAYS_TYPES += QWEN3_VL_TYPES
 # families with a learned per-head softmax sink on every layer (transformers 5.24: GptOssAttention, FlintAttention,
 # GraniteSWAAttention's sink scale); MiMo-V2-Flash has one on its sliding layers
 SINK_TYPES = ("gpt_oss", "flint", "granite_swa", "granitemoe_swa")

@@ -1,0 +1,89 @@
+"""Vision-language wrappers costed through their text model, against the real transformers text model.
+
+tests/golden/golden_flops.json holds reduced-size Qwen3-VL text models (tools/golden.py: the text path of
+Qwen3VLForConditionalGeneration / Qwen3VLMoeForConditionalGeneration, FlopCounterMode) and
+golden_params.json their parameter counts (tools/golden_params.py: the language model and lm_head, sum of
+numel). test_golden.py and test_params_golden.py check the text configs as stored; here the same text model
+must cost the same when the config names the wrapper (a released config.json nests it in text_config, or a
+flattened copy carries the wrapper's model_type), and the q/k norms transformers builds must be ops.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model_compute_sim.simulator.simulate import simulate
+from tests.golden_runner import Case, load, run, tensor_flops
+
+_, CASES = load("golden_flops.json")
+PARAMS = json.loads((Path(__file__).parent / "golden" / "golden_params.json").read_text())["sources"]
+# golden family -> (wrapper model_type, text model_type, the RMSNorm class transformers builds)
+VL = {
+    "qwen3_vl": ("qwen3_vl", "qwen3_vl_text", "Qwen3VLTextRMSNorm"),
+    "qwen3_vl_moe": ("qwen3_vl_moe", "qwen3_vl_moe_text", "Qwen3VLMoeTextRMSNorm"),
+}
+VL_CASES = [c for c in CASES if c["family"] in VL]
+
+
+def _spellings(case: Case) -> dict[str, dict[str, Any]]:
+    """The stored text config as a released config.json spells it, nested or flattened."""
+    outer, _, _ = VL[case["family"]]
+    text = case["config"]
+    untyped = {k: v for k, v in text.items() if k != "model_type"}
+    out = {
+        "nested": {"model_type": outer, "text_config": text},
+        "nested_untyped": {"model_type": outer, "text_config": untyped},  # read as the wrapper's type
+    }
+    if case["family"] == "qwen3_vl":  # flattened MoE keys are refused by name: Qwen3VLMoeConfig has no experts
+        out["flat_wrapper_type"] = {**untyped, "model_type": outer}
+    return out
+
+
+def test_every_vl_family_has_all_phases() -> None:
+    assert {c["family"] for c in VL_CASES} == set(VL)
+    for fam, (_, text_type, _) in VL.items():
+        cases = [c for c in VL_CASES if c["family"] == fam]
+        assert {c["phase"] for c in cases} == {"prefill", "decode", "extend"}
+        assert all(c["model_type"] == text_type for c in cases)
+
+
+@pytest.mark.parametrize(
+    ("case", "spelling"),
+    [
+        pytest.param(c, s, id=f"{c['family']}-{c['phase']}-{s}")
+        for c in VL_CASES
+        for s in _spellings(c)  # (the refused flat MoE spelling is not one)
+    ],
+)
+def test_wrapper_spellings_match_the_text_model(case: Case, spelling: str) -> None:
+    cfg = _spellings(case)[spelling]
+    r = run(case, cfg, detail="layers")
+    assert tensor_flops(r) == case["categories"]
+    assert r.model.params_total == PARAMS["golden_flops.json"][case["family"]]["params_total"]
+
+
+@pytest.mark.parametrize("family", sorted(VL))
+def test_qk_norms_are_costed(family: str) -> None:
+    """Qwen3VL(Moe)TextAttention builds q_norm and k_norm, RMSNorm(head_dim) shared by the heads. The golden
+    configs: 4 q heads, 2 KV heads, head_dim 16, hidden 64, 2 layers. A decode of one token normalises
+    4*16 = 64 q and 2*16 = 32 k elements per layer at 4 FLOPs each (square, accumulate, rsqrt scale,
+    weight): 256 and 128 vector FLOPs, and reads 16 bf16 weights (32 B) for each."""
+    case = next(c for c in VL_CASES if c["family"] == family and c["phase"] == "decode")
+    cfg = case["config"]
+    assert (cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]) == (4, 2, 16)
+    for spelling in _spellings(case).values():
+        r = simulate(config=spelling, batch_size=1, seq_len=1, context_len=16, detail="ops", limit=1000)
+        assert r.layer_groups is not None
+        ops = {(o.name, i) for g in r.layer_groups for o in g.ops or [] for i in g.layers if "norm" in o.name}
+        assert {("q_norm", 0), ("k_norm", 0), ("q_norm", 1), ("k_norm", 1)} <= ops
+        for g in r.layer_groups:
+            by = {o.name: o for o in g.ops or []}
+            assert (by["q_norm"].vector_flops_per_gpu, by["k_norm"].vector_flops_per_gpu) == (256, 128)
+            assert by["q_norm"].weight_bytes_per_gpu == by["k_norm"].weight_bytes_per_gpu == 32
+    # transformers' norm weights: per layer input + post-attention (2 x 64) and q/k (2 x 16), plus the final 64
+    by_param = PARAMS["golden_flops.json"][family]["by_param"]
+    assert by_param[f"{VL[family][2]}.weight"] == 2 * (2 * 64 + 2 * 16) + 64
