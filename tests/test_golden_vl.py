@@ -6,6 +6,9 @@ golden_params.json their parameter counts (tools/golden_params.py: the language 
 numel). test_golden.py and test_params_golden.py check the text configs as stored; here the same text model
 must cost the same when the config names the wrapper (a released config.json nests it in text_config, or a
 flattened copy carries the wrapper's model_type), and the q/k norms transformers builds must be ops.
+
+golden_vl_wrappers.json (tools/golden_vl_wrappers.py) counts the text model of every wrapper transformers
+5.24 builds with a text config class of its own: simulate must give that count or refuse, never another number.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from model_compute_sim.errors import NotModelledError, SimError
 from model_compute_sim.simulator.simulate import simulate
 from tests.golden_runner import Case, load, run, tensor_flops
 
@@ -87,3 +91,42 @@ def test_qk_norms_are_costed(family: str) -> None:
     # transformers' norm weights: per layer input + post-attention (2 x 64) and q/k (2 x 16), plus the final 64
     by_param = PARAMS["golden_flops.json"][family]["by_param"]
     assert by_param[f"{VL[family][2]}.weight"] == 2 * (2 * 64 + 2 * 16) + 64
+
+
+# --- every wrapper transformers builds (tests/golden/golden_vl_wrappers.json, tools/golden_vl_wrappers.py) ----
+
+WRAPPERS = json.loads((Path(__file__).parent / "golden" / "golden_vl_wrappers.json").read_text())["families"]
+# text models whose generic reading differed from transformers before they were refused (params at the golden
+# size, 2 layers of hidden 64, 4 q / 2 KV heads of 16): qwen2(_5)_vl 78144 vs 78400 (q/k/v biases 2 x (64+32+32));
+# glm4v 78144 vs 78656 (those biases and 2 x 2 x 64 sandwich norm weights); glm_ocr 78144 vs 78400 (the norms);
+# hunyuan_vl 78144 vs 78208 (q/k norms 2 x 2 x 16); glm4v_moe 115904 vs 115776
+REFUSED_VL = ("qwen2_vl", "qwen2_5_vl", "glm4v", "glm_ocr", "hunyuan_vl", "glm4v_moe")
+# wrappers of the index / corpus that transformers builds at the golden size: their count must be exact
+EXACT_VL = ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "llama4", "gemma3", "step3p7")
+
+
+@pytest.mark.parametrize("outer", sorted(WRAPPERS))
+def test_every_wrapper_is_exact_or_refused(outer: str) -> None:
+    rec = WRAPPERS[outer]
+    try:
+        got = simulate(config=rec["config"], batch_size=1, seq_len=1).model.params_total
+    except SimError as e:
+        assert outer not in EXACT_VL, str(e)
+        return
+    assert outer not in REFUSED_VL
+    assert got == rec["params_total"], f"simulated {got}, transformers {rec['params_total']}: {rec['by_param']}"
+
+
+@pytest.mark.parametrize("outer", REFUSED_VL)
+def test_unmodelled_text_models_are_refused_by_name(outer: str) -> None:
+    rec = WRAPPERS[outer]
+    text = rec["config"]["text_config"]
+    with pytest.raises(NotModelledError, match=rf"model_type '{rec['text_model_type']}'"):
+        simulate(config=rec["config"], batch_size=1, seq_len=1)
+    flat = {**{k: v for k, v in text.items() if k != "model_type"}, "model_type": outer}  # a flat release
+    with pytest.raises(NotModelledError, match=rf"model_type '{outer}'"):
+        simulate(config=flat, batch_size=1, seq_len=1)
+
+
+def test_the_index_wrappers_are_covered() -> None:
+    assert set(EXACT_VL) | set(REFUSED_VL) <= set(WRAPPERS)

@@ -38,7 +38,7 @@ from model_compute_sim.simulator.config_params import (
 )
 from model_compute_sim.simulator.config_quant import weight_table
 from model_compute_sim.simulator.config_read import _first, _int, _opt_int
-from model_compute_sim.simulator.families import GEMMA4_TYPES
+from model_compute_sim.simulator.families import GEMMA4_TYPES, UNMODELLED_VL_TYPES
 from model_compute_sim.simulator.linear_attention_config import (
     KDA_TYPES,
     LINEAR_MODEL_TYPES,
@@ -106,8 +106,9 @@ KNOWN_MODEL_TYPES = frozenset(
     }
 )
 
-# families whose mixers are not modelled yet (a later issue): name the feature plainly
-HYBRID_MODEL_TYPES: dict[str, str] = {}
+# families whose mixers (or, for the vision-language text models, other structure) are not modelled yet:
+# name the feature plainly
+HYBRID_MODEL_TYPES: dict[str, str] = {**UNMODELLED_VL_TYPES}
 
 MAX_LAYERS = 4096  # 30x the deepest published decoder
 
