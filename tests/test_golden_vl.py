@@ -8,7 +8,8 @@ must cost the same when the config names the wrapper (a released config.json nes
 flattened copy carries the wrapper's model_type), and the q/k norms transformers builds must be ops.
 
 golden_vl_wrappers.json (tools/golden_vl_wrappers.py) counts the text model of every wrapper transformers
-5.24 builds with a text config class of its own: simulate must give that count or refuse, never another number.
+5.24 builds with a text config class of its own: simulate must give that count or refuse, never another number;
+and, at full size, the text model of every released wrapper config of the corpus.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from model_compute_sim.errors import NotModelledError, SimError
 from model_compute_sim.simulator.simulate import simulate
+from tests.fixture_paths import shared_or_skip
 from tests.golden_runner import Case, load, run, tensor_flops
 
 _, CASES = load("golden_flops.json")
@@ -130,3 +132,24 @@ def test_unmodelled_text_models_are_refused_by_name(outer: str) -> None:
 
 def test_the_index_wrappers_are_covered() -> None:
     assert set(EXACT_VL) | set(REFUSED_VL) <= set(WRAPPERS)
+
+
+RELEASED = json.loads((Path(__file__).parent / "golden" / "golden_vl_wrappers.json").read_text())["corpus"]
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_released_wrapper_configs_at_full_size(name: str) -> None:
+    """Every released wrapper config of the corpus that transformers builds (Qwen3-VL, Qwen3.5/3.6, Gemma-4,
+    Llama-4, Kimi-K2.5, MiniMax-M3): its text model's parameters at full size, plus the router score-correction
+    buffers the checkpoints store and vLLM loads as weights (Kimi-K2.5, MiniMax-M3: use_routing_bias)."""
+    cfg = json.loads((shared_or_skip("fixtures/configs", "config fixtures") / "corpus" / name).read_text())
+    rec = RELEASED[name]
+    assert cfg["model_type"] == rec["model_type"]
+    got = simulate(config=cfg, batch_size=1, seq_len=1).model.params_total
+    assert got == rec["params_total"] + rec["weight_buffers"]
+
+
+def test_every_released_wrapper_family_is_counted() -> None:
+    families = {r["model_type"] for r in RELEASED.values()}
+    assert {"qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "gemma4", "llama4", "kimi_k25"} <= families
+    assert "minimax_m3_vl" in families and len(RELEASED) >= 25

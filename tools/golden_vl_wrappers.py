@@ -12,6 +12,9 @@ tied weights once; the vision / audio towers and projector are not the text mode
 the whole wrapper config as its config class writes it (what a released config.json nests).
 tests/test_golden_vl.py requires simulate's params_total to equal the count, or a refusal: never another
 number. Wrappers whose config class cannot be built at the tiny size are listed in `failed` with why.
+`corpus`: the same count at full size (meta device) for every released wrapper config of
+../shared/fixtures/configs/corpus that transformers has a class for, with the router score-correction
+buffers (`weight_buffers`) that checkpoints and vLLM hold as weights.
 """
 
 from __future__ import annotations
@@ -79,6 +82,36 @@ def count(outer: str) -> dict[str, Any]:
     )
 
 
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "configs" / "corpus"
+# buffers that checkpoints and vLLM hold as weights (tools/golden_params.py WEIGHT_BUFFERS)
+WEIGHT_BUFFERS = ("e_score_correction_bias", "expert_bias", "router_bias")
+
+
+def released(path: Path) -> dict[str, Any] | None:
+    """The text model of a released wrapper config of the corpus, at full size on the meta device: its
+    parameters and router score-correction buffers. None when transformers has no such wrapper."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as HEADS
+
+    raw = json.loads(path.read_text())
+    outer = raw.get("model_type")
+    if outer not in HEADS or not isinstance(raw.get("text_config"), dict):
+        return None
+    kept = {k: v for k, v in raw.items() if k not in ("quantization_config", "auto_map")}  # no kernels on meta
+    cfg = transformers.CONFIG_MAPPING[outer].from_dict(kept)
+    with torch.device("meta"):
+        model = getattr(transformers, HEADS[outer])._from_config(cfg)
+    seen: set[int] = set()
+    total = buffers = 0
+    for part in (text_model(model), model.get_output_embeddings()):
+        for p in part.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+        buffers += sum(b.numel() for n, b in part.named_buffers() if n.rsplit(".", 1)[-1] in WEIGHT_BUFFERS)
+    return dict(model_type=outer, text_model_type=cfg.text_config.model_type, params_total=int(total),
+                weight_buffers=int(buffers))  # fmt: skip
+
+
 def main() -> int:
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as HEADS
 
@@ -94,6 +127,17 @@ def main() -> int:
             print(f"FAILED {outer}: {failed[outer]}", flush=True)
             continue
         print(f"{outer:26s} {families[outer]['text_model_type']:26s} {families[outer]['params_total']}", flush=True)
+    corpus: dict[str, Any] = {}
+    for path in sorted(CORPUS.glob("*.json")):
+        try:
+            rec = released(path)
+        except Exception as e:
+            failed[path.name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            print(f"FAILED {path.name}: {failed[path.name]}", flush=True)
+            continue
+        if rec is not None:
+            corpus[path.name] = rec
+            print(f"{path.name:50s} {rec['params_total']} + {rec['weight_buffers']}", flush=True)
     doc = dict(
         generator="tools/golden_vl_wrappers.py",
         torch=torch.__version__,
@@ -101,6 +145,7 @@ def main() -> int:
         convention="language model + lm_head of the wrapper's ForConditionalGeneration: sum of numel, tied once",
         failed=failed,
         families=families,
+        corpus=corpus,
     )
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT} ({len(families)} families, {len(failed)} failed)")
