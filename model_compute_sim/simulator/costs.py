@@ -150,32 +150,47 @@ class PartCost:
     def of_sites(cls, step: Step, roof: Roofline | None) -> dict[int, PartCost]:
         """The parts of `step` that are attention-residual sites (32 of Kimi-K3's 38), by part index, costed from
         their numbers (attn_res.site_numbers, Roofline.times) without their ops or whole-model ops: what _one
-        gives for those ops (tests/test_fast_paths.py); rows.site_row makes a site's op row from them."""
+        gives for those ops (tests/test_fast_paths.py); rows.site_row makes a site's op row from them. _set_one
+        inline, for a matched compute op of no KV or communication bytes (its `0 + x` are x: no number of a
+        site is -0.0): a site is costed on every call of Kimi-K3."""
         whole, local = step.builders
         peak = attn_res.peak_dtype(step.opts.dtype)
         own_whole = whole.T != local.T  # dp 1: the whole-model op is the busiest GPU's (Builder.site_part)
+        cat = attn_res.CATEGORY
+        numbers, site_flops = attn_res.site_numbers, attn_res.site_flops  # looked up once: per site
+        times = roof.times if roof is not None else None
+        new = cls.__new__
         out: dict[int, PartCost] = {}
         for i, recipe in enumerate(step.plan.recipes):
             site = recipe.site
             if site is None:
                 continue
             _, sources, delta, write = site
-            f, vf, w, ar, aw = attn_res.site_numbers(local, sources, delta, write)
-            w_f, w_vf = attn_res.site_flops(whole.T, whole.H, sources, delta) if own_whole else (f, vf)
+            f, vf, w, ar, aw = numbers(local, sources, delta, write)
+            w_f, w_vf = site_flops(whole.T, whole.H, sources, delta) if own_whole else (f, vf)
             b = w + ar + aw + 0.0 + 0.0  # Op.bytes_total, in its order
-            t: float | None = None
-            bound: str | None = None
-            c_us = m_us = 0.0
-            if roof is not None:
-                c_us, m_us, t, bound = roof.times(f, b, peak)
-            self = out[i] = cls.__new__(cls)
+            a_rw = ar + aw
+            self = out[i] = new(cls)
             self.ops = self.whole = self.rows = None
-            # its op row's numbers (rows.op_row's bytes read and written, in its order; its time as _set_one's)
             self.n = 1
+            self.whole_flops = w_f
+            self.matched = ((cat, w_f),)
+            self.weight, self.kv, self.act = w, 0.0, a_rw
+            self.act_peak = a_rw if a_rw > 0.0 else 0.0
+            self.flops, self.bytes = f, b
+            self.comm_us = 0
+            if times is None:
+                self.cats = ((cat, (w_f, w_vf, f, vf, b, 0.0, 1, 0, 0.0)),)
+                self.compute_us = self.memory_us = self.roof_us = 0
+                self.timed, self.t = False, 0.0
+                # its op row's numbers (rows.op_row's bytes read and written, in its order)
+                self.site = (site, local, peak, w_f, f, vf, w, w + ar + 0.0, aw + 0.0, None, None)
+                continue
+            c_us, m_us, t, bound = times(f, b, peak)
+            self.cats = ((cat, (w_f, w_vf, f, vf, b, 0.0, 1, 0, t)),)
+            self.compute_us, self.memory_us, self.roof_us = c_us, m_us, t
+            self.timed, self.t = True, t
             self.site = (site, local, peak, w_f, f, vf, w, w + ar + 0.0, aw + 0.0, t, bound)
-            self._set_one(
-                attn_res.CATEGORY, (f, vf, w, ar, aw, 0.0, 0.0, 0.0, b), w_f, w_vf, True, False, t, c_us, m_us
-            )
         return out
 
     def _set_one(

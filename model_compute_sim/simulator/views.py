@@ -357,35 +357,54 @@ def _page(
     groups: list[GroupOps], costs: list[PartCost], head_tail: Rows, view: ViewOptions
 ) -> tuple[list[OpRow], list[list[OpRow]], Page]:
     """Op rows of the requested page (the whole list: each layer group's parts in order, then the head / tail
-    parts): the head/tail rows, each layer group's, and the page. The rows of a part are made once
-    (_part_rows) and shared by the groups that have it."""
+    parts): the head/tail rows, each layer group's, and the page. Only the page's rows are made: a part's
+    once (_part_rows), shared by the groups that have it; a part cut by the page's end makes only its rows
+    before it (the tools' default page of 40 ends in a part)."""
     offset, limit = view.offset, view.limit
-    end = None if limit is None else offset + limit
     per_group: list[list[OpRow]] = [[] for _ in groups]
     head: list[OpRow] = []
-    # each part with the list its rows go to, in row order
-    parts = [(out, costs[i]) for g, out in zip(groups, per_group, strict=True) for i in g.parts]
-    parts += [(head, p) for _, p in head_tail]
+    # the whole list's length, without a step per part (a sum over a list: the loop below ends at the page's end)
+    total = sum([costs[i].n for g in groups for i in g.parts]) + sum([p.n for _, p in head_tail])
+    end = total if limit is None or offset + limit > total else offset + limit
+    if offset >= end:
+        return head, per_group, make_page(total, offset, limit)
     pos = 0  # the part's first row in the whole list
     made: dict[int, OpRow] = {}  # per op (by identity): its row
-    for out, p in parts:
-        n = p.n
-        lo = offset - pos if offset > pos else 0
-        hi = n if end is None or end - pos >= n else end - pos
-        pos += n
-        if lo >= hi:
-            continue
-        rows = p.rows
-        if rows is None:
-            rows = p.rows = _part_rows(p, made)
-        out += rows if hi - lo == n else rows[lo:hi]
-    return head, per_group, make_page(pos, offset, limit)
+    for g, out in zip(groups, per_group, strict=True):
+        for i in g.parts:
+            pos = _add_rows(out, costs[i], pos, offset, end, made)
+            if pos >= end:
+                return head, per_group, make_page(total, offset, limit)
+    for _, p in head_tail:
+        pos = _add_rows(head, p, pos, offset, end, made)
+        if pos >= end:
+            break
+    return head, per_group, make_page(total, offset, limit)
 
 
-def _part_rows(p: PartCost, made: dict[int, OpRow]) -> tuple[OpRow, ...]:
-    """The op rows of a part. An op in several parts (a block's, a norm's: the builder builds it once; DeepSeek-V4's
-    166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model FLOPs are the same object
-    (a row depends on its whole-model op through them alone)."""
+def _add_rows(out: list[OpRow], p: PartCost, pos: int, offset: int, end: int, made: dict[int, OpRow]) -> int:
+    """Add to `out` the rows of part `p` (its first at `pos` in the whole list) that are in the page [offset,
+    end); the position after the part."""
+    n = p.n
+    nxt = pos + n
+    if nxt <= offset:
+        return nxt
+    lo = offset - pos if offset > pos else 0
+    hi = n if end >= nxt else end - pos
+    rows = p.rows
+    if rows is None:
+        if hi < n:  # the page ends in this part: its rows before the end alone (not kept)
+            out += _part_rows(p, made, hi)[lo:]
+            return nxt
+        rows = p.rows = _part_rows(p, made, n)
+    out += rows if lo == 0 and hi == n else rows[lo:hi]
+    return nxt
+
+
+def _part_rows(p: PartCost, made: dict[int, OpRow], count: int) -> tuple[OpRow, ...]:
+    """The first `count` op rows of a part. An op in several parts (a block's, a norm's: the builder builds it
+    once; DeepSeek-V4's 166 ops in 4 parts are 71) has one row, made once (`made`) when its whole-model FLOPs
+    are the same object (a row depends on its whole-model op through them alone)."""
     if p.site is not None:
         return (site_row(*p.site),)
     local, whole = p.ops, p.whole
@@ -393,7 +412,7 @@ def _part_rows(p: PartCost, made: dict[int, OpRow]) -> tuple[OpRow, ...]:
     by_name = {o.name: o for o in whole}  # as PartCost makes it
     out: list[OpRow] = []
     append, get = out.append, made.get  # looked up once: the loop is per op of every part
-    for o in local:
+    for o in local if count == len(local) else local[:count]:
         w = by_name.get(o.name)
         row = get(id(o))
         if row is None or row.flops is not (w.flops if w is not None else 0):
