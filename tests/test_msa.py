@@ -8,6 +8,11 @@ index branch scores all 4097 keys per index head: 2*4*128 FLOPs per key.
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
+from model_compute_sim.errors import SimError
 from model_compute_sim.references import find_model, to_plain
 from model_compute_sim.simulator.simulate import simulate
 
@@ -43,3 +48,27 @@ def test_m3_index_norm_weights_are_two_index_dim_vectors() -> None:
         r = simulate(model="minimax-m3", tp=tp, detail="ops")
         op = next(o for g in r.layer_groups for o in g.ops if o.name == "index_qk_norm")
         assert op.weight_bytes_per_gpu == 2 * 128 * 2 == 512
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("n_shared_experts", 0, "n_shared_experts=0, use_qk_norm=True"),
+        ("n_shared_experts", None, "n_shared_experts=None, use_qk_norm=True"),
+        ("use_qk_norm", False, "n_shared_experts=1, use_qk_norm=False"),
+        ("use_qk_norm", None, "n_shared_experts=1, use_qk_norm=None"),
+    ],
+)
+def test_m3_structure_the_engines_disagree_on_is_refused(key: str, value: object, shown: str) -> None:
+    """transformers 5.24 builds MiniMax-M3's shared expert and q/k norms whatever the config says; the serving
+    code reads the keys. Any other value than the released (1, true), or a missing key, is refused by name."""
+    entry = find_model("minimax-m3")
+    assert entry is not None
+    cfg = to_plain(entry.config)
+    assert (cfg["n_shared_experts"], cfg["use_qk_norm"]) == (1, True)
+    if value is None:
+        del cfg[key]
+    else:
+        cfg[key] = value
+    with pytest.raises(SimError, match=re.escape(shown) + ".*engines build different models"):
+        simulate(config=cfg, seq_len=1, context_len=16)

@@ -19,6 +19,18 @@ from model_compute_sim.simulator.spec import AttentionSpec, KindSpec
 MSA_TYPES = ("minimax_m3", "minimax_m3_vl")
 
 
+def _engines_agree(cfg: Mapping[str, Any]) -> None:
+    """transformers 5.24's MiniMax-M3 builds one shared expert and q / k norms whatever the config says; vLLM's
+    reads 'n_shared_experts' and 'use_qk_norm'. Only the released values (1, true) give one model in both."""
+    shared, qk = cfg.get("n_shared_experts"), cfg.get("use_qk_norm")
+    if shared != 1 or qk is not True:
+        raise NotModelledError(
+            f"MiniMax-M3 with n_shared_experts={shared!r}, use_qk_norm={qk!r}: transformers builds one shared "
+            "expert and q/k norms whatever these keys say, vLLM reads them, so the two engines build different "
+            "models; give the released values (n_shared_experts: 1, use_qk_norm: true) if that is the model"
+        )
+
+
 def _flags(sc: Mapping[str, Any], key: str, n: int) -> list[bool]:
     v = sc.get(key)
     if not isinstance(v, Sequence) or isinstance(v, str) or len(v) < n:
@@ -34,6 +46,7 @@ def _int(sc: Mapping[str, Any], key: str, minimum: int) -> int:
 
 
 def msa_mixers(cfg: Mapping[str, Any], attn: Sequence[KindSpec]) -> list[KindSpec]:
+    _engines_agree(cfg)
     if cfg.get("attention_output_gate"):
         raise NotModelledError("MiniMax-M3 attention_output_gate=true is not modelled")
     sc = cfg.get("sparse_attention_config")
