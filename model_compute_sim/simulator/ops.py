@@ -229,7 +229,9 @@ class BuilderBase:
         shape_in, shape_out = NO_SHAPES
         if self.detail:
             rows = self.T if tokens is None else tokens
-            shape_in, shape_out = ([[rows, width]], [rows, width]) if width or tokens is not None else ([], [])
+            if width or tokens is not None:
+                shape_out = [rows, width]
+                shape_in = [shape_out]  # its one input is its output's shape: one list for both
         return Op(
             name,
             category,
@@ -261,7 +263,8 @@ class BuilderBase:
     def allreduce(self, name: str, tokens: int, ranks: int, category: str = "communication") -> Op:
         comm = F.ring_allreduce_bytes(float(tokens) * self.H * self.a, ranks)
         if self.detail:
-            shape_in, shape_out, sharding = [[tokens, self.H]], [tokens, self.H], f"ring all-reduce over {ranks}"
+            shape_out = [tokens, self.H]
+            shape_in, sharding = [shape_out], f"ring all-reduce over {ranks}"  # one list for both shapes (vector)
         else:
             (shape_in, shape_out), sharding = NO_SHAPES, "replicated"
         # positional, in Op's field order (see gemm)

@@ -166,7 +166,8 @@ def _collective(b: BuilderBase, name: str, comm_bytes: float, rows: int, hidden:
         "comm",
     )
     if b.detail:  # what an op row shows (BuilderBase.detail)
-        op.shape_in, op.shape_out, op.sharding = [[rows, hidden]], [rows, hidden], sharding
+        shape = [rows, hidden]  # in and out: one list (BuilderBase.vector)
+        op.shape_in, op.shape_out, op.sharding = [shape], shape, sharding
     return op
 
 
