@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from model_compute_sim.simulator import linear_attention_formulas as LF
 from model_compute_sim.simulator import simulate as S
 from model_compute_sim.simulator.graph import Op
+from model_compute_sim.simulator.layers.linear_attention import chunk_table
 from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.simulator.step import Step, build_step
 
@@ -137,3 +139,16 @@ def test_an_ops_call_s_rows_have_their_notes(model: str, shape: dict[str, Any]) 
         assert rows["wo_a"].note.startswith("grouped low-rank output: ")
         assert rows["indexer.scores"].note and rows["indexer.scores"].shape_in
         assert rows["hc_attn_pre.rms"].shape_out[1] == 1 and rows["hc_attn_pre.mix"].note
+
+
+@pytest.mark.parametrize(("dk", "dv", "per_channel_decay"), [(128, 128, True), (128, 128, False), (192, 64, True)])
+def test_the_chunk_table_gives_the_chunked_core_formulas(dk: int, dv: int, per_channel_decay: bool) -> None:
+    """linear_attention._core sums a sequence's chunked core from chunk_table (one chunk of each length, made once
+    per model): for every sequence length across several 64-token chunks it is linear_attention_formulas' sum
+    over chunk_lengths."""
+    per_chunk, per_chunk_vec = chunk_table(dk, dv, per_channel_decay)
+    for q in range(0, 4 * LF.FLA_CHUNK + 3):
+        full, rest = divmod(q, LF.FLA_CHUNK)
+        assert full * per_chunk[-1] + per_chunk[rest] == LF.chunked_core_flops(q, dk, dv, per_channel_decay), q
+        vec = full * per_chunk_vec[-1] + per_chunk_vec[rest]
+        assert vec == LF.chunked_core_vector_flops(q, dk, dv, per_channel_decay), q

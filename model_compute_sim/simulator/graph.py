@@ -9,6 +9,7 @@ embedding and LM head. Closed forms only: no loop over tokens or identical layer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from model_compute_sim.simulator import attn_res
@@ -158,27 +159,27 @@ class Builder(BuilderBase):
             for i, (r, part) in enumerate(zip(recipes, runs, strict=True))
         ]
 
-    def build_runs(self, recipes: list[Recipe]) -> list[list[Op] | None]:
+    def build_runs(self, recipes: list[Recipe], at: Sequence[int] | None = None) -> list[list[Op] | None]:
         """The parts that are not attention-residual sites (None in their place: step builds a site's op
         when it is asked for; views costs a site from its numbers), in order; the runs of a layer with sites
-        are built once per key, both at once, and runs of equal ops (Recipe.ops) are one list."""
-        out: list[list[Op] | None] = []
+        are built once per key, both at once, and runs of equal ops (Recipe.ops) are one list. `at`: the indices
+        of the recipes that are not sites (step.Plan.runs_at: Kimi-K3's 6 of 38), when the caller knows them."""
+        out: list[list[Op] | None] = [None] * len(recipes)
         runs: dict[tuple[object, ...], list[list[Op]]] = {}
         built: dict[tuple[object, ...], list[Op]] = {}  # runs by their ops key
-        for key, layer, site, run, same in recipes:
-            if site is not None:
-                out.append(None)
-            elif run is None:
-                out.append(self._layer_runs(layer, sites=False)[0])
-            else:
-                part = built.get(same)
-                if part is None:
-                    layer_runs = runs.get(key[:-1])
-                    if layer_runs is None:  # key[0]: "runs" between sites, else a half (split at the feed-forward)
-                        sites = key[0] == "runs"
-                        layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites, split=not sites)
-                    part = built[same] = layer_runs[run]
-                out.append(part)
+        for i in run_indices(recipes) if at is None else at:
+            key, layer, _, run, same = recipes[i]
+            if run is None:
+                out[i] = self._layer_runs(layer, sites=False)[0]
+                continue
+            part = built.get(same)
+            if part is None:
+                layer_runs = runs.get(key[:-1])
+                if layer_runs is None:  # key[0]: "runs" between sites, else a half (split at the feed-forward)
+                    sites = key[0] == "runs"
+                    layer_runs = runs[key[:-1]] = self._layer_runs(layer, sites, split=not sites)
+                part = built[same] = layer_runs[run]
+            out[i] = part
         return out
 
     def site_part(self, recipe: Recipe, local: Op | None = None) -> list[Op]:
@@ -232,6 +233,11 @@ class Builder(BuilderBase):
             ops += self.block(block)
         ops.append(self.residual("residual_add", 3))
         return ops
+
+
+def run_indices(recipes: list[Recipe]) -> tuple[int, ...]:
+    """The indices of the recipes that are not attention-residual sites (Builder.build_runs builds them)."""
+    return tuple([i for i, r in enumerate(recipes) if r.site is None])
 
 
 def part_recipes(layer: LayerSpec, split: bool = False) -> list[Recipe]:

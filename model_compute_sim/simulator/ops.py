@@ -125,6 +125,9 @@ class BuilderBase:
         self.a = opts.act_bytes
         self._once: dict[object, list[Op]] = {}
         self._formats: dict[str, tuple[float, float, float]] = {}  # gemm: _weight_numbers per category, made once
+        # gemm: _weight_numbers of each weight format given by the caller, by identity (hashing a frozen format costs
+        # more than the lookup saves); the format kept, so its id is not reused while it is a key
+        self._given: dict[int, tuple[str | WeightFormat, tuple[float, float, float]]] = {}
         # Kimi-K3 attention-residual sites' shapes, per number of sources (attn_res.site): the sites with equal
         # sources share them (nothing changes an op's shape in place; fewer allocations: fewer GC passes)
         self.site_shapes: dict[int, tuple[list[list[int]], list[int]]] = {}
@@ -177,7 +180,12 @@ class BuilderBase:
             if w is None:
                 w = self._formats[category] = _weight_numbers(self.opts.wfmt(CATEGORY_CLASS[category]))
         else:
-            w = _weight_numbers(weight_dtype)
+            given = self._given.get(id(weight_dtype))
+            if given is not None and given[0] is weight_dtype:
+                w = given[1]
+            else:
+                w = _weight_numbers(weight_dtype)
+                self._given[id(weight_dtype)] = (weight_dtype, w)
         per, tensor_scale, row_scale = w
         scalar_bytes = tensor_scale * float(scalars) if tensor_scale else 0.0
         if row_scale:

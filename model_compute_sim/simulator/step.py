@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 
-from model_compute_sim.simulator.graph import Builder, Op, Recipe, Shard, part_recipes
+from model_compute_sim.simulator.graph import Builder, Op, Recipe, Shard, part_recipes, run_indices
 from model_compute_sim.simulator.spec import KindSpec, LayerSpec, ModelSpec
 from model_compute_sim.simulator.workload import Options, Workload
 
@@ -124,6 +124,7 @@ class Plan:
     recipes: list[Recipe]
     counts: list[int]  # per part: the layers of the model that have it
     same: list[int]  # per part: the first part of equal ops (Recipe.ops), itself when none precedes it
+    runs_at: tuple[int, ...]  # the parts that are not attention-residual sites (graph.run_indices)
     # per pp: per stage, the layers of each group and of each part on it (stage_counts)
     stages: dict[int, list[tuple[list[int], list[int]]]] = field(default_factory=dict)
 
@@ -187,7 +188,7 @@ def plan(spec: ModelSpec) -> Plan:
             counts[i] += len(idx)
             parts.append(i)
         groups.append(GroupOps(layer, layer.label, idx, tuple(parts)))
-    out = Plan(groups, recipes, counts, [first[r.ops] for r in recipes])
+    out = Plan(groups, recipes, counts, [first[r.ops] for r in recipes], run_indices(recipes))
     if len(_PLAN_CACHE) > 256:
         _PLAN_CACHE.clear()
     _PLAN_CACHE[id(spec)] = (spec, out)
@@ -202,7 +203,7 @@ def build_step(spec: ModelSpec, wl: Workload, opts: Options, par: Parallel, deta
     shard = Shard(tp=par.tp, dp=par.dp, ep=par.ep, expert_tokens=wl.tokens, per_gpu=True)
     local = Builder(spec, local_wl, shard, opts, detail=detail)
     p = plan(spec)
-    runs = (whole.build_runs(p.recipes), local.build_runs(p.recipes))
+    runs = (whole.build_runs(p.recipes, p.runs_at), local.build_runs(p.recipes, p.runs_at))
     head = (whole.embedding(), local.embedding())
     tail = (whole.lm_head() + whole.mtp(), local.lm_head() + local.mtp())
     return Step(spec, wl, local_wl, opts, par, p, (whole, local), runs, head, tail)
