@@ -45,14 +45,23 @@ def mla_bias_params(a: AttentionSpec, hidden: int) -> int:
     return qkv + (hidden if a.o_bias else 0)
 
 
+# the side of mla_split without sequences (a Workload is frozen: one serves every call)
+_NO_SEQUENCES = Workload(())
+
+
 def mla_split(b: BuilderBase) -> tuple[Workload, Workload]:
-    """(absorbed, expanded) sequence groups under the chosen MLA path."""
+    """(absorbed, expanded) sequence groups under the chosen MLA path. A side with every group is the step's
+    workload itself (issue 9: a Workload costs microseconds to make; decode or prefill alone makes none)."""
     path = b.opts.mla_path
     if path == "absorbed":
-        return b.wl, Workload(())
+        return b.wl, _NO_SEQUENCES
     if path == "expanded":
-        return Workload(()), b.wl
+        return _NO_SEQUENCES, b.wl
     short = [g for g in b.wl.groups if g.c > 0 and g.q <= MLA_ABSORB_MAX_NEW_TOKENS]
+    if not short:
+        return _NO_SEQUENCES, b.wl
+    if len(short) == len(b.wl.groups):
+        return b.wl, _NO_SEQUENCES
     long = [g for g in b.wl.groups if not (g.c > 0 and g.q <= MLA_ABSORB_MAX_NEW_TOKENS)]
     return Workload(tuple(short)), Workload(tuple(long))
 
