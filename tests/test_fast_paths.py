@@ -154,7 +154,8 @@ def test_a_one_op_part_sums_as_any_part(dp: int, timed: bool) -> None:
     assert len(parts) > 20 and all(len(whole) == 1 for _, whole in parts)
     embed, allreduce = step.head[1]  # a gather, and a communication op without a whole-model op of its name
     assert allreduce.kind == "communication"
-    for local, whole in (*parts, ([embed], step.head[0]), ([allreduce], step.head[0])):
+    # the all-reduce with no whole-model op at all: as the pp send/recv
+    for local, whole in (*parts, ([embed], step.head[0]), ([allreduce], step.head[0]), ([allreduce], [])):
         fast, loop = PartCost(local, whole, roof), PartCost.__new__(PartCost)
         loop.ops, loop.whole, loop.rows, loop.n, loop.site = local, whole, None, len(local), None
         loop._sum(local, whole, roof)

@@ -69,7 +69,7 @@ def site_numbers(b: BuilderBase, sources: int, delta: bool, write: bool) -> tupl
     written."""
     T, H, a = b.T, b.H, b.a
     reads, writes, _ = _traffic(sources, delta, write)
-    flops, vector_flops = site_flops(T, H, sources, delta)
+    flops, vector_flops = R.attn_res_flops(T, sources, H), R.attn_res_vector_flops(T, sources, H, delta)  # site_flops
     return flops, vector_flops, float(2 * H) * DTYPE_BYTES["bf16"], float(T) * reads * H * a, float(T) * writes * H * a
 
 

@@ -55,8 +55,8 @@ class PartCost:
         # the interpreter's free list, which the garbage collector's allocation count does not see)
         self.rows: tuple[OpRow, ...] | None = None
         self.site: SiteRow | None = None  # of_sites: its op row's numbers (rows.site_row)
-        if len(local) == 1 and len(whole) == 1:  # one op: a site's (when built as ops), the pp send/recv
-            self._one(local[0], whole[0], roof)
+        if len(local) == 1 and len(whole) <= 1:  # one op: a site's (when built as ops), the pp send/recv
+            self._one(local[0], whole[0] if whole else None, roof)
         else:
             self._sum(local, whole, roof)
 
@@ -136,15 +136,16 @@ class PartCost:
         # the categories with a whole-model op, in order of their first op, with their whole-model FLOPs
         self.matched: tuple[tuple[str, Number], ...] = tuple([(cat, cats[cat][0]) for cat in matched])
 
-    def _one(self, op: Op, w_op: Op, roof: Roofline | None) -> None:
-        """_sum for one op and one whole-model op, without its loop's set-up."""
+    def _one(self, op: Op, w_op: Op | None, roof: Roofline | None) -> None:
+        """_sum for one op and one whole-model op or none (the pp send/recv), without its loop's set-up."""
         w, ar, aw, kr, kw = op.weight_bytes, op.act_read_bytes, op.act_write_bytes, op.kv_read_bytes, op.kv_write_bytes
         b = w + ar + aw + kr + kw  # Op.bytes_total, in its order
         t = roof.time(op, b) if roof is not None else op.time_us
         numbers = (op.flops, op.vector_flops, w, ar, aw, kr, kw, op.comm_bytes, b)
-        match = w_op.name == op.name
+        match = w_op is not None and w_op.name == op.name
+        w_f, w_vf = (w_op.flops, w_op.vector_flops) if w_op is not None else (0, 0)  # _sum's sums of no op: 0
         comm = op.kind == "communication"
-        self._set_one(op.category, numbers, w_op.flops, w_op.vector_flops, match, comm, t, op.compute_us, op.memory_us)
+        self._set_one(op.category, numbers, w_f, w_vf, match, comm, t, op.compute_us, op.memory_us)
 
     @classmethod
     def of_sites(cls, step: Step, roof: Roofline | None) -> dict[int, PartCost]:
