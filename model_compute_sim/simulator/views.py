@@ -372,33 +372,41 @@ def _page(
     made: dict[int, OpRow] = {}  # per op (by identity): its row
     for g, out in zip(groups, per_group, strict=True):
         for i in g.parts:
-            pos = _add_rows(out, costs[i], pos, offset, end, made)
+            p = costs[i]
+            nxt = pos + p.n
+            if pos >= offset and nxt <= end:  # the whole part (most parts of a page): inline, no call
+                rows = p.rows
+                if rows is None:
+                    rows = p.rows = _part_rows(p, made, p.n)
+                out += rows
+            elif nxt > offset:
+                _cut_rows(out, p, pos, offset, end, made)
+            pos = nxt
             if pos >= end:
                 return head, per_group, make_page(total, offset, limit)
     for _, p in head_tail:
-        pos = _add_rows(head, p, pos, offset, end, made)
+        if pos + p.n > offset:
+            _cut_rows(head, p, pos, offset, end, made)
+        pos += p.n
         if pos >= end:
             break
     return head, per_group, make_page(total, offset, limit)
 
 
-def _add_rows(out: list[OpRow], p: PartCost, pos: int, offset: int, end: int, made: dict[int, OpRow]) -> int:
-    """Add to `out` the rows of part `p` (its first at `pos` in the whole list) that are in the page [offset,
-    end); the position after the part."""
+def _cut_rows(out: list[OpRow], p: PartCost, pos: int, offset: int, end: int, made: dict[int, OpRow]) -> None:
+    """Add to `out` the rows of part `p` (its first at `pos` in the whole list, its last at or after `offset`)
+    that are in the page [offset, end)."""
     n = p.n
     nxt = pos + n
-    if nxt <= offset:
-        return nxt
     lo = offset - pos if offset > pos else 0
     hi = n if end >= nxt else end - pos
     rows = p.rows
     if rows is None:
         if hi < n:  # the page ends in this part: its rows before the end alone (not kept)
             out += _part_rows(p, made, hi)[lo:]
-            return nxt
+            return
         rows = p.rows = _part_rows(p, made, n)
     out += rows if lo == 0 and hi == n else rows[lo:hi]
-    return nxt
 
 
 def _part_rows(p: PartCost, made: dict[int, OpRow], count: int) -> tuple[OpRow, ...]:
