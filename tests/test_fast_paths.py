@@ -20,7 +20,7 @@ from model_compute_sim.simulator.result import LayerGroup, OpRow, SimResult
 from model_compute_sim.simulator.rows import op_row, site_row
 from model_compute_sim.simulator.simulate import resolve_gpu, simulate
 from model_compute_sim.simulator.step import Parallel, Step, build_step
-from model_compute_sim.simulator.views import PartCost, _busiest_stage, _group_sums, _group_sums_nonzero
+from model_compute_sim.simulator.views import PartCost, _busiest_stage, _group_sums
 from model_compute_sim.simulator.workload import from_requests
 
 CASES = [
@@ -327,14 +327,14 @@ def test_a_page_of_op_rows_is_that_slice_of_every_row(offset: int, limit: int) -
     ("model", "tp", "pp"), [("kimi-k3", 8, 3), ("deepseek-v4-flash", 8, 1), ("llama-3.1-8b", 2, 2)]
 )
 def test_a_group_summed_without_zero_entries_is_the_group_summed(model: str, tp: int, pp: int) -> None:
-    """views._group_sums_nonzero (a call whose categories have FLOPs in every part or in none) skips the zero
-    entries: the same sums, categories and category order as _group_sums, which adds every entry and then
+    """views._group_sums with skip_zero (a call whose categories have FLOPs in every part or in none) skips the
+    zero entries: the same sums, categories and category order as _group_sums, which adds every entry and then
     drops the zero sums."""
     step = _step(model, tp, pp, detail="layers")
     costs = [PartCost(local, whole, None) for local, whole in zip(step.local, step.whole, strict=True)]
     zero = {c for p in costs for c, f in p.matched if not f}
     assert zero and zero.isdisjoint({c for p in costs for c, f in p.matched if f})  # the fast path's case
     for g in step.groups:
-        fast, full = _group_sums_nonzero(g, costs, False), _group_sums(g, costs, False)
+        fast, full = _group_sums(g, costs, False, True), _group_sums(g, costs, False, False)
         assert fast[:6] == full[:6]
         assert [(c, type(f), f) for c, f in fast[6].items()] == [(c, type(f), f) for c, f in full[6].items()]

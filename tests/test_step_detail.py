@@ -14,7 +14,6 @@ import pytest
 from model_compute_sim.simulator import linear_attention_formulas as LF
 from model_compute_sim.simulator import simulate as S
 from model_compute_sim.simulator.graph import Op
-from model_compute_sim.simulator.layers.linear_attention import chunk_table
 from model_compute_sim.simulator.simulate import simulate
 from model_compute_sim.simulator.step import Step, build_step
 
@@ -143,12 +142,12 @@ def test_an_ops_call_s_rows_have_their_notes(model: str, shape: dict[str, Any]) 
 
 @pytest.mark.parametrize(("dk", "dv", "per_channel_decay"), [(128, 128, True), (128, 128, False), (192, 64, True)])
 def test_the_chunk_table_gives_the_chunked_core_formulas(dk: int, dv: int, per_channel_decay: bool) -> None:
-    """linear_attention._core sums a sequence's chunked core from chunk_table (one chunk of each length, made once
-    per model): for every sequence length across several 64-token chunks it is linear_attention_formulas' sum
-    over chunk_lengths."""
-    per_chunk, per_chunk_vec = chunk_table(dk, dv, per_channel_decay)
+    """linear_attention_formulas sums a sequence's chunked core from a table of one chunk of each length (made once
+    per model): for every sequence length across several 64-token chunks it is the sum over chunk_lengths of the
+    per-chunk formulas."""
+    f = LF.kda_chunk_flops if per_channel_decay else LF.gdn_chunk_flops
     for q in range(0, 4 * LF.FLA_CHUNK + 3):
-        full, rest = divmod(q, LF.FLA_CHUNK)
-        assert full * per_chunk[-1] + per_chunk[rest] == LF.chunked_core_flops(q, dk, dv, per_channel_decay), q
-        vec = full * per_chunk_vec[-1] + per_chunk_vec[rest]
+        chunks = LF.chunk_lengths(q)
+        assert LF.chunked_core_flops(q, dk, dv, per_channel_decay) == sum(c * f(n, dk, dv) for n, c in chunks), q
+        vec = sum(c * LF.chunk_vector_flops(n, dk, dv, per_channel_decay) for n, c in chunks)
         assert vec == LF.chunked_core_vector_flops(q, dk, dv, per_channel_decay), q

@@ -86,14 +86,41 @@ def chunk_vector_flops(length: int, dk: int, dv: int, per_channel_decay: bool) -
     return subst + decay + diag
 
 
+# (dk, dv, per_channel_decay) -> FLOPs and vector FLOPs of one chunk of each length 0..FLA_CHUNK, one head (0 for
+# length 0): a model's constants, made once (the chunked core is costed per sequence group, view and layer of
+# every call; issue 9: simulate within 1 ms)
+_CHUNK_TABLES: dict[tuple[int, int, bool], tuple[list[int], list[int]]] = {}
+
+
+def _chunk_table(dk: int, dv: int, per_channel_decay: bool) -> tuple[list[int], list[int]]:
+    key = (dk, dv, per_channel_decay)
+    hit = _CHUNK_TABLES.get(key)
+    if hit is None:
+        f = kda_chunk_flops if per_channel_decay else gdn_chunk_flops
+        lengths = range(1, FLA_CHUNK + 1)
+        hit = (
+            [0] + [f(n, dk, dv) for n in lengths],
+            [0] + [chunk_vector_flops(n, dk, dv, per_channel_decay) for n in lengths],
+        )
+        if len(_CHUNK_TABLES) > 256:
+            _CHUNK_TABLES.clear()
+        _CHUNK_TABLES[key] = hit
+    return hit
+
+
 def chunked_core_flops(q: int, dk: int, dv: int, per_channel_decay: bool) -> int:
-    """Tensor-core FLOPs of the chunked core for one sequence of q new tokens, one value head."""
-    f = kda_chunk_flops if per_channel_decay else gdn_chunk_flops
-    return sum(count * f(length, dk, dv) for length, count in chunk_lengths(q))
+    """Tensor-core FLOPs of the chunked core for one sequence of q new tokens, one value head: its chunk_lengths'
+    chunks (full FLA_CHUNK-token chunks and the rest), each costed by kda_chunk_flops / gdn_chunk_flops."""
+    per_chunk = _chunk_table(dk, dv, per_channel_decay)[0]
+    full, rest = divmod(q, FLA_CHUNK)
+    return full * per_chunk[-1] + per_chunk[rest]
 
 
 def chunked_core_vector_flops(q: int, dk: int, dv: int, per_channel_decay: bool) -> int:
-    return sum(count * chunk_vector_flops(length, dk, dv, per_channel_decay) for length, count in chunk_lengths(q))
+    """Element-wise FLOPs of the chunked core, as chunked_core_flops, from chunk_vector_flops."""
+    per_chunk = _chunk_table(dk, dv, per_channel_decay)[1]
+    full, rest = divmod(q, FLA_CHUNK)
+    return full * per_chunk[-1] + per_chunk[rest]
 
 
 def recurrent_flops(tokens: int, dk: int, dv: int) -> int:

@@ -207,35 +207,14 @@ def _layer_groups(
     for p in costs:
         for cat, f in p.matched:
             (nonzero if f else zero).add(cat)
-    if zero.isdisjoint(nonzero):
-        return [_group_sums_nonzero(g, costs, timed) for g in step.groups]
-    return [_group_sums(g, costs, timed) for g in step.groups]
+    skip_zero = zero.isdisjoint(nonzero)
+    return [_group_sums(g, costs, timed, skip_zero) for g in step.groups]
 
 
-def _group_sums_nonzero(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
-    """_group_sums when no category has FLOPs of zero in one part and not in another: a category with a zero
-    entry has FLOPs in no part (FLOPs are never negative), so skipping zero entries leaves the same categories
-    with the same sums in the same order, and no zero sum to filter out (tests/test_fast_paths.py)."""
-    t_layer = 0.0
-    flops: Number = 0
-    flops_local: Number = 0
-    bytes_local: Number = 0
-    cat_flops: dict[str, Number] = {}
-    get = cat_flops.get
-    for i in g.parts:
-        p = costs[i]
-        t_layer += p.t
-        flops += p.whole_flops
-        flops_local += p.flops
-        bytes_local += p.bytes
-        for cat, f in p.matched:
-            if f:
-                cat_flops[cat] = get(cat, 0) + f
-    return g.label, g.indices, flops, flops_local, bytes_local, t_layer if timed else None, cat_flops
-
-
-def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
-    """A layer group's per-layer sums of its parts."""
+def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool, skip_zero: bool) -> GroupSums:
+    """A layer group's per-layer sums of its parts. `skip_zero`: no category of the call has FLOPs of zero in one
+    part and not in another, so a zero entry's category has FLOPs in no part: skipping those entries leaves the
+    same categories with the same sums in the same order, and no zero sum to drop (tests/test_fast_paths.py)."""
     t_layer = 0.0
     flops: Number = 0
     flops_local: Number = 0
@@ -249,8 +228,9 @@ def _group_sums(g: GroupOps, costs: list[PartCost], timed: bool) -> GroupSums:
         flops_local += p.flops
         bytes_local += p.bytes
         for cat, f in p.matched:
-            cat_flops[cat] = get(cat, 0) + f
-    by_cat = {k: v for k, v in cat_flops.items() if v}  # the categories with FLOPs
+            if f or not skip_zero:
+                cat_flops[cat] = get(cat, 0) + f
+    by_cat = cat_flops if skip_zero else {k: v for k, v in cat_flops.items() if v}  # the categories with FLOPs
     return g.label, g.indices, flops, flops_local, bytes_local, t_layer if timed else None, by_cat
 
 

@@ -135,29 +135,6 @@ def _short_conv(b: BuilderBase, la: LinearAttentionSpec) -> Op:
     return op
 
 
-# (dk, dv, per_channel_decay) -> chunk_table's lists: the model's constants, made once (issue 9: the chunked
-# formulas' loops ran for every sequence group, view and layer kind of every call)
-_CHUNK_TABLES: dict[tuple[int, int, bool], tuple[list[int], list[int]]] = {}
-
-
-def chunk_table(dk: int, dv: int, per_channel_decay: bool) -> tuple[list[int], list[int]]:
-    """Tensor-core and element-wise FLOPs of one chunk of each length 0..FLA_CHUNK, one head (0 for length 0):
-    a sequence's chunked core is its full chunks' and its rest's (LF.chunked_core_flops, chunk_lengths)."""
-    key = (dk, dv, per_channel_decay)
-    hit = _CHUNK_TABLES.get(key)
-    if hit is None:
-        f = LF.kda_chunk_flops if per_channel_decay else LF.gdn_chunk_flops
-        lengths = range(1, LF.FLA_CHUNK + 1)
-        hit = (
-            [0] + [f(n, dk, dv) for n in lengths],
-            [0] + [LF.chunk_vector_flops(n, dk, dv, per_channel_decay) for n in lengths],
-        )
-        if len(_CHUNK_TABLES) > 256:
-            _CHUNK_TABLES.clear()
-        _CHUNK_TABLES[key] = hit
-    return hit
-
-
 def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
     tp = b.shard.tp
     hv, hk, dk, dv = la.v_heads // tp, la.k_heads // tp, la.head_k_dim, la.head_v_dim
@@ -165,14 +142,10 @@ def _core(b: BuilderBase, la: LinearAttentionSpec) -> list[Op]:
     ops: list[Op] = []
     for name, path, groups in core_paths(b, "linear_attention", "chunked", "recurrent"):
         tokens = sum(g.tokens for g in groups)
-        if path == "chunked":  # LF.chunked_core_flops / chunked_core_vector_flops from the chunk table
-            per_chunk, per_chunk_vec = chunk_table(dk, dv, la.per_channel_decay)
-            flops = vec = 0
-            for g in groups:
-                full, rest = divmod(g.q, LF.FLA_CHUNK)
-                flops += g.count * (full * per_chunk[-1] + per_chunk[rest])
-                vec += g.count * (full * per_chunk_vec[-1] + per_chunk_vec[rest])
-            flops, vec = hv * flops, hv * vec
+        if path == "chunked":
+            decay = la.per_channel_decay
+            flops = hv * sum(g.count * LF.chunked_core_flops(g.q, dk, dv, decay) for g in groups)
+            vec = hv * sum(g.count * LF.chunked_core_vector_flops(g.q, dk, dv, decay) for g in groups)
             note = "fla chunked kernels, 64-token chunks (kkt, solve_tril, wy_fast, chunk_delta_h, chunk_o)"
         else:
             flops, vec = 0, hv * LF.recurrent_flops(tokens, dk, dv)
